@@ -1,0 +1,28 @@
+"""The two kinds of failure the pipeline distinguishes (STYLE.md, convention 6).
+
+A `PermanentError` (bad input, unknown event type or schema version) goes straight to the
+dead-letter log with its reason; a `TransientError` (a store or broker briefly
+unreachable) is retried with backoff first. A consent refusal is neither: it is a decision.
+"""
+
+from __future__ import annotations
+
+
+class HubError(Exception):
+    """Base of the hub's own errors."""
+
+
+class PermanentError(HubError):
+    """Retrying will not help: the input itself is wrong. `field` names what is wrong."""
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+class TransientError(HubError):
+    """Retrying later may succeed (a store or broker briefly unavailable)."""

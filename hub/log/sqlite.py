@@ -1,0 +1,305 @@
+"""The embedded `EventLog`: append-only SQLite tables, one per hub log, in one WAL file.
+
+Writes go through one connection on one worker thread (SQLite has one writer anyway);
+reads use a second connection on another thread so a subscriber never waits behind an
+append. Each append is one transaction: positions are handed out from `log_head` inside
+it, so several processes (the server and a CLI ingest) can append to the same file.
+Triggers refuse UPDATE and DELETE: the log is immutable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from hub.errors import TransientError
+from hub.log.base import (
+    Headers,
+    LogName,
+    NewRecord,
+    Position,
+    StartOffsets,
+    StoredRecord,
+    partition_for,
+)
+
+T = TypeVar("T")
+
+
+def _table(log: LogName) -> str:
+    return "log_" + log.value.replace(".", "_")
+
+
+def _encode_headers(headers: Headers) -> bytes | None:
+    if not headers:
+        return None
+    return orjson.dumps([[k, v.hex()] for k, v in headers])
+
+
+def _decode_headers(raw: bytes | None) -> Headers:
+    if not raw:
+        return ()
+    return tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(raw))
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class SqliteEventLog:
+    """`EventLog` on a SQLite file (the embedded default)."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        partitions: int = 4,
+        synchronous: str = "FULL",
+        poll_interval: float = 0.2,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError("synchronous must be FULL, NORMAL or EXTRA")
+        self.path = Path(path)
+        self._partitions = partitions
+        self._synchronous = synchronous
+        self._poll_interval = poll_interval
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._wpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-w")
+        self._rpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-r")
+        self._appended = asyncio.Event()
+        self._waiters: set[asyncio.Event] = set()
+
+    # -- plumbing -------------------------------------------------------------------
+    async def _on(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, fn, *args)
+        except sqlite3.OperationalError as exc:  # locked, disk I/O: worth a retry
+            raise TransientError(f"sqlite log: {exc}") from exc
+
+    def _require(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
+        if conn is None:
+            raise RuntimeError("SqliteEventLog used before start()")
+        return conn
+
+    # -- lifecycle ------------------------------------------------------------------
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._on(self._wpool, _connect, self.path, self._synchronous)
+        await self._on(self._wpool, self._create)
+        self._reader = await self._on(self._rpool, _connect, self.path, self._synchronous)
+
+    def _create(self) -> None:
+        conn = self._require(self._writer)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS log_meta ("
+                " log TEXT PRIMARY KEY, partitions INTEGER NOT NULL)"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS log_head ("
+                " log TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER NOT NULL,"
+                " PRIMARY KEY (log, partition)) WITHOUT ROWID"
+            )
+            for log in LogName:
+                table = _table(log)
+                conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {table} ("  # noqa: S608 (fixed names)
+                    " partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
+                    " key TEXT NOT NULL, value BLOB NOT NULL, headers BLOB,"
+                    " ts TEXT NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID"
+                )
+                for op in ("UPDATE", "DELETE"):
+                    conn.execute(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} "
+                        f"ON {table} BEGIN SELECT RAISE(ABORT, '{log.value} is append-only'); END"
+                    )
+                row = conn.execute(
+                    "SELECT partitions FROM log_meta WHERE log = ?", (log.value,)
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO log_meta (log, partitions) VALUES (?, ?)",
+                        (log.value, self._partitions),
+                    )
+                    conn.executemany(
+                        "INSERT INTO log_head (log, partition, next_offset) VALUES (?, ?, 0)",
+                        [(log.value, p) for p in range(self._partitions)],
+                    )
+                elif row[0] != self._partitions:
+                    raise ValueError(
+                        f"{self.path} holds {log.value} with {row[0]} partitions, but "
+                        f"{self._partitions} were configured; repartitioning would break "
+                        "per-child order"
+                    )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def close(self) -> None:
+        for conn, pool in ((self._writer, self._wpool), (self._reader, self._rpool)):
+            if conn is not None:
+                await asyncio.get_running_loop().run_in_executor(pool, conn.close)
+        self._writer = self._reader = None
+        self._wpool.shutdown(wait=False)
+        self._rpool.shutdown(wait=False)
+
+    async def ping(self) -> None:
+        await self._on(self._rpool, lambda: self._require(self._reader).execute("SELECT 1"))
+
+    def partitions(self, log: LogName) -> int:
+        return self._partitions
+
+    # -- append ---------------------------------------------------------------------
+    async def append(self, log: LogName, records: Sequence[NewRecord]) -> list[Position]:
+        if not records:
+            return []
+        positions: list[Position] = await self._on(self._wpool, self._append, log, records)
+        for waiter in list(self._waiters):
+            waiter.set()
+        return positions
+
+    def _append(self, log: LogName, records: Sequence[NewRecord]) -> list[Position]:
+        conn = self._require(self._writer)
+        n = self._partitions
+        now = datetime.now(UTC).isoformat()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            heads = dict(
+                conn.execute(
+                    "SELECT partition, next_offset FROM log_head WHERE log = ?", (log.value,)
+                ).fetchall()
+            )
+            positions: list[Position] = []
+            rows: list[tuple[int, int, str, bytes, bytes | None, str]] = []
+            for rec in records:
+                part = partition_for(rec.key, n)
+                off = heads[part]
+                heads[part] = off + 1
+                positions.append(Position(part, off))
+                rows.append((part, off, rec.key, rec.value, _encode_headers(rec.headers), now))
+            conn.executemany(
+                f"INSERT INTO {_table(log)} (partition, offset, key, value, headers, ts)"  # noqa: S608
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.executemany(
+                "UPDATE log_head SET next_offset = ? WHERE log = ? AND partition = ?",
+                [(off, log.value, part) for part, off in heads.items()],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return positions
+
+    # -- read -----------------------------------------------------------------------
+    async def read(
+        self, log: LogName, partition: int, from_offset: int, limit: int = 1000
+    ) -> list[StoredRecord]:
+        result: list[StoredRecord] = await self._on(
+            self._rpool, self._read, log, partition, from_offset, limit
+        )
+        return result
+
+    def _read(self, log: LogName, partition: int, from_offset: int, limit: int) -> list[StoredRecord]:
+        conn = self._require(self._reader)
+        rows = conn.execute(
+            f"SELECT offset, key, value, headers, ts FROM {_table(log)}"  # noqa: S608
+            " WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
+            (partition, from_offset, limit),
+        ).fetchall()
+        return [
+            StoredRecord(
+                log=log,
+                partition=partition,
+                offset=off,
+                key=key,
+                value=value,
+                headers=_decode_headers(headers),
+                timestamp=datetime.fromisoformat(ts),
+            )
+            for off, key, value, headers, ts in rows
+        ]
+
+    async def end_offsets(self, log: LogName) -> dict[int, int]:
+        def q() -> dict[int, int]:
+            conn = self._require(self._reader)
+            return dict(
+                conn.execute(
+                    "SELECT partition, next_offset FROM log_head WHERE log = ?", (log.value,)
+                ).fetchall()
+            )
+
+        result: dict[int, int] = await self._on(self._rpool, q)
+        return result
+
+    # -- subscribe ------------------------------------------------------------------
+    def subscribe(
+        self,
+        log: LogName,
+        *,
+        group: str,
+        start_offsets: StartOffsets,
+        max_batch: int = 500,
+    ) -> _SqliteSubscription:
+        return _SqliteSubscription(self, log, start_offsets, max_batch)
+
+
+class _SqliteSubscription:
+    def __init__(
+        self, owner: SqliteEventLog, log: LogName, start_offsets: StartOffsets, max_batch: int
+    ) -> None:
+        self._owner = owner
+        self._log = log
+        self._start_offsets = start_offsets
+        self._max_batch = max_batch
+        self._closed = False
+        self._wake = asyncio.Event()
+
+    async def batches(self) -> AsyncIterator[list[StoredRecord]]:
+        owner = self._owner
+        parts = frozenset(range(owner.partitions(self._log)))
+        stored = await self._start_offsets(parts)
+        next_off = {p: stored.get(p, 0) for p in parts}
+        owner._waiters.add(self._wake)
+        try:
+            while not self._closed:
+                self._wake.clear()
+                got_any = False
+                for p in sorted(parts):
+                    batch = await owner.read(self._log, p, next_off[p], self._max_batch)
+                    if batch:
+                        got_any = True
+                        next_off[p] = batch[-1].offset + 1
+                        yield batch
+                        if self._closed:
+                            return
+                if not got_any:
+                    try:
+                        await asyncio.wait_for(self._wake.wait(), owner._poll_interval)
+                    except TimeoutError:
+                        pass
+        finally:
+            owner._waiters.discard(self._wake)
+
+    async def acknowledge(self, positions: dict[int, int]) -> None:
+        """Nothing to do: the read store holds the applied offsets."""
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()

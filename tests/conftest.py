@@ -1,0 +1,85 @@
+"""Shared fixtures: real backends for the contract and integration suites.
+
+Under CI=true a backend that cannot be reached fails the test; elsewhere it skips with
+the reason. Each test gets fresh topics (Kafka) or a fresh schema (PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import BrokerUnavailable, kafka_broker
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PG_DSN = os.environ.get("HUB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
+
+
+def backend_missing(what: str, why: object) -> None:
+    """A missing backend fails under CI=true and skips elsewhere."""
+    message = f"{what} unavailable: {why}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: every backend must run)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    try:
+        with kafka_broker() as (bootstrap, kind):
+            print(f"\n[kafka] {kind} broker at {bootstrap}")  # noqa: T201
+            yield bootstrap
+    except BrokerUnavailable as exc:
+        backend_missing("Kafka broker", exc)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> Iterator[str]:
+    import asyncio
+
+    import asyncpg
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(PG_DSN, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means unavailable
+        backend_missing(f"PostgreSQL at {PG_DSN}", exc)
+    yield PG_DSN
+
+
+@pytest.fixture
+async def postgres_schema(postgres_dsn: str) -> AsyncIterator[str]:
+    """A fresh schema for one test, dropped afterwards."""
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(postgres_dsn)
+    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield schema
+    finally:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await conn.close()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """Fresh topic names per test (the test broker keeps every message in memory)."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def samples_dir() -> Path:
+    if not SAMPLES.is_dir():
+        if IN_CI:
+            pytest.fail(f"samples folder {SAMPLES} is missing (CI=true)", pytrace=False)
+        pytest.skip(f"samples folder {SAMPLES} is missing")
+    return SAMPLES
