@@ -6,10 +6,13 @@ the reason. Each test gets fresh topics (Kafka) or a fresh schema (PostgreSQL).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +20,7 @@ from tests.support.broker import BrokerUnavailable, kafka_broker
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PG_DSN = os.environ.get("HUB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+T = TypeVar("T")
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "samples"
 
 
@@ -40,34 +44,45 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def postgres_dsn() -> Iterator[str]:
-    import asyncio
-
     import asyncpg
 
     async def probe() -> None:
         conn = await asyncpg.connect(PG_DSN, timeout=5)
         await conn.close()
 
-    try:
-        asyncio.run(probe())
+    try:  # in a thread: this fixture may be first requested from inside a running loop
+        run_sync(probe())
     except Exception as exc:  # noqa: BLE001 - any failure to connect means unavailable
         backend_missing(f"PostgreSQL at {PG_DSN}", exc)
     yield PG_DSN
 
 
-@pytest.fixture
-async def postgres_schema(postgres_dsn: str) -> AsyncIterator[str]:
-    """A fresh schema for one test, dropped afterwards."""
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside a running loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _pg_exec(dsn: str, sql: str) -> None:
     import asyncpg
 
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def postgres_schema(postgres_dsn: str) -> Iterator[str]:
+    """A fresh schema for one test, dropped afterwards. (Sync, so that async fixtures
+    can request it with getfixturevalue.)"""
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(postgres_dsn)
-    await conn.execute(f'CREATE SCHEMA "{schema}"')
+    run_sync(_pg_exec(postgres_dsn, f'CREATE SCHEMA "{schema}"'))
     try:
         yield schema
     finally:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
+        run_sync(_pg_exec(postgres_dsn, f'DROP SCHEMA "{schema}" CASCADE'))
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import orjson
 
 from hub.errors import TransientError
+from hub.sqlite_support import connect, is_transient
 from hub.log.base import (
     Headers,
     LogName,
@@ -48,13 +49,6 @@ def _decode_headers(raw: bytes | None) -> Headers:
         return ()
     return tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(raw))
 
-
-def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
 
 
 class SqliteEventLog:
@@ -86,7 +80,9 @@ class SqliteEventLog:
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(pool, fn, *args)
-        except sqlite3.OperationalError as exc:  # locked, disk I/O: worth a retry
+        except sqlite3.OperationalError as exc:
+            if not is_transient(exc):
+                raise  # locked, disk I/O: worth a retry
             raise TransientError(f"sqlite log: {exc}") from exc
 
     def _require(self, conn: sqlite3.Connection | None) -> sqlite3.Connection:
@@ -97,9 +93,9 @@ class SqliteEventLog:
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._on(self._wpool, _connect, self.path, self._synchronous)
+        self._writer = await self._on(self._wpool, connect, self.path, self._synchronous)
         await self._on(self._wpool, self._create)
-        self._reader = await self._on(self._rpool, _connect, self.path, self._synchronous)
+        self._reader = await self._on(self._rpool, connect, self.path, self._synchronous)
 
     def _create(self) -> None:
         conn = self._require(self._writer)

@@ -1,0 +1,12 @@
+"""Projections: read models built from the logs, and the runner that keeps them current."""
+
+from hub.projections.base import Applied, Projection
+from hub.projections.event_counts import EventCountsProjection
+from hub.projections.runner import ProjectionRunner
+
+__all__ = ["Applied", "EventCountsProjection", "Projection", "ProjectionRunner", "all_projections"]
+
+
+def all_projections() -> list[Projection]:
+    """Every projection the hub runs, by name."""
+    return [EventCountsProjection()]

@@ -1,0 +1,39 @@
+"""What a projection is: a named read model built by applying events in log order.
+
+A projection owns its tables (DDL both dialects accept), applies a batch of decoded
+events inside the runner's transaction, and can drop its rows for a rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from hub.events import Envelope
+from hub.log import LogName, Position
+from hub.store import Tx
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """One decoded event and where it sits in its log."""
+
+    envelope: Envelope
+    log: LogName
+    position: Position
+
+
+@runtime_checkable
+class Projection(Protocol):
+    name: str
+    logs: tuple[LogName, ...]
+    tables: tuple[str, ...]
+
+    def ddl(self) -> Sequence[str]:
+        """CREATE TABLE / INDEX statements (IF NOT EXISTS), valid on SQLite and PostgreSQL."""
+        ...
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        """Apply the events (in log order per partition) to the read model."""
+        ...

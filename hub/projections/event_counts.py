@@ -1,0 +1,35 @@
+"""The event-counts projection: how many events of each type each child has.
+
+Small on purpose: it proves the runner (exactly-once effects, rebuild equals live) before
+the team-around-the-child and plan-timeline projections arrive.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from hub.log import LogName
+from hub.projections.base import Applied
+from hub.store import Tx
+
+
+class EventCountsProjection:
+    name = "event_counts"
+    logs = (LogName.EVENTS,)
+    tables = ("event_counts",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS event_counts ("
+            " child_id TEXT NOT NULL, event_type TEXT NOT NULL, n BIGINT NOT NULL,"
+            " PRIMARY KEY (child_id, event_type))",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        counts = Counter((a.envelope.child_id, a.envelope.event_type) for a in events)
+        await tx.executemany(
+            "INSERT INTO event_counts (child_id, event_type, n) VALUES (?, ?, ?)"
+            " ON CONFLICT (child_id, event_type) DO UPDATE SET n = event_counts.n + excluded.n",
+            [(c, t, n) for (c, t), n in counts.items()],
+        )

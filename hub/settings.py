@@ -1,0 +1,99 @@
+"""Settings of a hub process, from `HUB_*` environment variables and a `.env` file.
+
+The embedded default needs none of them: the log and the read store are SQLite files in
+`data_dir`. Setting `HUB_LOG_BACKEND=kafka` and `HUB_STORE_BACKEND=postgres` switches to
+the scale-out runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HUB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(default=Path("data"), description="Where the embedded files live")
+
+    # -- the log ----------------------------------------------------------------------
+    log_backend: Literal["sqlite", "kafka"] = "sqlite"
+    log_partitions: int = Field(default=4, ge=1, le=1024)
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_topic_prefix: str = ""
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_enable_idempotence: bool = True
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    # -- the read store -------------------------------------------------------------
+    store_backend: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_dsn: SecretStr | None = None
+    postgres_schema: str = Field(default="public", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+    # -- projector ------------------------------------------------------------------
+    projector_batch: int = Field(default=500, ge=1, le=50_000)
+    projector_retries: int = Field(default=3, ge=0, le=20)
+    projector_backoff_seconds: float = Field(default=0.2, ge=0)
+
+    # -- HTTP -----------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+
+    # -- authentication -------------------------------------------------------------
+    oidc_issuer: str | None = None
+    oidc_jwks_url: str | None = None
+    oidc_audience: str | None = None
+    oidc_role_claim: str = "hub_role"
+    oidc_agency_claim: str = "hub_agency"
+    oidc_name_claim: str = "preferred_username"
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict, description="Maps claim values to hub roles; empty = identity"
+    )
+    oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+
+    # -- keys -----------------------------------------------------------------------
+    master_key: SecretStr | None = Field(
+        default=None, description="base64 32-byte key wrapping each child's data key"
+    )
+
+    # -- logging --------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.store_backend == "postgres" and self.postgres_dsn is None:
+            raise ValueError("HUB_POSTGRES_DSN is required when HUB_STORE_BACKEND=postgres")
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_mechanism and self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "HUB_KAFKA_SASL_MECHANISM, HUB_KAFKA_SASL_USERNAME and HUB_KAFKA_SASL_PASSWORD "
+                "are required with a SASL security protocol"
+            )
+        if self.oidc_issuer and not self.oidc_jwks_url:
+            raise ValueError("HUB_OIDC_JWKS_URL is required when HUB_OIDC_ISSUER is set")
+        return self
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "log.db"
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "store.db"

@@ -1,0 +1,150 @@
+"""The embedded read store: one SQLite file in WAL mode.
+
+A writer connection on one worker thread serves transactions (SQLite has one writer);
+a reader connection on another thread serves queries, which WAL lets run beside writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hub.errors import TransientError
+from hub.sqlite_support import connect, is_transient
+from hub.store.base import STORE_DDL, Dialect, Row
+
+T = TypeVar("T")
+
+
+
+class _SqliteTx:
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, store: SqliteReadStore, conn: sqlite3.Connection) -> None:
+        self._store = store
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._store._on_writer(lambda: self._conn.execute(sql, params))
+
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            await self._store._on_writer(lambda: self._conn.executemany(sql, rows))
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        result: list[Row] = await self._store._on_writer(
+            lambda: self._conn.execute(sql, params).fetchall()
+        )
+        return result
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        result: Row | None = await self._store._on_writer(
+            lambda: self._conn.execute(sql, params).fetchone()
+        )
+        return result
+
+    async def lock_offsets(self, projection: str, log: str, parts: Sequence[int]) -> dict[int, int]:
+        # BEGIN IMMEDIATE already holds the database's write lock.
+        rows = await self.fetchall(
+            "SELECT part, applied_offset FROM projection_offset WHERE projection = ? AND log = ?",
+            (projection, log),
+        )
+        found = dict(rows)
+        return {p: found.get(p, -1) for p in parts}
+
+    async def set_offset(self, projection: str, log: str, part: int, offset: int) -> None:
+        await self.execute(
+            "INSERT INTO projection_offset (projection, log, part, applied_offset)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (projection, log, part)"
+            " DO UPDATE SET applied_offset = excluded.applied_offset",
+            (projection, log, part, offset),
+        )
+
+
+class SqliteReadStore:
+    """`ReadStore` on a SQLite file."""
+
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._writer: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._wpool = ThreadPoolExecutor(1, thread_name_prefix="hub-store-w")
+        self._rpool = ThreadPoolExecutor(1, thread_name_prefix="hub-store-r")
+        self._tx_lock = asyncio.Lock()
+
+    async def _on(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn)
+        except sqlite3.OperationalError as exc:
+            if not is_transient(exc):
+                raise
+            raise TransientError(f"sqlite store: {exc}") from exc
+
+    async def _on_writer(self, fn: Callable[[], T]) -> T:
+        return await self._on(self._wpool, fn)
+
+    def _w(self) -> sqlite3.Connection:
+        if self._writer is None:
+            raise RuntimeError("SqliteReadStore used before start()")
+        return self._writer
+
+    def _r(self) -> sqlite3.Connection:
+        if self._reader is None:
+            raise RuntimeError("SqliteReadStore used before start()")
+        return self._reader
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._on(self._wpool, lambda: connect(self.path, "NORMAL"))
+        for stmt in STORE_DDL:
+            await self._on_writer(lambda stmt=stmt: self._w().execute(stmt))
+        self._reader = await self._on(self._rpool, lambda: connect(self.path, "NORMAL"))
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            await loop.run_in_executor(self._wpool, self._writer.close)
+        if self._reader is not None:
+            await loop.run_in_executor(self._rpool, self._reader.close)
+        self._writer = self._reader = None
+        self._wpool.shutdown(wait=False)
+        self._rpool.shutdown(wait=False)
+
+    async def ping(self) -> None:
+        await self._on(self._rpool, lambda: self._r().execute("SELECT 1").fetchone())
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SqliteTx]:
+        async with self._tx_lock:
+            conn = self._w()
+            await self._on_writer(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield _SqliteTx(self, conn)
+            except BaseException:
+                await self._on_writer(lambda: conn.execute("ROLLBACK"))
+                raise
+            else:
+                await self._on_writer(lambda: conn.execute("COMMIT"))
+
+    async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return await self._on(self._rpool, lambda: self._r().execute(sql, params).fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        result: Row | None = await self._on(
+            self._rpool, lambda: self._r().execute(sql, params).fetchone()
+        )
+        return result
+
+    async def offsets(self, projection: str, log: str) -> dict[int, int]:
+        rows = await self.fetchall(
+            "SELECT part, applied_offset FROM projection_offset WHERE projection = ? AND log = ?",
+            (projection, log),
+        )
+        return {int(p): int(o) for p, o in rows}
