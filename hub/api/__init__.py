@@ -1,0 +1,1 @@
+"""The HTTP API: ingest, coordinator queries, IG audit, and authentication."""

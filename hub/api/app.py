@@ -1,0 +1,82 @@
+"""The FastAPI application factory: health, readiness and metrics now; the ingest,
+coordinator and IG routers mount here as they arrive. Built by `create_app(settings)`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from hub import __version__
+from hub.bootstrap import Hub, open_hub
+from hub.settings import Settings
+
+
+def create_app(settings: Settings, *, run_projector: bool = True, hub: Hub | None = None) -> FastAPI:
+    """Build the API. With `run_projector` the projections run in this process too (the
+    embedded default); `hub` lets a test hand in an already-open hub."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = hub is None
+        the_hub = hub or await open_hub(settings)
+        app.state.hub = the_hub
+        from hub.api.auth import create_authenticator
+
+        app.state.auth = await create_authenticator(settings, the_hub.store)
+        if run_projector:
+            await the_hub.start_projector()
+        try:
+            yield
+        finally:
+            if run_projector:
+                await the_hub.stop_projector()
+            if owned:
+                await the_hub.close()
+
+    app = FastAPI(
+        title="TAC Hub",
+        version=__version__,
+        description=(
+            "Joins what schools, health services and children's social care know about a "
+            "child with SEND into one consent-checked picture for the team around the child."
+        ),
+        lifespan=lifespan,
+    )
+    from hub.api.problems import install_problem_handlers
+
+    install_problem_handlers(app)
+    from hub.api import routes_identity, routes_ops
+
+    app.include_router(routes_ops.router)
+    app.include_router(routes_identity.router)
+    return app
+
+
+def hub_of(request: Request) -> Hub:
+    the_hub: Hub = request.app.state.hub
+    return the_hub
+
+
+async def readiness(the_hub: Hub) -> tuple[bool, dict[str, Any]]:
+    checks: dict[str, Any] = {}
+    ok = True
+    for name, target in (("log", the_hub.log), ("store", the_hub.store)):
+        try:
+            await target.ping()
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type is reported
+            checks[name] = f"unreachable ({type(exc).__name__})"
+            ok = False
+    lag: dict[str, int] = {}
+    if ok:
+        for runner in the_hub.runners:
+            lag[runner.name] = await runner.lag()
+    checks["projection_lag"] = lag
+    return ok, checks
+
+
+_ = (Response, JSONResponse)

@@ -1,0 +1,328 @@
+"""The `hub` command: serve, api, projector, replay, deadletter, keys.
+
+Every subcommand takes `--data-dir` (the embedded default's files); everything else
+comes from `HUB_*` settings. Heavy modules are imported inside the commands so that
+`hub --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+    from hub.settings import Settings
+
+
+class CliError(Exception):
+    """A failure to report in one line, without a traceback (exit status 2)."""
+
+
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from hub.settings import Settings
+
+    if getattr(args, "data_dir", None) is not None:
+        overrides["data_dir"] = args.data_dir
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise CliError(f"invalid settings: {where}: {first['msg']}") from None
+
+
+def _configure_logging(settings: Settings) -> None:
+    from hub.observability import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+def _with_hub(args: argparse.Namespace, fn: Callable[[Hub], Awaitable[int]]) -> int:
+    settings = _settings(args)
+    _configure_logging(settings)
+
+    async def run() -> int:
+        from hub.bootstrap import open_hub
+
+        the_hub = await open_hub(settings)
+        try:
+            return await fn(the_hub)
+        finally:
+            await the_hub.close()
+
+    return asyncio.run(run())
+
+
+# -- serve / api / projector -------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, *, run_projector: bool = True) -> int:
+    import uvicorn
+
+    from hub.api.app import create_app
+
+    settings = _settings(args, host=args.host, port=args.port)
+    _configure_logging(settings)
+    app = create_app(settings, run_projector=run_projector)
+    where = "embedded SQLite" if settings.log_backend == "sqlite" else "Kafka"
+    print(  # noqa: T201 - the one line a person starting the hub looks for
+        f"TAC Hub on http://{settings.host}:{settings.port} "
+        f"(log: {where}; data dir: {settings.data_dir.resolve()})",
+        flush=True,
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    return cmd_serve(args, run_projector=False)
+
+
+def cmd_projector(args: argparse.Namespace) -> int:
+    import signal
+
+    async def run(the_hub: Hub) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await the_hub.start_projector()
+        print("projector running; Ctrl-C to stop", flush=True)  # noqa: T201
+        await stop.wait()
+        await the_hub.stop_projector()
+        return 0
+
+    return _with_hub(args, run)
+
+
+# -- replay ---------------------------------------------------------------------------
+def cmd_replay(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        try:
+            runner = the_hub.runner(args.projection)
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        total = 0
+        for log_name in runner.projection.logs:
+            total += sum((await the_hub.log.end_offsets(log_name)).values())
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        ) as progress:
+            task = progress.add_task(f"rebuilding {runner.name}", total=total or None)
+            applied = await runner.rebuild(lambda n: progress.advance(task, n))
+            progress.update(task, total=applied, completed=applied)
+        print(  # noqa: T201
+            f"rebuilt {runner.name} from offset 0: {applied} records read, "
+            f"{runner.stats.applied} applied, {runner.stats.dead_lettered} dead-lettered"
+        )
+        return 0
+
+    return _with_hub(args, run)
+
+
+# -- dead letters ---------------------------------------------------------------------------
+async def _dead_letters(the_hub: Hub) -> list[Any]:
+    from hub.deadletter import DeadLetterEntry
+    from hub.log import LogName
+
+    out: list[DeadLetterEntry] = []
+    for part in range(the_hub.log.partitions(LogName.DEADLETTER)):
+        offset = 0
+        while True:
+            batch = await the_hub.log.read(LogName.DEADLETTER, part, offset, 500)
+            if not batch:
+                break
+            out.extend(DeadLetterEntry.from_record(r) for r in batch)
+            offset = batch[-1].offset + 1
+    out.sort(key=lambda e: e.at)
+    return out
+
+
+def cmd_deadletter_list(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        entries = await _dead_letters(the_hub)
+        if not entries:
+            print("no dead-letters")  # noqa: T201
+            return 0
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("id", "at", "consumer", "source", "attempts", "reason")
+        for e in entries[-args.limit :]:
+            source = (
+                f"{e.source_topic} {e.source_partition}:{e.source_offset}"
+                if e.source_partition is not None
+                else (e.source_topic or "-")
+            )
+            table.add_row(e.id, e.at, e.consumer, source, str(e.attempts), e.reason)
+        Console(width=200).print(table)
+        print(f"{len(entries)} dead-letter(s)")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_deadletter_replay(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        entries = {e.id: e for e in await _dead_letters(the_hub)}
+        entry = entries.get(args.id)
+        if entry is None:
+            raise CliError(f"no dead-letter with id {args.id} (see `hub deadletter list`)")
+        kind, _, name = entry.consumer.partition(":")
+        if kind != "projection":
+            raise CliError(f"dead-letters of consumer {entry.consumer!r} cannot be replayed yet")
+        try:
+            runner = the_hub.runner(name)
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        from hub.errors import PermanentError
+
+        try:
+            outcome = await runner.apply_dead_letter(entry)
+        except PermanentError as exc:
+            raise CliError(f"still failing: {exc}") from None
+        print(f"{args.id}: {outcome}")  # noqa: T201
+        return 0 if outcome == "applied" else 1
+
+    return _with_hub(args, run)
+
+
+# -- keys -----------------------------------------------------------------------------
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.auth.keys import ApiKeyStore
+
+        keys = ApiKeyStore(the_hub.store)
+        await keys.setup()
+        try:
+            key_id, token = await keys.create(args.role, args.name, args.agency)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+        agency = f", agency {args.agency}" if args.agency else ""
+        print(f"created key {key_id} for {args.name} (role {args.role}{agency})")  # noqa: T201
+        print("the token is shown once; store it now:")  # noqa: T201
+        print(token)  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.auth.keys import ApiKeyStore
+
+        keys = ApiKeyStore(the_hub.store)
+        await keys.setup()
+        n = await keys.revoke(args.key)
+        if n == 0:
+            raise CliError(f"no active key with id or name {args.key!r}")
+        print(f"revoked {n} key(s)")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.auth.keys import ApiKeyStore
+
+        keys = ApiKeyStore(the_hub.store)
+        await keys.setup()
+        for k in await keys.list():
+            state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
+            print(f"{k.key_id}\t{k.role}\t{k.agency or '-'}\t{k.name}\t{state}")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+# -- parser ---------------------------------------------------------------------------
+ROLES = ("agency", "coordinator", "ig_auditor", "admin")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="directory of the embedded default's files (default: $HUB_DATA_DIR or ./data)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="hub",
+        description="TAC Hub: the shared picture of the team around a child with SEND.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, parents=[common])
+        p.set_defaults(fn=fn)
+        return p
+
+    for name, help_, fn in (
+        ("serve", "run the API and the projector in one process", cmd_serve),
+        ("api", "run the HTTP API only (scale-out)", cmd_api),
+    ):
+        p = add(name, help_, fn)
+        p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    add("projector", "run the projections only (scale-out)", cmd_projector)
+    p = add("replay", "rebuild a projection from offset 0", cmd_replay)
+    p.add_argument("--projection", required=True, help="projection name, e.g. event_counts")
+
+    dl = sub.add_parser("deadletter", help="inspect and replay dead-letters")
+    dl_sub = dl.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = dl_sub.add_parser("list", help="list dead-letters with their reasons", parents=[common])
+    p.add_argument("--limit", type=int, default=100, help="show the newest N (default 100)")
+    p.set_defaults(fn=cmd_deadletter_list)
+    p = dl_sub.add_parser("replay", help="apply one dead-letter again", parents=[common])
+    p.add_argument("id", help="dead-letter id from `hub deadletter list`")
+    p.set_defaults(fn=cmd_deadletter_replay)
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = keys_sub.add_parser("create", help="create an API key; prints the token once", parents=[common])
+    p.add_argument("--role", required=True, choices=ROLES)
+    p.add_argument("--name", required=True, help="who or what holds the key")
+    p.add_argument("--agency", default=None, help="the agency an `agency` key publishes as")
+    p.set_defaults(fn=cmd_keys_create)
+    p = keys_sub.add_parser("revoke", help="revoke a key by id or name", parents=[common])
+    p.add_argument("key", help="key id or name")
+    p.set_defaults(fn=cmd_keys_revoke)
+    p = keys_sub.add_parser("list", help="list keys (never their secrets)", parents=[common])
+    p.set_defaults(fn=cmd_keys_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.fn(args)
+        return result
+    except CliError as exc:
+        print(f"hub: error: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

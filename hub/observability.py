@@ -1,0 +1,70 @@
+"""Logging and metrics set-up for hub processes.
+
+structlog renders JSON off a terminal and a console view on one, with context variables
+(`correlation_id`, ...) merged first. Log lines carry ids only: never names, dates of
+birth, identifiers or payloads. Metrics live in a per-process Prometheus registry built
+by `create_metrics()` (nothing global at import).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Third-party libraries log through stdlib logging: keep them quiet and on stderr.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    for noisy in ("aiokafka", "kafka", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@dataclass
+class Metrics:
+    registry: Any
+    events_appended: Any
+    dead_letters: Any
+    projection_lag: Any
+    http_requests: Any
+
+
+def create_metrics() -> Metrics:
+    from prometheus_client import CollectorRegistry, Counter, Gauge
+
+    registry = CollectorRegistry(auto_describe=True)
+    return Metrics(
+        registry=registry,
+        events_appended=Counter(
+            "hub_events_appended", "Records appended by this process", ["log"], registry=registry
+        ),
+        dead_letters=Gauge(
+            "hub_deadletter_records", "Records in hub.deadletter", registry=registry
+        ),
+        projection_lag=Gauge(
+            "hub_projection_lag", "Records not yet applied by a projection", ["projection"],
+            registry=registry,
+        ),
+        http_requests=Counter(
+            "hub_http_requests", "HTTP requests answered", ["route", "status"], registry=registry
+        ),
+    )
