@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 
 
 class Agency(StrEnum):
@@ -86,12 +86,6 @@ class EventPayload(BaseModel):
     category: ClassVar[str]
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("must carry a timezone (UTC)")
-    return value.astimezone(UTC)
-
-
 class Envelope(BaseModel):
     """One domain event: envelope fields plus a typed payload."""
 
@@ -104,14 +98,12 @@ class Envelope(BaseModel):
     plan_id: str | None = Field(default=None, max_length=64)
     source: Source
     category: str = Field(min_length=1, max_length=64)
-    occurred_at: datetime
-    recorded_at: datetime = Field(default_factory=utcnow)
+    occurred_at: AwareDatetime
+    recorded_at: AwareDatetime = Field(default_factory=utcnow)
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
     consent: ConsentRef | None = None
     payload: SerializeAsAny[EventPayload]
-
-    _check_occurred = field_validator("occurred_at", "recorded_at")(_aware)
 
     @classmethod
     def wrap(

