@@ -1,0 +1,177 @@
+"""HTTP side of authentication: the dependencies every protected route declares.
+
+`current_principal` turns the request's `Authorization: Bearer <token>` into a
+`Principal` through the process's `Authenticator` (`app.state.auth`), answering 401 with
+`WWW-Authenticate: Bearer` and an RFC 9457 problem body otherwise; `require_roles(...)`
+adds the role check (403 naming the roles the route admits) and records those roles on
+the dependency, so `route_roles()` — and the test that walks every route — can read them.
+The OpenAPI document stays public: it describes shapes, not data, and integrators need
+it before they hold a credential; each protected operation lists the bearer scheme.
+"""
+
+# No `from __future__ import annotations` here: FastAPI resolves the signature of the
+# callable `RoleRequirement` instances at runtime, and an instance has no `__globals__`
+# in which to evaluate string annotations.
+
+from collections.abc import Iterable
+from typing import Annotated, Any
+
+import structlog
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hub.auth import (
+    ApiKeyStore,
+    Authenticator,
+    AuthError,
+    Principal,
+    Role,
+    create_authenticator,
+    parse_role,
+)
+
+__all__ = [
+    "AUTH_RESPONSES",
+    "ApiKeyStore",
+    "Authenticator",
+    "Principal",
+    "Role",
+    "RoleRequirement",
+    "create_authenticator",
+    "current_principal",
+    "require_roles",
+    "route_roles",
+]
+
+# Only declares the scheme in the OpenAPI document (the "Authorize" button of /docs);
+# `current_principal` reads and judges the header itself.
+_bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key (`thk_...`, from `hub keys create`) or, where the hub is "
+    "configured for it, an OIDC access token from the organisation's identity provider.",
+)
+
+_PROBLEM = "application/problem+json"
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "No credentials, or credentials that are malformed, unknown, "
+        "revoked or expired (problem details; `WWW-Authenticate: Bearer`)",
+        "content": {
+            _PROBLEM: {
+                "example": {
+                    "type": "about:blank",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "unknown or revoked API key",
+                }
+            }
+        },
+    },
+    403: {
+        "description": "Authenticated, but the caller's role may not call this route",
+        "content": {
+            _PROBLEM: {
+                "example": {
+                    "type": "about:blank",
+                    "title": "Forbidden",
+                    "status": 403,
+                    "detail": "role coordinator may not call this route; needs one of: admin",
+                }
+            }
+        },
+    },
+}
+
+
+def _authenticator(request: Request) -> Authenticator:
+    auth = getattr(request.app.state, "auth", None)
+    if not isinstance(auth, Authenticator):
+        # Fail closed: an app started without its lifespan has no way to check anyone.
+        raise HTTPException(503, detail="authentication is not initialised")
+    return auth
+
+
+async def current_principal(
+    request: Request,
+    _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
+) -> Principal:
+    """The authenticated caller; 401 (or 503 when the issuer's keys are unreachable)."""
+    authorization = request.headers.get("authorization")
+    try:
+        principal = await _authenticator(request).authenticate(authorization)
+    except AuthError as exc:
+        headers = None
+        if exc.status == 401:
+            # RFC 6750 §3: no error code when no credentials came, invalid_token otherwise.
+            challenge = 'Bearer realm="tac-hub"'
+            if authorization:
+                challenge += ', error="invalid_token"'
+            headers = {"WWW-Authenticate": challenge}
+        raise HTTPException(exc.status, detail=exc.reason, headers=headers) from None
+    # Later log lines of this request say who acted (ids and role only, never names).
+    structlog.contextvars.bind_contextvars(
+        auth_role=principal.role.value, auth_key_id=principal.key_id
+    )
+    return principal
+
+
+class RoleRequirement:
+    """A dependency admitting callers whose role is in `allowed_roles`, else 403."""
+
+    def __init__(self, roles: Iterable[Role | str]) -> None:
+        allowed = frozenset(parse_role(r) for r in roles)
+        if not allowed:
+            raise ValueError("require_roles needs at least one role")
+        self.allowed_roles: frozenset[Role] = allowed
+        self._needs = ", ".join(r.value for r in Role if r in allowed)
+
+    async def __call__(
+        self, principal: Annotated[Principal, Depends(current_principal)]
+    ) -> Principal:
+        if principal.role not in self.allowed_roles:
+            raise HTTPException(
+                403,
+                detail=f"role {principal.role.value} may not call this route; "
+                f"needs one of: {self._needs}",
+            )
+        return principal
+
+    def __repr__(self) -> str:
+        return f"require_roles({self._needs})"
+
+
+def require_roles(*roles: Role | str) -> RoleRequirement:
+    """`Depends(require_roles("admin"))`: the caller, if their role is one of `roles`."""
+    return RoleRequirement(roles)
+
+
+def route_roles(route: object) -> frozenset[Role] | None:
+    """The roles a route admits, read from its dependencies; None when it has no auth
+    dependency at all (a public route). Several `require_roles` must all be met. Takes an
+    `APIRoute`, or the `RouteContext` of a route inside an included router (which carries
+    the router-level dependencies too)."""
+    dependant = getattr(route, "dependant", None)
+    if not isinstance(dependant, Dependant):
+        return None
+    requirements: list[frozenset[Role]] = []
+    authenticated = False
+
+    def walk(dependant: Dependant) -> None:
+        nonlocal authenticated
+        for dep in dependant.dependencies:
+            if isinstance(dep.call, RoleRequirement):
+                requirements.append(dep.call.allowed_roles)
+                authenticated = True
+            elif dep.call is current_principal:
+                authenticated = True
+            walk(dep)
+
+    walk(dependant)
+    if not authenticated:
+        return None
+    allowed = frozenset(Role)
+    for required in requirements:
+        allowed &= required
+    return allowed

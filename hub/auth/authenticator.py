@@ -1,0 +1,76 @@
+"""From an `Authorization` header to a `Principal`: the one place that decides who calls.
+
+`Authenticator.authenticate` accepts only `Bearer <token>`. A token starting `thk_` is an
+API key and is checked against the key table; any other token is an OIDC JWT, checked
+when OIDC is configured and refused otherwise. Every refusal is an `AuthError` whose
+reason names what is wrong without repeating the token; refusals are logged with the key
+id at most.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from hub.auth.keys import TOKEN_PREFIX, ApiKeyStore, key_id_of
+from hub.auth.oidc import OidcVerifier
+from hub.auth.principal import AuthError, Principal
+from hub.settings import Settings
+from hub.store import ReadStore
+
+log = structlog.get_logger(__name__)
+
+MAX_TOKEN_CHARS = 8192
+
+
+class Authenticator:
+    """Checks bearer tokens against the API key store and, when configured, OIDC."""
+
+    def __init__(self, keys: ApiKeyStore, oidc: OidcVerifier | None = None) -> None:
+        self.keys = keys
+        self.oidc = oidc
+
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """The caller behind an `Authorization` header value, or `AuthError`."""
+        try:
+            principal = await self._authenticate(authorization)
+        except AuthError as exc:
+            key_id = None
+            if authorization:
+                key_id = key_id_of(authorization.partition(" ")[2].strip())
+            log.info("auth.refused", reason=exc.reason, status=exc.status, key_id=key_id)
+            raise
+        return principal
+
+    async def _authenticate(self, authorization: str | None) -> Principal:
+        if authorization is None or not authorization.strip():
+            raise AuthError("missing Authorization header; send 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            raise AuthError("Authorization scheme must be Bearer")
+        token = token.strip()
+        if not token:
+            raise AuthError("Bearer token is empty")
+        if len(token) > MAX_TOKEN_CHARS or any(c.isspace() for c in token):
+            raise AuthError("Bearer token is malformed")
+        if token.startswith(TOKEN_PREFIX):
+            principal = await self.keys.verify(token)
+            if principal is None:
+                raise AuthError("unknown or revoked API key")
+            return principal
+        if self.oidc is None:
+            raise AuthError("token is not an API key, and OIDC is not configured on this hub")
+        return await self.oidc.verify(token)
+
+
+async def create_authenticator(settings: Settings, store: ReadStore) -> Authenticator:
+    """Build the authenticator for a hub process: create the key table if needed, and an
+    OIDC verifier when `HUB_OIDC_ISSUER` is set. A JWKS URL without an issuer is refused
+    rather than ignored, since it would otherwise look configured and accept nothing."""
+    keys = ApiKeyStore(store)
+    await keys.setup()
+    oidc: OidcVerifier | None = None
+    if settings.oidc_issuer:
+        oidc = OidcVerifier(settings)
+    elif settings.oidc_jwks_url:
+        raise ValueError("HUB_OIDC_ISSUER is required when HUB_OIDC_JWKS_URL is set")
+    return Authenticator(keys, oidc)

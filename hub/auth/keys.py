@@ -1,0 +1,191 @@
+"""API keys: issued once, stored only as a hash, checked in constant time, revocable.
+
+A token is `thk_<key_id>_<secret>`: `key_id` (16 hex characters) finds the row, `secret`
+(32 random bytes, URL-safe base64) proves possession. The `api_key` table in the read
+store holds the key id, name, role, agency, times of creation and revocation, and a
+SHA-256 digest of the secret — never the secret. Every check reads the table, so a
+revoked key stops working on the very next request, in every process sharing the store.
+Log lines name key ids only.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from hub.auth.principal import Principal, Role, parse_role
+from hub.store import ReadStore
+
+log = structlog.get_logger(__name__)
+
+TOKEN_PREFIX = "thk_"  # noqa: S105 - the public marker of our token format, not a secret
+MAX_NAME = 128
+MAX_AGENCY = 128
+_TOKEN = re.compile(r"thk_([0-9a-f]{16})_([A-Za-z0-9_-]{32,128})")
+# Serialises the DDL of processes starting together on one PostgreSQL database.
+_DDL_LOCK = 7262012
+
+_DDL = (
+    "CREATE TABLE IF NOT EXISTS api_key ("
+    " key_id TEXT PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " role TEXT NOT NULL,"
+    " agency TEXT,"
+    " secret_hash TEXT NOT NULL,"
+    " created_at TEXT NOT NULL,"
+    " revoked_at TEXT)",
+    "CREATE INDEX IF NOT EXISTS api_key_by_name ON api_key (name)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What `ApiKeyStore.list()` shows of a key: everything but the secret."""
+
+    key_id: str
+    name: str
+    role: Role
+    agency: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _digest(key_id: str, secret: str) -> str:
+    # Why plain SHA-256 and not bcrypt/argon2: the secret is 256 bits from `secrets`, not a
+    # password a person chose, so no dictionary applies and brute force over 2^256 is out
+    # of reach whatever the hash costs; a deliberately slow KDF would only add latency to
+    # every request. Not HMAC with a server key either: `HUB_MASTER_KEY` is optional and
+    # rotating it would silently void every key. The key id is hashed in too, so a digest
+    # copied onto another row does not verify there. The `sha256:` tag leaves room to
+    # change scheme later without guessing what a stored value is.
+    material = f"{key_id}:{secret}".encode()
+    return "sha256:" + hashlib.sha256(material).hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _check_text(what: str, value: str, limit: int) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"{what} must be at most {limit} characters (got {len(value)})")
+    if not value.isprintable():
+        raise ValueError(f"{what} must contain printable characters only")
+    if value != value.strip():
+        raise ValueError(f"{what} must not start or end with whitespace")
+    return value
+
+
+def key_id_of(token: str) -> str | None:
+    """The key id of a well-formed API key token, else None (safe to log)."""
+    match = _TOKEN.fullmatch(token)
+    return match.group(1) if match else None
+
+
+class ApiKeyStore:
+    """API keys in the `api_key` table of a `ReadStore` (SQLite or PostgreSQL)."""
+
+    def __init__(self, store: ReadStore) -> None:
+        self._store = store
+
+    async def setup(self) -> None:
+        """Create the table if it is not there (idempotent)."""
+        async with self._store.transaction() as tx:
+            if tx.dialect == "postgres":
+                await tx.execute("SELECT pg_advisory_xact_lock(?)", (_DDL_LOCK,))
+            for stmt in _DDL:
+                await tx.execute(stmt)
+
+    async def create(
+        self, role: Role | str, name: str, agency: str | None = None
+    ) -> tuple[str, str]:
+        """Issue a key; returns `(key_id, token)`. The token is not stored and cannot be
+        shown again. `agency` is required for role `agency` and optional otherwise."""
+        the_role = parse_role(role)
+        _check_text("name", name, MAX_NAME)
+        if agency is not None:
+            _check_text("agency", agency, MAX_AGENCY)
+        elif the_role is Role.AGENCY:
+            raise ValueError("agency is required for role agency (the agency it publishes as)")
+        key_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO api_key"
+                " (key_id, name, role, agency, secret_hash, created_at, revoked_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                (key_id, name, the_role.value, agency, _digest(key_id, secret), _now()),
+            )
+        log.info("api_key.created", key_id=key_id, role=the_role.value)
+        return key_id, f"{TOKEN_PREFIX}{key_id}_{secret}"
+
+    async def verify(self, token: str) -> Principal | None:
+        """The principal a token stands for, or None when it is malformed, unknown, wrong
+        or revoked (the caller is not told which)."""
+        match = _TOKEN.fullmatch(token)
+        if match is None:
+            return None
+        key_id, secret = match.group(1), match.group(2)
+        row = await self._store.fetchone(
+            "SELECT name, role, agency, secret_hash, revoked_at FROM api_key WHERE key_id = ?",
+            (key_id,),
+        )
+        presented = _digest(key_id, secret)
+        # Compare even when the row is missing, so both paths take the same time.
+        stored = row[3] if row is not None else _digest("0" * 16, "")
+        matches = hmac.compare_digest(presented.encode(), str(stored).encode())
+        if row is None or not matches or row[4] is not None:
+            return None
+        name, role, agency = row[0], row[1], row[2]
+        try:
+            return Principal(
+                name=name, role=Role(role), agency=agency, key_id=key_id, via="api_key"
+            )
+        except ValueError:  # a row edited by hand into an impossible state
+            log.warning("api_key.unusable_row", key_id=key_id)
+            return None
+
+    async def revoke(self, key_id_or_name: str) -> int:
+        """Revoke the active key with this id, or every active key with this name; returns
+        how many were revoked (0 when none matched). Effective immediately."""
+        async with self._store.transaction() as tx:
+            rows = await tx.fetchall(
+                "UPDATE api_key SET revoked_at = ?"
+                " WHERE (key_id = ? OR name = ?) AND revoked_at IS NULL RETURNING key_id",
+                (_now(), key_id_or_name, key_id_or_name),
+            )
+        revoked = sorted(str(r[0]) for r in rows)
+        if revoked:
+            log.info("api_key.revoked", key_ids=revoked)
+        return len(revoked)
+
+    async def list(self) -> builtins.list[KeyInfo]:
+        """Every key, active and revoked, oldest first, without secrets or digests."""
+        rows = await self._store.fetchall(
+            "SELECT key_id, name, role, agency, created_at, revoked_at FROM api_key"
+            " ORDER BY created_at, key_id"
+        )
+        return [
+            KeyInfo(
+                key_id=str(r[0]),
+                name=str(r[1]),
+                role=Role(r[2]),
+                agency=r[3],
+                created_at=datetime.fromisoformat(r[4]),
+                revoked_at=datetime.fromisoformat(r[5]) if r[5] is not None else None,
+            )
+            for r in rows
+        ]
