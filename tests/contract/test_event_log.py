@@ -160,3 +160,90 @@ async def test_position_text_round_trips() -> None:
     assert Position.parse(str(Position(2, 17))) == Position(2, 17)
     with pytest.raises(ValueError, match="PARTITION:OFFSET"):
         Position.parse("x")
+
+
+async def test_appending_nothing_returns_no_positions(event_log: EventLog) -> None:
+    assert await event_log.append(LogName.EVENTS, []) == []
+
+
+async def test_read_at_or_past_the_end_returns_nothing_promptly(event_log: EventLog) -> None:
+    # one append of several records: Kafka brokers store it as one multi-record batch
+    positions = await event_log.append(LogName.EVENTS, records(5))
+    last = positions[-1]
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await event_log.read(LogName.EVENTS, last.partition, last.offset + 1, 10) == []
+    assert await event_log.read(LogName.EVENTS, last.partition, last.offset + 1000, 10) == []
+    assert loop.time() - started < 2.0
+    tail = await event_log.read(LogName.EVENTS, last.partition, last.offset, 10)
+    assert [r.value for r in tail] == [b"v4"]
+
+
+async def test_read_pages_through_a_large_append_without_gaps(event_log: EventLog) -> None:
+    positions = await event_log.append(LogName.EVENTS, records(1200))
+    part = positions[0].partition
+    values: list[bytes] = []
+    offsets: list[int] = []
+    off = positions[0].offset
+    while True:
+        page = await event_log.read(LogName.EVENTS, part, off, 500)
+        if not page:
+            break
+        assert len(page) <= 500
+        values.extend(r.value for r in page)
+        offsets.extend(r.offset for r in page)
+        off = page[-1].offset + 1
+    assert values == [f"v{i}".encode() for i in range(1200)]
+    assert offsets == [p.offset for p in positions]
+
+
+async def test_subscription_batches_are_single_partition_in_order_and_close_ends_them(
+    event_log: EventLog,
+) -> None:
+    keys = [f"child-{i}" for i in range(9)]
+    positions = await event_log.append(
+        LogName.AUDIT,
+        [NewRecord(key=k, value=f"{k}/{r}".encode()) for r in range(20) for k in keys],
+    )
+    expected: dict[int, list[int]] = {}
+    for pos in positions:
+        expected.setdefault(pos.partition, []).append(pos.offset)
+
+    async def from_the_start(parts: frozenset[int]) -> dict[int, int]:
+        return {}  # partitions missing from the answer start at 0
+
+    sub = event_log.subscribe(
+        LogName.AUDIT, group="contract-batches", start_offsets=from_the_start, max_batch=7
+    )
+    seen: dict[int, list[int]] = {}
+    caught_up = asyncio.Event()
+
+    async def consume() -> None:
+        async for batch in sub.batches():
+            assert 0 < len(batch) <= 7
+            assert len({r.partition for r in batch}) == 1
+            assert [r.offset for r in batch] == sorted(r.offset for r in batch)
+            seen.setdefault(batch[0].partition, []).extend(r.offset for r in batch)
+            await sub.acknowledge({batch[-1].partition: batch[-1].offset})
+            if sum(map(len, seen.values())) >= len(positions):
+                caught_up.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(caught_up.wait(), 30)
+    await sub.close()
+    await asyncio.wait_for(task, 10)  # close() ends the iteration
+    assert seen == expected
+
+
+async def test_a_failing_start_offsets_surfaces_from_batches(event_log: EventLog) -> None:
+    await event_log.append(LogName.EVENTS, records(2))
+
+    async def store_down(parts: frozenset[int]) -> dict[int, int]:
+        raise RuntimeError("read store unreachable")
+
+    sub = event_log.subscribe(LogName.EVENTS, group="contract-broken", start_offsets=store_down)
+    with pytest.raises(RuntimeError, match="read store unreachable"):
+        async with asyncio.timeout(30):
+            async for _ in sub.batches():
+                pytest.fail("a batch was delivered without stored offsets")
+    await sub.close()
