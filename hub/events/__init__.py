@@ -3,7 +3,9 @@
 Importing this package registers every event type.
 """
 
-from hub.events import casework, education, team  # noqa: F401  (registers payloads)
+import importlib
+import pkgutil
+
 from hub.events.codec import decode, decode_dict, encode
 from hub.events.envelope import (
     ConsentRef,
@@ -14,6 +16,19 @@ from hub.events.envelope import (
     utcnow,
 )
 from hub.events.registry import EventRegistry, registry
+
+_INFRA = {"codec", "envelope", "registry", "schemas"}
+
+
+def _register_all() -> None:
+    """Import every event module in this package: each registers its payloads on import.
+    A new module of events needs no edit here."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.name not in _INFRA and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_register_all()
 
 __all__ = [
     "ConsentRef",
