@@ -22,6 +22,15 @@ class Applied:
     envelope: Envelope
     log: LogName
     position: Position
+    raw: bytes = b""
+    """The record as stored (payload personal fields still sealed)."""
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
 
 
 @runtime_checkable

@@ -18,7 +18,8 @@ import structlog
 
 from hub.deadletter import GENERATION, DeadLetterEntry, dead_letter_for
 from hub.errors import PermanentError, TransientError
-from hub.events import EventRegistry, decode, registry as default_registry
+from hub.consent.opener import EnvelopeOpener
+from hub.events import EventRegistry, registry as default_registry
 from hub.log import EventLog, LogName, Position, StoredRecord
 from hub.projections.base import Applied, Projection
 from hub.store import ReadStore, Tx
@@ -54,6 +55,7 @@ class ProjectionRunner:
         retries: int = 3,
         backoff: float = 0.2,
         registry: EventRegistry = default_registry,
+        opener: EnvelopeOpener | None = None,
     ) -> None:
         self.projection = projection
         self.log = event_log
@@ -62,6 +64,7 @@ class ProjectionRunner:
         self.retries = retries
         self.backoff = backoff
         self.registry = registry
+        self.opener = opener or EnvelopeOpener(None, registry)
         self.stats = RunnerStats()
         self._generation: int | None = None
 
@@ -100,14 +103,16 @@ class ProjectionRunner:
         return total
 
     # -- applying -------------------------------------------------------------------
-    def _decode(self, records: Sequence[StoredRecord]) -> tuple[list[Applied], list[tuple[StoredRecord, PermanentError]]]:
+    async def _decode(
+        self, records: Sequence[StoredRecord]
+    ) -> tuple[list[Applied], list[tuple[StoredRecord, PermanentError]]]:
         good: list[Applied] = []
         bad: list[tuple[StoredRecord, PermanentError]] = []
-        for rec in records:
-            try:
-                good.append(Applied(decode(rec.value, self.registry), rec.log, rec.position))
-            except PermanentError as exc:
-                bad.append((rec, exc))
+        for rec, opened in zip(records, await self.opener.open_records(records), strict=True):
+            if isinstance(opened, PermanentError):
+                bad.append((rec, opened))
+            else:
+                good.append(Applied(opened, rec.log, rec.position, rec.value, rec.headers))
         return good, bad
 
     async def process(self, records: Sequence[StoredRecord]) -> None:
@@ -115,7 +120,7 @@ class ProjectionRunner:
         if not records:
             return
         log_name, part = records[0].log, records[0].partition
-        good, bad = self._decode(records)
+        good, bad = await self._decode(records)
         for rec, exc in bad:  # at-least-once into the dead-letter log, before the offset moves
             await self._dead_letter(rec, exc, attempts=1)
         last = records[-1].offset
@@ -231,7 +236,7 @@ class ProjectionRunner:
         "applied", "already replayed", or "superseded" when a rebuild since then has
         already re-applied (or re-dead-lettered) it."""
         await self.setup()
-        envelope = decode(entry.record.value, self.registry)
+        envelope = await self.opener.open_value(entry.record.value)
         async with self.store.transaction() as tx:
             row = await tx.fetchone(
                 "SELECT generation FROM projection_state WHERE projection = ?", (self.name,)
@@ -246,7 +251,16 @@ class ProjectionRunner:
                 return "already replayed"
             source = Position(entry.source_partition or 0, entry.source_offset or 0)
             await self.projection.apply(
-                tx, [Applied(envelope, entry.source_log or LogName.EVENTS, source)]
+                tx,
+                [
+                    Applied(
+                        envelope,
+                        entry.source_log or LogName.EVENTS,
+                        source,
+                        entry.record.value,
+                        entry.record.headers,
+                    )
+                ],
             )
             await tx.execute(
                 "INSERT INTO projection_replayed (projection, dlq_id) VALUES (?, ?)",
@@ -254,6 +268,17 @@ class ProjectionRunner:
             )
         self.stats.applied += 1
         return "applied"
+
+    async def catch_up(self, log_name: LogName, part: int) -> int:
+        """Apply everything in one partition past the stored offset, now (the gate calls
+        this before it reads the projection's tables, so they are current)."""
+        stored = (await self.store.offsets(self.name, log_name.value)).get(part, -1)
+        total = 0
+        while batch := await self.log.read(log_name, part, stored + 1, self.batch_size):
+            await self.process(batch)
+            stored = batch[-1].offset
+            total += len(batch)
+        return total
 
     # -- running --------------------------------------------------------------------
     async def run(self, stop: asyncio.Event | None = None) -> None:

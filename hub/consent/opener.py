@@ -1,0 +1,53 @@
+"""Reading sealed records back: parse, fetch each child's data key once per batch,
+decrypt and validate. Used by every projection runner and by log reads in the API."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from hub.consent.crypto import KeyStore
+from hub.consent.sealing import is_sealed, open_envelope
+from hub.errors import PermanentError
+from hub.events import Envelope, EventRegistry, decode, registry as default_registry
+from hub.log import StoredRecord
+
+
+class EnvelopeOpener:
+    def __init__(self, keys: KeyStore | None, registry: EventRegistry = default_registry) -> None:
+        self._keys = keys
+        self._registry = registry
+
+    async def open_value(self, value: bytes) -> Envelope:
+        """One record's envelope; raises `PermanentError` if it cannot be read."""
+        opened = (await self.open_values([value]))[0]
+        if isinstance(opened, PermanentError):
+            raise opened
+        return opened
+
+    async def open_values(self, values: Sequence[bytes]) -> list[Envelope | PermanentError]:
+        out: list[Envelope | PermanentError] = []
+        keys: dict[str, bytes | None] = {}
+        for value in values:
+            try:
+                if b'"enc":"v1"' not in value:
+                    out.append(decode(value, self._registry))
+                    continue
+                try:
+                    data = orjson.loads(value)
+                except orjson.JSONDecodeError as exc:
+                    raise PermanentError(f"not valid JSON: {exc}") from None
+                if not isinstance(data, dict) or not is_sealed(data):
+                    out.append(decode(value, self._registry))
+                    continue
+                child = str(data.get("child_id", ""))
+                if child not in keys:
+                    keys[child] = None if self._keys is None else await self._keys.get(child)
+                out.append(open_envelope(data, keys[child], self._registry))
+            except PermanentError as exc:
+                out.append(exc)
+        return out
+
+    async def open_records(self, records: Sequence[StoredRecord]) -> list[Envelope | PermanentError]:
+        return await self.open_values([r.value for r in records])

@@ -1,0 +1,146 @@
+"""The audit trail on `hub.audit`: hash-chained records, one chain per partition.
+
+Each partition of `hub.audit` is one chain (`hub.audit/<partition>`), so the chain's
+order is the log's order. Appends to a partition are serialised by a lock row in the
+read store (`audit_head`: last seq, hash and log offset) held across the log append;
+after a crash between the append and the head update, the next writer finds the
+orphaned records after the head's offset and adopts them, so the chain never forks.
+`verify()` reads every partition and re-derives every hash; the first record that does
+not fit is named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal, verify_lines
+from hub.log import EventLog, LogName, NewRecord, partition_for
+from hub.store.base import ReadStore, Tx
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS audit_head ("
+    " part INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL,"
+    " log_offset BIGINT NOT NULL, record BYTEA)"
+)
+GLOBAL_CHAIN_KEY = "hub"
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    kind: AuditKind
+    actor: str
+    child_id: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+def chain_name(part: int) -> str:
+    return f"{LogName.AUDIT.value}/{part}"
+
+
+class AuditTrail:
+    def __init__(self, log: EventLog, store: ReadStore) -> None:
+        self._log = log
+        self._store = store
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def setup(self) -> None:
+        async with self._store.transaction() as tx:
+            await tx.execute(DDL)
+
+    def _lock(self, part: int) -> asyncio.Lock:
+        return self._locks.setdefault(part, asyncio.Lock())
+
+    async def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
+        """Chain and append the entries; returns the sealed records in input order."""
+        n = self._log.partitions(LogName.AUDIT)
+        by_part: dict[int, list[tuple[int, AuditEntry]]] = {}
+        for i, entry in enumerate(entries):
+            key = entry.child_id or GLOBAL_CHAIN_KEY
+            by_part.setdefault(partition_for(key, n), []).append((i, entry))
+        out: list[AuditRecord | None] = [None] * len(entries)
+        for part, items in sorted(by_part.items()):
+            async with self._lock(part), self._store.transaction() as tx:
+                prev = await self._head(tx, part)
+                sealed: list[AuditRecord] = []
+                for _, entry in items:
+                    prev = seal(
+                        prev,
+                        chain=chain_name(part),
+                        kind=entry.kind,
+                        at=entry.at or datetime.now(UTC),
+                        actor=entry.actor,
+                        child_id=entry.child_id,
+                        details=entry.details,
+                    )
+                    sealed.append(prev)
+                positions = await self._log.append(
+                    LogName.AUDIT,
+                    [
+                        NewRecord(key=e.child_id or GLOBAL_CHAIN_KEY, value=r.to_line())
+                        for (_, e), r in zip(items, sealed, strict=True)
+                    ],
+                )
+                if any(p.partition != part for p in positions):
+                    raise RuntimeError("audit record landed in another partition than its chain")
+                last = sealed[-1]
+                await tx.execute(
+                    "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?"
+                    " WHERE part = ?",
+                    (last.seq, last.hash, positions[-1].offset, last.to_line(), part),
+                )
+            for (i, _), rec in zip(items, sealed, strict=True):
+                out[i] = rec
+        return [r for r in out if r is not None]
+
+    async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
+        await tx.execute(
+            "INSERT INTO audit_head (part, seq, hash, log_offset) VALUES (?, 0, '', -1)"
+            " ON CONFLICT (part) DO NOTHING",
+            (part,),
+        )
+        lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
+        row = await tx.fetchone(
+            f"SELECT seq, log_offset, record FROM audit_head WHERE part = ?{lock}",  # noqa: S608
+            (part,),
+        )
+        assert row is not None
+        head: AuditRecord | None = (
+            AuditRecord.model_validate(orjson.loads(bytes(row[2]))) if row[2] else None
+        )
+        offset = int(row[1])
+        # adopt records appended after the head (a crash between append and head update)
+        while True:
+            orphans = await self._log.read(LogName.AUDIT, part, offset + 1, 500)
+            if not orphans:
+                return head
+            for rec in orphans:
+                head = AuditRecord.model_validate(orjson.loads(rec.value))
+                offset = rec.offset
+
+    async def read_all(self, part: int) -> list[bytes]:
+        lines: list[bytes] = []
+        offset = 0
+        while batch := await self._log.read(LogName.AUDIT, part, offset, 1000):
+            lines.extend(r.value for r in batch)
+            offset = batch[-1].offset + 1
+        return lines
+
+    async def verify(self) -> VerifyResult:
+        """Verify every chain; report the first broken record (with its partition:offset)."""
+        checked = 0
+        chains = 0
+        for part in range(self._log.partitions(LogName.AUDIT)):
+            lines = await self.read_all(part)
+            result = verify_lines(lines)
+            if not result.ok:
+                return result.model_copy(update={"checked": checked + result.checked})
+            checked += result.checked
+            chains += 1 if lines else 0
+        return VerifyResult(ok=True, checked=checked, chains=chains)

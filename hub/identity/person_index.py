@@ -1,0 +1,150 @@
+"""The person index: strong identifiers mapped to one hub child id.
+
+Identifier values are never stored in the clear: the index keeps an HMAC-SHA-256 of
+`system:value` under a key derived from the master key, so the table links records
+without disclosing NHS numbers or UPNs. A child is created on first sight of a strong
+identifier; a record carrying two identifiers that already belong to two different
+children is a conflict, never a merge (the identity issue adds the match queue).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+from hub.identity.identifiers import Identifier
+from hub.store.base import ReadStore
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS person ("
+    " child_id TEXT PRIMARY KEY, date_of_birth TEXT, created_at TEXT NOT NULL, erased_at TEXT)",
+    "CREATE TABLE IF NOT EXISTS person_identifier ("
+    " id_hash TEXT PRIMARY KEY, system TEXT NOT NULL, child_id TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS person_identifier_child ON person_identifier (child_id)",
+)
+
+
+def new_child_id() -> str:
+    from hub.events.envelope import new_event_id
+
+    return "hc-" + new_event_id().hex
+
+
+@dataclass
+class Resolution:
+    child_id: str | None
+    created: bool = False
+    linked: list[Identifier] = field(default_factory=list)
+    conflict: str | None = None
+
+
+class PersonIndex:
+    def __init__(self, store: ReadStore, secret: bytes) -> None:
+        self._store = store
+        self._secret = hashlib.sha256(b"hub-person-index|" + secret).digest()
+
+    async def setup(self) -> None:
+        async with self._store.transaction() as tx:
+            for stmt in DDL:
+                await tx.execute(stmt)
+
+    def _hash(self, ident: Identifier) -> str:
+        msg = f"{ident.system.value}:{ident.value}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+    async def lookup(self, ident: Identifier) -> str | None:
+        row = await self._store.fetchone(
+            "SELECT child_id FROM person_identifier WHERE id_hash = ?", (self._hash(ident),)
+        )
+        return None if row is None else str(row[0])
+
+    async def resolve(self, idents: Sequence[Identifier], *, create: bool = True) -> Resolution:
+        """The hub child these identifiers name; links the new ones; creates a child when
+        none is known. Two identifiers of two different children is a conflict."""
+        if not idents:
+            return Resolution(None, conflict="no valid strong identifier")
+        async with self._store.transaction() as tx:
+            found: dict[str, list[Identifier]] = {}
+            unknown: list[Identifier] = []
+            for ident in idents:
+                row = await tx.fetchone(
+                    "SELECT child_id FROM person_identifier WHERE id_hash = ?", (self._hash(ident),)
+                )
+                if row is None:
+                    unknown.append(ident)
+                else:
+                    found.setdefault(str(row[0]), []).append(ident)
+            if len(found) > 1:
+                return Resolution(
+                    None,
+                    conflict="the identifiers belong to different children; a person must "
+                    "confirm the match",
+                )
+            created = False
+            if found:
+                child_id = next(iter(found))
+            elif create:
+                child_id = new_child_id()
+                created = True
+                await tx.execute(
+                    "INSERT INTO person (child_id, created_at) VALUES (?, ?)",
+                    (child_id, datetime.now(UTC).isoformat()),
+                )
+            else:
+                return Resolution(None)
+            for ident in unknown:
+                await tx.execute(
+                    "INSERT INTO person_identifier (id_hash, system, child_id) VALUES (?, ?, ?)"
+                    " ON CONFLICT (id_hash) DO NOTHING",
+                    (self._hash(ident), ident.system.value, child_id),
+                )
+        return Resolution(child_id, created=created, linked=unknown)
+
+    async def exists(self, child_id: str) -> bool:
+        row = await self._store.fetchone(
+            "SELECT 1 FROM person WHERE child_id = ? AND erased_at IS NULL", (child_id,)
+        )
+        return row is not None
+
+    async def ensure(self, child_id: str) -> None:
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO person (child_id, created_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                (child_id, datetime.now(UTC).isoformat()),
+            )
+
+    async def date_of_birth(self, child_id: str) -> date | None:
+        row = await self._store.fetchone(
+            "SELECT date_of_birth FROM person WHERE child_id = ?", (child_id,)
+        )
+        return None if row is None or row[0] is None else date.fromisoformat(str(row[0]))
+
+    async def set_date_of_birth(self, child_id: str, dob: date) -> None:
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "UPDATE person SET date_of_birth = ? WHERE child_id = ?", (dob.isoformat(), child_id)
+            )
+
+    async def erase(self, child_id: str) -> None:
+        """Forget the child's identifiers and date of birth; keep the id as erased."""
+        async with self._store.transaction() as tx:
+            await tx.execute("DELETE FROM person_identifier WHERE child_id = ?", (child_id,))
+            await tx.execute(
+                "UPDATE person SET date_of_birth = NULL, erased_at = ? WHERE child_id = ?",
+                (datetime.now(UTC).isoformat(), child_id),
+            )
+
+    async def children_with_dob(self) -> list[tuple[str, date]]:
+        rows = await self._store.fetchall(
+            "SELECT child_id, date_of_birth FROM person"
+            " WHERE date_of_birth IS NOT NULL AND erased_at IS NULL"
+        )
+        return [(str(c), date.fromisoformat(str(d))) for c, d in rows]
+
+
+def random_secret() -> bytes:
+    return os.urandom(32)

@@ -1,0 +1,90 @@
+"""The SQL `KeyStore`: children's data keys, wrapped by the master key, in the read store's
+database (SQLite or PostgreSQL). Deleting a row is the erasure; an `erased_at` marker
+stays so that an erased child never silently gets a fresh key."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hub.consent.crypto import KeyErasedError, MasterKey, new_data_key
+from hub.store.base import ReadStore
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS data_key ("
+    " child_id TEXT PRIMARY KEY, wrapped BYTEA, created_at TEXT NOT NULL, erased_at TEXT)"
+)
+
+
+class SqlKeyStore:
+    def __init__(self, store: ReadStore, master: MasterKey, *, cache_size: int = 10_000) -> None:
+        self._store = store
+        self._master = master
+        self._cache: dict[str, bytes] = {}
+        self._cache_size = cache_size
+
+    async def setup(self) -> None:
+        async with self._store.transaction() as tx:
+            await tx.execute(DDL)
+
+    def forget(self, child_id: str) -> None:
+        """Drop a cached key (after an erasure seen from another process)."""
+        self._cache.pop(child_id, None)
+
+    def _remember(self, child_id: str, key: bytes) -> None:
+        if len(self._cache) >= self._cache_size:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[child_id] = key
+
+    async def get(self, child_id: str) -> bytes | None:
+        cached = self._cache.get(child_id)
+        if cached is not None:
+            return cached
+        row = await self._store.fetchone(
+            "SELECT wrapped FROM data_key WHERE child_id = ? AND erased_at IS NULL", (child_id,)
+        )
+        if row is None or row[0] is None:
+            return None
+        key = self._master.unwrap(bytes(row[0]), child_id)
+        self._remember(child_id, key)
+        return key
+
+    async def create(self, child_id: str) -> bytes:
+        existing = await self.get(child_id)
+        if existing is not None:
+            return existing
+        key = new_data_key()
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO data_key (child_id, wrapped, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (child_id) DO NOTHING",
+                (child_id, self._master.wrap(key, child_id), datetime.now(UTC).isoformat()),
+            )
+            row = await tx.fetchone(
+                "SELECT wrapped, erased_at FROM data_key WHERE child_id = ?", (child_id,)
+            )
+        if row is None or row[1] is not None or row[0] is None:
+            raise KeyErasedError(child_id)
+        stored = self._master.unwrap(bytes(row[0]), child_id)  # another writer may have won
+        self._remember(child_id, stored)
+        return stored
+
+    async def delete(self, child_id: str) -> bool:
+        self._cache.pop(child_id, None)
+        now = datetime.now(UTC).isoformat()
+        async with self._store.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT wrapped FROM data_key WHERE child_id = ?", (child_id,)
+            )
+            await tx.execute(
+                "INSERT INTO data_key (child_id, wrapped, created_at, erased_at)"
+                " VALUES (?, NULL, ?, ?) ON CONFLICT (child_id)"
+                " DO UPDATE SET wrapped = NULL, erased_at = excluded.erased_at",
+                (child_id, now, now),
+            )
+        return row is not None and row[0] is not None
+
+    async def is_erased(self, child_id: str) -> bool:
+        row = await self._store.fetchone(
+            "SELECT erased_at FROM data_key WHERE child_id = ?", (child_id,)
+        )
+        return row is not None and row[0] is not None
