@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -14,6 +16,10 @@ from hub.observability import Metrics, create_metrics
 from hub.projections import ProjectionRunner, all_projections
 from hub.settings import Settings
 from hub.store import ReadStore
+
+if TYPE_CHECKING:
+    from hub.consent.crypto import MasterKey
+    from hub.ingest.gate import ConsentGate
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +85,24 @@ class CountingLog:
         return positions
 
 
+def load_master_key(settings: Settings) -> MasterKey:
+    """The master key from settings; on the embedded default, one generated on first start
+    and kept (mode 0600) in the data directory."""
+    from hub.consent.crypto import MasterKey
+
+    if settings.master_key is not None:
+        return MasterKey.from_base64(settings.master_key.get_secret_value())
+    path = settings.data_dir / "master.key"
+    if not path.exists():
+        if settings.log_backend != "sqlite" or settings.store_backend != "sqlite":
+            log.warning("master_key.generated", where="data_dir", hint="set HUB_MASTER_KEY in production")
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(MasterKey.generate_base64())
+    return MasterKey.from_base64(path.read_text().strip())
+
+
 @dataclass
 class Hub:
     """Every long-lived piece of one hub process."""
@@ -88,6 +112,7 @@ class Hub:
     store: ReadStore
     metrics: Metrics
     runners: list[ProjectionRunner] = field(default_factory=list)
+    gate: ConsentGate | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -128,6 +153,12 @@ async def open_hub(settings: Settings) -> Hub:
         await event_log.close()
         raise
     counted = CountingLog(event_log, metrics)
+    try:
+        gate = await create_gate(settings, counted, store)  # type: ignore[arg-type]
+    except BaseException:
+        await store.close()
+        await event_log.close()
+        raise
     runners = [
         ProjectionRunner(
             p,
@@ -136,7 +167,31 @@ async def open_hub(settings: Settings) -> Hub:
             batch_size=settings.projector_batch,
             retries=settings.projector_retries,
             backoff=settings.projector_backoff_seconds,
+            opener=gate.opener,
         )
         for p in all_projections()
     ]
-    return Hub(settings, counted, store, metrics, runners)  # type: ignore[arg-type]
+    gate.runners = {r.name: r for r in runners}
+    for r in runners:
+        await r.setup()
+    return Hub(settings, counted, store, metrics, runners, gate)  # type: ignore[arg-type]
+
+
+async def create_gate(settings: Settings, event_log: EventLog, store: ReadStore) -> ConsentGate:
+    from hub.consent.policy import load_policy
+    from hub.consent.trail import AuditTrail
+    from hub.identity.person_index import PersonIndex
+    from hub.ingest.gate import ConsentGate
+    from hub.store.keystore import SqlKeyStore
+
+    policy = load_policy()
+    master = load_master_key(settings)
+    keys = SqlKeyStore(store, master)
+    await keys.setup()
+    persons = PersonIndex(store, master.derive(b"person-index"))
+    await persons.setup()
+    trail = AuditTrail(event_log, store)
+    await trail.setup()
+    return ConsentGate(
+        log=event_log, store=store, keys=keys, policy=policy, persons=persons, trail=trail, runners={}
+    )

@@ -49,10 +49,12 @@ def create_app(settings: Settings, *, run_projector: bool = True, hub: Hub | Non
     from hub.api.problems import install_problem_handlers
 
     install_problem_handlers(app)
-    from hub.api import routes_identity, routes_ops
+    from hub.api import routes_audit, routes_identity, routes_ops, routes_record
 
     app.include_router(routes_ops.router)
     app.include_router(routes_identity.router)
+    app.include_router(routes_record.router)
+    app.include_router(routes_audit.router)
     return app
 
 

@@ -52,12 +52,13 @@ class MasterKey:
     """The hub's key-encryption key (32 bytes, from settings as base64). Its repr never
     shows the key."""
 
-    __slots__ = ("_aead",)
+    __slots__ = ("_aead", "_raw")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise CryptoError(f"the master key must be {KEY_BYTES} bytes, not {len(key)}")
         self._aead = AESGCM(key)
+        self._raw = key
 
     @classmethod
     def from_base64(cls, text: str) -> MasterKey:
@@ -92,6 +93,14 @@ class MasterKey:
             raise CryptoError(
                 f"the wrapped data key of child {child_id} does not unwrap with this master key"
             ) from None
+
+    def derive(self, purpose: bytes) -> bytes:
+        """A 32-byte secret for another purpose (HKDF-SHA256 over the master key), so
+        one configured key serves wrapping and keyed hashing without reuse."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"tac-hub|" + purpose).derive(self._raw)
 
     def __repr__(self) -> str:
         return "MasterKey(<hidden>)"

@@ -14,6 +14,11 @@ from hub.events import Envelope, EventRegistry, decode, registry as default_regi
 from hub.log import StoredRecord
 
 
+def data_key_id(child_id: str, category: str) -> str:
+    """Each child has one data key per data category, so retention can shred a category."""
+    return f"{child_id}/{category}"
+
+
 class EnvelopeOpener:
     def __init__(self, keys: KeyStore | None, registry: EventRegistry = default_registry) -> None:
         self._keys = keys
@@ -41,10 +46,10 @@ class EnvelopeOpener:
                 if not isinstance(data, dict) or not is_sealed(data):
                     out.append(decode(value, self._registry))
                     continue
-                child = str(data.get("child_id", ""))
-                if child not in keys:
-                    keys[child] = None if self._keys is None else await self._keys.get(child)
-                out.append(open_envelope(data, keys[child], self._registry))
+                kid = data_key_id(str(data.get("child_id", "")), str(data.get("category", "")))
+                if kid not in keys:
+                    keys[kid] = None if self._keys is None else await self._keys.get(kid)
+                out.append(open_envelope(data, keys[kid], self._registry))
             except PermanentError as exc:
                 out.append(exc)
         return out

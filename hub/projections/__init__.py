@@ -9,4 +9,21 @@ __all__ = ["Applied", "EventCountsProjection", "Projection", "ProjectionRunner",
 
 def all_projections() -> list[Projection]:
     """Every projection the hub runs, by name."""
-    return [EventCountsProjection()]
+    from hub.projections.gate_views import (
+        AuditIndexProjection,
+        CaseloadProjection,
+        ConsentStateProjection,
+        DedupeProjection,
+        SharedRecordProjection,
+        WithheldIndexProjection,
+    )
+
+    return [
+        EventCountsProjection(),
+        ConsentStateProjection(),
+        CaseloadProjection(),
+        WithheldIndexProjection(),
+        DedupeProjection(),
+        SharedRecordProjection(),
+        AuditIndexProjection(),
+    ]

@@ -33,6 +33,10 @@ class Applied:
         return None
 
 
+RAW_ONLY = Envelope.model_construct(event_type="hub.raw", child_id="-")
+"""Stands in for the envelope when a projection reads raw records (`raw_records = True`)."""
+
+
 @runtime_checkable
 class Projection(Protocol):
     name: str

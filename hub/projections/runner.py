@@ -21,7 +21,7 @@ from hub.errors import PermanentError, TransientError
 from hub.consent.opener import EnvelopeOpener
 from hub.events import EventRegistry, registry as default_registry
 from hub.log import EventLog, LogName, Position, StoredRecord
-from hub.projections.base import Applied, Projection
+from hub.projections.base import RAW_ONLY, Applied, Projection
 from hub.store import ReadStore, Tx
 
 log = structlog.get_logger(__name__)
@@ -108,6 +108,8 @@ class ProjectionRunner:
     ) -> tuple[list[Applied], list[tuple[StoredRecord, PermanentError]]]:
         good: list[Applied] = []
         bad: list[tuple[StoredRecord, PermanentError]] = []
+        if getattr(self.projection, "raw_records", False):  # e.g. the audit index
+            return [Applied(RAW_ONLY, r.log, r.position, r.value, r.headers) for r in records], bad
         for rec, opened in zip(records, await self.opener.open_records(records), strict=True):
             if isinstance(opened, PermanentError):
                 bad.append((rec, opened))

@@ -103,6 +103,8 @@ class SqliteReadStore:
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._on(self._wpool, lambda: connect(self.path, "NORMAL"))
+        # erased keys are overwritten with zeros, not left in free pages
+        await self._on_writer(lambda: self._w().execute("PRAGMA secure_delete=ON"))
         for stmt in STORE_DDL:
             await self._on_writer(lambda stmt=stmt: self._w().execute(stmt))
         self._reader = await self._on(self._rpool, lambda: connect(self.path, "NORMAL"))
@@ -116,6 +118,11 @@ class SqliteReadStore:
         self._writer = self._reader = None
         self._wpool.shutdown(wait=False)
         self._rpool.shutdown(wait=False)
+
+    async def checkpoint(self) -> None:
+        """Fold the WAL into the database and truncate it, so that overwritten pages (an
+        erased key) do not linger in the WAL file."""
+        await self._on_writer(lambda: self._w().execute("PRAGMA wal_checkpoint(TRUNCATE)"))
 
     async def ping(self) -> None:
         await self._on(self._rpool, lambda: self._r().execute("SELECT 1").fetchone())

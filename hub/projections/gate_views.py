@@ -1,0 +1,242 @@
+"""The projections the consent gate and the record routes read.
+
+- `consent_state`: every consent event of each child (bodies as logged), folded on read.
+- `caseload`: which coordinator holds which child (casework events).
+- `withheld_index`: facts on `hub.withheld`, in order, and whether each was released
+  (a released fact appears on `hub.events` with the same event id).
+- `ingest_dedupe`: the idempotency keys of every fact taken (`x-dedupe-key` header).
+- `shared_record`: every permitted fact per child, sealed as logged, for view-time
+  decisions (`GET /children/{id}/record`).
+- `audit_index`: the audit trail indexed by child, kind and time for IG queries.
+
+Each drops the child's rows on an erasure tombstone (`identity.child_erased`), and the
+record views drop a category's rows on `identity.category_erased`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import orjson
+
+from hub.events.identity import CategoryErased, ChildErased
+from hub.log import LogName
+from hub.projections.base import Applied
+from hub.store import Tx
+
+DEDUPE_HEADER = "x-dedupe-key"
+RELEASED_HEADER = "x-released-from"
+PURPOSES_HEADER = "x-purposes"
+BASIS_HEADER = "x-basis-claimed"
+
+
+def _erased_child(a: Applied) -> str | None:
+    return a.envelope.child_id if isinstance(a.envelope.payload, ChildErased) else None
+
+
+def _header_text(a: Applied, name: str) -> str | None:
+    raw = a.header(name)
+    return None if raw is None else raw.decode("utf-8", "replace")
+
+
+class ConsentStateProjection:
+    name = "consent_state"
+    logs = (LogName.EVENTS,)
+    tables = ("consent_event",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS consent_event ("
+            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
+            " log_offset BIGINT NOT NULL, consent_id TEXT, body BYTEA NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS consent_event_child ON consent_event (child_id, part, log_offset)",
+            "CREATE INDEX IF NOT EXISTS consent_event_consent ON consent_event (consent_id)",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        rows = []
+        for a in events:
+            if a.envelope.event_type.startswith("consent."):
+                rows.append(
+                    (str(a.envelope.event_id), a.envelope.child_id, a.position.partition,
+                     a.position.offset, getattr(a.envelope.payload, "consent_id", None), a.raw)
+                )
+            elif (child := _erased_child(a)) is not None:
+                await tx.execute("DELETE FROM consent_event WHERE child_id = ?", (child,))
+        await tx.executemany(
+            "INSERT INTO consent_event (event_id, child_id, part, log_offset, consent_id, body)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            rows,
+        )
+
+
+class CaseloadProjection:
+    name = "caseload"
+    logs = (LogName.EVENTS,)
+    tables = ("caseload",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS caseload ("
+            " coordinator TEXT NOT NULL, child_id TEXT NOT NULL, since TEXT NOT NULL,"
+            " PRIMARY KEY (coordinator, child_id))",
+            "CREATE INDEX IF NOT EXISTS caseload_child ON caseload (child_id)",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        for a in events:
+            env = a.envelope
+            if env.event_type == "casework.coordinator_assigned":
+                await tx.execute(
+                    "INSERT INTO caseload (coordinator, child_id, since) VALUES (?, ?, ?)"
+                    " ON CONFLICT (coordinator, child_id) DO NOTHING",
+                    (env.payload.coordinator, env.child_id, env.occurred_at.isoformat()),  # type: ignore[attr-defined]
+                )
+            elif env.event_type == "casework.coordinator_unassigned":
+                await tx.execute(
+                    "DELETE FROM caseload WHERE coordinator = ? AND child_id = ?",
+                    (env.payload.coordinator, env.child_id),  # type: ignore[attr-defined]
+                )
+            elif (child := _erased_child(a)) is not None:
+                await tx.execute("DELETE FROM caseload WHERE child_id = ?", (child,))
+
+
+class WithheldIndexProjection:
+    name = "withheld_index"
+    logs = (LogName.WITHHELD, LogName.EVENTS)
+    tables = ("withheld_fact",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS withheld_fact ("
+            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
+            " log_offset BIGINT NOT NULL, category TEXT NOT NULL, body BYTEA NOT NULL,"
+            " headers BYTEA, released INTEGER NOT NULL DEFAULT 0)",
+            "CREATE INDEX IF NOT EXISTS withheld_fact_child ON withheld_fact (child_id, part, log_offset)",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        for a in events:
+            env = a.envelope
+            if a.log is LogName.WITHHELD:
+                await tx.execute(
+                    "INSERT INTO withheld_fact (event_id, child_id, part, log_offset, category, body,"
+                    " headers) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                    (str(env.event_id), env.child_id, a.position.partition, a.position.offset,
+                     env.category, a.raw, orjson.dumps([[k, v.hex()] for k, v in a.headers])),
+                )
+            elif (child := _erased_child(a)) is not None:
+                await tx.execute("DELETE FROM withheld_fact WHERE child_id = ?", (child,))
+            elif isinstance(env.payload, CategoryErased):
+                await tx.execute(
+                    "DELETE FROM withheld_fact WHERE child_id = ? AND category = ?",
+                    (env.child_id, env.payload.erased_category),
+                )
+            elif a.header(RELEASED_HEADER) is not None:
+                await tx.execute(
+                    "UPDATE withheld_fact SET released = 1 WHERE event_id = ?", (str(env.event_id),)
+                )
+
+
+class DedupeProjection:
+    name = "ingest_dedupe"
+    logs = (LogName.EVENTS, LogName.WITHHELD)
+    tables = ("ingest_dedupe",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS ingest_dedupe ("
+            " dedupe_key TEXT PRIMARY KEY, event_id TEXT NOT NULL, child_id TEXT NOT NULL,"
+            " log TEXT NOT NULL)",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        rows = []
+        for a in events:
+            key = _header_text(a, DEDUPE_HEADER)
+            if key is not None and a.header(RELEASED_HEADER) is None:
+                rows.append((key, str(a.envelope.event_id), a.envelope.child_id, a.log.value))
+        await tx.executemany(
+            "INSERT INTO ingest_dedupe (dedupe_key, event_id, child_id, log) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
+            rows,
+        )
+
+
+class SharedRecordProjection:
+    name = "shared_record"
+    logs = (LogName.EVENTS,)
+    tables = ("shared_fact",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS shared_fact ("
+            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
+            " log_offset BIGINT NOT NULL, event_type TEXT NOT NULL, category TEXT NOT NULL,"
+            " agency TEXT NOT NULL, occurred_at TEXT NOT NULL, purposes TEXT, basis_claimed TEXT,"
+            " body BYTEA NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS shared_fact_child ON shared_fact (child_id, occurred_at)",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        rows = []
+        for a in events:
+            env = a.envelope
+            if (child := _erased_child(a)) is not None:
+                await tx.execute("DELETE FROM shared_fact WHERE child_id = ?", (child,))
+                continue
+            if isinstance(env.payload, CategoryErased):
+                await tx.execute(
+                    "DELETE FROM shared_fact WHERE child_id = ? AND category = ?",
+                    (env.child_id, env.payload.erased_category),
+                )
+                continue
+            if env.event_type.startswith(("consent.", "casework.", "identity.")):
+                continue  # shown by their own routes, not as shared facts
+            rows.append(
+                (str(env.event_id), env.child_id, a.position.partition, a.position.offset,
+                 env.event_type, env.category, env.source.agency, env.occurred_at.isoformat(),
+                 _header_text(a, PURPOSES_HEADER), _header_text(a, BASIS_HEADER), a.raw)
+            )
+        await tx.executemany(
+            "INSERT INTO shared_fact (event_id, child_id, part, log_offset, event_type, category,"
+            " agency, occurred_at, purposes, basis_claimed, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            rows,
+        )
+
+
+class AuditIndexProjection:
+    name = "audit_index"
+    logs = (LogName.AUDIT,)
+    tables = ("audit_entry",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            "CREATE TABLE IF NOT EXISTS audit_entry ("
+            " record_id TEXT PRIMARY KEY, chain TEXT NOT NULL, seq BIGINT NOT NULL,"
+            " kind TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, child_id TEXT,"
+            " agency TEXT, outcome TEXT, part INTEGER NOT NULL, log_offset BIGINT NOT NULL,"
+            " line BYTEA NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS audit_entry_child ON audit_entry (child_id, at)",
+            "CREATE INDEX IF NOT EXISTS audit_entry_at ON audit_entry (at)",
+        )
+
+    raw_records = True
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        rows = []
+        for a in events:
+            rec = orjson.loads(a.raw)
+            details = rec.get("details") or {}
+            rows.append(
+                (rec["record_id"], rec["chain"], rec["seq"], rec["kind"], rec["at"], rec["actor"],
+                 rec.get("child_id"), details.get("agency"), details.get("outcome"),
+                 a.position.partition, a.position.offset, a.raw)
+            )
+        await tx.executemany(
+            "INSERT INTO audit_entry (record_id, chain, seq, kind, at, actor, child_id, agency,"
+            " outcome, part, log_offset, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (record_id) DO NOTHING",
+            rows,
+        )
