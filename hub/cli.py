@@ -254,6 +254,79 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
     return _with_hub(args, run)
 
 
+# -- consent and information governance ---------------------------------------------------
+def _gate(the_hub: Hub) -> Any:
+    if the_hub.gate is None:
+        raise CliError("the consent gate is not configured")
+    return the_hub.gate
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        gate = _gate(the_hub)
+        if not await gate.persons.exists(args.child_id):
+            raise CliError(f"no child {args.child_id}")
+        deleted = await gate.erase(args.child_id, actor=f"cli:{args.by}", reason=args.reason)
+        print(f"erased {args.child_id}: {deleted} data key(s) deleted; tombstone appended")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        result = await _gate(the_hub).trail.verify()
+        if result.ok:
+            print(f"audit trail verifies: {result.checked} records in {result.chains} chain(s)")  # noqa: T201
+            return 0
+        b = result.first_broken
+        print(  # noqa: T201
+            f"audit trail BROKEN at {b.chain} record {b.index} (seq {b.seq}, id {b.record_id}): {b.reason}"
+        )
+        return 1
+
+    return _with_hub(args, run)
+
+
+def cmd_audit_trail(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.log import LogName
+
+        gate = _gate(the_hub)
+        runner = gate.runners["audit_index"]
+        for part in range(the_hub.log.partitions(LogName.AUDIT)):
+            await runner.catch_up(LogName.AUDIT, part)
+        rows = await the_hub.store.fetchall(
+            "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset", (args.child,)
+        )
+        import orjson
+
+        for (line,) in rows:
+            rec = orjson.loads(bytes(line))
+            d = rec["details"]
+            what = d.get("outcome") or ""
+            extra = d.get("reason") or d.get("route") or d.get("event_type") or ""
+            print(f"{rec['at']}  {rec['kind']:<18} {what:<9} {rec['actor']:<28} {extra}")  # noqa: T201
+        print(f"{len(rows)} record(s)")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_retention_run(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from datetime import date
+
+        today = date.fromisoformat(args.today) if args.today else date.today()
+        done = await _gate(the_hub).apply_retention(today=today)
+        for child, category in done:
+            print(f"erased {category} of {child}")  # noqa: T201
+        print(f"retention as of {today.isoformat()}: {len(done)} category record(s) erased")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
 # -- parser ---------------------------------------------------------------------------
 ROLES = ("agency", "coordinator", "ig_auditor", "admin")
 
@@ -296,6 +369,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = dl_sub.add_parser("replay", help="apply one dead-letter again", parents=[common])
     p.add_argument("id", help="dead-letter id from `hub deadletter list`")
     p.set_defaults(fn=cmd_deadletter_replay)
+
+    p = add("erase", "erase a child's personal data (deletes their data keys)", cmd_erase)
+    p.add_argument("child_id", help="hub child id")
+    p.add_argument("--reason", required=True, help="why (e.g. the erasure request reference)")
+    p.add_argument("--by", default="admin", help="who asked (recorded in the audit trail)")
+    audit = sub.add_parser("audit", help="verify and read the audit trail")
+    audit_sub = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = audit_sub.add_parser("verify", help="check every hash of the trail", parents=[common])
+    p.set_defaults(fn=cmd_audit_verify)
+    p = audit_sub.add_parser("trail", help="one child's trail, in order", parents=[common])
+    p.add_argument("--child", required=True, help="hub child id")
+    p.set_defaults(fn=cmd_audit_trail)
+    retention = sub.add_parser("retention", help="apply the retention rules of the policy")
+    retention_sub = retention.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = retention_sub.add_parser("run", help="erase categories past their retention", parents=[common])
+    p.add_argument("--today", default=None, help="as of this date (YYYY-MM-DD; default today)")
+    p.set_defaults(fn=cmd_retention_run)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -28,21 +28,31 @@ class ErasedPayload(EventPayload):
     original_event_type: str
 
 
-def personal_fields(payload_cls: type[EventPayload]) -> tuple[str, ...]:
-    fields: tuple[str, ...] = getattr(payload_cls, "personal_fields", ())
+WHOLE = "sealed"
+"""A payload class that names no `personal_fields` is sealed whole, as one encrypted
+field `{"sealed": {...}}`: a fact about a child is personal data unless its class says
+which parts are."""
+
+
+def personal_fields(payload_cls: type[EventPayload]) -> tuple[str, ...] | None:
+    """The payload's personal fields, or None when the class does not say (seal it whole)."""
+    fields: tuple[str, ...] | None = getattr(payload_cls, "personal_fields", None)
     return fields
 
 
 def seal_envelope(
     data: Mapping[str, Any], key: bytes, registry: EventRegistry = default_registry
 ) -> dict[str, Any]:
-    """A copy of an encoded envelope (as a dict) with its payload's personal fields
-    encrypted under `key`, bound to the child id."""
+    """A copy of an encoded envelope (as a dict) with its payload's personal fields — or
+    the whole payload — encrypted under `key`, bound to the child id."""
     cls = registry.payload_class(str(data["event_type"]))
     fields = personal_fields(cls)
     out = dict(data)
-    if fields:
-        out["payload"] = encrypt_fields(data["payload"], fields, key, aad=str(data["child_id"]))
+    aad = str(data["child_id"])
+    if fields is None:
+        out["payload"] = encrypt_fields({WHOLE: data["payload"]}, (WHOLE,), key, aad=aad)
+    elif fields:
+        out["payload"] = encrypt_fields(data["payload"], fields, key, aad=aad)
     return out
 
 
@@ -63,7 +73,9 @@ def open_envelope(
     if not paths:
         return decode_dict(dict(data), registry)
     opened = decrypt_fields(payload, paths, key, aad=str(data.get("child_id", "")))
-    if any(opened_value(opened, p) == PLACEHOLDER for p in paths):
+    if paths == (WHOLE,) and len(payload) == 1 and isinstance(opened[WHOLE], Mapping):
+        opened = dict(opened[WHOLE])
+    elif any(opened_value(opened, p) == PLACEHOLDER for p in paths):
         erased = dict(data)
         erased["payload"] = ErasedPayload(original_event_type=str(data.get("event_type", "")))
         # validate the envelope itself without its payload's type

@@ -35,7 +35,7 @@ from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Envelope, Source, decode, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
-from hub.events.identity import ChildErased, IdentifierLinked
+from hub.events.identity import CategoryErased, ChildErased, IdentifierLinked
 from hub.identity.identifiers import (
     Identifier,
     InvalidIdentifier,
@@ -350,11 +350,11 @@ class ConsentGate:
         )
 
     async def _seal(self, envelope: Envelope) -> bytes:
-        data = orjson.loads(encode(envelope))
         from hub.consent.sealing import personal_fields
 
-        if not personal_fields(type(envelope.payload)):
-            return encode(envelope)
+        if envelope.event_type.startswith(GOVERNANCE_PREFIXES) or personal_fields(type(envelope.payload)) == ():
+            return encode(envelope)  # ids and decisions only: readable by the IG trail
+        data = orjson.loads(encode(envelope))
         key = await self.keys.create(data_key_id(envelope.child_id, envelope.category))
         return orjson.dumps(seal_envelope(data, key))
 
@@ -460,6 +460,47 @@ class ConsentGate:
             )
             await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
             return deleted
+
+
+    async def apply_retention(self, *, today: date, actor: str = "system:retention") -> list[tuple[str, str]]:
+        """Crypto-shred every (child, category) whose retention rule has run out by `today`:
+        delete that category's data key, append a `identity.category_erased` tombstone and
+        audit it. Returns the (child, category) pairs erased now."""
+        done: list[tuple[str, str]] = []
+        for child_id, dob in await self.persons.children_with_dob():
+            for category in self.policy.categories:
+                kid = data_key_id(child_id, category)
+                if await self.keys.get(kid) is None:
+                    continue  # nothing held under this category (or already shredded)
+                row = await self.store.fetchone(
+                    "SELECT MAX(occurred_at) FROM shared_fact WHERE child_id = ? AND category = ?",
+                    (child_id, category),
+                )
+                last = date.fromisoformat(str(row[0])[:10]) if row and row[0] else None
+                rule = self.policy.retention_for(category)
+                keep_until = rule.keep_until(date_of_birth=dob, last_event_on=last)
+                if today <= keep_until:
+                    continue
+                async with self._lock:
+                    await self.keys.delete(kid)
+                    now = datetime.now(UTC)
+                    tombstone = Envelope.wrap(
+                        CategoryErased(erased_category=category, rule=f"keep until {keep_until.isoformat()}"),
+                        child_id=child_id,
+                        source=Source(agency="hub", system="tac-hub"),
+                        occurred_at=now,
+                    )
+                    await self.trail.append(
+                        [AuditEntry(kind="retention", actor=actor, child_id=child_id, at=now,
+                                    details={"event_id": str(tombstone.event_id), "category": category,
+                                             "keep_until": keep_until.isoformat(), "outcome": "erased"})]
+                    )
+                    await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
+                done.append((child_id, category))
+        checkpoint = getattr(self.store, "checkpoint", None)
+        if done and checkpoint is not None:
+            await checkpoint()
+        return done
 
 
 def _fact_from_data(data: dict[str, Any], purposes: Sequence[str], basis: str | None) -> Fact:
