@@ -82,6 +82,13 @@ def main() -> int:
                 print(r.line(), flush=True)
                 for note in r.notes:
                     print(f"    {note}")
+    if "consent" in only:
+        from bench import bench_consent
+
+        for r in bench_consent.run(min(args.events, 5_000), args.batch, args.rounds):
+            print(r.line(), flush=True)
+            for note in r.notes:
+                print(f"    {note}")
     if "startup" in only:
         from bench import bench_startup
 

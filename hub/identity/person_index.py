@@ -46,6 +46,7 @@ class PersonIndex:
     def __init__(self, store: ReadStore, secret: bytes) -> None:
         self._store = store
         self._secret = hashlib.sha256(b"hub-person-index|" + secret).digest()
+        self._known: dict[str, str] = {}  # id hash -> child id (links are never undone but by erasure)
 
     async def setup(self) -> None:
         async with self._store.transaction() as tx:
@@ -67,6 +68,9 @@ class PersonIndex:
         none is known. Two identifiers of two different children is a conflict."""
         if not idents:
             return Resolution(None, conflict="no valid strong identifier")
+        cached = {self._known.get(self._hash(i)) for i in idents}
+        if len(cached) == 1 and None not in cached:
+            return Resolution(cached.pop())
         async with self._store.transaction() as tx:
             found: dict[str, list[Identifier]] = {}
             unknown: list[Identifier] = []
@@ -102,6 +106,10 @@ class PersonIndex:
                     " ON CONFLICT (id_hash) DO NOTHING",
                     (self._hash(ident), ident.system.value, child_id),
                 )
+        if len(self._known) > 100_000:
+            self._known.clear()
+        for ident in idents:
+            self._known[self._hash(ident)] = child_id
         return Resolution(child_id, created=created, linked=unknown)
 
     async def exists(self, child_id: str) -> bool:
@@ -131,6 +139,7 @@ class PersonIndex:
 
     async def erase(self, child_id: str) -> None:
         """Forget the child's identifiers and date of birth; keep the id as erased."""
+        self._known = {h: c for h, c in self._known.items() if c != child_id}
         async with self._store.transaction() as tx:
             await tx.execute("DELETE FROM person_identifier WHERE child_id = ?", (child_id,))
             await tx.execute(

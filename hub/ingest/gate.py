@@ -131,38 +131,90 @@ class ConsentGate:
                     await runner.catch_up(log_name, part)
 
     async def consent_state(self, child_id: str, *, fresh: bool = True) -> ConsentState:
+        return (await self.consent_states([child_id], fresh=fresh))[child_id]
+
+    async def consent_states(
+        self, child_ids: Iterable[str], *, fresh: bool = True
+    ) -> dict[str, ConsentState]:
+        """Consent states of several children, with one catch-up per partition and one
+        query per 500 children."""
+        wanted = sorted(set(child_ids))
         if fresh:
-            await self._catch_up(["consent_state"], [child_id])
-        rows = await self.store.fetchall(
-            "SELECT body FROM consent_event WHERE child_id = ? ORDER BY part, log_offset",
-            (child_id,),
-        )
-        envelopes = []
-        for (body,) in rows:
-            try:
-                envelopes.append(await self.opener.open_value(bytes(body)))
-            except PermanentError:
-                continue
-        return ConsentState.fold(child_id, envelopes)
+            await self._catch_up(["consent_state"], wanted)
+        bodies: dict[str, list[bytes]] = {c: [] for c in wanted}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.store.fetchall(
+                f"SELECT child_id, body FROM consent_event WHERE child_id IN ({marks})"  # noqa: S608
+                " ORDER BY part, log_offset",
+                chunk,
+            )
+            for child, body in rows:
+                bodies[str(child)].append(bytes(body))
+        out: dict[str, ConsentState] = {}
+        for child, values in bodies.items():
+            opened = await self.opener.open_values(values)
+            out[child] = ConsentState.fold(child, [e for e in opened if not isinstance(e, PermanentError)])
+        return out
 
     # -- submitting facts -------------------------------------------------------------
     async def submit(
         self, facts: Sequence[InboundFact], *, actor: str, now: datetime | None = None
     ) -> list[FactOutcome]:
-        """Take facts through identity, idempotency and the consent decision, in order."""
+        """Take facts through identity, idempotency and the consent decision, in order.
+        I/O is done per phase for the whole batch: each distinct subject is resolved once,
+        the idempotency view is caught up once per partition and queried in bulk."""
         async with self._lock:
             now = now or datetime.now(UTC)
             pending = _Pending()
+            resolved: dict[str, tuple[str | None, str | None, str | None]] = {}
+            for fact in facts:
+                skey = fact.subject.model_dump_json()
+                if skey in resolved:
+                    continue
+                child_id, linked, reason, rule = await self._resolve(fact.subject)
+                resolved[skey] = (child_id, reason, rule)
+                for ident in linked:
+                    pending.events.append(self._linked_record(child_id, ident, fact.source, now))  # type: ignore[arg-type]
+            children = {c for c, _, _ in resolved.values() if c}
+            await self._catch_up(["ingest_dedupe"], children)
+            known = await self._known_dedupe_keys([dedupe_key(f) for f in facts])
             outcomes: list[FactOutcome] = []
-            states: dict[str, ConsentState] = {}
+            states = await self.consent_states(children)
             seen_keys: set[str] = set()
             for fact in facts:
-                outcome = await self._one(fact, actor, now, pending, states, seen_keys)
+                child_id, reason, rule = resolved[fact.subject.model_dump_json()]
+                outcome = await self._one(
+                    fact, child_id, reason, rule, actor, now, pending, states, seen_keys, known
+                )
                 outcomes.append(outcome)
             await self._flush(pending)
             for child in sorted(pending.consent_children):
                 await self._after_consent_change(child, actor)
             return outcomes
+
+    def _linked_record(self, child_id: str, ident: Identifier, source: Source, now: datetime) -> NewRecord:
+        env = Envelope.wrap(
+            IdentifierLinked(system=ident.system.value, reason="first seen on an inbound fact"),
+            child_id=child_id,
+            source=source,
+            occurred_at=now,
+        )
+        return NewRecord(key=child_id, value=encode(env))
+
+    async def _known_dedupe_keys(self, keys: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.store.fetchall(
+                f"SELECT dedupe_key, event_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update({str(k): str(e) for k, e in rows})
+        return found
 
     async def _resolve(self, subject: Subject) -> tuple[str | None, list[Identifier], str | None, str | None]:
         """(child id, newly linked identifiers, reason, rule) for a subject."""
@@ -186,40 +238,25 @@ class ConsentGate:
     async def _one(
         self,
         fact: InboundFact,
+        child_id: str | None,
+        reason: str | None,
+        rule: str | None,
         actor: str,
         now: datetime,
         pending: _Pending,
         states: dict[str, ConsentState],
         seen_keys: set[str],
+        known: dict[str, str],
     ) -> FactOutcome:
         event_type = fact.payload.event_type
-        child_id, linked, reason, rule = await self._resolve(fact.subject)
         if child_id is None:
             return FactOutcome(fact.ref, "rejected", event_type, reason=reason, field="subject", rule=rule)
-        for ident in linked:
-            pending.events.append(
-                NewRecord(
-                    key=child_id,
-                    value=encode(
-                        Envelope.wrap(
-                            IdentifierLinked(system=ident.system.value, reason="first seen on an inbound fact"),
-                            child_id=child_id,
-                            source=fact.source,
-                            occurred_at=now,
-                        )
-                    ),
-                )
-            )
         key = dedupe_key(fact)
         if key in seen_keys:
             return FactOutcome(fact.ref, "duplicate", event_type, child_id=child_id, reason="repeated within this message")
-        await self._catch_up(["ingest_dedupe"], [child_id])
-        row = await self.store.fetchone(
-            "SELECT event_id FROM ingest_dedupe WHERE dedupe_key = ?", (key,)
-        )
-        if row is not None:
+        if key in known:
             return FactOutcome(
-                fact.ref, "duplicate", event_type, event_id=str(row[0]), child_id=child_id,
+                fact.ref, "duplicate", event_type, event_id=known[key], child_id=child_id,
                 reason="this message was taken before",
             )
         seen_keys.add(key)
