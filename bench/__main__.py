@@ -48,22 +48,32 @@ def postgres_dsn() -> str | None:
     try:
         asyncio.run(probe())
         return dsn
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"(PostgreSQL benchmarks skipped: {exc})")
         return None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("--events", type=int, default=50_000, help="events per run (default 50,000)")
-    parser.add_argument("--batch", type=int, default=500, help="append/apply batch size (default 500)")
+    parser.add_argument(
+        "--events", type=int, default=50_000, help="events per run (default 50,000)"
+    )
+    parser.add_argument(
+        "--batch", type=int, default=500, help="append/apply batch size (default 500)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="repetitions; the median is reported")
-    parser.add_argument("--only", default="log,projection,consent,startup", help="comma-separated: log, projection, consent, startup")
+    parser.add_argument(
+        "--only",
+        default="log,projection,consent,startup",
+        help="comma-separated: log, projection, consent, startup",
+    )
     parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka benchmarks")
     args = parser.parse_args()
     only = set(args.only.split(","))
-    print(f"TAC Hub benchmarks on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}); "
-          f"{args.events:,} events, batch {args.batch}, median of {args.rounds}")
+    print(
+        f"TAC Hub benchmarks on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}); "
+        f"{args.events:,} events, batch {args.batch}, median of {args.rounds}"
+    )
     results = []
     pg = postgres_dsn() if "projection" in only else None
     with kafka(not args.no_kafka and bool(only & {"log", "projection"})) as bootstrap:

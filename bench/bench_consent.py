@@ -25,12 +25,18 @@ from hub.log import LogName, NewRecord
 def _consent(cid: str, categories: tuple[str, ...], decision: str = "permit") -> ConsentRecorded:
     return ConsentRecorded.model_validate(
         {
-            "consent_id": cid, "decision": decision,
+            "consent_id": cid,
+            "decision": decision,
             "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
             "given_on": "2024-01-01",
-            "scope": {"categories": list(categories), "purposes": ["ehc_assessment", "plan_delivery"],
-                      "roles": ["coordinator"]},
-            "period": {"start": "2024-01-01"}, "capture_method": "form", "recorded_by": "casey",
+            "scope": {
+                "categories": list(categories),
+                "purposes": ["ehc_assessment", "plan_delivery"],
+                "roles": ["coordinator"],
+            },
+            "period": {"start": "2024-01-01"},
+            "capture_method": "form",
+            "recorded_by": "casey",
         }
     )
 
@@ -39,13 +45,28 @@ def decisions_per_second(n: int = 20_000) -> float:
     policy = load_policy()
     state = ConsentState("hc-1")
     at = datetime(2024, 6, 1, tzinfo=UTC)
-    for i, c in enumerate([_consent("c1", ("education", "health")), _consent("c2", ("social_care",)),
-                           _consent("c3", ("mental_health",), "deny")]):
+    for i, c in enumerate(
+        [
+            _consent("c1", ("education", "health")),
+            _consent("c2", ("social_care",)),
+            _consent("c3", ("mental_health",), "deny"),
+        ]
+    ):
         state = state.apply(c, at=datetime(2024, 1, 1, i, tzinfo=UTC))
     facts = [
-        Fact(event_id=Envelope.wrap(SenStatusRecorded(sen_provision="K", start_date=date(2024, 1, 1)),
-                                    child_id="hc-1", source=Source(agency="s"), occurred_at=at).event_id,
-             child_id="hc-1", category=cat, source_agency="school", purposes=("ehc_assessment",), occurred_at=at)
+        Fact(
+            event_id=Envelope.wrap(
+                SenStatusRecorded(sen_provision="K", start_date=date(2024, 1, 1)),
+                child_id="hc-1",
+                source=Source(agency="s"),
+                occurred_at=at,
+            ).event_id,
+            child_id="hc-1",
+            category=cat,
+            source_agency="school",
+            purposes=("ehc_assessment",),
+            occurred_at=at,
+        )
         for cat in ("education", "health", "social_care", "mental_health", "safeguarding")
     ]
     t0 = time.perf_counter()
@@ -110,7 +131,12 @@ async def _without_gate(tmp: Path, facts: list[InboundFact], batch: int) -> floa
     for i in range(0, len(facts), batch):
         records = []
         for f in facts[i : i + batch]:
-            env = Envelope.wrap(f.payload, child_id=f"hc-{f.subject.nhs_number}", source=f.source, occurred_at=f.occurred_at)
+            env = Envelope.wrap(
+                f.payload,
+                child_id=f"hc-{f.subject.nhs_number}",
+                source=f.source,
+                occurred_at=f.occurred_at,
+            )
             records.append(NewRecord(key=env.child_id, value=encode(env)))
         await log.append(LogName.EVENTS, records)
     rate = len(facts) / (time.perf_counter() - t0)
@@ -129,8 +155,20 @@ def run(n: int = 5_000, batch: int = 500, rounds: int = 3) -> list[Result]:
     g, p = median(gated), median(plain)
     added_us = (1 / g - 1 / p) * 1e6
     return [
-        Result("decide_sharing", dps, dps, "itself", unit="decisions/s",
-               notes=[f"{1e6 / dps:.0f} us per decision"]),
-        Result(f"ingest through the gate, batches of {batch}", g, p, "validate+append, no gate",
-               unit="facts/s", notes=[f"the gate adds {added_us:,.0f} us per fact"]),
+        Result(
+            "decide_sharing",
+            dps,
+            dps,
+            "itself",
+            unit="decisions/s",
+            notes=[f"{1e6 / dps:.0f} us per decision"],
+        ),
+        Result(
+            f"ingest through the gate, batches of {batch}",
+            g,
+            p,
+            "validate+append, no gate",
+            unit="facts/s",
+            notes=[f"the gate adds {added_us:,.0f} us per fact"],
+        ),
     ]

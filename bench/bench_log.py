@@ -44,7 +44,9 @@ def raw_sqlite_append(path: Path, records: list[NewRecord], batch: int, partitio
     return len(records) / timer.elapsed
 
 
-async def ours_sqlite_append(path: Path, records: list[NewRecord], batch: int, partitions: int) -> float:
+async def ours_sqlite_append(
+    path: Path, records: list[NewRecord], batch: int, partitions: int
+) -> float:
     from hub.log.sqlite import SqliteEventLog
 
     log = SqliteEventLog(path, partitions=partitions)
@@ -57,7 +59,9 @@ async def ours_sqlite_append(path: Path, records: list[NewRecord], batch: int, p
     return len(records) / timer.elapsed
 
 
-async def raw_kafka_append(bootstrap: str, topic: str, records: list[NewRecord], batch: int, partitions: int) -> float:
+async def raw_kafka_append(
+    bootstrap: str, topic: str, records: list[NewRecord], batch: int, partitions: int
+) -> float:
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -87,10 +91,14 @@ async def raw_kafka_append(bootstrap: str, topic: str, records: list[NewRecord],
     return len(records) / timer.elapsed
 
 
-async def ours_kafka_append(bootstrap: str, prefix: str, records: list[NewRecord], batch: int, partitions: int) -> float:
+async def ours_kafka_append(
+    bootstrap: str, prefix: str, records: list[NewRecord], batch: int, partitions: int
+) -> float:
     from hub.log.kafka import KafkaEventLog
 
-    log = KafkaEventLog(bootstrap, topic_prefix=prefix, partitions=partitions, enable_idempotence=False)
+    log = KafkaEventLog(
+        bootstrap, topic_prefix=prefix, partitions=partitions, enable_idempotence=False
+    )
     await log.start()
     timer = Timer()
     with timer.run():
@@ -108,7 +116,9 @@ def run(n: int, batch: int, kafka_bootstrap: str | None, rounds: int = 3) -> lis
     for i in range(rounds):  # interleaved so drift hits both alike
         with tempfile.TemporaryDirectory() as d:
             raw_rates.append(raw_sqlite_append(Path(d) / "raw.db", records, batch, partitions))
-            our_rates.append(asyncio.run(ours_sqlite_append(Path(d) / "ours.db", records, batch, partitions)))
+            our_rates.append(
+                asyncio.run(ours_sqlite_append(Path(d) / "ours.db", records, batch, partitions))
+            )
         _ = i
     from statistics import median
 
@@ -124,8 +134,18 @@ def run(n: int, batch: int, kafka_bootstrap: str | None, rounds: int = 3) -> lis
     if kafka_bootstrap:
         raw_rates, our_rates = [], []
         for i in range(rounds):
-            raw_rates.append(asyncio.run(raw_kafka_append(kafka_bootstrap, f"bench.raw.{i}", records, batch, partitions)))
-            our_rates.append(asyncio.run(ours_kafka_append(kafka_bootstrap, f"bench.ours.{i}.", records, batch, partitions)))
+            raw_rates.append(
+                asyncio.run(
+                    raw_kafka_append(kafka_bootstrap, f"bench.raw.{i}", records, batch, partitions)
+                )
+            )
+            our_rates.append(
+                asyncio.run(
+                    ours_kafka_append(
+                        kafka_bootstrap, f"bench.ours.{i}.", records, batch, partitions
+                    )
+                )
+            )
         results.append(
             Result(
                 f"append, Kafka log, batches of {batch}",

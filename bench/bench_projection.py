@@ -20,7 +20,6 @@ from bench.common import Result, Timer, batches, event_records
 from hub.events import decode
 from hub.log import EventLog, LogName
 
-
 RAW_DDL = (
     "CREATE TABLE {t} (event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL,"
     " event_type TEXT NOT NULL, occurred_at TEXT NOT NULL, body BYTEA NOT NULL)"
@@ -33,7 +32,15 @@ def raw_rows(n: int) -> list[tuple[str, str, str, str, bytes]]:
     out = []
     for rec in event_records(n):
         env = decode(rec.value)
-        out.append((str(env.event_id), env.child_id, env.event_type, env.occurred_at.isoformat(), rec.value))
+        out.append(
+            (
+                str(env.event_id),
+                env.child_id,
+                env.event_type,
+                env.occurred_at.isoformat(),
+                rec.value,
+            )
+        )
     return out
 
 
@@ -64,7 +71,9 @@ async def raw_postgres_write(dsn: str, schema: str, n: int, batch: int) -> float
     with timer.run():
         for i in range(0, n, batch):
             async with conn.transaction():
-                await conn.executemany(f'INSERT INTO "{schema}".raw VALUES ($1, $2, $3, $4, $5)', rows[i : i + batch])
+                await conn.executemany(
+                    f'INSERT INTO "{schema}".raw VALUES ($1, $2, $3, $4, $5)', rows[i : i + batch]
+                )
     await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     await conn.close()
     return n / timer.elapsed
@@ -115,12 +124,16 @@ async def fill(log: EventLog, n: int) -> None:
         await log.append(LogName.EVENTS, chunk)
 
 
-def run(n: int, batch: int, kafka_bootstrap: str | None, pg_dsn: str | None, rounds: int = 3) -> list[Result]:
+def run(
+    n: int, batch: int, kafka_bootstrap: str | None, pg_dsn: str | None, rounds: int = 3
+) -> list[Result]:
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
 
-        async def sqlite_part() -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+        async def sqlite_part() -> tuple[
+            list[float], list[float], list[float], list[float], list[float]
+        ]:
             from hub.log.sqlite import SqliteEventLog
 
             log = SqliteEventLog(tmp / "log.db", partitions=4, synchronous="NORMAL")
@@ -132,34 +145,71 @@ def run(n: int, batch: int, kafka_bootstrap: str | None, pg_dsn: str | None, rou
                 ours_s.append(await catch_up(log, "sqlite", tmp, None, batch))
                 reads.append(await raw_log_read(log))
                 if pg_dsn:
-                    raw_p.append(await raw_postgres_write(pg_dsn, f"bench_raw_{uuid.uuid4().hex[:8]}", n, batch))
+                    raw_p.append(
+                        await raw_postgres_write(
+                            pg_dsn, f"bench_raw_{uuid.uuid4().hex[:8]}", n, batch
+                        )
+                    )
                     ours_p.append(await catch_up(log, "postgres", tmp, pg_dsn, batch))
             await log.close()
             return ours_s, ours_p, raw_s, raw_p, reads
 
         ours_s, ours_p, raw_s, raw_p, reads = asyncio.run(sqlite_part())
-        results.append(Result("catch-up, SQLite log -> SQLite store", median(ours_s), median(raw_s), "sqlite3 executemany", goal=0.5,
-                              notes=[f"raw SQLite log read: {median(reads):,.0f} records/s"]))
+        results.append(
+            Result(
+                "catch-up, SQLite log -> SQLite store",
+                median(ours_s),
+                median(raw_s),
+                "sqlite3 executemany",
+                goal=0.5,
+                notes=[f"raw SQLite log read: {median(reads):,.0f} records/s"],
+            )
+        )
         if pg_dsn:
-            results.append(Result("catch-up, SQLite log -> PostgreSQL store", median(ours_p), median(raw_p), "asyncpg executemany", goal=0.5))
+            results.append(
+                Result(
+                    "catch-up, SQLite log -> PostgreSQL store",
+                    median(ours_p),
+                    median(raw_p),
+                    "asyncpg executemany",
+                    goal=0.5,
+                )
+            )
 
         if kafka_bootstrap and pg_dsn:
 
             async def kafka_part() -> tuple[list[float], list[float], list[float]]:
                 from hub.log.kafka import KafkaEventLog
 
-                log = KafkaEventLog(kafka_bootstrap, topic_prefix=f"bench.cu.{uuid.uuid4().hex[:6]}.", partitions=4, enable_idempotence=False)
+                log = KafkaEventLog(
+                    kafka_bootstrap,
+                    topic_prefix=f"bench.cu.{uuid.uuid4().hex[:6]}.",
+                    partitions=4,
+                    enable_idempotence=False,
+                )
                 await log.start()
                 await fill(log, n)
                 ours, raw, reads = [], [], []
                 for _ in range(rounds):
-                    raw.append(await raw_postgres_write(pg_dsn, f"bench_raw_{uuid.uuid4().hex[:8]}", n, batch))
+                    raw.append(
+                        await raw_postgres_write(
+                            pg_dsn, f"bench_raw_{uuid.uuid4().hex[:8]}", n, batch
+                        )
+                    )
                     ours.append(await catch_up(log, "postgres", tmp, pg_dsn, batch))
                     reads.append(await raw_log_read(log))
                 await log.close()
                 return ours, raw, reads
 
             ours, raw, reads = asyncio.run(kafka_part())
-            results.append(Result("catch-up, Kafka log -> PostgreSQL store", median(ours), median(raw), "asyncpg executemany", goal=0.5,
-                                  notes=[f"KafkaEventLog.read: {median(reads):,.0f} records/s"]))
+            results.append(
+                Result(
+                    "catch-up, Kafka log -> PostgreSQL store",
+                    median(ours),
+                    median(raw),
+                    "asyncpg executemany",
+                    goal=0.5,
+                    notes=[f"KafkaEventLog.read: {median(reads):,.0f} records/s"],
+                )
+            )
     return results

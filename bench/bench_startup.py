@@ -28,12 +28,17 @@ def _serve() -> float:
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [sys.executable, "-m", "hub.cli", "serve", "--data-dir", d, "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             while True:
                 try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                    if (
+                        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code
+                        == 200
+                    ):
                         return time.perf_counter() - t0
                 except httpx.TransportError:
                     time.sleep(0.01)

@@ -28,7 +28,11 @@ class Result:
         return self.ours / self.raw if self.raw else float("nan")
 
     def line(self) -> str:
-        goal = "" if self.goal is None else f"  goal >= {self.goal:.2f} {'MET' if self.ratio >= self.goal else 'MISSED'}"
+        goal = (
+            ""
+            if self.goal is None
+            else f"  goal >= {self.goal:.2f} {'MET' if self.ratio >= self.goal else 'MISSED'}"
+        )
         return (
             f"{self.name:<44} {self.ours:>10,.0f} {self.unit}   raw {self.raw_name}: "
             f"{self.raw:>10,.0f}   ratio {self.ratio:5.2f}{goal}"

@@ -42,9 +42,9 @@ def create_log(settings: Settings) -> EventLog:
                 if settings.kafka_sasl_password
                 else None
             ),
-            ssl_cafile=settings.kafka_ssl_cafile,
-            ssl_certfile=settings.kafka_ssl_certfile,
-            ssl_keyfile=settings.kafka_ssl_keyfile,
+            ssl_cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            ssl_certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            ssl_keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
         )
     from hub.log.sqlite import SqliteEventLog
 
@@ -95,7 +95,9 @@ def load_master_key(settings: Settings) -> MasterKey:
     path = settings.data_dir / "master.key"
     if not path.exists():
         if settings.log_backend != "sqlite" or settings.store_backend != "sqlite":
-            log.warning("master_key.generated", where="data_dir", hint="set HUB_MASTER_KEY in production")
+            log.warning(
+                "master_key.generated", where="data_dir", hint="set HUB_MASTER_KEY in production"
+            )
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -193,5 +195,11 @@ async def create_gate(settings: Settings, event_log: EventLog, store: ReadStore)
     trail = AuditTrail(event_log, store)
     await trail.setup()
     return ConsentGate(
-        log=event_log, store=store, keys=keys, policy=policy, persons=persons, trail=trail, runners={}
+        log=event_log,
+        store=store,
+        keys=keys,
+        policy=policy,
+        persons=persons,
+        trail=trail,
+        runners={},
     )

@@ -25,7 +25,15 @@ CONSUMER = "x-dlq-consumer"
 AT = "x-dlq-at"
 GENERATION = "x-dlq-generation"
 _OURS = {
-    REASON, EXC_TYPE, SRC_TOPIC, SRC_PARTITION, SRC_OFFSET, ATTEMPTS, DLQ_ID, CONSUMER, AT,
+    REASON,
+    EXC_TYPE,
+    SRC_TOPIC,
+    SRC_PARTITION,
+    SRC_OFFSET,
+    ATTEMPTS,
+    DLQ_ID,
+    CONSUMER,
+    AT,
     GENERATION,
 }
 

@@ -34,7 +34,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     # Third-party libraries log through stdlib logging: keep them quiet and on stderr.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s"
+    )
     for noisy in ("aiokafka", "kafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -61,7 +63,9 @@ def create_metrics() -> Metrics:
             "hub_deadletter_records", "Records in hub.deadletter", registry=registry
         ),
         projection_lag=Gauge(
-            "hub_projection_lag", "Records not yet applied by a projection", ["projection"],
+            "hub_projection_lag",
+            "Records not yet applied by a projection",
+            ["projection"],
             registry=registry,
         ),
         http_requests=Counter(

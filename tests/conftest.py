@@ -36,7 +36,7 @@ def backend_missing(what: str, why: object) -> None:
 def kafka_bootstrap() -> Iterator[str]:
     try:
         with kafka_broker() as (bootstrap, kind):
-            print(f"\n[kafka] {kind} broker at {bootstrap}")  # noqa: T201
+            print(f"\n[kafka] {kind} broker at {bootstrap}")
             yield bootstrap
     except BrokerUnavailable as exc:
         backend_missing("Kafka broker", exc)
@@ -52,7 +52,7 @@ def postgres_dsn() -> Iterator[str]:
 
     try:  # in a thread: this fixture may be first requested from inside a running loop
         run_sync(probe())
-    except Exception as exc:  # noqa: BLE001 - any failure to connect means unavailable
+    except Exception as exc:
         backend_missing(f"PostgreSQL at {PG_DSN}", exc)
     yield PG_DSN
 

@@ -63,4 +63,6 @@ def install_problem_handlers(app: FastAPI) -> None:
             for err in exc.errors()
         ]
         first = errors[0] if errors else {"field": "", "reason": "invalid"}
-        return problem(422, "Unprocessable Content", f"{first['field']}: {first['reason']}", errors=errors)
+        return problem(
+            422, "Unprocessable Content", f"{first['field']}: {first['reason']}", errors=errors
+        )

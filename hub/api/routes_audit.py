@@ -37,8 +37,13 @@ async def _catch_up_audit(request: Request) -> None:
         await runner.catch_up(LogName.AUDIT, part)
 
 
-def _where(child_id: str | None, since: datetime | None, until: datetime | None,
-           agency: str | None, outcome: str | None) -> tuple[str, list[Any]]:
+def _where(
+    child_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    agency: str | None,
+    outcome: str | None,
+) -> tuple[str, list[Any]]:
     clauses, params = [], []
     if child_id is not None:
         clauses.append("child_id = ?")
@@ -81,9 +86,18 @@ async def child_trail(
     )
     records = [orjson.loads(bytes(r[0])) for r in rows]
     await gate.trail.append(
-        [AuditEntry(kind="read", actor=f"{principal.role}:{principal.name}", child_id=child_id,
-                    details={"route": "GET /audit/children/{id}", "outcome": "shown",
-                             "records": len(records)})]
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{principal.role}:{principal.name}",
+                child_id=child_id,
+                details={
+                    "route": "GET /audit/children/{id}",
+                    "outcome": "shown",
+                    "records": len(records),
+                },
+            )
+        ]
     )
     return {"child_id": child_id, "records": records}
 
@@ -98,7 +112,7 @@ async def export(
     principal: Auditor,
     since: Annotated[datetime | None, Query(alias="from")] = None,
     until: Annotated[datetime | None, Query(alias="to")] = None,
-    format: Literal["jsonl", "csv"] = "jsonl",  # noqa: A002 - the query parameter's name
+    format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     await _catch_up_audit(request)
     gate = gate_of(request)
@@ -108,8 +122,13 @@ async def export(
         params,
     )
     await gate.trail.append(
-        [AuditEntry(kind="read", actor=f"{principal.role}:{principal.name}",
-                    details={"route": "GET /audit/export", "outcome": "shown", "records": len(rows)})]
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{principal.role}:{principal.name}",
+                details={"route": "GET /audit/export", "outcome": "shown", "records": len(rows)},
+            )
+        ]
     )
 
     async def lines() -> AsyncIterator[bytes]:
@@ -119,11 +138,36 @@ async def export(
             return
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(["record_id", "chain", "seq", "kind", "at", "actor", "child_id", "details", "prev_hash", "hash"])
+        writer.writerow(
+            [
+                "record_id",
+                "chain",
+                "seq",
+                "kind",
+                "at",
+                "actor",
+                "child_id",
+                "details",
+                "prev_hash",
+                "hash",
+            ]
+        )
         for (line,) in rows:
             rec = orjson.loads(bytes(line))
-            writer.writerow([rec["record_id"], rec["chain"], rec["seq"], rec["kind"], rec["at"], rec["actor"],
-                             rec.get("child_id") or "", orjson.dumps(rec["details"]).decode(), rec["prev_hash"], rec["hash"]])
+            writer.writerow(
+                [
+                    rec["record_id"],
+                    rec["chain"],
+                    rec["seq"],
+                    rec["kind"],
+                    rec["at"],
+                    rec["actor"],
+                    rec.get("child_id") or "",
+                    orjson.dumps(rec["details"]).decode(),
+                    rec["prev_hash"],
+                    rec["hash"],
+                ]
+            )
             yield buf.getvalue().encode()
             buf.seek(0)
             buf.truncate()
@@ -145,7 +189,9 @@ async def verify(request: Request, principal: Auditor) -> dict[str, Any]:
 class EraseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field(min_length=1, max_length=200, description="Why (e.g. an erasure request reference)")
+    reason: str = Field(
+        min_length=1, max_length=200, description="Why (e.g. an erasure request reference)"
+    )
 
 
 @router.post(
@@ -158,5 +204,7 @@ async def erase(request: Request, child_id: str, body: EraseIn, principal: Admin
     gate = gate_of(request)
     if not await gate.persons.exists(child_id):
         raise HTTPException(404, "no such child")
-    deleted = await gate.erase(child_id, actor=f"{principal.role}:{principal.name}", reason=body.reason)
+    deleted = await gate.erase(
+        child_id, actor=f"{principal.role}:{principal.name}", reason=body.reason
+    )
     return {"status": "erased", "child_id": child_id, "keys_deleted": deleted}

@@ -29,8 +29,8 @@ from hub.errors import PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
-from hub.ingest.gate import DEFAULT_PURPOSES, ConsentGate
 from hub.ingest.contract import InboundEvent
+from hub.ingest.gate import DEFAULT_PURPOSES, ConsentGate
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.log import LogName, partition_for
 
@@ -78,11 +78,18 @@ INGEST_EXAMPLE = {
             "event_type": "education.sen_status_recorded",
             "schema_version": 2,
             "subject": {"upn": "H801200001001", "date_of_birth": "2015-03-02"},
-            "source": {"agency": "oak-school", "organisation_code": "8881234", "system": "SIMS",
-                       "message_id": "sen-2024-0001"},
+            "source": {
+                "agency": "oak-school",
+                "organisation_code": "8881234",
+                "system": "SIMS",
+                "message_id": "sen-2024-0001",
+            },
             "occurred_at": "2024-09-02T09:00:00Z",
-            "payload": {"sen_provision": "K", "start_date": "2024-09-01",
-                        "needs": [{"type": "SLCN", "rank": 1}]},
+            "payload": {
+                "sen_provision": "K",
+                "start_date": "2024-09-01",
+                "needs": [{"type": "SLCN", "rank": 1}],
+            },
         }
     ]
 }
@@ -93,34 +100,69 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
         ev = InboundEvent.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        return OutcomeOut(index=i, status="rejected", event_type=raw.get("event_type") if isinstance(raw.get("event_type"), str) else None,
-                          reason=err["msg"], field=".".join(str(p) for p in err["loc"]))
+        return OutcomeOut(
+            index=i,
+            status="rejected",
+            event_type=raw.get("event_type") if isinstance(raw.get("event_type"), str) else None,
+            reason=err["msg"],
+            field=".".join(str(p) for p in err["loc"]),
+        )
     if ev.source.agency != principal.agency:
-        return OutcomeOut(index=i, status="rejected", event_type=ev.event_type, field="source.agency",
-                          reason="an agency may publish only as itself", rule="own_agency")
+        return OutcomeOut(
+            index=i,
+            status="rejected",
+            event_type=ev.event_type,
+            field="source.agency",
+            reason="an agency may publish only as itself",
+            rule="own_agency",
+        )
     if ev.occurred_at.tzinfo is None:
-        return OutcomeOut(index=i, status="rejected", event_type=ev.event_type, field="occurred_at",
-                          reason="must carry a timezone")
+        return OutcomeOut(
+            index=i,
+            status="rejected",
+            event_type=ev.event_type,
+            field="occurred_at",
+            reason="must carry a timezone",
+        )
     if ev.event_type.startswith(("consent.", "casework.", "identity.")):
-        return OutcomeOut(index=i, status="rejected", event_type=ev.event_type, field="event_type",
-                          reason="consent, casework and identity events are recorded through their own routes",
-                          rule="governance_route")
+        return OutcomeOut(
+            index=i,
+            status="rejected",
+            event_type=ev.event_type,
+            field="event_type",
+            reason="consent, casework and identity events are recorded through their own routes",
+            rule="governance_route",
+        )
     try:
         cls = registry.payload_class(ev.event_type)
         payload = cls.model_validate(registry.upcast(ev.event_type, ev.schema_version, ev.payload))
     except PermanentError as exc:
-        return OutcomeOut(index=i, status="rejected", event_type=ev.event_type, reason=exc.reason, field=exc.field)
+        return OutcomeOut(
+            index=i, status="rejected", event_type=ev.event_type, reason=exc.reason, field=exc.field
+        )
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        return OutcomeOut(index=i, status="rejected", event_type=ev.event_type, reason=err["msg"],
-                          field="payload." + ".".join(str(p) for p in err["loc"]))
-    message_id = ev.source.message_id or "sha256:" + hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return OutcomeOut(
+            index=i,
+            status="rejected",
+            event_type=ev.event_type,
+            reason=err["msg"],
+            field="payload." + ".".join(str(p) for p in err["loc"]),
+        )
+    message_id = (
+        ev.source.message_id
+        or "sha256:" + hashlib.sha256(orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    )
     return InboundFact(
         subject=ev.subject,
         payload=payload,
         occurred_at=ev.occurred_at.astimezone(UTC),
-        source=Source(agency=ev.source.agency, organisation_code=ev.source.organisation_code,
-                      system=ev.source.system, message_id=message_id),
+        source=Source(
+            agency=ev.source.agency,
+            organisation_code=ev.source.organisation_code,
+            system=ev.source.system,
+            message_id=message_id,
+        ),
         ref="event",
         plan_id=ev.plan_id,
         category=ev.category,
@@ -130,8 +172,16 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
 
 
 def _out(i: int, o: FactOutcome) -> OutcomeOut:
-    return OutcomeOut(index=i, status=o.status, event_type=o.event_type, event_id=o.event_id,
-                      child_id=o.child_id, reason=o.reason, field=o.field, rule=o.rule)
+    return OutcomeOut(
+        index=i,
+        status=o.status,
+        event_type=o.event_type,
+        event_id=o.event_id,
+        child_id=o.child_id,
+        reason=o.reason,
+        field=o.field,
+        rule=o.rule,
+    )
 
 
 @router.post(
@@ -144,14 +194,19 @@ def _out(i: int, o: FactOutcome) -> OutcomeOut:
 async def ingest_events(
     request: Request,
     principal: Agency,
-    body: Annotated[IngestRequest, Body(openapi_examples={"one SEN status": {"value": INGEST_EXAMPLE}})],
+    body: Annotated[
+        IngestRequest, Body(openapi_examples={"one SEN status": {"value": INGEST_EXAMPLE}})
+    ],
 ) -> IngestResponse:
     gate = gate_of(request)
     results: list[OutcomeOut | None] = [None] * len(body.events)
     facts: list[tuple[int, InboundFact]] = []
     for i, raw in enumerate(body.events):
-        parsed = _to_fact(i, raw, principal) if isinstance(raw, dict) else OutcomeOut(
-            index=i, status="rejected", reason="an event must be a JSON object")
+        parsed = (
+            _to_fact(i, raw, principal)
+            if isinstance(raw, dict)
+            else OutcomeOut(index=i, status="rejected", reason="an event must be a JSON object")
+        )
         if isinstance(parsed, OutcomeOut):
             results[i] = parsed
         else:
@@ -182,7 +237,9 @@ async def require_on_caseload(gate: ConsentGate, principal: Principal, child_id:
 class CoordinatorChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    coordinator: str = Field(min_length=1, max_length=128, description="The coordinator's principal name")
+    coordinator: str = Field(
+        min_length=1, max_length=128, description="The coordinator's principal name"
+    )
     action: Literal["assign", "unassign"] = "assign"
 
 
@@ -202,9 +259,15 @@ async def change_coordinator(
         coordinator=body.coordinator
     )
     [outcome] = await gate.submit(
-        [InboundFact(subject=Subject(hub_child_id=child_id), payload=payload,
-                     occurred_at=datetime.now(UTC), source=HUB_SOURCE,
-                     ref=f"casework:{datetime.now(UTC).isoformat()}")],
+        [
+            InboundFact(
+                subject=Subject(hub_child_id=child_id),
+                payload=payload,
+                occurred_at=datetime.now(UTC),
+                source=HUB_SOURCE,
+                ref=f"casework:{datetime.now(UTC).isoformat()}",
+            )
+        ],
         actor=f"{principal.role}:{principal.name}",
     )
     if outcome.status != "appended":
@@ -221,7 +284,7 @@ async def change_coordinator(
 async def child_record(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
-    await gate._catch_up(["shared_record", "consent_state"], [child_id])  # noqa: SLF001
+    await gate._catch_up(["shared_record", "consent_state"], [child_id])
     state = await gate.consent_state(child_id, fresh=False)
     now = datetime.now(UTC)
     rows = await gate.store.fetchall(
@@ -234,10 +297,14 @@ async def child_record(request: Request, child_id: str, principal: Coordinator) 
     for event_id, body, purposes, basis in rows:
         data = orjson.loads(bytes(body))
         fact = Fact(
-            event_id=data["event_id"], child_id=child_id, category=data["category"],
-            source_agency=data["source"]["agency"], source_organisation=data["source"].get("organisation_code"),
-            purposes=tuple((purposes or ",".join(DEFAULT_PURPOSES)).split(",")),  # type: ignore[arg-type]
-            occurred_at=data["occurred_at"], basis_claimed=basis,
+            event_id=data["event_id"],
+            child_id=child_id,
+            category=data["category"],
+            source_agency=data["source"]["agency"],
+            source_organisation=data["source"].get("organisation_code"),
+            purposes=tuple((purposes or ",".join(DEFAULT_PURPOSES)).split(",")),
+            occurred_at=data["occurred_at"],
+            basis_claimed=basis,
         )
         decision = decide_sharing(fact, state, gate.policy, at=now)
         if not decision.allows(principal.role, principal.agency):
@@ -265,11 +332,27 @@ async def child_record(request: Request, child_id: str, principal: Coordinator) 
         )
         shown.append(str(env.event_id))
     await gate.trail.append(
-        [AuditEntry(kind="read", actor=f"{principal.role}:{principal.name}", child_id=child_id, at=now,
-                    details={"route": "GET /children/{id}/record", "event_ids": shown,
-                             "agency": principal.agency, "outcome": "shown"})]
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{principal.role}:{principal.name}",
+                child_id=child_id,
+                at=now,
+                details={
+                    "route": "GET /children/{id}/record",
+                    "event_ids": shown,
+                    "agency": principal.agency,
+                    "outcome": "shown",
+                },
+            )
+        ]
     )
-    return {"child_id": child_id, "as_of": now.isoformat(), "agencies": by_agency, "facts_shown": len(shown)}
+    return {
+        "child_id": child_id,
+        "as_of": now.isoformat(),
+        "agencies": by_agency,
+        "facts_shown": len(shown),
+    }
 
 
 # -- consents ---------------------------------------------------------------------------
@@ -278,17 +361,27 @@ class ConsentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    consent: dict[str, Any] = Field(description="A `consent.recorded` payload (contracts/events/consent.recorded.schema.json); `recorded_by` is set to the caller")
-    child_date_of_birth: date | None = Field(default=None, description="Needed once, to check who may consent")
+    consent: dict[str, Any] = Field(
+        description="A `consent.recorded` payload (contracts/events/consent.recorded.schema.json); `recorded_by` is set to the caller"
+    )
+    child_date_of_birth: date | None = Field(
+        default=None, description="Needed once, to check who may consent"
+    )
 
 
 @router.post(
     "/children/{child_id}/consents",
     tags=["consent"],
     summary="Record what the family decided: a grant or a refusal (coordinator, caseload)",
-    responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload"}, 422: {"description": "Not a valid consent, or given by someone who may not give it"}},
+    responses={
+        **AUTH_RESPONSES,
+        404: {"description": "Not on your caseload"},
+        422: {"description": "Not a valid consent, or given by someone who may not give it"},
+    },
 )
-async def record_consent(request: Request, child_id: str, body: ConsentIn, principal: Coordinator) -> dict[str, Any]:
+async def record_consent(
+    request: Request, child_id: str, body: ConsentIn, principal: Coordinator
+) -> dict[str, Any]:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
     if body.child_date_of_birth is not None and await gate.persons.date_of_birth(child_id) is None:
@@ -297,10 +390,19 @@ async def record_consent(request: Request, child_id: str, body: ConsentIn, princ
         payload = ConsentRecorded.model_validate({**body.consent, "recorded_by": principal.name})
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        raise HTTPException(422, f"consent.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
+        raise HTTPException(
+            422, f"consent.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        ) from None
     [outcome] = await gate.submit(
-        [InboundFact(subject=Subject(hub_child_id=child_id), payload=payload, occurred_at=datetime.now(UTC),
-                     source=HUB_SOURCE, ref=f"consent:{payload.consent_id}")],
+        [
+            InboundFact(
+                subject=Subject(hub_child_id=child_id),
+                payload=payload,
+                occurred_at=datetime.now(UTC),
+                source=HUB_SOURCE,
+                ref=f"consent:{payload.consent_id}",
+            )
+        ],
         actor=f"{principal.role}:{principal.name}",
     )
     if outcome.status == "duplicate":
@@ -314,7 +416,9 @@ class WithdrawIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     withdrawn_by: Grantor = Field(description="Who withdrew it (reference and capacity)")
-    reason: Literal["family_request", "grantor_authority_ended", "recorded_in_error"] = "family_request"
+    reason: Literal["family_request", "grantor_authority_ended", "recorded_in_error"] = (
+        "family_request"
+    )
 
 
 @router.post(
@@ -323,7 +427,9 @@ class WithdrawIn(BaseModel):
     summary="Record that a consent was withdrawn (coordinator, caseload)",
     responses={**AUTH_RESPONSES, 404: {"description": "No such consent on your caseload"}},
 )
-async def withdraw_consent(request: Request, consent_id: str, body: WithdrawIn, principal: Coordinator) -> dict[str, Any]:
+async def withdraw_consent(
+    request: Request, consent_id: str, body: WithdrawIn, principal: Coordinator
+) -> dict[str, Any]:
     gate = gate_of(request)
     row = await gate.store.fetchone(
         "SELECT child_id FROM consent_event WHERE consent_id = ?", (consent_id,)
@@ -334,15 +440,26 @@ async def withdraw_consent(request: Request, consent_id: str, body: WithdrawIn, 
     await require_on_caseload(gate, principal, child_id)
     try:
         payload = ConsentWithdrawn.model_validate(
-            {"consent_id": consent_id, "withdrawn_by": body.withdrawn_by.model_dump(), "reason": body.reason,
-             "recorded_by": principal.name}
+            {
+                "consent_id": consent_id,
+                "withdrawn_by": body.withdrawn_by.model_dump(),
+                "reason": body.reason,
+                "recorded_by": principal.name,
+            }
         )
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         raise HTTPException(422, f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
     [outcome] = await gate.submit(
-        [InboundFact(subject=Subject(hub_child_id=child_id), payload=payload, occurred_at=datetime.now(UTC),
-                     source=HUB_SOURCE, ref=f"withdraw:{consent_id}")],
+        [
+            InboundFact(
+                subject=Subject(hub_child_id=child_id),
+                payload=payload,
+                occurred_at=datetime.now(UTC),
+                source=HUB_SOURCE,
+                ref=f"withdraw:{consent_id}",
+            )
+        ],
         actor=f"{principal.role}:{principal.name}",
     )
     if outcome.status == "duplicate":
@@ -377,8 +494,23 @@ async def consents(request: Request, child_id: str, principal: Coordinator) -> d
         for r in state.records
     ]
     await gate.trail.append(
-        [AuditEntry(kind="read", actor=f"{principal.role}:{principal.name}", child_id=child_id, at=now,
-                    details={"route": "GET /children/{id}/consents", "outcome": "shown",
-                             "consent_ids": [r["consent_id"] for r in records]})]
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{principal.role}:{principal.name}",
+                child_id=child_id,
+                at=now,
+                details={
+                    "route": "GET /children/{id}/consents",
+                    "outcome": "shown",
+                    "consent_ids": [r["consent_id"] for r in records],
+                },
+            )
+        ]
     )
-    return {"child_id": child_id, "as_of": now.isoformat(), "summary": state.describe(now), "consents": records}
+    return {
+        "child_id": child_id,
+        "as_of": now.isoformat(),
+        "summary": state.describe(now),
+        "consents": records,
+    }

@@ -10,7 +10,8 @@ import orjson
 from hub.consent.crypto import KeyStore
 from hub.consent.sealing import is_sealed, open_envelope
 from hub.errors import PermanentError
-from hub.events import Envelope, EventRegistry, decode, registry as default_registry
+from hub.events import Envelope, EventRegistry, decode
+from hub.events import registry as default_registry
 from hub.log import StoredRecord
 
 
@@ -54,5 +55,7 @@ class EnvelopeOpener:
                 out.append(exc)
         return out
 
-    async def open_records(self, records: Sequence[StoredRecord]) -> list[Envelope | PermanentError]:
+    async def open_records(
+        self, records: Sequence[StoredRecord]
+    ) -> list[Envelope | PermanentError]:
         return await self.open_values([r.value for r in records])

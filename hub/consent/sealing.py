@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 from hub.consent.crypto import PLACEHOLDER, decrypt_fields, encrypt_fields, encrypted_paths
 from hub.events.codec import decode_dict
 from hub.events.envelope import Envelope, EventPayload
-from hub.events.registry import EventRegistry, registry as default_registry
+from hub.events.registry import EventRegistry
+from hub.events.registry import registry as default_registry
 
 
 class ErasedPayload(EventPayload):

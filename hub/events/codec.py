@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from hub.errors import PermanentError
 from hub.events.envelope import Envelope
-from hub.events.registry import EventRegistry, registry as default_registry
+from hub.events.registry import EventRegistry
+from hub.events.registry import registry as default_registry
 
 
 def encode(envelope: Envelope) -> bytes:

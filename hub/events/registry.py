@@ -48,9 +48,7 @@ class EventRegistry:
         try:
             return self._types[event_type]
         except KeyError:
-            raise PermanentError(
-                f"unknown event type {event_type!r}", field="event_type"
-            ) from None
+            raise PermanentError(f"unknown event type {event_type!r}", field="event_type") from None
 
     def upcast(self, event_type: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
         """Bring a stored payload of `version` up to the current version of its type."""

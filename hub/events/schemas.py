@@ -15,20 +15,23 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, create_model
 
 from hub.events.envelope import ConsentRef, Envelope, Source
-from hub.events.registry import EventRegistry, registry as default_registry
+from hub.events.registry import EventRegistry
+from hub.events.registry import registry as default_registry
 
 CONTRACTS_EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
 SCHEMA_ID_BASE = "https://tac-hub.example/contracts/events/"
 
 
-def schema_for(payload_cls: type[BaseModel], event_type: str, version: int, category: str) -> dict[str, Any]:
+def schema_for(
+    payload_cls: type[BaseModel], event_type: str, version: int, category: str
+) -> dict[str, Any]:
     """The JSON Schema of one event type's envelope."""
     fields: dict[str, Any] = {}
     for name, info in Envelope.model_fields.items():
         if name == "payload":
             continue
         fields[name] = (info.annotation, info)
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         "Event",
         __config__=ConfigDict(extra="ignore"),
         **fields,
@@ -81,4 +84,4 @@ if __name__ == "__main__":
 
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else CONTRACTS_EVENTS
     for p in export(target):
-        print(p)  # noqa: T201
+        print(p)

@@ -49,12 +49,16 @@ class InvalidIdentifier(ValueError):
 def check_nhs_number(raw: str) -> Identifier:
     compact = nhs.compact(raw or "")
     if not compact.isdigit() or len(compact) != 10:
-        raise InvalidIdentifier(IdSystem.NHS_NUMBER, "format", "an NHS number has exactly 10 digits")
+        raise InvalidIdentifier(
+            IdSystem.NHS_NUMBER, "format", "an NHS number has exactly 10 digits"
+        )
     try:
         nhs.validate(compact)
     except stdnum_errors.InvalidChecksum:
         raise InvalidIdentifier(
-            IdSystem.NHS_NUMBER, "check_digit", "the NHS number's modulus-11 check digit does not match"
+            IdSystem.NHS_NUMBER,
+            "check_digit",
+            "the NHS number's modulus-11 check digit does not match",
         ) from None
     except stdnum_errors.ValidationError:
         raise InvalidIdentifier(IdSystem.NHS_NUMBER, "format", "not a valid NHS number") from None
@@ -68,9 +72,13 @@ def check_upn(raw: str) -> Identifier:
     try:
         upn.validate(compact)
     except stdnum_errors.InvalidChecksum:
-        raise InvalidIdentifier(IdSystem.UPN, "check_letter", "the UPN's check letter does not match") from None
+        raise InvalidIdentifier(
+            IdSystem.UPN, "check_letter", "the UPN's check letter does not match"
+        ) from None
     except stdnum_errors.InvalidComponent:
-        raise InvalidIdentifier(IdSystem.UPN, "la_code", "the UPN's LA code is not a known local authority") from None
+        raise InvalidIdentifier(
+            IdSystem.UPN, "la_code", "the UPN's LA code is not a known local authority"
+        ) from None
     except stdnum_errors.ValidationError:
         raise InvalidIdentifier(
             IdSystem.UPN, "format", "a UPN is a check letter, 11 digits and a digit or letter"

@@ -46,7 +46,9 @@ class PersonIndex:
     def __init__(self, store: ReadStore, secret: bytes) -> None:
         self._store = store
         self._secret = hashlib.sha256(b"hub-person-index|" + secret).digest()
-        self._known: dict[str, str] = {}  # id hash -> child id (links are never undone but by erasure)
+        self._known: dict[
+            str, str
+        ] = {}  # id hash -> child id (links are never undone but by erasure)
 
     async def setup(self) -> None:
         async with self._store.transaction() as tx:
@@ -134,7 +136,8 @@ class PersonIndex:
     async def set_date_of_birth(self, child_id: str, dob: date) -> None:
         async with self._store.transaction() as tx:
             await tx.execute(
-                "UPDATE person SET date_of_birth = ? WHERE child_id = ?", (dob.isoformat(), child_id)
+                "UPDATE person SET date_of_birth = ? WHERE child_id = ?",
+                (dob.isoformat(), child_id),
             )
 
     async def erase(self, child_id: str) -> None:

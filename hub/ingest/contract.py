@@ -19,7 +19,8 @@ class InboundSource(BaseModel):
     organisation_code: str | None = Field(default=None, max_length=32)
     system: str | None = Field(default=None, max_length=128)
     message_id: str | None = Field(
-        default=None, max_length=256,
+        default=None,
+        max_length=256,
         description="The sender's id for this event: a repeat with the same id is taken once",
     )
 
@@ -36,7 +37,9 @@ class InboundEvent(BaseModel):
     source: InboundSource
     occurred_at: datetime
     plan_id: str | None = Field(default=None, max_length=64)
-    category: str | None = Field(default=None, max_length=64, description="Override of the type's category")
+    category: str | None = Field(
+        default=None, max_length=64, description="Override of the type's category"
+    )
     purposes: list[Literal["ehc_assessment", "plan_delivery", "review", "direct_care"]] = Field(
         default_factory=list, description="Why it is shared (default: the EHC process)"
     )

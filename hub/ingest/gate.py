@@ -24,6 +24,7 @@ import orjson
 import structlog
 from pydantic import ValidationError
 
+from hub.consent.audit_chain import AuditKind
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
 from hub.consent.crypto import KeyErasedError, KeyStore
 from hub.consent.decision import Decision, Fact, decide_sharing
@@ -290,10 +291,14 @@ class ConsentGate:
             if problem is not None:
                 return FactOutcome(fact.ref, "rejected", event_type, child_id=child_id, reason=problem, field="payload")
             pending.events.append(NewRecord(key=child_id, value=await self._seal(envelope), headers=headers))
-            kind = "consent_change" if event_type.startswith("consent.") else "coordinator_change"
+            kind: AuditKind = "decision"
+            if event_type.startswith("consent."):
+                kind = "consent_change"
+            elif event_type.startswith("casework."):
+                kind = "coordinator_change"
             pending.audit.append(
                 AuditEntry(
-                    kind=kind if event_type.startswith(("consent.", "casework.")) else "decision",
+                    kind=kind,
                     actor=actor,
                     child_id=child_id,
                     at=now,
@@ -548,7 +553,7 @@ def _fact_from_data(data: dict[str, Any], purposes: Sequence[str], basis: str | 
         category=data["category"],
         source_agency=source.get("agency") or "unknown",
         source_organisation=source.get("organisation_code"),
-        purposes=tuple(purposes),  # type: ignore[arg-type]
+        purposes=tuple(purposes),
         occurred_at=data["occurred_at"],
         basis_claimed=basis,
     )

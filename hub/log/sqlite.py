@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import orjson
 
 from hub.errors import TransientError
-from hub.sqlite_support import connect, is_transient
 from hub.log.base import (
     Headers,
     LogName,
@@ -30,6 +29,7 @@ from hub.log.base import (
     StoredRecord,
     partition_for,
 )
+from hub.sqlite_support import connect, is_transient
 
 T = TypeVar("T")
 
@@ -48,7 +48,6 @@ def _decode_headers(raw: bytes | None) -> Headers:
     if not raw:
         return ()
     return tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(raw))
-
 
 
 class SqliteEventLog:
@@ -113,7 +112,7 @@ class SqliteEventLog:
             for log in LogName:
                 table = _table(log)
                 conn.execute(
-                    f"CREATE TABLE IF NOT EXISTS {table} ("  # noqa: S608 (fixed names)
+                    f"CREATE TABLE IF NOT EXISTS {table} ("
                     " partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
                     " key TEXT NOT NULL, value BLOB NOT NULL, headers BLOB,"
                     " ts TEXT NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID"
@@ -212,7 +211,9 @@ class SqliteEventLog:
         )
         return result
 
-    def _read(self, log: LogName, partition: int, from_offset: int, limit: int) -> list[StoredRecord]:
+    def _read(
+        self, log: LogName, partition: int, from_offset: int, limit: int
+    ) -> list[StoredRecord]:
         conn = self._require(self._reader)
         rows = conn.execute(
             f"SELECT offset, key, value, headers, ts FROM {_table(log)}"  # noqa: S608

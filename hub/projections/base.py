@@ -33,7 +33,7 @@ class Applied:
         return None
 
 
-RAW_ONLY = Envelope.model_construct(event_type="hub.raw", child_id="-")
+RAW_ONLY = Envelope.model_construct(event_type="hub.raw", child_id="-")  # type: ignore[call-arg]
 """Stands in for the envelope when a projection reads raw records (`raw_records = True`)."""
 
 

@@ -16,8 +16,8 @@ from hub.store import Tx
 
 class EventCountsProjection:
     name = "event_counts"
-    logs = (LogName.EVENTS,)
-    tables = ("event_counts",)
+    logs: tuple[LogName, ...] = (LogName.EVENTS,)
+    tables: tuple[str, ...] = ("event_counts",)
 
     def ddl(self) -> Sequence[str]:
         return (

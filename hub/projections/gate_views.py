@@ -41,8 +41,8 @@ def _header_text(a: Applied, name: str) -> str | None:
 
 class ConsentStateProjection:
     name = "consent_state"
-    logs = (LogName.EVENTS,)
-    tables = ("consent_event",)
+    logs: tuple[LogName, ...] = (LogName.EVENTS,)
+    tables: tuple[str, ...] = ("consent_event",)
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -58,8 +58,14 @@ class ConsentStateProjection:
         for a in events:
             if a.envelope.event_type.startswith("consent."):
                 rows.append(
-                    (str(a.envelope.event_id), a.envelope.child_id, a.position.partition,
-                     a.position.offset, getattr(a.envelope.payload, "consent_id", None), a.raw)
+                    (
+                        str(a.envelope.event_id),
+                        a.envelope.child_id,
+                        a.position.partition,
+                        a.position.offset,
+                        getattr(a.envelope.payload, "consent_id", None),
+                        a.raw,
+                    )
                 )
             elif (child := _erased_child(a)) is not None:
                 await tx.execute("DELETE FROM consent_event WHERE child_id = ?", (child,))
@@ -72,8 +78,8 @@ class ConsentStateProjection:
 
 class CaseloadProjection:
     name = "caseload"
-    logs = (LogName.EVENTS,)
-    tables = ("caseload",)
+    logs: tuple[LogName, ...] = (LogName.EVENTS,)
+    tables: tuple[str, ...] = ("caseload",)
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -103,8 +109,8 @@ class CaseloadProjection:
 
 class WithheldIndexProjection:
     name = "withheld_index"
-    logs = (LogName.WITHHELD, LogName.EVENTS)
-    tables = ("withheld_fact",)
+    logs: tuple[LogName, ...] = (LogName.WITHHELD, LogName.EVENTS)
+    tables: tuple[str, ...] = ("withheld_fact",)
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -122,8 +128,15 @@ class WithheldIndexProjection:
                 await tx.execute(
                     "INSERT INTO withheld_fact (event_id, child_id, part, log_offset, category, body,"
                     " headers) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                    (str(env.event_id), env.child_id, a.position.partition, a.position.offset,
-                     env.category, a.raw, orjson.dumps([[k, v.hex()] for k, v in a.headers])),
+                    (
+                        str(env.event_id),
+                        env.child_id,
+                        a.position.partition,
+                        a.position.offset,
+                        env.category,
+                        a.raw,
+                        orjson.dumps([[k, v.hex()] for k, v in a.headers]),
+                    ),
                 )
             elif (child := _erased_child(a)) is not None:
                 await tx.execute("DELETE FROM withheld_fact WHERE child_id = ?", (child,))
@@ -140,8 +153,8 @@ class WithheldIndexProjection:
 
 class DedupeProjection:
     name = "ingest_dedupe"
-    logs = (LogName.EVENTS, LogName.WITHHELD)
-    tables = ("ingest_dedupe",)
+    logs: tuple[LogName, ...] = (LogName.EVENTS, LogName.WITHHELD)
+    tables: tuple[str, ...] = ("ingest_dedupe",)
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -165,8 +178,8 @@ class DedupeProjection:
 
 class SharedRecordProjection:
     name = "shared_record"
-    logs = (LogName.EVENTS,)
-    tables = ("shared_fact",)
+    logs: tuple[LogName, ...] = (LogName.EVENTS,)
+    tables: tuple[str, ...] = ("shared_fact",)
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -194,9 +207,19 @@ class SharedRecordProjection:
             if env.event_type.startswith(("consent.", "casework.", "identity.")):
                 continue  # shown by their own routes, not as shared facts
             rows.append(
-                (str(env.event_id), env.child_id, a.position.partition, a.position.offset,
-                 env.event_type, env.category, env.source.agency, env.occurred_at.isoformat(),
-                 _header_text(a, PURPOSES_HEADER), _header_text(a, BASIS_HEADER), a.raw)
+                (
+                    str(env.event_id),
+                    env.child_id,
+                    a.position.partition,
+                    a.position.offset,
+                    env.event_type,
+                    env.category,
+                    env.source.agency,
+                    env.occurred_at.isoformat(),
+                    _header_text(a, PURPOSES_HEADER),
+                    _header_text(a, BASIS_HEADER),
+                    a.raw,
+                )
             )
         await tx.executemany(
             "INSERT INTO shared_fact (event_id, child_id, part, log_offset, event_type, category,"
@@ -208,8 +231,8 @@ class SharedRecordProjection:
 
 class AuditIndexProjection:
     name = "audit_index"
-    logs = (LogName.AUDIT,)
-    tables = ("audit_entry",)
+    logs: tuple[LogName, ...] = (LogName.AUDIT,)
+    tables: tuple[str, ...] = ("audit_entry",)
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -230,9 +253,20 @@ class AuditIndexProjection:
             rec = orjson.loads(a.raw)
             details = rec.get("details") or {}
             rows.append(
-                (rec["record_id"], rec["chain"], rec["seq"], rec["kind"], rec["at"], rec["actor"],
-                 rec.get("child_id"), details.get("agency"), details.get("outcome"),
-                 a.position.partition, a.position.offset, a.raw)
+                (
+                    rec["record_id"],
+                    rec["chain"],
+                    rec["seq"],
+                    rec["kind"],
+                    rec["at"],
+                    rec["actor"],
+                    rec.get("child_id"),
+                    details.get("agency"),
+                    details.get("outcome"),
+                    a.position.partition,
+                    a.position.offset,
+                    a.raw,
+                )
             )
         await tx.executemany(
             "INSERT INTO audit_entry (record_id, chain, seq, kind, at, actor, child_id, agency,"

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from hub.consent.opener import EnvelopeOpener
 from hub.deadletter import GENERATION, DeadLetterEntry, dead_letter_for
 from hub.errors import PermanentError, TransientError
-from hub.consent.opener import EnvelopeOpener
-from hub.events import EventRegistry, registry as default_registry
+from hub.events import EventRegistry
+from hub.events import registry as default_registry
 from hub.log import EventLog, LogName, Position, StoredRecord
 from hub.projections.base import RAW_ONLY, Applied, Projection
 from hub.store import ReadStore, Tx
@@ -38,7 +39,7 @@ class RunnerStats:
     errors: dict[str, int] = field(default_factory=dict)
 
 
-class GenerationChanged(Exception):  # noqa: N818 - a signal, not a failure
+class GenerationChanged(Exception):
     """The projection was reset (rebuilt) since this runner subscribed: resubscribe."""
 
 
@@ -131,7 +132,7 @@ class ProjectionRunner:
             self.stats.batches += 1
         except GenerationChanged:
             raise
-        except Exception:  # noqa: BLE001 - fall back to one record at a time to isolate the bad one
+        except Exception:
             for applied in good:
                 await self._apply_one(applied)
             await self._with_retries(lambda: self._advance(log_name, part, last))
@@ -179,7 +180,7 @@ class ProjectionRunner:
                 raise
             except PermanentError as exc:
                 return await self._dead_letter_applied(applied, exc, attempts)
-            except Exception as exc:  # noqa: BLE001 - transient or unknown: retry, then dead-letter
+            except Exception as exc:
                 if attempts > self.retries:
                     return await self._dead_letter_applied(applied, exc, attempts)
                 await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
@@ -313,7 +314,7 @@ class ProjectionRunner:
                 raise
             except GenerationChanged:
                 log.info("projection.reset_seen", projection=self.name, topic=log_name.value)
-            except Exception as exc:  # noqa: BLE001 - never die silently: log, back off, resubscribe
+            except Exception as exc:
                 log.error(
                     "projection.follow_failed",
                     projection=self.name,

@@ -72,9 +72,7 @@ class SqlKeyStore:
         self._cache.pop(child_id, None)
         now = datetime.now(UTC).isoformat()
         async with self._store.transaction() as tx:
-            row = await tx.fetchone(
-                "SELECT wrapped FROM data_key WHERE child_id = ?", (child_id,)
-            )
+            row = await tx.fetchone("SELECT wrapped FROM data_key WHERE child_id = ?", (child_id,))
             await tx.execute(
                 "INSERT INTO data_key (child_id, wrapped, created_at, erased_at)"
                 " VALUES (?, NULL, ?, ?) ON CONFLICT (child_id)"

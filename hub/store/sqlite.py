@@ -7,6 +7,7 @@ a reader connection on another thread serves queries, which WAL lets run beside 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,6 @@ from hub.sqlite_support import connect, is_transient
 from hub.store.base import STORE_DDL, Dialect, Row
 
 T = TypeVar("T")
-
 
 
 class _SqliteTx:
@@ -54,7 +54,7 @@ class _SqliteTx:
             "SELECT part, applied_offset FROM projection_offset WHERE projection = ? AND log = ?",
             (projection, log),
         )
-        found = dict(rows)
+        found: dict[int, int] = dict(rows)
         return {p: found.get(p, -1) for p in parts}
 
     async def set_offset(self, projection: str, log: str, part: int, offset: int) -> None:
@@ -106,7 +106,7 @@ class SqliteReadStore:
         # erased keys are overwritten with zeros, not left in free pages
         await self._on_writer(lambda: self._w().execute("PRAGMA secure_delete=ON"))
         for stmt in STORE_DDL:
-            await self._on_writer(lambda stmt=stmt: self._w().execute(stmt))
+            await self._on_writer(functools.partial(self._w().execute, stmt))
         self._reader = await self._on(self._rpool, lambda: connect(self.path, "NORMAL"))
 
     async def close(self) -> None:

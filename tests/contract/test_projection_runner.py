@@ -112,10 +112,17 @@ async def test_undecodable_records_are_dead_lettered_and_the_stream_goes_on(
     good = [sen_status("child-b") for _ in range(3)]
     bad = [
         NewRecord(key="child-b", value=b"{not json"),
-        NewRecord(key="child-b", value=b'{"event_type": "no.such_event", "schema_version": 1, "payload": {}}'),
-        NewRecord(key="child-b", value=record_of(sen_status("child-b")).value.replace(b'"K"', b'"Z"')),
+        NewRecord(
+            key="child-b",
+            value=b'{"event_type": "no.such_event", "schema_version": 1, "payload": {}}',
+        ),
+        NewRecord(
+            key="child-b", value=record_of(sen_status("child-b")).value.replace(b'"K"', b'"Z"')
+        ),
     ]
-    await log.append(LogName.EVENTS, [record_of(good[0]), *bad, record_of(good[1]), record_of(good[2])])
+    await log.append(
+        LogName.EVENTS, [record_of(good[0]), *bad, record_of(good[1]), record_of(good[2])]
+    )
     runner = ProjectionRunner(EventCountsProjection(), log, store)
     await runner.rebuild()
     assert await counts(store) == {("child-b", "education.sen_status_recorded"): 3}
@@ -125,7 +132,9 @@ async def test_undecodable_records_are_dead_lettered_and_the_stream_goes_on(
     assert "not valid JSON" in reasons[0]
     assert "event_type: unknown event type 'no.such_event'" == reasons[1]
     assert reasons[2].startswith("payload.sen_provision:")
-    assert all(d.source_topic == "hub.events" and d.exception_type == "PermanentError" for d in dead)
+    assert all(
+        d.source_topic == "hub.events" and d.exception_type == "PermanentError" for d in dead
+    )
     assert all(d.consumer == "projection:event_counts" for d in dead)
     assert [d.record.value for d in dead] == [b.value for b in bad]
     assert sorted(d.source_offset for d in dead) == sorted(  # type: ignore[type-var]
@@ -173,7 +182,10 @@ async def test_a_poison_event_is_isolated_and_the_rest_of_its_batch_applied(
     assert await counts(store) == {("child-d", "education.sen_status_recorded"): 2}
     dead = [DeadLetterEntry.from_record(r) for r in await read_all(log, LogName.DEADLETTER)]
     assert [d.reason for d in dead] == ["child_id: poison child"]
-    assert dead[0].record.value == record_of(envs[1]).value or dead[0].record.key == "projection:event_counts"
+    assert (
+        dead[0].record.value == record_of(envs[1]).value
+        or dead[0].record.key == "projection:event_counts"
+    )
 
     # after the fix, replaying the dead-letter applies it once, and only once
     fixed = ProjectionRunner(EventCountsProjection(), log, store)

@@ -60,9 +60,14 @@ def test_audit_retention_and_erase_commands(tmp_path: Path) -> None:
     assert due.returncode == 0, due.stderr
     assert f"erased education of {child}" in due.stdout
     assert "1 category record(s) erased" in due.stdout
-    assert "retention" in hub_cli("audit", "trail", "--child", child, "--data-dir", str(data), env=env).stdout
+    assert (
+        "retention"
+        in hub_cli("audit", "trail", "--child", child, "--data-dir", str(data), env=env).stdout
+    )
 
-    erased = hub_cli("erase", child, "--reason", "SAR-123 erasure", "--data-dir", str(data), env=env)
+    erased = hub_cli(
+        "erase", child, "--reason", "SAR-123 erasure", "--data-dir", str(data), env=env
+    )
     assert erased.returncode == 0, erased.stderr
     assert f"erased {child}" in erased.stdout
 

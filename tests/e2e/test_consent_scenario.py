@@ -35,9 +35,17 @@ def sen_event(message_id: str = "sen-1") -> dict[str, Any]:
         "event_type": "education.sen_status_recorded",
         "schema_version": 2,
         "subject": {"upn": UPN, "nhs_number": NHS, "date_of_birth": "2015-03-02"},
-        "source": {"agency": "oak-school", "organisation_code": "8881234", "message_id": message_id},
+        "source": {
+            "agency": "oak-school",
+            "organisation_code": "8881234",
+            "message_id": message_id,
+        },
         "occurred_at": "2024-09-02T09:00:00Z",
-        "payload": {"sen_provision": "K", "start_date": "2024-09-01", "needs": [{"type": "SLCN", "rank": 1}]},
+        "payload": {
+            "sen_provision": "K",
+            "start_date": "2024-09-01",
+            "needs": [{"type": "SLCN", "rank": 1}],
+        },
     }
 
 
@@ -50,8 +58,13 @@ def health_event(message_id: str = "h-1") -> dict[str, Any]:
         "source": {"agency": "city-health", "organisation_code": "RR8", "message_id": message_id},
         "occurred_at": "2024-09-03T10:00:00Z",
         "category": "health",
-        "payload": {"practitioner_id": "salt-42", "role": "speech_and_language_therapist",
-                    "agency": "health", "organisation_code": "RR8", "since": "2024-09-03"},
+        "payload": {
+            "practitioner_id": "salt-42",
+            "role": "speech_and_language_therapist",
+            "agency": "health",
+            "organisation_code": "RR8",
+            "since": "2024-09-03",
+        },
     }
 
 
@@ -62,8 +75,11 @@ def health_consent(consent_id: str = "c-health-1") -> dict[str, Any]:
             "decision": "permit",
             "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
             "given_on": "2024-09-04",
-            "scope": {"categories": ["health", "education"], "purposes": ["ehc_assessment", "plan_delivery"],
-                      "roles": ["coordinator"]},
+            "scope": {
+                "categories": ["health", "education"],
+                "purposes": ["ehc_assessment", "plan_delivery"],
+                "roles": ["coordinator"],
+            },
             "period": {"start": "2024-09-04"},
             "capture_method": "form",
             "recorded_by": "ignored",
@@ -82,9 +98,13 @@ def shown_types(body: dict[str, Any]) -> list[str]:
     return sorted(f["event_type"] for facts in body["agencies"].values() for f in facts)
 
 
-async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(api: Api, tmp_path: Path) -> None:
+async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(
+    api: Api, tmp_path: Path
+) -> None:
     c = api.client
-    r = await c.post("/ingest/events", json={"events": [health_event()]}, headers=api.auth("city-health"))
+    r = await c.post(
+        "/ingest/events", json={"events": [health_event()]}, headers=api.auth("city-health")
+    )
     assert r.status_code == 200, r.text
     [res] = r.json()["results"]
     assert res["status"] == "withheld", res
@@ -92,13 +112,18 @@ async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(api: Ap
     child = res["child_id"]
 
     # assign the coordinator; the fact is not visible without consent
-    r = await c.post(f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops"))
+    r = await c.post(
+        f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops")
+    )
     assert r.status_code == 200, r.text
     assert shown_types(await record(api, child)) == []
 
     # the parent grants consent for health (and education) to the EHC coordinator
-    r = await c.post(f"/children/{child}/consents", json={**health_consent(), "child_date_of_birth": "2015-03-02"},
-                     headers=api.auth("casey"))
+    r = await c.post(
+        f"/children/{child}/consents",
+        json={**health_consent(), "child_date_of_birth": "2015-03-02"},
+        headers=api.auth("casey"),
+    )
     assert r.status_code == 200, r.text
     assert shown_types(await record(api, child)) == ["team.practitioner_joined"]
     body = await record(api, child)
@@ -107,7 +132,11 @@ async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(api: Ap
     assert fact["basis"]["kind"] == "consent" and fact["basis"]["name"] == "c-health-1"
 
     # withdrawn: it disappears at once
-    r = await c.post("/consents/c-health-1/withdraw", json={"withdrawn_by": {"reference": "parent-1", "capacity": "parent_with_pr"}}, headers=api.auth("casey"))
+    r = await c.post(
+        "/consents/c-health-1/withdraw",
+        json={"withdrawn_by": {"reference": "parent-1", "capacity": "parent_with_pr"}},
+        headers=api.auth("casey"),
+    )
     assert r.status_code == 200, r.text
     assert shown_types(await record(api, child)) == []
 
@@ -116,8 +145,10 @@ async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(api: Ap
     story = [(rec["kind"], rec["details"].get("outcome")) for rec in r.json()["records"]]
     kinds = [k for k, _ in story]
     assert kinds[0] == "decision" and story[0][1] == "withhold"
-    assert kinds.index("coordinator_change") < kinds.index("consent_change") < kinds.index("release")
-    assert "redaction" in kinds[kinds.index("release"):]
+    assert (
+        kinds.index("coordinator_change") < kinds.index("consent_change") < kinds.index("release")
+    )
+    assert "redaction" in kinds[kinds.index("release") :]
     assert kinds.count("read") >= 3
     assert all("nhs_number" not in str(rec) and NHS not in str(rec) for rec in r.json()["records"])
 
@@ -136,7 +167,10 @@ async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(api: Ap
     tampered = bytearray(value)
     pos = bytes(value).index(b'"kind":"') + len(b'"kind":"')
     tampered[pos] = ord("X")
-    conn.execute("UPDATE log_hub_audit SET value = ? WHERE partition = ? AND offset = ?", (bytes(tampered), part, offset))
+    conn.execute(
+        "UPDATE log_hub_audit SET value = ? WHERE partition = ? AND offset = ?",
+        (bytes(tampered), part, offset),
+    )
     conn.commit()
     conn.close()
     r = await c.get("/audit/verify", headers=api.auth("ig"))
@@ -149,21 +183,33 @@ async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(api: Ap
 
 
 async def test_a_child_off_the_caseload_is_404_like_a_missing_child(api: Api) -> None:
-    r = await api.client.post("/ingest/events", json={"events": [sen_event()]}, headers=api.auth("oak-school-mis"))
+    r = await api.client.post(
+        "/ingest/events", json={"events": [sen_event()]}, headers=api.auth("oak-school-mis")
+    )
     child = r.json()["results"][0]["child_id"]
-    await api.client.post(f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops"))
+    await api.client.post(
+        f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops")
+    )
     other = await api.client.get(f"/children/{child}/record", headers=api.auth("other-coordinator"))
-    missing = await api.client.get("/children/hc-nope/record", headers=api.auth("other-coordinator"))
+    missing = await api.client.get(
+        "/children/hc-nope/record", headers=api.auth("other-coordinator")
+    )
     assert other.status_code == missing.status_code == 404
     assert other.json()["detail"] == missing.json()["detail"]
 
 
 async def test_an_agency_publishes_only_as_itself_and_duplicates_are_taken_once(api: Api) -> None:
-    r = await api.client.post("/ingest/events", json={"events": [sen_event()]}, headers=api.auth("city-health"))
+    r = await api.client.post(
+        "/ingest/events", json={"events": [sen_event()]}, headers=api.auth("city-health")
+    )
     [res] = r.json()["results"]
     assert res["status"] == "rejected" and res["field"] == "source.agency"
-    first = await api.client.post("/ingest/events", json={"events": [sen_event("m-9")]}, headers=api.auth("oak-school-mis"))
-    again = await api.client.post("/ingest/events", json={"events": [sen_event("m-9")]}, headers=api.auth("oak-school-mis"))
+    first = await api.client.post(
+        "/ingest/events", json={"events": [sen_event("m-9")]}, headers=api.auth("oak-school-mis")
+    )
+    again = await api.client.post(
+        "/ingest/events", json={"events": [sen_event("m-9")]}, headers=api.auth("oak-school-mis")
+    )
     assert first.json()["results"][0]["status"] in ("appended", "withheld")
     assert again.json()["results"][0]["status"] == "duplicate"
     assert again.json()["results"][0]["event_id"] == first.json()["results"][0]["event_id"]
@@ -174,8 +220,11 @@ async def test_bad_events_are_answered_per_event_naming_the_field(api: Api) -> N
     bad_payload = sen_event("b-2")
     bad_payload["payload"] = {"sen_provision": "Z", "start_date": "2024-09-01"}
     unknown = sen_event("b-3") | {"event_type": "education.nothing"}
-    r = await api.client.post("/ingest/events", json={"events": [bad_upn, bad_payload, unknown, sen_event("ok")]},
-                              headers=api.auth("oak-school-mis"))
+    r = await api.client.post(
+        "/ingest/events",
+        json={"events": [bad_upn, bad_payload, unknown, sen_event("ok")]},
+        headers=api.auth("oak-school-mis"),
+    )
     assert r.status_code == 200
     results = r.json()["results"]
     assert [x["status"] for x in results[:3]] == ["rejected"] * 3
@@ -185,13 +234,21 @@ async def test_bad_events_are_answered_per_event_naming_the_field(api: Api) -> N
     assert results[3]["status"] in ("appended", "withheld")
 
 
-async def test_a_parent_cannot_consent_for_a_young_person_over_compulsory_school_age(api: Api) -> None:
+async def test_a_parent_cannot_consent_for_a_young_person_over_compulsory_school_age(
+    api: Api,
+) -> None:
     ev = sen_event("yp") | {"subject": {"upn": "X801200001002", "date_of_birth": "2006-01-10"}}
-    r = await api.client.post("/ingest/events", json={"events": [ev]}, headers=api.auth("oak-school-mis"))
+    r = await api.client.post(
+        "/ingest/events", json={"events": [ev]}, headers=api.auth("oak-school-mis")
+    )
     child = r.json()["results"][0]["child_id"]
     assert child, r.text
-    r = await api.client.post(f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops"))
+    r = await api.client.post(
+        f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops")
+    )
     assert r.status_code == 200, r.text
-    r = await api.client.post(f"/children/{child}/consents", json=health_consent("c-yp"), headers=api.auth("casey"))
+    r = await api.client.post(
+        f"/children/{child}/consents", json=health_consent("c-yp"), headers=api.auth("casey")
+    )
     assert r.status_code == 422
     assert "young person" in r.json()["detail"]

@@ -18,7 +18,9 @@ from tests.support.factories import mixed_events, record_of
 from tests.support.processes import hub_env, kill_hard, start_hub, stop
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> httpx.Response:
+def wait_http(
+    url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -32,7 +34,12 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float
 
 def hub_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hub.cli", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "hub.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -105,7 +112,9 @@ def test_serve_answers_and_survives_kill_9(tmp_path: Path) -> None:
 def test_keys_create_prints_the_token_alone_on_its_last_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = hub_env()
-    made = hub_cli("keys", "create", "--role", "admin", "--name", "ops", "--data-dir", str(data), env=env)
+    made = hub_cli(
+        "keys", "create", "--role", "admin", "--name", "ops", "--data-dir", str(data), env=env
+    )
     assert made.returncode == 0, made.stderr
     token = made.stdout.strip().splitlines()[-1]
     assert token.startswith("thk_") and " " not in token
@@ -116,12 +125,16 @@ def test_keys_create_prints_the_token_alone_on_its_last_line(tmp_path: Path) -> 
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc, logfile)
         me = httpx.get(
-            f"http://127.0.0.1:{port}/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=5
+            f"http://127.0.0.1:{port}/whoami",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
         )
         assert me.status_code == 200, me.text
         assert me.json()["role"] == "admin" and me.json()["name"] == "ops"
         metrics = httpx.get(
-            f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=5
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
         )
         assert metrics.status_code == 200
         assert "hub_projection_lag" in metrics.text
@@ -129,7 +142,9 @@ def test_keys_create_prints_the_token_alone_on_its_last_line(tmp_path: Path) -> 
         revoked = hub_cli("keys", "revoke", "ops", "--data-dir", str(data), env=env)
         assert revoked.returncode == 0, revoked.stderr
         again = httpx.get(
-            f"http://127.0.0.1:{port}/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=5
+            f"http://127.0.0.1:{port}/whoami",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
         )
         assert again.status_code == 401
     finally:

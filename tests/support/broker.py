@@ -71,7 +71,7 @@ def _wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 2
 def tansu_broker() -> Iterator[str]:
     binary = tansu_binary()
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)  # noqa: SIM115
+    log = tempfile.NamedTemporaryFile(prefix="tansu-", suffix=".log", delete=False)
     proc = subprocess.Popen(
         [
             str(binary),

@@ -20,9 +20,7 @@ from hub.events.schemas import CONTRACTS_EVENTS, all_schemas
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "events"
 
 need_types = st.sampled_from(["SPLD", "MLD", "SLD", "PMLD", "SEMH", "SLCN", "ASD", "OTH"])
-texts = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30
-)
+texts = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30)
 
 
 @st.composite
@@ -37,7 +35,9 @@ def sen_envelopes(draw: st.DrawFn) -> Envelope:
         needs=tuple(SenNeedRanked(type=t, rank=i + 1) for i, t in enumerate(needs)),  # type: ignore[arg-type]
     )
     occurred = draw(
-        st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC))
+        st.datetimes(
+            min_value=datetime(2000, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+        )
     )
     return Envelope.wrap(
         payload,
@@ -80,12 +80,18 @@ def test_stored_v1_sample_upcasts_to_the_current_version() -> None:
 @pytest.mark.parametrize(
     ("v1", "provision", "needs"),
     [
-        ({"sen_provision": "S", "start_date": "2010-01-01", "need_type": "ASD"}, "E", [{"type": "ASD", "rank": 1}]),
+        (
+            {"sen_provision": "S", "start_date": "2010-01-01", "need_type": "ASD"},
+            "E",
+            [{"type": "ASD", "rank": 1}],
+        ),
         ({"sen_provision": "A", "start_date": "2010-01-01", "need_type": None}, "K", []),
         ({"sen_provision": "N", "start_date": "2010-01-01"}, "N", []),
     ],
 )
-def test_upcaster_maps_pre_2014_codes(v1: dict[str, object], provision: str, needs: list[object]) -> None:
+def test_upcaster_maps_pre_2014_codes(
+    v1: dict[str, object], provision: str, needs: list[object]
+) -> None:
     out = upcast_sen_status_v1_v2(v1)
     assert out["sen_provision"] == provision
     assert out["needs"] == needs
@@ -109,13 +115,21 @@ def _raw(**changes: object) -> dict[str, object]:
         ({"occurred_at": "2013-09-04T08:30:00"}, "occurred_at", "timezone"),
         ({"payload": {"sen_provision": "P", "start_date": "2013-13-40"}}, "payload.start_date", ""),
         (
-            {"payload": {"sen_provision": "P", "start_date": "2013-09-04", "end_date": "2012-01-01"}},
+            {
+                "payload": {
+                    "sen_provision": "P",
+                    "start_date": "2013-09-04",
+                    "end_date": "2012-01-01",
+                }
+            },
             "payload",
             "end_date is before start_date",
         ),
     ],
 )
-def test_bad_events_name_the_field_and_reason(changes: dict[str, object], field: str, fragment: str) -> None:
+def test_bad_events_name_the_field_and_reason(
+    changes: dict[str, object], field: str, fragment: str
+) -> None:
     with pytest.raises(PermanentError) as info:
         decode(json.dumps(_raw(**changes)))
     assert info.value.field == field
@@ -156,7 +170,9 @@ def test_every_event_type_declares_a_category_and_is_past_tense() -> None:
 def test_checked_in_json_schemas_match_the_code() -> None:
     """Fails when an event model changes without `python -m hub.events.schemas`."""
     wanted = all_schemas()
-    on_disk = {p.name: p.read_text(encoding="utf-8") for p in CONTRACTS_EVENTS.glob("*.schema.json")}
+    on_disk = {
+        p.name: p.read_text(encoding="utf-8") for p in CONTRACTS_EVENTS.glob("*.schema.json")
+    }
     assert sorted(on_disk) == sorted(wanted), "event types and contracts/events/ differ"
     for name, text in wanted.items():
         assert on_disk[name] == text, f"{name} drifted: run `python -m hub.events.schemas`"
