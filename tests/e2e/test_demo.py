@@ -1,0 +1,121 @@
+"""The demo the README promises: `hub demo`'s synthetic cohort, loaded through the real
+adapters and routes into a fresh embedded hub, shows the demo coordinator a caseload with
+overdue advice (and every other stage of the journey) and a team of thirty around one
+child, and shows the IG auditor a trail that verifies. The cohort is the same for the same
+seed, its identifiers pass their checks, and the demo never wipes a directory it did not
+make."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.api.app import create_app
+from hub.cli import main as hub_main
+from hub.demo import MARKER, DemoDirError, open_in_process, prepare_demo_dir, run_demo_load
+from hub.demo.cohort import COMMUNITY_TRUST, SCHOOLS, build_cohort
+from hub.demo.journeys import final_date
+from hub.demo.messages import cin_census_message, ctf_message, health_bundle
+from hub.identity.identifiers import check_nhs_number, check_upn
+from hub.settings import Settings
+
+TODAY = date(2026, 11, 22)
+
+
+def demo_settings(data_dir: Path) -> Settings:
+    return Settings(data_dir=data_dir, sqlite_synchronous="NORMAL", _env_file=None)
+
+
+async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_verifies(
+    tmp_path: Path,
+) -> None:
+    settings = demo_settings(prepare_demo_dir(tmp_path / "demo-data"))
+    lines: list[str] = []
+    cohort, result = await run_demo_load(settings, children=40, seed=7, progress=lines.append)
+    assert any("CTF" in line and "appended" in line for line in lines), lines
+    assert result.outcomes["appended"] > 1000 and result.outcomes["rejected"] == 0
+    assert result.outcomes["withheld"] > 0  # a refusal, a family not yet asked, a s.47 enquiry
+    assert len(result.plan_ids) == sum(1 for c in cohort.children if c.scenario != "no_plan")
+
+    # served afresh from the same data directory, as `hub demo` serves it
+    async with open_in_process(create_app(settings)) as client:
+        coordinator = {"Authorization": f"Bearer {result.keys.coordinator}"}
+        r = await client.get("/caseload", headers=coordinator)
+        assert r.status_code == 200, r.text
+        caseload = r.json()
+        assert caseload["total"] == 40
+        entries: list[dict[str, Any]] = caseload["children"]
+        deadlines = Counter(
+            (e["next_deadline"]["rule"], e["next_deadline"]["state"])
+            for e in entries
+            if e["next_deadline"]
+        )
+        assert deadlines[("advice", "overdue")] >= 1, deadlines
+        assert deadlines[("advice", "paused")] >= 1, deadlines
+        assert deadlines[("assessment_decision", "overdue")] >= 1, deadlines
+        assert deadlines[("annual_review", "overdue")] >= 1, deadlines
+        assert ("phase_transfer", "due") in deadlines, deadlines
+        assert {"requested", "assessing", "drafting", "final"} <= {e["status"] for e in entries}
+        assert entries[0]["overdue_count"] > 0  # most urgent first
+
+        overdue = next(
+            e for e in entries if e["next_deadline"] and e["next_deadline"]["rule"] == "advice"
+            and e["next_deadline"]["state"] == "overdue"
+        )  # fmt: skip
+        r = await client.get(f"/plans/{overdue['plan_id']}/timeline", headers=coordinator)
+        assert r.status_code == 200, r.text
+
+        big = result.child_id(cohort.big_team_child)
+        r = await client.get(f"/children/{big}/team", headers=coordinator)
+        assert r.status_code == 200, r.text
+        team = r.json()
+        assert team["member_count"] == 30
+        ids = [m["practitioner_id"] for g in team["agencies"] for m in g["members"]]
+        assert len(set(ids)) == 30
+        by_agency = {g["agency"]: g["count"] for g in team["agencies"]}
+        assert {"education", "health", "social_care", "voluntary"} <= set(by_agency), by_agency
+        assert team["key_worker"] is not None and team["key_working_model"] == "multi_person"
+        assert team["open_actions"]
+
+        auditor = {"Authorization": f"Bearer {result.keys.ig_auditor}"}
+        r = await client.get("/audit/verify", headers=auditor)
+        assert r.status_code == 200, r.text
+        assert r.json()["ok"] is True
+
+
+def test_the_cohort_is_the_same_for_the_same_seed_and_its_identifiers_pass_their_checks() -> None:
+    one, two = build_cohort(20, seed=3, today=TODAY), build_cohort(20, seed=3, today=TODAY)
+    finals = {c.index: d for c in one.children if (d := final_date(c, TODAY))}
+    assert ctf_message(one, SCHOOLS[0], finals) == ctf_message(two, SCHOOLS[0], finals)
+    assert health_bundle(one, COMMUNITY_TRUST) == health_bundle(two, COMMUNITY_TRUST)
+    assert cin_census_message(one) == cin_census_message(two)
+    other = build_cohort(20, seed=4, today=TODAY)
+    assert [c.nhs_number for c in other.children] != [c.nhs_number for c in one.children]
+
+    numbers = [c.nhs_number for c in one.children]
+    assert len(set(numbers)) == len(numbers)
+    for child in one.children:
+        assert child.nhs_number.startswith("999")  # the range kept for testing
+        check_nhs_number(child.nhs_number)
+        if child.upn is not None:
+            check_upn(child.upn)
+    assert len(one.big_team_child.team) == 30
+
+
+def test_the_demo_never_wipes_a_directory_it_did_not_make(tmp_path: Path) -> None:
+    real = tmp_path / "data"
+    real.mkdir()
+    (real / "log.db").write_bytes(b"a real hub's log")
+    with pytest.raises(DemoDirError):
+        prepare_demo_dir(real)
+    assert hub_main(["demo", "--data-dir", str(real), "--port", "0"]) == 2
+    assert (real / "log.db").read_bytes() == b"a real hub's log"
+
+    demo = prepare_demo_dir(tmp_path / "demo-data")
+    (demo / "log.db").write_bytes(b"yesterday's demo")
+    again = prepare_demo_dir(demo)
+    assert (again / MARKER).is_file() and not (again / "log.db").exists()
