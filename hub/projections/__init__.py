@@ -9,6 +9,7 @@ __all__ = ["Applied", "EventCountsProjection", "Projection", "ProjectionRunner",
 
 def all_projections() -> list[Projection]:
     """Every projection the hub runs, by name."""
+    from hub.projections.caseload_view import CaseloadViewProjection
     from hub.projections.gate_views import (
         AuditIndexProjection,
         CaseloadProjection,
@@ -17,6 +18,8 @@ def all_projections() -> list[Projection]:
         SharedRecordProjection,
         WithheldIndexProjection,
     )
+    from hub.projections.plan_timeline import PlanTimelineProjection
+    from hub.projections.team_around_child import TeamAroundChildProjection
 
     return [
         EventCountsProjection(),
@@ -26,4 +29,7 @@ def all_projections() -> list[Projection]:
         DedupeProjection(),
         SharedRecordProjection(),
         AuditIndexProjection(),
+        TeamAroundChildProjection(),
+        PlanTimelineProjection(),
+        CaseloadViewProjection(),
     ]

@@ -1,0 +1,690 @@
+"""Coordinator write routes: record the steps of an EHC plan, team meetings and the key
+worker, each as a domain event through the consent gate.
+
+Every route is for the `coordinator` role and a child on the caller's caseload (404
+otherwise). A step is checked against the plan's history first (`check_transition`): a
+final plan before a decision to assess, a date before the request and the like answer
+409 (the plan's state forbids it) or 422 (the content contradicts the plan), as RFC 9457
+problem details naming the rule and the field. Dates on which something happened may
+not lie in the future. The event is then appended through `ConsentGate.submit` as the
+local authority's own record (source agency `local_authority`, category from the
+payload's `data_category()`), which audits the decision: the LA's own steps claim the
+`ehc_statutory_record` basis, requests for health or social care advice `reg6_ehc_advice`;
+a step no basis or consent covers (advice from CAMHS without a consent naming mental
+health) is kept back on `hub.withheld` and the answer says so (202). An `Idempotency-Key`
+header makes a retry answer the first call's events instead of recording twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.problems import problem
+from hub.api.routes_joined import plan_on_caseload
+from hub.api.routes_record import gate_of, require_on_caseload
+from hub.events import Source
+from hub.events.envelope import EventPayload, new_event_id
+from hub.events.plan import (
+    AdviceCategory,
+    AdviceDataCategory,
+    AdviceRequested,
+    AssessmentDecided,
+    AssessmentRequested,
+    DocumentRef,
+    DraftIssued,
+    ExceptionKind,
+    ExceptionRecorded,
+    Finalised,
+    NoPlanDecided,
+    PhaseTransferKind,
+    RequestedBy,
+    ReviewDecided,
+    ReviewDecision,
+    ReviewKind,
+    ReviewMeetingHeld,
+    ReviewReportSent,
+)
+from hub.events.team import (
+    KEY_WORKING_FUNCTIONS,
+    KeyWorkerAssigned,
+    KeyWorkingFunction,
+    KeyWorkingModel,
+    MeetingHeld,
+    MeetingKind,
+)
+from hub.ingest.gate import ConsentGate
+from hub.ingest.model import InboundFact, Subject
+from hub.log import LogName, partition_for
+from hub.plans.transitions import check_transition
+from hub.projections.caseload_view import load_clock_facts
+
+router = APIRouter()
+Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", max_length=128,
+           description="Any unique string; a retry with the same key records nothing twice"),
+]
+
+LA_AGENCY = "local_authority"
+PLAN_RECORD_BASIS = "ehc_statutory_record"
+"""The LA's own record of the EHC process it must run (contracts/consent-policy.yaml)."""
+ADVICE_BASIS = "reg6_ehc_advice"
+TRANSITION_PROBLEM = "https://tac-hub.example/problems/plan-transition"
+INVALID_PROBLEM = "https://tac-hub.example/problems/invalid-step"
+
+Ref = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/|-]{0,127}$")]
+
+
+# --------------------------------------------------------------------------- responses
+
+
+class RecordedEvent(BaseModel):
+    event_type: str
+    event_id: str | None
+    status: Literal["appended", "withheld", "duplicate"]
+    reason: str | None = None
+
+
+class Recorded(BaseModel):
+    """What was recorded: `recorded` (on the shared log), `withheld` (kept back until a
+    consent covers it), or `duplicate` (a retry of an earlier call)."""
+
+    status: Literal["recorded", "withheld", "duplicate"]
+    child_id: str
+    plan_id: str | None = None
+    events: list[RecordedEvent]
+
+
+_PROBLEM = "application/problem+json"
+
+
+def _example(plan_id: str | None, event_type: str) -> dict[str, Any]:
+    return {"status": "recorded", "child_id": "hc-7f3a9c2e41d8", "plan_id": plan_id,
+            "events": [{"event_type": event_type,
+                        "event_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
+                        "status": "appended", "reason": None}]}
+
+
+def _responses(
+    plan_id: str | None, event_type: str, *, transitions: bool = True
+) -> dict[int | str, dict[str, Any]]:
+    out: dict[int | str, dict[str, Any]] = {
+        **AUTH_RESPONSES,
+        201: {"description": "Recorded on the shared log",
+              "content": {"application/json": {"example": _example(plan_id, event_type)}}},
+        200: {"model": Recorded,
+              "description": "A retry with the same Idempotency-Key: the first call's events"},
+        202: {"model": Recorded,
+              "description": "Kept back on hub.withheld: no consent or basis covers it yet"},
+        404: {"description": "Not on your caseload (or no such child or plan)",
+              "content": {_PROBLEM: {"example": {"type": "about:blank", "title": "Not Found",
+                                                 "status": 404,
+                                                 "detail": "no such plan on your caseload"}}}},
+        409: {"description": "The plan's state forbids this step (the rule is named)",
+              "content": {_PROBLEM: {"example": {
+                  "type": TRANSITION_PROBLEM, "title": "Conflict", "status": 409,
+                  "detail": "a final plan follows a decision to assess",
+                  "rule": "final_needs_decision_to_assess", "field": None}}}},
+        422: {"description": "The step contradicts the plan or is not valid (rule and field)",
+              "content": {_PROBLEM: {"example": {
+                  "type": INVALID_PROBLEM, "title": "Unprocessable Content", "status": 422,
+                  "detail": "decided_on 2024-01-10 is before the request (2024-01-18)",
+                  "rule": "decided_on_before_request", "field": "decided_on"}}}},
+    }
+    if not transitions:
+        del out[409]
+    return out
+
+
+# --------------------------------------------------------------------------- appending
+
+_HAPPENED_ON: dict[type[EventPayload], tuple[str, ...]] = {
+    AssessmentRequested: ("requested_on", "received_on"),
+    AssessmentDecided: ("decided_on",),
+    NoPlanDecided: ("decided_on",),
+    AdviceRequested: ("requested_on",),
+    DraftIssued: ("issued_on",),
+    Finalised: ("finalised_on",),
+    ReviewMeetingHeld: ("held_on",),
+    ReviewReportSent: ("sent_on",),
+    ReviewDecided: ("decided_on",),
+    MeetingHeld: ("held_on",),
+    KeyWorkerAssigned: ("assigned_on",),
+}
+"""The fields that say when something happened: never later than today."""
+
+_PURPOSES: dict[type[EventPayload], tuple[str, ...]] = {
+    ReviewMeetingHeld: ("review",),
+    ReviewReportSent: ("review",),
+    ReviewDecided: ("review",),
+    MeetingHeld: ("plan_delivery", "review"),
+    KeyWorkerAssigned: ("plan_delivery",),
+}
+
+
+def _category(payload: EventPayload) -> str:
+    data_category = getattr(payload, "data_category", None)
+    return str(data_category()) if callable(data_category) else type(payload).category
+
+
+def _basis(payload: EventPayload, category: str) -> str | None:
+    if category == "education":
+        return PLAN_RECORD_BASIS
+    if isinstance(payload, AdviceRequested) and category in ("health", "social_care"):
+        return ADVICE_BASIS
+    return None
+
+
+def _invalid(rule: str, field: str | None, detail: str) -> JSONResponse:
+    return problem(422, "Unprocessable Content", detail, type_=INVALID_PROBLEM, rule=rule,
+                   field=field)
+
+
+def _build(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> EventPayload:
+    """The payload, or a 422 problem naming the field (raised as `_Invalid`)."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise _Invalid(_invalid("invalid_" + cls.__name__.lower(), prefix + loc or None,
+                                f"{prefix}{loc}: {msg}" if loc else msg)) from None
+
+
+class _Invalid(Exception):
+    def __init__(self, response: JSONResponse) -> None:
+        super().__init__("invalid step")
+        self.response = response
+
+
+def _write_lock(request: Request) -> asyncio.Lock:
+    lock = getattr(request.app.state, "plan_write_lock", None)
+    if lock is None:
+        lock = request.app.state.plan_write_lock = asyncio.Lock()
+    return lock
+
+
+async def _history(gate: ConsentGate, child_id: str, plan_id: str) -> list[EventPayload]:
+    n = gate.log.partitions(LogName.EVENTS)
+    await gate.runners["caseload_view"].catch_up(LogName.EVENTS, partition_for(child_id, n))
+    facts = (await load_clock_facts(gate.store, [child_id]))[child_id]
+    return [f.payload() for f in facts if f.plan_id == plan_id]
+
+
+async def _earlier(
+    gate: ConsentGate, child_id: str, keys: Sequence[str]
+) -> dict[str, str] | None:
+    """The event ids a retried call recorded, if every one of its steps was recorded."""
+    n = gate.log.partitions(LogName.EVENTS)
+    runner = gate.runners["ingest_dedupe"]
+    for log_name in runner.projection.logs:
+        await runner.catch_up(log_name, partition_for(child_id, n))
+    marks = ", ".join("?" for _ in keys)
+    rows = await gate.store.fetchall(
+        f"SELECT dedupe_key, event_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
+        tuple(keys))
+    found = {str(k): str(e) for k, e in rows}
+    return found if len(found) == len(keys) else None
+
+
+async def append_steps(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    child_id: str,
+    plan_id: str | None,
+    payloads: Sequence[EventPayload],
+    *,
+    route: str,
+    idempotency_key: str | None,
+    check: bool = True,
+) -> Recorded | JSONResponse:
+    """Check each step against the plan's history, then append them through the gate."""
+    gate = gate_of(request)
+    now = datetime.now(UTC)
+    message_id = f"{principal.name}:{idempotency_key}" if idempotency_key else uuid.uuid4().hex
+    refs = [f"{child_id}:{plan_id or '-'}:{route}:{i}" for i in range(len(payloads))]
+    async with _write_lock(request):
+        if idempotency_key:
+            keys = [f"{LA_AGENCY}|{message_id}|{ref}" for ref in refs]
+            earlier = await _earlier(gate, child_id, keys)
+            if earlier is not None:
+                response.status_code = 200
+                return Recorded(status="duplicate", child_id=child_id, plan_id=plan_id, events=[
+                    RecordedEvent(event_type=p.event_type, event_id=earlier[k],
+                                  status="duplicate", reason="recorded by an earlier call")
+                    for p, k in zip(payloads, keys, strict=True)])
+        latest = now.date() + timedelta(days=1)  # a day's grace across time zones
+        for p in payloads:
+            for name in _HAPPENED_ON.get(type(p), ()):
+                day = getattr(p, name, None)
+                if isinstance(day, date) and day > latest:
+                    return _invalid("date_in_the_future", name,
+                                    f"{name} {day.isoformat()} is in the future")
+        if check and plan_id is not None:
+            history = await _history(gate, child_id, plan_id)
+            for p in payloads:
+                v = check_transition(history, p)
+                if v is not None:
+                    if v.conflict:
+                        return problem(409, "Conflict", v.message, type_=TRANSITION_PROBLEM,
+                                       rule=v.rule, field=v.field)
+                    return _invalid(v.rule, v.field, v.message)
+                history.append(p)
+        facts = []
+        for p, ref in zip(payloads, refs, strict=True):
+            category = _category(p)
+            facts.append(InboundFact(
+                subject=Subject(hub_child_id=child_id), payload=p, occurred_at=now,
+                source=Source(agency=LA_AGENCY, system="tac-hub", message_id=message_id),
+                ref=ref, plan_id=plan_id, category=category,
+                purposes=_PURPOSES.get(type(p), ("ehc_assessment",)),
+                statutory_basis=_basis(p, category)))
+        outcomes = await gate.submit(facts, actor=f"{principal.role}:{principal.name}")
+    rejected = next((o for o in outcomes if o.status == "rejected"), None)
+    if rejected is not None:
+        return _invalid(rejected.rule or "rejected", rejected.field,
+                        rejected.reason or "not recorded")
+    events = [RecordedEvent(event_type=o.event_type or "", event_id=o.event_id,
+                            status=o.status, reason=o.reason)
+              for o in outcomes]
+    if all(o.status == "duplicate" for o in outcomes):
+        status: Literal["recorded", "withheld", "duplicate"] = "duplicate"
+        response.status_code = 200
+    elif any(o.status == "withheld" for o in outcomes):
+        status = "withheld"
+        response.status_code = 202
+    else:
+        status = "recorded"
+        response.status_code = 201
+    return Recorded(status=status, child_id=child_id, plan_id=plan_id, events=events)
+
+
+async def _run(
+    request: Request, response: Response, principal: Principal, child_id: str,
+    plan_id: str | None, build: Any, *, route: str, idempotency_key: str | None,
+    check: bool = True,
+) -> Recorded | JSONResponse:
+    try:
+        payloads = build()
+    except _Invalid as exc:
+        return exc.response
+    return await append_steps(request, response, principal, child_id, plan_id, payloads,
+                              route=route, idempotency_key=idempotency_key, check=check)
+
+
+# --------------------------------------------------------------------------- the request
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanRequestIn(_In):
+    requested_on: date = Field(description="The date on the request")
+    received_on: date = Field(description="The day the LA received it: day 0 of the clock")
+    requested_by: RequestedBy
+    reassessment: bool = False
+    plan_id: str | None = Field(default=None, max_length=64,
+                                description="For a re-assessment: the plan re-assessed")
+
+
+@router.post(
+    "/children/{child_id}/plans",
+    tags=["plan steps"],
+    summary="Record a request for an EHC needs assessment (a new plan) or a re-assessment "
+            "(coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.assessment_requested"),
+)
+async def record_request(
+    request: Request, response: Response, child_id: str, principal: Coordinator,
+    body: Annotated[PlanRequestIn, Body(openapi_examples={"a parent's request": {"value": {
+        "requested_on": "2024-01-15", "received_on": "2024-01-18",
+        "requested_by": "parent"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    gate = gate_of(request)
+    await require_on_caseload(gate, principal, child_id)
+    if body.reassessment:
+        if body.plan_id is None:
+            return _invalid("reassessment_needs_plan", "plan_id",
+                            "a re-assessment names the plan it re-assesses")
+        if child_id != await plan_on_caseload(gate, principal, body.plan_id):
+            raise HTTPException(404, "no such plan on your caseload")
+        plan_id = body.plan_id
+    elif body.plan_id is not None:
+        return _invalid("new_plan_id_is_generated", "plan_id",
+                        "a new request starts a new plan: its id is generated")
+    else:
+        plan_id = str(new_event_id())
+    return await _run(
+        request, response, principal, child_id, plan_id,
+        lambda: [_build(AssessmentRequested, body.model_dump(exclude={"plan_id"}))],
+        route="request", idempotency_key=idempotency_key)
+
+
+# --------------------------------------------------------------------------- plan steps
+
+
+class DecisionIn(_In):
+    decision: Literal["assess", "refuse", "no_plan"] = Field(
+        description="Whether to assess (reg 4), or — after the assessment — not to issue a "
+                    "plan (reg 10)")
+    decided_on: date
+    letter: DocumentRef | None = None
+
+
+@router.post(
+    "/plans/{plan_id}/decision",
+    tags=["plan steps"],
+    summary="Record the LA's decision whether to assess, or not to issue a plan after the "
+            "assessment (coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.assessment_decided"),
+)
+async def record_decision(
+    request: Request, response: Response, plan_id: str, principal: Coordinator,
+    body: Annotated[DecisionIn, Body(openapi_examples={"assess": {"value": {
+        "decision": "assess", "decided_on": "2024-02-01"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+
+    def build() -> list[EventPayload]:
+        if body.decision == "no_plan":
+            return [_build(NoPlanDecided, {"decided_on": body.decided_on, "letter": body.letter})]
+        return [_build(AssessmentDecided, body.model_dump())]
+
+    return await _run(request, response, principal, child_id, plan_id, build,
+                      route="decision", idempotency_key=idempotency_key)
+
+
+class AdviceRequestIn(_In):
+    advice_request_id: Ref | None = Field(default=None, description="Generated when absent")
+    reg6_category: AdviceCategory
+    practitioner_id: Ref | None = None
+    agency: str | None = Field(default=None, max_length=64)
+    organisation_code: str | None = Field(default=None, max_length=32)
+    requested_on: date
+    advice_category: AdviceDataCategory | None = Field(
+        default=None, description="Consent category of the adviser's involvement "
+                                  "(e.g. mental_health for CAMHS); defaults from reg6_category")
+
+
+@router.post(
+    "/plans/{plan_id}/advice-requests",
+    tags=["plan steps"],
+    summary="Record a request for advice under reg 6: due 6 weeks later (coordinator, "
+            "caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.advice_requested"),
+)
+async def record_advice_request(
+    request: Request, response: Response, plan_id: str, principal: Coordinator,
+    body: Annotated[AdviceRequestIn, Body(openapi_examples={"an educational psychologist": {
+        "value": {"advice_request_id": "adv-ep", "reg6_category": "educational_psychologist",
+                  "practitioner_id": "ep-9", "agency": "education",
+                  "requested_on": "2024-02-01"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+    data = body.model_dump()
+    data["advice_request_id"] = body.advice_request_id or f"adv-{uuid.uuid4().hex[:12]}"
+    return await _run(request, response, principal, child_id, plan_id,
+                      lambda: [_build(AdviceRequested, data)],
+                      route="advice-request", idempotency_key=idempotency_key)
+
+
+class DraftIn(_In):
+    issued_on: date
+    comments_by: date | None = Field(default=None, description="At least 15 days on")
+    document: DocumentRef | None = None
+
+
+@router.post(
+    "/plans/{plan_id}/draft",
+    tags=["plan steps"],
+    summary="Record that the draft plan was issued: the family has 15 days to comment "
+            "(coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.draft_issued"),
+)
+async def record_draft(
+    request: Request, response: Response, plan_id: str, principal: Coordinator,
+    body: Annotated[DraftIn, Body(openapi_examples={"draft": {"value": {
+        "issued_on": "2024-04-25", "comments_by": "2024-05-10"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+    return await _run(request, response, principal, child_id, plan_id,
+                      lambda: [_build(DraftIssued, body.model_dump())],
+                      route="draft", idempotency_key=idempotency_key)
+
+
+class FinalIn(_In):
+    finalised_on: date
+    placement: str | None = Field(default=None, max_length=32,
+                                  description="Section I: URN or UKPRN of the named institution")
+    document: DocumentRef | None = None
+
+
+@router.post(
+    "/plans/{plan_id}/final",
+    tags=["plan steps"],
+    summary="Record that the final plan was issued (coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.finalised"),
+)
+async def record_final(
+    request: Request, response: Response, plan_id: str, principal: Coordinator,
+    body: Annotated[FinalIn, Body(openapi_examples={"final": {"value": {
+        "finalised_on": "2024-05-30", "placement": "100001"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+    return await _run(request, response, principal, child_id, plan_id,
+                      lambda: [_build(Finalised, body.model_dump())],
+                      route="final", idempotency_key=idempotency_key)
+
+
+class ExceptionIn(_In):
+    exception_id: Ref | None = Field(default=None, description="Generated when absent; "
+                                     "the same id again replaces the record (to add its end)")
+    kind: ExceptionKind
+    starts_on: date
+    ends_on: date | None = None
+    advice_request_ids: list[Ref] = Field(default=[], description="Only these advisers' "
+                                          "6 weeks (reg 8(2)); none: every clock it pauses")
+    details: str | None = Field(default=None, max_length=4000)
+
+
+@router.post(
+    "/plans/{plan_id}/exceptions",
+    tags=["plan steps"],
+    summary="Record an exception to the time limits (regs 5(4), 8(2), 10(4), 13(3)) "
+            "(coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.exception_recorded"),
+)
+async def record_exception(
+    request: Request, response: Response, plan_id: str, principal: Coordinator,
+    body: Annotated[ExceptionIn, Body(openapi_examples={"family away": {"value": {
+        "exception_id": "exc-1", "kind": "family_absent", "starts_on": "2024-03-01",
+        "ends_on": "2024-03-31"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+    data = body.model_dump()
+    data["exception_id"] = body.exception_id or f"exc-{uuid.uuid4().hex[:12]}"
+    return await _run(request, response, principal, child_id, plan_id,
+                      lambda: [_build(ExceptionRecorded, data)],
+                      route="exception", idempotency_key=idempotency_key)
+
+
+class ReviewDecisionIn(_In):
+    decision: ReviewDecision
+    decided_on: date
+    phase_transfer: PhaseTransferKind | None = None
+
+
+class ReviewIn(_In):
+    review_id: Ref | None = Field(default=None, description="Generated for a new meeting; "
+                                  "name it to add the report or the decision later")
+    held_on: date | None = Field(default=None, description="The meeting (a new review)")
+    kind: ReviewKind = "annual"
+    attendee_ids: list[Ref] = []
+    family_attended: bool = False
+    report_sent_on: date | None = None
+    report: DocumentRef | None = None
+    decision: ReviewDecisionIn | None = None
+
+
+@router.post(
+    "/plans/{plan_id}/reviews",
+    tags=["plan steps"],
+    summary="Record a review: the meeting, its report, and the LA's decision (any of them, "
+            "in one call or later by review_id) (coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.review_meeting_held"),
+)
+async def record_review(
+    request: Request, response: Response, plan_id: str, principal: Coordinator,
+    body: Annotated[ReviewIn, Body(openapi_examples={"annual review": {"value": {
+        "review_id": "rev-2025", "held_on": "2025-05-12", "kind": "annual",
+        "family_attended": True, "report_sent_on": "2025-05-20",
+        "decision": {"decision": "maintain", "decided_on": "2025-06-02"}}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+
+    def build() -> list[EventPayload]:
+        if body.held_on is None and body.report_sent_on is None and body.decision is None:
+            raise _Invalid(_invalid("review_needs_a_step", "held_on",
+                                    "give the meeting (held_on), the report (report_sent_on) "
+                                    "or the decision"))
+        if body.held_on is None and body.review_id is None:
+            raise _Invalid(_invalid("review_needs_id", "review_id",
+                                    "name the review the report or decision belongs to"))
+        review_id = body.review_id or f"rev-{uuid.uuid4().hex[:12]}"
+        out: list[EventPayload] = []
+        if body.held_on is not None:
+            out.append(_build(ReviewMeetingHeld, {
+                "review_id": review_id, "held_on": body.held_on, "kind": body.kind,
+                "attendee_ids": body.attendee_ids, "family_attended": body.family_attended}))
+        if body.report_sent_on is not None:
+            out.append(_build(ReviewReportSent, {"review_id": review_id,
+                                                 "sent_on": body.report_sent_on,
+                                                 "document": body.report}))
+        if body.decision is not None:
+            out.append(_build(ReviewDecided, {"review_id": review_id,
+                                              **body.decision.model_dump()}, "decision."))
+        return out
+
+    return await _run(request, response, principal, child_id, plan_id, build,
+                      route="review", idempotency_key=idempotency_key)
+
+
+# --------------------------------------------------------------------------- the team
+
+
+class ActionIn(_In):
+    action_id: Ref | None = Field(default=None, description="Generated when absent")
+    text: str = Field(min_length=1, max_length=2000)
+    owner_id: Ref = Field(description="The practitioner who owns it")
+    due_on: date
+
+
+class MeetingIn(_In):
+    meeting_id: Ref | None = Field(default=None, description="Generated when absent")
+    plan_id: str | None = Field(default=None, max_length=64,
+                                description="The plan the meeting was about, if one")
+    held_on: date
+    kind: MeetingKind
+    attendee_ids: list[Ref] = []
+    family_attended: bool = False
+    decisions: list[str] = []
+    actions: list[ActionIn] = []
+
+
+@router.post(
+    "/children/{child_id}/meetings",
+    tags=["team"],
+    summary="Record a team meeting: attendees, decisions, actions with owner and due date "
+            "(coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses(None, "team.meeting_held", transitions=False),
+)
+async def record_meeting(
+    request: Request, response: Response, child_id: str, principal: Coordinator,
+    body: Annotated[MeetingIn, Body(openapi_examples={"TAC meeting": {"value": {
+        "held_on": "2024-03-05", "kind": "tac", "attendee_ids": ["salt-42", "ep-9"],
+        "family_attended": True, "decisions": ["Refer for a sensory assessment"],
+        "actions": [{"text": "Book the sensory assessment", "owner_id": "ot-3",
+                     "due_on": "2024-04-02"}]}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    gate = gate_of(request)
+    await require_on_caseload(gate, principal, child_id)
+    if body.plan_id is not None and child_id != await plan_on_caseload(gate, principal,
+                                                                         body.plan_id):
+        raise HTTPException(404, "no such plan on your caseload")
+    data = body.model_dump(exclude={"plan_id"})
+    data["meeting_id"] = body.meeting_id or f"mtg-{uuid.uuid4().hex[:12]}"
+    data["actions"] = [{**a, "action_id": a["action_id"] or f"act-{uuid.uuid4().hex[:12]}"}
+                       for a in data["actions"]]
+    return await _run(request, response, principal, child_id, body.plan_id,
+                      lambda: [_build(MeetingHeld, data)],
+                      route="meeting", idempotency_key=idempotency_key, check=False)
+
+
+class KeyWorkerIn(_In):
+    practitioner_id: Ref
+    model: KeyWorkingModel
+    functions: list[KeyWorkingFunction] = Field(
+        default=list(KEY_WORKING_FUNCTIONS),
+        description="The key working functions this person holds (all ten in the "
+                    "single-person model)")
+    assigned_on: date
+
+
+@router.post(
+    "/children/{child_id}/key-worker",
+    tags=["team"],
+    summary="Record who holds which key working functions (single- or multi-person model) "
+            "(coordinator, caseload)",
+    status_code=201,
+    response_model=Recorded,
+    responses=_responses(None, "team.key_worker_assigned", transitions=False),
+)
+async def record_key_worker(
+    request: Request, response: Response, child_id: str, principal: Coordinator,
+    body: Annotated[KeyWorkerIn, Body(openapi_examples={"single key worker": {"value": {
+        "practitioner_id": "kw-1", "model": "single_person", "assigned_on": "2024-02-05"}}})],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    gate = gate_of(request)
+    await require_on_caseload(gate, principal, child_id)
+    return await _run(request, response, principal, child_id, None,
+                      lambda: [_build(KeyWorkerAssigned, body.model_dump())],
+                      route=f"key-worker:{body.practitioner_id}",
+                      idempotency_key=idempotency_key, check=False)

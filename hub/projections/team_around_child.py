@@ -1,0 +1,653 @@
+"""The team around the child: who is around one child, and how to reach the family.
+
+The projection (`team_around_child`, table `tac_fact`) keeps every permitted fact the
+team view is made of — practitioners joining and leaving, key working, meetings and
+their actions, advice submitted (a practitioner's latest contribution), the child's
+identity, setting and SEN status, and the family's people — sealed exactly as logged,
+with the metadata the consent policy decides on (category, source agency and
+organisation, purposes, claimed basis) and the practitioner it concerns. It decides
+nothing: the query layer re-decides every fact for the caller at view time, opens only
+the visible ones and folds them with `fold_team` into a `TeamView`; a member whose
+joining fact the caller may not see (CAMHS, sexual health, safeguarding) is left out
+with everything about them. Rows are dropped on `identity.child_erased` and, per
+category, on `identity.category_erased`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.events.envelope import Envelope
+from hub.events.identity import CategoryErased, ChildErased
+from hub.log import LogName
+from hub.projections.base import Applied
+from hub.store import Tx
+
+PURPOSES_HEADER = "x-purposes"
+BASIS_HEADER = "x-basis-claimed"
+DEFAULT_PURPOSES = ("ehc_assessment", "plan_delivery", "review")
+
+TEAM_EVENT_TYPES = frozenset(
+    {
+        "team.practitioner_joined",
+        "team.practitioner_left",
+        "team.key_worker_assigned",
+        "team.meeting_held",
+        "team.meeting_action_completed",
+        "plan.advice_submitted",
+        "family.related_person_recorded",
+        "family.contact_recorded",
+        "education.pupil_identified",
+        "education.placement_recorded",
+        "education.sen_status_recorded",
+        "health.patient_identified",
+        "social_care.child_identified",
+    }
+)
+"""The facts the team view is made of."""
+
+DOB_EVENT_TYPES = frozenset(
+    {"education.pupil_identified", "health.patient_identified", "social_care.child_identified"}
+)
+"""Facts that carry the child's date of birth."""
+
+# --------------------------------------------------------------------------- stored facts
+
+SEALED_FACT_COLUMNS = (
+    " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
+    " log_offset BIGINT NOT NULL, event_type TEXT NOT NULL, category TEXT NOT NULL,"
+    " agency TEXT NOT NULL, organisation TEXT, occurred_at TEXT NOT NULL, purposes TEXT,"
+    " basis_claimed TEXT"
+)
+"""The columns every sealed-fact table starts with: what a view-time decision needs."""
+
+FACT_SELECT = (
+    "event_id, child_id, event_type, category, agency, organisation, occurred_at,"
+    " purposes, basis_claimed"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedFact:
+    """One stored fact: what the consent policy decides on, and the body as logged."""
+
+    event_id: str
+    child_id: str
+    event_type: str
+    category: str
+    agency: str
+    organisation: str | None
+    occurred_at: str
+    purposes: tuple[str, ...]
+    basis_claimed: str | None
+    body: bytes
+    subject_ref: str | None = None
+    plan_id: str | None = None
+
+    @classmethod
+    def from_row(
+        cls, row: Sequence[Any], *, subject_ref: str | None = None, plan_id: str | None = None
+    ) -> SealedFact:
+        """From a row of `FACT_SELECT` followed by the body."""
+        purposes = str(row[7]) if row[7] else ",".join(DEFAULT_PURPOSES)
+        return cls(
+            event_id=str(row[0]),
+            child_id=str(row[1]),
+            event_type=str(row[2]),
+            category=str(row[3]),
+            agency=str(row[4]),
+            organisation=None if row[5] is None else str(row[5]),
+            occurred_at=str(row[6]),
+            purposes=tuple(purposes.split(",")),
+            basis_claimed=None if row[8] is None else str(row[8]),
+            body=bytes(row[9]),
+            subject_ref=subject_ref,
+            plan_id=plan_id,
+        )
+
+
+def fact_columns(a: Applied) -> tuple[Any, ...]:
+    """The `SEALED_FACT_COLUMNS` values of one applied event."""
+    env = a.envelope
+    purposes = a.header(PURPOSES_HEADER)
+    basis = a.header(BASIS_HEADER)
+    return (
+        str(env.event_id),
+        env.child_id,
+        a.position.partition,
+        a.position.offset,
+        env.event_type,
+        env.category,
+        env.source.agency,
+        env.source.organisation_code,
+        env.occurred_at.isoformat(),
+        None if purposes is None else purposes.decode("utf-8", "replace"),
+        None if basis is None else basis.decode("utf-8", "replace"),
+    )
+
+
+async def drop_on_tombstone(tx: Tx, table: str, a: Applied) -> bool:
+    """Delete a child's rows (or one category's) on an erasure tombstone; True if it was one."""
+    payload = a.envelope.payload
+    if isinstance(payload, ChildErased):
+        await tx.execute(f"DELETE FROM {table} WHERE child_id = ?", (a.envelope.child_id,))  # noqa: S608 - the projection's own table
+        return True
+    if isinstance(payload, CategoryErased):
+        await tx.execute(
+            f"DELETE FROM {table} WHERE child_id = ? AND category = ?",  # noqa: S608 - own table
+            (a.envelope.child_id, payload.erased_category),
+        )
+        return True
+    return False
+
+
+def _subject_ref(env: Envelope) -> str | None:
+    """The practitioner a fact is about (an opaque id, never a name)."""
+    value = getattr(env.payload, "practitioner_id", None)
+    return value if isinstance(value, str) else None
+
+
+class TeamAroundChildProjection:
+    name = "team_around_child"
+    logs: tuple[LogName, ...] = (LogName.EVENTS,)
+    tables: tuple[str, ...] = ("tac_fact",)
+
+    def ddl(self) -> Sequence[str]:
+        return (
+            f"CREATE TABLE IF NOT EXISTS tac_fact ({SEALED_FACT_COLUMNS},"
+            " subject_ref TEXT, body BYTEA NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS tac_fact_child ON tac_fact (child_id, part, log_offset)",
+        )
+
+    async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        for a in events:
+            if a.envelope.event_type.startswith("identity."):
+                if rows:  # keep log order: earlier facts go in before a tombstone
+                    await self._insert(tx, rows)
+                    rows = []
+                await drop_on_tombstone(tx, "tac_fact", a)
+                continue
+            if a.envelope.event_type in TEAM_EVENT_TYPES:
+                rows.append((*fact_columns(a), _subject_ref(a.envelope), a.raw))
+        await self._insert(tx, rows)
+
+    @staticmethod
+    async def _insert(tx: Tx, rows: Sequence[tuple[Any, ...]]) -> None:
+        await tx.executemany(
+            "INSERT INTO tac_fact (event_id, child_id, part, log_offset, event_type, category,"
+            " agency, organisation, occurred_at, purposes, basis_claimed, subject_ref, body)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+            rows,
+        )
+
+
+async def load_team_facts(store: Any, child_id: str) -> list[SealedFact]:
+    """The child's stored team facts in log order (`store` is a `ReadStore`)."""
+    rows = await store.fetchall(
+        f"SELECT {FACT_SELECT}, body, subject_ref FROM tac_fact WHERE child_id = ?"  # noqa: S608 - constant columns
+        " ORDER BY part, log_offset",
+        (child_id,),
+    )
+    return [SealedFact.from_row(r, subject_ref=None if r[10] is None else str(r[10])) for r in rows]
+
+
+def hidden_practitioners(
+    facts: Iterable[SealedFact], sees: Callable[[SealedFact], bool]
+) -> frozenset[str]:
+    """Practitioners whose involvement the caller may not see: the fact that introduced
+    them to the team (their first `team.practitioner_joined`) is not visible."""
+    first: dict[str, SealedFact] = {}
+    for f in facts:
+        if f.event_type == "team.practitioner_joined" and f.subject_ref:
+            first.setdefault(f.subject_ref, f)
+    return frozenset(p for p, f in first.items() if not sees(f))
+
+
+# --------------------------------------------------------------------------- the view
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class IdentifierOut(_Out):
+    system: Literal["upn", "nhs_number", "la_child_id", "uln"]
+    value: str
+    source_agency: str
+
+
+class SettingOut(_Out):
+    """The placement that is open (no leaving date), latest entry first."""
+
+    school_name: str | None = None
+    urn: str | None = None
+    la_code: str | None = None
+    estab: str | None = None
+    phase: str | None = None
+    provision_type: str | None = None
+    nc_year: str | None = None
+    since: date
+
+
+class SenNeedOut(_Out):
+    type: str
+    rank: int
+
+
+class SenStatusOut(_Out):
+    provision: str = Field(description="E EHC plan, K SEN support, N no SEN")
+    provision_label: str
+    needs: list[SenNeedOut] = []
+    since: date
+    source_agency: str
+
+
+class ChildOut(_Out):
+    child_id: str
+    name: str | None = None
+    preferred_name: str | None = None
+    date_of_birth: date | None = None
+    identifiers: list[IdentifierOut] = []
+    current_setting: SettingOut | None = None
+    sen_status: SenStatusOut | None = None
+
+
+class ContactOut(_Out):
+    system: str | None = None
+    value: str
+    use: str | None = None
+
+
+class FamilyMemberOut(_Out):
+    name: str | None = None
+    relationships: list[str] = []
+    parental_responsibility: bool | None = None
+    lives_with_child: bool | None = None
+    priority: int | None = None
+    contacts: list[ContactOut] = []
+    sources: list[str] = Field(default=[], description="Agencies that named this person")
+
+
+class WhoDecidesOut(_Out):
+    decides: Literal["parent_with_pr", "young_person", "deputy", "representative", "unknown"]
+    summary: str
+    consents_given_by: list[str] = Field(
+        default=[], description="Who gave the grants and refusals in force (capacity, reference)"
+    )
+
+
+class FamilyOut(_Out):
+    members: list[FamilyMemberOut] = []
+    who_decides: WhoDecidesOut
+
+
+class ContributionOut(_Out):
+    kind: Literal["advice", "meeting", "action_completed"]
+    on: date
+    event_id: str
+    plan_id: str | None = None
+
+
+class MemberOut(_Out):
+    practitioner_id: str
+    role: str
+    role_label: str
+    in_vocabulary: bool
+    organisation_code: str | None = None
+    contact: str | None = Field(
+        default=None, description="How to reach them, where a joining fact carries it"
+    )
+    since: date
+    until: date | None = None
+    current: bool
+    last_contribution: ContributionOut | None = None
+    key_working_functions: list[str] = []
+
+
+class AgencyGroupOut(_Out):
+    agency: str
+    count: int
+    current: int
+    members: list[MemberOut]
+
+
+class KeyWorkerOut(_Out):
+    """The single point of contact: who holds that key working function."""
+
+    practitioner_id: str
+    role: str | None = None
+    role_label: str | None = None
+    organisation_code: str | None = None
+    contact: str | None = None
+    model: str
+    functions: list[str]
+    assigned_on: date
+
+
+class ActionOut(_Out):
+    action_id: str
+    meeting_id: str
+    held_on: date
+    text: str
+    owner_id: str
+    owner_role: str | None = None
+    due_on: date
+    overdue: bool
+
+
+class TeamView(_Out):
+    child_id: str
+    as_of: date
+    child: ChildOut
+    family: FamilyOut
+    key_worker: KeyWorkerOut | None = None
+    key_working_model: str | None = None
+    member_count: int
+    current_member_count: int
+    agencies: list[AgencyGroupOut]
+    open_actions: list[ActionOut]
+    consent: list[str] = Field(description="The consent state in plain words")
+    facts_shown: list[str] = Field(description="Ids of the facts this view rests on")
+
+
+RoleVocabulary = Mapping[str, tuple[str, str | None]]
+"""Role code -> (description, agency) from the policy's `roles`."""
+
+_SEN_LABELS = {"E": "EHC plan", "K": "SEN support", "N": "no special educational need"}
+_AGENCY_ORDER = ("local_authority", "education", "health", "social_care")
+_RELATIONSHIP_WORDS = {
+    "PAM": "mother", "PAF": "father", "CAM": "carer (female)", "CAF": "carer (male)",
+    "STM": "step-mother", "STF": "step-father", "FOM": "foster mother", "FOF": "foster father",
+    "GRM": "grandmother", "GRF": "grandfather", "OTH": "other", "REL": "other relative",
+    "MTH": "mother", "FTH": "father", "GUARD": "guardian", "PRN": "parent",
+}
+
+
+@dataclass
+class _Member:
+    practitioner_id: str
+    role: str
+    agency: str
+    organisation: str | None
+    since: date
+    until: date | None = None
+    contact: str | None = None
+    last: ContributionOut | None = None
+    functions: tuple[str, ...] = ()
+
+
+@dataclass
+class _Family:
+    name: str | None
+    relationships: list[str]
+    parental_responsibility: bool | None
+    lives_with_child: bool | None
+    priority: int | None
+    contacts: list[ContactOut]
+    sources: list[str]
+
+
+def _name(*parts: str | None) -> str | None:
+    text = " ".join(p.strip() for p in parts if p and p.strip())
+    return text or None
+
+
+def _later(current: ContributionOut | None, new: ContributionOut) -> ContributionOut:
+    return new if current is None or new.on >= current.on else current
+
+
+def fold_team(
+    child_id: str,
+    facts: Iterable[tuple[SealedFact, Envelope]],
+    *,
+    today: date,
+    hidden: frozenset[str],
+    roles: RoleVocabulary,
+    who_decides: WhoDecidesOut,
+    consent: Sequence[str],
+) -> TeamView:
+    """Fold the facts the caller may see (in log order, opened) into the team view.
+    `hidden` practitioners are left out wherever they would appear."""
+    members: dict[str, _Member] = {}
+    key_working: dict[str, tuple[str, tuple[str, ...], date]] = {}
+    actions: dict[str, ActionOut] = {}
+    completed: set[str] = set()
+    family: dict[str, _Family] = {}
+    identifiers: dict[tuple[str, str], IdentifierOut] = {}
+    name: str | None = None
+    preferred: str | None = None
+    dob: date | None = None
+    settings: list[SettingOut] = []
+    sen: SenStatusOut | None = None
+    last_by: dict[str, ContributionOut] = {}
+    shown: list[str] = []
+
+    def ident(system: Any, value: str | None, agency: str) -> None:
+        if value:
+            identifiers.setdefault((system, value), IdentifierOut(
+                system=system, value=value, source_agency=agency))
+
+    def person(key: str, entry: _Family) -> None:
+        known = family.get(key)
+        if known is None:
+            family[key] = entry
+            return
+        known.relationships.extend(r for r in entry.relationships if r not in known.relationships)
+        known.contacts.extend(c for c in entry.contacts if c not in known.contacts)
+        known.sources.extend(s for s in entry.sources if s not in known.sources)
+        if entry.parental_responsibility is not None:
+            known.parental_responsibility = bool(known.parental_responsibility) or (
+                entry.parental_responsibility
+            )
+        known.name = known.name or entry.name
+        known.lives_with_child = (
+            entry.lives_with_child if entry.lives_with_child is not None else known.lives_with_child
+        )
+        known.priority = entry.priority or known.priority
+
+    for row, env in facts:
+        p: Any = env.payload
+        t = env.event_type
+        agency = env.source.agency
+        if t == "team.practitioner_joined":
+            if p.practitioner_id in hidden:
+                continue
+            m = members.get(p.practitioner_id)
+            contact = getattr(p, "contact", None)
+            if m is None:
+                members[p.practitioner_id] = _Member(
+                    p.practitioner_id, p.role, p.agency, p.organisation_code, p.since,
+                    contact=contact if isinstance(contact, str) else None)
+            else:  # re-joined or changed role
+                m.role, m.agency = p.role, p.agency
+                m.organisation = p.organisation_code or m.organisation
+                if m.until is not None:
+                    m.since, m.until = p.since, None
+        elif t == "team.practitioner_left":
+            if p.practitioner_id in hidden or p.practitioner_id not in members:
+                continue
+            members[p.practitioner_id].until = p.until
+        elif t == "team.key_worker_assigned":
+            if p.practitioner_id in hidden:
+                continue
+            key_working[p.practitioner_id] = (p.model, tuple(p.functions), p.assigned_on)
+        elif t == "team.meeting_held":
+            for attendee in p.attendee_ids:
+                if attendee not in hidden:
+                    last_by[attendee] = _later(last_by.get(attendee), ContributionOut(
+                        kind="meeting", on=p.held_on, event_id=row.event_id, plan_id=env.plan_id))
+            for action in p.actions:
+                if action.owner_id in hidden:
+                    continue
+                actions[action.action_id] = ActionOut(
+                    action_id=action.action_id, meeting_id=p.meeting_id, held_on=p.held_on,
+                    text=action.text, owner_id=action.owner_id, due_on=action.due_on,
+                    overdue=action.due_on < today)
+        elif t == "team.meeting_action_completed":
+            completed.add(p.action_id)
+            if p.completed_by and p.completed_by not in hidden:
+                last_by[p.completed_by] = _later(last_by.get(p.completed_by), ContributionOut(
+                    kind="action_completed", on=p.completed_on, event_id=row.event_id,
+                    plan_id=env.plan_id))
+        elif t == "plan.advice_submitted":
+            if p.practitioner_id in hidden:
+                continue
+            last_by[p.practitioner_id] = _later(last_by.get(p.practitioner_id), ContributionOut(
+                kind="advice", on=p.submitted_on, event_id=row.event_id, plan_id=env.plan_id))
+        elif t == "education.pupil_identified":
+            name = _name(p.forename, p.middle_names, p.surname) or name
+            preferred = _name(p.preferred_forename, p.preferred_surname) or preferred
+            dob = p.date_of_birth or dob
+            ident("upn", p.upn, agency)
+            ident("uln", p.uln, agency)
+        elif t == "health.patient_identified":
+            name = name or _name(*p.given_names, p.family_name)
+            dob = dob or p.date_of_birth
+            ident("nhs_number", p.nhs_number, agency)
+        elif t == "social_care.child_identified":
+            dob = dob or p.date_of_birth
+            ident("la_child_id", f"{p.la_code}/{p.la_child_id}" if p.la_code else p.la_child_id,
+                  agency)
+            ident("upn", p.upn, agency)
+        elif t == "education.placement_recorded":
+            if p.leaving_date is None or p.leaving_date >= today:
+                settings.append(SettingOut(
+                    school_name=p.school_name, urn=p.urn, la_code=p.la_code, estab=p.estab,
+                    phase=p.phase, provision_type=p.provision_type, nc_year=p.nc_year,
+                    since=p.entry_date))
+            else:
+                settings = [s for s in settings if not (
+                    s.since == p.entry_date and (s.urn, s.estab) == (p.urn, p.estab))]
+        elif t == "education.sen_status_recorded":
+            if sen is None or p.start_date >= sen.since:
+                sen = SenStatusOut(
+                    provision=p.sen_provision,
+                    provision_label=_SEN_LABELS.get(p.sen_provision, p.sen_provision),
+                    needs=[SenNeedOut(type=n.type, rank=n.rank)
+                           for n in sorted(p.needs, key=lambda n: n.rank)],
+                    since=p.start_date, source_agency=agency)
+        elif t == "family.related_person_recorded":
+            rels = [c.display or c.code or "" for c in p.relationships]
+            rels = [_RELATIONSHIP_WORDS.get(r, r) for r in rels if r]
+            given = p.given_names[0] if p.given_names else None
+            key = _person_key(given, p.family_name) or f"{agency}|{p.related_person_ref}"
+            person(key, _Family(
+                name=_name(*p.given_names, p.family_name) or p.name_text, relationships=rels,
+                parental_responsibility=None, lives_with_child=None, priority=None,
+                contacts=[ContactOut(system=c.system, value=c.value, use=c.use)
+                          for c in p.contacts],
+                sources=[agency]))
+        elif t == "family.contact_recorded":
+            key = _person_key(p.forename, p.surname) or (
+                f"{agency}|{env.source.organisation_code}|{p.contact_order}")
+            rel = _RELATIONSHIP_WORDS.get(p.relationship or "", p.relationship)
+            person(key, _Family(
+                name=_name(p.title, p.forename, p.middle_names, p.surname),
+                relationships=[rel] if rel else [],
+                parental_responsibility=p.parental_responsibility,
+                lives_with_child=p.lives_with_child, priority=p.contact_order,
+                contacts=[ContactOut(system=c.system, value=c.value, use=c.use)
+                          for c in p.contact_points],
+                sources=[agency]))
+        else:
+            continue
+        shown.append(row.event_id)
+
+    return _assemble(
+        child_id, today, members, key_working, actions, completed, family,
+        ChildOut(child_id=child_id, name=name, preferred_name=preferred, date_of_birth=dob,
+                 identifiers=sorted(identifiers.values(), key=lambda i: (i.system, i.value)),
+                 current_setting=max(settings, key=lambda s: s.since, default=None),
+                 sen_status=sen),
+        last_by, roles, who_decides, consent, shown)
+
+
+def _person_key(given: str | None, family_name: str | None) -> str | None:
+    if not given or not family_name:
+        return None
+    return f"name|{given.strip().casefold()}|{family_name.strip().casefold()}"
+
+
+def _assemble(
+    child_id: str,
+    today: date,
+    members: dict[str, _Member],
+    key_working: dict[str, tuple[str, tuple[str, ...], date]],
+    actions: dict[str, ActionOut],
+    completed: set[str],
+    family: dict[str, _Family],
+    child: ChildOut,
+    last_by: dict[str, ContributionOut],
+    roles: RoleVocabulary,
+    who_decides: WhoDecidesOut,
+    consent: Sequence[str],
+    shown: list[str],
+) -> TeamView:
+    def label(role: str) -> tuple[str, bool]:
+        known = roles.get(role)
+        return (known[0], True) if known else (role.replace("_", " "), False)
+
+    groups: dict[str, list[MemberOut]] = {}
+    for m in members.values():
+        role_label, in_vocab = label(m.role)
+        kw = key_working.get(m.practitioner_id)
+        groups.setdefault(m.agency, []).append(MemberOut(
+            practitioner_id=m.practitioner_id, role=m.role, role_label=role_label,
+            in_vocabulary=in_vocab, organisation_code=m.organisation, contact=m.contact,
+            since=m.since, until=m.until, current=m.until is None or m.until >= today,
+            last_contribution=last_by.get(m.practitioner_id),
+            key_working_functions=list(kw[1]) if kw else []))
+    agencies = [
+        AgencyGroupOut(
+            agency=agency, count=len(ms), current=sum(1 for x in ms if x.current),
+            members=sorted(ms, key=lambda x: (not x.current, x.role_label, x.since,
+                                              x.practitioner_id)))
+        for agency, ms in sorted(groups.items(), key=lambda kv: (
+            _AGENCY_ORDER.index(kv[0]) if kv[0] in _AGENCY_ORDER else len(_AGENCY_ORDER), kv[0]))
+    ]
+
+    key_worker: KeyWorkerOut | None = None
+    holders = [(pid, kw) for pid, kw in key_working.items() if "single_point_of_contact" in kw[1]]
+    if holders:
+        pid, (model, functions, assigned_on) = max(holders, key=lambda h: (h[1][2], h[0]))
+        holder = members.get(pid)
+        key_worker = KeyWorkerOut(
+            practitioner_id=pid, role=holder.role if holder else None,
+            role_label=label(holder.role)[0] if holder else None,
+            organisation_code=holder.organisation if holder else None,
+            contact=holder.contact if holder else None,
+            model=model, functions=list(functions), assigned_on=assigned_on)
+    latest = max(key_working.values(), key=lambda kw: kw[2], default=None)
+    open_actions = sorted(
+        (a.model_copy(update={"owner_role": members[a.owner_id].role
+                               if a.owner_id in members else None})
+         for a in actions.values() if a.action_id not in completed),
+        key=lambda a: (a.due_on, a.action_id))
+    fam = sorted(family.values(), key=lambda f: (
+        not f.parental_responsibility, f.priority or 99, f.name or ""))
+    return TeamView(
+        child_id=child_id,
+        as_of=today,
+        child=child,
+        family=FamilyOut(
+            members=[FamilyMemberOut(
+                name=f.name, relationships=f.relationships,
+                parental_responsibility=f.parental_responsibility,
+                lives_with_child=f.lives_with_child, priority=f.priority, contacts=f.contacts,
+                sources=f.sources) for f in fam],
+            who_decides=who_decides),
+        key_worker=key_worker,
+        key_working_model=latest[0] if latest else None,
+        member_count=len(members),
+        current_member_count=sum(g.current for g in agencies),
+        agencies=agencies,
+        open_actions=open_actions,
+        consent=list(consent),
+        facts_shown=shown,
+    )
