@@ -16,6 +16,7 @@ record views drop a category's rows on `identity.category_erased`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -68,7 +69,14 @@ class ConsentStateProjection:
                     )
                 )
             elif (child := _erased_child(a)) is not None:
+                # rows gathered earlier in this batch go in first, so the tombstone drops them
+                await self._insert(tx, rows)
+                rows = []
                 await tx.execute("DELETE FROM consent_event WHERE child_id = ?", (child,))
+        await self._insert(tx, rows)
+
+    @staticmethod
+    async def _insert(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
         await tx.executemany(
             "INSERT INTO consent_event (event_id, child_id, part, log_offset, consent_id, body)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
@@ -192,13 +200,18 @@ class SharedRecordProjection:
         )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for a in events:
             env = a.envelope
             if (child := _erased_child(a)) is not None:
+                # rows gathered earlier in this batch go in first, so the tombstone drops them
+                await self._insert(tx, rows)
+                rows = []
                 await tx.execute("DELETE FROM shared_fact WHERE child_id = ?", (child,))
                 continue
             if isinstance(env.payload, CategoryErased):
+                await self._insert(tx, rows)
+                rows = []
                 await tx.execute(
                     "DELETE FROM shared_fact WHERE child_id = ? AND category = ?",
                     (env.child_id, env.payload.erased_category),
@@ -221,6 +234,10 @@ class SharedRecordProjection:
                     a.raw,
                 )
             )
+        await self._insert(tx, rows)
+
+    @staticmethod
+    async def _insert(tx: Tx, rows: list[tuple[Any, ...]]) -> None:
         await tx.executemany(
             "INSERT INTO shared_fact (event_id, child_id, part, log_offset, event_type, category,"
             " agency, occurred_at, purposes, basis_claimed, body)"
