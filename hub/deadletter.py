@@ -96,7 +96,7 @@ class DeadLetterEntry:
 
         def number(name: str) -> int | None:
             raw = text(name)
-            return int(raw) if raw is not None and raw.isdigit() else None
+            return int(raw) if raw is not None and (raw.isascii() and raw.isdigit()) else None
 
         return cls(
             id=text(DLQ_ID) or f"{rec.partition}:{rec.offset}",

@@ -209,7 +209,9 @@ class _CinReader:
         warnings = self.result.warnings
 
         header_la = text_of(header, "Source/LEA")
-        if header_la is not None and not (len(header_la) == 3 and header_la.isdigit()):
+        if header_la is not None and not (
+            len(header_la) == 3 and (header_la.isascii() and header_la.isdigit())
+        ):
             raise PermanentError(
                 "the header's LEA is not a 3-digit LA code", field="Header/Source/LEA"
             )

@@ -138,10 +138,10 @@ def phase_for(nc_year: str | None, estab: str | None) -> Phase | None:
         return "early_years"
     if nc_year == "R":
         return "primary"
-    if nc_year is not None and nc_year.isdigit():
+    if nc_year is not None and (nc_year.isascii() and nc_year.isdigit()):
         year = int(nc_year)
         return "primary" if year <= 6 else "secondary" if year <= 11 else "post16"
-    if estab is not None and estab.isdigit():
+    if estab is not None and (estab.isascii() and estab.isdigit()):
         number = int(estab)
         if 1000 <= number <= 1099:
             return "early_years"
@@ -154,7 +154,7 @@ def phase_for(nc_year: str | None, estab: str | None) -> Phase | None:
 
 def provision_type_for(estab: str | None) -> ProvisionType | None:
     """Special, alternative provision, independent or mainstream, from the DfE range."""
-    if estab is None or not estab.isdigit():
+    if estab is None or not (estab.isascii() and estab.isdigit()):
         return None
     number = int(estab)
     if 7000 <= number <= 7999:
@@ -171,7 +171,7 @@ def provision_type_for(estab: str | None) -> ProvisionType | None:
 def _digits(value: str | None, length: tuple[int, ...]) -> str | None:
     """`value` when it is all digits of one of the lengths; placeholders such as XXXXXX
     (URN unknown) read as None."""
-    if value is not None and value.isdigit() and len(value) in length:
+    if value is not None and (value.isascii() and value.isdigit()) and len(value) in length:
         return value
     return None
 
@@ -190,7 +190,7 @@ class _CtfReader:
 
         version = text_of(header, "CTFversion")
         major = version.split(".", 1)[0] if version else ""
-        if not major.isdigit() or int(major) not in SUPPORTED_VERSIONS:
+        if not (major.isascii() and major.isdigit()) or int(major) not in SUPPORTED_VERSIONS:
             warnings.append("CTFversion is missing or outside 19-21: read with the CTF 21 layout")
         if text_of(header, "DocumentQualifier") == "partial":
             warnings.append("partial CTF: only the containers it carries are read")

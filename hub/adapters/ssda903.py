@@ -250,7 +250,11 @@ class _Ssda903Reader:
     """State of one SSDA903 parse: children's header details, the result being built."""
 
     def __init__(self, *, agency: str, la_code: str, data: bytes, now: datetime | None) -> None:
-        if not (isinstance(la_code, str) and len(la_code) == 3 and la_code.isdigit()):
+        if not (
+            isinstance(la_code, str)
+            and len(la_code) == 3
+            and (la_code.isascii() and la_code.isdigit())
+        ):
             raise PermanentError(
                 "la_code must be the 3-digit LA code of the return", field="la_code"
             )
@@ -332,7 +336,11 @@ class _Ssda903Reader:
             self.rule(f"{ref}/SEX", "101", "SEX")
         raw_upn = row.get("UPN")
         upn, unknown = raw_upn, None
-        if raw_upn is not None and raw_upn.upper().startswith("UN") and raw_upn[2:].isdigit():
+        if (
+            raw_upn is not None
+            and raw_upn.upper().startswith("UN")
+            and (raw_upn[2:].isascii() and raw_upn[2:].isdigit())
+        ):
             upn = None
             unknown = self.read.code(raw_upn.upper(), UPN_UNKNOWN, ref, "UPN")
         self.children[child] = (upn, dob)

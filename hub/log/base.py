@@ -47,7 +47,7 @@ class Position:
     @classmethod
     def parse(cls, text: str) -> Position:
         part, _, off = text.partition(":")
-        if not part.isdigit() or not off.isdigit():
+        if not (part.isascii() and part.isdigit()) or not (off.isascii() and off.isdigit()):
             raise ValueError(f"position {text!r} is not PARTITION:OFFSET")
         return cls(int(part), int(off))
 
