@@ -327,6 +327,271 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     return _with_hub(args, run)
 
 
+# -- demo -----------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the hub on a fresh demo data dir, load the synthetic cohort through the real
+    adapters and routes in-process, print the URL and tokens, then serve it like `serve`."""
+    import os
+    import socket
+
+    import uvicorn
+
+    from hub.api.app import create_app
+    from hub.demo import (
+        COORDINATOR,
+        IG_AUDITOR,
+        DemoDirError,
+        DemoLoadError,
+        prepare_demo_dir,
+        run_demo_load,
+    )
+
+    if args.children < 1:
+        raise CliError("--children must be at least 1")
+    try:
+        data_dir = prepare_demo_dir(args.data_dir)
+    except DemoDirError as exc:
+        raise CliError(str(exc)) from None
+    settings = _settings(
+        argparse.Namespace(data_dir=data_dir), host=args.host, port=args.port,
+        log_backend="sqlite", store_backend="sqlite", sqlite_synchronous="NORMAL",
+        log_level="WARNING",
+    )  # fmt: skip
+    _configure_logging(settings)
+    with socket.socket() as probe:  # fail before loading, not after, if the port is taken
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise CliError(f"cannot listen on {where}: {exc.strerror}") from None
+
+    def say(line: str) -> None:
+        print(f"  {line}", flush=True)  # noqa: T201
+
+    say(f"loading {args.children} synthetic children (seed {args.seed}) into {data_dir.resolve()}")
+    try:
+        cohort, result = asyncio.run(
+            run_demo_load(settings, children=args.children, seed=args.seed, progress=say)
+        )
+    except DemoLoadError as exc:
+        raise CliError(f"the demo could not be loaded: {exc}") from None
+    keys_file = data_dir / "demo-keys.txt"
+    fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(f"{name}\t{token}\n" for name, token in result.keys.tokens.items())
+    url = f"http://{settings.host}:{settings.port}"
+    big = result.child_id(cohort.big_team_child)
+    counts = ", ".join(f"{n} {k}" for k, n in result.outcomes.most_common() if n)
+    coordinator, auditor = result.keys.coordinator, result.keys.ig_auditor
+    lines = [
+        "",
+        f"loaded in {result.seconds:.1f} s: {len(cohort.children)} children, "
+        f"{len(result.plan_ids)} EHC plans, {sum(result.outcomes.values())} facts from agency "
+        f"systems ({counts})",
+        "",
+        f"TAC Hub demo on {url}   (API docs: {url}/docs; data dir: {data_dir.resolve()})",
+        "",
+        f"demo coordinator ({COORDINATOR}, all {len(cohort.children)} children on the caseload):",
+        coordinator,
+        "",
+        f"IG auditor ({IG_AUDITOR}):",
+        auditor,
+        "",
+        f"(admin and agency tokens: {keys_file.resolve()})",
+        "",
+        "try:",
+        f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
+        f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
+        f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+        "",
+        "Ctrl-C stops it; `hub demo` again starts afresh.",
+    ]
+    print("\n".join(lines), flush=True)  # noqa: T201
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+    return 0
+
+
+# -- ingest, match queue, Kafka inbound -----------------------------------------------------
+INGEST_FORMATS = (
+    "ctf", "fhir", "cin", "ssda903", "json", "school-mis-json", "social-care-json", "family-json",
+)  # fmt: skip
+
+
+def _content_type_for(fmt: str, path: Path, data: bytes) -> tuple[str, str]:
+    """(adapter format, content type) for a bulk file: `json` is told apart by its keys,
+    FHIR and SSDA903 by the file's extension (XML, ndjson, CSV)."""
+    suffix = path.suffix.lower()
+    if fmt == "json":
+        from hub.adapters.registry import format_for
+
+        return format_for("any", "application/json", data), "application/json"
+    if fmt == "fhir":
+        kinds = {".xml": "application/fhir+xml", ".ndjson": "application/fhir+ndjson"}
+        return "fhir", kinds.get(suffix, "application/fhir+json")
+    if fmt == "ssda903":
+        return "ssda903", "application/xml" if suffix == ".xml" else "text/csv"
+    from hub.adapters.registry import DEFAULT_CONTENT_TYPE
+
+    return fmt, DEFAULT_CONTENT_TYPE[fmt]
+
+
+def _batches(facts: Sequence[Any], size: int) -> list[list[Any]]:
+    """Batches of about `size` facts that never split one subject's facts (so a record
+    for the match queue is one item), each subject's facts in their order."""
+    by_subject: dict[str, list[Any]] = {}
+    for fact in facts:
+        by_subject.setdefault(fact.subject.model_dump_json(), []).append(fact)
+    out: list[list[Any]] = [[]]
+    for group in by_subject.values():
+        if out[-1] and len(out[-1]) + len(group) > size:
+            out.append([])
+        out[-1].extend(group)
+    return [b for b in out if b]
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    path: Path = args.file
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+
+    async def run(the_hub: Hub) -> int:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+        from hub.adapters.registry import parse
+        from hub.errors import PermanentError
+
+        gate = _gate(the_hub)
+        try:
+            fmt, content_type = _content_type_for(args.format, path, data)
+            result = parse(fmt, data, content_type, args.agency, la_code=args.la_code)
+        except PermanentError as exc:
+            raise CliError(f"{path.name} cannot be read as {args.format}: {exc}") from None
+        except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError) as exc:
+            raise CliError(
+                f"{path.name}: the {args.format} adapter failed on it ({type(exc).__name__})"
+            ) from None
+        counts = dict.fromkeys(("appended", "withheld", "queued", "rejected", "duplicate"), 0)
+        problems: list[str] = []
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=False,
+        ) as progress:
+            task = progress.add_task(f"{path.name} ({fmt})", total=len(result.facts))
+            for batch in _batches(result.facts, args.batch):
+                for o in await gate.submit(batch, actor=f"cli:{args.by}"):
+                    counts[o.status] += 1
+                    if o.status == "rejected":
+                        problems.append(f"rejected {o.ref}: {o.field or 'fact'}: {o.reason}")
+                progress.advance(task, len(batch))
+        if args.details:
+            for line in problems:
+                print(line)  # noqa: T201
+            for n in result.not_taken:
+                print(f"not taken {n.ref}: {n.field or '-'}: {n.reason} [{n.rule or n.kind}]")  # noqa: T201
+        print(  # noqa: T201
+            f"{path.name}: {len(result.facts)} facts read as {fmt}: "
+            + ", ".join(f"{n} {status}" for status, n in counts.items())
+            + f"; {len(result.not_taken)} not taken"
+            + ("" if args.details or not (problems or result.not_taken) else " (--details lists why)")
+        )
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_match_list(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from rich.console import Console
+        from rich.table import Table
+
+        from hub.identity.match_queue import review_queue
+
+        items = await review_queue(
+            _gate(the_hub), actor=f"cli:{args.by}", route="hub match list",
+            status=None if args.all else "pending", limit=args.limit,
+        )  # fmt: skip
+        if not items:
+            print("the match queue is empty")  # noqa: T201
+            return 0
+        table = Table("item", "queued at", "reason", "from", "facts", "record", "candidates")
+        for it in items:
+            rec = it.get("record") or {}
+            record = (
+                " ".join(str(rec.get(k) or "-") for k in ("given_name", "family_name", "date_of_birth", "postcode"))
+                if rec.get("readable") else f"{it.get('decision')} -> {it.get('child_id')}"
+            )  # fmt: skip
+            cands = ", ".join(
+                f"{c['child_id']} (dob {c['recorded_date_of_birth'] or '?'}"
+                + (", name+dob match" if c["name_and_date_of_birth_match"] else "") + ")"
+                for c in it["candidates"]
+            ) or "-"  # fmt: skip
+            table.add_row(it["item_id"], it["queued_at"][:19], it["reason"], it["agency"],
+                          str(it["facts_held"]), record, cands)  # fmt: skip
+        Console(width=220).print(table)
+        print(f"{len(items)} item(s); this read is in the audit trail")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_match_resolve(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.identity.match_queue import MatchError, resolve_match
+
+        try:
+            out = await resolve_match(
+                _gate(the_hub), args.id,
+                decision="link" if args.link else "keep_separate",
+                child_id=args.link, actor=f"cli:{args.by}",
+            )  # fmt: skip
+        except MatchError as exc:
+            raise CliError(exc.reason) from None
+        statuses: dict[str, int] = {}
+        for o in out.released:
+            statuses[o.status] = statuses.get(o.status, 0) + 1
+        verb = "linked to" if out.decision == "link" else "kept separate as"
+        print(  # noqa: T201
+            f"{out.item_id} {verb} {out.child_id}: {len(out.released)} held fact(s) released ("
+            + (", ".join(f"{n} {s}" for s, n in statuses.items()) or "none")
+            + "); identifiers linked: "
+            + (", ".join(out.identifiers_linked) or "none")
+        )
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_inbound(args: argparse.Namespace) -> int:
+    from hub.adapters.inbound_kafka import asyncapi_yaml, create_inbound_app
+
+    settings = _settings(args)
+    if args.asyncapi:
+        print(asyncapi_yaml(settings), end="")  # noqa: T201
+        return 0
+    _configure_logging(settings)
+    try:
+        app, _ = create_inbound_app(settings, agencies=args.agency or ())
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    topics = ", ".join(f"hub.inbound.{a}" for a in args.agency) if args.agency else "hub.inbound.*"
+    print(f"inbound: consuming {topics} from {settings.kafka_bootstrap_servers}; Ctrl-C to stop",  # noqa: T201
+          flush=True)  # fmt: skip
+    asyncio.run(app.run())
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 ROLES = ("agency", "coordinator", "ig_auditor", "admin")
 
@@ -358,6 +623,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     add("projector", "run the projections only (scale-out)", cmd_projector)
+    p = sub.add_parser(
+        "demo",
+        help="run the hub on a synthetic demo cohort (fresh data dir)",
+        description="Start the hub on the embedded default in a fresh demo data directory, "
+        "load a synthetic cohort through the real adapters and routes, print the URL and the "
+        "demo coordinator's and IG auditor's tokens, and serve it.",
+    )
+    p.add_argument("--data-dir", type=Path, default=Path("demo-data"),
+                   help="demo data directory, wiped on each run (default ./demo-data)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--children", type=int, default=40, help="children in the cohort (default 40)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the synthetic cohort (default 7)")
+    p.set_defaults(fn=cmd_demo)
     p = add("replay", "rebuild a projection from offset 0", cmd_replay)
     p.add_argument("--projection", required=True, help="projection name, e.g. event_counts")
 
@@ -399,6 +678,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_keys_revoke)
     p = keys_sub.add_parser("list", help="list keys (never their secrets)", parents=[common])
     p.set_defaults(fn=cmd_keys_list)
+    p = add("ingest", "ingest a bulk file through its adapter and the consent gate", cmd_ingest)
+    p.add_argument("file", type=Path, help="the file: CTF, FHIR, CIN, SSDA903 or a JSON form")
+    p.add_argument("--format", required=True, choices=INGEST_FORMATS,
+                   help="its format (json: the school MIS, social care or family form, told apart "
+                   "by its keys; fhir and ssda903: XML, ndjson or CSV by the file's extension)")
+    p.add_argument("--agency", required=True, help="the agency that sent it")
+    p.add_argument("--la-code", default=None, help="the LA's 3-digit code (SSDA903; CIN "
+                   "files without an LEA in their header)")
+    p.add_argument("--batch", type=int, default=2000, help="facts per gate batch (default 2000)")
+    p.add_argument("--details", action="store_true",
+                   help="list every fact rejected and every part not taken")
+    p.add_argument("--by", default="admin", help="who ran it (recorded in the audit trail)")
+    match = sub.add_parser("match", help="the match queue: records waiting for a person to "
+                           "confirm who they are about")
+    match_sub = match.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = match_sub.add_parser("list", help="the waiting records and their candidates (audited)",
+                             parents=[common])
+    p.add_argument("--all", action="store_true", help="decided items too")
+    p.add_argument("--limit", type=int, default=100, help="at most N items (default 100)")
+    p.add_argument("--by", default="admin", help="who is reading (recorded in the audit trail)")
+    p.set_defaults(fn=cmd_match_list)
+    p = match_sub.add_parser("resolve", help="link a record to a child, or keep it separate",
+                             parents=[common])
+    p.add_argument("id", help="match queue item id (mq-...)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--link", metavar="CHILD", help="the hub child id the record is about")
+    how.add_argument("--keep-separate", action="store_true", help="a new child of its own")
+    p.add_argument("--by", default="admin", help="who decided (recorded in the audit trail)")
+    p.set_defaults(fn=cmd_match_resolve)
+    p = add("inbound", "consume the hub.inbound.<agency> Kafka topics", cmd_inbound)
+    p.add_argument("--agency", action="append", default=[],
+                   help="consume this agency's topic (repeatable; default: all hub.inbound.*)")
+    p.add_argument("--asyncapi", action="store_true", help="print the AsyncAPI document and exit")
     return parser
 
 

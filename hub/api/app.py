@@ -49,12 +49,24 @@ def create_app(settings: Settings, *, run_projector: bool = True, hub: Hub | Non
     from hub.api.problems import install_problem_handlers
 
     install_problem_handlers(app)
-    from hub.api import routes_audit, routes_identity, routes_ops, routes_record
+    from hub.api import (
+        routes_audit,
+        routes_identity,
+        routes_joined,
+        routes_ops,
+        routes_plans,
+        routes_record,
+    )
 
     app.include_router(routes_ops.router)
     app.include_router(routes_identity.router)
     app.include_router(routes_record.router)
     app.include_router(routes_audit.router)
+    app.include_router(routes_joined.router)
+    app.include_router(routes_plans.router)
+    from hub.api import routes_ingest
+
+    app.include_router(routes_ingest.router)
     return app
 
 

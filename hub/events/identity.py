@@ -1,4 +1,5 @@
-"""Identity events: identifiers linked to a hub child, and erasure tombstones.
+"""Identity events: identifiers linked to a hub child, the match queue (records held until
+a person links them), and erasure tombstones.
 
 A tombstone says a child's (or one category of a child's) personal data was
 crypto-shredded: projections drop every row they derived from it.
@@ -6,7 +7,9 @@ crypto-shredded: projections drop every row they derived from it.
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
 
 from hub.events.envelope import EventPayload
 from hub.events.registry import registry
@@ -44,3 +47,50 @@ class CategoryErased(EventPayload):
 
     erased_category: str = Field(min_length=1, max_length=64)
     rule: str = Field(min_length=1, max_length=200)
+
+
+MatchReason = Literal["no_identifier", "invalid_identifier", "identity_conflict", "dob_mismatch"]
+"""Why a record could not be linked without a person's judgement: it carries no valid
+strong identifier (only demographics, or identifiers that break their rules), its
+identifiers belong to two different children, or its date of birth contradicts the one
+recorded for the child its identifiers name."""
+
+
+@registry.register
+class MatchQueued(EventPayload):
+    """A record could not be linked to a hub child without a person's judgement: its facts
+    are held under a provisional child id (the envelope's) until a coordinator links it to
+    a child or keeps it separate. Ids only: the demographics a person compares are held
+    sealed in the match queue, never on the log in the clear."""
+
+    event_type = "identity.match_queued"
+    category = "identity"
+
+    item_id: str = Field(min_length=1, max_length=64)
+    reason: MatchReason
+    rule: str | None = Field(
+        default=None, max_length=64, description="The rule an identifier broke"
+    )
+    candidate_child_ids: tuple[Annotated[str, StringConstraints(max_length=64)], ...] = Field(
+        default=(), max_length=50, description="Hub children the record may be about"
+    )
+    facts_held: int = Field(ge=0)
+
+
+@registry.register
+class MatchResolved(EventPayload):
+    """A person decided a queued record: linked to an existing child, or kept separate as a
+    new child (the envelope's child id is the chosen child). The held facts were released
+    through the consent gate for that child and the provisional child's keys deleted."""
+
+    event_type = "identity.match_resolved"
+    category = "identity"
+
+    item_id: str = Field(min_length=1, max_length=64)
+    decision: Literal["link", "keep_separate"]
+    provisional_child_id: str = Field(min_length=1, max_length=64)
+    resolved_by: str = Field(min_length=1, max_length=256, description="Principal id")
+    identifiers_linked: tuple[Annotated[str, StringConstraints(max_length=32)], ...] = Field(
+        default=(), description="Systems of the identifiers linked (values stay in the index)"
+    )
+    facts_released: int = Field(ge=0)

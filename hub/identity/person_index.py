@@ -60,8 +60,12 @@ class PersonIndex:
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
     async def lookup(self, ident: Identifier) -> str | None:
+        h = self._hash(ident)
+        cached = self._known.get(h)
+        if cached is not None:
+            return cached
         row = await self._store.fetchone(
-            "SELECT child_id FROM person_identifier WHERE id_hash = ?", (self._hash(ident),)
+            "SELECT child_id FROM person_identifier WHERE id_hash = ?", (h,)
         )
         return None if row is None else str(row[0])
 
@@ -113,6 +117,28 @@ class PersonIndex:
         for ident in idents:
             self._known[self._hash(ident)] = child_id
         return Resolution(child_id, created=created, linked=unknown)
+
+    async def link(self, idents: Sequence[Identifier], child_id: str) -> list[Identifier]:
+        """Link to `child_id` those of `idents` no child holds yet (a person's decision in
+        the match queue); an identifier another child holds stays with that child.
+        Returns the identifiers linked now."""
+        linked: list[Identifier] = []
+        async with self._store.transaction() as tx:
+            for ident in idents:
+                h = self._hash(ident)
+                row = await tx.fetchone(
+                    "SELECT child_id FROM person_identifier WHERE id_hash = ?", (h,)
+                )
+                if row is None:
+                    await tx.execute(
+                        "INSERT INTO person_identifier (id_hash, system, child_id) VALUES (?, ?, ?)"
+                        " ON CONFLICT (id_hash) DO NOTHING",
+                        (h, ident.system.value, child_id),
+                    )
+                    linked.append(ident)
+        for ident in linked:
+            self._known[self._hash(ident)] = child_id
+        return linked
 
     async def exists(self, child_id: str) -> bool:
         row = await self._store.fetchone(

@@ -36,14 +36,9 @@ from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Envelope, Source, decode, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
-from hub.events.identity import CategoryErased, ChildErased, IdentifierLinked
-from hub.identity.identifiers import (
-    Identifier,
-    InvalidIdentifier,
-    check_la_child_id,
-    check_nhs_number,
-    check_upn,
-)
+from hub.events.identity import CategoryErased, ChildErased, IdentifierLinked, MatchQueued
+from hub.identity.identifiers import Identifier
+from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.log import EventLog, LogName, NewRecord, partition_for
@@ -72,26 +67,24 @@ class _Pending:
     consent_children: set[str] = field(default_factory=set)
 
 
-def _subject_identifiers(subject: Subject) -> tuple[list[Identifier], list[InvalidIdentifier]]:
-    good: list[Identifier] = []
-    bad: list[InvalidIdentifier] = []
-    checks: list[tuple[str | None, Any]] = [
-        (subject.nhs_number, check_nhs_number),
-        (subject.upn, check_upn),
-        (subject.former_upn, check_upn),
-    ]
-    for value, check in checks:
-        if value:
-            try:
-                good.append(check(value))
-            except InvalidIdentifier as exc:
-                bad.append(exc)
-    if subject.la_child_id or subject.la_code:
-        try:
-            good.append(check_la_child_id(subject.la_code or "", subject.la_child_id or ""))
-        except InvalidIdentifier as exc:
-            bad.append(exc)
-    return good, bad
+_subject_identifiers = strong_identifiers  # kept for callers of the old name
+
+MATCH_HEADER = "x-match-queue-item"
+"""On a fact held for the match queue: the queue item it waits on."""
+
+
+@dataclass
+class _Resolved:
+    """Identity resolution of one subject, for every fact of the batch about it."""
+
+    child_id: str | None
+    reason: str | None = None
+    rule: str | None = None
+    field: str | None = "subject"
+    queued: QueueItem | None = None
+    """Set when the facts are held for the match queue under `child_id` (provisional)."""
+    unlinked: Unlinked | None = None
+    also_catch_up: tuple[str, ...] = ()
 
 
 def dedupe_key(fact: InboundFact) -> str:
@@ -110,6 +103,7 @@ class ConsentGate:
         persons: PersonIndex,
         trail: AuditTrail,
         runners: dict[str, ProjectionRunner],
+        matches: MatchQueue | None = None,
     ) -> None:
         self.log = log
         self.store = store
@@ -119,6 +113,7 @@ class ConsentGate:
         self.trail = trail
         self.runners = runners
         self.opener = EnvelopeOpener(keys)
+        self.matches = matches or MatchQueue(store, keys)
         self._lock = asyncio.Lock()
 
     # -- catching up the gate's own views ------------------------------------------------
@@ -169,25 +164,43 @@ class ConsentGate:
         async with self._lock:
             now = now or datetime.now(UTC)
             pending = _Pending()
-            resolved: dict[str, tuple[str | None, str | None, str | None]] = {}
+            resolved: dict[str, _Resolved] = {}
+            by_subject: dict[str, list[InboundFact]] = {}
             for fact in facts:
-                skey = fact.subject.model_dump_json()
-                if skey in resolved:
+                by_subject.setdefault(fact.subject.model_dump_json(), []).append(fact)
+            fingerprints: list[tuple[str, str]] = []
+            for skey, group in by_subject.items():
+                subject = group[0].subject
+                answer = await self._resolve(subject)
+                if isinstance(answer, Unlinked):
+                    resolved[skey] = await self._hold_for_match(
+                        subject, answer, group, now, pending, actor
+                    )
                     continue
-                child_id, linked, reason, rule = await self._resolve(fact.subject)
-                resolved[skey] = (child_id, reason, rule)
+                child_id, linked, reason, rule = answer
+                resolved[skey] = _Resolved(child_id, reason, rule)
+                if child_id is None:
+                    continue
                 for ident in linked:
-                    pending.events.append(self._linked_record(child_id, ident, fact.source, now))  # type: ignore[arg-type]
-            children = {c for c, _, _ in resolved.values() if c}
-            await self._catch_up(["ingest_dedupe"], children)
+                    record = self._linked_record(child_id, ident, group[0].source, now)
+                    pending.events.append(record)
+                if not subject.hub_child_id:
+                    fingerprint = await self.matches.fingerprint(subject)
+                    if fingerprint is not None:
+                        fingerprints.append((fingerprint, child_id))
+            await self.matches.remember(fingerprints)
+            held = {r.child_id for r in resolved.values() if r.queued is not None and r.child_id}
+            children = {r.child_id for r in resolved.values() if r.child_id} - held
+            extra = {c for r in resolved.values() for c in r.also_catch_up}
+            await self._catch_up(["ingest_dedupe"], children | held | extra)
             known = await self._known_dedupe_keys([dedupe_key(f) for f in facts])
             outcomes: list[FactOutcome] = []
             states = await self.consent_states(children)
             seen_keys: set[str] = set()
             for fact in facts:
-                child_id, reason, rule = resolved[fact.subject.model_dump_json()]
                 outcome = await self._one(
-                    fact, child_id, reason, rule, actor, now, pending, states, seen_keys, known
+                    fact, resolved[fact.subject.model_dump_json()], actor, now, pending, states,
+                    seen_keys, known,
                 )
                 outcomes.append(outcome)
             await self._flush(pending)
@@ -217,31 +230,172 @@ class ConsentGate:
             found.update({str(k): str(e) for k, e in rows})
         return found
 
-    async def _resolve(self, subject: Subject) -> tuple[str | None, list[Identifier], str | None, str | None]:
-        """(child id, newly linked identifiers, reason, rule) for a subject."""
+    async def _resolve(
+        self, subject: Subject
+    ) -> tuple[str | None, list[Identifier], str | None, str | None] | Unlinked:
+        """(child id, newly linked identifiers, reason, rule) for a subject, or `Unlinked`
+        when only a person may decide (the match queue): no valid strong identifier,
+        identifiers of two different children, or a date of birth that contradicts the
+        one recorded. Nothing is linked before those checks pass."""
         if subject.hub_child_id:
             if await self.persons.exists(subject.hub_child_id):
                 return subject.hub_child_id, [], None, None
             return None, [], "no child with this hub child id", "unknown_child"
-        good, bad = _subject_identifiers(subject)
+        good, bad = strong_identifiers(subject)
         if not good:
+            candidates = await self.matches.children_with(await self.matches.fingerprint(subject))
             if bad:
                 first = bad[0]
-                return None, [], f"{first.system.value}: {first.message}", first.rule
-            return None, [], "the subject carries no strong identifier (NHS number, UPN, or LA code + LA child id)", "no_identifier"
+                return Unlinked(
+                    "invalid_identifier", candidates, rule=f"{first.system.value}.{first.rule}",
+                    detail=f"{first.system.value}: {first.message}",
+                )
+            return Unlinked("no_identifier", candidates)
+        owners: set[str] = set()
+        for ident in good:
+            owner = await self.persons.lookup(ident)
+            if owner is not None:
+                owners.add(owner)
+        if len(owners) > 1:
+            return Unlinked("identity_conflict", tuple(sorted(owners)))
+        recorded = None
+        if owners and subject.date_of_birth:
+            recorded = await self.persons.date_of_birth(next(iter(owners)))
+        if recorded is not None and recorded != subject.date_of_birth:
+            return Unlinked("dob_mismatch", tuple(owners))
         resolution = await self.persons.resolve(good)
-        if resolution.child_id is None:
-            return None, [], resolution.conflict or "cannot link", "identity_conflict"
-        if subject.date_of_birth and await self.persons.date_of_birth(resolution.child_id) is None:
-            await self.persons.set_date_of_birth(resolution.child_id, subject.date_of_birth)
+        if resolution.child_id is None:  # another writer linked them meanwhile
+            return Unlinked("identity_conflict", tuple(sorted(owners)))
+        if subject.date_of_birth and (recorded is None or resolution.created):
+            if await self.persons.date_of_birth(resolution.child_id) is None:
+                await self.persons.set_date_of_birth(resolution.child_id, subject.date_of_birth)
         return resolution.child_id, resolution.linked, None, None
+
+    async def _hold_for_match(
+        self,
+        subject: Subject,
+        unlinked: Unlinked,
+        group: Sequence[InboundFact],
+        now: datetime,
+        pending: _Pending,
+        actor: str,
+    ) -> _Resolved:
+        """Where the facts of a subject that needs a person go: a new queue item with a
+        provisional child (and `identity.match_queued`), the item that already holds them
+        (a message delivered again), or — once that item was decided — the chosen child."""
+        keys = [dedupe_key(f) for f in group]
+        item = await self.matches.item_for_keys(keys)
+        types: dict[str, int] = {}
+        for f in group:
+            types[f.payload.event_type] = types.get(f.payload.event_type, 0) + 1
+        if item is None:
+            taken = await self._known_children(keys)
+            if taken is not None:  # every fact was taken before, under another resolution
+                return _Resolved(taken)
+            item = await self.matches.enqueue(
+                subject, unlinked, agency=group[0].source.agency,
+                message_id=group[0].source.message_id, dedupe_keys=keys, held_types=types, now=now,
+            )
+            queued = MatchQueued(
+                item_id=item.item_id,
+                reason=unlinked.reason,
+                rule=unlinked.rule,
+                candidate_child_ids=unlinked.candidates[:50],
+                facts_held=len(set(keys)),
+            )
+            env = Envelope.wrap(
+                queued,
+                child_id=item.provisional_child_id,
+                source=group[0].source,
+                occurred_at=now,
+            )
+            pending.events.append(NewRecord(key=item.provisional_child_id, value=encode(env)))
+            pending.audit.append(
+                AuditEntry(
+                    kind="decision",
+                    actor=actor,
+                    child_id=item.provisional_child_id,
+                    at=now,
+                    details={
+                        "event_id": str(env.event_id),
+                        "event_type": MatchQueued.event_type,
+                        "item_id": item.item_id,
+                        "agency": group[0].source.agency,
+                        "candidate_child_ids": list(unlinked.candidates),
+                        "reason": unlinked.reason,
+                        "outcome": "queued",
+                    },
+                )
+            )
+            log.info("match.queued", item_id=item.item_id, reason=unlinked.reason,
+                     candidates=len(unlinked.candidates), facts=len(keys))
+        elif item.status == "pending":
+            await self.matches.add_facts(item.item_id, keys, types)
+        else:  # decided: the record's facts belong to the chosen child now
+            return _Resolved(item.resolved_child_id, also_catch_up=(item.provisional_child_id,))
+        return _Resolved(item.provisional_child_id, queued=item, unlinked=unlinked)
+
+    async def _known_children(self, keys: Sequence[str]) -> str | None:
+        """The child every one of `keys` was taken for, when all were taken before."""
+        unique = sorted(set(keys))
+        children: set[str] = set()
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self.store.fetchall(
+                f"SELECT dedupe_key, child_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            if len(rows) < len(chunk):
+                return None
+            children.update(str(r[1]) for r in rows)
+        return min(children) if children else None
+
+    async def release_held(
+        self, provisional_child_id: str, child_id: str, *, actor: str
+    ) -> list[FactOutcome]:
+        """Submit the facts held under a provisional child again, for `child_id`: opened
+        with the provisional keys, decided and sealed for the chosen child (in the order
+        they were held). Idempotent: each release is keyed by the held fact's event id."""
+        n = self.log.partitions(LogName.WITHHELD)
+        runner = self.runners["withheld_index"]
+        await runner.catch_up(LogName.WITHHELD, partition_for(provisional_child_id, n))
+        rows = await self.store.fetchall(
+            "SELECT event_id, body, headers FROM withheld_fact WHERE child_id = ?"
+            " ORDER BY part, log_offset",
+            (provisional_child_id,),
+        )
+        facts: list[InboundFact] = []
+        for event_id, body, raw_headers in rows:
+            try:
+                env = await self.opener.open_value(bytes(body))
+            except PermanentError:
+                continue
+            if isinstance(env.payload, ErasedPayload):
+                continue  # released before, and its provisional copy shredded
+            pairs = orjson.loads(bytes(raw_headers or b"[]"))
+            headers = {k: bytes.fromhex(v) for k, v in pairs}
+            purposes = headers.get(PURPOSES_HEADER, b"").decode() or ",".join(DEFAULT_PURPOSES)
+            basis = headers.get(BASIS_HEADER)
+            facts.append(
+                InboundFact(
+                    subject=Subject(hub_child_id=child_id),
+                    payload=env.payload,
+                    occurred_at=env.occurred_at,
+                    source=env.source,
+                    ref=f"released:{event_id}",
+                    plan_id=env.plan_id,
+                    category=env.category,
+                    purposes=tuple(purposes.split(",")),
+                    statutory_basis=basis.decode() if basis else None,
+                )
+            )
+        return await self.submit(facts, actor=actor) if facts else []
 
     async def _one(
         self,
         fact: InboundFact,
-        child_id: str | None,
-        reason: str | None,
-        rule: str | None,
+        resolved: _Resolved,
         actor: str,
         now: datetime,
         pending: _Pending,
@@ -250,14 +404,18 @@ class ConsentGate:
         known: dict[str, str],
     ) -> FactOutcome:
         event_type = fact.payload.event_type
+        child_id = resolved.child_id
         if child_id is None:
-            return FactOutcome(fact.ref, "rejected", event_type, reason=reason, field="subject", rule=rule)
+            return FactOutcome(fact.ref, "rejected", event_type, reason=resolved.reason,
+                               field=resolved.field, rule=resolved.rule)
+        shown_child = None if resolved.queued is not None else child_id
         key = dedupe_key(fact)
         if key in seen_keys:
-            return FactOutcome(fact.ref, "duplicate", event_type, child_id=child_id, reason="repeated within this message")
+            return FactOutcome(fact.ref, "duplicate", event_type, child_id=shown_child,
+                               reason="repeated within this message")
         if key in known:
             return FactOutcome(
-                fact.ref, "duplicate", event_type, event_id=known[key], child_id=child_id,
+                fact.ref, "duplicate", event_type, event_id=known[key], child_id=shown_child,
                 reason="this message was taken before",
             )
         seen_keys.add(key)
@@ -286,6 +444,8 @@ class ConsentGate:
             (PURPOSES_HEADER, ",".join(fact.purposes or DEFAULT_PURPOSES).encode()),
             *(((BASIS_HEADER, fact.statutory_basis.encode()),) if fact.statutory_basis else ()),
         )
+        if resolved.queued is not None:
+            return await self._hold(fact, envelope, resolved, headers, actor, now, pending)
         if event_type.startswith(GOVERNANCE_PREFIXES):
             problem = await self._check_governance(envelope, states)
             if problem is not None:
@@ -340,6 +500,49 @@ class ConsentGate:
             )
         pending.withheld.append(NewRecord(key=child_id, value=sealed, headers=headers))
         return FactOutcome(fact.ref, "withheld", event_type, str(envelope.event_id), child_id, reason=decision.reason)
+
+    async def _hold(
+        self,
+        fact: InboundFact,
+        envelope: Envelope,
+        resolved: _Resolved,
+        headers: tuple[tuple[str, bytes], ...],
+        actor: str,
+        now: datetime,
+        pending: _Pending,
+    ) -> FactOutcome:
+        """Hold a fact of a queued record on `hub.withheld`, sealed with the provisional
+        child's key, until a person decides who it is about; the hold is audited."""
+        item, unlinked = resolved.queued, resolved.unlinked
+        assert item is not None and unlinked is not None  # set together by _hold_for_match
+        sealed = await self._seal(envelope)
+        pending.withheld.append(
+            NewRecord(key=item.provisional_child_id, value=sealed,
+                      headers=(*headers, (MATCH_HEADER, item.item_id.encode())))
+        )
+        pending.audit.append(
+            AuditEntry(
+                kind="decision",
+                actor=actor,
+                child_id=item.provisional_child_id,
+                at=now,
+                details={
+                    "event_id": str(envelope.event_id),
+                    "event_type": envelope.event_type,
+                    "category": envelope.category,
+                    "agency": fact.source.agency,
+                    "item_id": item.item_id,
+                    "outcome": "held",
+                    "reason": "who the record is about awaits a person's decision",
+                },
+            )
+        )
+        return FactOutcome(
+            fact.ref, "queued", envelope.event_type, str(envelope.event_id),
+            reason=f"{unlinked.describe()}: held in the match queue as {item.item_id} until a "
+            "coordinator links it to a child or keeps it separate",
+            field="subject", rule=f"match_queue.{unlinked.reason}",
+        )
 
     async def _check_governance(self, envelope: Envelope, states: dict[str, ConsentState]) -> str | None:
         payload = envelope.payload

@@ -227,8 +227,11 @@ async def test_bad_events_are_answered_per_event_naming_the_field(api: Api) -> N
     )
     assert r.status_code == 200
     results = r.json()["results"]
-    assert [x["status"] for x in results[:3]] == ["rejected"] * 3
-    assert results[0]["field"] == "subject" and results[0]["rule"] == "la_code"
+    # a record with no valid strong identifier is held for a person to match, never dropped
+    assert [x["status"] for x in results[:3]] == ["queued", "rejected", "rejected"]
+    assert results[0]["field"] == "subject"
+    assert results[0]["rule"] == "match_queue.invalid_identifier"
+    assert "LA code" in results[0]["reason"]
     assert results[1]["field"] == "payload.sen_provision"
     assert results[2]["field"] == "event_type"
     assert results[3]["status"] in ("appended", "withheld")

@@ -1,0 +1,435 @@
+"""Kafka inbound: the faststream app that takes agency messages from `hub.inbound.<agency>`
+through the same adapters and consent gate as the HTTP ingest routes.
+
+`create_inbound_app(settings)` builds a `FastStream` app (nothing is built at import) whose
+one subscriber reads every `hub.inbound.<agency>` topic (a pattern, or the topics of the
+agencies named) in the consumer group `hub-inbound`. The topic names the sending agency
+(producers are authorised per topic); the message's `content-type` header picks the
+adapter through `hub.adapters.registry` (`x-hub-format` may name it outright;
+`x-la-code` carries an SSDA903 return's LA). A message that cannot be read, or whose
+facts the gate rejects, is appended to `hub.deadletter` with reason headers
+(`hub.deadletter.dead_letter_for`) and the stream goes on; a store or log that fails is
+retried with backoff, then the message is dead-lettered (and if even that fails, it is
+not acknowledged, so it comes again). Offsets are committed only after a message was
+taken or dead-lettered, and the gate's idempotency keys make a redelivery harmless.
+`asyncapi_yaml()` renders the app's AsyncAPI document (faststream's own generator) for
+`contracts/asyncapi.yaml`. Log lines carry ids, counts and positions only.
+"""
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import structlog
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy, AsyncAPI, FastStream, StreamMessage
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.kafka.annotations import KafkaMessage
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from hub.deadletter import SRC_OFFSET, SRC_PARTITION, dead_letter_for
+from hub.errors import PermanentError, TransientError
+from hub.ingest.model import FactOutcome
+from hub.log import LogName
+from hub.settings import Settings
+
+if TYPE_CHECKING:
+    from hub.bootstrap import Hub
+    from hub.ingest.gate import ConsentGate
+
+log = structlog.get_logger(__name__)
+
+INBOUND_PREFIX = "hub.inbound."
+GROUP_ID = "hub-inbound"
+CONSUMER = "inbound"
+FORMAT_HEADER = "x-hub-format"
+LA_CODE_HEADER = "x-la-code"
+_AGENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_DESCRIPTION = (
+    "One message per record an agency system sends: a DfE CTF or CIN census (XML), an "
+    "SSDA903 return (XML, or episodes CSV with an `x-la-code` header), a FHIR R4 Bundle, "
+    "resource or ndjson, or the hub's school MIS, social care or family JSON forms "
+    "(contracts/inbound/). The `content-type` header picks the adapter (`x-hub-format` may "
+    "name it: ctf, cin, ssda903, fhir, school-mis-json, social-care-json, family-json); the "
+    "topic's last segment names the sending agency. What cannot be taken goes to "
+    "`hub.deadletter` with `x-dlq-reason` and the source topic, partition and offset."
+)
+
+
+@dataclass(frozen=True)
+class InboundRecord:
+    """One message as it came off an inbound topic."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v.decode("utf-8", "replace")
+        return None
+
+
+@dataclass
+class InboundStats:
+    messages: int = 0
+    dead_lettered: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class InboundHandler:
+    """Takes one inbound record: agency from the topic, adapter from the content type,
+    facts through the gate; dead-letters, with the reason, what cannot be taken."""
+
+    def __init__(
+        self,
+        gate: Callable[[], "ConsentGate"],
+        *,
+        topic_prefix: str = "",
+        max_bytes: int = 10 * 1024 * 1024,
+        retries: int = 3,
+        backoff: float = 0.5,
+    ) -> None:
+        self._gate = gate
+        self._prefix = topic_prefix + INBOUND_PREFIX
+        self._max_bytes = max_bytes
+        self._retries = retries
+        self.backoff = backoff
+        self.stats = InboundStats()
+
+    def agency_of(self, topic: str) -> str | None:
+        if not topic.startswith(self._prefix):
+            return None
+        agency = topic[len(self._prefix) :]
+        return agency if _AGENCY.match(agency) else None
+
+    async def handle(self, record: InboundRecord) -> list[FactOutcome]:
+        from hub.adapters.registry import FORMATS, format_for, parse
+
+        self.stats.messages += 1
+        where = {"topic": record.topic, "partition": record.partition, "offset": record.offset}
+        agency = self.agency_of(record.topic)
+        if agency is None:
+            await self._dead_letter(
+                record,
+                "the topic does not name an agency (hub.inbound.<agency>)",
+                "PermanentError",
+                agency="-",
+            )
+            return []
+        if len(record.value) > self._max_bytes:
+            await self._dead_letter(
+                record,
+                f"the message is larger than the limit of {self._max_bytes} bytes",
+                "PermanentError",
+                agency=agency,
+            )
+            return []
+        content_type = record.header("content-type")
+        named = record.header(FORMAT_HEADER)
+        fmt = "-"
+        try:
+            if named is not None and named not in FORMATS:
+                raise PermanentError(
+                    f"unknown format; formats are: {', '.join(FORMATS)}", field=FORMAT_HEADER
+                )
+            fmt = named or format_for("any", content_type, record.value)
+            result = parse(
+                fmt, record.value, content_type, agency, la_code=record.header(LA_CODE_HEADER)
+            )
+        except PermanentError as exc:
+            await self._dead_letter(record, str(exc), type(exc).__name__, agency=agency)
+            return []
+        except Exception as exc:  # an adapter fault must not stall the stream
+            log.error("inbound.adapter_failed", **where, format=fmt, error=type(exc).__name__)
+            await self._dead_letter(
+                record,
+                f"the {fmt} adapter failed unexpectedly ({type(exc).__name__})",
+                type(exc).__name__,
+                agency=agency,
+            )
+            return []
+        outcomes, attempts, failure = await self._submit(result.facts)
+        if failure is not None:
+            await self._dead_letter(
+                record,
+                f"the hub could not take the message after {attempts} attempts "
+                f"({type(failure).__name__})",
+                type(failure).__name__,
+                agency=agency,
+                attempts=attempts,
+            )
+            return []
+        summary: dict[str, int] = {}
+        for o in outcomes:
+            summary[o.status] = summary.get(o.status, 0) + 1
+            self.stats.outcomes[o.status] = self.stats.outcomes.get(o.status, 0) + 1
+        rejected = [o for o in outcomes if o.status == "rejected"]
+        if rejected:
+            parts = [
+                f"{o.ref}: {o.field or 'fact'}: {o.reason or 'rejected'}"
+                + (f" [{o.rule}]" if o.rule else "")
+                for o in rejected[:20]
+            ]
+            await self._dead_letter(
+                record,
+                f"{len(rejected)} of {len(outcomes)} facts rejected; the rest were "
+                f"taken: {'; '.join(parts)}",
+                "RejectedFacts",
+                agency=agency,
+            )
+        log.info(
+            "inbound.message",
+            **where,
+            agency=agency,
+            format=fmt,
+            message_id=result.message_id,
+            not_taken=len(result.not_taken),
+            **summary,
+        )
+        return outcomes
+
+    async def _submit(
+        self, facts: Sequence[Any]
+    ) -> tuple[list[FactOutcome], int, BaseException | None]:
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                return await self._gate().submit(facts, actor=f"{CONSUMER}:kafka"), attempts, None
+            except (TransientError, OSError) as exc:
+                if attempts > self._retries:
+                    return [], attempts, exc
+                log.warning("inbound.retry", attempt=attempts, error=type(exc).__name__)
+                await asyncio.sleep(self.backoff * 2 ** (attempts - 1))
+            except Exception as exc:  # dead-lettered with its type; the stream goes on
+                log.error("inbound.submit_failed", error=type(exc).__name__)
+                return [], attempts, exc
+
+    async def _dead_letter(
+        self, record: InboundRecord, reason: str, exc_type: str, *, agency: str, attempts: int = 1
+    ) -> None:
+        self.stats.dead_lettered += 1
+        entry = dead_letter_for(
+            key=agency,
+            value=record.value,
+            reason=reason,
+            exception_type=exc_type,
+            consumer=f"{CONSUMER}:{agency}",
+            attempts=attempts,
+            source_topic=record.topic,
+            original_headers=record.headers,
+            extra=(
+                (SRC_PARTITION, str(record.partition).encode()),
+                (SRC_OFFSET, str(record.offset).encode()),
+            ),
+        )
+        await self._gate().log.append(LogName.DEADLETTER, [entry])
+        log.warning(
+            "inbound.dead_lettered",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            agency=agency,
+            error=exc_type,
+        )
+
+
+# -- faststream wiring ------------------------------------------------------------------------
+
+
+async def _parse_safely(
+    record: ConsumerRecord[Any, Any],
+    original: Callable[[ConsumerRecord[Any, Any]], Awaitable[StreamMessage[Any]]],
+) -> StreamMessage[Any]:
+    """faststream's parser decodes every header as UTF-8 and would fail — before any
+    handler could dead-letter it — on a header that is not: replace such bytes first."""
+    headers = list(record.headers or ())
+    clean = [(k, v.decode("utf-8", "replace").encode()) for k, v in headers]
+    if clean != headers:
+        record.headers = clean
+    return await original(record)
+
+
+async def _raw_body(message: StreamMessage[Any]) -> bytes:
+    """The body as sent: the adapters decode it themselves (never faststream's JSON)."""
+    body = message.body
+    return bytes(body) if isinstance(body, (bytes, bytearray, memoryview)) else b""
+
+
+def kafka_security(settings: Settings) -> BaseSecurity | None:
+    """faststream's security object for the hub's Kafka settings."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        context = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    if protocol == "SSL":
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    user = settings.kafka_sasl_username or ""
+    password = (
+        settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else ""
+    )
+    sasl = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    cls = sasl[settings.kafka_sasl_mechanism or "PLAIN"]
+    return cls(user, password, ssl_context=context, use_ssl=protocol == "SASL_SSL")
+
+
+def create_inbound_broker(
+    settings: Settings,
+    handler: InboundHandler,
+    *,
+    agencies: Sequence[str] = (),
+    group_options: dict[str, Any] | None = None,
+) -> KafkaBroker:
+    """The broker and its one router: `hub.inbound.{agency}` as a pattern, or the topics of
+    `agencies`. `group_options` passes consumer-group timings through (tests)."""
+    for agency in agencies:
+        if not _AGENCY.match(agency):
+            raise ValueError(f"not a usable agency topic segment: {agency!r}")
+    broker = KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id="tac-hub-inbound",
+        enable_idempotence=settings.kafka_enable_idempotence,
+        security=kafka_security(settings),
+        description="The TAC hub's inbound agency topics",
+        logger=None,
+    )
+    router = KafkaRouter(prefix=settings.kafka_topic_prefix)
+    options: dict[str, Any] = {
+        "group_id": settings.kafka_topic_prefix + GROUP_ID,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "parser": _parse_safely,
+        "decoder": _raw_body,
+        "title": "hub.inbound.{agency}:take",
+        "description": _DESCRIPTION,
+        **(group_options or {}),
+    }
+    if agencies:
+        subscriber = router.subscriber(*(INBOUND_PREFIX + a for a in agencies), **options)
+    else:
+        subscriber = router.subscriber(pattern=INBOUND_PREFIX + "{agency}", **options)
+
+    async def take(body: bytes, msg: KafkaMessage) -> None:
+        raw = cast("ConsumerRecord[Any, Any]", msg.raw_message)
+        record = InboundRecord(
+            topic=raw.topic,
+            partition=raw.partition,
+            offset=raw.offset,
+            key=raw.key,
+            value=body,
+            headers=tuple((k, bytes(v)) for k, v in (raw.headers or ())),
+        )
+        try:
+            await handler.handle(record)
+        except Exception as exc:
+            # not even the dead-letter log took it: not acknowledged, so it comes again
+            log.error("inbound.not_acknowledged", topic=raw.topic, partition=raw.partition,
+                      offset=raw.offset, error=type(exc).__name__)  # fmt: skip
+            await asyncio.sleep(handler.backoff)
+            raise
+
+    subscriber(take)
+    broker.include_router(router)
+    return broker
+
+
+def create_inbound_app(
+    settings: Settings,
+    *,
+    hub: "Hub | None" = None,
+    agencies: Sequence[str] = (),
+    group_options: dict[str, Any] | None = None,
+) -> tuple[FastStream, InboundHandler]:
+    """The inbound app and its handler. The hub (log, store, gate) is opened when the app
+    starts — or `hub` is used, and left open — and closed when it stops."""
+    opened: dict[str, Hub] = {}
+
+    def gate() -> "ConsentGate":
+        the_hub = hub or opened.get("hub")
+        if the_hub is None or the_hub.gate is None:
+            raise TransientError("the hub is not open yet")
+        return the_hub.gate
+
+    handler = InboundHandler(
+        gate,
+        topic_prefix=settings.kafka_topic_prefix,
+        max_bytes=settings.max_body_bytes,
+        retries=settings.projector_retries,
+        backoff=max(settings.projector_backoff_seconds, 0.05),
+    )
+    broker = create_inbound_broker(
+        settings, handler, agencies=agencies, group_options=group_options
+    )
+
+    async def open_the_hub() -> None:
+        if hub is None:
+            from hub.bootstrap import open_hub
+
+            opened["hub"] = await open_hub(settings)
+
+    async def close_the_hub() -> None:
+        owned = opened.pop("hub", None)
+        if owned is not None:
+            await owned.close()
+
+    app = FastStream(
+        broker,
+        on_startup=[open_the_hub],
+        after_shutdown=[close_the_hub],
+        specification=specification(broker),
+        logger=None,
+    )
+    return app, handler
+
+
+def specification(broker: KafkaBroker) -> AsyncAPI:
+    from hub import __version__
+
+    return AsyncAPI(
+        broker,
+        title="TAC Hub inbound topics",
+        version=__version__,
+        description="Agency systems publish their records to `hub.inbound.<agency>`; the hub "
+        "reads them through the same adapters and consent gate as `POST /ingest/*`.",
+        schema_version="3.0.0",
+    )
+
+
+def asyncapi_yaml(settings: Settings | None = None) -> str:
+    """The AsyncAPI document of the inbound app, from faststream's generator, for
+    `contracts/asyncapi.yaml` (with the default local broker address, no topic prefix)."""
+    settings = settings or Settings(
+        _env_file=None,
+        kafka_bootstrap_servers="localhost:9092",
+        kafka_topic_prefix="",
+        kafka_security_protocol="PLAINTEXT",
+    )
+
+    def no_gate() -> "ConsentGate":
+        raise TransientError("documentation only")
+
+    broker = create_inbound_broker(settings, InboundHandler(no_gate))
+    return specification(broker).to_specification().to_yaml()
+
+
+if __name__ == "__main__":  # python -m hub.adapters.inbound_kafka: rewrite the contract
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parents[2] / "contracts" / "asyncapi.yaml"
+    target.write_text(asyncapi_yaml(), encoding="utf-8")
+    print(target)

@@ -1,0 +1,390 @@
+"""Ingest of agency files as they are sent, and the match queue where people confirm who a
+record is about.
+
+`POST /ingest/school-mis` (CTF XML or the school MIS JSON form), `/ingest/fhir` (FHIR R4
+JSON, XML or ndjson), `/ingest/social-care` (CIN census or SSDA903 XML, SSDA903 episodes
+CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the family JSON
+form) take one message each, from the `agency` role as its own agency. The content type
+picks the adapter (`hub.adapters.registry`); the body is read in chunks and refused with
+413 as soon as it passes `max_body_bytes` (by Content-Length before anything is read); a
+media type the route does not take is 415 naming those it does; a body the adapter cannot
+read is 400 (not well-formed, wrong encoding, refused XML) or 422 (well-formed but not a
+valid message), with the adapter's reason. Otherwise the answer lists, per fact, the event
+id appended or withheld, or why not (queued for the match queue, duplicate, rejected),
+plus what the adapter did not take and a summary. `GET /match-queue` and
+`POST /match-queue/{id}/resolve` (admin or coordinator) show the queue — the record's
+demographics beside what the hub records of each candidate, an audited read — and carry
+out a person's decision: link to a child, or keep separate as a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.problems import PROBLEM_JSON, problem
+from hub.api.routes_record import gate_of
+from hub.errors import PermanentError
+from hub.ingest.model import AdapterResult, FactOutcome
+
+log = structlog.get_logger(__name__)
+router = APIRouter()
+Agency = Annotated[Principal, Depends(require_roles("agency"))]
+Decider = Annotated[Principal, Depends(require_roles("admin", "coordinator"))]
+
+_SYNTAX_FIELDS = ("xml", "json", "body", "csv", "content", "ndjson", "encoding", "charset")
+
+
+class FactOut(BaseModel):
+    """What became of one fact the adapter read."""
+
+    ref: str = Field(description="Where in the message the fact came from")
+    status: Literal["appended", "withheld", "queued", "rejected", "duplicate"]
+    event_type: str | None = None
+    event_id: str | None = Field(
+        default=None, description="The event appended, withheld or held (or taken before)"
+    )
+    child_id: str | None = None
+    reason: str | None = None
+    field: str | None = None
+    rule: str | None = None
+
+
+class NotTakenOut(BaseModel):
+    """A part of the message the adapter did not take, and why."""
+
+    ref: str
+    kind: Literal["unsupported", "invalid", "duplicate"]
+    reason: str
+    field: str | None = None
+    rule: str | None = None
+
+
+class IngestAnswer(BaseModel):
+    format: str = Field(description="The adapter that read the message")
+    message_id: str | None = Field(
+        default=None, description="The message's idempotency key (sender's id or content hash)"
+    )
+    results: list[FactOut]
+    not_taken: list[NotTakenOut]
+    warnings: list[str] = Field(default_factory=list)
+    summary: dict[str, int] = Field(
+        description="Facts per status, plus `facts` (all read) and `not_taken`"
+    )
+
+
+def fact_out(o: FactOutcome) -> FactOut:
+    return FactOut(
+        ref=o.ref, status=o.status, event_type=o.event_type, event_id=o.event_id,
+        child_id=o.child_id, reason=o.reason, field=o.field, rule=o.rule,
+    )  # fmt: skip
+
+
+def summarise(outcomes: list[FactOutcome], result: AdapterResult) -> dict[str, int]:
+    summary = dict.fromkeys(("appended", "withheld", "queued", "rejected", "duplicate"), 0)
+    for o in outcomes:
+        summary[o.status] += 1
+    summary["facts"] = len(outcomes)
+    summary["not_taken"] = len(result.not_taken)
+    return summary
+
+
+def answer(fmt: str, result: AdapterResult, outcomes: list[FactOutcome]) -> IngestAnswer:
+    return IngestAnswer(
+        format=fmt,
+        message_id=result.message_id,
+        results=[fact_out(o) for o in outcomes],
+        not_taken=[
+            NotTakenOut(ref=n.ref, kind=n.kind, reason=n.reason, field=n.field, rule=n.rule)
+            for n in result.not_taken
+        ],
+        warnings=list(result.warnings),
+        summary=summarise(outcomes, result),
+    )
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` bytes: by its
+    Content-Length before a byte is read, and by counting while it streams in."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.strip().isdigit():
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise HTTPException(413, f"the body is larger than the limit of {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"the body is larger than the limit of {limit} bytes")
+    return bytes(body)
+
+
+def refusal(exc: PermanentError, fmt: str) -> JSONResponse:
+    """Problem details for a body the adapter could not read: 400 when it is not
+    well-formed (syntax, encoding, refused XML features), 422 when it is well-formed but not
+    a valid message; `field` and `reason` as the adapter gave them (never a value)."""
+    field = exc.field or ""
+    syntax = field.split(".", 1)[0].split("/", 1)[0].lower() in _SYNTAX_FIELDS
+    status = 400 if syntax else 422
+    return problem(
+        status, "Bad Request" if syntax else "Unprocessable Content", str(exc),
+        format=fmt, field=exc.field, reason=exc.reason,
+    )  # fmt: skip
+
+
+async def ingest_message(
+    request: Request,
+    principal: Principal,
+    channel: str,
+    *,
+    la_code: str | None = None,
+    agency: str | None = None,
+) -> IngestAnswer | JSONResponse:
+    """Read, parse and submit one message arriving on `channel` (one HTTP route)."""
+    from hub.adapters.registry import UnsupportedMediaType, format_for, parse
+    from hub.api.app import hub_of
+
+    if principal.agency is None:  # the role check guarantees one; fail closed regardless
+        raise HTTPException(403, "an agency credential names its agency")
+    if agency is not None and agency != principal.agency:
+        raise HTTPException(403, "an agency may publish only as itself")
+    gate = gate_of(request)
+    content_type = request.headers.get("content-type")
+    try:
+        format_for(channel, content_type)  # 415 before a byte of the body is read
+    except UnsupportedMediaType as exc:
+        raise HTTPException(415, exc.reason) from None
+    except PermanentError:
+        pass  # needs the body to decide (JSON or XML of several kinds)
+    data = await read_limited(request, hub_of(request).settings.max_body_bytes)
+    fmt = channel
+    try:
+        fmt = format_for(channel, content_type, data)
+        result = parse(fmt, data, content_type, principal.agency, la_code=la_code)
+    except UnsupportedMediaType as exc:
+        raise HTTPException(415, exc.reason) from None
+    except PermanentError as exc:
+        log.info("ingest.refused", route=channel, format=fmt, agency=principal.agency,
+                 field=exc.field, bytes=len(data))  # fmt: skip
+        return refusal(exc, fmt)
+    except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError) as exc:
+        # an adapter fault on odd input: refused like bad input, never a 500; the type is
+        # logged for the operators (never the message, which may quote a value)
+        log.error("ingest.adapter_failed", route=channel, format=fmt, agency=principal.agency,
+                  error=type(exc).__name__, bytes=len(data))  # fmt: skip
+        return problem(
+            422, "Unprocessable Content",
+            f"the {fmt} adapter could not read this message ({type(exc).__name__}); "
+            "the hub's operators can see it in the log",
+            format=fmt, field=None, reason="adapter failure",
+        )  # fmt: skip
+    outcomes = await gate.submit(result.facts, actor=f"{principal.role}:{principal.name}")
+    out = answer(fmt, result, outcomes)
+    log.info("ingest.message", route=channel, format=fmt, agency=principal.agency,
+             message_id=result.message_id, bytes=len(data), **out.summary)  # fmt: skip
+    return out
+
+
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    400: {"description": "The body cannot be read (not well-formed, wrong encoding, refused "
+          "XML features); problem details name the field, position and rule",
+          "content": {PROBLEM_JSON: {}}},
+    413: {"description": "The body is larger than the configured limit",
+          "content": {PROBLEM_JSON: {}}},
+    415: {"description": "The route does not take this media type; the detail lists those it does",
+          "content": {PROBLEM_JSON: {}}},
+    422: {"description": "Well-formed, but not a valid message of its format (the reason "
+          "names the field and rule)", "content": {PROBLEM_JSON: {}}},
+}  # fmt: skip
+
+
+def _body_doc(*types: str) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string", "format": "binary"}} for t in types},
+        }
+    }
+
+
+@router.post(
+    "/ingest/school-mis",
+    tags=["ingest"],
+    summary="A school MIS message: DfE CTF XML, or the school MIS JSON form (agency, as itself)",
+    response_model=IngestAnswer,
+    responses=_INGEST_RESPONSES,
+    openapi_extra=_body_doc("application/xml", "application/json"),
+)
+async def ingest_school_mis(
+    request: Request,
+    principal: Agency,
+    agency: Annotated[
+        str | None, Query(max_length=64, description="Must be the caller's own")
+    ] = None,
+) -> IngestAnswer | JSONResponse:
+    return await ingest_message(request, principal, "school-mis", agency=agency)
+
+
+@router.post(
+    "/ingest/fhir",
+    tags=["ingest"],
+    summary="A FHIR R4 Bundle or resource (JSON, XML) or bulk ndjson (agency, as itself)",
+    response_model=IngestAnswer,
+    responses=_INGEST_RESPONSES,
+    openapi_extra=_body_doc(
+        "application/fhir+json", "application/fhir+xml", "application/fhir+ndjson"
+    ),
+)
+async def ingest_fhir(
+    request: Request,
+    principal: Agency,
+    agency: Annotated[
+        str | None, Query(max_length=64, description="Must be the caller's own")
+    ] = None,
+) -> IngestAnswer | JSONResponse:
+    return await ingest_message(request, principal, "fhir", agency=agency)
+
+
+@router.post(
+    "/ingest/social-care",
+    tags=["ingest"],
+    summary="A CIN census or SSDA903 return (XML; SSDA903 episodes as CSV with la_code), or the "
+    "social care JSON form (agency, as itself)",
+    response_model=IngestAnswer,
+    responses=_INGEST_RESPONSES,
+    openapi_extra=_body_doc("application/xml", "text/csv", "application/json"),
+)
+async def ingest_social_care(
+    request: Request,
+    principal: Agency,
+    la_code: Annotated[
+        str | None,
+        Query(pattern=r"^\d{3}$", description="The LA's 3-digit code (required for SSDA903)"),
+    ] = None,
+    agency: Annotated[
+        str | None, Query(max_length=64, description="Must be the caller's own")
+    ] = None,
+) -> IngestAnswer | JSONResponse:
+    return await ingest_message(request, principal, "social-care", la_code=la_code, agency=agency)
+
+
+@router.post(
+    "/ingest/family",
+    tags=["ingest"],
+    summary="The family's views (plan section A) and contact details: the family JSON form "
+    "(contracts/inbound/family.schema.json; agency, as itself)",
+    response_model=IngestAnswer,
+    responses=_INGEST_RESPONSES,
+    openapi_extra=_body_doc("application/json"),
+)
+async def ingest_family(
+    request: Request,
+    principal: Agency,
+    agency: Annotated[
+        str | None, Query(max_length=64, description="Must be the caller's own")
+    ] = None,
+) -> IngestAnswer | JSONResponse:
+    return await ingest_message(request, principal, "family", agency=agency)
+
+
+# -- the match queue --------------------------------------------------------------------------
+
+
+class ResolveIn(BaseModel):
+    """A person's decision on a queued record."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"decision": "link", "child_id": "hc-0192..."},
+                                        {"decision": "keep_separate"}]},
+    )  # fmt: skip
+
+    decision: Literal["link", "keep_separate"]
+    child_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="The child to link to (link only)"
+    )
+
+    @model_validator(mode="after")
+    def _child_for_link(self) -> ResolveIn:
+        if self.decision == "link" and not self.child_id:
+            raise ValueError("a link decision names the child (child_id)")
+        if self.decision == "keep_separate" and self.child_id:
+            raise ValueError("keep_separate makes a new child: send no child_id")
+        return self
+
+
+class ResolveOut(BaseModel):
+    item_id: str
+    decision: Literal["link", "keep_separate"]
+    child_id: str
+    event_id: str | None = Field(description="The identity.match_resolved event")
+    identifiers_linked: list[str] = Field(description="Systems of the identifiers linked")
+    released: list[FactOut] = Field(description="The held facts, as the gate took them now")
+    summary: dict[str, int]
+
+
+@router.get(
+    "/match-queue",
+    tags=["identity"],
+    summary="Records waiting for a person to confirm who they are about (admin, coordinator; "
+    "audited)",
+    responses=AUTH_RESPONSES,
+)
+async def match_queue(
+    request: Request,
+    principal: Decider,
+    status: Annotated[Literal["pending", "resolved", "all"], Query()] = "pending",
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    from hub.identity.match_queue import review_queue
+
+    gate = gate_of(request)
+    items = await review_queue(
+        gate, actor=f"{principal.role}:{principal.name}", route="GET /match-queue",
+        status=None if status == "all" else status, limit=limit,
+    )  # fmt: skip
+    return {"as_of": datetime.now(UTC).isoformat(), "items": items}
+
+
+@router.post(
+    "/match-queue/{item_id}/resolve",
+    tags=["identity"],
+    summary="Link a queued record to a child, or keep it separate as a new child; releases "
+    "its held facts through the consent gate (admin, coordinator; audited)",
+    response_model=ResolveOut,
+    responses={**AUTH_RESPONSES, 404: {"description": "No such item, or no such child"},
+               409: {"description": "The item was decided already"}},
+)  # fmt: skip
+async def resolve(
+    request: Request, item_id: str, body: ResolveIn, principal: Decider
+) -> ResolveOut:
+    from hub.identity.match_queue import MatchError, resolve_match
+
+    gate = gate_of(request)
+    try:
+        outcome = await resolve_match(
+            gate, item_id, decision=body.decision, child_id=body.child_id,
+            actor=f"{principal.role}:{principal.name}",
+        )  # fmt: skip
+    except MatchError as exc:
+        raise HTTPException(exc.status, exc.reason) from None
+    summary: dict[str, int] = {}
+    for o in outcome.released:
+        summary[o.status] = summary.get(o.status, 0) + 1
+    return ResolveOut(
+        item_id=outcome.item_id,
+        decision=outcome.decision,
+        child_id=outcome.child_id,
+        event_id=outcome.event_id,
+        identifiers_linked=list(outcome.identifiers_linked),
+        released=[fact_out(o) for o in outcome.released],
+        summary=summary,
+    )

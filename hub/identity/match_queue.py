@@ -1,0 +1,661 @@
+"""The match queue: records the hub will not link to a child without a person's judgement.
+
+A record whose subject carries no valid strong identifier (a Synthea patient named only by
+name, date of birth and postcode), whose identifiers belong to two different children, or
+whose date of birth contradicts the one recorded for the child its identifiers name, is
+never guessed: the gate gives it a provisional child id (`hp-...`), holds its facts on
+`hub.withheld` sealed with that provisional child's keys, appends `identity.match_queued`
+(ids and the reason only) and keeps a queue item here — the subject's identifiers and
+demographics sealed with the provisional child's `identity` key, the idempotency keys of
+the held facts, the candidate children. A coordinator compares the sealed demographics
+with what the hub knows of the candidates (`review_queue`, an audited read) and decides
+(`resolve_match`): link to a child or keep separate as a new child. The decision links
+the record's unowned identifiers, releases the held facts through the consent gate for
+the chosen child (decrypted with the provisional key, re-sealed with the chosen child's),
+appends `identity.match_resolved`, and crypto-shreds the provisional copies. Name and
+date-of-birth fingerprints (keyed HMACs, never the values) let a demographics-only record
+name the children it may be about. Tables live in the read store, through its port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from hub.consent.crypto import KeyStore, decrypt_value, encrypt_value
+from hub.consent.opener import data_key_id
+from hub.events.identity import MatchReason
+from hub.identity.identifiers import (
+    Identifier,
+    InvalidIdentifier,
+    check_la_child_id,
+    check_nhs_number,
+    check_upn,
+)
+from hub.ingest.model import Subject
+from hub.store.base import ReadStore
+
+if TYPE_CHECKING:  # the gate drives the queue; the queue only calls it back
+    from hub.ingest.gate import ConsentGate
+    from hub.ingest.model import FactOutcome
+
+PROVISIONAL_PREFIX = "hp-"
+ITEM_PREFIX = "mq-"
+FINGERPRINT_KEY_ID = "hub/match-queue-fingerprint"
+"""Key-store id of the secret behind demographic fingerprints (wrapped by the master key)."""
+SUBJECT_FIELD = "match_subject"
+Decision = Literal["link", "keep_separate"]
+Status = Literal["pending", "resolved"]
+
+DDL = (
+    "CREATE TABLE IF NOT EXISTS match_queue_item ("
+    " item_id TEXT PRIMARY KEY, provisional_child_id TEXT NOT NULL UNIQUE,"
+    " reason TEXT NOT NULL, rule TEXT, candidates TEXT NOT NULL, agency TEXT NOT NULL,"
+    " message_id TEXT, subject BYTEA NOT NULL, fingerprint TEXT, held_types TEXT NOT NULL,"
+    " facts_held INTEGER NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,"
+    " decision TEXT, resolved_child_id TEXT, resolved_by TEXT, resolved_at TEXT)",
+    "CREATE INDEX IF NOT EXISTS match_queue_item_status ON match_queue_item (status, created_at)",
+    "CREATE TABLE IF NOT EXISTS match_queue_fact ("
+    " dedupe_key TEXT PRIMARY KEY, item_id TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS match_fingerprint ("
+    " fingerprint TEXT NOT NULL, child_id TEXT NOT NULL, PRIMARY KEY (fingerprint, child_id))",
+)
+
+_REASONS: dict[str, str] = {
+    "no_identifier": "the record carries no strong identifier (NHS number, UPN, or LA code "
+    "+ LA child id); demographics alone are never used to link",
+    "invalid_identifier": "the record's only identifiers break their rules",
+    "identity_conflict": "the record's identifiers belong to different children",
+    "dob_mismatch": "the record's date of birth differs from the one recorded for the child "
+    "its identifiers name",
+}
+
+
+class MatchError(Exception):
+    """A resolution that cannot be made; `status` is the HTTP status that says why."""
+
+    def __init__(self, reason: str, *, status: int = 422) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Unlinked:
+    """Identity resolution's answer for a record a person must match."""
+
+    reason: MatchReason
+    candidates: tuple[str, ...] = ()
+    rule: str | None = None
+    detail: str | None = None
+    """Which identifier broke which rule (never its value), when that is the reason."""
+
+    def describe(self) -> str:
+        text = _REASONS[self.reason]
+        return f"{text} ({self.detail})" if self.detail else text
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    item_id: str
+    provisional_child_id: str
+    reason: MatchReason
+    rule: str | None
+    candidates: tuple[str, ...]
+    agency: str
+    message_id: str | None
+    held_types: dict[str, int]
+    facts_held: int
+    status: Status
+    created_at: str
+    decision: Decision | None = None
+    resolved_child_id: str | None = None
+    resolved_by: str | None = None
+    resolved_at: str | None = None
+    sealed_subject: bytes = field(default=b"", repr=False)
+
+    def describe(self) -> str:
+        return _REASONS.get(self.reason, self.reason)
+
+
+_COLUMNS = (
+    "item_id, provisional_child_id, reason, rule, candidates, agency, message_id, held_types,"
+    " facts_held, status, created_at, decision, resolved_child_id, resolved_by, resolved_at,"
+    " subject"
+)
+
+
+def _item(row: Sequence[Any]) -> QueueItem:
+    return QueueItem(
+        item_id=str(row[0]),
+        provisional_child_id=str(row[1]),
+        reason=row[2],
+        rule=row[3],
+        candidates=tuple(orjson.loads(row[4])),
+        agency=str(row[5]),
+        message_id=row[6],
+        held_types=dict(orjson.loads(row[7])),
+        facts_held=int(row[8]),
+        status=row[9],
+        created_at=str(row[10]),
+        decision=row[11],
+        resolved_child_id=row[12],
+        resolved_by=row[13],
+        resolved_at=row[14],
+        sealed_subject=bytes(row[15]),
+    )
+
+
+def strong_identifiers(subject: Subject) -> tuple[list[Identifier], list[InvalidIdentifier]]:
+    """The subject's valid strong identifiers, and the rule each invalid one breaks."""
+    good: list[Identifier] = []
+    bad: list[InvalidIdentifier] = []
+    checks: list[tuple[str | None, Any]] = [
+        (subject.nhs_number, check_nhs_number),
+        (subject.upn, check_upn),
+        (subject.former_upn, check_upn),
+    ]
+    for value, check in checks:
+        if value:
+            try:
+                good.append(check(value))
+            except InvalidIdentifier as exc:
+                bad.append(exc)
+    if subject.la_child_id or subject.la_code:
+        try:
+            good.append(check_la_child_id(subject.la_code or "", subject.la_child_id or ""))
+        except InvalidIdentifier as exc:
+            bad.append(exc)
+    return good, bad
+
+
+def _normal(text: str) -> str:
+    folded = unicodedata.normalize("NFKD", text).casefold()
+    return "".join(ch for ch in folded if ch.isalnum())
+
+
+class MatchQueue:
+    """The queue's tables in the read store, and the demographic fingerprints."""
+
+    def __init__(self, store: ReadStore, keys: KeyStore) -> None:
+        self._store = store
+        self._keys = keys
+        self._secret: bytes | None = None
+        self._ready = False
+        self.deciding = asyncio.Lock()
+        """Held while a decision is carried out, so two people cannot decide one item at
+        once in this process (across processes, the second finds it decided, or repeats
+        the idempotent release)."""
+
+    async def setup(self) -> None:
+        if self._ready:
+            return
+        async with self._store.transaction() as tx:
+            for stmt in DDL:
+                await tx.execute(stmt)
+        self._secret = await self._keys.create(FINGERPRINT_KEY_ID)
+        self._ready = True
+
+    # -- fingerprints ----------------------------------------------------------------
+    async def fingerprint(self, subject: Subject) -> str | None:
+        """A keyed hash of the normalised given name, family name and date of birth, or
+        None when the subject lacks one of them. Never reversible without the key."""
+        if not (subject.given_name and subject.family_name and subject.date_of_birth):
+            return None
+        given, family = _normal(subject.given_name), _normal(subject.family_name)
+        if not given or not family:
+            return None
+        await self.setup()
+        assert self._secret is not None
+        msg = f"{given}|{family}|{subject.date_of_birth.isoformat()}".encode()
+        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+
+    async def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (fingerprint, child id) pairs seen on linked records."""
+        rows = sorted(set(pairs))
+        if not rows:
+            return
+        await self.setup()
+        async with self._store.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO match_fingerprint (fingerprint, child_id) VALUES (?, ?)"
+                " ON CONFLICT (fingerprint, child_id) DO NOTHING",
+                rows,
+            )
+
+    async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
+        if fingerprint is None:
+            return ()
+        await self.setup()
+        rows = await self._store.fetchall(
+            "SELECT child_id FROM match_fingerprint WHERE fingerprint = ? ORDER BY child_id",
+            (fingerprint,),
+        )
+        return tuple(str(r[0]) for r in rows)
+
+    # -- items -----------------------------------------------------------------------
+    async def item_for_keys(self, dedupe_keys: Sequence[str]) -> QueueItem | None:
+        """The item already holding any of these facts (a message delivered again)."""
+        await self.setup()
+        unique = sorted(set(dedupe_keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            row = await self._store.fetchone(
+                f"SELECT item_id FROM match_queue_fact WHERE dedupe_key IN ({marks})"  # noqa: S608
+                " ORDER BY item_id LIMIT 1",
+                chunk,
+            )
+            if row is not None:
+                return await self.get(str(row[0]))
+        return None
+
+    async def enqueue(
+        self,
+        subject: Subject,
+        unlinked: Unlinked,
+        *,
+        agency: str,
+        message_id: str | None,
+        dedupe_keys: Sequence[str],
+        held_types: dict[str, int],
+        now: datetime,
+    ) -> QueueItem:
+        """A new item with a fresh provisional child; the subject sealed with that child's
+        `identity` data key."""
+        from hub.events.envelope import new_event_id
+
+        await self.setup()
+        suffix = new_event_id().hex
+        item_id, provisional = ITEM_PREFIX + suffix, PROVISIONAL_PREFIX + suffix
+        key = await self._keys.create(data_key_id(provisional, "identity"))
+        sealed = orjson.dumps(
+            encrypt_value(
+                subject.model_dump(mode="json"), key, aad=provisional, field=SUBJECT_FIELD
+            )
+        )
+        fingerprint = await self.fingerprint(subject)
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO match_queue_item (item_id, provisional_child_id, reason, rule,"
+                " candidates, agency, message_id, subject, fingerprint, held_types, facts_held,"
+                " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (
+                    item_id,
+                    provisional,
+                    unlinked.reason,
+                    unlinked.rule,
+                    orjson.dumps(list(unlinked.candidates)).decode(),
+                    agency,
+                    message_id,
+                    sealed,
+                    fingerprint,
+                    orjson.dumps(held_types).decode(),
+                    len(set(dedupe_keys)),
+                    now.isoformat(),
+                ),
+            )
+            await tx.executemany(
+                "INSERT INTO match_queue_fact (dedupe_key, item_id) VALUES (?, ?)"
+                " ON CONFLICT (dedupe_key) DO NOTHING",
+                [(k, item_id) for k in sorted(set(dedupe_keys))],
+            )
+        item = await self.get(item_id)
+        assert item is not None
+        return item
+
+    async def add_facts(
+        self, item_id: str, dedupe_keys: Sequence[str], held_types: dict[str, int]
+    ) -> None:
+        """More facts of a pending item's record (the same message, sent again with more)."""
+        await self.setup()
+        async with self._store.transaction() as tx:
+            fresh = 0
+            for k in sorted(set(dedupe_keys)):
+                row = await tx.fetchone("SELECT 1 FROM match_queue_fact WHERE dedupe_key = ?", (k,))
+                if row is None:
+                    await tx.execute(
+                        "INSERT INTO match_queue_fact (dedupe_key, item_id) VALUES (?, ?)",
+                        (k, item_id),
+                    )
+                    fresh += 1
+            if fresh:
+                row = await tx.fetchone(
+                    "SELECT held_types FROM match_queue_item WHERE item_id = ?", (item_id,)
+                )
+                types: dict[str, int] = dict(orjson.loads(row[0])) if row else {}
+                for t, n in held_types.items():
+                    types[t] = types.get(t, 0) + n
+                await tx.execute(
+                    "UPDATE match_queue_item SET facts_held = facts_held + ?, held_types = ?"
+                    " WHERE item_id = ?",
+                    (fresh, orjson.dumps(types).decode(), item_id),
+                )
+
+    async def get(self, item_id: str) -> QueueItem | None:
+        await self.setup()
+        row = await self._store.fetchone(
+            f"SELECT {_COLUMNS} FROM match_queue_item WHERE item_id = ?",  # noqa: S608
+            (item_id,),
+        )
+        return None if row is None else _item(row)
+
+    async def items(
+        self, *, status: Status | None = "pending", limit: int = 100
+    ) -> list[QueueItem]:
+        await self.setup()
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        rows = await self._store.fetchall(
+            f"SELECT {_COLUMNS} FROM match_queue_item {where}"  # noqa: S608
+            " ORDER BY created_at, item_id LIMIT ?",
+            [*params, limit],
+        )
+        return [_item(r) for r in rows]
+
+    async def open_subject(self, item: QueueItem) -> Subject | None:
+        """The sealed subject, or None once the provisional child's key is gone."""
+        key = await self._keys.get(data_key_id(item.provisional_child_id, "identity"))
+        value = decrypt_value(
+            orjson.loads(item.sealed_subject),
+            key,
+            aad=item.provisional_child_id,
+            field=SUBJECT_FIELD,
+        )
+        if not isinstance(value, dict):
+            return None
+        return Subject.model_validate(value)
+
+    async def mark_resolved(
+        self, item_id: str, *, decision: Decision, child_id: str, actor: str, now: datetime
+    ) -> None:
+        """Record the decision; the sealed subject is dropped (its key is shredded too)."""
+        await self.setup()
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "UPDATE match_queue_item SET status = 'resolved', decision = ?,"
+                " resolved_child_id = ?, resolved_by = ?, resolved_at = ?, subject = ?"
+                " WHERE item_id = ?",
+                (decision, child_id, actor[:256], now.isoformat(), orjson.dumps(None), item_id),
+            )
+
+
+# -- reading the queue (an audited read) ---------------------------------------------------
+
+
+def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dict[str, Any]:
+    if subject is None:
+        return {"readable": False}
+    good, bad = strong_identifiers(subject)
+    # the values stay sealed: which child already holds each identifier is what decides
+    identifiers: list[dict[str, Any]] = [
+        {"system": i.system.value, "valid": True, "belongs_to": owners.get(str(i))} for i in good
+    ]
+    identifiers += [
+        {
+            "system": b.system.value,
+            "valid": False,
+            "rule": f"{b.system.value}.{b.rule}",
+            "reason": b.message,
+        }
+        for b in bad
+    ]
+    return {
+        "readable": True,
+        "given_name": subject.given_name,
+        "family_name": subject.family_name,
+        "date_of_birth": subject.date_of_birth.isoformat() if subject.date_of_birth else None,
+        "postcode": subject.postcode,
+        "identifiers": identifiers,
+    }
+
+
+async def review_queue(
+    gate: ConsentGate,
+    *,
+    actor: str,
+    route: str,
+    status: Status | None = "pending",
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The queue as a coordinator decides from it: each item's reason and candidates, the
+    record's demographics and identifiers (decrypted), and per candidate only what the hub
+    records to compare (date of birth, whether the name and date of birth match). Every
+    item shown and every candidate compared is an audited read."""
+    from hub.consent.trail import AuditEntry
+
+    queue = gate.matches
+    now = datetime.now(UTC)
+    out: list[dict[str, Any]] = []
+    audit: list[AuditEntry] = []
+    for item in await queue.items(status=status, limit=limit):
+        subject = await queue.open_subject(item) if item.status == "pending" else None
+        owners: dict[str, str | None] = {}
+        fingerprint = None
+        if subject is not None:
+            for ident in strong_identifiers(subject)[0]:
+                owners[str(ident)] = await gate.persons.lookup(ident)
+            fingerprint = await queue.fingerprint(subject)
+        same_person = set(await queue.children_with(fingerprint))
+        candidates = []
+        for child in item.candidates:
+            dob = await gate.persons.date_of_birth(child)
+            candidates.append(
+                {
+                    "child_id": child,
+                    "recorded_date_of_birth": dob.isoformat() if dob else None,
+                    "date_of_birth_matches": (
+                        None
+                        if dob is None or subject is None or subject.date_of_birth is None
+                        else dob == subject.date_of_birth
+                    ),
+                    "name_and_date_of_birth_match": child in same_person,
+                    "identifiers_held": sorted(
+                        ident.split(":", 1)[0] for ident, owner in owners.items() if owner == child
+                    ),
+                }
+            )
+            audit.append(
+                AuditEntry(
+                    kind="read",
+                    actor=actor,
+                    child_id=child,
+                    at=now,
+                    details={
+                        "route": route,
+                        "item_id": item.item_id,
+                        "outcome": "compared",
+                        "fields_shown": ["recorded_date_of_birth"],
+                    },
+                )
+            )
+        view: dict[str, Any] = {
+            "item_id": item.item_id,
+            "status": item.status,
+            "reason": item.reason,
+            "reason_text": item.describe(),
+            "rule": item.rule,
+            "agency": item.agency,
+            "message_id": item.message_id,
+            "queued_at": item.created_at,
+            "facts_held": item.facts_held,
+            "held_event_types": item.held_types,
+            "candidates": candidates,
+        }
+        if item.status == "pending":
+            view["record"] = _subject_view(subject, owners)
+        else:
+            view.update(
+                decision=item.decision,
+                child_id=item.resolved_child_id,
+                resolved_by=item.resolved_by,
+                resolved_at=item.resolved_at,
+            )
+        out.append(view)
+        audit.append(
+            AuditEntry(
+                kind="read",
+                actor=actor,
+                child_id=item.provisional_child_id,
+                at=now,
+                details={
+                    "route": route,
+                    "item_id": item.item_id,
+                    "candidate_child_ids": list(item.candidates),
+                    "outcome": "shown" if subject is not None else "listed",
+                },
+            )
+        )
+    if audit:
+        await gate.trail.append(audit)
+    return out
+
+
+# -- resolving -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatchOutcome:
+    item_id: str
+    decision: Decision
+    child_id: str
+    identifiers_linked: tuple[str, ...]
+    released: list[FactOutcome]
+    event_id: str | None
+
+
+async def resolve_match(
+    gate: ConsentGate,
+    item_id: str,
+    *,
+    decision: Decision,
+    child_id: str | None,
+    actor: str,
+) -> MatchOutcome:
+    """Carry out a person's decision on a queued record: link it to `child_id`, or keep
+    it separate as a new child. Links the record's identifiers no child holds yet, sets the
+    date of birth where none is recorded, releases the held facts through the gate for the
+    chosen child, crypto-shreds the provisional copies, appends `identity.match_resolved`
+    and audits the decision. Raises `MatchError` (404 unknown item, 409 decided already,
+    422 an impossible decision)."""
+    async with gate.matches.deciding:
+        return await _decide(gate, item_id, decision=decision, child_id=child_id, actor=actor)
+
+
+async def _decide(
+    gate: ConsentGate, item_id: str, *, decision: Decision, child_id: str | None, actor: str
+) -> MatchOutcome:
+    from hub.consent.trail import AuditEntry
+    from hub.events import Source
+    from hub.events.identity import IdentifierLinked, MatchResolved
+    from hub.ingest.model import InboundFact
+
+    queue = gate.matches
+    item = await queue.get(item_id)
+    if item is None:
+        raise MatchError(f"no match queue item {item_id}", status=404)
+    if item.status != "pending":
+        raise MatchError(
+            f"item {item_id} was decided already ({item.decision} to {item.resolved_child_id})",
+            status=409,
+        )
+    if decision == "link":
+        if not child_id:
+            raise MatchError("a link decision names the child (child_id)")
+        if child_id.startswith(PROVISIONAL_PREFIX) or not await gate.persons.exists(child_id):
+            raise MatchError(f"no child {child_id} to link to", status=404)
+        target = child_id
+    else:
+        if child_id:
+            raise MatchError("keep_separate makes a new child: send no child_id")
+        # derived from the item, so a decision retried after a crash makes the same child
+        target = "hc-" + item.item_id.removeprefix(ITEM_PREFIX)
+        await gate.persons.ensure(target)
+    subject = await queue.open_subject(item)
+    linked: list[Identifier] = []
+    if subject is not None:
+        good, _ = strong_identifiers(subject)
+        linked = await gate.persons.link(good, target)
+        if subject.date_of_birth and await gate.persons.date_of_birth(target) is None:
+            await gate.persons.set_date_of_birth(target, subject.date_of_birth)
+        fingerprint = await queue.fingerprint(subject)
+        if fingerprint:
+            await queue.remember([(fingerprint, target)])
+    released = await gate.release_held(item.provisional_child_id, target, actor=actor)
+    now = datetime.now(UTC)
+    payload = MatchResolved(
+        item_id=item.item_id,
+        decision=decision,
+        provisional_child_id=item.provisional_child_id,
+        resolved_by=actor[:256],
+        identifiers_linked=tuple(i.system.value for i in linked),
+        facts_released=sum(1 for o in released if o.status in ("appended", "withheld")),
+    )
+    source = Source(agency="hub", system="tac-hub", message_id=item.item_id)
+    links = [
+        InboundFact(
+            subject=Subject(hub_child_id=target),
+            occurred_at=now,
+            source=source,
+            payload=IdentifierLinked(
+                system=i.system.value, reason="linked by a person's decision in the match queue"
+            ),
+            ref=f"match_linked:{i.system.value}:{n}",
+        )
+        for n, i in enumerate(linked)
+    ]
+    *_, recorded = await gate.submit(
+        [
+            *links,
+            InboundFact(
+                subject=Subject(hub_child_id=target),
+                payload=payload,
+                occurred_at=now,
+                source=source,
+                ref="match_resolved",
+            ),
+        ],
+        actor=actor,
+    )
+    await gate.trail.append(
+        [
+            AuditEntry(
+                kind="decision",
+                actor=actor,
+                child_id=target,
+                at=now,
+                details={
+                    "item_id": item.item_id,
+                    "decision": decision,
+                    "outcome": "match_resolved",
+                    "provisional_child_id": item.provisional_child_id,
+                    "event_id": recorded.event_id,
+                    "released": [o.event_id for o in released if o.event_id],
+                    "identifiers_linked": [i.system.value for i in linked],
+                },
+            )
+        ]
+    )
+    await gate.erase(
+        item.provisional_child_id,
+        actor=actor,
+        reason=f"match queue item {item.item_id} resolved: held facts re-keyed to the chosen child",
+    )
+    await queue.mark_resolved(
+        item.item_id, decision=decision, child_id=target, actor=actor, now=now
+    )
+    return MatchOutcome(
+        item_id=item.item_id,
+        decision=decision,
+        child_id=target,
+        identifiers_linked=tuple(i.system.value for i in linked),
+        released=released,
+        event_id=recorded.event_id,
+    )
