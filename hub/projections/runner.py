@@ -343,13 +343,19 @@ class ProjectionRunner:
         for log_name in self.projection.logs:
             for part in range(self.log.partitions(log_name)):
                 offset = 0
-                while True:
-                    batch = await self.log.read(log_name, part, offset, self.batch_size)
-                    if not batch:
-                        break
-                    await self.process(batch)
-                    offset = batch[-1].offset + 1
-                    total += len(batch)
-                    if progress:
-                        progress(len(batch))
+                # read the next batch while this one is applied (the read releases the GIL)
+                pending = asyncio.ensure_future(self.log.read(log_name, part, offset, self.batch_size))
+                try:
+                    while batch := await pending:
+                        offset = batch[-1].offset + 1
+                        pending = asyncio.ensure_future(
+                            self.log.read(log_name, part, offset, self.batch_size)
+                        )
+                        await self.process(batch)
+                        total += len(batch)
+                        if progress:
+                            progress(len(batch))
+                finally:
+                    if not pending.done():
+                        pending.cancel()
         return total
