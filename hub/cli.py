@@ -328,45 +328,13 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 
 # -- demo -----------------------------------------------------------------------------
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Start the hub on a fresh demo data dir, load the synthetic cohort through the real
-    adapters and routes in-process, print the URL and tokens, then serve it like `serve`."""
+def _demo_load_and_describe(
+    args: argparse.Namespace, settings: Settings, data_dir: Path, url: str, say: Callable[[str], None]
+) -> list[str]:
+    """Load the synthetic cohort into a fresh demo dir; the lines to print about it."""
     import os
-    import socket
 
-    import uvicorn
-
-    from hub.api.app import create_app
-    from hub.demo import (
-        COORDINATOR,
-        IG_AUDITOR,
-        DemoDirError,
-        DemoLoadError,
-        prepare_demo_dir,
-        run_demo_load,
-    )
-
-    if args.children < 1:
-        raise CliError("--children must be at least 1")
-    try:
-        data_dir = prepare_demo_dir(args.data_dir)
-    except DemoDirError as exc:
-        raise CliError(str(exc)) from None
-    settings = _settings(
-        argparse.Namespace(data_dir=data_dir), host=args.host, port=args.port,
-        log_backend="sqlite", store_backend="sqlite", sqlite_synchronous="NORMAL",
-        log_level="WARNING",
-    )  # fmt: skip
-    _configure_logging(settings)
-    with socket.socket() as probe:  # fail before loading, not after, if the port is taken
-        try:
-            probe.bind((settings.host, settings.port))
-        except OSError as exc:
-            where = f"{settings.host}:{settings.port}"
-            raise CliError(f"cannot listen on {where}: {exc.strerror}") from None
-
-    def say(line: str) -> None:
-        print(f"  {line}", flush=True)  # noqa: T201
+    from hub.demo import COORDINATOR, IG_AUDITOR, DemoLoadError, run_demo_load
 
     say(f"loading {args.children} synthetic children (seed {args.seed}) into {data_dir.resolve()}")
     try:
@@ -379,7 +347,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     fd = os.open(keys_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.writelines(f"{name}\t{token}\n" for name, token in result.keys.tokens.items())
-    url = f"http://{settings.host}:{settings.port}"
     big = result.child_id(cohort.big_team_child)
     counts = ", ".join(f"{n} {k}" for k, n in result.outcomes.most_common() if n)
     coordinator, auditor = result.keys.coordinator, result.keys.ig_auditor
@@ -404,8 +371,81 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
         f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
         "",
-        "Ctrl-C stops it; `hub demo` again starts afresh.",
+        "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
+    return lines
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Start the hub on a fresh demo data dir, load the synthetic cohort through the real
+    adapters and routes in-process, print the URL and tokens, then serve it like `serve`."""
+    import socket
+
+    import uvicorn
+
+    from hub.api.app import create_app
+    from hub.demo import (
+        COORDINATOR,
+        IG_AUDITOR,
+        DemoDirError,
+        prepare_demo_dir,
+    )
+
+    if args.children < 1:
+        raise CliError("--children must be at least 1")
+    from hub.demo import MARKER
+
+    keys_file = args.data_dir / "demo-keys.txt"
+    reuse = not args.fresh and (args.data_dir / MARKER).is_file() and keys_file.is_file()
+    if not reuse:
+        try:
+            data_dir = prepare_demo_dir(args.data_dir)
+        except DemoDirError as exc:
+            raise CliError(str(exc)) from None
+    else:
+        data_dir = args.data_dir
+    settings = _settings(
+        argparse.Namespace(data_dir=data_dir), host=args.host, port=args.port,
+        log_backend="sqlite", store_backend="sqlite", sqlite_synchronous="NORMAL",
+        log_level="WARNING",
+    )  # fmt: skip
+    _configure_logging(settings)
+    with socket.socket() as probe:  # fail before loading, not after, if the port is taken
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise CliError(f"cannot listen on {where}: {exc.strerror}") from None
+
+    def say(line: str) -> None:
+        print(f"  {line}", flush=True)  # noqa: T201
+
+    url = f"http://{settings.host}:{settings.port}"
+    if reuse:
+        tokens = dict(
+            line.split("\t", 1) for line in keys_file.read_text(encoding="utf-8").splitlines() if "\t" in line
+        )
+        coordinator, auditor = tokens.get(COORDINATOR, "?"), tokens.get(IG_AUDITOR, "?")
+        lines = [
+            "",
+            f"TAC Hub demo on {url}   (API docs: {url}/docs; data dir: {data_dir.resolve()})",
+            "(the demo loaded before is kept, with everything added since; --fresh reloads it)",
+            "",
+            f"demo coordinator ({COORDINATOR}):",
+            coordinator,
+            "",
+            f"IG auditor ({IG_AUDITOR}):",
+            auditor,
+            "",
+            f"(admin and agency tokens: {keys_file.resolve()})",
+            "",
+            "try:",
+            f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
+            f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+            "",
+        ]
+    else:
+        lines = _demo_load_and_describe(args, settings, data_dir, url, say)
     print("\n".join(lines), flush=True)  # noqa: T201
     uvicorn.run(
         create_app(settings),
@@ -625,13 +665,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("projector", "run the projections only (scale-out)", cmd_projector)
     p = sub.add_parser(
         "demo",
-        help="run the hub on a synthetic demo cohort (fresh data dir)",
+        help="run the hub on a synthetic demo cohort (loaded on first run, then kept)",
         description="Start the hub on the embedded default in a fresh demo data directory, "
         "load a synthetic cohort through the real adapters and routes, print the URL and the "
         "demo coordinator's and IG auditor's tokens, and serve it.",
     )
     p.add_argument("--data-dir", type=Path, default=Path("demo-data"),
-                   help="demo data directory, wiped on each run (default ./demo-data)")
+                   help="demo data directory (default ./demo-data); kept across runs")
+    p.add_argument("--fresh", action="store_true",
+                   help="wipe the demo data directory and load the cohort again")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--children", type=int, default=40, help="children in the cohort (default 40)")
