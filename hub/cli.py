@@ -313,6 +313,21 @@ def cmd_audit_trail(args: argparse.Namespace) -> int:
     return _with_hub(args, run)
 
 
+def cmd_consent_review(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from datetime import UTC, datetime
+
+        at = datetime.fromisoformat(args.at).astimezone(UTC) if args.at else None
+        result = await _gate(the_hub).review_consents(at=at)
+        print(  # noqa: T201
+            f"consents reviewed for {result['children_reviewed']} child(ren): "
+            f"{result['expired']} expired; withheld facts re-decided"
+        )
+        return 0
+
+    return _with_hub(args, run)
+
+
 def cmd_retention_run(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         from datetime import date
@@ -702,6 +717,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = audit_sub.add_parser("trail", help="one child's trail, in order", parents=[common])
     p.add_argument("--child", required=True, help="hub child id")
     p.set_defaults(fn=cmd_audit_trail)
+    consent = sub.add_parser("consent", help="consent housekeeping")
+    consent_sub = consent.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = consent_sub.add_parser(
+        "review",
+        help="expire ended or lapsed consents and re-decide withheld facts (run daily)",
+        parents=[common],
+    )
+    p.add_argument("--at", default=None, help="as of this time (ISO 8601; default now)")
+    p.set_defaults(fn=cmd_consent_review)
     retention = sub.add_parser("retention", help="apply the retention rules of the policy")
     retention_sub = retention.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = retention_sub.add_parser("run", help="erase categories past their retention", parents=[common])

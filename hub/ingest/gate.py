@@ -205,7 +205,7 @@ class ConsentGate:
                 outcomes.append(outcome)
             await self._flush(pending)
             for child in sorted(pending.consent_children):
-                await self._after_consent_change(child, actor)
+                await self._after_consent_change(child, actor, now)
             return outcomes
 
     def _linked_record(self, child_id: str, ident: Identifier, source: Source, now: datetime) -> NewRecord:
@@ -613,11 +613,13 @@ class ConsentGate:
             await self.log.append(LogName.WITHHELD, pending.withheld)
 
     # -- consent changes ----------------------------------------------------------------
-    async def _after_consent_change(self, child_id: str, actor: str) -> None:
+    async def _after_consent_change(
+        self, child_id: str, actor: str, now: datetime | None = None
+    ) -> None:
         """Release withheld facts a consent now covers; audit facts it no longer covers."""
         await self._catch_up(["consent_state", "withheld_index", "shared_record"], [child_id])
         state = await self.consent_state(child_id, fresh=False)
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         rows = await self.store.fetchall(
             "SELECT event_id, body, headers, part, log_offset FROM withheld_fact"
             " WHERE child_id = ? AND released = 0 ORDER BY part, log_offset",
@@ -706,6 +708,53 @@ class ConsentGate:
             await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
             return deleted
 
+
+    async def review_consents(
+        self, *, at: datetime | None = None, actor: str = "system:consent-review"
+    ) -> dict[str, int]:
+        """The daily consent housekeeping: record `consent.expired` for every consent whose
+        period has ended (`period_ended`) or whose grantor may no longer give it — a
+        parent's once the young person is over compulsory school age (`grantor_authority_ended`)
+        — and re-decide every child's withheld facts, so a consent whose period has just
+        begun releases what it covers. Expiries are audited as consent changes, and the
+        facts they stop covering as redactions."""
+        from hub.consent.authority import lapsed_consents
+        from hub.events.consent import ConsentExpired
+
+        at = at or datetime.now(UTC)
+        rows = await self.store.fetchall("SELECT DISTINCT child_id FROM consent_event")
+        children = sorted(str(r[0]) for r in rows)
+        states = await self.consent_states(children)
+        facts: list[InboundFact] = []
+        for child in children:
+            state = states[child]
+            ended: dict[str, str] = {}
+            for record in state.records:
+                if record.ended_by is None and record.status_at(at) == "period_ended":
+                    ended[record.consent_id] = "period_ended"
+            dob = await self.persons.date_of_birth(child)
+            if dob is not None:
+                for consent_id in lapsed_consents(state, dob, at):
+                    ended.setdefault(consent_id, "grantor_authority_ended")
+            for consent_id, reason in sorted(ended.items()):
+                facts.append(
+                    InboundFact(
+                        subject=Subject(hub_child_id=child),
+                        payload=ConsentExpired(consent_id=consent_id, reason=reason),
+                        occurred_at=at,
+                        source=Source(agency="local_authority", system="tac-hub"),
+                        ref=f"expire:{child}:{consent_id}",
+                    )
+                )
+        outcomes = await self.submit(facts, actor=actor, now=at) if facts else []
+        expired = sum(1 for o in outcomes if o.status == "appended")
+        withheld = await self.store.fetchall(
+            "SELECT DISTINCT child_id FROM withheld_fact WHERE released = 0"
+        )
+        for (child,) in withheld:
+            async with self._lock:
+                await self._after_consent_change(str(child), actor, at)
+        return {"expired": expired, "children_reviewed": len(children)}
 
     async def apply_retention(self, *, today: date, actor: str = "system:retention") -> list[tuple[str, str]]:
         """Crypto-shred every (child, category) whose retention rule has run out by `today`:
