@@ -98,3 +98,34 @@ def samples_dir() -> Path:
             pytest.fail(f"samples folder {SAMPLES} is missing (CI=true)", pytrace=False)
         pytest.skip(f"samples folder {SAMPLES} is missing")
     return SAMPLES
+
+
+_BACKEND_SUITES = {
+    "tests/contract/test_event_log.py": "EventLog contract",
+    "tests/contract/test_read_store.py": "ReadStore contract",
+    "tests/contract/test_projection_runner.py": "projection runner",
+    "tests/contract/test_api_keys.py": "API key store",
+    "tests/contract/test_joined_view_rebuild.py": "joined-view rebuild",
+}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which backends each contract suite really ran against (passed tests only)."""
+    import re
+
+    seen: dict[str, dict[str, int]] = {}
+    for report in terminalreporter.stats.get("passed", []):
+        path, _, rest = report.nodeid.partition("::")
+        suite = _BACKEND_SUITES.get(path)
+        if suite is None:
+            continue
+        match = re.search(r"\[([^\]]+)\]", rest)
+        backend = match.group(1) if match else "default"
+        seen.setdefault(suite, {})
+        seen[suite][backend] = seen[suite].get(backend, 0) + 1
+    if not seen:
+        return
+    terminalreporter.write_sep("-", "backends exercised (passed tests per backend)")
+    for suite, backends in seen.items():
+        parts = ", ".join(f"{b}: {n}" for b, n in sorted(backends.items()))
+        terminalreporter.write_line(f"{suite:<22} {parts}")
