@@ -281,7 +281,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             return 0
         b = result.first_broken
         print(  # noqa: T201
-            f"audit trail BROKEN at {b.chain} record {b.index} (seq {b.seq}, id {b.record_id}): {b.reason}"
+            f"audit trail BROKEN at {b.chain} record {b.index} (seq {b.seq}, "
+            f"id {b.record_id}): {b.reason}"
         )
         return 1
 
@@ -297,7 +298,8 @@ def cmd_audit_trail(args: argparse.Namespace) -> int:
         for part in range(the_hub.log.partitions(LogName.AUDIT)):
             await runner.catch_up(LogName.AUDIT, part)
         rows = await the_hub.store.fetchall(
-            "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset", (args.child,)
+            "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset",
+            (args.child,),
         )
         import orjson
 
@@ -344,7 +346,11 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
 
 # -- demo -----------------------------------------------------------------------------
 def _demo_load_and_describe(
-    args: argparse.Namespace, settings: Settings, data_dir: Path, url: str, say: Callable[[str], None]
+    args: argparse.Namespace,
+    settings: Settings,
+    data_dir: Path,
+    url: str,
+    say: Callable[[str], None],
 ) -> list[str]:
     """Load the synthetic cohort into a fresh demo dir; the lines to print about it."""
     import os
@@ -438,7 +444,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     url = f"http://{settings.host}:{settings.port}"
     if reuse:
         tokens = dict(
-            line.split("\t", 1) for line in keys_file.read_text(encoding="utf-8").splitlines() if "\t" in line
+            line.split("\t", 1)
+            for line in keys_file.read_text(encoding="utf-8").splitlines()
+            if "\t" in line
         )
         coordinator, auditor = tokens.get(COORDINATOR, "?"), tokens.get(IG_AUDITOR, "?")
         lines = [
@@ -559,7 +567,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"{path.name}: {len(result.facts)} facts read as {fmt}: "
             + ", ".join(f"{n} {status}" for status, n in counts.items())
             + f"; {len(result.not_taken)} not taken"
-            + ("" if args.details or not (problems or result.not_taken) else " (--details lists why)")
+            + (
+                ""
+                if args.details or not (problems or result.not_taken)
+                else " (--details lists why)"
+            )
         )
         return 0
 
@@ -584,7 +596,10 @@ def cmd_match_list(args: argparse.Namespace) -> int:
         for it in items:
             rec = it.get("record") or {}
             record = (
-                " ".join(str(rec.get(k) or "-") for k in ("given_name", "family_name", "date_of_birth", "postcode"))
+                " ".join(
+                    str(rec.get(k) or "-")
+                    for k in ("given_name", "family_name", "date_of_birth", "postcode")
+                )
                 if rec.get("readable") else f"{it.get('decision')} -> {it.get('child_id')}"
             )  # fmt: skip
             cands = ", ".join(
@@ -665,7 +680,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def add(name: str, help_: str, fn: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    def add(
+        name: str, help_: str, fn: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, parents=[common])
         p.set_defaults(fn=fn)
         return p
@@ -675,7 +692,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("api", "run the HTTP API only (scale-out)", cmd_api),
     ):
         p = add(name, help_, fn)
-        p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        p.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        )
         p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     add("projector", "run the projections only (scale-out)", cmd_projector)
     p = sub.add_parser(
@@ -685,10 +704,17 @@ def build_parser() -> argparse.ArgumentParser:
         "load a synthetic cohort through the real adapters and routes, print the URL and the "
         "demo coordinator's and IG auditor's tokens, and serve it.",
     )
-    p.add_argument("--data-dir", type=Path, default=Path("demo-data"),
-                   help="demo data directory (default ./demo-data); kept across runs")
-    p.add_argument("--fresh", action="store_true",
-                   help="wipe the demo data directory and load the cohort again")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path("demo-data"),
+        help="demo data directory (default ./demo-data); kept across runs",
+    )
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="wipe the demo data directory and load the cohort again",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     p.add_argument("--children", type=int, default=40, help="children in the cohort (default 40)")
@@ -728,13 +754,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_consent_review)
     retention = sub.add_parser("retention", help="apply the retention rules of the policy")
     retention_sub = retention.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = retention_sub.add_parser("run", help="erase categories past their retention", parents=[common])
+    p = retention_sub.add_parser(
+        "run", help="erase categories past their retention", parents=[common]
+    )
     p.add_argument("--today", default=None, help="as of this date (YYYY-MM-DD; default today)")
     p.set_defaults(fn=cmd_retention_run)
 
     keys = sub.add_parser("keys", help="create, list and revoke API keys")
     keys_sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = keys_sub.add_parser("create", help="create an API key; prints the token once", parents=[common])
+    p = keys_sub.add_parser(
+        "create", help="create an API key; prints the token once", parents=[common]
+    )
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--name", required=True, help="who or what holds the key")
     p.add_argument("--agency", default=None, help="the agency an `agency` key publishes as")
@@ -746,27 +776,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_keys_list)
     p = add("ingest", "ingest a bulk file through its adapter and the consent gate", cmd_ingest)
     p.add_argument("file", type=Path, help="the file: CTF, FHIR, CIN, SSDA903 or a JSON form")
-    p.add_argument("--format", required=True, choices=INGEST_FORMATS,
-                   help="its format (json: the school MIS, social care or family form, told apart "
-                   "by its keys; fhir and ssda903: XML, ndjson or CSV by the file's extension)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=INGEST_FORMATS,
+        help="its format (json: the school MIS, social care or family form, told apart "
+        "by its keys; fhir and ssda903: XML, ndjson or CSV by the file's extension)",
+    )
     p.add_argument("--agency", required=True, help="the agency that sent it")
-    p.add_argument("--la-code", default=None, help="the LA's 3-digit code (SSDA903; CIN "
-                   "files without an LEA in their header)")
+    p.add_argument(
+        "--la-code",
+        default=None,
+        help="the LA's 3-digit code (SSDA903; CIN files without an LEA in their header)",
+    )
     p.add_argument("--batch", type=int, default=2000, help="facts per gate batch (default 2000)")
-    p.add_argument("--details", action="store_true",
-                   help="list every fact rejected and every part not taken")
+    p.add_argument(
+        "--details", action="store_true", help="list every fact rejected and every part not taken"
+    )
     p.add_argument("--by", default="admin", help="who ran it (recorded in the audit trail)")
-    match = sub.add_parser("match", help="the match queue: records waiting for a person to "
-                           "confirm who they are about")
+    match = sub.add_parser(
+        "match", help="the match queue: records waiting for a person to confirm who they are about"
+    )
     match_sub = match.add_subparsers(dest="action", metavar="ACTION", required=True)
-    p = match_sub.add_parser("list", help="the waiting records and their candidates (audited)",
-                             parents=[common])
+    p = match_sub.add_parser(
+        "list", help="the waiting records and their candidates (audited)", parents=[common]
+    )
     p.add_argument("--all", action="store_true", help="decided items too")
     p.add_argument("--limit", type=int, default=100, help="at most N items (default 100)")
     p.add_argument("--by", default="admin", help="who is reading (recorded in the audit trail)")
     p.set_defaults(fn=cmd_match_list)
-    p = match_sub.add_parser("resolve", help="link a record to a child, or keep it separate",
-                             parents=[common])
+    p = match_sub.add_parser(
+        "resolve", help="link a record to a child, or keep it separate", parents=[common]
+    )
     p.add_argument("id", help="match queue item id (mq-...)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--link", metavar="CHILD", help="the hub child id the record is about")
@@ -774,8 +815,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="admin", help="who decided (recorded in the audit trail)")
     p.set_defaults(fn=cmd_match_resolve)
     p = add("inbound", "consume the hub.inbound.<agency> Kafka topics", cmd_inbound)
-    p.add_argument("--agency", action="append", default=[],
-                   help="consume this agency's topic (repeatable; default: all hub.inbound.*)")
+    p.add_argument(
+        "--agency",
+        action="append",
+        default=[],
+        help="consume this agency's topic (repeatable; default: all hub.inbound.*)",
+    )
     p.add_argument("--asyncapi", action="store_true", help="print the AsyncAPI document and exit")
     return parser
 

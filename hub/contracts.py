@@ -49,4 +49,4 @@ def export() -> list[Path]:
 
 if __name__ == "__main__":
     for p in export():
-        print(p)
+        print(p)  # noqa: T201 - a command-line entry point prints what it wrote

@@ -572,4 +572,4 @@ if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_PATH
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(schema_text(), encoding="utf-8")
-    print(target)
+    print(target)  # noqa: T201 - a command-line entry point prints what it wrote

@@ -15,7 +15,9 @@ from hub.bootstrap import Hub, open_hub
 from hub.settings import Settings
 
 
-def create_app(settings: Settings, *, run_projector: bool = True, hub: Hub | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, run_projector: bool = True, hub: Hub | None = None
+) -> FastAPI:
     """Build the API. With `run_projector` the projections run in this process too (the
     embedded default); `hub` lets a test hand in an already-open hub."""
 
@@ -82,7 +84,7 @@ async def readiness(the_hub: Hub) -> tuple[bool, dict[str, Any]]:
         try:
             await target.ping()
             checks[name] = "ok"
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type is reported
+        except Exception as exc:
             checks[name] = f"unreachable ({type(exc).__name__})"
             ok = False
     lag: dict[str, int] = {}

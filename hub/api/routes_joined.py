@@ -58,27 +58,47 @@ router = APIRouter()
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 AsOf = Annotated[
     date | None,
-    Query(description="The day the statutory clock is read on (default: today, UTC). "
-          "Consent is always judged as of now."),
+    Query(
+        description="The day the statutory clock is read on (default: today, UTC). "
+        "Consent is always judged as of now."
+    ),
 ]
 
 PROBLEM = "application/problem+json"
 NOT_ON_CASELOAD: dict[int | str, dict[str, Any]] = {
     404: {
         "description": "Not on your caseload, or no such child or plan (the same answer)",
-        "content": {PROBLEM: {"example": {"type": "about:blank", "title": "Not Found",
-                                          "status": 404,
-                                          "detail": "no such child on your caseload"}}},
+        "content": {
+            PROBLEM: {
+                "example": {
+                    "type": "about:blank",
+                    "title": "Not Found",
+                    "status": 404,
+                    "detail": "no such child on your caseload",
+                }
+            }
+        },
     }
 }
 BAD_QUERY: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "A query parameter is not valid (problem details naming it)",
-        "content": {PROBLEM: {"example": {
-            "type": "about:blank", "title": "Unprocessable Content", "status": 422,
-            "detail": "query.as_of: Input should be a valid date or datetime",
-            "errors": [{"field": "query.as_of",
-                        "reason": "Input should be a valid date or datetime"}]}}},
+        "content": {
+            PROBLEM: {
+                "example": {
+                    "type": "about:blank",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "query.as_of: Input should be a valid date or datetime",
+                    "errors": [
+                        {
+                            "field": "query.as_of",
+                            "reason": "Input should be a valid date or datetime",
+                        }
+                    ],
+                }
+            }
+        },
     }
 }
 _NIL = uuid.UUID(int=0)
@@ -115,7 +135,8 @@ class Viewer:
             records = self.states[child_id].effective(self.now)
             sig = tuple(
                 r.consent.model_dump_json(include={"decision", "scope", "exceptions"})
-                for r in records)
+                for r in records
+            )
             self._signatures[child_id] = sig
         return sig
 
@@ -125,22 +146,37 @@ class Viewer:
         if seen is None:
             category, agency, organisation, purposes, basis = key
             try:
-                fact = Fact(event_id=_NIL, child_id=child_id, category=category,
-                            source_agency=agency, source_organisation=organisation,
-                            purposes=tuple(purposes.split(",")),
-                            occurred_at=self.now, basis_claimed=basis)
+                fact = Fact(
+                    event_id=_NIL,
+                    child_id=child_id,
+                    category=category,
+                    source_agency=agency,
+                    source_organisation=organisation,
+                    purposes=tuple(purposes.split(",")),
+                    occurred_at=self.now,
+                    basis_claimed=basis,
+                )
             except ValidationError:
                 seen = False  # fail closed on a fact the policy cannot judge
             else:
-                decision = decide_sharing(fact, self.states[child_id], self.gate.policy,
-                                          at=self.now)
+                decision = decide_sharing(
+                    fact, self.states[child_id], self.gate.policy, at=self.now
+                )
                 seen = decision.allows(self.role, self.agency)
             self._cache[cache_key] = seen
         return seen
 
     def sees(self, fact: SealedFact) -> bool:
-        return self.sees_key(fact.child_id, (fact.category, fact.agency, fact.organisation,
-                                             ",".join(fact.purposes), fact.basis_claimed))
+        return self.sees_key(
+            fact.child_id,
+            (
+                fact.category,
+                fact.agency,
+                fact.organisation,
+                ",".join(fact.purposes),
+                fact.basis_claimed,
+            ),
+        )
 
 
 async def open_facts(
@@ -149,7 +185,8 @@ async def open_facts(
     """Open (decrypt) the facts; what cannot be read any more (erased) is left out."""
     opened = await gate.opener.open_values([f.body for f in facts])
     return [
-        (f, env) for f, env in zip(facts, opened, strict=True)
+        (f, env)
+        for f, env in zip(facts, opened, strict=True)
         if isinstance(env, Envelope) and not isinstance(env.payload, ErasedPayload)
     ]
 
@@ -183,18 +220,33 @@ def today_or(as_of: date | None, now: datetime) -> date:
 
 
 async def audit_reads(
-    gate: ConsentGate, principal: Principal, route: str, now: datetime,
+    gate: ConsentGate,
+    principal: Principal,
+    route: str,
+    now: datetime,
     shown: Sequence[tuple[str, Sequence[str], dict[str, Any]]],
 ) -> None:
     """One audited read per child: (child id, ids of the facts shown, extra details)."""
     if not shown:
         return
-    await gate.trail.append([
-        AuditEntry(kind="read", actor=f"{principal.role}:{principal.name}", child_id=child,
-                   at=now, details={"route": route, "event_ids": list(ids),
-                                    "agency": principal.agency, "outcome": "shown", **extra})
-        for child, ids, extra in shown
-    ])
+    await gate.trail.append(
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{principal.role}:{principal.name}",
+                child_id=child,
+                at=now,
+                details={
+                    "route": route,
+                    "event_ids": list(ids),
+                    "agency": principal.agency,
+                    "outcome": "shown",
+                    **extra,
+                },
+            )
+            for child, ids, extra in shown
+        ]
+    )
 
 
 def standings(
@@ -230,32 +282,43 @@ async def who_decides(
     gate: ConsentGate, child_id: str, state: ConsentState, now: datetime
 ) -> WhoDecidesOut:
     """Who decides about sharing now, in plain words (no dates: they would identify)."""
-    given = list(dict.fromkeys(
-        f"{GRANTOR_WORDS[r.consent.grantor.capacity]} ({r.consent.grantor.reference})"
-        for r in state.effective(now)))
+    given = list(
+        dict.fromkeys(
+            f"{GRANTOR_WORDS[r.consent.grantor.capacity]} ({r.consent.grantor.reference})"
+            for r in state.effective(now)
+        )
+    )
     dob = await gate.persons.date_of_birth(child_id)
     today = now.date()
     if dob is None:
         return WhoDecidesOut(
-            decides="unknown", consents_given_by=given,
+            decides="unknown",
+            consents_given_by=given,
             summary="the hub does not know the child's date of birth, so it cannot say "
-                    "whether a parent or the young person decides")
+            "whether a parent or the young person decides",
+        )
     if today < young_person_decides_from(dob):
         return WhoDecidesOut(
-            decides="parent_with_pr", consents_given_by=given,
+            decides="parent_with_pr",
+            consents_given_by=given,
             summary="a parent with parental responsibility decides: the child is below the "
-                    "end of compulsory school age")
+            "end of compulsory school age",
+        )
     capacity = state.capacity_at(today)
     if capacity is not None and capacity_applies(capacity, today) and capacity.acting_capacity:
         acting = capacity.acting_capacity
         return WhoDecidesOut(
-            decides=acting, consents_given_by=given,
+            decides=acting,
+            consents_given_by=given,
             summary=f"the young person lacks capacity for information-sharing decisions "
-                    f"(assessment {capacity.assessment_id}), so {GRANTOR_WORDS[acting]} "
-                    "decides for them")
+            f"(assessment {capacity.assessment_id}), so {GRANTOR_WORDS[acting]} "
+            "decides for them",
+        )
     return WhoDecidesOut(
-        decides="young_person", consents_given_by=given,
-        summary="the young person decides for themself: they are over compulsory school age")
+        decides="young_person",
+        consents_given_by=given,
+        summary="the young person decides for themself: they are over compulsory school age",
+    )
 
 
 # --------------------------------------------------------------------------- the team
@@ -264,47 +327,104 @@ TEAM_EXAMPLE: dict[str, Any] = {
     "child_id": "hc-7f3a9c2e41d8",
     "as_of": "2025-03-03",
     "child": {
-        "child_id": "hc-7f3a9c2e41d8", "name": "Sam Example", "preferred_name": None,
+        "child_id": "hc-7f3a9c2e41d8",
+        "name": "Sam Example",
+        "preferred_name": None,
         "date_of_birth": "2015-03-02",
         "identifiers": [{"system": "upn", "value": "H801200001001", "source_agency": "oak-school"}],
-        "current_setting": {"school_name": "Oak Primary", "urn": "100001", "la_code": "801",
-                            "estab": "2000", "phase": "primary", "provision_type": "mainstream",
-                            "nc_year": "4", "since": "2019-09-04"},
-        "sen_status": {"provision": "K", "provision_label": "SEN support",
-                       "needs": [{"type": "SLCN", "rank": 1}], "since": "2024-09-01",
-                       "source_agency": "oak-school"},
+        "current_setting": {
+            "school_name": "Oak Primary",
+            "urn": "100001",
+            "la_code": "801",
+            "estab": "2000",
+            "phase": "primary",
+            "provision_type": "mainstream",
+            "nc_year": "4",
+            "since": "2019-09-04",
+        },
+        "sen_status": {
+            "provision": "K",
+            "provision_label": "SEN support",
+            "needs": [{"type": "SLCN", "rank": 1}],
+            "since": "2024-09-01",
+            "source_agency": "oak-school",
+        },
     },
     "family": {
-        "members": [{"name": "Alex Example", "relationships": ["mother"],
-                     "parental_responsibility": True, "lives_with_child": True, "priority": 1,
-                     "contacts": [{"system": "phone", "value": "07700 900123", "use": "mobile"}],
-                     "sources": ["oak-school"]}],
-        "who_decides": {"decides": "parent_with_pr", "consents_given_by":
-                        ["a parent with parental responsibility (parent-1)"],
-                        "summary": "a parent with parental responsibility decides: the child "
-                                   "is below the end of compulsory school age"},
+        "members": [
+            {
+                "name": "Alex Example",
+                "relationships": ["mother"],
+                "parental_responsibility": True,
+                "lives_with_child": True,
+                "priority": 1,
+                "contacts": [{"system": "phone", "value": "07700 900123", "use": "mobile"}],
+                "sources": ["oak-school"],
+            }
+        ],
+        "who_decides": {
+            "decides": "parent_with_pr",
+            "consents_given_by": ["a parent with parental responsibility (parent-1)"],
+            "summary": "a parent with parental responsibility decides: the child "
+            "is below the end of compulsory school age",
+        },
     },
-    "key_worker": {"practitioner_id": "kw-1", "role": "key_worker",
-                   "role_label": "Key worker (single point of contact)",
-                   "organisation_code": "801", "contact": None, "model": "single_person",
-                   "functions": ["single_point_of_contact", "coordinating_practitioners"],
-                   "assigned_on": "2024-10-01"},
+    "key_worker": {
+        "practitioner_id": "kw-1",
+        "role": "key_worker",
+        "role_label": "Key worker (single point of contact)",
+        "organisation_code": "801",
+        "contact": None,
+        "model": "single_person",
+        "functions": ["single_point_of_contact", "coordinating_practitioners"],
+        "assigned_on": "2024-10-01",
+    },
     "key_working_model": "single_person",
     "member_count": 2,
     "current_member_count": 2,
-    "agencies": [{"agency": "health", "count": 1, "current": 1, "members": [{
-        "practitioner_id": "salt-42", "role": "speech_and_language_therapist",
-        "role_label": "Speech and language therapist", "in_vocabulary": True,
-        "organisation_code": "RR8", "contact": None, "since": "2024-09-03", "until": None,
-        "current": True, "last_contribution": {"kind": "advice", "on": "2024-11-20",
-                                               "event_id": "0192f0e2-...", "plan_id": "plan-1"},
-        "key_working_functions": []}]}],
-    "open_actions": [{"action_id": "a-1", "meeting_id": "m-1", "held_on": "2025-01-10",
-                      "text": "Book a sensory assessment", "owner_id": "ot-3",
-                      "owner_role": "occupational_therapist", "due_on": "2025-02-07",
-                      "overdue": True}],
-    "consent": ["Consent c-1: a parent with parental responsibility permits sharing health, "
-                "education for ehc assessment, plan delivery with coordinator — in force"],
+    "agencies": [
+        {
+            "agency": "health",
+            "count": 1,
+            "current": 1,
+            "members": [
+                {
+                    "practitioner_id": "salt-42",
+                    "role": "speech_and_language_therapist",
+                    "role_label": "Speech and language therapist",
+                    "in_vocabulary": True,
+                    "organisation_code": "RR8",
+                    "contact": None,
+                    "since": "2024-09-03",
+                    "until": None,
+                    "current": True,
+                    "last_contribution": {
+                        "kind": "advice",
+                        "on": "2024-11-20",
+                        "event_id": "0192f0e2-...",
+                        "plan_id": "plan-1",
+                    },
+                    "key_working_functions": [],
+                }
+            ],
+        }
+    ],
+    "open_actions": [
+        {
+            "action_id": "a-1",
+            "meeting_id": "m-1",
+            "held_on": "2025-01-10",
+            "text": "Book a sensory assessment",
+            "owner_id": "ot-3",
+            "owner_role": "occupational_therapist",
+            "due_on": "2025-02-07",
+            "overdue": True,
+        }
+    ],
+    "consent": [
+        "Consent c-1: a parent with parental responsibility permits sharing health, "
+        "education for ehc assessment, plan delivery with coordinator — in force"
+    ],
     "facts_shown": ["0192f0e2-..."],
 }
 
@@ -313,13 +433,18 @@ TEAM_EXAMPLE: dict[str, Any] = {
     "/children/{child_id}/team",
     tags=["joined view"],
     summary="The team around the child: the child, the family, the key worker, every "
-            "practitioner by agency, open actions and consent (coordinator, caseload; audited)",
+    "practitioner by agency, open actions and consent (coordinator, caseload; audited)",
     response_model=TeamView,
-    responses={**AUTH_RESPONSES, **NOT_ON_CASELOAD, **BAD_QUERY,
-               200: {"content": {"application/json": {"example": TEAM_EXAMPLE}}}},
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_ON_CASELOAD,
+        **BAD_QUERY,
+        200: {"content": {"application/json": {"example": TEAM_EXAMPLE}}},
+    },
 )
-async def team(request: Request, child_id: str, principal: Coordinator,
-               as_of: AsOf = None) -> TeamView:
+async def team(
+    request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
+) -> TeamView:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
     await gate._catch_up(["team_around_child", "consent_state"], [child_id])
@@ -330,13 +455,23 @@ async def team(request: Request, child_id: str, principal: Coordinator,
     hidden = hidden_practitioners(facts, viewer.sees)
     opened = await open_facts(gate, [f for f in facts if viewer.sees(f)])
     state = viewer.states[child_id]
-    roles = {code: (spec.description, spec.agency) for code, spec in gate.policy.roles.items()
-             if spec.kind == "practitioner"}
-    view = fold_team(child_id, opened, today=today_or(as_of, now), hidden=hidden, roles=roles,
-                     who_decides=await who_decides(gate, child_id, state, now),
-                     consent=state.describe(now))
-    await audit_reads(gate, principal, "GET /children/{id}/team", now,
-                      [(child_id, view.facts_shown, {})])
+    roles = {
+        code: (spec.description, spec.agency)
+        for code, spec in gate.policy.roles.items()
+        if spec.kind == "practitioner"
+    }
+    view = fold_team(
+        child_id,
+        opened,
+        today=today_or(as_of, now),
+        hidden=hidden,
+        roles=roles,
+        who_decides=await who_decides(gate, child_id, state, now),
+        consent=state.describe(now),
+    )
+    await audit_reads(
+        gate, principal, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
+    )
     return view
 
 
@@ -354,14 +489,25 @@ class ChildPlans(BaseModel):
 PLANS_EXAMPLE: dict[str, Any] = {
     "child_id": "hc-7f3a9c2e41d8",
     "as_of": "2024-03-01",
-    "plans": [{
-        "plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "status": "assessing",
-        "stage": "listen_and_understand", "received_on": "2024-01-18",
-        "next_due": {"key": "advice:adv-ep", "rule": "advice",
-                     "title": "Advice from ep-9 (psychological advice)", "due_on": "2024-03-14",
-                     "state": "due", "days_remaining": 13},
-        "overdue_count": 0, "days_to_final_due": 98, "event_ids": ["0192f0e2-..."],
-    }],
+    "plans": [
+        {
+            "plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
+            "status": "assessing",
+            "stage": "listen_and_understand",
+            "received_on": "2024-01-18",
+            "next_due": {
+                "key": "advice:adv-ep",
+                "rule": "advice",
+                "title": "Advice from ep-9 (psychological advice)",
+                "due_on": "2024-03-14",
+                "state": "due",
+                "days_remaining": 13,
+            },
+            "overdue_count": 0,
+            "days_to_final_due": 98,
+            "event_ids": ["0192f0e2-..."],
+        }
+    ],
 }
 
 
@@ -369,13 +515,18 @@ PLANS_EXAMPLE: dict[str, Any] = {
     "/children/{child_id}/plans",
     tags=["joined view"],
     summary="The child's EHC plans, each with its stage, statutory status and next "
-            "deadline (coordinator, caseload; audited)",
+    "deadline (coordinator, caseload; audited)",
     response_model=ChildPlans,
-    responses={**AUTH_RESPONSES, **NOT_ON_CASELOAD, **BAD_QUERY,
-               200: {"content": {"application/json": {"example": PLANS_EXAMPLE}}}},
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_ON_CASELOAD,
+        **BAD_QUERY,
+        200: {"content": {"application/json": {"example": PLANS_EXAMPLE}}},
+    },
 )
-async def child_plans(request: Request, child_id: str, principal: Coordinator,
-                      as_of: AsOf = None) -> ChildPlans:
+async def child_plans(
+    request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
+) -> ChildPlans:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
     await gate._catch_up(["caseload_view", "consent_state"], [child_id])
@@ -385,15 +536,27 @@ async def child_plans(request: Request, child_id: str, principal: Coordinator,
     await viewer.load([child_id], fresh=False)
     rows = await gate.store.fetchall(
         "SELECT plan_id, summary FROM caseload_plan WHERE child_id = ?"
-        " ORDER BY received_on, plan_id", (child_id,))
+        " ORDER BY received_on, plan_id",
+        (child_id,),
+    )
     summaries = [(str(p), PlanSummary.model_validate_json(s)) for p, s in rows]
     facts = None
     if not all(fast_path(viewer, child_id, s) for _, s in summaries):
         facts = (await load_clock_facts(gate.store, [child_id]))[child_id]
     plans = standings(viewer, child_id, summaries, facts, today)
-    await audit_reads(gate, principal, "GET /children/{id}/plans", now, [(
-        child_id, sorted({i for p in plans for i in p.event_ids}),
-        {"plan_ids": [p.plan_id for p in plans]})])
+    await audit_reads(
+        gate,
+        principal,
+        "GET /children/{id}/plans",
+        now,
+        [
+            (
+                child_id,
+                sorted({i for p in plans for i in p.event_ids}),
+                {"plan_ids": [p.plan_id for p in plans]},
+            )
+        ],
+    )
     return ChildPlans(child_id=child_id, as_of=today, plans=plans)
 
 
@@ -409,27 +572,62 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
     "weeks_elapsed": 6,
     "paused": False,
     "next_due": {
-        "key": "advice:adv-ep", "rule": "advice", "title": "Advice from ep-9 (psychological "
-        "advice)", "source": "SEND Regulations 2014 reg 8(1)", "kind": "statutory",
-        "subject_id": "adv-ep", "starts_on": "2024-02-01", "due_on": "2024-03-14",
-        "due_without_exceptions": "2024-03-14", "paused_days": 0, "exception_ids": [],
-        "state": "due", "days_remaining": 13},
+        "key": "advice:adv-ep",
+        "rule": "advice",
+        "title": "Advice from ep-9 (psychological advice)",
+        "source": "SEND Regulations 2014 reg 8(1)",
+        "kind": "statutory",
+        "subject_id": "adv-ep",
+        "starts_on": "2024-02-01",
+        "due_on": "2024-03-14",
+        "due_without_exceptions": "2024-03-14",
+        "paused_days": 0,
+        "exception_ids": [],
+        "state": "due",
+        "days_remaining": 13,
+    },
     "overdue_count": 0,
-    "milestones": [{
-        "key": "assessment_decision:2024-01-18", "rule": "assessment_decision",
-        "title": "Decision whether to assess", "source": "SEND Regulations 2014 reg 5(1)",
-        "kind": "statutory", "starts_on": "2024-01-18", "due_on": "2024-02-29",
-        "due_without_exceptions": "2024-02-29", "paused_days": 0, "exception_ids": [],
-        "state": "met", "met_on": "2024-02-01", "days_late": 0}],
-    "steps": [{"on": "2024-01-18", "event_type": "plan.assessment_requested",
-               "text": "Request for an EHC needs assessment received from a parent",
-               "event_id": "0192f0e2-..."}],
+    "milestones": [
+        {
+            "key": "assessment_decision:2024-01-18",
+            "rule": "assessment_decision",
+            "title": "Decision whether to assess",
+            "source": "SEND Regulations 2014 reg 5(1)",
+            "kind": "statutory",
+            "starts_on": "2024-01-18",
+            "due_on": "2024-02-29",
+            "due_without_exceptions": "2024-02-29",
+            "paused_days": 0,
+            "exception_ids": [],
+            "state": "met",
+            "met_on": "2024-02-01",
+            "days_late": 0,
+        }
+    ],
+    "steps": [
+        {
+            "on": "2024-01-18",
+            "event_type": "plan.assessment_requested",
+            "text": "Request for an EHC needs assessment received from a parent",
+            "event_id": "0192f0e2-...",
+        }
+    ],
     "exceptions": [],
-    "contributions": [{
-        "kind": "advice", "on": "2024-02-01", "advice_request_id": "adv-ep",
-        "reg6_category": "educational_psychologist", "practitioner_id": "ep-9",
-        "agency": "education", "requested_on": "2024-02-01", "due_on": "2024-03-14",
-        "state": "outstanding", "milestone_state": "due", "event_ids": ["0192f0e2-..."]}],
+    "contributions": [
+        {
+            "kind": "advice",
+            "on": "2024-02-01",
+            "advice_request_id": "adv-ep",
+            "reg6_category": "educational_psychologist",
+            "practitioner_id": "ep-9",
+            "agency": "education",
+            "requested_on": "2024-02-01",
+            "due_on": "2024-03-14",
+            "state": "outstanding",
+            "milestone_state": "due",
+            "event_ids": ["0192f0e2-..."],
+        }
+    ],
     "unlinked_provision": [],
     "facts_shown": ["0192f0e2-..."],
 }
@@ -439,18 +637,22 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
     "/plans/{plan_id}/timeline",
     tags=["joined view"],
     summary="One plan's statutory clock and every contribution in order: milestones with "
-            "their due dates and states, advice, family views, documents, outcomes and "
-            "provision, meeting actions (coordinator, caseload; audited)",
+    "their due dates and states, advice, family views, documents, outcomes and "
+    "provision, meeting actions (coordinator, caseload; audited)",
     response_model=TimelineView,
-    responses={**AUTH_RESPONSES, **NOT_ON_CASELOAD, **BAD_QUERY,
-               200: {"content": {"application/json": {"example": TIMELINE_EXAMPLE}}}},
+    responses={
+        **AUTH_RESPONSES,
+        **NOT_ON_CASELOAD,
+        **BAD_QUERY,
+        200: {"content": {"application/json": {"example": TIMELINE_EXAMPLE}}},
+    },
 )
-async def timeline(request: Request, plan_id: str, principal: Coordinator,
-                   as_of: AsOf = None) -> TimelineView:
+async def timeline(
+    request: Request, plan_id: str, principal: Coordinator, as_of: AsOf = None
+) -> TimelineView:
     gate = gate_of(request)
     child_id = await plan_on_caseload(gate, principal, plan_id)
-    await gate._catch_up(
-        ["plan_timeline", "team_around_child", "consent_state"], [child_id])
+    await gate._catch_up(["plan_timeline", "team_around_child", "consent_state"], [child_id])
     now = datetime.now(UTC)
     viewer = Viewer(gate, principal, now)
     await viewer.load([child_id], fresh=False)
@@ -459,12 +661,27 @@ async def timeline(request: Request, plan_id: str, principal: Coordinator,
     if not any(f.plan_id == plan_id for f in visible):
         raise HTTPException(404, "no such plan on your caseload")
     hidden = hidden_practitioners(
-        (f for f in await load_team_facts(gate.store, child_id)
-         if f.event_type == "team.practitioner_joined"), viewer.sees)
-    view = build_timeline(plan_id, child_id, await open_facts(gate, visible),
-                          today=today_or(as_of, now), hidden=hidden)
-    await audit_reads(gate, principal, "GET /plans/{id}/timeline", now,
-                      [(child_id, view.facts_shown, {"plan_id": plan_id})])
+        (
+            f
+            for f in await load_team_facts(gate.store, child_id)
+            if f.event_type == "team.practitioner_joined"
+        ),
+        viewer.sees,
+    )
+    view = build_timeline(
+        plan_id,
+        child_id,
+        await open_facts(gate, visible),
+        today=today_or(as_of, now),
+        hidden=hidden,
+    )
+    await audit_reads(
+        gate,
+        principal,
+        "GET /plans/{id}/timeline",
+        now,
+        [(child_id, view.facts_shown, {"plan_id": plan_id})],
+    )
     return view
 
 
@@ -486,9 +703,11 @@ class CaseloadEntry(BaseModel):
     next_deadline: CaseloadDeadline | None = None
     overdue_count: int = 0
     days_to_20_week_date: int | None = Field(
-        default=None, description="Days to the final-plan due date of the current request "
+        default=None,
+        description="Days to the final-plan due date of the current request "
         "(20 weeks; 14 weeks from a decision to re-assess); negative once passed; none "
-        "once the plan is issued")
+        "once the plan is issued",
+    )
 
 
 class CaseloadView(BaseModel):
@@ -504,15 +723,26 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
     "coordinator": "casey",
     "as_of": "2024-04-02",
     "total": 1,
-    "children": [{
-        "child_id": "hc-7f3a9c2e41d8", "plan_count": 1,
-        "plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "status": "assessing",
-        "stage": "listen_and_understand",
-        "next_deadline": {"plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
-                          "key": "advice:adv-ep", "rule": "advice",
-                          "title": "Advice from ep-9 (psychological advice)",
-                          "due_on": "2024-03-14", "state": "overdue", "days_remaining": -19},
-        "overdue_count": 1, "days_to_20_week_date": 65}],
+    "children": [
+        {
+            "child_id": "hc-7f3a9c2e41d8",
+            "plan_count": 1,
+            "plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
+            "status": "assessing",
+            "stage": "listen_and_understand",
+            "next_deadline": {
+                "plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
+                "key": "advice:adv-ep",
+                "rule": "advice",
+                "title": "Advice from ep-9 (psychological advice)",
+                "due_on": "2024-03-14",
+                "state": "overdue",
+                "days_remaining": -19,
+            },
+            "overdue_count": 1,
+            "days_to_20_week_date": 65,
+        }
+    ],
 }
 
 
@@ -528,8 +758,9 @@ def _entry(child_id: str, plans: list[PlanStanding]) -> CaseloadEntry:
         plan_id=current.plan_id,
         status=current.status,
         stage=current.stage,
-        next_deadline=None if first is None else CaseloadDeadline(
-            plan_id=first[1], **first[0].model_dump()),
+        next_deadline=None
+        if first is None
+        else CaseloadDeadline(plan_id=first[1], **first[0].model_dump()),
         overdue_count=sum(p.overdue_count for p in plans),
         days_to_20_week_date=current.days_to_final_due,
     )
@@ -544,19 +775,26 @@ def _urgency(e: CaseloadEntry) -> tuple[int, date, str]:
     "/caseload",
     tags=["joined view"],
     summary="The caller's children, most urgent first: overdue first, then the nearest "
-            "deadline; each with stage, next deadline, overdue count and days to the "
-            "20-week date (coordinator; audited)",
+    "deadline; each with stage, next deadline, overdue count and days to the "
+    "20-week date (coordinator; audited)",
     response_model=CaseloadView,
-    responses={**AUTH_RESPONSES, **BAD_QUERY,
-               200: {"content": {"application/json": {"example": CASELOAD_EXAMPLE}}}},
+    responses={
+        **AUTH_RESPONSES,
+        **BAD_QUERY,
+        200: {"content": {"application/json": {"example": CASELOAD_EXAMPLE}}},
+    },
 )
 async def caseload(
     request: Request,
     principal: Coordinator,
     as_of: AsOf = None,
     stage: Annotated[Se7Stage | None, Query(description="Only children at this SE7 stage")] = None,
-    overdue: Annotated[bool | None, Query(description="true: only children with something "
-                                          "overdue; false: only those with nothing")] = None,
+    overdue: Annotated[
+        bool | None,
+        Query(
+            description="true: only children with something overdue; false: only those with nothing"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> CaseloadView:
     gate = gate_of(request)
@@ -567,7 +805,8 @@ async def caseload(
         "SELECT c.child_id, p.plan_id, p.summary FROM caseload c"
         " LEFT JOIN caseload_plan p ON p.child_id = c.child_id"
         " WHERE c.coordinator = ? ORDER BY c.child_id, p.received_on, p.plan_id",
-        (principal.name,))
+        (principal.name,),
+    )
     by_child: dict[str, list[tuple[str, PlanSummary]]] = {}
     for child, plan_id, summary in rows:
         plans = by_child.setdefault(str(child), [])
@@ -588,10 +827,20 @@ async def caseload(
         entries.append((entry, standing))
     entries.sort(key=lambda e: _urgency(e[0]))
     shown = entries[:limit]
-    await audit_reads(gate, principal, "GET /caseload", now, [
-        (e.child_id, sorted({i for p in plans for i in p.event_ids}),
-         {"plan_ids": [p.plan_id for p in plans]})
-        for e, plans in shown])
-    return CaseloadView(coordinator=principal.name, as_of=today, total=len(entries),
-                        children=[e for e, _ in shown])
-
+    await audit_reads(
+        gate,
+        principal,
+        "GET /caseload",
+        now,
+        [
+            (
+                e.child_id,
+                sorted({i for p in plans for i in p.event_ids}),
+                {"plan_ids": [p.plan_id for p in plans]},
+            )
+            for e, plans in shown
+        ],
+    )
+    return CaseloadView(
+        coordinator=principal.name, as_of=today, total=len(entries), children=[e for e, _ in shown]
+    )

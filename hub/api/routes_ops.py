@@ -3,7 +3,7 @@ Prometheus metrics."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -38,7 +38,7 @@ async def readyz(request: Request) -> JSONResponse:
     responses={200: {"content": {"text/plain": {}}}},
 )
 async def metrics(
-    request: Request, _principal: Principal = Depends(require_roles("admin"))
+    request: Request, _principal: Annotated[Principal, Depends(require_roles("admin"))]
 ) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 

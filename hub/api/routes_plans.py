@@ -71,8 +71,11 @@ router = APIRouter()
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", max_length=128,
-           description="Any unique string; a retry with the same key records nothing twice"),
+    Header(
+        alias="Idempotency-Key",
+        max_length=128,
+        description="Any unique string; a retry with the same key records nothing twice",
+    ),
 ]
 
 LA_AGENCY = "local_authority"
@@ -109,10 +112,19 @@ _PROBLEM = "application/problem+json"
 
 
 def _example(plan_id: str | None, event_type: str) -> dict[str, Any]:
-    return {"status": "recorded", "child_id": "hc-7f3a9c2e41d8", "plan_id": plan_id,
-            "events": [{"event_type": event_type,
-                        "event_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
-                        "status": "appended", "reason": None}]}
+    return {
+        "status": "recorded",
+        "child_id": "hc-7f3a9c2e41d8",
+        "plan_id": plan_id,
+        "events": [
+            {
+                "event_type": event_type,
+                "event_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
+                "status": "appended",
+                "reason": None,
+            }
+        ],
+    }
 
 
 def _responses(
@@ -120,26 +132,61 @@ def _responses(
 ) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {
         **AUTH_RESPONSES,
-        201: {"description": "Recorded on the shared log",
-              "content": {"application/json": {"example": _example(plan_id, event_type)}}},
-        200: {"model": Recorded,
-              "description": "A retry with the same Idempotency-Key: the first call's events"},
-        202: {"model": Recorded,
-              "description": "Kept back on hub.withheld: no consent or basis covers it yet"},
-        404: {"description": "Not on your caseload (or no such child or plan)",
-              "content": {_PROBLEM: {"example": {"type": "about:blank", "title": "Not Found",
-                                                 "status": 404,
-                                                 "detail": "no such plan on your caseload"}}}},
-        409: {"description": "The plan's state forbids this step (the rule is named)",
-              "content": {_PROBLEM: {"example": {
-                  "type": TRANSITION_PROBLEM, "title": "Conflict", "status": 409,
-                  "detail": "a final plan follows a decision to assess",
-                  "rule": "final_needs_decision_to_assess", "field": None}}}},
-        422: {"description": "The step contradicts the plan or is not valid (rule and field)",
-              "content": {_PROBLEM: {"example": {
-                  "type": INVALID_PROBLEM, "title": "Unprocessable Content", "status": 422,
-                  "detail": "decided_on 2024-01-10 is before the request (2024-01-18)",
-                  "rule": "decided_on_before_request", "field": "decided_on"}}}},
+        201: {
+            "description": "Recorded on the shared log",
+            "content": {"application/json": {"example": _example(plan_id, event_type)}},
+        },
+        200: {
+            "model": Recorded,
+            "description": "A retry with the same Idempotency-Key: the first call's events",
+        },
+        202: {
+            "model": Recorded,
+            "description": "Kept back on hub.withheld: no consent or basis covers it yet",
+        },
+        404: {
+            "description": "Not on your caseload (or no such child or plan)",
+            "content": {
+                _PROBLEM: {
+                    "example": {
+                        "type": "about:blank",
+                        "title": "Not Found",
+                        "status": 404,
+                        "detail": "no such plan on your caseload",
+                    }
+                }
+            },
+        },
+        409: {
+            "description": "The plan's state forbids this step (the rule is named)",
+            "content": {
+                _PROBLEM: {
+                    "example": {
+                        "type": TRANSITION_PROBLEM,
+                        "title": "Conflict",
+                        "status": 409,
+                        "detail": "a final plan follows a decision to assess",
+                        "rule": "final_needs_decision_to_assess",
+                        "field": None,
+                    }
+                }
+            },
+        },
+        422: {
+            "description": "The step contradicts the plan or is not valid (rule and field)",
+            "content": {
+                _PROBLEM: {
+                    "example": {
+                        "type": INVALID_PROBLEM,
+                        "title": "Unprocessable Content",
+                        "status": 422,
+                        "detail": "decided_on 2024-01-10 is before the request (2024-01-18)",
+                        "rule": "decided_on_before_request",
+                        "field": "decided_on",
+                    }
+                }
+            },
+        },
     }
     if not transitions:
         del out[409]
@@ -186,8 +233,9 @@ def _basis(payload: EventPayload, category: str) -> str | None:
 
 
 def _invalid(rule: str, field: str | None, detail: str) -> JSONResponse:
-    return problem(422, "Unprocessable Content", detail, type_=INVALID_PROBLEM, rule=rule,
-                   field=field)
+    return problem(
+        422, "Unprocessable Content", detail, type_=INVALID_PROBLEM, rule=rule, field=field
+    )
 
 
 def _build(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> EventPayload:
@@ -198,8 +246,13 @@ def _build(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> E
         err = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise _Invalid(_invalid("invalid_" + cls.__name__.lower(), prefix + loc or None,
-                                f"{prefix}{loc}: {msg}" if loc else msg)) from None
+        raise _Invalid(
+            _invalid(
+                "invalid_" + cls.__name__.lower(),
+                prefix + loc or None,
+                f"{prefix}{loc}: {msg}" if loc else msg,
+            )
+        ) from None
 
 
 class _Invalid(Exception):
@@ -222,9 +275,7 @@ async def _history(gate: ConsentGate, child_id: str, plan_id: str) -> list[Event
     return [f.payload() for f in facts if f.plan_id == plan_id]
 
 
-async def _earlier(
-    gate: ConsentGate, child_id: str, keys: Sequence[str]
-) -> dict[str, str] | None:
+async def _earlier(gate: ConsentGate, child_id: str, keys: Sequence[str]) -> dict[str, str] | None:
     """The event ids a retried call recorded, if every one of its steps was recorded."""
     n = gate.log.partitions(LogName.EVENTS)
     runner = gate.runners["ingest_dedupe"]
@@ -233,7 +284,8 @@ async def _earlier(
     marks = ", ".join("?" for _ in keys)
     rows = await gate.store.fetchall(
         f"SELECT dedupe_key, event_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
-        tuple(keys))
+        tuple(keys),
+    )
     found = {str(k): str(e) for k, e in rows}
     return found if len(found) == len(keys) else None
 
@@ -261,44 +313,72 @@ async def append_steps(
             earlier = await _earlier(gate, child_id, keys)
             if earlier is not None:
                 response.status_code = 200
-                return Recorded(status="duplicate", child_id=child_id, plan_id=plan_id, events=[
-                    RecordedEvent(event_type=p.event_type, event_id=earlier[k],
-                                  status="duplicate", reason="recorded by an earlier call")
-                    for p, k in zip(payloads, keys, strict=True)])
+                return Recorded(
+                    status="duplicate",
+                    child_id=child_id,
+                    plan_id=plan_id,
+                    events=[
+                        RecordedEvent(
+                            event_type=p.event_type,
+                            event_id=earlier[k],
+                            status="duplicate",
+                            reason="recorded by an earlier call",
+                        )
+                        for p, k in zip(payloads, keys, strict=True)
+                    ],
+                )
         latest = now.date() + timedelta(days=1)  # a day's grace across time zones
         for p in payloads:
             for name in _HAPPENED_ON.get(type(p), ()):
                 day = getattr(p, name, None)
                 if isinstance(day, date) and day > latest:
-                    return _invalid("date_in_the_future", name,
-                                    f"{name} {day.isoformat()} is in the future")
+                    return _invalid(
+                        "date_in_the_future", name, f"{name} {day.isoformat()} is in the future"
+                    )
         if check and plan_id is not None:
             history = await _history(gate, child_id, plan_id)
             for p in payloads:
                 v = check_transition(history, p)
                 if v is not None:
                     if v.conflict:
-                        return problem(409, "Conflict", v.message, type_=TRANSITION_PROBLEM,
-                                       rule=v.rule, field=v.field)
+                        return problem(
+                            409,
+                            "Conflict",
+                            v.message,
+                            type_=TRANSITION_PROBLEM,
+                            rule=v.rule,
+                            field=v.field,
+                        )
                     return _invalid(v.rule, v.field, v.message)
                 history.append(p)
         facts = []
         for p, ref in zip(payloads, refs, strict=True):
             category = _category(p)
-            facts.append(InboundFact(
-                subject=Subject(hub_child_id=child_id), payload=p, occurred_at=now,
-                source=Source(agency=LA_AGENCY, system="tac-hub", message_id=message_id),
-                ref=ref, plan_id=plan_id, category=category,
-                purposes=_PURPOSES.get(type(p), ("ehc_assessment",)),
-                statutory_basis=_basis(p, category)))
+            facts.append(
+                InboundFact(
+                    subject=Subject(hub_child_id=child_id),
+                    payload=p,
+                    occurred_at=now,
+                    source=Source(agency=LA_AGENCY, system="tac-hub", message_id=message_id),
+                    ref=ref,
+                    plan_id=plan_id,
+                    category=category,
+                    purposes=_PURPOSES.get(type(p), ("ehc_assessment",)),
+                    statutory_basis=_basis(p, category),
+                )
+            )
         outcomes = await gate.submit(facts, actor=f"{principal.role}:{principal.name}")
     rejected = next((o for o in outcomes if o.status == "rejected"), None)
     if rejected is not None:
-        return _invalid(rejected.rule or "rejected", rejected.field,
-                        rejected.reason or "not recorded")
-    events = [RecordedEvent(event_type=o.event_type or "", event_id=o.event_id,
-                            status=o.status, reason=o.reason)
-              for o in outcomes]
+        return _invalid(
+            rejected.rule or "rejected", rejected.field, rejected.reason or "not recorded"
+        )
+    events = [
+        RecordedEvent(
+            event_type=o.event_type or "", event_id=o.event_id, status=o.status, reason=o.reason
+        )
+        for o in outcomes
+    ]
     if all(o.status == "duplicate" for o in outcomes):
         status: Literal["recorded", "withheld", "duplicate"] = "duplicate"
         response.status_code = 200
@@ -312,16 +392,32 @@ async def append_steps(
 
 
 async def _run(
-    request: Request, response: Response, principal: Principal, child_id: str,
-    plan_id: str | None, build: Any, *, route: str, idempotency_key: str | None,
+    request: Request,
+    response: Response,
+    principal: Principal,
+    child_id: str,
+    plan_id: str | None,
+    build: Any,
+    *,
+    route: str,
+    idempotency_key: str | None,
     check: bool = True,
 ) -> Recorded | JSONResponse:
     try:
         payloads = build()
     except _Invalid as exc:
         return exc.response
-    return await append_steps(request, response, principal, child_id, plan_id, payloads,
-                              route=route, idempotency_key=idempotency_key, check=check)
+    return await append_steps(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        payloads,
+        route=route,
+        idempotency_key=idempotency_key,
+        check=check,
+    )
 
 
 # --------------------------------------------------------------------------- the request
@@ -336,44 +432,71 @@ class PlanRequestIn(_In):
     received_on: date = Field(description="The day the LA received it: day 0 of the clock")
     requested_by: RequestedBy
     reassessment: bool = False
-    plan_id: str | None = Field(default=None, max_length=64,
-                                description="For a re-assessment: the plan re-assessed")
+    plan_id: str | None = Field(
+        default=None, max_length=64, description="For a re-assessment: the plan re-assessed"
+    )
 
 
 @router.post(
     "/children/{child_id}/plans",
     tags=["plan steps"],
     summary="Record a request for an EHC needs assessment (a new plan) or a re-assessment "
-            "(coordinator, caseload)",
+    "(coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.assessment_requested"),
 )
 async def record_request(
-    request: Request, response: Response, child_id: str, principal: Coordinator,
-    body: Annotated[PlanRequestIn, Body(openapi_examples={"a parent's request": {"value": {
-        "requested_on": "2024-01-15", "received_on": "2024-01-18",
-        "requested_by": "parent"}}})],
+    request: Request,
+    response: Response,
+    child_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        PlanRequestIn,
+        Body(
+            openapi_examples={
+                "a parent's request": {
+                    "value": {
+                        "requested_on": "2024-01-15",
+                        "received_on": "2024-01-18",
+                        "requested_by": "parent",
+                    }
+                }
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
     if body.reassessment:
         if body.plan_id is None:
-            return _invalid("reassessment_needs_plan", "plan_id",
-                            "a re-assessment names the plan it re-assesses")
+            return _invalid(
+                "reassessment_needs_plan",
+                "plan_id",
+                "a re-assessment names the plan it re-assesses",
+            )
         if child_id != await plan_on_caseload(gate, principal, body.plan_id):
             raise HTTPException(404, "no such plan on your caseload")
         plan_id = body.plan_id
     elif body.plan_id is not None:
-        return _invalid("new_plan_id_is_generated", "plan_id",
-                        "a new request starts a new plan: its id is generated")
+        return _invalid(
+            "new_plan_id_is_generated",
+            "plan_id",
+            "a new request starts a new plan: its id is generated",
+        )
     else:
         plan_id = str(new_event_id())
     return await _run(
-        request, response, principal, child_id, plan_id,
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
         lambda: [_build(AssessmentRequested, body.model_dump(exclude={"plan_id"}))],
-        route="request", idempotency_key=idempotency_key)
+        route="request",
+        idempotency_key=idempotency_key,
+    )
 
 
 # --------------------------------------------------------------------------- plan steps
@@ -382,7 +505,8 @@ async def record_request(
 class DecisionIn(_In):
     decision: Literal["assess", "refuse", "no_plan"] = Field(
         description="Whether to assess (reg 4), or — after the assessment — not to issue a "
-                    "plan (reg 10)")
+        "plan (reg 10)"
+    )
     decided_on: date
     letter: DocumentRef | None = None
 
@@ -391,15 +515,24 @@ class DecisionIn(_In):
     "/plans/{plan_id}/decision",
     tags=["plan steps"],
     summary="Record the LA's decision whether to assess, or not to issue a plan after the "
-            "assessment (coordinator, caseload)",
+    "assessment (coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.assessment_decided"),
 )
 async def record_decision(
-    request: Request, response: Response, plan_id: str, principal: Coordinator,
-    body: Annotated[DecisionIn, Body(openapi_examples={"assess": {"value": {
-        "decision": "assess", "decided_on": "2024-02-01"}}})],
+    request: Request,
+    response: Response,
+    plan_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        DecisionIn,
+        Body(
+            openapi_examples={
+                "assess": {"value": {"decision": "assess", "decided_on": "2024-02-01"}}
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
@@ -409,8 +542,16 @@ async def record_decision(
             return [_build(NoPlanDecided, {"decided_on": body.decided_on, "letter": body.letter})]
         return [_build(AssessmentDecided, body.model_dump())]
 
-    return await _run(request, response, principal, child_id, plan_id, build,
-                      route="decision", idempotency_key=idempotency_key)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        build,
+        route="decision",
+        idempotency_key=idempotency_key,
+    )
 
 
 class AdviceRequestIn(_In):
@@ -421,33 +562,56 @@ class AdviceRequestIn(_In):
     organisation_code: str | None = Field(default=None, max_length=32)
     requested_on: date
     advice_category: AdviceDataCategory | None = Field(
-        default=None, description="Consent category of the adviser's involvement "
-                                  "(e.g. mental_health for CAMHS); defaults from reg6_category")
+        default=None,
+        description="Consent category of the adviser's involvement "
+        "(e.g. mental_health for CAMHS); defaults from reg6_category",
+    )
 
 
 @router.post(
     "/plans/{plan_id}/advice-requests",
     tags=["plan steps"],
-    summary="Record a request for advice under reg 6: due 6 weeks later (coordinator, "
-            "caseload)",
+    summary="Record a request for advice under reg 6: due 6 weeks later (coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.advice_requested"),
 )
 async def record_advice_request(
-    request: Request, response: Response, plan_id: str, principal: Coordinator,
-    body: Annotated[AdviceRequestIn, Body(openapi_examples={"an educational psychologist": {
-        "value": {"advice_request_id": "adv-ep", "reg6_category": "educational_psychologist",
-                  "practitioner_id": "ep-9", "agency": "education",
-                  "requested_on": "2024-02-01"}}})],
+    request: Request,
+    response: Response,
+    plan_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        AdviceRequestIn,
+        Body(
+            openapi_examples={
+                "an educational psychologist": {
+                    "value": {
+                        "advice_request_id": "adv-ep",
+                        "reg6_category": "educational_psychologist",
+                        "practitioner_id": "ep-9",
+                        "agency": "education",
+                        "requested_on": "2024-02-01",
+                    }
+                }
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
     data = body.model_dump()
     data["advice_request_id"] = body.advice_request_id or f"adv-{uuid.uuid4().hex[:12]}"
-    return await _run(request, response, principal, child_id, plan_id,
-                      lambda: [_build(AdviceRequested, data)],
-                      route="advice-request", idempotency_key=idempotency_key)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        lambda: [_build(AdviceRequested, data)],
+        route="advice-request",
+        idempotency_key=idempotency_key,
+    )
 
 
 class DraftIn(_In):
@@ -460,27 +624,44 @@ class DraftIn(_In):
     "/plans/{plan_id}/draft",
     tags=["plan steps"],
     summary="Record that the draft plan was issued: the family has 15 days to comment "
-            "(coordinator, caseload)",
+    "(coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.draft_issued"),
 )
 async def record_draft(
-    request: Request, response: Response, plan_id: str, principal: Coordinator,
-    body: Annotated[DraftIn, Body(openapi_examples={"draft": {"value": {
-        "issued_on": "2024-04-25", "comments_by": "2024-05-10"}}})],
+    request: Request,
+    response: Response,
+    plan_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        DraftIn,
+        Body(
+            openapi_examples={
+                "draft": {"value": {"issued_on": "2024-04-25", "comments_by": "2024-05-10"}}
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
-    return await _run(request, response, principal, child_id, plan_id,
-                      lambda: [_build(DraftIssued, body.model_dump())],
-                      route="draft", idempotency_key=idempotency_key)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        lambda: [_build(DraftIssued, body.model_dump())],
+        route="draft",
+        idempotency_key=idempotency_key,
+    )
 
 
 class FinalIn(_In):
     finalised_on: date
-    placement: str | None = Field(default=None, max_length=32,
-                                  description="Section I: URN or UKPRN of the named institution")
+    placement: str | None = Field(
+        default=None, max_length=32, description="Section I: URN or UKPRN of the named institution"
+    )
     document: DocumentRef | None = None
 
 
@@ -493,25 +674,45 @@ class FinalIn(_In):
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.finalised"),
 )
 async def record_final(
-    request: Request, response: Response, plan_id: str, principal: Coordinator,
-    body: Annotated[FinalIn, Body(openapi_examples={"final": {"value": {
-        "finalised_on": "2024-05-30", "placement": "100001"}}})],
+    request: Request,
+    response: Response,
+    plan_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        FinalIn,
+        Body(
+            openapi_examples={
+                "final": {"value": {"finalised_on": "2024-05-30", "placement": "100001"}}
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
-    return await _run(request, response, principal, child_id, plan_id,
-                      lambda: [_build(Finalised, body.model_dump())],
-                      route="final", idempotency_key=idempotency_key)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        lambda: [_build(Finalised, body.model_dump())],
+        route="final",
+        idempotency_key=idempotency_key,
+    )
 
 
 class ExceptionIn(_In):
-    exception_id: Ref | None = Field(default=None, description="Generated when absent; "
-                                     "the same id again replaces the record (to add its end)")
+    exception_id: Ref | None = Field(
+        default=None,
+        description="Generated when absent; the same id again replaces the record (to add its end)",
+    )
     kind: ExceptionKind
     starts_on: date
     ends_on: date | None = None
-    advice_request_ids: list[Ref] = Field(default=[], description="Only these advisers' "
-                                          "6 weeks (reg 8(2)); none: every clock it pauses")
+    advice_request_ids: list[Ref] = Field(
+        default=[],
+        description="Only these advisers' 6 weeks (reg 8(2)); none: every clock it pauses",
+    )
     details: str | None = Field(default=None, max_length=4000)
 
 
@@ -519,24 +720,46 @@ class ExceptionIn(_In):
     "/plans/{plan_id}/exceptions",
     tags=["plan steps"],
     summary="Record an exception to the time limits (regs 5(4), 8(2), 10(4), 13(3)) "
-            "(coordinator, caseload)",
+    "(coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.exception_recorded"),
 )
 async def record_exception(
-    request: Request, response: Response, plan_id: str, principal: Coordinator,
-    body: Annotated[ExceptionIn, Body(openapi_examples={"family away": {"value": {
-        "exception_id": "exc-1", "kind": "family_absent", "starts_on": "2024-03-01",
-        "ends_on": "2024-03-31"}}})],
+    request: Request,
+    response: Response,
+    plan_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        ExceptionIn,
+        Body(
+            openapi_examples={
+                "family away": {
+                    "value": {
+                        "exception_id": "exc-1",
+                        "kind": "family_absent",
+                        "starts_on": "2024-03-01",
+                        "ends_on": "2024-03-31",
+                    }
+                }
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
     data = body.model_dump()
     data["exception_id"] = body.exception_id or f"exc-{uuid.uuid4().hex[:12]}"
-    return await _run(request, response, principal, child_id, plan_id,
-                      lambda: [_build(ExceptionRecorded, data)],
-                      route="exception", idempotency_key=idempotency_key)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        lambda: [_build(ExceptionRecorded, data)],
+        route="exception",
+        idempotency_key=idempotency_key,
+    )
 
 
 class ReviewDecisionIn(_In):
@@ -546,8 +769,10 @@ class ReviewDecisionIn(_In):
 
 
 class ReviewIn(_In):
-    review_id: Ref | None = Field(default=None, description="Generated for a new meeting; "
-                                  "name it to add the report or the decision later")
+    review_id: Ref | None = Field(
+        default=None,
+        description="Generated for a new meeting; name it to add the report or the decision later",
+    )
     held_on: date | None = Field(default=None, description="The meeting (a new review)")
     kind: ReviewKind = "annual"
     attendee_ids: list[Ref] = []
@@ -561,46 +786,100 @@ class ReviewIn(_In):
     "/plans/{plan_id}/reviews",
     tags=["plan steps"],
     summary="Record a review: the meeting, its report, and the LA's decision (any of them, "
-            "in one call or later by review_id) (coordinator, caseload)",
+    "in one call or later by review_id) (coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.review_meeting_held"),
 )
 async def record_review(
-    request: Request, response: Response, plan_id: str, principal: Coordinator,
-    body: Annotated[ReviewIn, Body(openapi_examples={"annual review": {"value": {
-        "review_id": "rev-2025", "held_on": "2025-05-12", "kind": "annual",
-        "family_attended": True, "report_sent_on": "2025-05-20",
-        "decision": {"decision": "maintain", "decided_on": "2025-06-02"}}}})],
+    request: Request,
+    response: Response,
+    plan_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        ReviewIn,
+        Body(
+            openapi_examples={
+                "annual review": {
+                    "value": {
+                        "review_id": "rev-2025",
+                        "held_on": "2025-05-12",
+                        "kind": "annual",
+                        "family_attended": True,
+                        "report_sent_on": "2025-05-20",
+                        "decision": {"decision": "maintain", "decided_on": "2025-06-02"},
+                    }
+                }
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
 
     def build() -> list[EventPayload]:
         if body.held_on is None and body.report_sent_on is None and body.decision is None:
-            raise _Invalid(_invalid("review_needs_a_step", "held_on",
-                                    "give the meeting (held_on), the report (report_sent_on) "
-                                    "or the decision"))
+            raise _Invalid(
+                _invalid(
+                    "review_needs_a_step",
+                    "held_on",
+                    "give the meeting (held_on), the report (report_sent_on) or the decision",
+                )
+            )
         if body.held_on is None and body.review_id is None:
-            raise _Invalid(_invalid("review_needs_id", "review_id",
-                                    "name the review the report or decision belongs to"))
+            raise _Invalid(
+                _invalid(
+                    "review_needs_id",
+                    "review_id",
+                    "name the review the report or decision belongs to",
+                )
+            )
         review_id = body.review_id or f"rev-{uuid.uuid4().hex[:12]}"
         out: list[EventPayload] = []
         if body.held_on is not None:
-            out.append(_build(ReviewMeetingHeld, {
-                "review_id": review_id, "held_on": body.held_on, "kind": body.kind,
-                "attendee_ids": body.attendee_ids, "family_attended": body.family_attended}))
+            out.append(
+                _build(
+                    ReviewMeetingHeld,
+                    {
+                        "review_id": review_id,
+                        "held_on": body.held_on,
+                        "kind": body.kind,
+                        "attendee_ids": body.attendee_ids,
+                        "family_attended": body.family_attended,
+                    },
+                )
+            )
         if body.report_sent_on is not None:
-            out.append(_build(ReviewReportSent, {"review_id": review_id,
-                                                 "sent_on": body.report_sent_on,
-                                                 "document": body.report}))
+            out.append(
+                _build(
+                    ReviewReportSent,
+                    {
+                        "review_id": review_id,
+                        "sent_on": body.report_sent_on,
+                        "document": body.report,
+                    },
+                )
+            )
         if body.decision is not None:
-            out.append(_build(ReviewDecided, {"review_id": review_id,
-                                              **body.decision.model_dump()}, "decision."))
+            out.append(
+                _build(
+                    ReviewDecided,
+                    {"review_id": review_id, **body.decision.model_dump()},
+                    "decision.",
+                )
+            )
         return out
 
-    return await _run(request, response, principal, child_id, plan_id, build,
-                      route="review", idempotency_key=idempotency_key)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        plan_id,
+        build,
+        route="review",
+        idempotency_key=idempotency_key,
+    )
 
 
 # --------------------------------------------------------------------------- the team
@@ -615,8 +894,9 @@ class ActionIn(_In):
 
 class MeetingIn(_In):
     meeting_id: Ref | None = Field(default=None, description="Generated when absent")
-    plan_id: str | None = Field(default=None, max_length=64,
-                                description="The plan the meeting was about, if one")
+    plan_id: str | None = Field(
+        default=None, max_length=64, description="The plan the meeting was about, if one"
+    )
     held_on: date
     kind: MeetingKind
     attendee_ids: list[Ref] = []
@@ -629,32 +909,64 @@ class MeetingIn(_In):
     "/children/{child_id}/meetings",
     tags=["team"],
     summary="Record a team meeting: attendees, decisions, actions with owner and due date "
-            "(coordinator, caseload)",
+    "(coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses(None, "team.meeting_held", transitions=False),
 )
 async def record_meeting(
-    request: Request, response: Response, child_id: str, principal: Coordinator,
-    body: Annotated[MeetingIn, Body(openapi_examples={"TAC meeting": {"value": {
-        "held_on": "2024-03-05", "kind": "tac", "attendee_ids": ["salt-42", "ep-9"],
-        "family_attended": True, "decisions": ["Refer for a sensory assessment"],
-        "actions": [{"text": "Book the sensory assessment", "owner_id": "ot-3",
-                     "due_on": "2024-04-02"}]}}})],
+    request: Request,
+    response: Response,
+    child_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        MeetingIn,
+        Body(
+            openapi_examples={
+                "TAC meeting": {
+                    "value": {
+                        "held_on": "2024-03-05",
+                        "kind": "tac",
+                        "attendee_ids": ["salt-42", "ep-9"],
+                        "family_attended": True,
+                        "decisions": ["Refer for a sensory assessment"],
+                        "actions": [
+                            {
+                                "text": "Book the sensory assessment",
+                                "owner_id": "ot-3",
+                                "due_on": "2024-04-02",
+                            }
+                        ],
+                    }
+                }
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
-    if body.plan_id is not None and child_id != await plan_on_caseload(gate, principal,
-                                                                         body.plan_id):
+    if body.plan_id is not None and child_id != await plan_on_caseload(
+        gate, principal, body.plan_id
+    ):
         raise HTTPException(404, "no such plan on your caseload")
     data = body.model_dump(exclude={"plan_id"})
     data["meeting_id"] = body.meeting_id or f"mtg-{uuid.uuid4().hex[:12]}"
-    data["actions"] = [{**a, "action_id": a["action_id"] or f"act-{uuid.uuid4().hex[:12]}"}
-                       for a in data["actions"]]
-    return await _run(request, response, principal, child_id, body.plan_id,
-                      lambda: [_build(MeetingHeld, data)],
-                      route="meeting", idempotency_key=idempotency_key, check=False)
+    data["actions"] = [
+        {**a, "action_id": a["action_id"] or f"act-{uuid.uuid4().hex[:12]}"}
+        for a in data["actions"]
+    ]
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        body.plan_id,
+        lambda: [_build(MeetingHeld, data)],
+        route="meeting",
+        idempotency_key=idempotency_key,
+        check=False,
+    )
 
 
 class KeyWorkerIn(_In):
@@ -663,7 +975,8 @@ class KeyWorkerIn(_In):
     functions: list[KeyWorkingFunction] = Field(
         default=list(KEY_WORKING_FUNCTIONS),
         description="The key working functions this person holds (all ten in the "
-                    "single-person model)")
+        "single-person model)",
+    )
     assigned_on: date
 
 
@@ -671,20 +984,42 @@ class KeyWorkerIn(_In):
     "/children/{child_id}/key-worker",
     tags=["team"],
     summary="Record who holds which key working functions (single- or multi-person model) "
-            "(coordinator, caseload)",
+    "(coordinator, caseload)",
     status_code=201,
     response_model=Recorded,
     responses=_responses(None, "team.key_worker_assigned", transitions=False),
 )
 async def record_key_worker(
-    request: Request, response: Response, child_id: str, principal: Coordinator,
-    body: Annotated[KeyWorkerIn, Body(openapi_examples={"single key worker": {"value": {
-        "practitioner_id": "kw-1", "model": "single_person", "assigned_on": "2024-02-05"}}})],
+    request: Request,
+    response: Response,
+    child_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        KeyWorkerIn,
+        Body(
+            openapi_examples={
+                "single key worker": {
+                    "value": {
+                        "practitioner_id": "kw-1",
+                        "model": "single_person",
+                        "assigned_on": "2024-02-05",
+                    }
+                }
+            }
+        ),
+    ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     gate = gate_of(request)
     await require_on_caseload(gate, principal, child_id)
-    return await _run(request, response, principal, child_id, None,
-                      lambda: [_build(KeyWorkerAssigned, body.model_dump())],
-                      route=f"key-worker:{body.practitioner_id}",
-                      idempotency_key=idempotency_key, check=False)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        None,
+        lambda: [_build(KeyWorkerAssigned, body.model_dump())],
+        route=f"key-worker:{body.practitioner_id}",
+        idempotency_key=idempotency_key,
+        check=False,
+    )

@@ -294,7 +294,7 @@ async def child_record(request: Request, child_id: str, principal: Coordinator) 
     )
     by_agency: dict[str, list[dict[str, Any]]] = {}
     shown: list[str] = []
-    for event_id, body, purposes, basis in rows:
+    for _event_id, body, purposes, basis in rows:
         data = orjson.loads(bytes(body))
         fact = Fact(
             event_id=data["event_id"],
@@ -362,7 +362,8 @@ class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     consent: dict[str, Any] = Field(
-        description="A `consent.recorded` payload (contracts/events/consent.recorded.schema.json); `recorded_by` is set to the caller"
+        description="A `consent.recorded` payload (contracts/events/consent.recorded.schema.json);"
+        " `recorded_by` is set to the caller"
     )
     child_date_of_birth: date | None = Field(
         default=None, description="Needed once, to check who may consent"

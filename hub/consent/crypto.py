@@ -100,7 +100,9 @@ class MasterKey:
         from cryptography.hazmat.primitives import hashes
         from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-        return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"tac-hub|" + purpose).derive(self._raw)
+        return HKDF(
+            algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=b"tac-hub|" + purpose
+        ).derive(self._raw)
 
     def __repr__(self) -> str:
         return "MasterKey(<hidden>)"

@@ -66,7 +66,12 @@ parent or young person; educational; medical (a health care professional); psych
 adulthood (from Year 9); anyone the family reasonably asks for."""
 
 AdviceDataCategory = Literal[
-    "education", "health", "social_care", "mental_health", "sexual_health", "safeguarding",
+    "education",
+    "health",
+    "social_care",
+    "mental_health",
+    "sexual_health",
+    "safeguarding",
     "family_views",
 ]
 """The consent-policy category of a piece of advice (contracts/consent-policy.yaml)."""
@@ -149,7 +154,10 @@ ProvisionSection = Literal["F", "G", "H1", "H2"]
 care provision."""
 
 _PROVISION_CATEGORY: dict[str, str] = {
-    "F": "education", "G": "health", "H1": "social_care", "H2": "social_care",
+    "F": "education",
+    "G": "health",
+    "H1": "social_care",
+    "H2": "social_care",
 }
 
 AmountUnit = Literal["minutes", "hours", "sessions", "days", "visits"]

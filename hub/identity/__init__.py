@@ -2,8 +2,8 @@
 
 from hub.identity.identifiers import (
     FHIR_NHS_NUMBER_SYSTEM,
-    IdSystem,
     Identifier,
+    IdSystem,
     InvalidIdentifier,
     check_la_child_id,
     check_nhs_number,

@@ -151,7 +151,9 @@ class ConsentGate:
         out: dict[str, ConsentState] = {}
         for child, values in bodies.items():
             opened = await self.opener.open_values(values)
-            out[child] = ConsentState.fold(child, [e for e in opened if not isinstance(e, PermanentError)])
+            out[child] = ConsentState.fold(
+                child, [e for e in opened if not isinstance(e, PermanentError)]
+            )
         return out
 
     # -- submitting facts -------------------------------------------------------------
@@ -199,8 +201,14 @@ class ConsentGate:
             seen_keys: set[str] = set()
             for fact in facts:
                 outcome = await self._one(
-                    fact, resolved[fact.subject.model_dump_json()], actor, now, pending, states,
-                    seen_keys, known,
+                    fact,
+                    resolved[fact.subject.model_dump_json()],
+                    actor,
+                    now,
+                    pending,
+                    states,
+                    seen_keys,
+                    known,
                 )
                 outcomes.append(outcome)
             await self._flush(pending)
@@ -208,7 +216,9 @@ class ConsentGate:
                 await self._after_consent_change(child, actor, now)
             return outcomes
 
-    def _linked_record(self, child_id: str, ident: Identifier, source: Source, now: datetime) -> NewRecord:
+    def _linked_record(
+        self, child_id: str, ident: Identifier, source: Source, now: datetime
+    ) -> NewRecord:
         env = Envelope.wrap(
             IdentifierLinked(system=ident.system.value, reason="first seen on an inbound fact"),
             child_id=child_id,
@@ -247,7 +257,9 @@ class ConsentGate:
             if bad:
                 first = bad[0]
                 return Unlinked(
-                    "invalid_identifier", candidates, rule=f"{first.system.value}.{first.rule}",
+                    "invalid_identifier",
+                    candidates,
+                    rule=f"{first.system.value}.{first.rule}",
                     detail=f"{first.system.value}: {first.message}",
                 )
             return Unlinked("no_identifier", candidates)
@@ -293,8 +305,13 @@ class ConsentGate:
             if taken is not None:  # every fact was taken before, under another resolution
                 return _Resolved(taken)
             item = await self.matches.enqueue(
-                subject, unlinked, agency=group[0].source.agency,
-                message_id=group[0].source.message_id, dedupe_keys=keys, held_types=types, now=now,
+                subject,
+                unlinked,
+                agency=group[0].source.agency,
+                message_id=group[0].source.message_id,
+                dedupe_keys=keys,
+                held_types=types,
+                now=now,
             )
             queued = MatchQueued(
                 item_id=item.item_id,
@@ -327,8 +344,13 @@ class ConsentGate:
                     },
                 )
             )
-            log.info("match.queued", item_id=item.item_id, reason=unlinked.reason,
-                     candidates=len(unlinked.candidates), facts=len(keys))
+            log.info(
+                "match.queued",
+                item_id=item.item_id,
+                reason=unlinked.reason,
+                candidates=len(unlinked.candidates),
+                facts=len(keys),
+            )
         elif item.status == "pending":
             await self.matches.add_facts(item.item_id, keys, types)
         else:  # decided: the record's facts belong to the chosen child now
@@ -406,16 +428,31 @@ class ConsentGate:
         event_type = fact.payload.event_type
         child_id = resolved.child_id
         if child_id is None:
-            return FactOutcome(fact.ref, "rejected", event_type, reason=resolved.reason,
-                               field=resolved.field, rule=resolved.rule)
+            return FactOutcome(
+                fact.ref,
+                "rejected",
+                event_type,
+                reason=resolved.reason,
+                field=resolved.field,
+                rule=resolved.rule,
+            )
         shown_child = None if resolved.queued is not None else child_id
         key = dedupe_key(fact)
         if key in seen_keys:
-            return FactOutcome(fact.ref, "duplicate", event_type, child_id=shown_child,
-                               reason="repeated within this message")
+            return FactOutcome(
+                fact.ref,
+                "duplicate",
+                event_type,
+                child_id=shown_child,
+                reason="repeated within this message",
+            )
         if key in known:
             return FactOutcome(
-                fact.ref, "duplicate", event_type, event_id=known[key], child_id=shown_child,
+                fact.ref,
+                "duplicate",
+                event_type,
+                event_id=known[key],
+                child_id=shown_child,
                 reason="this message was taken before",
             )
         seen_keys.add(key)
@@ -431,13 +468,21 @@ class ConsentGate:
         except ValidationError as exc:
             err = exc.errors(include_url=False)[0]
             return FactOutcome(
-                fact.ref, "rejected", event_type, child_id=child_id,
-                reason=err["msg"], field=".".join(str(p) for p in err["loc"]),
+                fact.ref,
+                "rejected",
+                event_type,
+                child_id=child_id,
+                reason=err["msg"],
+                field=".".join(str(p) for p in err["loc"]),
             )
         if envelope.category not in self.policy.categories:
             return FactOutcome(
-                fact.ref, "rejected", event_type, child_id=child_id,
-                reason=f"unknown data category {envelope.category!r}", field="category",
+                fact.ref,
+                "rejected",
+                event_type,
+                child_id=child_id,
+                reason=f"unknown data category {envelope.category!r}",
+                field="category",
             )
         headers = (
             (DEDUPE_HEADER, key.encode()),
@@ -449,8 +494,17 @@ class ConsentGate:
         if event_type.startswith(GOVERNANCE_PREFIXES):
             problem = await self._check_governance(envelope, states)
             if problem is not None:
-                return FactOutcome(fact.ref, "rejected", event_type, child_id=child_id, reason=problem, field="payload")
-            pending.events.append(NewRecord(key=child_id, value=await self._seal(envelope), headers=headers))
+                return FactOutcome(
+                    fact.ref,
+                    "rejected",
+                    event_type,
+                    child_id=child_id,
+                    reason=problem,
+                    field="payload",
+                )
+            pending.events.append(
+                NewRecord(key=child_id, value=await self._seal(envelope), headers=headers)
+            )
             kind: AuditKind = "decision"
             if event_type.startswith("consent."):
                 kind = "consent_change"
@@ -462,8 +516,12 @@ class ConsentGate:
                     actor=actor,
                     child_id=child_id,
                     at=now,
-                    details={"event_id": str(envelope.event_id), "event_type": event_type,
-                             "agency": fact.source.agency, "outcome": "recorded"},
+                    details={
+                        "event_id": str(envelope.event_id),
+                        "event_type": event_type,
+                        "agency": fact.source.agency,
+                        "outcome": "recorded",
+                    },
                 )
             )
             if event_type.startswith("consent."):
@@ -487,19 +545,33 @@ class ConsentGate:
         pending.audit.append(self._decision_entry(decision, envelope, actor, now))
         try:
             if decision.permitted:
-                sealed = await self._seal(envelope.model_copy(update={"consent": decision.consent_ref()}))
+                sealed = await self._seal(
+                    envelope.model_copy(update={"consent": decision.consent_ref()})
+                )
                 pending.events.append(NewRecord(key=child_id, value=sealed, headers=headers))
-                return FactOutcome(fact.ref, "appended", event_type, str(envelope.event_id), child_id)
+                return FactOutcome(
+                    fact.ref, "appended", event_type, str(envelope.event_id), child_id
+                )
             sealed = await self._seal(envelope)
         except KeyErasedError:
             pending.audit.pop()
             return FactOutcome(
-                fact.ref, "rejected", event_type, child_id=child_id,
+                fact.ref,
+                "rejected",
+                event_type,
+                child_id=child_id,
                 reason="this child's record was erased; nothing more is taken for it",
                 rule="erased",
             )
         pending.withheld.append(NewRecord(key=child_id, value=sealed, headers=headers))
-        return FactOutcome(fact.ref, "withheld", event_type, str(envelope.event_id), child_id, reason=decision.reason)
+        return FactOutcome(
+            fact.ref,
+            "withheld",
+            event_type,
+            str(envelope.event_id),
+            child_id,
+            reason=decision.reason,
+        )
 
     async def _hold(
         self,
@@ -517,8 +589,11 @@ class ConsentGate:
         assert item is not None and unlinked is not None  # set together by _hold_for_match
         sealed = await self._seal(envelope)
         pending.withheld.append(
-            NewRecord(key=item.provisional_child_id, value=sealed,
-                      headers=(*headers, (MATCH_HEADER, item.item_id.encode())))
+            NewRecord(
+                key=item.provisional_child_id,
+                value=sealed,
+                headers=(*headers, (MATCH_HEADER, item.item_id.encode())),
+            )
         )
         pending.audit.append(
             AuditEntry(
@@ -538,13 +613,19 @@ class ConsentGate:
             )
         )
         return FactOutcome(
-            fact.ref, "queued", envelope.event_type, str(envelope.event_id),
+            fact.ref,
+            "queued",
+            envelope.event_type,
+            str(envelope.event_id),
             reason=f"{unlinked.describe()}: held in the match queue as {item.item_id} until a "
             "coordinator links it to a child or keeps it separate",
-            field="subject", rule=f"match_queue.{unlinked.reason}",
+            field="subject",
+            rule=f"match_queue.{unlinked.reason}",
         )
 
-    async def _check_governance(self, envelope: Envelope, states: dict[str, ConsentState]) -> str | None:
+    async def _check_governance(
+        self, envelope: Envelope, states: dict[str, ConsentState]
+    ) -> str | None:
         payload = envelope.payload
         if isinstance(payload, ConsentRecorded):
             dob = await self.persons.date_of_birth(envelope.child_id)
@@ -559,7 +640,10 @@ class ConsentGate:
             capacity = state.capacity_at(day)
             try:
                 check_grantor_authority(
-                    dob, day, payload.grantor.capacity, capacity,
+                    dob,
+                    day,
+                    payload.grantor.capacity,
+                    capacity,
                     grantor_reference=payload.grantor.reference,
                 )
             except ConsentAuthorityError as exc:
@@ -570,7 +654,9 @@ class ConsentGate:
                 return str(exc)
         return None
 
-    def _decision_entry(self, decision: Decision, envelope: Envelope, actor: str, now: datetime) -> AuditEntry:
+    def _decision_entry(
+        self, decision: Decision, envelope: Envelope, actor: str, now: datetime
+    ) -> AuditEntry:
         return AuditEntry(
             kind="decision",
             actor=actor,
@@ -597,7 +683,10 @@ class ConsentGate:
     async def _seal(self, envelope: Envelope) -> bytes:
         from hub.consent.sealing import personal_fields
 
-        if envelope.event_type.startswith(GOVERNANCE_PREFIXES) or personal_fields(type(envelope.payload)) == ():
+        if (
+            envelope.event_type.startswith(GOVERNANCE_PREFIXES)
+            or personal_fields(type(envelope.payload)) == ()
+        ):
             return encode(envelope)  # ids and decisions only: readable by the IG trail
         data = orjson.loads(encode(envelope))
         key = await self.keys.create(data_key_id(envelope.child_id, envelope.category))
@@ -629,14 +718,21 @@ class ConsentGate:
         audit: list[AuditEntry] = []
         for event_id, body, raw_headers, part, offset in rows:
             data = orjson.loads(bytes(body))
-            headers = tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(bytes(raw_headers or b"[]")))
-            purposes = dict(headers).get(PURPOSES_HEADER, b"").decode() or ",".join(DEFAULT_PURPOSES)
+            headers = tuple(
+                (k, bytes.fromhex(v)) for k, v in orjson.loads(bytes(raw_headers or b"[]"))
+            )
+            purposes = dict(headers).get(PURPOSES_HEADER, b"").decode() or ",".join(
+                DEFAULT_PURPOSES
+            )
             basis = dict(headers).get(BASIS_HEADER)
             fact = _fact_from_data(data, purposes.split(","), basis.decode() if basis else None)
             decision = decide_sharing(fact, state, self.policy, at=now)
             if not decision.permitted:
                 continue
-            data["consent"] = {"decision_id": str(decision.decision_id), "lawful_basis": decision.lawful_basis}
+            data["consent"] = {
+                "decision_id": str(decision.decision_id),
+                "lawful_basis": decision.lawful_basis,
+            }
             released.append(
                 NewRecord(
                     key=child_id,
@@ -646,19 +742,33 @@ class ConsentGate:
             )
             audit.append(
                 AuditEntry(
-                    kind="release", actor=actor, child_id=child_id, at=now,
-                    details={"decision_id": str(decision.decision_id), "event_id": str(event_id),
-                             "outcome": "permit", "relied_on": decision.lawful_basis,
-                             "reason": decision.reason, "withheld_at": f"{part}:{offset}"},
+                    kind="release",
+                    actor=actor,
+                    child_id=child_id,
+                    at=now,
+                    details={
+                        "decision_id": str(decision.decision_id),
+                        "event_id": str(event_id),
+                        "outcome": "permit",
+                        "relied_on": decision.lawful_basis,
+                        "reason": decision.reason,
+                        "withheld_at": f"{part}:{offset}",
+                    },
                 )
             )
         hidden = await self._now_hidden(child_id, state, now)
         if hidden:
             audit.append(
                 AuditEntry(
-                    kind="redaction", actor=actor, child_id=child_id, at=now,
-                    details={"event_ids": hidden, "outcome": "hidden",
-                             "reason": "no consent or statutory basis covers these facts any more"},
+                    kind="redaction",
+                    actor=actor,
+                    child_id=child_id,
+                    at=now,
+                    details={
+                        "event_ids": hidden,
+                        "outcome": "hidden",
+                        "reason": "no consent or statutory basis covers these facts any more",
+                    },
                 )
             )
         if audit:
@@ -701,13 +811,24 @@ class ConsentGate:
                 occurred_at=now,
             )
             await self.trail.append(
-                [AuditEntry(kind="erasure", actor=actor, child_id=child_id, at=now,
-                            details={"event_id": str(tombstone.event_id), "keys_deleted": deleted,
-                                     "outcome": "erased"})]
+                [
+                    AuditEntry(
+                        kind="erasure",
+                        actor=actor,
+                        child_id=child_id,
+                        at=now,
+                        details={
+                            "event_id": str(tombstone.event_id),
+                            "keys_deleted": deleted,
+                            "outcome": "erased",
+                        },
+                    )
+                ]
             )
-            await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
+            await self.log.append(
+                LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))]
+            )
             return deleted
-
 
     async def review_consents(
         self, *, at: datetime | None = None, actor: str = "system:consent-review"
@@ -756,7 +877,9 @@ class ConsentGate:
                 await self._after_consent_change(str(child), actor, at)
         return {"expired": expired, "children_reviewed": len(children)}
 
-    async def apply_retention(self, *, today: date, actor: str = "system:retention") -> list[tuple[str, str]]:
+    async def apply_retention(
+        self, *, today: date, actor: str = "system:retention"
+    ) -> list[tuple[str, str]]:
         """Crypto-shred every (child, category) whose retention rule has run out by `today`:
         delete that category's data key, append a `identity.category_erased` tombstone and
         audit it. Returns the (child, category) pairs erased now."""
@@ -779,17 +902,32 @@ class ConsentGate:
                     await self.keys.delete(kid)
                     now = datetime.now(UTC)
                     tombstone = Envelope.wrap(
-                        CategoryErased(erased_category=category, rule=f"keep until {keep_until.isoformat()}"),
+                        CategoryErased(
+                            erased_category=category, rule=f"keep until {keep_until.isoformat()}"
+                        ),
                         child_id=child_id,
                         source=Source(agency="hub", system="tac-hub"),
                         occurred_at=now,
                     )
                     await self.trail.append(
-                        [AuditEntry(kind="retention", actor=actor, child_id=child_id, at=now,
-                                    details={"event_id": str(tombstone.event_id), "category": category,
-                                             "keep_until": keep_until.isoformat(), "outcome": "erased"})]
+                        [
+                            AuditEntry(
+                                kind="retention",
+                                actor=actor,
+                                child_id=child_id,
+                                at=now,
+                                details={
+                                    "event_id": str(tombstone.event_id),
+                                    "category": category,
+                                    "keep_until": keep_until.isoformat(),
+                                    "outcome": "erased",
+                                },
+                            )
+                        ]
                     )
-                    await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
+                    await self.log.append(
+                        LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))]
+                    )
                 done.append((child_id, category))
         checkpoint = getattr(self.store, "checkpoint", None)
         if done and checkpoint is not None:

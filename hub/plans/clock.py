@@ -173,36 +173,60 @@ PAUSED_BY: dict[Rule, frozenset[str]] = {
 
 _RULE_TEXT: dict[Rule, tuple[str, str, MilestoneKind]] = {
     "assessment_decision": (
-        "Decision whether to assess", "SEND Regulations 2014 reg 5(1)", "statutory"),
+        "Decision whether to assess",
+        "SEND Regulations 2014 reg 5(1)",
+        "statutory",
+    ),
     "advice": ("Advice", "SEND Regulations 2014 reg 8(1)", "statutory"),
     "no_plan_notice": (
-        "Notice if no plan will be issued", "SEND Regulations 2014 reg 10(1)", "statutory"),
+        "Notice if no plan will be issued",
+        "SEND Regulations 2014 reg 10(1)",
+        "statutory",
+    ),
     "draft_plan": (
         "Draft plan (expected by week 16: practice, not law)",
-        "practice, not law: leaves the family's 15 days before week 20", "practice"),
+        "practice, not law: leaves the family's 15 days before week 20",
+        "practice",
+    ),
     "draft_comments": (
         "Family's time to comment on the draft and name a school",
-        "SEND Regulations 2014 reg 13(1)", "family_period"),
+        "SEND Regulations 2014 reg 13(1)",
+        "family_period",
+    ),
     "final_plan": ("Final plan issued", "SEND Regulations 2014 reg 13(2)", "statutory"),
     "reassessment_decision": (
-        "Decision whether to re-assess", "SEND Regulations 2014 reg 25(1)", "statutory"),
+        "Decision whether to re-assess",
+        "SEND Regulations 2014 reg 25(1)",
+        "statutory",
+    ),
     "reassessment_final": (
-        "Final plan after re-assessment", "SEND Regulations 2014 reg 27(2)", "statutory"),
+        "Final plan after re-assessment",
+        "SEND Regulations 2014 reg 27(2)",
+        "statutory",
+    ),
     "annual_review": ("Annual review", "Children and Families Act 2014 s.44(1)", "statutory"),
     "early_years_review": (
         "Review advised for a child under 5 (every 3 to 6 months)",
         "SEND Code of Practice 2015 ch. 9 (reviews of plans for children under 5)",
-        "advised"),
-    "review_report": (
-        "Review report sent", "SEND Regulations 2014 regs 20-21", "statutory"),
+        "advised",
+    ),
+    "review_report": ("Review report sent", "SEND Regulations 2014 regs 20-21", "statutory"),
     "review_decision": (
-        "LA decision after the review", "SEND Regulations 2014 regs 20-21", "statutory"),
+        "LA decision after the review",
+        "SEND Regulations 2014 regs 20-21",
+        "statutory",
+    ),
     "amendment_comments": (
         "Family's time to comment on proposed amendments",
-        "SEND Regulations 2014 reg 22(2)", "family_period"),
+        "SEND Regulations 2014 reg 22(2)",
+        "family_period",
+    ),
     "amended_plan": ("Amended plan issued", "SEND Regulations 2014 reg 22(3)", "statutory"),
     "phase_transfer": (
-        "Phase transfer review and amendment", "SEND Regulations 2014 reg 18(1)", "statutory"),
+        "Phase transfer review and amendment",
+        "SEND Regulations 2014 reg 18(1)",
+        "statutory",
+    ),
 }
 
 _ADVICE_LABEL = {
@@ -533,7 +557,8 @@ def _advice_met(f: _Facts) -> dict[str, date]:
             unmatched.append(s)
     for s in unmatched:
         candidates = [
-            a for a in requests
+            a
+            for a in requests
             if a.practitioner_id == s.practitioner_id
             and a.advice_request_id not in met
             and a.requested_on <= s.submitted_on
@@ -559,10 +584,14 @@ def _applicable(
 ) -> list[Pause]:
     kinds = PAUSED_BY.get(rule, frozenset())
     return [
-        p for p in pauses
+        p
+        for p in pauses
         if p.kind in kinds
-        and (advice_request_id is None or not p.advice_request_ids
-             or advice_request_id in p.advice_request_ids)
+        and (
+            advice_request_id is None
+            or not p.advice_request_ids
+            or advice_request_id in p.advice_request_ids
+        )
     ]
 
 
@@ -685,13 +714,23 @@ def _cycle_milestones(
     tag = r.isoformat()
 
     if c.request.reassessment:
-        b.add("reassessment_decision", f"reassessment_decision:{tag}", r,
-              REASSESSMENT_DECISION_DAYS, met_on=first_decision,
-              not_applicable=None if first_decision else _ceased_note(ceased))
+        b.add(
+            "reassessment_decision",
+            f"reassessment_decision:{tag}",
+            r,
+            REASSESSMENT_DECISION_DAYS,
+            met_on=first_decision,
+            not_applicable=None if first_decision else _ceased_note(ceased),
+        )
     else:
-        b.add("assessment_decision", f"assessment_decision:{tag}", r, DECISION_DAYS,
-              met_on=first_decision,
-              not_applicable=None if first_decision else _ceased_note(ceased))
+        b.add(
+            "assessment_decision",
+            f"assessment_decision:{tag}",
+            r,
+            DECISION_DAYS,
+            met_on=first_decision,
+            not_applicable=None if first_decision else _ceased_note(ceased),
+        )
 
     for a in c.advice:
         met = advice_met.get(a.advice_request_id)
@@ -702,13 +741,21 @@ def _cycle_milestones(
             na = f"the assessment concluded on {concluded.isoformat()} without this advice"
         elif met is None:
             na = _ceased_note(ceased)
-        b.add("advice", f"advice:{a.advice_request_id}", a.requested_on, ADVICE_DAYS,
-              met_on=met, not_applicable=na, subject_id=a.advice_request_id,
-              advice_request_id=a.advice_request_id,
-              title=f"Advice from {who} ({_ADVICE_LABEL[a.reg6_category]})",
-              kind="practice" if family_own else None,
-              note="no statutory limit on the family's own advice (reg 8 covers reg 6(1)(b)-(h))"
-              if family_own else None)
+        b.add(
+            "advice",
+            f"advice:{a.advice_request_id}",
+            a.requested_on,
+            ADVICE_DAYS,
+            met_on=met,
+            not_applicable=na,
+            subject_id=a.advice_request_id,
+            advice_request_id=a.advice_request_id,
+            title=f"Advice from {who} ({_ADVICE_LABEL[a.reg6_category]})",
+            kind="practice" if family_own else None,
+            note="no statutory limit on the family's own advice (reg 8 covers reg 6(1)(b)-(h))"
+            if family_own
+            else None,
+        )
 
     if c.drafts:
         d = c.drafts[-1]
@@ -724,41 +771,62 @@ def _cycle_milestones(
                 f"the final plan was issued on {c.final.finalised_on.isoformat()}, before "
                 "the family's time to comment ended and without their comments"
             )
-        b.add("draft_comments", f"draft_comments:{d.issued_on.isoformat()}", d.issued_on,
-              due=end, met_on=commented, note=note)
+        b.add(
+            "draft_comments",
+            f"draft_comments:{d.issued_on.isoformat()}",
+            d.issued_on,
+            due=end,
+            met_on=commented,
+            note=note,
+        )
 
     if c.request.reassessment:
         decision = c.decision
         if decision is not None and decision.decision == "assess" and first_decision:
             start = min(x.decided_on for x in c.decisions if x.decision == "assess")
-            b.add("reassessment_final", f"reassessment_final:{tag}", start,
-                  REASSESSMENT_FINAL_DAYS,
-                  met_on=c.final.finalised_on if c.final else None,
-                  not_applicable=None if c.final else ended_note)
+            b.add(
+                "reassessment_final",
+                f"reassessment_final:{tag}",
+                start,
+                REASSESSMENT_FINAL_DAYS,
+                met_on=c.final.finalised_on if c.final else None,
+                not_applicable=None if c.final else ended_note,
+            )
         return
 
     if c.no_plan is not None:
-        b.add("no_plan_notice", f"no_plan_notice:{tag}", r, NO_PLAN_NOTICE_DAYS,
-              met_on=c.no_plan.decided_on)
+        b.add(
+            "no_plan_notice",
+            f"no_plan_notice:{tag}",
+            r,
+            NO_PLAN_NOTICE_DAYS,
+            met_on=c.no_plan.decided_on,
+        )
     else:
         na = ended_note
         issued = c.drafts[0].issued_on if c.drafts else c.final.finalised_on if c.final else None
         if na is None and issued is not None:
             na = f"the LA is issuing a plan (draft or final plan of {issued.isoformat()})"
-        b.add("no_plan_notice", f"no_plan_notice:{tag}", r, NO_PLAN_NOTICE_DAYS,
-              not_applicable=na)
+        b.add("no_plan_notice", f"no_plan_notice:{tag}", r, NO_PLAN_NOTICE_DAYS, not_applicable=na)
 
     if c.drafts:
-        b.add("draft_plan", f"draft_plan:{tag}", r, DRAFT_EXPECTED_DAYS,
-              met_on=c.drafts[0].issued_on)
+        b.add(
+            "draft_plan", f"draft_plan:{tag}", r, DRAFT_EXPECTED_DAYS, met_on=c.drafts[0].issued_on
+        )
     else:
         na = ended_note
         if na is None and c.final is not None:
             na = "the final plan was issued without a recorded draft"
         b.add("draft_plan", f"draft_plan:{tag}", r, DRAFT_EXPECTED_DAYS, not_applicable=na)
 
-    b.add("final_plan", f"final_plan:{tag}", r, FINAL_PLAN_DAYS,
-          met_on=c.final.finalised_on if c.final else None, not_applicable=ended_note)
+    b.add(
+        "final_plan",
+        f"final_plan:{tag}",
+        r,
+        FINAL_PLAN_DAYS,
+        met_on=c.final.finalised_on if c.final else None,
+        not_applicable=ended_note,
+    )
 
 
 def _ceased_note(ceased: Ceased | None) -> str | None:
@@ -792,36 +860,79 @@ def _maintenance_milestones(
             na = f"the plan was replaced on {nxt[0].isoformat()} (final plan after re-assessment)"
         elif nxt is None:
             na = ceased_note
-        b.add("annual_review", f"annual_review:{base.isoformat()}", base,
-              due=end_of_months_period(base, ANNUAL_REVIEW_MONTHS), met_on=met,
-              not_applicable=na)
+        b.add(
+            "annual_review",
+            f"annual_review:{base.isoformat()}",
+            base,
+            due=end_of_months_period(base, ANNUAL_REVIEW_MONTHS),
+            met_on=met,
+            not_applicable=na,
+        )
         if date_of_birth is not None and age_on(date_of_birth, base) < 5:
-            b.add("early_years_review", f"early_years_review:{base.isoformat()}", base,
-                  due=end_of_months_period(base, EARLY_YEARS_REVIEW_MONTHS), met_on=met,
-                  not_applicable=na)
+            b.add(
+                "early_years_review",
+                f"early_years_review:{base.isoformat()}",
+                base,
+                due=end_of_months_period(base, EARLY_YEARS_REVIEW_MONTHS),
+                met_on=met,
+                not_applicable=na,
+            )
 
     # After each review meeting: the report (2 weeks) and the LA's decision (4 weeks).
     reports = _assign(
-        f.reviews, f.reports, lambda r: r.review_id, lambda x: x.review_id,
-        lambda r: r.held_on, lambda x: x.sent_on)
+        f.reviews,
+        f.reports,
+        lambda r: r.review_id,
+        lambda x: x.review_id,
+        lambda r: r.held_on,
+        lambda x: x.sent_on,
+    )
     decisions = _assign(
-        f.reviews, f.review_decisions, lambda r: r.review_id, lambda x: x.review_id,
-        lambda r: r.held_on, lambda x: x.decided_on)
+        f.reviews,
+        f.review_decisions,
+        lambda r: r.review_id,
+        lambda x: x.review_id,
+        lambda r: r.held_on,
+        lambda x: x.decided_on,
+    )
     for r in f.reviews:
         open_na = ceased_note if ceased_on is not None else None
-        b.add("review_report", f"review_report:{r.review_id}", r.held_on, REVIEW_REPORT_DAYS,
-              met_on=reports.get(r.review_id), not_applicable=open_na, subject_id=r.review_id)
-        b.add("review_decision", f"review_decision:{r.review_id}", r.held_on,
-              REVIEW_DECISION_DAYS, met_on=decisions.get(r.review_id),
-              not_applicable=open_na, subject_id=r.review_id)
+        b.add(
+            "review_report",
+            f"review_report:{r.review_id}",
+            r.held_on,
+            REVIEW_REPORT_DAYS,
+            met_on=reports.get(r.review_id),
+            not_applicable=open_na,
+            subject_id=r.review_id,
+        )
+        b.add(
+            "review_decision",
+            f"review_decision:{r.review_id}",
+            r.held_on,
+            REVIEW_DECISION_DAYS,
+            met_on=decisions.get(r.review_id),
+            not_applicable=open_na,
+            subject_id=r.review_id,
+        )
 
     # Proposed amendments: the family's 15 days, the amended plan within 8 weeks.
     comments = _assign(
-        f.proposals, f.amendment_comments, lambda p: p.amendment_id, lambda x: x.amendment_id,
-        lambda p: p.proposed_on, lambda x: x.received_on)
+        f.proposals,
+        f.amendment_comments,
+        lambda p: p.amendment_id,
+        lambda x: x.amendment_id,
+        lambda p: p.proposed_on,
+        lambda x: x.received_on,
+    )
     amended = _assign(
-        f.proposals, f.amendments, lambda p: p.amendment_id, lambda x: x.amendment_id,
-        lambda p: p.proposed_on, lambda x: x.amended_on)
+        f.proposals,
+        f.amendments,
+        lambda p: p.amendment_id,
+        lambda x: x.amendment_id,
+        lambda p: p.proposed_on,
+        lambda x: x.amended_on,
+    )
     for p in f.proposals:
         end = max(p.proposed_on + timedelta(days=COMMENT_DAYS), p.comments_by or p.proposed_on)
         issued = amended.get(p.amendment_id)
@@ -832,11 +943,24 @@ def _maintenance_milestones(
                 f"the amended plan was issued on {issued.isoformat()}, before the family's "
                 "time to comment ended and without their comments"
             )
-        b.add("amendment_comments", f"amendment_comments:{p.amendment_id}", p.proposed_on,
-              due=end, met_on=commented, subject_id=p.amendment_id, note=note)
-        b.add("amended_plan", f"amended_plan:{p.amendment_id}", p.proposed_on,
-              AMENDED_PLAN_DAYS, met_on=issued, subject_id=p.amendment_id,
-              not_applicable=ceased_note if ceased_on is not None else None)
+        b.add(
+            "amendment_comments",
+            f"amendment_comments:{p.amendment_id}",
+            p.proposed_on,
+            due=end,
+            met_on=commented,
+            subject_id=p.amendment_id,
+            note=note,
+        )
+        b.add(
+            "amended_plan",
+            f"amended_plan:{p.amendment_id}",
+            p.proposed_on,
+            AMENDED_PLAN_DAYS,
+            met_on=issued,
+            subject_id=p.amendment_id,
+            not_applicable=ceased_note if ceased_on is not None else None,
+        )
 
     # Phase transfers whose review duty has started while the plan is maintained.
     for t in transfers:
@@ -846,18 +970,26 @@ def _maintenance_milestones(
         if ceased_on is not None and ceased_on < t.window_opens:
             continue
         done = [
-            x.amended_on for x in f.amendments
+            x.amended_on
+            for x in f.amendments
             if x.phase_transfer == t.kind and x.amended_on >= t.window_opens
         ] + [
-            x.decided_on for x in f.review_decisions
+            x.decided_on
+            for x in f.review_decisions
             if x.phase_transfer == t.kind and x.decided_on >= t.window_opens
         ]
         met = min(done) if done else None
-        b.add("phase_transfer", f"phase_transfer:{t.kind}:{t.year}", t.window_opens,
-              due=deadline, met_on=met, subject_id=f"{t.kind}:{t.year}",
-              title=f"Phase transfer review and amendment ({_TRANSFER_LABEL[t.kind]}, "
-                    f"September {t.year})",
-              not_applicable=ceased_note if ceased_on is not None else None)
+        b.add(
+            "phase_transfer",
+            f"phase_transfer:{t.kind}:{t.year}",
+            t.window_opens,
+            due=deadline,
+            met_on=met,
+            subject_id=f"{t.kind}:{t.year}",
+            title=f"Phase transfer review and amendment ({_TRANSFER_LABEL[t.kind]}, "
+            f"September {t.year})",
+            not_applicable=ceased_note if ceased_on is not None else None,
+        )
 
 
 def _assign(
@@ -956,7 +1088,8 @@ def compute_clock(
 
     milestones = tuple(sorted(b.out, key=lambda m: (m.due_on, m.starts_on, m.key)))
     open_statutory = [
-        m for m in milestones
+        m
+        for m in milestones
         if m.kind == "statutory" and m.state in ("due", "due_soon", "overdue", "paused")
     ]
     status = _status(f)
@@ -973,7 +1106,8 @@ def compute_clock(
         weeks_since_request=None if since is None else since // 7,
         days_to_final=(
             (c.final.finalised_on - c.request.received_on).days
-            if c is not None and c.final is not None else None
+            if c is not None and c.final is not None
+            else None
         ),
         first_final_on=min((x.finalised_on for x in f.finals), default=None),
         ceased_on=f.ceased.ceased_on if f.ceased else None,

@@ -102,13 +102,19 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
     if isinstance(p, AssessmentRequested):
         if not p.reassessment:
             if c is not None or f.finals:
-                return _state("request_already_recorded",
-                              "this plan already has a request; a new request is a new plan, "
-                              "or a re-assessment of this one", "reassessment")
+                return _state(
+                    "request_already_recorded",
+                    "this plan already has a request; a new request is a new plan, "
+                    "or a re-assessment of this one",
+                    "reassessment",
+                )
             return None
         if not f.finals:
-            return _state("reassessment_needs_final_plan",
-                          "only a plan that has been issued can be re-assessed", "reassessment")
+            return _state(
+                "reassessment_needs_final_plan",
+                "only a plan that has been issued can be re-assessed",
+                "reassessment",
+            )
         if f.open_cycle is not None:
             return _state("assessment_already_open", "an assessment of this plan is under way")
         return _not_before(p.received_on, first_final, "received_on", "final plan")
@@ -124,12 +130,16 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
 
     if isinstance(p, AdviceRequested):
         if assessing is None:
-            return _state("advice_needs_decision_to_assess",
-                          "advice is sought once the LA has decided to assess")
+            return _state(
+                "advice_needs_decision_to_assess",
+                "advice is sought once the LA has decided to assess",
+            )
         if any(a.advice_request_id == p.advice_request_id for x in f.cycles for a in x.advice):
-            return _state("advice_request_exists",
-                          f"advice request {p.advice_request_id} is already recorded",
-                          "advice_request_id")
+            return _state(
+                "advice_request_exists",
+                f"advice request {p.advice_request_id} is already recorded",
+                "advice_request_id",
+            )
         return _not_before(p.requested_on, decided_on, "requested_on", "decision to assess")
 
     if isinstance(p, AdviceSubmitted):
@@ -137,10 +147,14 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
         if p.advice_request_id is not None:
             asked = requests.get(p.advice_request_id)
             if asked is None:
-                return _invalid("unknown_advice_request", "advice_request_id",
-                                f"no advice request {p.advice_request_id} on this plan")
-            return _not_before(p.submitted_on, asked.requested_on, "submitted_on",
-                               "request for advice")
+                return _invalid(
+                    "unknown_advice_request",
+                    "advice_request_id",
+                    f"no advice request {p.advice_request_id} on this plan",
+                )
+            return _not_before(
+                p.submitted_on, asked.requested_on, "submitted_on", "request for advice"
+            )
         return _not_before(p.submitted_on, received, "submitted_on", "request")
 
     if isinstance(p, ExceptionRecorded):
@@ -149,64 +163,84 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
         known = {a.advice_request_id for x in f.cycles for a in x.advice}
         for i, rid in enumerate(p.advice_request_ids):
             if rid not in known:
-                return _invalid("unknown_advice_request", f"advice_request_ids[{i}]",
-                                f"no advice request {rid} on this plan")
+                return _invalid(
+                    "unknown_advice_request",
+                    f"advice_request_ids[{i}]",
+                    f"no advice request {rid} on this plan",
+                )
         return None
 
     if isinstance(p, DraftIssued):
         if assessing is None:
-            return _state("draft_needs_decision_to_assess",
-                          "a draft plan follows a decision to assess")
+            return _state(
+                "draft_needs_decision_to_assess", "a draft plan follows a decision to assess"
+            )
         return _not_before(p.issued_on, decided_on, "issued_on", "decision to assess")
 
     if isinstance(p, CommentsReceived):
         if p.amendment_id is not None:
             proposal = next((x for x in f.proposals if x.amendment_id == p.amendment_id), None)
             if proposal is None:
-                return _invalid("unknown_amendment", "amendment_id",
-                                f"no proposed amendment {p.amendment_id} on this plan")
-            return _not_before(p.received_on, proposal.proposed_on, "received_on",
-                               "proposed amendments")
+                return _invalid(
+                    "unknown_amendment",
+                    "amendment_id",
+                    f"no proposed amendment {p.amendment_id} on this plan",
+                )
+            return _not_before(
+                p.received_on, proposal.proposed_on, "received_on", "proposed amendments"
+            )
         if assessing is not None and assessing.drafts:
-            return _not_before(p.received_on, assessing.drafts[-1].issued_on, "received_on",
-                               "draft plan")
+            return _not_before(
+                p.received_on, assessing.drafts[-1].issued_on, "received_on", "draft plan"
+            )
         if f.proposals:
-            return _not_before(p.received_on, f.proposals[-1].proposed_on, "received_on",
-                               "proposed amendments")
-        return _state("comments_need_draft",
-                      "there is no draft plan or proposed amendment to comment on")
+            return _not_before(
+                p.received_on, f.proposals[-1].proposed_on, "received_on", "proposed amendments"
+            )
+        return _state(
+            "comments_need_draft", "there is no draft plan or proposed amendment to comment on"
+        )
 
     if isinstance(p, Finalised):
         if assessing is None:
-            return _state("final_needs_decision_to_assess",
-                          "a final plan follows a decision to assess")
+            return _state(
+                "final_needs_decision_to_assess", "a final plan follows a decision to assess"
+            )
         if not assessing.drafts:
-            return _state("final_needs_draft",
-                          "the family must see a draft before the plan is finalised (reg 13)")
+            return _state(
+                "final_needs_draft",
+                "the family must see a draft before the plan is finalised (reg 13)",
+            )
         draft = assessing.drafts[-1]
         v = _not_before(p.finalised_on, draft.issued_on, "finalised_on", "draft plan")
         if v is not None:
             return v
-        period_end = max(draft.issued_on + timedelta(days=COMMENT_DAYS),
-                         draft.comments_by or draft.issued_on)
+        period_end = max(
+            draft.issued_on + timedelta(days=COMMENT_DAYS), draft.comments_by or draft.issued_on
+        )
         commented = any(x.received_on >= draft.issued_on for x in assessing.comments)
         if p.finalised_on < period_end and not commented:
-            return _invalid("final_before_family_comment_period", "finalised_on",
-                            "the family has until "
-                            f"{period_end.isoformat()} to comment on the draft (reg 13(1))")
+            return _invalid(
+                "final_before_family_comment_period",
+                "finalised_on",
+                "the family has until "
+                f"{period_end.isoformat()} to comment on the draft (reg 13(1))",
+            )
         return None
 
     if isinstance(p, NoPlanDecided):
         if assessing is None:
-            return _state("no_plan_needs_assessment",
-                          "a decision not to issue a plan follows an assessment")
+            return _state(
+                "no_plan_needs_assessment", "a decision not to issue a plan follows an assessment"
+            )
         return _not_before(p.decided_on, decided_on, "decided_on", "decision to assess")
 
     if isinstance(p, OutcomeAgreed | ProvisionAgreed | PersonalBudgetAgreed):
         if assessing is None and not f.finals:
-            return _state("contents_need_assessment",
-                          "outcomes, provision and budgets belong to a plan being written "
-                          "or issued")
+            return _state(
+                "contents_need_assessment",
+                "outcomes, provision and budgets belong to a plan being written or issued",
+            )
         if isinstance(p, ProvisionAgreed):
             return _check_outcomes(f, p)
         return None
@@ -215,8 +249,7 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
         if first_final is None:
             return _state("review_needs_final_plan", "only an issued plan is reviewed")
         if any(r.review_id == p.review_id for r in f.reviews):
-            return _state("review_exists", f"review {p.review_id} is already recorded",
-                          "review_id")
+            return _state("review_exists", f"review {p.review_id} is already recorded", "review_id")
         return _not_before(p.held_on, first_final, "held_on", "final plan")
 
     if isinstance(p, ReviewReportSent | ReviewDecided):
@@ -226,8 +259,9 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
         if p.review_id is not None:
             found = next((r for r in f.reviews if r.review_id == p.review_id), None)
             if found is None:
-                return _invalid("unknown_review", "review_id",
-                                f"no review {p.review_id} on this plan")
+                return _invalid(
+                    "unknown_review", "review_id", f"no review {p.review_id} on this plan"
+                )
             meeting = found
         day = p.sent_on if isinstance(p, ReviewReportSent) else p.decided_on
         name = "sent_on" if isinstance(p, ReviewReportSent) else "decided_on"
@@ -237,23 +271,29 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
         if first_final is None:
             return _state("amendment_needs_final_plan", "only an issued plan is amended")
         if any(x.amendment_id == p.amendment_id for x in f.proposals):
-            return _state("amendment_exists", f"amendment {p.amendment_id} is already recorded",
-                          "amendment_id")
+            return _state(
+                "amendment_exists",
+                f"amendment {p.amendment_id} is already recorded",
+                "amendment_id",
+            )
         return _not_before(p.proposed_on, first_final, "proposed_on", "final plan")
 
     if isinstance(p, Amended):
         if not f.proposals:
-            return _state("amended_needs_proposal",
-                          "the family must see proposed amendments first (reg 22)")
+            return _state(
+                "amended_needs_proposal", "the family must see proposed amendments first (reg 22)"
+            )
         proposal = f.proposals[-1]
         if p.amendment_id is not None:
             found_p = next((x for x in f.proposals if x.amendment_id == p.amendment_id), None)
             if found_p is None:
-                return _invalid("unknown_amendment", "amendment_id",
-                                f"no proposed amendment {p.amendment_id} on this plan")
+                return _invalid(
+                    "unknown_amendment",
+                    "amendment_id",
+                    f"no proposed amendment {p.amendment_id} on this plan",
+                )
             proposal = found_p
-        return _not_before(p.amended_on, proposal.proposed_on, "amended_on",
-                           "proposed amendments")
+        return _not_before(p.amended_on, proposal.proposed_on, "amended_on", "proposed amendments")
 
     if isinstance(p, Ceased):
         if first_final is None:
@@ -266,6 +306,7 @@ def _check(f: _Facts, p: PlanEvent) -> Violation | None:
 def _check_outcomes(f: _Facts, p: ProvisionAgreed) -> Violation | None:
     for i, oid in enumerate(p.outcome_ids):
         if oid not in f.outcome_ids:
-            return _invalid("unknown_outcome", f"outcome_ids[{i}]",
-                            f"no outcome {oid} is agreed on this plan")
+            return _invalid(
+                "unknown_outcome", f"outcome_ids[{i}]", f"no outcome {oid} is agreed on this plan"
+            )
     return None

@@ -91,7 +91,8 @@ def _stored_model(cls: type[EventPayload]) -> type[EventPayload]:
         return cls
     optional: dict[str, Any] = {name: (Any, None) for name in personal}
     model: type[EventPayload] = create_model(
-        f"Stored{cls.__name__}", __base__=cls, __module__=__name__, **optional)
+        f"Stored{cls.__name__}", __base__=cls, __module__=__name__, **optional
+    )
     return model
 
 
@@ -160,22 +161,38 @@ class CaseloadViewProjection:
                 rows = []
                 if isinstance(env.payload, ChildErased):
                     for table in self.tables:
-                        await tx.execute(f"DELETE FROM {table} WHERE child_id = ?",  # noqa: S608 - own tables
-                                         (env.child_id,))
+                        await tx.execute(
+                            f"DELETE FROM {table} WHERE child_id = ?",  # noqa: S608 - own tables
+                            (env.child_id,),
+                        )
                     touched.discard(env.child_id)
                 else:
                     await tx.execute(
                         "DELETE FROM caseload_plan_fact WHERE child_id = ? AND category = ?",
-                        (env.child_id, env.payload.erased_category))
+                        (env.child_id, env.payload.erased_category),
+                    )
                     touched.add(env.child_id)
                 continue
             facts = _stripped(a)
             if facts is None:
                 continue
             key = _key_of(a)
-            rows.append((str(env.event_id), env.child_id, env.plan_id, a.position.partition,
-                         a.position.offset, env.event_type, key[0], key[1], key[2], key[3],
-                         key[4], _dumps(facts)))
+            rows.append(
+                (
+                    str(env.event_id),
+                    env.child_id,
+                    env.plan_id,
+                    a.position.partition,
+                    a.position.offset,
+                    env.event_type,
+                    key[0],
+                    key[1],
+                    key[2],
+                    key[3],
+                    key[4],
+                    _dumps(facts),
+                )
+            )
             touched.add(env.child_id)
         await self._insert(tx, rows)
         if touched:
@@ -202,13 +219,21 @@ class CaseloadViewProjection:
                 by_child[f.child_id].append(f)
             upserts: list[tuple[Any, ...]] = []
             marks = ", ".join("?" for _ in chunk)
-            await tx.execute(f"DELETE FROM caseload_plan WHERE child_id IN ({marks})",  # noqa: S608 - placeholders only
-                             tuple(chunk))
+            await tx.execute(
+                f"DELETE FROM caseload_plan WHERE child_id IN ({marks})",  # noqa: S608 - placeholders only
+                tuple(chunk),
+            )
             for child in chunk:
                 plans = summarise_child(by_child[child])
                 upserts.extend(
-                    (child, plan_id, s.status, s.stage,
-                     s.received_on.isoformat() if s.received_on else None, s.model_dump_json())
+                    (
+                        child,
+                        plan_id,
+                        s.status,
+                        s.stage,
+                        s.received_on.isoformat() if s.received_on else None,
+                        s.model_dump_json(),
+                    )
                     for plan_id, s in sorted(plans.items())
                 )
             await tx.executemany(
@@ -230,8 +255,13 @@ def _fact(row: Sequence[Any]) -> ClockFact:
         child_id=str(row[1]),
         plan_id=None if row[2] is None else str(row[2]),
         event_type=str(row[3]),
-        key=(str(row[4]), str(row[5]), None if row[6] is None else str(row[6]), str(row[7]),
-             None if row[8] is None else str(row[8])),
+        key=(
+            str(row[4]),
+            str(row[5]),
+            None if row[6] is None else str(row[6]),
+            str(row[7]),
+            None if row[8] is None else str(row[8]),
+        ),
         facts=str(row[9]),
     )
 
@@ -354,9 +384,16 @@ def summarise(plan_facts: Sequence[ClockFact], dob: ClockFact | None) -> PlanSum
         reassessment=clock.reassessment,
         has_exceptions=has_exceptions,
         open=tuple(
-            OpenMilestone(key=m.key, rule=m.rule, kind=m.kind, title=m.title,
-                          starts_on=m.starts_on, due_on=m.due_on)
-            for m in clock.milestones if m.state not in ("met", "not_applicable")
+            OpenMilestone(
+                key=m.key,
+                rule=m.rule,
+                kind=m.kind,
+                title=m.title,
+                starts_on=m.starts_on,
+                due_on=m.due_on,
+            )
+            for m in clock.milestones
+            if m.state not in ("met", "not_applicable")
         ),
         final_key=_final_key(clock),
         keys=tuple(sorted({f.key for f in used}, key=repr)),
@@ -387,11 +424,10 @@ def _state_on(kind: str, due: date, today: date) -> MilestoneState:
 def standing_on(plan_id: str, summary: PlanSummary, today: date) -> PlanStanding:
     """Where a plan without recorded exceptions stands on `today`, from its summary:
     the same answer `compute_clock(..., today=today)` gives."""
-    open_now = [
-        m for m in summary.open if not (m.rule == "phase_transfer" and today < m.starts_on)
-    ]
-    statutory = sorted((m for m in open_now if m.kind == "statutory"),
-                       key=lambda m: (m.due_on, m.key))
+    open_now = [m for m in summary.open if not (m.rule == "phase_transfer" and today < m.starts_on)]
+    statutory = sorted(
+        (m for m in open_now if m.kind == "statutory"), key=lambda m: (m.due_on, m.key)
+    )
     first = statutory[0] if statutory else None
     final = next((m for m in open_now if m.key == summary.final_key), None)
     return PlanStanding(
@@ -399,10 +435,16 @@ def standing_on(plan_id: str, summary: PlanSummary, today: date) -> PlanStanding
         status=summary.status,
         stage=summary.stage,
         received_on=summary.received_on,
-        next_due=None if first is None else Deadline(
-            key=first.key, rule=first.rule, title=first.title, due_on=first.due_on,
+        next_due=None
+        if first is None
+        else Deadline(
+            key=first.key,
+            rule=first.rule,
+            title=first.title,
+            due_on=first.due_on,
             state=_state_on(first.kind, first.due_on, today),
-            days_remaining=(first.due_on - today).days),
+            days_remaining=(first.due_on - today).days,
+        ),
         overdue_count=sum(1 for m in open_now if _state_on(m.kind, m.due_on, today) == "overdue"),
         days_to_final_due=None if final is None else (final.due_on - today).days,
         event_ids=summary.event_ids,
@@ -413,20 +455,36 @@ def standing_from_facts(
     plan_id: str, plan_facts: Sequence[ClockFact], dob: ClockFact | None, today: date
 ) -> PlanStanding:
     """Where a plan stands on `today`, computed from (the caller's visible) stored facts."""
-    clock = compute_clock([f.payload() for f in plan_facts], today=today,
-                          date_of_birth=dob.date_of_birth if dob else None)
+    clock = compute_clock(
+        [f.payload() for f in plan_facts],
+        today=today,
+        date_of_birth=dob.date_of_birth if dob else None,
+    )
     n = clock.next_due
     final_key = _final_key(clock)
-    final = next((m for m in clock.milestones if m.key == final_key
-                  and m.state not in ("met", "not_applicable")), None)
+    final = next(
+        (
+            m
+            for m in clock.milestones
+            if m.key == final_key and m.state not in ("met", "not_applicable")
+        ),
+        None,
+    )
     return PlanStanding(
         plan_id=plan_id,
         status=clock.status,
         stage=clock.stage,
         received_on=clock.received_on,
-        next_due=None if n is None else Deadline(
-            key=n.key, rule=n.rule, title=n.title, due_on=n.due_on, state=n.state,
-            days_remaining=(n.due_on - today).days),
+        next_due=None
+        if n is None
+        else Deadline(
+            key=n.key,
+            rule=n.rule,
+            title=n.title,
+            due_on=n.due_on,
+            state=n.state,
+            days_remaining=(n.due_on - today).days,
+        ),
         overdue_count=clock.overdue_count,
         days_to_final_due=None if final is None else (final.due_on - today).days,
         event_ids=tuple(f.event_id for f in [*plan_facts, *([dob] if dob else [])]),

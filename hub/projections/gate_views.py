@@ -50,7 +50,8 @@ class ConsentStateProjection:
             "CREATE TABLE IF NOT EXISTS consent_event ("
             " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
             " log_offset BIGINT NOT NULL, consent_id TEXT, body BYTEA NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS consent_event_child ON consent_event (child_id, part, log_offset)",
+            "CREATE INDEX IF NOT EXISTS consent_event_child"
+            " ON consent_event (child_id, part, log_offset)",
             "CREATE INDEX IF NOT EXISTS consent_event_consent ON consent_event (consent_id)",
         )
 
@@ -126,7 +127,8 @@ class WithheldIndexProjection:
             " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
             " log_offset BIGINT NOT NULL, category TEXT NOT NULL, body BYTEA NOT NULL,"
             " headers BYTEA, released INTEGER NOT NULL DEFAULT 0)",
-            "CREATE INDEX IF NOT EXISTS withheld_fact_child ON withheld_fact (child_id, part, log_offset)",
+            "CREATE INDEX IF NOT EXISTS withheld_fact_child"
+            " ON withheld_fact (child_id, part, log_offset)",
         )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
@@ -134,7 +136,8 @@ class WithheldIndexProjection:
             env = a.envelope
             if a.log is LogName.WITHHELD:
                 await tx.execute(
-                    "INSERT INTO withheld_fact (event_id, child_id, part, log_offset, category, body,"
+                    "INSERT INTO withheld_fact (event_id, child_id, part, log_offset, category,"
+                    " body,"
                     " headers) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
                     (
                         str(env.event_id),

@@ -155,8 +155,9 @@ class AdviceOut(_Out):
     practitioner_id: str | None = None
     agency: str | None = None
     requested_on: date | None = None
-    due_on: date | None = Field(default=None, description="6 weeks after the request, "
-                                "moved by recorded exceptions")
+    due_on: date | None = Field(
+        default=None, description="6 weeks after the request, moved by recorded exceptions"
+    )
     submitted_on: date | None = None
     state: AdviceState
     milestone_state: MilestoneState | None = None
@@ -267,14 +268,19 @@ class TimelineView(_Out):
     exceptions: list[ExceptionOut]
     contributions: list[Contribution]
     unlinked_provision: list[ProvisionOut] = Field(
-        default=[], description="Provision whose outcomes the caller cannot see")
+        default=[], description="Provision whose outcomes the caller cannot see"
+    )
     facts_shown: list[str]
 
 
 _REQUESTED_BY = {
-    "parent": "a parent", "young_person": "the young person", "school": "the school",
-    "health": "a health service", "social_care": "social care",
-    "local_authority": "the local authority", "other": "someone else",
+    "parent": "a parent",
+    "young_person": "the young person",
+    "school": "the school",
+    "health": "a health service",
+    "social_care": "social care",
+    "local_authority": "the local authority",
+    "other": "someone else",
 }
 
 
@@ -282,11 +288,14 @@ def _step(p: PlanEvent) -> tuple[date, str] | None:
     """When a plan event happened and what it says, in plain words."""
     if isinstance(p, AssessmentRequested):
         what = "re-assessment" if p.reassessment else "EHC needs assessment"
-        return p.received_on, (f"Request for an {what} received from "
-                               f"{_REQUESTED_BY.get(p.requested_by, p.requested_by)}")
+        return p.received_on, (
+            f"Request for an {what} received from "
+            f"{_REQUESTED_BY.get(p.requested_by, p.requested_by)}"
+        )
     if isinstance(p, AssessmentDecided):
-        return p.decided_on, ("The LA decided to assess" if p.decision == "assess"
-                              else "The LA decided not to assess")
+        return p.decided_on, (
+            "The LA decided to assess" if p.decision == "assess" else "The LA decided not to assess"
+        )
     if isinstance(p, AdviceRequested):
         return p.requested_on, f"Advice requested ({p.reg6_category.replace('_', ' ')})"
     if isinstance(p, AdviceSubmitted):
@@ -381,46 +390,72 @@ def build_timeline(
         shown.append(row.event_id)
         step = _step(p)
         if step is not None:
-            steps.append(StepOut(on=step[0], event_type=p.event_type, text=step[1],
-                                 event_id=row.event_id))
+            steps.append(
+                StepOut(on=step[0], event_type=p.event_type, text=step[1], event_id=row.event_id)
+            )
         doc_field = _DOCUMENTS.get(type(p))
         if doc_field is not None:
             doc = getattr(p, doc_field[0], None)
             if isinstance(doc, DocumentRef) and step is not None:
-                add(step[0], DocumentOut(on=step[0], what=doc_field[1], document=doc,
-                                         event_ids=[row.event_id]))
+                add(
+                    step[0],
+                    DocumentOut(
+                        on=step[0], what=doc_field[1], document=doc, event_ids=[row.event_id]
+                    ),
+                )
         if isinstance(p, AdviceRequested):
             requests.append((row, p))
         elif isinstance(p, AdviceSubmitted):
             submissions.append((row, p))
         elif isinstance(p, ExceptionRecorded):
             exceptions[p.exception_id] = ExceptionOut(
-                exception_id=p.exception_id, kind=p.kind, starts_on=p.starts_on,
-                ends_on=p.ends_on, advice_request_ids=list(p.advice_request_ids),
-                details=p.details, event_id=row.event_id)
+                exception_id=p.exception_id,
+                kind=p.kind,
+                starts_on=p.starts_on,
+                ends_on=p.ends_on,
+                advice_request_ids=list(p.advice_request_ids),
+                details=p.details,
+                event_id=row.event_id,
+            )
         elif isinstance(p, OutcomeAgreed):
             outcomes[p.outcome_id] = (row, p)
         elif isinstance(p, ProvisionAgreed):
             provisions.append((row, p))
         elif isinstance(p, PersonalBudgetAgreed):
-            add(p.agreed_on, BudgetOut(
-                on=p.agreed_on, budget_id=p.budget_id, amount=str(p.amount), period=p.period,
-                direct_payment=p.direct_payment, covers=list(p.covers),
-                event_ids=[row.event_id]))
+            add(
+                p.agreed_on,
+                BudgetOut(
+                    on=p.agreed_on,
+                    budget_id=p.budget_id,
+                    amount=str(p.amount),
+                    period=p.period,
+                    direct_payment=p.direct_payment,
+                    covers=list(p.covers),
+                    event_ids=[row.event_id],
+                ),
+            )
 
     for advice in _advice(requests, submissions, milestones):
         add(advice.on, advice)
     linked, unlinked = _outcomes(outcomes, provisions)
     for outcome in linked:
         add(outcome.on, outcome)
-    first_request = min((p.received_on for _, p in acc.plan_events
-                         if isinstance(p, AssessmentRequested)), default=None)
-    for item, ids in _child_level(acc.child_level, plan_id, first_request,
-                                  clock.ceased_on, hidden, today):
+    first_request = min(
+        (p.received_on for _, p in acc.plan_events if isinstance(p, AssessmentRequested)),
+        default=None,
+    )
+    for item, ids in _child_level(
+        acc.child_level, plan_id, first_request, clock.ceased_on, hidden, today
+    ):
         add(item.on, item)
         shown.extend(i for i in ids if i not in shown)
-    shown.extend(row.event_id for row, env in facts if env.event_type in DOB_EVENT_TYPES
-                 and getattr(env.payload, "date_of_birth", None) == acc.dob and acc.dob)
+    shown.extend(
+        row.event_id
+        for row, env in facts
+        if env.event_type in DOB_EVENT_TYPES
+        and getattr(env.payload, "date_of_birth", None) == acc.dob
+        and acc.dob
+    )
 
     return TimelineView(
         plan_id=plan_id,
@@ -464,10 +499,16 @@ def _advice(
         answer = by_request.get(r.advice_request_id)
         if answer is None:  # the same adviser's first advice on or after the request
             answer = next(
-                ((srow, s) for srow, s in submissions
-                 if srow.event_id not in used and s.practitioner_id == r.practitioner_id
-                 and (s.advice_request_id is None or s.advice_request_id not in known)
-                 and s.submitted_on >= r.requested_on), None)
+                (
+                    (srow, s)
+                    for srow, s in submissions
+                    if srow.event_id not in used
+                    and s.practitioner_id == r.practitioner_id
+                    and (s.advice_request_id is None or s.advice_request_id not in known)
+                    and s.submitted_on >= r.requested_on
+                ),
+                None,
+            )
             if answer is not None:
                 used.add(answer[0].event_id)
         m = milestones.get(f"advice:{r.advice_request_id}")
@@ -483,23 +524,40 @@ def _advice(
         else:
             state = "outstanding"
         got = answer[1] if answer is not None else None
-        out.append(AdviceOut(
-            on=r.requested_on, advice_request_id=r.advice_request_id,
-            reg6_category=r.reg6_category, practitioner_id=r.practitioner_id, agency=r.agency,
-            requested_on=r.requested_on, due_on=m.due_on if m else None,
-            submitted_on=got.submitted_on if got else None, state=state,
-            milestone_state=m.state if m else None, days_late=m.days_late if m else None,
-            document=got.document if got else None,
-            reused_existing=got.reused_existing if got else False,
-            event_ids=[row.event_id, *([answer[0].event_id] if answer else [])]))
+        out.append(
+            AdviceOut(
+                on=r.requested_on,
+                advice_request_id=r.advice_request_id,
+                reg6_category=r.reg6_category,
+                practitioner_id=r.practitioner_id,
+                agency=r.agency,
+                requested_on=r.requested_on,
+                due_on=m.due_on if m else None,
+                submitted_on=got.submitted_on if got else None,
+                state=state,
+                milestone_state=m.state if m else None,
+                days_late=m.days_late if m else None,
+                document=got.document if got else None,
+                reused_existing=got.reused_existing if got else False,
+                event_ids=[row.event_id, *([answer[0].event_id] if answer else [])],
+            )
+        )
     for row, s in submissions:
         if row.event_id in used:
             continue
-        out.append(AdviceOut(
-            on=s.submitted_on, advice_request_id=s.advice_request_id,
-            practitioner_id=s.practitioner_id, agency=s.agency, submitted_on=s.submitted_on,
-            state="submitted_on_time", document=s.document, reused_existing=s.reused_existing,
-            event_ids=[row.event_id]))
+        out.append(
+            AdviceOut(
+                on=s.submitted_on,
+                advice_request_id=s.advice_request_id,
+                practitioner_id=s.practitioner_id,
+                agency=s.agency,
+                submitted_on=s.submitted_on,
+                state="submitted_on_time",
+                document=s.document,
+                reused_existing=s.reused_existing,
+                event_ids=[row.event_id],
+            )
+        )
     return out
 
 
@@ -514,10 +572,15 @@ def _outcomes(
         latest[p.provision_id] = (row, p)
     for row, p in latest.values():
         out = ProvisionOut(
-            provision_id=p.provision_id, section=p.section, description=p.description,
+            provision_id=p.provision_id,
+            section=p.section,
+            description=p.description,
             provider=p.provider.model_dump(mode="json", exclude_none=True),
             amount=p.amount.model_dump(mode="json") if p.amount else None,
-            starts_on=p.starts_on, ends_on=p.ends_on, event_id=row.event_id)
+            starts_on=p.starts_on,
+            ends_on=p.ends_on,
+            event_id=row.event_id,
+        )
         targets = [o for o in p.outcome_ids if o in outcomes]
         if not targets:
             unlinked.append(out)
@@ -525,10 +588,16 @@ def _outcomes(
             serving.setdefault(o, []).append(out)
     linked = [
         OutcomeOut(
-            on=o.agreed_on, outcome_id=o.outcome_id, need_section=o.need_section, area=o.area,
-            what=o.what, by_when=o.by_when, how_measured=o.how_measured,
+            on=o.agreed_on,
+            outcome_id=o.outcome_id,
+            need_section=o.need_section,
+            area=o.area,
+            what=o.what,
+            by_when=o.by_when,
+            how_measured=o.how_measured,
             provision=serving.get(oid, []),
-            event_ids=[row.event_id, *(x.event_id for x in serving.get(oid, []))])
+            event_ids=[row.event_id, *(x.event_id for x in serving.get(oid, []))],
+        )
         for oid, (row, o) in outcomes.items()
     ]
     return linked, unlinked
@@ -555,9 +624,17 @@ def _child_level(
     for row, env in facts:
         p = env.payload
         if env.event_type == "family.views_recorded" and within(env, p.recorded_on):
-            yield FamilyViewsOut(
-                on=p.recorded_on, whose=p.whose, views=p.views, interests=list(p.interests),
-                aspirations=list(p.aspirations), event_ids=[row.event_id]), [row.event_id]
+            yield (
+                FamilyViewsOut(
+                    on=p.recorded_on,
+                    whose=p.whose,
+                    views=p.views,
+                    interests=list(p.interests),
+                    aspirations=list(p.aspirations),
+                    event_ids=[row.event_id],
+                ),
+                [row.event_id],
+            )
         elif env.event_type == "team.meeting_held" and within(env, p.held_on):
             actions: list[ActionState] = []
             ids = [row.event_id]
@@ -567,12 +644,26 @@ def _child_level(
                 done = completed.get(a.action_id)
                 if done is not None:
                     ids.append(done[1])
-                actions.append(ActionState(
-                    action_id=a.action_id, text=a.text, owner_id=a.owner_id, due_on=a.due_on,
-                    completed_on=done[0] if done else None,
-                    state="done" if done else ("overdue" if a.due_on < today else "open")))
-            yield MeetingOut(
-                on=p.held_on, meeting_id=p.meeting_id, meeting_kind=p.kind,
-                attendee_ids=[x for x in p.attendee_ids if x not in hidden],
-                family_attended=p.family_attended, decisions=list(p.decisions),
-                actions=actions, event_ids=ids), ids
+                actions.append(
+                    ActionState(
+                        action_id=a.action_id,
+                        text=a.text,
+                        owner_id=a.owner_id,
+                        due_on=a.due_on,
+                        completed_on=done[0] if done else None,
+                        state="done" if done else ("overdue" if a.due_on < today else "open"),
+                    )
+                )
+            yield (
+                MeetingOut(
+                    on=p.held_on,
+                    meeting_id=p.meeting_id,
+                    meeting_kind=p.kind,
+                    attendee_ids=[x for x in p.attendee_ids if x not in hidden],
+                    family_attended=p.family_attended,
+                    decisions=list(p.decisions),
+                    actions=actions,
+                    event_ids=ids,
+                ),
+                ids,
+            )

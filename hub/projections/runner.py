@@ -344,7 +344,9 @@ class ProjectionRunner:
             for part in range(self.log.partitions(log_name)):
                 offset = 0
                 # read the next batch while this one is applied (the read releases the GIL)
-                pending = asyncio.ensure_future(self.log.read(log_name, part, offset, self.batch_size))
+                pending = asyncio.ensure_future(
+                    self.log.read(log_name, part, offset, self.batch_size)
+                )
                 try:
                     while batch := await pending:
                         offset = batch[-1].offset + 1

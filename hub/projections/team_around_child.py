@@ -362,10 +362,22 @@ RoleVocabulary = Mapping[str, tuple[str, str | None]]
 _SEN_LABELS = {"E": "EHC plan", "K": "SEN support", "N": "no special educational need"}
 _AGENCY_ORDER = ("local_authority", "education", "health", "social_care")
 _RELATIONSHIP_WORDS = {
-    "PAM": "mother", "PAF": "father", "CAM": "carer (female)", "CAF": "carer (male)",
-    "STM": "step-mother", "STF": "step-father", "FOM": "foster mother", "FOF": "foster father",
-    "GRM": "grandmother", "GRF": "grandfather", "OTH": "other", "REL": "other relative",
-    "MTH": "mother", "FTH": "father", "GUARD": "guardian", "PRN": "parent",
+    "PAM": "mother",
+    "PAF": "father",
+    "CAM": "carer (female)",
+    "CAF": "carer (male)",
+    "STM": "step-mother",
+    "STF": "step-father",
+    "FOM": "foster mother",
+    "FOF": "foster father",
+    "GRM": "grandmother",
+    "GRF": "grandfather",
+    "OTH": "other",
+    "REL": "other relative",
+    "MTH": "mother",
+    "FTH": "father",
+    "GUARD": "guardian",
+    "PRN": "parent",
 }
 
 
@@ -430,8 +442,9 @@ def fold_team(
 
     def ident(system: Any, value: str | None, agency: str) -> None:
         if value:
-            identifiers.setdefault((system, value), IdentifierOut(
-                system=system, value=value, source_agency=agency))
+            identifiers.setdefault(
+                (system, value), IdentifierOut(system=system, value=value, source_agency=agency)
+            )
 
     def person(key: str, entry: _Family) -> None:
         known = family.get(key)
@@ -462,8 +475,13 @@ def fold_team(
             contact = getattr(p, "contact", None)
             if m is None:
                 members[p.practitioner_id] = _Member(
-                    p.practitioner_id, p.role, p.agency, p.organisation_code, p.since,
-                    contact=contact if isinstance(contact, str) else None)
+                    p.practitioner_id,
+                    p.role,
+                    p.agency,
+                    p.organisation_code,
+                    p.since,
+                    contact=contact if isinstance(contact, str) else None,
+                )
             else:  # re-joined or changed role
                 m.role, m.agency = p.role, p.agency
                 m.organisation = p.organisation_code or m.organisation
@@ -480,26 +498,45 @@ def fold_team(
         elif t == "team.meeting_held":
             for attendee in p.attendee_ids:
                 if attendee not in hidden:
-                    last_by[attendee] = _later(last_by.get(attendee), ContributionOut(
-                        kind="meeting", on=p.held_on, event_id=row.event_id, plan_id=env.plan_id))
+                    last_by[attendee] = _later(
+                        last_by.get(attendee),
+                        ContributionOut(
+                            kind="meeting", on=p.held_on, event_id=row.event_id, plan_id=env.plan_id
+                        ),
+                    )
             for action in p.actions:
                 if action.owner_id in hidden:
                     continue
                 actions[action.action_id] = ActionOut(
-                    action_id=action.action_id, meeting_id=p.meeting_id, held_on=p.held_on,
-                    text=action.text, owner_id=action.owner_id, due_on=action.due_on,
-                    overdue=action.due_on < today)
+                    action_id=action.action_id,
+                    meeting_id=p.meeting_id,
+                    held_on=p.held_on,
+                    text=action.text,
+                    owner_id=action.owner_id,
+                    due_on=action.due_on,
+                    overdue=action.due_on < today,
+                )
         elif t == "team.meeting_action_completed":
             completed.add(p.action_id)
             if p.completed_by and p.completed_by not in hidden:
-                last_by[p.completed_by] = _later(last_by.get(p.completed_by), ContributionOut(
-                    kind="action_completed", on=p.completed_on, event_id=row.event_id,
-                    plan_id=env.plan_id))
+                last_by[p.completed_by] = _later(
+                    last_by.get(p.completed_by),
+                    ContributionOut(
+                        kind="action_completed",
+                        on=p.completed_on,
+                        event_id=row.event_id,
+                        plan_id=env.plan_id,
+                    ),
+                )
         elif t == "plan.advice_submitted":
             if p.practitioner_id in hidden:
                 continue
-            last_by[p.practitioner_id] = _later(last_by.get(p.practitioner_id), ContributionOut(
-                kind="advice", on=p.submitted_on, event_id=row.event_id, plan_id=env.plan_id))
+            last_by[p.practitioner_id] = _later(
+                last_by.get(p.practitioner_id),
+                ContributionOut(
+                    kind="advice", on=p.submitted_on, event_id=row.event_id, plan_id=env.plan_id
+                ),
+            )
         elif t == "education.pupil_identified":
             name = _name(p.forename, p.middle_names, p.surname) or name
             preferred = _name(p.preferred_forename, p.preferred_surname) or preferred
@@ -512,60 +549,110 @@ def fold_team(
             ident("nhs_number", p.nhs_number, agency)
         elif t == "social_care.child_identified":
             dob = dob or p.date_of_birth
-            ident("la_child_id", f"{p.la_code}/{p.la_child_id}" if p.la_code else p.la_child_id,
-                  agency)
+            ident(
+                "la_child_id",
+                f"{p.la_code}/{p.la_child_id}" if p.la_code else p.la_child_id,
+                agency,
+            )
             ident("upn", p.upn, agency)
         elif t == "education.placement_recorded":
             if p.leaving_date is None or p.leaving_date >= today:
-                settings.append(SettingOut(
-                    school_name=p.school_name, urn=p.urn, la_code=p.la_code, estab=p.estab,
-                    phase=p.phase, provision_type=p.provision_type, nc_year=p.nc_year,
-                    since=p.entry_date))
+                settings.append(
+                    SettingOut(
+                        school_name=p.school_name,
+                        urn=p.urn,
+                        la_code=p.la_code,
+                        estab=p.estab,
+                        phase=p.phase,
+                        provision_type=p.provision_type,
+                        nc_year=p.nc_year,
+                        since=p.entry_date,
+                    )
+                )
             else:
-                settings = [s for s in settings if not (
-                    s.since == p.entry_date and (s.urn, s.estab) == (p.urn, p.estab))]
+                settings = [
+                    s
+                    for s in settings
+                    if not (s.since == p.entry_date and (s.urn, s.estab) == (p.urn, p.estab))
+                ]
         elif t == "education.sen_status_recorded":
             if sen is None or p.start_date >= sen.since:
                 sen = SenStatusOut(
                     provision=p.sen_provision,
                     provision_label=_SEN_LABELS.get(p.sen_provision, p.sen_provision),
-                    needs=[SenNeedOut(type=n.type, rank=n.rank)
-                           for n in sorted(p.needs, key=lambda n: n.rank)],
-                    since=p.start_date, source_agency=agency)
+                    needs=[
+                        SenNeedOut(type=n.type, rank=n.rank)
+                        for n in sorted(p.needs, key=lambda n: n.rank)
+                    ],
+                    since=p.start_date,
+                    source_agency=agency,
+                )
         elif t == "family.related_person_recorded":
             rels = [c.display or c.code or "" for c in p.relationships]
             rels = [_RELATIONSHIP_WORDS.get(r, r) for r in rels if r]
             given = p.given_names[0] if p.given_names else None
             key = _person_key(given, p.family_name) or f"{agency}|{p.related_person_ref}"
-            person(key, _Family(
-                name=_name(*p.given_names, p.family_name) or p.name_text, relationships=rels,
-                parental_responsibility=None, lives_with_child=None, priority=None,
-                contacts=[ContactOut(system=c.system, value=c.value, use=c.use)
-                          for c in p.contacts],
-                sources=[agency]))
+            person(
+                key,
+                _Family(
+                    name=_name(*p.given_names, p.family_name) or p.name_text,
+                    relationships=rels,
+                    parental_responsibility=None,
+                    lives_with_child=None,
+                    priority=None,
+                    contacts=[
+                        ContactOut(system=c.system, value=c.value, use=c.use) for c in p.contacts
+                    ],
+                    sources=[agency],
+                ),
+            )
         elif t == "family.contact_recorded":
             key = _person_key(p.forename, p.surname) or (
-                f"{agency}|{env.source.organisation_code}|{p.contact_order}")
+                f"{agency}|{env.source.organisation_code}|{p.contact_order}"
+            )
             rel = _RELATIONSHIP_WORDS.get(p.relationship or "", p.relationship)
-            person(key, _Family(
-                name=_name(p.title, p.forename, p.middle_names, p.surname),
-                relationships=[rel] if rel else [],
-                parental_responsibility=p.parental_responsibility,
-                lives_with_child=p.lives_with_child, priority=p.contact_order,
-                contacts=[ContactOut(system=c.system, value=c.value, use=c.use)
-                          for c in p.contact_points],
-                sources=[agency]))
+            person(
+                key,
+                _Family(
+                    name=_name(p.title, p.forename, p.middle_names, p.surname),
+                    relationships=[rel] if rel else [],
+                    parental_responsibility=p.parental_responsibility,
+                    lives_with_child=p.lives_with_child,
+                    priority=p.contact_order,
+                    contacts=[
+                        ContactOut(system=c.system, value=c.value, use=c.use)
+                        for c in p.contact_points
+                    ],
+                    sources=[agency],
+                ),
+            )
         else:
             continue
         shown.append(row.event_id)
 
     return _assemble(
-        child_id, today, members, key_working, actions, completed, family,
-        ChildOut(child_id=child_id, name=name, preferred_name=preferred, date_of_birth=dob,
-                 identifiers=sorted(identifiers.values(), key=lambda i: (i.system, i.value)),
-                 current_setting=max(settings, key=lambda s: s.since, default=None),
-                 sen_status=sen),
-        last_by, roles, who_decides, consent, shown)
+        child_id,
+        today,
+        members,
+        key_working,
+        actions,
+        completed,
+        family,
+        ChildOut(
+            child_id=child_id,
+            name=name,
+            preferred_name=preferred,
+            date_of_birth=dob,
+            identifiers=sorted(identifiers.values(), key=lambda i: (i.system, i.value)),
+            current_setting=max(settings, key=lambda s: s.since, default=None),
+            sen_status=sen,
+        ),
+        last_by,
+        roles,
+        who_decides,
+        consent,
+        shown,
+    )
 
 
 def _person_key(given: str | None, family_name: str | None) -> str | None:
@@ -597,19 +684,37 @@ def _assemble(
     for m in members.values():
         role_label, in_vocab = label(m.role)
         kw = key_working.get(m.practitioner_id)
-        groups.setdefault(m.agency, []).append(MemberOut(
-            practitioner_id=m.practitioner_id, role=m.role, role_label=role_label,
-            in_vocabulary=in_vocab, organisation_code=m.organisation, contact=m.contact,
-            since=m.since, until=m.until, current=m.until is None or m.until >= today,
-            last_contribution=last_by.get(m.practitioner_id),
-            key_working_functions=list(kw[1]) if kw else []))
+        groups.setdefault(m.agency, []).append(
+            MemberOut(
+                practitioner_id=m.practitioner_id,
+                role=m.role,
+                role_label=role_label,
+                in_vocabulary=in_vocab,
+                organisation_code=m.organisation,
+                contact=m.contact,
+                since=m.since,
+                until=m.until,
+                current=m.until is None or m.until >= today,
+                last_contribution=last_by.get(m.practitioner_id),
+                key_working_functions=list(kw[1]) if kw else [],
+            )
+        )
     agencies = [
         AgencyGroupOut(
-            agency=agency, count=len(ms), current=sum(1 for x in ms if x.current),
-            members=sorted(ms, key=lambda x: (not x.current, x.role_label, x.since,
-                                              x.practitioner_id)))
-        for agency, ms in sorted(groups.items(), key=lambda kv: (
-            _AGENCY_ORDER.index(kv[0]) if kv[0] in _AGENCY_ORDER else len(_AGENCY_ORDER), kv[0]))
+            agency=agency,
+            count=len(ms),
+            current=sum(1 for x in ms if x.current),
+            members=sorted(
+                ms, key=lambda x: (not x.current, x.role_label, x.since, x.practitioner_id)
+            ),
+        )
+        for agency, ms in sorted(
+            groups.items(),
+            key=lambda kv: (
+                _AGENCY_ORDER.index(kv[0]) if kv[0] in _AGENCY_ORDER else len(_AGENCY_ORDER),
+                kv[0],
+            ),
+        )
     ]
 
     key_worker: KeyWorkerOut | None = None
@@ -618,30 +723,49 @@ def _assemble(
         pid, (model, functions, assigned_on) = max(holders, key=lambda h: (h[1][2], h[0]))
         holder = members.get(pid)
         key_worker = KeyWorkerOut(
-            practitioner_id=pid, role=holder.role if holder else None,
+            practitioner_id=pid,
+            role=holder.role if holder else None,
             role_label=label(holder.role)[0] if holder else None,
             organisation_code=holder.organisation if holder else None,
             contact=holder.contact if holder else None,
-            model=model, functions=list(functions), assigned_on=assigned_on)
+            model=model,
+            functions=list(functions),
+            assigned_on=assigned_on,
+        )
     latest = max(key_working.values(), key=lambda kw: kw[2], default=None)
     open_actions = sorted(
-        (a.model_copy(update={"owner_role": members[a.owner_id].role
-                               if a.owner_id in members else None})
-         for a in actions.values() if a.action_id not in completed),
-        key=lambda a: (a.due_on, a.action_id))
-    fam = sorted(family.values(), key=lambda f: (
-        not f.parental_responsibility, f.priority or 99, f.name or ""))
+        (
+            a.model_copy(
+                update={"owner_role": members[a.owner_id].role if a.owner_id in members else None}
+            )
+            for a in actions.values()
+            if a.action_id not in completed
+        ),
+        key=lambda a: (a.due_on, a.action_id),
+    )
+    fam = sorted(
+        family.values(),
+        key=lambda f: (not f.parental_responsibility, f.priority or 99, f.name or ""),
+    )
     return TeamView(
         child_id=child_id,
         as_of=today,
         child=child,
         family=FamilyOut(
-            members=[FamilyMemberOut(
-                name=f.name, relationships=f.relationships,
-                parental_responsibility=f.parental_responsibility,
-                lives_with_child=f.lives_with_child, priority=f.priority, contacts=f.contacts,
-                sources=f.sources) for f in fam],
-            who_decides=who_decides),
+            members=[
+                FamilyMemberOut(
+                    name=f.name,
+                    relationships=f.relationships,
+                    parental_responsibility=f.parental_responsibility,
+                    lives_with_child=f.lives_with_child,
+                    priority=f.priority,
+                    contacts=f.contacts,
+                    sources=f.sources,
+                )
+                for f in fam
+            ],
+            who_decides=who_decides,
+        ),
         key_worker=key_worker,
         key_working_model=latest[0] if latest else None,
         member_count=len(members),

@@ -22,15 +22,11 @@ async def make_log(kind: str, request: pytest.FixtureRequest, tmp_path: Path) ->
 
     bootstrap = request.getfixturevalue("kafka_bootstrap")
     prefix = request.getfixturevalue("topic_prefix")
-    return KafkaEventLog(
-        bootstrap, topic_prefix=prefix, partitions=3, enable_idempotence=False
-    )
+    return KafkaEventLog(bootstrap, topic_prefix=prefix, partitions=3, enable_idempotence=False)
 
 
 @pytest.fixture(params=BACKENDS)
-async def event_log(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[EventLog]:
+async def event_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EventLog]:
     log = await make_log(request.param, request, tmp_path)
     await log.start()
     try:
@@ -111,7 +107,9 @@ async def test_each_child_keeps_its_order_across_interleaved_appends(event_log: 
     for k in keys:
         mine = [r for r in everything if r.key == k]
         assert [r.value.decode() for r in mine] == [f"{k}/{i}" for i in range(5)]
-        assert {r.partition for r in mine} == {partition_for(k, event_log.partitions(LogName.EVENTS))}
+        assert {r.partition for r in mine} == {
+            partition_for(k, event_log.partitions(LogName.EVENTS))
+        }
 
 
 async def test_subscribe_starts_at_stored_offsets_and_tails_live(event_log: EventLog) -> None:

@@ -58,14 +58,24 @@ async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[H
     log_kind, store_kind = request.param
     options: dict[str, Any] = {"log_backend": log_kind, "store_backend": store_kind}
     if log_kind == "kafka":
-        options |= {"kafka_bootstrap_servers": request.getfixturevalue("kafka_bootstrap"),
-                    "kafka_topic_prefix": request.getfixturevalue("topic_prefix"),
-                    "kafka_enable_idempotence": False}
+        options |= {
+            "kafka_bootstrap_servers": request.getfixturevalue("kafka_bootstrap"),
+            "kafka_topic_prefix": request.getfixturevalue("topic_prefix"),
+            "kafka_enable_idempotence": False,
+        }
     if store_kind == "postgres":
-        options |= {"postgres_dsn": request.getfixturevalue("postgres_dsn"),
-                    "postgres_schema": request.getfixturevalue("postgres_schema")}
-    settings = Settings(data_dir=tmp_path / "data", log_partitions=3, projector_batch=7,
-                        projector_backoff_seconds=0.05, _env_file=None, **options)
+        options |= {
+            "postgres_dsn": request.getfixturevalue("postgres_dsn"),
+            "postgres_schema": request.getfixturevalue("postgres_schema"),
+        }
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        log_partitions=3,
+        projector_batch=7,
+        projector_backoff_seconds=0.05,
+        _env_file=None,
+        **options,
+    )
     the_hub = await open_hub(settings)
     try:
         yield the_hub
@@ -84,26 +94,47 @@ def _valid_upn(base: str) -> str:
     raise AssertionError(base)
 
 
-def fact(child: Subject, payload: EventPayload, ref: str, *, agency: str = "local_authority",
-         plan_id: str | None = None, category: str | None = None,
-         basis: str | None = "ehc_statutory_record",
-         purposes: tuple[str, ...] = ("ehc_assessment", "plan_delivery", "review")) -> InboundFact:
+def fact(
+    child: Subject,
+    payload: EventPayload,
+    ref: str,
+    *,
+    agency: str = "local_authority",
+    plan_id: str | None = None,
+    category: str | None = None,
+    basis: str | None = "ehc_statutory_record",
+    purposes: tuple[str, ...] = ("ehc_assessment", "plan_delivery", "review"),
+) -> InboundFact:
     return InboundFact(
-        subject=child, payload=payload, occurred_at=datetime(2024, 1, 10, tzinfo=UTC),
+        subject=child,
+        payload=payload,
+        occurred_at=datetime(2024, 1, 10, tzinfo=UTC),
         source=Source(agency=agency, message_id=f"m-{child.upn or child.hub_child_id}-{ref}"),
-        ref=ref, plan_id=plan_id,
+        ref=ref,
+        plan_id=plan_id,
         category=category or getattr(payload, "data_category", lambda: None)(),
-        purposes=purposes, statutory_basis=basis)
+        purposes=purposes,
+        statutory_basis=basis,
+    )
 
 
 def consent(consent_id: str, categories: list[str], roles: list[str]) -> ConsentRecorded:
-    return ConsentRecorded.model_validate({
-        "consent_id": consent_id, "decision": "permit",
-        "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
-        "given_on": "2024-01-10",
-        "scope": {"categories": categories, "roles": roles,
-                  "purposes": ["ehc_assessment", "plan_delivery", "review"]},
-        "period": {"start": "2024-01-10"}, "capture_method": "form", "recorded_by": "casey"})
+    return ConsentRecorded.model_validate(
+        {
+            "consent_id": consent_id,
+            "decision": "permit",
+            "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
+            "given_on": "2024-01-10",
+            "scope": {
+                "categories": categories,
+                "roles": roles,
+                "purposes": ["ehc_assessment", "plan_delivery", "review"],
+            },
+            "period": {"start": "2024-01-10"},
+            "capture_method": "form",
+            "recorded_by": "casey",
+        }
+    )
 
 
 def child_facts(i: int, upn: str) -> tuple[list[InboundFact], list[InboundFact]]:
@@ -112,69 +143,192 @@ def child_facts(i: int, upn: str) -> tuple[list[InboundFact], list[InboundFact]]
     plan = f"plan-{i}"
     d = date(2024, 1, 18) + timedelta(days=9 * i)
     first = [
-        fact(subject, SenStatusRecorded(sen_provision="K", start_date=date(2023, 9, 1)), "sen",
-             agency="oak-school", basis=None),  # withheld until consent comes
-        fact(subject, consent(f"c-main-{i}", ["education", "identity", "family_views", "health"],
-                              ["coordinator"]), "consent", basis=None),
-        fact(subject, consent(f"c-mh-{i}", ["mental_health"], ["camhs_clinician"]), "consent-mh",
-             basis=None),
-        fact(subject, PupilIdentified(upn=upn, forename=f"Child{i}", surname="Example",
-                                      date_of_birth=date(2014 + i, 3, 2)), "pupil",
-             agency="oak-school", basis=None),
-        fact(subject, PractitionerJoined(practitioner_id=f"senco-{i}", role="senco",
-                                         agency="education", since=date(2023, 9, 1)), "j-senco",
-             agency="oak-school", basis=None),
-        fact(subject, PractitionerJoined(practitioner_id=f"paed-{i}", role="paediatrician",
-                                         agency="health", since=date(2023, 10, 1)), "j-paed",
-             agency="city-health", category="health", basis=None),
-        fact(subject, PractitionerJoined(practitioner_id=f"camhs-{i}", role="camhs_clinician",
-                                         agency="health", since=date(2023, 10, 1)), "j-camhs",
-             agency="camhs", category="mental_health", basis=None),
-        fact(subject, AssessmentRequested(requested_on=d, received_on=d, requested_by="parent"),
-             "request", plan_id=plan),
-        fact(subject, AssessmentDecided(decision="assess", decided_on=d + timedelta(days=20)),
-             "decision", plan_id=plan),
-        fact(subject, AdviceRequested(advice_request_id=f"adv-{i}", reg6_category="medical",
-                                      practitioner_id=f"paed-{i}", agency="health",
-                                      requested_on=d + timedelta(days=21)), "advice-req",
-             plan_id=plan, basis="reg6_ehc_advice", purposes=("ehc_assessment",)),
+        fact(
+            subject,
+            SenStatusRecorded(sen_provision="K", start_date=date(2023, 9, 1)),
+            "sen",
+            agency="oak-school",
+            basis=None,
+        ),  # withheld until consent comes
+        fact(
+            subject,
+            consent(
+                f"c-main-{i}", ["education", "identity", "family_views", "health"], ["coordinator"]
+            ),
+            "consent",
+            basis=None,
+        ),
+        fact(
+            subject,
+            consent(f"c-mh-{i}", ["mental_health"], ["camhs_clinician"]),
+            "consent-mh",
+            basis=None,
+        ),
+        fact(
+            subject,
+            PupilIdentified(
+                upn=upn, forename=f"Child{i}", surname="Example", date_of_birth=date(2014 + i, 3, 2)
+            ),
+            "pupil",
+            agency="oak-school",
+            basis=None,
+        ),
+        fact(
+            subject,
+            PractitionerJoined(
+                practitioner_id=f"senco-{i}",
+                role="senco",
+                agency="education",
+                since=date(2023, 9, 1),
+            ),
+            "j-senco",
+            agency="oak-school",
+            basis=None,
+        ),
+        fact(
+            subject,
+            PractitionerJoined(
+                practitioner_id=f"paed-{i}",
+                role="paediatrician",
+                agency="health",
+                since=date(2023, 10, 1),
+            ),
+            "j-paed",
+            agency="city-health",
+            category="health",
+            basis=None,
+        ),
+        fact(
+            subject,
+            PractitionerJoined(
+                practitioner_id=f"camhs-{i}",
+                role="camhs_clinician",
+                agency="health",
+                since=date(2023, 10, 1),
+            ),
+            "j-camhs",
+            agency="camhs",
+            category="mental_health",
+            basis=None,
+        ),
+        fact(
+            subject,
+            AssessmentRequested(requested_on=d, received_on=d, requested_by="parent"),
+            "request",
+            plan_id=plan,
+        ),
+        fact(
+            subject,
+            AssessmentDecided(decision="assess", decided_on=d + timedelta(days=20)),
+            "decision",
+            plan_id=plan,
+        ),
+        fact(
+            subject,
+            AdviceRequested(
+                advice_request_id=f"adv-{i}",
+                reg6_category="medical",
+                practitioner_id=f"paed-{i}",
+                agency="health",
+                requested_on=d + timedelta(days=21),
+            ),
+            "advice-req",
+            plan_id=plan,
+            basis="reg6_ehc_advice",
+            purposes=("ehc_assessment",),
+        ),
     ]
     second = [
-        fact(subject, KeyWorkerAssigned(practitioner_id=f"senco-{i}", model="single_person",
-                                        assigned_on=d), "kw"),
-        fact(subject, MeetingHeld(
-            meeting_id=f"m-{i}", held_on=d + timedelta(days=30), kind="tac",
-            attendee_ids=(f"senco-{i}", f"paed-{i}"), decisions=("Refer on",),
-            actions=(MeetingAction(action_id=f"a-{i}", text="Write to the GP",
-                                   owner_id=f"paed-{i}", due_on=d + timedelta(days=40)),)),
-             "meeting", plan_id=plan),
-        fact(subject, ViewsRecorded(whose="child", recorded_on=d + timedelta(days=31),
-                                    views="I like the bus."), "views", basis=None),
-        fact(subject, AdviceSubmitted(advice_request_id=f"adv-{i}", practitioner_id=f"paed-{i}",
-                                      submitted_on=d + timedelta(days=70 - 5 * i),
-                                      document=DocumentRef(document_id=f"doc-{i}", title="Advice"),
-                                      advice_category="health"), "advice",
-             agency="city-health", plan_id=plan, basis="reg6_ehc_advice",
-             purposes=("ehc_assessment",)),
+        fact(
+            subject,
+            KeyWorkerAssigned(practitioner_id=f"senco-{i}", model="single_person", assigned_on=d),
+            "kw",
+        ),
+        fact(
+            subject,
+            MeetingHeld(
+                meeting_id=f"m-{i}",
+                held_on=d + timedelta(days=30),
+                kind="tac",
+                attendee_ids=(f"senco-{i}", f"paed-{i}"),
+                decisions=("Refer on",),
+                actions=(
+                    MeetingAction(
+                        action_id=f"a-{i}",
+                        text="Write to the GP",
+                        owner_id=f"paed-{i}",
+                        due_on=d + timedelta(days=40),
+                    ),
+                ),
+            ),
+            "meeting",
+            plan_id=plan,
+        ),
+        fact(
+            subject,
+            ViewsRecorded(
+                whose="child", recorded_on=d + timedelta(days=31), views="I like the bus."
+            ),
+            "views",
+            basis=None,
+        ),
+        fact(
+            subject,
+            AdviceSubmitted(
+                advice_request_id=f"adv-{i}",
+                practitioner_id=f"paed-{i}",
+                submitted_on=d + timedelta(days=70 - 5 * i),
+                document=DocumentRef(document_id=f"doc-{i}", title="Advice"),
+                advice_category="health",
+            ),
+            "advice",
+            agency="city-health",
+            plan_id=plan,
+            basis="reg6_ehc_advice",
+            purposes=("ehc_assessment",),
+        ),
     ]
     if i % 2:
-        second.append(fact(subject, ExceptionRecorded(
-            exception_id=f"x-{i}", kind="family_absent", starts_on=d + timedelta(days=25),
-            ends_on=None if i == 3 else d + timedelta(days=60)), "exception", plan_id=plan))
+        second.append(
+            fact(
+                subject,
+                ExceptionRecorded(
+                    exception_id=f"x-{i}",
+                    kind="family_absent",
+                    starts_on=d + timedelta(days=25),
+                    ends_on=None if i == 3 else d + timedelta(days=60),
+                ),
+                "exception",
+                plan_id=plan,
+            )
+        )
     if i in (0, 2):
         second += [
-            fact(subject, OutcomeAgreed(outcome_id=f"o-{i}", need_section="B", what="Talk",
-                                        by_when=date(2025, 7, 1), how_measured="Observed",
-                                        agreed_on=d + timedelta(days=80)), "outcome",
-                 plan_id=plan),
+            fact(
+                subject,
+                OutcomeAgreed(
+                    outcome_id=f"o-{i}",
+                    need_section="B",
+                    what="Talk",
+                    by_when=date(2025, 7, 1),
+                    how_measured="Observed",
+                    agreed_on=d + timedelta(days=80),
+                ),
+                "outcome",
+                plan_id=plan,
+            ),
             fact(subject, DraftIssued(issued_on=d + timedelta(days=90)), "draft", plan_id=plan),
-            fact(subject, Finalised(finalised_on=d + timedelta(days=120)), "final",
-                 plan_id=plan),
+            fact(subject, Finalised(finalised_on=d + timedelta(days=120)), "final", plan_id=plan),
         ]
     if i == 0:
-        second.append(fact(subject, ReviewMeetingHeld(review_id="r-0",
-                                                      held_on=d + timedelta(days=400)),
-                           "review", plan_id=plan))
+        second.append(
+            fact(
+                subject,
+                ReviewMeetingHeld(review_id="r-0", held_on=d + timedelta(days=400)),
+                "review",
+                plan_id=plan,
+            )
+        )
     return first, second
 
 
@@ -191,8 +345,9 @@ async def snapshot(hub: Hub, name: str) -> dict[str, list[tuple[Any, ...]]]:
     out = {}
     for table in tables:
         rows = await hub.store.fetchall(f"SELECT * FROM {table}")  # noqa: S608 - test's own names
-        out[table] = sorted((tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
-                             for r in rows), key=repr)
+        out[table] = sorted(
+            (tuple(bytes(v) if isinstance(v, memoryview) else v for v in r) for r in rows), key=repr
+        )
     return out
 
 
@@ -211,18 +366,59 @@ async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub
         if i == 1:  # the family withdraws the consent covering health
             child = outcomes[0].child_id
             assert child is not None
-            await gate.submit([fact(Subject(hub_child_id=child), ConsentWithdrawn.model_validate({
-                "consent_id": "c-main-1", "withdrawn_by": {"reference": "parent-1",
-                                                           "capacity": "parent_with_pr"},
-                "recorded_by": "casey"}), "withdraw", basis=None)], actor="test")
-    children = [o.child_id for o in await gate.submit(
-        [fact(Subject(upn=u), SenStatusRecorded(sen_provision="E", start_date=date(2024, 9, 1)),
-              "sen-2", agency="oak-school", basis=None) for u in upns], actor="test")]
+            await gate.submit(
+                [
+                    fact(
+                        Subject(hub_child_id=child),
+                        ConsentWithdrawn.model_validate(
+                            {
+                                "consent_id": "c-main-1",
+                                "withdrawn_by": {
+                                    "reference": "parent-1",
+                                    "capacity": "parent_with_pr",
+                                },
+                                "recorded_by": "casey",
+                            }
+                        ),
+                        "withdraw",
+                        basis=None,
+                    )
+                ],
+                actor="test",
+            )
+    children = [
+        o.child_id
+        for o in await gate.submit(
+            [
+                fact(
+                    Subject(upn=u),
+                    SenStatusRecorded(sen_provision="E", start_date=date(2024, 9, 1)),
+                    "sen-2",
+                    agency="oak-school",
+                    basis=None,
+                )
+                for u in upns
+            ],
+            actor="test",
+        )
+    ]
     await gate.erase(str(children[4]), actor="test", reason="erasure request")
-    await hub.log.append(LogName.EVENTS, [NewRecord(key=str(children[2]), value=encode(
-        Envelope.wrap(CategoryErased(erased_category="health", rule="test"),
-                      child_id=str(children[2]), source=Source(agency="hub"),
-                      occurred_at=datetime.now(UTC))))])
+    await hub.log.append(
+        LogName.EVENTS,
+        [
+            NewRecord(
+                key=str(children[2]),
+                value=encode(
+                    Envelope.wrap(
+                        CategoryErased(erased_category="health", rule="test"),
+                        child_id=str(children[2]),
+                        source=Source(agency="hub"),
+                        occurred_at=datetime.now(UTC),
+                    )
+                ),
+            )
+        ],
+    )
 
     records = await read_all(hub.log, LogName.EVENTS)
     last: dict[int, int] = {}
@@ -241,12 +437,14 @@ async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub
     assert live["team_around_child"]["tac_fact"], "nothing projected"
     assert len(live["caseload_view"]["caseload_plan"]) == 4  # the erased child's plan is gone
     assert not any(r[1] == children[4] for r in live["plan_timeline"]["plan_fact"])
-    assert not any(r[5] == "health" and r[1] == children[2]
-                   for r in live["team_around_child"]["tac_fact"])
+    assert not any(
+        r[5] == "health" and r[1] == children[2] for r in live["team_around_child"]["tac_fact"]
+    )
 
     for name in JOINED:
         runner = hub.runner(name)
-        fresh = ProjectionRunner(runner.projection, hub.log, hub.store, batch_size=11,
-                                 opener=gate.opener)
+        fresh = ProjectionRunner(
+            runner.projection, hub.log, hub.store, batch_size=11, opener=gate.opener
+        )
         assert await fresh.rebuild() == len(records)
         assert await snapshot(hub, name) == live[name], name

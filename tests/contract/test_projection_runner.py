@@ -43,7 +43,7 @@ async def counts(store: ReadStore) -> dict[tuple[str, str], int]:
     return {(c, t): int(n) for c, t, n in rows}
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:  # noqa: ASYNC109 - a deadline for polling state
     """Poll a condition until it holds (synchronisation on state, not a fixed sleep)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():

@@ -29,14 +29,20 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
         await the_hub.close()
 
 
-def consent(cid: str, start: str, end: str | None = None, given_on: str | None = None) -> ConsentRecorded:
+def consent(
+    cid: str, start: str, end: str | None = None, given_on: str | None = None
+) -> ConsentRecorded:
     return ConsentRecorded.model_validate(
         {
             "consent_id": cid,
             "decision": "permit",
             "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
             "given_on": given_on or start,
-            "scope": {"categories": ["health"], "purposes": ["ehc_assessment"], "roles": ["coordinator"]},
+            "scope": {
+                "categories": ["health"],
+                "purposes": ["ehc_assessment"],
+                "roles": ["coordinator"],
+            },
             "period": {"start": start, "end": end},
             "capture_method": "form",
             "recorded_by": "casey",
@@ -75,15 +81,28 @@ async def test_a_parents_consent_lapses_when_the_young_person_comes_of_age(hub: 
     born = date(2008, 10, 1)  # over compulsory school age from the last Friday of June 2025
     subject = Subject(nhs_number="9434765919", date_of_birth=born)
     t0 = datetime(2024, 9, 1, 9, tzinfo=UTC)
-    joined = PractitionerJoined(practitioner_id="salt-1", role="speech_and_language_therapist", agency="health", since=date(2024, 9, 1))
+    joined = PractitionerJoined(
+        practitioner_id="salt-1",
+        role="speech_and_language_therapist",
+        agency="health",
+        since=date(2024, 9, 1),
+    )
     [out] = await gate.submit([fact(joined, subject, "f1", t0)], actor="t", now=t0)
     child = out.child_id
     assert out.status == "withheld" and child
     t1 = datetime(2024, 9, 2, 9, tzinfo=UTC)
     [c] = await gate.submit(
-        [InboundFact(subject=Subject(hub_child_id=child), payload=consent("c1", "2024-09-02"), occurred_at=t1,
-                     source=Source(agency="local_authority"), ref="consent:c1")],
-        actor="t", now=t1,
+        [
+            InboundFact(
+                subject=Subject(hub_child_id=child),
+                payload=consent("c1", "2024-09-02"),
+                occurred_at=t1,
+                source=Source(agency="local_authority"),
+                ref="consent:c1",
+            )
+        ],
+        actor="t",
+        now=t1,
     )
     assert c.status == "appended"
     kinds = await audit_kinds(hub, child)
@@ -98,7 +117,10 @@ async def test_a_parents_consent_lapses_when_the_young_person_comes_of_age(hub: 
     assert record.ended_by == "expired"
     kinds = await audit_kinds(hub, child)
     assert kinds[-2:] == [("consent_change", "recorded"), ("redaction", "hidden")]
-    assert await gate.review_consents(at=datetime(2025, 7, 2, tzinfo=UTC)) == {"expired": 0, "children_reviewed": 1}
+    assert await gate.review_consents(at=datetime(2025, 7, 2, tzinfo=UTC)) == {
+        "expired": 0,
+        "children_reviewed": 1,
+    }
 
 
 async def test_a_consent_whose_period_begins_later_releases_on_review(hub: Hub) -> None:
@@ -106,14 +128,27 @@ async def test_a_consent_whose_period_begins_later_releases_on_review(hub: Hub) 
     gate = hub.gate
     subject = Subject(nhs_number="9434765919", date_of_birth=date(2015, 3, 2))
     t0 = datetime(2024, 9, 1, 9, tzinfo=UTC)
-    joined = PractitionerJoined(practitioner_id="ot-1", role="occupational_therapist", agency="health", since=date(2024, 9, 1))
+    joined = PractitionerJoined(
+        practitioner_id="ot-1",
+        role="occupational_therapist",
+        agency="health",
+        since=date(2024, 9, 1),
+    )
     [out] = await gate.submit([fact(joined, subject, "f1", t0)], actor="t", now=t0)
     child = out.child_id
     assert child
     await gate.submit(
-        [InboundFact(subject=Subject(hub_child_id=child), payload=consent("c2", "2024-10-01", end="2024-12-31", given_on="2024-09-01"),
-                     occurred_at=t0, source=Source(agency="local_authority"), ref="consent:c2")],
-        actor="t", now=t0,
+        [
+            InboundFact(
+                subject=Subject(hub_child_id=child),
+                payload=consent("c2", "2024-10-01", end="2024-12-31", given_on="2024-09-01"),
+                occurred_at=t0,
+                source=Source(agency="local_authority"),
+                ref="consent:c2",
+            )
+        ],
+        actor="t",
+        now=t0,
     )
     assert ("release", "permit") not in await audit_kinds(hub, child)  # not yet in force
     await gate.review_consents(at=datetime(2024, 10, 1, 12, tzinfo=UTC))

@@ -162,7 +162,8 @@ async def test_withheld_then_released_then_hidden_and_the_trail_tells_it(
     conn = sqlite3.connect(db)
     conn.execute("DROP TRIGGER log_hub_audit_no_update")
     part, offset, value = conn.execute(
-        "SELECT partition, offset, value FROM log_hub_audit ORDER BY partition, offset LIMIT 1 OFFSET 1"
+        "SELECT partition, offset, value FROM log_hub_audit"
+        " ORDER BY partition, offset LIMIT 1 OFFSET 1"
     ).fetchone()
     tampered = bytearray(value)
     pos = bytes(value).index(b'"kind":"') + len(b'"kind":"')

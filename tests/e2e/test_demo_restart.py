@@ -32,7 +32,9 @@ def test_demo_restarts_on_its_own_data(tmp_path: Path) -> None:
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz", proc, logfile, timeout=60)
         coordinator = next(
-            line.split("\t")[1] for line in tokens.splitlines() if line.startswith("demo-coordinator\t")
+            line.split("\t")[1]
+            for line in tokens.splitlines()
+            if line.startswith("demo-coordinator\t")
         )
         caseload = httpx.get(
             f"http://127.0.0.1:{port}/caseload",

@@ -30,18 +30,32 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
 
 
 async def a_child_with_a_plan(api: Api) -> tuple[str, str]:
-    r = await api.client.post("/ingest/events", headers=api.auth("oak-school-mis"), json={
-        "events": [{"event_type": "education.sen_status_recorded", "schema_version": 2,
+    r = await api.client.post(
+        "/ingest/events",
+        headers=api.auth("oak-school-mis"),
+        json={
+            "events": [
+                {
+                    "event_type": "education.sen_status_recorded",
+                    "schema_version": 2,
                     "subject": {"upn": UPN, "date_of_birth": "2015-03-02"},
                     "source": {"agency": "oak-school", "message_id": "sen-1"},
                     "occurred_at": "2024-09-02T09:00:00Z",
-                    "payload": {"sen_provision": "K", "start_date": "2024-09-01"}}]})
+                    "payload": {"sen_provision": "K", "start_date": "2024-09-01"},
+                }
+            ]
+        },
+    )
     child = str(r.json()["results"][0]["child_id"])
-    r = await api.client.post(f"/children/{child}/coordinators", json={"coordinator": "casey"},
-                              headers=api.auth("ops"))
+    r = await api.client.post(
+        f"/children/{child}/coordinators", json={"coordinator": "casey"}, headers=api.auth("ops")
+    )
     assert r.status_code == 200, r.text
-    r = await api.client.post(f"/children/{child}/plans", headers=api.auth("casey"), json={
-        "requested_on": "2024-01-15", "received_on": "2024-01-18", "requested_by": "parent"})
+    r = await api.client.post(
+        f"/children/{child}/plans",
+        headers=api.auth("casey"),
+        json={"requested_on": "2024-01-15", "received_on": "2024-01-18", "requested_by": "parent"},
+    )
     assert r.status_code == 201, r.text
     return child, str(r.json()["plan_id"])
 
@@ -52,19 +66,31 @@ def routes(child: str, plan: str) -> list[tuple[str, str, dict[str, Any] | None]
         ("GET", f"/children/{child}/team", None),
         ("GET", f"/children/{child}/plans", None),
         ("GET", f"/plans/{plan}/timeline", None),
-        ("POST", f"/children/{child}/plans",
-         {"requested_on": "2024-03-01", "received_on": "2024-03-01", "requested_by": "school"}),
+        (
+            "POST",
+            f"/children/{child}/plans",
+            {"requested_on": "2024-03-01", "received_on": "2024-03-01", "requested_by": "school"},
+        ),
         ("POST", f"/plans/{plan}/decision", {"decision": "assess", "decided_on": "2024-02-01"}),
-        ("POST", f"/plans/{plan}/advice-requests",
-         {"reg6_category": "medical", "agency": "health", "requested_on": "2024-02-01"}),
+        (
+            "POST",
+            f"/plans/{plan}/advice-requests",
+            {"reg6_category": "medical", "agency": "health", "requested_on": "2024-02-01"},
+        ),
         ("POST", f"/plans/{plan}/draft", {"issued_on": "2024-05-02"}),
         ("POST", f"/plans/{plan}/final", {"finalised_on": "2024-05-30"}),
-        ("POST", f"/plans/{plan}/exceptions",
-         {"kind": "missed_appointment", "starts_on": "2024-02-05", "ends_on": "2024-02-06"}),
+        (
+            "POST",
+            f"/plans/{plan}/exceptions",
+            {"kind": "missed_appointment", "starts_on": "2024-02-05", "ends_on": "2024-02-06"},
+        ),
         ("POST", f"/plans/{plan}/reviews", {"held_on": "2025-05-12"}),
         ("POST", f"/children/{child}/meetings", {"held_on": "2024-02-20", "kind": "tac"}),
-        ("POST", f"/children/{child}/key-worker",
-         {"practitioner_id": "kw-1", "model": "single_person", "assigned_on": "2024-02-05"}),
+        (
+            "POST",
+            f"/children/{child}/key-worker",
+            {"practitioner_id": "kw-1", "model": "single_person", "assigned_on": "2024-02-05"},
+        ),
     ]
 
 

@@ -18,7 +18,7 @@ from tests.support.processes import hub_env, kill_hard, start_hub, stop
 CHILDREN, PER_CHILD = 200, 40  # 8,000 events
 
 
-async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:
+async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float, what: str) -> None:  # noqa: ASYNC109
     deadline = asyncio.get_running_loop().time() + timeout
     while not await check():
         if asyncio.get_running_loop().time() > deadline:

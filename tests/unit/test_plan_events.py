@@ -82,7 +82,11 @@ def test_every_plan_event_is_registered_with_its_category_and_personal_fields() 
         for name in cls.personal_fields:
             assert name in cls.model_fields, (cls.event_type, name)
     others: tuple[type[EventPayload], ...] = (
-        KeyWorkerAssigned, MeetingHeld, MeetingActionCompleted, ViewsRecorded)
+        KeyWorkerAssigned,
+        MeetingHeld,
+        MeetingActionCompleted,
+        ViewsRecorded,
+    )
     for other in others:
         assert other.event_type in types
         for name in getattr(other, "personal_fields", ()):
@@ -105,29 +109,66 @@ def test_free_text_is_personal() -> None:
 
 
 SAMPLES: list[PlanEvent] = [
-    AssessmentRequested(requested_on=D(2024, 1, 15), received_on=D(2024, 1, 18),
-                        requested_by="school"),
+    AssessmentRequested(
+        requested_on=D(2024, 1, 15), received_on=D(2024, 1, 18), requested_by="school"
+    ),
     AssessmentDecided(decision="assess", decided_on=D(2024, 2, 20)),
-    AdviceRequested(advice_request_id="ar-1", reg6_category="medical",
-                    practitioner_id="paed-1", agency="health", requested_on=D(2024, 2, 21)),
-    AdviceSubmitted(advice_request_id="ar-1", practitioner_id="paed-1", submitted_on=D(2024, 3, 1),
-                    document=_doc(), advice_category="health"),
-    ExceptionRecorded(exception_id="x-1", kind="missed_appointment", starts_on=D(2024, 3, 4),
-                      ends_on=D(2024, 3, 10), advice_request_ids=("ar-1",), details="unwell"),
+    AdviceRequested(
+        advice_request_id="ar-1",
+        reg6_category="medical",
+        practitioner_id="paed-1",
+        agency="health",
+        requested_on=D(2024, 2, 21),
+    ),
+    AdviceSubmitted(
+        advice_request_id="ar-1",
+        practitioner_id="paed-1",
+        submitted_on=D(2024, 3, 1),
+        document=_doc(),
+        advice_category="health",
+    ),
+    ExceptionRecorded(
+        exception_id="x-1",
+        kind="missed_appointment",
+        starts_on=D(2024, 3, 4),
+        ends_on=D(2024, 3, 10),
+        advice_request_ids=("ar-1",),
+        details="unwell",
+    ),
     DraftIssued(issued_on=D(2024, 5, 1), comments_by=D(2024, 5, 16), document=_doc()),
     CommentsReceived(received_on=D(2024, 5, 10), by="parent", requested_placement="100001"),
     Finalised(finalised_on=D(2024, 6, 1), placement="100001"),
     NoPlanDecided(decided_on=D(2024, 5, 1)),
-    OutcomeAgreed(outcome_id="o-1", need_section="B", area="communication_and_interaction",
-                  what="Asks for help using two-word phrases", by_when=D(2025, 7, 20),
-                  how_measured="SaLT termly observation", agreed_on=D(2024, 4, 20)),
-    ProvisionAgreed(provision_id="p-1", section="G", description="Speech and language therapy",
-                    provider={"agency": "health", "organisation_code": "RX1", "role":
-                              "speech_and_language_therapist"},
-                    amount={"quantity": "1.5", "unit": "hours", "frequency": "weekly"},
-                    outcome_ids=("o-1",), agreed_on=D(2024, 4, 20)),
-    PersonalBudgetAgreed(budget_id="b-1", amount=Decimal("1200.00"), period="annual",
-                         direct_payment=True, covers=("social_care",), agreed_on=D(2024, 4, 20)),
+    OutcomeAgreed(
+        outcome_id="o-1",
+        need_section="B",
+        area="communication_and_interaction",
+        what="Asks for help using two-word phrases",
+        by_when=D(2025, 7, 20),
+        how_measured="SaLT termly observation",
+        agreed_on=D(2024, 4, 20),
+    ),
+    ProvisionAgreed(
+        provision_id="p-1",
+        section="G",
+        description="Speech and language therapy",
+        provider={
+            "agency": "health",
+            "organisation_code": "RX1",
+            "role": "speech_and_language_therapist",
+        },
+        amount={"quantity": "1.5", "unit": "hours", "frequency": "weekly"},
+        outcome_ids=("o-1",),
+        agreed_on=D(2024, 4, 20),
+    ),
+    PersonalBudgetAgreed(
+        budget_id="b-1",
+        amount=Decimal("1200.00"),
+        period="annual",
+        direct_payment=True,
+        covers=("social_care",),
+        agreed_on=D(2024, 4, 20),
+    ),
     ReviewMeetingHeld(review_id="r-1", held_on=D(2025, 5, 1), attendee_ids=("senco-1",)),
     ReviewReportSent(review_id="r-1", sent_on=D(2025, 5, 10)),
     ReviewDecided(review_id="r-1", decision="amend", decided_on=D(2025, 5, 20)),
@@ -160,22 +201,33 @@ def test_every_sample_type_is_covered() -> None:
 
 
 def test_advice_category_follows_the_adviser() -> None:
-    asked = AdviceRequested(advice_request_id="a", reg6_category="medical", agency="health",
-                            requested_on=D(2024, 1, 1))
+    asked = AdviceRequested(
+        advice_request_id="a", reg6_category="medical", agency="health", requested_on=D(2024, 1, 1)
+    )
     assert asked.data_category() == "health"
     camhs = asked.model_copy(update={"advice_category": "mental_health"})
     assert camhs.data_category() == "mental_health"
-    family = AdviceRequested(advice_request_id="b", reg6_category="parent_or_young_person",
-                             agency="family", requested_on=D(2024, 1, 1))
+    family = AdviceRequested(
+        advice_request_id="b",
+        reg6_category="parent_or_young_person",
+        agency="family",
+        requested_on=D(2024, 1, 1),
+    )
     assert family.data_category() == "family_views"
-    ep = AdviceRequested(advice_request_id="c", reg6_category="educational_psychologist",
-                         agency="education", requested_on=D(2024, 1, 1))
+    ep = AdviceRequested(
+        advice_request_id="c",
+        reg6_category="educational_psychologist",
+        agency="education",
+        requested_on=D(2024, 1, 1),
+    )
     assert ep.data_category() == "education"
     assert SAMPLES[3].data_category() == "health"
 
 
-@pytest.mark.parametrize(("section", "category"), [
-    ("F", "education"), ("G", "health"), ("H1", "social_care"), ("H2", "social_care")])
+@pytest.mark.parametrize(
+    ("section", "category"),
+    [("F", "education"), ("G", "health"), ("H1", "social_care"), ("H2", "social_care")],
+)
 def test_provision_category_follows_its_section(section: str, category: str) -> None:
     p = SAMPLES[10].model_copy(update={"section": section})
     assert isinstance(p, ProvisionAgreed)
@@ -183,88 +235,144 @@ def test_provision_category_follows_its_section(section: str, category: str) -> 
 
 
 def test_advice_submitted_must_say_its_category() -> None:
-    _raises(lambda: AdviceSubmitted(practitioner_id="p", submitted_on=D(2024, 1, 1),
-                                    document=_doc()),  # type: ignore[call-arg]
-            "advice_category", "required")
+    _raises(
+        lambda: AdviceSubmitted(practitioner_id="p", submitted_on=D(2024, 1, 1), document=_doc()),  # type: ignore[call-arg]
+        "advice_category",
+        "required",
+    )
 
 
 # --------------------------------------------------------------------------- date order
 
 
 def test_request_cannot_be_received_before_it_was_made() -> None:
-    _raises(lambda: AssessmentRequested(requested_on=D(2024, 1, 18), received_on=D(2024, 1, 17),
-                                        requested_by="parent"),
-            "received_on", "is before requested_on")
+    _raises(
+        lambda: AssessmentRequested(
+            requested_on=D(2024, 1, 18), received_on=D(2024, 1, 17), requested_by="parent"
+        ),
+        "received_on",
+        "is before requested_on",
+    )
 
 
 def test_draft_must_give_the_family_fifteen_days() -> None:
-    _raises(lambda: DraftIssued(issued_on=D(2024, 2, 20), comments_by=D(2024, 3, 5)),
-            "comments_by", "at least 15 days")
+    _raises(
+        lambda: DraftIssued(issued_on=D(2024, 2, 20), comments_by=D(2024, 3, 5)),
+        "comments_by",
+        "at least 15 days",
+    )
     # 20 February + 15 days = 6 March (2024 is a leap year)
     assert DraftIssued(issued_on=D(2024, 2, 20), comments_by=D(2024, 3, 6)).comments_by
 
 
 def test_proposed_amendments_must_give_the_family_fifteen_days() -> None:
-    _raises(lambda: AmendmentProposed(amendment_id="a", proposed_on=D(2023, 2, 20),
-                                      comments_by=D(2023, 3, 6)),
-            "comments_by", "at least 15 days")
-    assert AmendmentProposed(amendment_id="a", proposed_on=D(2023, 2, 20),
-                             comments_by=D(2023, 3, 7))
+    _raises(
+        lambda: AmendmentProposed(
+            amendment_id="a", proposed_on=D(2023, 2, 20), comments_by=D(2023, 3, 6)
+        ),
+        "comments_by",
+        "at least 15 days",
+    )
+    assert AmendmentProposed(
+        amendment_id="a", proposed_on=D(2023, 2, 20), comments_by=D(2023, 3, 7)
+    )
 
 
 def test_exception_cannot_end_before_it_starts() -> None:
-    _raises(lambda: ExceptionRecorded(exception_id="x", kind="exceptional_personal_circumstances",
-                                      starts_on=D(2024, 3, 1), ends_on=D(2024, 2, 29)),
-            "ends_on", "is before starts_on")
+    _raises(
+        lambda: ExceptionRecorded(
+            exception_id="x",
+            kind="exceptional_personal_circumstances",
+            starts_on=D(2024, 3, 1),
+            ends_on=D(2024, 2, 29),
+        ),
+        "ends_on",
+        "is before starts_on",
+    )
 
 
 @pytest.mark.parametrize("kind", ["school_closed", "early_years_setting_closed", "family_absent"])
 def test_closures_and_absence_count_only_from_four_weeks(kind: str) -> None:
-    _raises(lambda: ExceptionRecorded(exception_id="x", kind=kind,
-                                      starts_on=D(2024, 2, 1), ends_on=D(2024, 2, 27)),
-            "ends_on", "at least 4 weeks")
+    _raises(
+        lambda: ExceptionRecorded(
+            exception_id="x", kind=kind, starts_on=D(2024, 2, 1), ends_on=D(2024, 2, 27)
+        ),
+        "ends_on",
+        "at least 4 weeks",
+    )
     # 1 to 28 February inclusive is 28 days
-    assert ExceptionRecorded(exception_id="x", kind=kind,
-                             starts_on=D(2024, 2, 1), ends_on=D(2024, 2, 28))
+    assert ExceptionRecorded(
+        exception_id="x", kind=kind, starts_on=D(2024, 2, 1), ends_on=D(2024, 2, 28)
+    )
     # still running: its length is not known yet
-    assert ExceptionRecorded(exception_id="x", kind=kind,
-                             starts_on=D(2024, 2, 1))
+    assert ExceptionRecorded(exception_id="x", kind=kind, starts_on=D(2024, 2, 1))
 
 
 def test_a_closure_does_not_excuse_late_advice() -> None:
-    _raises(lambda: ExceptionRecorded(exception_id="x", kind="school_closed",
-                                      starts_on=D(2024, 7, 20), ends_on=D(2024, 9, 3),
-                                      advice_request_ids=("ar-1",)),
-            "advice_request_ids", "not a ground for late advice")
+    _raises(
+        lambda: ExceptionRecorded(
+            exception_id="x",
+            kind="school_closed",
+            starts_on=D(2024, 7, 20),
+            ends_on=D(2024, 9, 3),
+            advice_request_ids=("ar-1",),
+        ),
+        "advice_request_ids",
+        "not a ground for late advice",
+    )
 
 
 def test_outcome_must_be_due_after_it_was_agreed() -> None:
-    _raises(lambda: SAMPLES[9].model_validate(
-        {**SAMPLES[9].model_dump(), "by_when": "2024-04-20"}), "by_when", "after agreed_on")
+    _raises(
+        lambda: SAMPLES[9].model_validate({**SAMPLES[9].model_dump(), "by_when": "2024-04-20"}),
+        "by_when",
+        "after agreed_on",
+    )
 
 
 def test_provision_and_budget_periods_are_in_order() -> None:
-    _raises(lambda: ProvisionAgreed.model_validate(
-        {**SAMPLES[10].model_dump(), "starts_on": "2024-09-01", "ends_on": "2024-08-31"}),
-        "ends_on", "is before starts_on")
-    _raises(lambda: PersonalBudgetAgreed.model_validate(
-        {**SAMPLES[11].model_dump(), "starts_on": "2024-09-01", "ends_on": "2024-08-31"}),
-        "ends_on", "is before starts_on")
+    _raises(
+        lambda: ProvisionAgreed.model_validate(
+            {**SAMPLES[10].model_dump(), "starts_on": "2024-09-01", "ends_on": "2024-08-31"}
+        ),
+        "ends_on",
+        "is before starts_on",
+    )
+    _raises(
+        lambda: PersonalBudgetAgreed.model_validate(
+            {**SAMPLES[11].model_dump(), "starts_on": "2024-09-01", "ends_on": "2024-08-31"}
+        ),
+        "ends_on",
+        "is before starts_on",
+    )
 
 
 def test_meeting_actions_cannot_be_due_before_the_meeting() -> None:
-    _raises(lambda: MeetingHeld(
-        meeting_id="m-1", held_on=D(2024, 3, 1), kind="tac",
-        actions=({"action_id": "act-1", "text": "Book OT visit", "owner_id": "ot-1",
-                  "due_on": "2024-02-29"},)),
-        "actions[0].due_on", "is before held_on")
+    _raises(
+        lambda: MeetingHeld(
+            meeting_id="m-1",
+            held_on=D(2024, 3, 1),
+            kind="tac",
+            actions=(
+                {
+                    "action_id": "act-1",
+                    "text": "Book OT visit",
+                    "owner_id": "ot-1",
+                    "due_on": "2024-02-29",
+                },
+            ),
+        ),
+        "actions[0].due_on",
+        "is before held_on",
+    )
 
 
 # --------------------------------------------------------------------------- SMART fields
 
 
-@pytest.mark.parametrize("missing", ["what", "by_when", "how_measured", "outcome_id",
-                                     "need_section", "agreed_on"])
+@pytest.mark.parametrize(
+    "missing", ["what", "by_when", "how_measured", "outcome_id", "need_section", "agreed_on"]
+)
 def test_smart_outcome_fields_are_required(missing: str) -> None:
     data = SAMPLES[9].model_dump()
     del data[missing]
@@ -279,31 +387,51 @@ def test_smart_outcome_text_cannot_be_blank(blank: str) -> None:
 
 def test_provision_serves_at_least_one_outcome_once() -> None:
     base = SAMPLES[10].model_dump()
-    _raises(lambda: ProvisionAgreed.model_validate({**base, "outcome_ids": []}),
-            "outcome_ids", "at least 1 item")
-    _raises(lambda: ProvisionAgreed.model_validate({**base, "outcome_ids": ["o-1", "o-1"]}),
-            "outcome_ids", "listed twice")
+    _raises(
+        lambda: ProvisionAgreed.model_validate({**base, "outcome_ids": []}),
+        "outcome_ids",
+        "at least 1 item",
+    )
+    _raises(
+        lambda: ProvisionAgreed.model_validate({**base, "outcome_ids": ["o-1", "o-1"]}),
+        "outcome_ids",
+        "listed twice",
+    )
 
 
 def test_provision_amount_is_positive() -> None:
     base = SAMPLES[10].model_dump()
-    _raises(lambda: ProvisionAgreed.model_validate(
-        {**base, "amount": {"quantity": "0", "unit": "hours", "frequency": "weekly"}}),
-        "amount.quantity", "greater than 0")
+    _raises(
+        lambda: ProvisionAgreed.model_validate(
+            {**base, "amount": {"quantity": "0", "unit": "hours", "frequency": "weekly"}}
+        ),
+        "amount.quantity",
+        "greater than 0",
+    )
 
 
 def test_budget_amount_is_positive_money() -> None:
     base = SAMPLES[11].model_dump()
-    _raises(lambda: PersonalBudgetAgreed.model_validate({**base, "amount": "-5"}),
-            "amount", "greater than 0")
-    _raises(lambda: PersonalBudgetAgreed.model_validate({**base, "amount": "10.005"}),
-            "amount", "decimal places")
+    _raises(
+        lambda: PersonalBudgetAgreed.model_validate({**base, "amount": "-5"}),
+        "amount",
+        "greater than 0",
+    )
+    _raises(
+        lambda: PersonalBudgetAgreed.model_validate({**base, "amount": "10.005"}),
+        "amount",
+        "decimal places",
+    )
 
 
 def test_advice_request_names_who_was_asked() -> None:
-    _raises(lambda: AdviceRequested(advice_request_id="a", reg6_category="medical",
-                                    requested_on=D(2024, 1, 1)),
-            "practitioner_id", "name the practitioner or the agency")
+    _raises(
+        lambda: AdviceRequested(
+            advice_request_id="a", reg6_category="medical", requested_on=D(2024, 1, 1)
+        ),
+        "practitioner_id",
+        "name the practitioner or the agency",
+    )
 
 
 # --------------------------------------------------------------------------- codes
@@ -312,43 +440,107 @@ def test_advice_request_names_who_was_asked() -> None:
 @pytest.mark.parametrize(
     ("cls", "data", "field"),
     [
-        (AssessmentRequested, {"requested_on": "2024-01-01", "received_on": "2024-01-02",
-                               "requested_by": "grandparent"}, "requested_by"),
+        (
+            AssessmentRequested,
+            {
+                "requested_on": "2024-01-01",
+                "received_on": "2024-01-02",
+                "requested_by": "grandparent",
+            },
+            "requested_by",
+        ),
         (AssessmentDecided, {"decision": "maybe", "decided_on": "2024-01-01"}, "decision"),
-        (AdviceRequested, {"advice_request_id": "a", "reg6_category": "astrology",
-                           "agency": "health", "requested_on": "2024-01-01"}, "reg6_category"),
-        (AdviceRequested, {"advice_request_id": "a", "reg6_category": "medical",
-                           "agency": "Health Trust", "requested_on": "2024-01-01"}, "agency"),
-        (AdviceRequested, {"advice_request_id": "has space", "reg6_category": "medical",
-                           "agency": "health", "requested_on": "2024-01-01"},
-         "advice_request_id"),
-        (AdviceSubmitted, {"practitioner_id": "p", "submitted_on": "2024-01-01",
-                           "document": {"document_id": "d"}, "advice_category": "gossip"},
-         "advice_category"),
-        (AdviceSubmitted, {"practitioner_id": "p", "submitted_on": "2024-01-01",
-                           "document": {"document_id": "d", "url": "http://x.example/a"},
-                           "advice_category": "health"}, "document.url"),
-        (ExceptionRecorded, {"exception_id": "x", "kind": "snow_day",
-                             "starts_on": "2024-01-01"}, "kind"),
+        (
+            AdviceRequested,
+            {
+                "advice_request_id": "a",
+                "reg6_category": "astrology",
+                "agency": "health",
+                "requested_on": "2024-01-01",
+            },
+            "reg6_category",
+        ),
+        (
+            AdviceRequested,
+            {
+                "advice_request_id": "a",
+                "reg6_category": "medical",
+                "agency": "Health Trust",
+                "requested_on": "2024-01-01",
+            },
+            "agency",
+        ),
+        (
+            AdviceRequested,
+            {
+                "advice_request_id": "has space",
+                "reg6_category": "medical",
+                "agency": "health",
+                "requested_on": "2024-01-01",
+            },
+            "advice_request_id",
+        ),
+        (
+            AdviceSubmitted,
+            {
+                "practitioner_id": "p",
+                "submitted_on": "2024-01-01",
+                "document": {"document_id": "d"},
+                "advice_category": "gossip",
+            },
+            "advice_category",
+        ),
+        (
+            AdviceSubmitted,
+            {
+                "practitioner_id": "p",
+                "submitted_on": "2024-01-01",
+                "document": {"document_id": "d", "url": "http://x.example/a"},
+                "advice_category": "health",
+            },
+            "document.url",
+        ),
+        (
+            ExceptionRecorded,
+            {"exception_id": "x", "kind": "snow_day", "starts_on": "2024-01-01"},
+            "kind",
+        ),
         (ReviewDecided, {"decision": "shred", "decided_on": "2024-01-01"}, "decision"),
-        (Amended, {"amended_on": "2024-01-01", "phase_transfer": "nursery_to_uni"},
-         "phase_transfer"),
+        (
+            Amended,
+            {"amended_on": "2024-01-01", "phase_transfer": "nursery_to_uni"},
+            "phase_transfer",
+        ),
         (Ceased, {"ceased_on": "2024-01-01", "reason": "bored"}, "reason"),
         (OutcomeAgreed, {**SAMPLES[9].model_dump(), "need_section": "E"}, "need_section"),
         (ProvisionAgreed, {**SAMPLES[10].model_dump(), "section": "I"}, "section"),
-        (ProvisionAgreed, {**SAMPLES[10].model_dump(),
-                           "amount": {"quantity": "1", "unit": "fortnights",
-                                      "frequency": "weekly"}}, "amount.unit"),
+        (
+            ProvisionAgreed,
+            {
+                **SAMPLES[10].model_dump(),
+                "amount": {"quantity": "1", "unit": "fortnights", "frequency": "weekly"},
+            },
+            "amount.unit",
+        ),
         (PersonalBudgetAgreed, {**SAMPLES[11].model_dump(), "covers": ["holidays"]}, "covers"),
         (CommentsReceived, {"received_on": "2024-01-01", "by": "neighbour"}, "by"),
-        (KeyWorkerAssigned, {"practitioner_id": "kw-1", "model": "committee",
-                             "assigned_on": "2024-01-01"}, "model"),
-        (KeyWorkerAssigned, {"practitioner_id": "kw-1", "model": "multi_person",
-                             "functions": ["tea_making"], "assigned_on": "2024-01-01"},
-         "functions"),
+        (
+            KeyWorkerAssigned,
+            {"practitioner_id": "kw-1", "model": "committee", "assigned_on": "2024-01-01"},
+            "model",
+        ),
+        (
+            KeyWorkerAssigned,
+            {
+                "practitioner_id": "kw-1",
+                "model": "multi_person",
+                "functions": ["tea_making"],
+                "assigned_on": "2024-01-01",
+            },
+            "functions",
+        ),
         (MeetingHeld, {"meeting_id": "m", "held_on": "2024-01-01", "kind": "party"}, "kind"),
-        (ViewsRecorded, {"whose": "teacher", "recorded_on": "2024-01-01", "views": "x"},
-         "whose"),
+        (ViewsRecorded, {"whose": "teacher", "recorded_on": "2024-01-01", "views": "x"}, "whose"),
     ],
 )
 def test_bad_codes_are_rejected_naming_the_field(
@@ -361,9 +553,13 @@ def test_bad_codes_are_rejected_naming_the_field(
 
 
 def test_a_bad_payload_on_the_wire_names_its_field() -> None:
-    env = Envelope.wrap(SAMPLES[1], child_id="hc-1", plan_id="plan-1",
-                        source=Source(agency="local_authority"),
-                        occurred_at=datetime(2024, 2, 20, tzinfo=UTC))
+    env = Envelope.wrap(
+        SAMPLES[1],
+        child_id="hc-1",
+        plan_id="plan-1",
+        source=Source(agency="local_authority"),
+        occurred_at=datetime(2024, 2, 20, tzinfo=UTC),
+    )
     raw = json.loads(encode(env))
     raw["payload"]["decision"] = "perhaps"
     with pytest.raises(PermanentError) as info:
@@ -373,7 +569,8 @@ def test_a_bad_payload_on_the_wire_names_its_field() -> None:
 
 def test_unknown_payload_fields_are_ignored() -> None:
     got = AssessmentDecided.model_validate(
-        {"decision": "assess", "decided_on": "2024-02-20", "colour": "blue"})
+        {"decision": "assess", "decided_on": "2024-02-20", "colour": "blue"}
+    )
     assert got == SAMPLES[1]
 
 
@@ -381,61 +578,113 @@ def test_unknown_payload_fields_are_ignored() -> None:
 
 
 def test_single_person_key_worker_holds_all_ten_functions() -> None:
-    kw = KeyWorkerAssigned(practitioner_id="kw-1", model="single_person",
-                           assigned_on=D(2024, 1, 1))
+    kw = KeyWorkerAssigned(practitioner_id="kw-1", model="single_person", assigned_on=D(2024, 1, 1))
     assert set(kw.functions) == set(KEY_WORKING_FUNCTIONS)
     assert len(KEY_WORKING_FUNCTIONS) == 10
-    _raises(lambda: KeyWorkerAssigned(practitioner_id="kw-1", model="single_person",
-                                      functions=("advocacy",), assigned_on=D(2024, 1, 1)),
-            "functions", "holds all ten")
+    _raises(
+        lambda: KeyWorkerAssigned(
+            practitioner_id="kw-1",
+            model="single_person",
+            functions=("advocacy",),
+            assigned_on=D(2024, 1, 1),
+        ),
+        "functions",
+        "holds all ten",
+    )
 
 
 def test_multi_person_key_working_shares_functions() -> None:
-    kw = KeyWorkerAssigned(practitioner_id="sw-1", model="multi_person",
-                           functions=("advocacy", "single_point_of_contact"),
-                           assigned_on=D(2024, 1, 1))
+    kw = KeyWorkerAssigned(
+        practitioner_id="sw-1",
+        model="multi_person",
+        functions=("advocacy", "single_point_of_contact"),
+        assigned_on=D(2024, 1, 1),
+    )
     assert kw.functions == ("advocacy", "single_point_of_contact")
-    _raises(lambda: KeyWorkerAssigned(practitioner_id="sw-1", model="multi_person",
-                                      functions=("advocacy", "advocacy"),
-                                      assigned_on=D(2024, 1, 1)),
-            "functions", "listed twice")
-    _raises(lambda: KeyWorkerAssigned(practitioner_id="sw-1", model="multi_person",
-                                      functions=(), assigned_on=D(2024, 1, 1)),
-            "functions", "at least 1 item")
+    _raises(
+        lambda: KeyWorkerAssigned(
+            practitioner_id="sw-1",
+            model="multi_person",
+            functions=("advocacy", "advocacy"),
+            assigned_on=D(2024, 1, 1),
+        ),
+        "functions",
+        "listed twice",
+    )
+    _raises(
+        lambda: KeyWorkerAssigned(
+            practitioner_id="sw-1", model="multi_person", functions=(), assigned_on=D(2024, 1, 1)
+        ),
+        "functions",
+        "at least 1 item",
+    )
 
 
 def test_meeting_records_attendees_decisions_and_owned_actions() -> None:
     m = MeetingHeld(
-        meeting_id="m-1", held_on=D(2024, 2, 29), kind="multi_agency",
-        attendee_ids=("senco-1", "sw-1"), family_attended=True,
+        meeting_id="m-1",
+        held_on=D(2024, 2, 29),
+        kind="multi_agency",
+        attendee_ids=("senco-1", "sw-1"),
+        family_attended=True,
         decisions=("Refer to OT",),
-        actions=({"action_id": "act-1", "text": "Refer to OT", "owner_id": "senco-1",
-                  "due_on": "2024-03-14"},),
+        actions=(
+            {
+                "action_id": "act-1",
+                "text": "Refer to OT",
+                "owner_id": "senco-1",
+                "due_on": "2024-03-14",
+            },
+        ),
     )
     assert m.actions[0].owner_id == "senco-1"
-    _raises(lambda: MeetingHeld(meeting_id="m-1", held_on=D(2024, 2, 29), kind="tac",
-                                attendee_ids=("a", "a")), "attendee_ids", "listed twice")
-    _raises(lambda: MeetingHeld.model_validate({
-        "meeting_id": "m-1", "held_on": "2024-02-29", "kind": "tac",
-        "actions": [{"action_id": "x", "text": "a", "owner_id": "o", "due_on": "2024-03-01"},
-                    {"action_id": "x", "text": "b", "owner_id": "o", "due_on": "2024-03-01"}]}),
-        "actions[1].action_id", "listed twice")
+    _raises(
+        lambda: MeetingHeld(
+            meeting_id="m-1", held_on=D(2024, 2, 29), kind="tac", attendee_ids=("a", "a")
+        ),
+        "attendee_ids",
+        "listed twice",
+    )
+    _raises(
+        lambda: MeetingHeld.model_validate(
+            {
+                "meeting_id": "m-1",
+                "held_on": "2024-02-29",
+                "kind": "tac",
+                "actions": [
+                    {"action_id": "x", "text": "a", "owner_id": "o", "due_on": "2024-03-01"},
+                    {"action_id": "x", "text": "b", "owner_id": "o", "due_on": "2024-03-01"},
+                ],
+            }
+        ),
+        "actions[1].action_id",
+        "listed twice",
+    )
     done = MeetingActionCompleted(action_id="act-1", completed_on=D(2024, 3, 10))
     assert done.completed_on == D(2024, 3, 10)
 
 
 def test_family_views_are_their_own_words() -> None:
-    v = ViewsRecorded(whose="child", recorded_on=D(2024, 2, 1), views="I like trains.",
-                      interests=("trains", "swimming"), aspirations=("drive a train",))
+    v = ViewsRecorded(
+        whose="child",
+        recorded_on=D(2024, 2, 1),
+        views="I like trains.",
+        interests=("trains", "swimming"),
+        aspirations=("drive a train",),
+    )
     assert v.interests == ("trains", "swimming")
-    _raises(lambda: ViewsRecorded(whose="parent", recorded_on=D(2024, 2, 1), views=" "),
-            "views", "at least 1 character")
+    _raises(
+        lambda: ViewsRecorded(whose="parent", recorded_on=D(2024, 2, 1), views=" "),
+        "views",
+        "at least 1 character",
+    )
 
 
 # --------------------------------------------------------------------------- transitions
 
-REQUEST = AssessmentRequested(requested_on=D(2024, 1, 15), received_on=D(2024, 1, 18),
-                              requested_by="parent")
+REQUEST = AssessmentRequested(
+    requested_on=D(2024, 1, 15), received_on=D(2024, 1, 18), requested_by="parent"
+)
 ASSESS = AssessmentDecided(decision="assess", decided_on=D(2024, 2, 20))
 DRAFT = DraftIssued(issued_on=D(2024, 5, 1))
 FINAL = Finalised(finalised_on=D(2024, 6, 1))
@@ -447,41 +696,94 @@ FINAL = Finalised(finalised_on=D(2024, 6, 1))
         ([REQUEST], FINAL, "final_needs_decision_to_assess", True),
         ([REQUEST], DRAFT, "draft_needs_decision_to_assess", True),
         ([REQUEST, ASSESS], FINAL, "final_needs_draft", True),
-        ([REQUEST, ASSESS, DRAFT], Finalised(finalised_on=D(2024, 5, 10)),
-         "final_before_family_comment_period", False),
-        ([REQUEST], AssessmentDecided(decision="assess", decided_on=D(2024, 1, 17)),
-         "decided_on_before_request", False),
+        (
+            [REQUEST, ASSESS, DRAFT],
+            Finalised(finalised_on=D(2024, 5, 10)),
+            "final_before_family_comment_period",
+            False,
+        ),
+        (
+            [REQUEST],
+            AssessmentDecided(decision="assess", decided_on=D(2024, 1, 17)),
+            "decided_on_before_request",
+            False,
+        ),
         ([], ASSESS, "decision_needs_request", True),
         ([REQUEST, ASSESS], ASSESS, "already_decided_to_assess", True),
         ([REQUEST], REQUEST, "request_already_recorded", True),
         ([REQUEST], SAMPLES[2], "advice_needs_decision_to_assess", True),
         ([REQUEST, ASSESS, SAMPLES[2]], SAMPLES[2], "advice_request_exists", True),
         ([REQUEST, ASSESS], SAMPLES[3], "unknown_advice_request", False),
-        ([REQUEST, ASSESS, SAMPLES[2]],
-         SAMPLES[3].model_copy(update={"submitted_on": D(2024, 2, 1)}),
-         "submitted_on_before_request_for_advice", False),
-        ([REQUEST, ASSESS, DRAFT, FINAL], ReviewMeetingHeld(review_id="r", held_on=D(2024, 5, 1)),
-         "held_on_before_final_plan", False),
-        ([REQUEST, ASSESS], ReviewMeetingHeld(review_id="r", held_on=D(2025, 5, 1)),
-         "review_needs_final_plan", True),
-        ([REQUEST, ASSESS, DRAFT, FINAL], ReviewDecided(decision="maintain",
-                                                        decided_on=D(2025, 5, 1)),
-         "review_outcome_needs_meeting", True),
-        ([REQUEST, ASSESS, DRAFT, FINAL], Amended(amended_on=D(2025, 1, 1)),
-         "amended_needs_proposal", True),
-        ([REQUEST, ASSESS], Ceased(ceased_on=D(2024, 6, 1), reason="other"),
-         "cease_needs_final_plan", True),
-        ([REQUEST, ASSESS, DRAFT, FINAL, Ceased(ceased_on=D(2025, 1, 1), reason="other")],
-         ReviewMeetingHeld(review_id="r", held_on=D(2025, 5, 1)), "plan_ceased", True),
-        ([REQUEST], AssessmentRequested(requested_on=D(2024, 3, 1), received_on=D(2024, 3, 1),
-                                        requested_by="parent", reassessment=True),
-         "reassessment_needs_final_plan", True),
-        ([REQUEST, ASSESS, SAMPLES[9]],
-         SAMPLES[10].model_copy(update={"outcome_ids": ("o-9",)}), "unknown_outcome", False),
-        ([REQUEST, ASSESS], ExceptionRecorded(exception_id="x", kind="missed_appointment",
-                                              starts_on=D(2024, 3, 1),
-                                              advice_request_ids=("ar-9",)),
-         "unknown_advice_request", False),
+        (
+            [REQUEST, ASSESS, SAMPLES[2]],
+            SAMPLES[3].model_copy(update={"submitted_on": D(2024, 2, 1)}),
+            "submitted_on_before_request_for_advice",
+            False,
+        ),
+        (
+            [REQUEST, ASSESS, DRAFT, FINAL],
+            ReviewMeetingHeld(review_id="r", held_on=D(2024, 5, 1)),
+            "held_on_before_final_plan",
+            False,
+        ),
+        (
+            [REQUEST, ASSESS],
+            ReviewMeetingHeld(review_id="r", held_on=D(2025, 5, 1)),
+            "review_needs_final_plan",
+            True,
+        ),
+        (
+            [REQUEST, ASSESS, DRAFT, FINAL],
+            ReviewDecided(decision="maintain", decided_on=D(2025, 5, 1)),
+            "review_outcome_needs_meeting",
+            True,
+        ),
+        (
+            [REQUEST, ASSESS, DRAFT, FINAL],
+            Amended(amended_on=D(2025, 1, 1)),
+            "amended_needs_proposal",
+            True,
+        ),
+        (
+            [REQUEST, ASSESS],
+            Ceased(ceased_on=D(2024, 6, 1), reason="other"),
+            "cease_needs_final_plan",
+            True,
+        ),
+        (
+            [REQUEST, ASSESS, DRAFT, FINAL, Ceased(ceased_on=D(2025, 1, 1), reason="other")],
+            ReviewMeetingHeld(review_id="r", held_on=D(2025, 5, 1)),
+            "plan_ceased",
+            True,
+        ),
+        (
+            [REQUEST],
+            AssessmentRequested(
+                requested_on=D(2024, 3, 1),
+                received_on=D(2024, 3, 1),
+                requested_by="parent",
+                reassessment=True,
+            ),
+            "reassessment_needs_final_plan",
+            True,
+        ),
+        (
+            [REQUEST, ASSESS, SAMPLES[9]],
+            SAMPLES[10].model_copy(update={"outcome_ids": ("o-9",)}),
+            "unknown_outcome",
+            False,
+        ),
+        (
+            [REQUEST, ASSESS],
+            ExceptionRecorded(
+                exception_id="x",
+                kind="missed_appointment",
+                starts_on=D(2024, 3, 1),
+                advice_request_ids=("ar-9",),
+            ),
+            "unknown_advice_request",
+            False,
+        ),
     ],
 )
 def test_invalid_transitions_name_the_rule(
@@ -496,19 +798,35 @@ def test_invalid_transitions_name_the_rule(
 
 def test_the_whole_journey_is_a_valid_sequence() -> None:
     journey: list[PlanEvent] = [
-        REQUEST, ASSESS, SAMPLES[2], SAMPLES[3],
-        ExceptionRecorded(exception_id="x-1", kind="missed_appointment", starts_on=D(2024, 3, 4),
-                          ends_on=D(2024, 3, 10), advice_request_ids=("ar-1",)),
-        SAMPLES[9], SAMPLES[10], SAMPLES[11],
-        DRAFT, CommentsReceived(received_on=D(2024, 5, 10), by="parent"), FINAL,
+        REQUEST,
+        ASSESS,
+        SAMPLES[2],
+        SAMPLES[3],
+        ExceptionRecorded(
+            exception_id="x-1",
+            kind="missed_appointment",
+            starts_on=D(2024, 3, 4),
+            ends_on=D(2024, 3, 10),
+            advice_request_ids=("ar-1",),
+        ),
+        SAMPLES[9],
+        SAMPLES[10],
+        SAMPLES[11],
+        DRAFT,
+        CommentsReceived(received_on=D(2024, 5, 10), by="parent"),
+        FINAL,
         ReviewMeetingHeld(review_id="r-1", held_on=D(2025, 5, 1)),
         ReviewReportSent(review_id="r-1", sent_on=D(2025, 5, 10)),
         ReviewDecided(review_id="r-1", decision="amend", decided_on=D(2025, 5, 20)),
         AmendmentProposed(amendment_id="a-1", proposed_on=D(2025, 5, 21)),
         CommentsReceived(received_on=D(2025, 6, 1), by="parent", amendment_id="a-1"),
         Amended(amendment_id="a-1", amended_on=D(2025, 7, 1)),
-        AssessmentRequested(requested_on=D(2025, 9, 1), received_on=D(2025, 9, 2),
-                            requested_by="parent", reassessment=True),
+        AssessmentRequested(
+            requested_on=D(2025, 9, 1),
+            received_on=D(2025, 9, 2),
+            requested_by="parent",
+            reassessment=True,
+        ),
         AssessmentDecided(decision="assess", decided_on=D(2025, 9, 10)),
         DraftIssued(issued_on=D(2025, 11, 1)),
         Finalised(finalised_on=D(2025, 11, 20)),
@@ -519,5 +837,12 @@ def test_the_whole_journey_is_a_valid_sequence() -> None:
 
 
 def test_events_of_other_kinds_are_not_judged() -> None:
-    assert check_transition([], KeyWorkerAssigned(practitioner_id="kw-1", model="single_person",
-                                                  assigned_on=D(2024, 1, 1))) is None
+    assert (
+        check_transition(
+            [],
+            KeyWorkerAssigned(
+                practitioner_id="kw-1", model="single_person", assigned_on=D(2024, 1, 1)
+            ),
+        )
+        is None
+    )

@@ -53,30 +53,45 @@ D = date
 
 
 def request(received: date, *, reassessment: bool = False) -> AssessmentRequested:
-    return AssessmentRequested(requested_on=received - timedelta(days=2), received_on=received,
-                               requested_by="parent", reassessment=reassessment)
+    return AssessmentRequested(
+        requested_on=received - timedelta(days=2),
+        received_on=received,
+        requested_by="parent",
+        reassessment=reassessment,
+    )
 
 
 def decide(on: date, decision: str = "assess") -> AssessmentDecided:
     return AssessmentDecided(decision=decision, decided_on=on)
 
 
-def ask(rid: str, on: date, category: str = "educational_psychologist",
-        practitioner: str | None = None) -> AdviceRequested:
-    return AdviceRequested(advice_request_id=rid, reg6_category=category,
-                           practitioner_id=practitioner or f"p-{rid}", requested_on=on)
+def ask(
+    rid: str, on: date, category: str = "educational_psychologist", practitioner: str | None = None
+) -> AdviceRequested:
+    return AdviceRequested(
+        advice_request_id=rid,
+        reg6_category=category,
+        practitioner_id=practitioner or f"p-{rid}",
+        requested_on=on,
+    )
 
 
 def advise(rid: str | None, on: date, practitioner: str | None = None) -> AdviceSubmitted:
-    return AdviceSubmitted(advice_request_id=rid, practitioner_id=practitioner or f"p-{rid}",
-                           submitted_on=on, document=DocumentRef(document_id=f"doc-{rid}"),
-                           advice_category="education")
+    return AdviceSubmitted(
+        advice_request_id=rid,
+        practitioner_id=practitioner or f"p-{rid}",
+        submitted_on=on,
+        document=DocumentRef(document_id=f"doc-{rid}"),
+        advice_category="education",
+    )
 
 
-def exception(xid: str, kind: ExceptionKind, start: date, end: date | None,
-              *advice_ids: str) -> ExceptionRecorded:
-    return ExceptionRecorded(exception_id=xid, kind=kind, starts_on=start, ends_on=end,
-                             advice_request_ids=advice_ids)
+def exception(
+    xid: str, kind: ExceptionKind, start: date, end: date | None, *advice_ids: str
+) -> ExceptionRecorded:
+    return ExceptionRecorded(
+        exception_id=xid, kind=kind, starts_on=start, ends_on=end, advice_request_ids=advice_ids
+    )
 
 
 def clock(events: list[PlanEvent], today: date, **kw: object) -> PlanClock:
@@ -84,8 +99,9 @@ def clock(events: list[PlanEvent], today: date, **kw: object) -> PlanClock:
 
 
 def one(c: PlanClock, rule: str, subject: str | None = None) -> Milestone:
-    found = [m for m in c.milestones if m.rule == rule
-             and (subject is None or m.subject_id == subject)]
+    found = [
+        m for m in c.milestones if m.rule == rule and (subject is None or m.subject_id == subject)
+    ]
     assert len(found) == 1, [m.key for m in c.milestones]
     return found[0]
 
@@ -157,17 +173,24 @@ def test_decision_across_the_new_year() -> None:
 
 
 def test_decision_met_on_time_and_late() -> None:
-    on_time = one(clock([request(JAN18), decide(D(2024, 2, 29))], today=D(2024, 3, 1)),
-                  "assessment_decision")
+    on_time = one(
+        clock([request(JAN18), decide(D(2024, 2, 29))], today=D(2024, 3, 1)), "assessment_decision"
+    )
     assert (on_time.state, on_time.met_on, on_time.days_late) == ("met", D(2024, 2, 29), 0)
-    late = one(clock([request(JAN18), decide(D(2024, 3, 4))], today=D(2024, 3, 5)),
-               "assessment_decision")
+    late = one(
+        clock([request(JAN18), decide(D(2024, 3, 4))], today=D(2024, 3, 5)), "assessment_decision"
+    )
     assert (late.state, late.days_late) == ("met", 4)
 
 
 def test_each_advice_is_due_six_weeks_after_its_own_request() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              ask("paed", D(2024, 2, 19), "medical"), advise("ep", D(2024, 3, 10))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        ask("paed", D(2024, 2, 19), "medical"),
+        advise("ep", D(2024, 3, 10)),
+    ]
     c = clock(events, today=D(2024, 3, 20))
     ep, paed = one(c, "advice", "ep"), one(c, "advice", "paed")
     assert (ep.due_on, ep.state, ep.days_late) == (D(2024, 3, 15), "met", 0)
@@ -185,22 +208,33 @@ def test_late_advice_is_overdue_then_met_late() -> None:
 
 
 def test_advice_without_a_request_id_answers_that_practitioners_open_request() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2), practitioner="ep-9"),
-              advise(None, D(2024, 3, 1), practitioner="ep-9")]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2), practitioner="ep-9"),
+        advise(None, D(2024, 3, 1), practitioner="ep-9"),
+    ]
     assert one(clock(events, today=D(2024, 3, 2)), "advice").met_on == D(2024, 3, 1)
 
 
 def test_the_familys_own_advice_has_no_statutory_limit() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)),
-              ask("fam", D(2024, 2, 2), "parent_or_young_person")]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("fam", D(2024, 2, 2), "parent_or_young_person"),
+    ]
     m = one(clock(events, today=D(2024, 4, 1)), "advice")
     assert (m.kind, m.state) == ("practice", "past_expected")
     assert "reg 6(1)(b)-(h)" in (m.note or "")
 
 
 def test_outstanding_advice_lapses_when_the_assessment_concludes() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              NoPlanDecided(decided_on=D(2024, 5, 1))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        NoPlanDecided(decided_on=D(2024, 5, 1)),
+    ]
     m = one(clock(events, today=D(2024, 6, 1)), "advice")
     assert m.state == "not_applicable"
     assert "2024-05-01" in (m.note or "")
@@ -210,8 +244,10 @@ def test_notice_that_no_plan_will_be_issued_is_due_at_sixteen_weeks() -> None:
     events = [request(JAN18), decide(D(2024, 2, 1))]
     m = one(clock(events, today=D(2024, 5, 2)), "no_plan_notice")
     assert (m.due_on, m.state, m.days_remaining) == (D(2024, 5, 9), "due_soon", 7)
-    met = one(clock([*events, NoPlanDecided(decided_on=D(2024, 5, 8))], today=D(2024, 5, 9)),
-              "no_plan_notice")
+    met = one(
+        clock([*events, NoPlanDecided(decided_on=D(2024, 5, 8))], today=D(2024, 5, 9)),
+        "no_plan_notice",
+    )
     assert (met.state, met.days_late) == ("met", 0)
 
 
@@ -232,8 +268,11 @@ def test_the_draft_at_week_sixteen_is_expected_not_due() -> None:
 
 
 def test_family_has_fifteen_days_to_comment_on_the_draft() -> None:
-    events: list[PlanEvent] = [request(JAN18), decide(D(2024, 2, 1)),
-                               DraftIssued(issued_on=D(2024, 2, 20))]
+    events: list[PlanEvent] = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        DraftIssued(issued_on=D(2024, 2, 20)),
+    ]
     m = one(clock(events, today=D(2024, 3, 1)), "draft_comments")
     # 20 February + 15 days, across 29 February: 6 March
     assert (m.kind, m.due_on, m.state) == ("family_period", D(2024, 3, 6), "period_open")
@@ -243,14 +282,21 @@ def test_family_has_fifteen_days_to_comment_on_the_draft() -> None:
 
 
 def test_a_longer_comment_date_given_to_the_family_is_honoured() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)),
-              DraftIssued(issued_on=D(2024, 2, 20), comments_by=D(2024, 3, 20))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        DraftIssued(issued_on=D(2024, 2, 20), comments_by=D(2024, 3, 20)),
+    ]
     assert one(clock(events, today=D(2024, 3, 1)), "draft_comments").due_on == D(2024, 3, 20)
 
 
 def test_finalising_inside_the_familys_fifteen_days_is_flagged() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), DraftIssued(issued_on=D(2024, 4, 1)),
-              Finalised(finalised_on=D(2024, 4, 10))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        DraftIssued(issued_on=D(2024, 4, 1)),
+        Finalised(finalised_on=D(2024, 4, 10)),
+    ]
     m = one(clock(events, today=D(2024, 4, 20)), "draft_comments")
     assert "before the family's time to comment ended" in (m.note or "")
 
@@ -259,8 +305,13 @@ def test_final_plan_is_due_twenty_weeks_after_receipt() -> None:
     events: list[PlanEvent] = [request(JAN18), decide(D(2024, 2, 1))]
     m = one(clock(events, today=D(2024, 3, 1)), "final_plan")
     assert (m.due_on, m.source) == (D(2024, 6, 6), "SEND Regulations 2014 reg 13(2)")
-    met = one(clock([*events, DraftIssued(issued_on=D(2024, 5, 1)),
-                     Finalised(finalised_on=D(2024, 6, 6))], today=D(2024, 6, 7)), "final_plan")
+    met = one(
+        clock(
+            [*events, DraftIssued(issued_on=D(2024, 5, 1)), Finalised(finalised_on=D(2024, 6, 6))],
+            today=D(2024, 6, 7),
+        ),
+        "final_plan",
+    )
     assert (met.state, met.days_late) == ("met", 0)
 
 
@@ -299,15 +350,23 @@ def test_final_plan_moves_from_due_to_due_soon_to_overdue(
 
 
 def test_an_overdue_plan_is_met_late_once_finalised() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), DraftIssued(issued_on=D(2024, 5, 20)),
-              Finalised(finalised_on=D(2024, 6, 10))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        DraftIssued(issued_on=D(2024, 5, 20)),
+        Finalised(finalised_on=D(2024, 6, 10)),
+    ]
     m = one(clock(events, today=D(2024, 6, 11)), "final_plan")
     assert (m.state, m.met_on, m.days_late, m.days_remaining) == ("met", D(2024, 6, 10), 4, None)
 
 
 def test_next_due_and_overdue_count() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              ask("sc", D(2024, 3, 1), "social_care")]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        ask("sc", D(2024, 3, 1), "social_care"),
+    ]
     c = clock(events, today=D(2024, 3, 20))
     assert c.overdue_count == 1  # the EP's advice, due 15 March
     assert c.next_due is not None and c.next_due.key == "advice:ep"
@@ -318,8 +377,11 @@ def test_next_due_and_overdue_count() -> None:
 
 
 def test_family_away_four_weeks_extends_the_final_plan_by_its_length() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)),
-              exception("x1", "family_absent", D(2024, 3, 1), D(2024, 3, 28))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        exception("x1", "family_absent", D(2024, 3, 1), D(2024, 3, 28)),
+    ]
     c = clock(events, today=D(2024, 4, 1))
     final = one(c, "final_plan")
     assert (final.due_without_exceptions, final.due_on) == (D(2024, 6, 6), D(2024, 7, 4))
@@ -337,8 +399,11 @@ def test_an_exception_from_before_the_request_counts_only_after_day_zero() -> No
 
 
 def test_a_running_exception_pauses_the_clock() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)),
-              exception("x1", "exceptional_personal_circumstances", D(2024, 5, 20), None)]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        exception("x1", "exceptional_personal_circumstances", D(2024, 5, 20), None),
+    ]
     m = one(clock(events, today=D(2024, 6, 1)), "final_plan")
     # paused from 20 May to today (13 days so far)
     assert (m.state, m.due_on, m.paused_days) == ("paused", D(2024, 6, 19), 13)
@@ -348,10 +413,12 @@ def test_a_running_exception_pauses_the_clock() -> None:
 
 
 def test_once_a_running_exception_ends_the_clock_runs_again() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)),
-              exception("x1", "exceptional_personal_circumstances", D(2024, 5, 20), None),
-              exception("x1", "exceptional_personal_circumstances", D(2024, 5, 20),
-                        D(2024, 6, 2))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        exception("x1", "exceptional_personal_circumstances", D(2024, 5, 20), None),
+        exception("x1", "exceptional_personal_circumstances", D(2024, 5, 20), D(2024, 6, 2)),
+    ]
     m = one(clock(events, today=D(2024, 6, 10)), "final_plan")
     assert (m.state, m.due_on, m.paused_days) == ("due", D(2024, 6, 20), 14)
 
@@ -369,8 +436,11 @@ def test_once_a_running_exception_ends_the_clock_runs_again() -> None:
 def test_each_exception_pauses_the_clocks_its_regulations_name(
     kind: ExceptionKind, pauses_decision: bool, pauses_advice: bool, pauses_final: bool
 ) -> None:
-    events = [request(JAN18), ask("ep", D(2024, 1, 20)),
-              exception("x1", kind, D(2024, 2, 1), D(2024, 2, 28))]  # 28 days
+    events = [
+        request(JAN18),
+        ask("ep", D(2024, 1, 20)),
+        exception("x1", kind, D(2024, 2, 1), D(2024, 2, 28)),
+    ]  # 28 days
     c = clock(events, today=D(2024, 2, 10))
     assert (one(c, "assessment_decision").paused_days == 28) is pauses_decision
     assert (one(c, "advice").paused_days == 28) is pauses_advice
@@ -380,9 +450,13 @@ def test_each_exception_pauses_the_clocks_its_regulations_name(
 
 
 def test_a_missed_appointment_excuses_only_that_advisers_six_weeks() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              ask("ot", D(2024, 2, 2), "medical"),
-              exception("x1", "missed_appointment", D(2024, 2, 20), D(2024, 2, 26), "ep")]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        ask("ot", D(2024, 2, 2), "medical"),
+        exception("x1", "missed_appointment", D(2024, 2, 20), D(2024, 2, 26), "ep"),
+    ]
     c = clock(events, today=D(2024, 3, 1))
     assert one(c, "advice", "ep").due_on == D(2024, 3, 22)  # 15 March + 7 days
     assert one(c, "advice", "ot").due_on == D(2024, 3, 15)
@@ -390,33 +464,45 @@ def test_a_missed_appointment_excuses_only_that_advisers_six_weeks() -> None:
 
 
 def test_overlapping_exceptions_are_not_counted_twice() -> None:
-    events = [request(JAN18),
-              exception("a", "family_absent", D(2024, 3, 1), D(2024, 3, 28)),
-              exception("b", "exceptional_personal_circumstances", D(2024, 3, 15),
-                        D(2024, 4, 11))]
+    events = [
+        request(JAN18),
+        exception("a", "family_absent", D(2024, 3, 1), D(2024, 3, 28)),
+        exception("b", "exceptional_personal_circumstances", D(2024, 3, 15), D(2024, 4, 11)),
+    ]
     m = one(clock(events, today=D(2024, 3, 2)), "final_plan")
     # the union, 1 March to 11 April, is 42 days
     assert (m.paused_days, m.due_on, m.exception_ids) == (42, D(2024, 7, 18), ("a", "b"))
 
 
 def test_an_exception_after_the_deadline_does_not_revive_it() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              exception("x1", "family_absent", D(2024, 4, 1), D(2024, 4, 30))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        exception("x1", "family_absent", D(2024, 4, 1), D(2024, 4, 30)),
+    ]
     m = one(clock(events, today=D(2024, 5, 1)), "advice")
     assert (m.state, m.due_on, m.paused_days) == ("overdue", D(2024, 3, 15), 0)
 
 
 def test_an_exception_after_a_milestone_was_met_changes_nothing() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              advise("ep", D(2024, 3, 1)),
-              exception("x1", "family_absent", D(2024, 3, 5), D(2024, 4, 5))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        advise("ep", D(2024, 3, 1)),
+        exception("x1", "family_absent", D(2024, 3, 5), D(2024, 4, 5)),
+    ]
     m = one(clock(events, today=D(2024, 5, 1)), "advice")
     assert (m.due_on, m.paused_days) == (D(2024, 3, 15), 0)
 
 
 def test_exceptions_do_not_touch_reviews_or_amendments() -> None:
-    events = [*_final_plan(), ReviewMeetingHeld(review_id="r1", held_on=D(2025, 3, 1)),
-              exception("x1", "family_absent", D(2025, 3, 2), D(2025, 4, 30))]
+    events = [
+        *_final_plan(),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 3, 1)),
+        exception("x1", "family_absent", D(2025, 3, 2), D(2025, 4, 30)),
+    ]
     c = clock(events, today=D(2025, 3, 5))
     assert one(c, "review_report").paused_days == 0
     assert one(c, "review_decision").paused_days == 0
@@ -429,8 +515,12 @@ JUN6 = D(2024, 6, 6)
 
 
 def _final_plan(final_on: date = JUN6) -> list[PlanEvent]:
-    return [request(JAN18), decide(D(2024, 2, 1)), DraftIssued(issued_on=D(2024, 5, 1)),
-            Finalised(finalised_on=final_on)]
+    return [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        DraftIssued(issued_on=D(2024, 5, 1)),
+        Finalised(finalised_on=final_on),
+    ]
 
 
 def test_decision_whether_to_reassess_is_due_in_fifteen_days() -> None:
@@ -442,25 +532,33 @@ def test_decision_whether_to_reassess_is_due_in_fifteen_days() -> None:
 
 
 def test_final_plan_after_reassessment_is_due_fourteen_weeks_after_the_decision() -> None:
-    events = [*_final_plan(), request(D(2025, 2, 14), reassessment=True),
-              decide(D(2025, 2, 20))]
+    events = [*_final_plan(), request(D(2025, 2, 14), reassessment=True), decide(D(2025, 2, 20))]
     m = one(clock(events, today=D(2025, 3, 1)), "reassessment_final")
     # 20 February 2025 + 98 days = 29 May 2025
     assert (m.starts_on, m.due_on, m.source) == (
-        D(2025, 2, 20), D(2025, 5, 29), "SEND Regulations 2014 reg 27(2)")
+        D(2025, 2, 20),
+        D(2025, 5, 29),
+        "SEND Regulations 2014 reg 27(2)",
+    )
 
 
 def test_reassessment_final_is_paused_by_reg_27_3_exceptions() -> None:
-    events = [*_final_plan(), request(D(2025, 2, 14), reassessment=True),
-              decide(D(2025, 2, 20)),
-              exception("x1", "school_closed", D(2025, 4, 1), D(2025, 4, 28))]
+    events = [
+        *_final_plan(),
+        request(D(2025, 2, 14), reassessment=True),
+        decide(D(2025, 2, 20)),
+        exception("x1", "school_closed", D(2025, 4, 1), D(2025, 4, 28)),
+    ]
     m = one(clock(events, today=D(2025, 3, 1)), "reassessment_final")
     assert (m.due_on, m.paused_days) == (D(2025, 6, 26), 28)
 
 
 def test_a_refused_reassessment_leaves_the_plan_final() -> None:
-    events = [*_final_plan(), request(D(2025, 2, 14), reassessment=True),
-              decide(D(2025, 2, 20), "refuse")]
+    events = [
+        *_final_plan(),
+        request(D(2025, 2, 14), reassessment=True),
+        decide(D(2025, 2, 20), "refuse"),
+    ]
     c = clock(events, today=D(2025, 3, 1))
     assert c.status == "final"
     assert by_rule(c, "reassessment_final") == []
@@ -477,21 +575,26 @@ def test_first_annual_review_is_due_within_twelve_months_of_the_final_plan() -> 
 
 
 def test_annual_review_of_a_plan_made_on_a_leap_day() -> None:
-    events = [request(D(2023, 10, 12)), decide(D(2023, 11, 1)),
-              DraftIssued(issued_on=D(2024, 2, 1)), Finalised(finalised_on=D(2024, 2, 29))]
+    events = [
+        request(D(2023, 10, 12)),
+        decide(D(2023, 11, 1)),
+        DraftIssued(issued_on=D(2024, 2, 1)),
+        Finalised(finalised_on=D(2024, 2, 29)),
+    ]
     m = one(clock(events, today=D(2025, 2, 22)), "annual_review")
     assert (m.due_on, m.state) == (D(2025, 2, 28), "due_soon")
 
 
 def test_each_review_starts_the_next_twelve_months() -> None:
-    events = [*_final_plan(D(2024, 3, 15)),
-              ReviewMeetingHeld(review_id="r1", held_on=D(2025, 3, 1)),
-              ReviewDecided(review_id="r1", decision="maintain", decided_on=D(2025, 3, 20))]
+    events = [
+        *_final_plan(D(2024, 3, 15)),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 3, 1)),
+        ReviewDecided(review_id="r1", decision="maintain", decided_on=D(2025, 3, 20)),
+    ]
     c = clock(events, today=D(2025, 4, 1))
     first, second = by_rule(c, "annual_review")
     assert (first.state, first.met_on, first.days_late) == ("met", D(2025, 3, 1), 0)
-    assert (second.starts_on, second.due_on, second.state) == (
-        D(2025, 3, 1), D(2026, 2, 28), "due")
+    assert (second.starts_on, second.due_on, second.state) == (D(2025, 3, 1), D(2026, 2, 28), "due")
     assert c.status == "final" and c.stage == "review_and_learn"
 
 
@@ -505,8 +608,13 @@ def test_reviews_are_advised_every_six_months_under_five() -> None:
     c = clock(_final_plan(D(2024, 1, 10)), today=D(2024, 7, 1), date_of_birth=dob)
     m = one(c, "early_years_review")
     assert (m.kind, m.due_on, m.state) == ("advised", D(2024, 7, 9), "expected")
-    assert one(clock(_final_plan(D(2024, 1, 10)), today=D(2024, 7, 10), date_of_birth=dob),
-               "early_years_review").state == "past_expected"
+    assert (
+        one(
+            clock(_final_plan(D(2024, 1, 10)), today=D(2024, 7, 10), date_of_birth=dob),
+            "early_years_review",
+        ).state
+        == "past_expected"
+    )
 
 
 def test_no_six_month_review_is_advised_from_five() -> None:
@@ -521,8 +629,11 @@ def test_review_report_is_due_two_weeks_and_decision_four_weeks_after_the_meetin
     assert (report.due_on, report.state) == (D(2025, 1, 3), "due_soon")
     assert (decision.due_on, decision.state) == (D(2025, 1, 17), "due")
     assert c.status == "reviewing"
-    done = [*events, ReviewReportSent(sent_on=D(2025, 1, 2)),
-            ReviewDecided(decision="maintain", decided_on=D(2025, 1, 20))]
+    done = [
+        *events,
+        ReviewReportSent(sent_on=D(2025, 1, 2)),
+        ReviewDecided(decision="maintain", decided_on=D(2025, 1, 20)),
+    ]
     c2 = clock(done, today=D(2025, 1, 21))
     assert one(c2, "review_report").met_on == D(2025, 1, 2)
     assert (one(c2, "review_decision").state, one(c2, "review_decision").days_late) == ("met", 3)
@@ -533,16 +644,21 @@ def test_review_report_is_due_two_weeks_and_decision_four_weeks_after_the_meetin
 
 
 def test_amended_plan_is_due_eight_weeks_after_proposed_amendments() -> None:
-    events = [*_final_plan(D(2023, 6, 1)),
-              AmendmentProposed(amendment_id="a1", proposed_on=D(2024, 2, 10))]
+    events = [
+        *_final_plan(D(2023, 6, 1)),
+        AmendmentProposed(amendment_id="a1", proposed_on=D(2024, 2, 10)),
+    ]
     c = clock(events, today=D(2024, 2, 20))
     comments, amended = one(c, "amendment_comments"), one(c, "amended_plan")
     assert (comments.due_on, comments.state) == (D(2024, 2, 25), "period_open")
     # 10 February + 56 days across 29 February: 6 April
     assert (amended.due_on, amended.state) == (D(2024, 4, 6), "due")
     assert c.status == "amending"
-    done = [*events, CommentsReceived(received_on=D(2024, 2, 22), by="parent", amendment_id="a1"),
-            Amended(amendment_id="a1", amended_on=D(2024, 4, 8))]
+    done = [
+        *events,
+        CommentsReceived(received_on=D(2024, 2, 22), by="parent", amendment_id="a1"),
+        Amended(amendment_id="a1", amended_on=D(2024, 4, 8)),
+    ]
     c2 = clock(done, today=D(2024, 4, 9))
     assert one(c2, "amendment_comments").met_on == D(2024, 2, 22)
     assert (one(c2, "amended_plan").state, one(c2, "amended_plan").days_late) == ("met", 2)
@@ -567,15 +683,20 @@ def test_phase_transfer_to_secondary_is_due_before_15_february() -> None:
     c = clock([Finalised(finalised_on=D(2021, 6, 1))], today=D(2024, 2, 10), date_of_birth=dob)
     m = one(c, "phase_transfer")
     assert (m.key, m.starts_on, m.due_on, m.state) == (
-        "phase_transfer:primary_to_secondary:2024", D(2023, 9, 1), D(2024, 2, 14), "due_soon")
+        "phase_transfer:primary_to_secondary:2024",
+        D(2023, 9, 1),
+        D(2024, 2, 14),
+        "due_soon",
+    )
     assert "primary to secondary school" in m.title
 
 
 def test_phase_transfer_is_met_by_the_amendment_naming_the_school() -> None:
     events: list[PlanEvent] = [
         Finalised(finalised_on=D(2021, 6, 1)),
-        Amended(amended_on=D(2024, 2, 12), phase_transfer="primary_to_secondary",
-                placement="100001"),
+        Amended(
+            amended_on=D(2024, 2, 12), phase_transfer="primary_to_secondary", placement="100001"
+        ),
     ]
     m = one(clock(events, today=D(2024, 3, 1), date_of_birth=D(2013, 5, 10)), "phase_transfer")
     assert (m.state, m.met_on, m.days_late) == ("met", D(2024, 2, 12), 0)
@@ -596,18 +717,26 @@ def test_a_transfer_more_than_a_year_away_is_not_yet_shown() -> None:
 
 def test_explicit_transfers_replace_the_standard_ones() -> None:
     events: list[PlanEvent] = [Finalised(finalised_on=D(2021, 6, 1))]
-    c = clock(events, today=D(2023, 10, 1), date_of_birth=D(2013, 5, 10),
-              phase_transfers=[PhaseTransfer(kind="primary_to_middle", year=2024)])
+    c = clock(
+        events,
+        today=D(2023, 10, 1),
+        date_of_birth=D(2013, 5, 10),
+        phase_transfers=[PhaseTransfer(kind="primary_to_middle", year=2024)],
+    )
     assert [m.key for m in by_rule(c, "phase_transfer")] == [
-        "phase_transfer:primary_to_middle:2024"]
+        "phase_transfer:primary_to_middle:2024"
+    ]
 
 
 # --------------------------------------------------------------------------- ceasing
 
 
 def test_a_ceased_plan_has_nothing_open() -> None:
-    events = [*_final_plan(), ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
-              Ceased(ceased_on=D(2025, 5, 2), reason="moved_to_another_authority")]
+    events = [
+        *_final_plan(),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
+        Ceased(ceased_on=D(2025, 5, 2), reason="moved_to_another_authority"),
+    ]
     c = clock(events, today=D(2026, 1, 1))
     assert c.status == "ceased" and c.ceased_on == D(2025, 5, 2)
     assert c.overdue_count == 0 and c.next_due is None
@@ -615,10 +744,14 @@ def test_a_ceased_plan_has_nothing_open() -> None:
 
 
 def test_a_review_on_the_day_a_plan_is_reissued_counts_once() -> None:
-    events = [*_final_plan(D(2024, 3, 15)), request(D(2024, 11, 1), reassessment=True),
-              decide(D(2024, 11, 10)), DraftIssued(issued_on=D(2025, 1, 10)),
-              Finalised(finalised_on=D(2025, 2, 1)),
-              ReviewMeetingHeld(review_id="r1", held_on=D(2025, 2, 1))]
+    events = [
+        *_final_plan(D(2024, 3, 15)),
+        request(D(2024, 11, 1), reassessment=True),
+        decide(D(2024, 11, 10)),
+        DraftIssued(issued_on=D(2025, 1, 10)),
+        Finalised(finalised_on=D(2025, 2, 1)),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 2, 1)),
+    ]
     c = clock(events, today=D(2025, 2, 2))
     reviews = by_rule(c, "annual_review")
     assert [m.key for m in reviews] == ["annual_review:2024-03-15", "annual_review:2025-02-01"]
@@ -627,9 +760,13 @@ def test_a_review_on_the_day_a_plan_is_reissued_counts_once() -> None:
 
 
 def test_a_plan_replaced_after_reassessment_starts_a_new_review_year() -> None:
-    events = [*_final_plan(D(2024, 3, 15)), request(D(2024, 11, 1), reassessment=True),
-              decide(D(2024, 11, 10)), DraftIssued(issued_on=D(2025, 1, 10)),
-              Finalised(finalised_on=D(2025, 2, 1))]
+    events = [
+        *_final_plan(D(2024, 3, 15)),
+        request(D(2024, 11, 1), reassessment=True),
+        decide(D(2024, 11, 10)),
+        DraftIssued(issued_on=D(2025, 1, 10)),
+        Finalised(finalised_on=D(2025, 2, 1)),
+    ]
     c = clock(events, today=D(2025, 2, 2))
     first, second = by_rule(c, "annual_review")
     assert first.state == "not_applicable" and "replaced on 2025-02-01" in (first.note or "")
@@ -638,11 +775,15 @@ def test_a_plan_replaced_after_reassessment_starts_a_new_review_year() -> None:
 
 
 def test_repeated_records_do_not_duplicate_milestones() -> None:
-    events = [*_final_plan(), ask("ep", D(2024, 2, 2)), ask("ep", D(2024, 2, 3)),
-              ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
-              ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
-              AmendmentProposed(amendment_id="a1", proposed_on=D(2025, 6, 1)),
-              AmendmentProposed(amendment_id="a1", proposed_on=D(2025, 6, 1))]
+    events = [
+        *_final_plan(),
+        ask("ep", D(2024, 2, 2)),
+        ask("ep", D(2024, 2, 3)),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
+        AmendmentProposed(amendment_id="a1", proposed_on=D(2025, 6, 1)),
+        AmendmentProposed(amendment_id="a1", proposed_on=D(2025, 6, 1)),
+    ]
     c = clock(events, today=D(2025, 6, 2))
     keys = [m.key for m in c.milestones]
     assert len(keys) == len(set(keys))
@@ -674,16 +815,27 @@ def test_status_and_stage_along_the_journey() -> None:
 
 
 def test_agreeing_outcomes_moves_the_assessment_to_agree_and_allocate() -> None:
-    events = [request(JAN18), decide(D(2024, 2, 1)), ask("ep", D(2024, 2, 2)),
-              OutcomeAgreed(outcome_id="o1", need_section="B", what="Reads aloud",
-                            by_when=D(2025, 7, 1), how_measured="Reading age",
-                            agreed_on=D(2024, 3, 1))]
+    events = [
+        request(JAN18),
+        decide(D(2024, 2, 1)),
+        ask("ep", D(2024, 2, 2)),
+        OutcomeAgreed(
+            outcome_id="o1",
+            need_section="B",
+            what="Reads aloud",
+            by_when=D(2025, 7, 1),
+            how_measured="Reading age",
+            agreed_on=D(2024, 3, 1),
+        ),
+    ]
     assert clock(events, today=D(2024, 3, 2)).stage == "agree_and_allocate"
 
 
 def test_no_plan_after_assessment() -> None:
-    c = clock([request(JAN18), decide(D(2024, 2, 1)), NoPlanDecided(decided_on=D(2024, 5, 1))],
-              today=D(2024, 5, 2))
+    c = clock(
+        [request(JAN18), decide(D(2024, 2, 1)), NoPlanDecided(decided_on=D(2024, 5, 1))],
+        today=D(2024, 5, 2),
+    )
     assert (c.status, c.stage) == ("no_plan", "listen_and_understand")
     assert one(c, "final_plan").state == "not_applicable"
 
@@ -702,17 +854,27 @@ def test_no_request_and_no_final_means_no_status() -> None:
 
 def test_envelopes_and_other_events_are_accepted() -> None:
     src = Source(agency="local_authority")
-    envs = [Envelope.wrap(p, child_id="hc-1", plan_id="plan-1", source=src,
-                          occurred_at=datetime(2024, 1, 18, tzinfo=UTC))
-            for p in (request(JAN18), decide(D(2024, 2, 1)))]
+    envs = [
+        Envelope.wrap(
+            p,
+            child_id="hc-1",
+            plan_id="plan-1",
+            source=src,
+            occurred_at=datetime(2024, 1, 18, tzinfo=UTC),
+        )
+        for p in (request(JAN18), decide(D(2024, 2, 1)))
+    ]
     kw = KeyWorkerAssigned(practitioner_id="kw", model="single_person", assigned_on=JAN18)
     c = compute_clock([*envs, kw], today=D(2024, 2, 2))
     assert c.status == "assessing"
 
 
 def test_milestones_are_in_due_date_order_with_unique_keys() -> None:
-    events = [*_final_plan(), ask("ep", D(2024, 2, 2)),
-              ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1))]
+    events = [
+        *_final_plan(),
+        ask("ep", D(2024, 2, 2)),
+        ReviewMeetingHeld(review_id="r1", held_on=D(2025, 5, 1)),
+    ]
     c = clock(events, today=D(2025, 5, 2))
     dues = [m.due_on for m in c.milestones]
     assert dues == sorted(dues)
@@ -721,9 +883,13 @@ def test_milestones_are_in_due_date_order_with_unique_keys() -> None:
 
 # --------------------------------------------------------------------------- properties
 
-KINDS: list[ExceptionKind] = ["school_closed", "early_years_setting_closed",
-                              "exceptional_personal_circumstances", "family_absent",
-                              "missed_appointment"]
+KINDS: list[ExceptionKind] = [
+    "school_closed",
+    "early_years_setting_closed",
+    "exceptional_personal_circumstances",
+    "family_absent",
+    "missed_appointment",
+]
 
 
 @st.composite
@@ -733,12 +899,18 @@ def exceptions(draw: st.DrawFn, xid: str) -> ExceptionRecorded:
     ongoing = draw(st.booleans())
     min_len = 28 if kind in ("school_closed", "early_years_setting_closed", "family_absent") else 1
     length = draw(st.integers(min_value=min_len, max_value=90))
-    ids = draw(st.lists(st.sampled_from(["a1", "a2"]), max_size=2, unique=True)) if kind in (
-        "exceptional_personal_circumstances", "family_absent", "missed_appointment") else []
+    ids = (
+        draw(st.lists(st.sampled_from(["a1", "a2"]), max_size=2, unique=True))
+        if kind in ("exceptional_personal_circumstances", "family_absent", "missed_appointment")
+        else []
+    )
     return ExceptionRecorded(
-        exception_id=xid, kind=kind, starts_on=start,
+        exception_id=xid,
+        kind=kind,
+        starts_on=start,
         ends_on=None if ongoing else start + timedelta(days=length - 1),
-        advice_request_ids=tuple(ids))
+        advice_request_ids=tuple(ids),
+    )
 
 
 @st.composite
@@ -758,13 +930,18 @@ def plans(draw: st.DrawFn) -> list[PlanEvent]:
             drafted = decided + timedelta(days=draw(st.integers(20, 120)))
             events.append(DraftIssued(issued_on=drafted))
             if draw(st.booleans()):
-                events.append(Finalised(
-                    finalised_on=drafted + timedelta(days=draw(st.integers(15, 60)))))
+                events.append(
+                    Finalised(finalised_on=drafted + timedelta(days=draw(st.integers(15, 60))))
+                )
     return events
 
 
-@given(plans(), st.lists(st.integers(0, 10**6), min_size=0, max_size=3),
-       st.data(), st.dates(min_value=D(2023, 11, 1), max_value=D(2025, 6, 30)))
+@given(
+    plans(),
+    st.lists(st.integers(0, 10**6), min_size=0, max_size=3),
+    st.data(),
+    st.dates(min_value=D(2023, 11, 1), max_value=D(2025, 6, 30)),
+)
 @settings(max_examples=300, deadline=None)
 def test_adding_an_exception_never_makes_a_due_date_earlier(
     events: list[PlanEvent], seeds: list[int], data: st.DataObject, today: date
@@ -790,19 +967,29 @@ def test_without_exceptions_due_dates_are_the_statutory_ones(
         assert m.paused_days == 0 and m.state != "paused"
 
 
-@given(st.dates(min_value=D(2000, 1, 1), max_value=D(2040, 1, 1)),
-       st.integers(min_value=1, max_value=400),
-       st.lists(st.tuples(st.integers(-50, 400), st.integers(0, 60)), max_size=5))
+@given(
+    st.dates(min_value=D(2000, 1, 1), max_value=D(2040, 1, 1)),
+    st.integers(min_value=1, max_value=400),
+    st.lists(st.tuples(st.integers(-50, 400), st.integers(0, 60)), max_size=5),
+)
 def test_due_date_counts_exactly_the_unpaused_days(
     start: date, days: int, raw: list[tuple[int, int]]
 ) -> None:
-    pauses = [Pause(start + timedelta(days=a), start + timedelta(days=a + n), f"p{i}", "x")
-              for i, (a, n) in enumerate(raw)]
+    pauses = [
+        Pause(start + timedelta(days=a), start + timedelta(days=a + n), f"p{i}", "x")
+        for i, (a, n) in enumerate(raw)
+    ]
     due, added, _ = due_date(start, days, pauses)
-    paused = {p.starts_on + timedelta(days=k) for p in pauses
-              for k in range((p.ends_on - p.starts_on).days + 1)}
-    counted = [start + timedelta(days=k) for k in range(1, (due - start).days + 1)
-               if start + timedelta(days=k) not in paused]
+    paused = {
+        p.starts_on + timedelta(days=k)
+        for p in pauses
+        for k in range((p.ends_on - p.starts_on).days + 1)
+    }
+    counted = [
+        start + timedelta(days=k)
+        for k in range(1, (due - start).days + 1)
+        if start + timedelta(days=k) not in paused
+    ]
     assert len(counted) == days
     assert counted[-1] == due  # the due day itself is a counted day
     assert (due - start).days == days + added
