@@ -71,6 +71,7 @@ SaslMechanism = Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 
 _TRANSIENT = (KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RequestTimedOutError)
 _FETCH_MAX_WAIT_MS = 1  # Tansu answers max_wait=0 with an empty response
+_EMPTY_RETRIES = 12  # empty fetches below the high watermark tried again (backoff to 0.1 s)
 _TAIL_MAX_WAIT_MS = 100  # a subscriber's long poll: bounds the live-tail latency
 _LATEST = -1  # ListOffsets timestamp meaning "the next offset"
 _EARLIEST = -2
@@ -146,6 +147,7 @@ class KafkaEventLog:
         self._ping_timeout = ping_timeout
         self._producer: Any = None
         self._client: Any = None
+        self._last_highwater: dict[tuple[str, int], int] = {}
         self._subscriptions: set[_KafkaSubscription] = set()
 
     # -- plumbing -------------------------------------------------------------------
@@ -316,12 +318,22 @@ class KafkaEventLog:
         tp = TopicPartition(topic, partition)
         out: list[StoredRecord] = []
         offset = from_offset
+        retries = 0
         try:
             while len(out) < limit:
                 got, next_offset = await self._fetch(log, tp, offset, limit - len(out))
                 out.extend(got)
                 if next_offset <= offset:
-                    break  # nothing at `offset` yet
+                    # An empty answer is "nothing more" only if the fetch's high watermark
+                    # says so: under load the broker may answer a 1 ms fetch with nothing
+                    # although records exist (seen with Tansu on a busy machine).
+                    highwater = self._last_highwater.get((tp.topic, tp.partition))
+                    if highwater is not None and highwater > offset and retries < _EMPTY_RETRIES:
+                        retries += 1
+                        await asyncio.sleep(min(0.001 * 2**retries, 0.1))
+                        continue
+                    break
+                retries = 0
                 offset = next_offset
         except KafkaError as exc:
             if _is_transient(exc):
@@ -349,10 +361,13 @@ class KafkaEventLog:
             [(tp.topic, [(tp.partition, offset, self._fetch_max_bytes)])],
         )
         response = await client.send(node, request)
+        # a response without our partition tells nothing about the end: assume more
+        self._last_highwater[(tp.topic, tp.partition)] = offset + 1
         for topic, parts in response.topics:
-            for part, error_code, _highwater, *part_data in parts:
+            for part, error_code, highwater, *part_data in parts:
                 if topic != tp.topic or part != tp.partition:
                     continue
+                self._last_highwater[(topic, part)] = int(highwater)
                 error = for_code(error_code)
                 if error is OffsetOutOfRangeError:
                     return await self._out_of_range(log, tp, offset, limit)
