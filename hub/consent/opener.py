@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import orjson
+from pydantic import ValidationError
 
 from hub.consent.crypto import KeyStore
-from hub.consent.sealing import is_sealed, open_envelope
+from hub.consent.sealing import ErasedPayload, is_sealed, open_envelope
 from hub.errors import PermanentError
 from hub.events import Envelope, EventRegistry, decode
 from hub.events import registry as default_registry
@@ -53,6 +54,32 @@ class EnvelopeOpener:
                 out.append(open_envelope(data, keys[kid], self._registry))
             except PermanentError as exc:
                 out.append(exc)
+        return out
+
+    def metadata_values(self, values: Sequence[bytes]) -> list[Envelope | PermanentError]:
+        """Envelopes with their metadata validated but sealed payloads left sealed (as an
+        `ErasedPayload` naming the type): for views that store the sealed record and read
+        only ids, types, categories and times. Unsealed records are decoded in full."""
+        out: list[Envelope | PermanentError] = []
+        for value in values:
+            try:
+                if b'"enc":"v1"' not in value:
+                    out.append(decode(value, self._registry))
+                    continue
+                try:
+                    data = orjson.loads(value)
+                except orjson.JSONDecodeError as exc:
+                    raise PermanentError(f"not valid JSON: {exc}") from None
+                if not isinstance(data, dict):
+                    raise PermanentError("an event must be a JSON object")
+                self._registry.payload_class(str(data.get("event_type")))
+                data["payload"] = ErasedPayload(original_event_type=str(data.get("event_type")))
+                out.append(Envelope.model_validate(data))
+            except PermanentError as exc:
+                out.append(exc)
+            except ValidationError as exc:
+                err = exc.errors(include_url=False)[0]
+                out.append(PermanentError(err["msg"], field=".".join(str(p) for p in err["loc"])))
         return out
 
     async def open_records(

@@ -199,10 +199,19 @@ class ConsentGate:
             outcomes: list[FactOutcome] = []
             states = await self.consent_states(children)
             seen_keys: set[str] = set()
-            for fact in facts:
+            subject_keys = [f.subject.model_dump_json() for f in facts]
+            await self._prepare_keys(
+                facts,
+                {
+                    i: r.child_id
+                    for i, k in enumerate(subject_keys)
+                    if (r := resolved[k]).child_id and known.get(dedupe_key(facts[i])) is None
+                },
+            )
+            for fact, skey in zip(facts, subject_keys, strict=True):
                 outcome = await self._one(
                     fact,
-                    resolved[fact.subject.model_dump_json()],
+                    resolved[skey],
                     actor,
                     now,
                     pending,
@@ -679,6 +688,26 @@ class ConsentGate:
                 "policy_version": decision.policy_version,
             },
         )
+
+    async def _prepare_keys(self, facts: Sequence[InboundFact], children: dict[int, str]) -> None:
+        """Create the data keys a batch will seal with, in one transaction (when the key
+        store can); facts whose category is decided later fall back to one at a time."""
+        from hub.consent.sealing import personal_fields
+
+        create_many = getattr(self.keys, "create_many", None)
+        if create_many is None:
+            return
+        ids = []
+        for i, fact in enumerate(facts):
+            child = children.get(i)
+            event_type = fact.payload.event_type
+            if child is None or event_type.startswith(GOVERNANCE_PREFIXES):
+                continue
+            if personal_fields(type(fact.payload)) == ():
+                continue
+            ids.append(data_key_id(child, fact.category or type(fact.payload).category))
+        if ids:
+            await create_many(ids)
 
     async def _seal(self, envelope: Envelope) -> bytes:
         from hub.consent.sealing import personal_fields

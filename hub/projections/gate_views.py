@@ -41,6 +41,7 @@ def _header_text(a: Applied, name: str) -> str | None:
 
 
 class ConsentStateProjection:
+    metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "consent_state"
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("consent_event",)
@@ -86,6 +87,7 @@ class ConsentStateProjection:
 
 
 class CaseloadProjection:
+    metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "caseload"
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("caseload",)
@@ -117,6 +119,7 @@ class CaseloadProjection:
 
 
 class WithheldIndexProjection:
+    metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "withheld_index"
     logs: tuple[LogName, ...] = (LogName.WITHHELD, LogName.EVENTS)
     tables: tuple[str, ...] = ("withheld_fact",)
@@ -163,6 +166,7 @@ class WithheldIndexProjection:
 
 
 class DedupeProjection:
+    metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "ingest_dedupe"
     logs: tuple[LogName, ...] = (LogName.EVENTS, LogName.WITHHELD)
     tables: tuple[str, ...] = ("ingest_dedupe",)
@@ -188,6 +192,7 @@ class DedupeProjection:
 
 
 class SharedRecordProjection:
+    metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "shared_record"
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("shared_fact",)

@@ -111,7 +111,11 @@ class ProjectionRunner:
         bad: list[tuple[StoredRecord, PermanentError]] = []
         if getattr(self.projection, "raw_records", False):  # e.g. the audit index
             return [Applied(RAW_ONLY, r.log, r.position, r.value, r.headers) for r in records], bad
-        for rec, opened in zip(records, await self.opener.open_records(records), strict=True):
+        if getattr(self.projection, "metadata_only", False):
+            opened_all = self.opener.metadata_values([r.value for r in records])
+        else:
+            opened_all = await self.opener.open_records(records)
+        for rec, opened in zip(records, opened_all, strict=True):
             if isinstance(opened, PermanentError):
                 bad.append((rec, opened))
             else:

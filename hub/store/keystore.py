@@ -15,6 +15,10 @@ DDL = (
 )
 
 
+_SELECT_IN = "SELECT child_id, wrapped, erased_at FROM data_key WHERE child_id IN ({marks})"
+"""`marks` is only ever a run of `?` placeholders."""
+
+
 class SqlKeyStore:
     def __init__(self, store: ReadStore, master: MasterKey, *, cache_size: int = 10_000) -> None:
         self._store = store
@@ -67,6 +71,42 @@ class SqlKeyStore:
         stored = self._master.unwrap(bytes(row[0]), child_id)  # another writer may have won
         self._remember(child_id, stored)
         return stored
+
+    async def create_many(self, key_ids: list[str]) -> None:
+        """Make sure each key exists (one transaction for all the missing ones); erased ids
+        are skipped (their facts are refused when sealed)."""
+        missing = [k for k in dict.fromkeys(key_ids) if k not in self._cache]
+        if not missing:
+            return
+        now = datetime.now(UTC).isoformat()
+        async with self._store.transaction() as tx:
+            for i in range(0, len(missing), 500):
+                chunk = missing[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = await tx.fetchall(
+                    "SELECT child_id, wrapped, erased_at FROM data_key"  # noqa: S608 - placeholders only
+                    f" WHERE child_id IN ({marks})",
+                    chunk,
+                )
+                known = {str(r[0]): r for r in rows}
+                new = [k for k in chunk if k not in known]
+                fresh = {k: new_data_key() for k in new}
+                await tx.executemany(
+                    "INSERT INTO data_key (child_id, wrapped, created_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (child_id) DO NOTHING",
+                    [(k, self._master.wrap(key, k), now) for k, key in fresh.items()],
+                )
+                if new:
+                    marks = ", ".join("?" for _ in new)
+                    rows = await tx.fetchall(
+                        "SELECT child_id, wrapped, erased_at FROM data_key"  # noqa: S608 - placeholders only
+                        f" WHERE child_id IN ({marks})",
+                        new,
+                    )
+                    known.update({str(r[0]): r for r in rows})
+                for kid, (_, wrapped, erased_at) in known.items():
+                    if erased_at is None and wrapped is not None:
+                        self._remember(kid, self._master.unwrap(bytes(wrapped), kid))
 
     async def delete(self, child_id: str) -> bool:
         self._cache.pop(child_id, None)
