@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from hub.auth.keys import ApiKeyStore
     from hub.bootstrap import Hub
     from hub.settings import Settings
 
@@ -206,12 +207,21 @@ def cmd_deadletter_replay(args: argparse.Namespace) -> int:
 
 
 # -- keys -----------------------------------------------------------------------------
-def cmd_keys_create(args: argparse.Namespace) -> int:
+def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeyStore], Awaitable[int]]) -> int:
+    """Run `fn` on the hub's API key store (set up first)."""
+
     async def run(the_hub: Hub) -> int:
         from hub.auth.keys import ApiKeyStore
 
         keys = ApiKeyStore(the_hub.store)
         await keys.setup()
+        return await fn(keys)
+
+    return _with_hub(args, run)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    async def run(keys: ApiKeyStore) -> int:
         try:
             key_id, token = await keys.create(args.role, args.name, args.agency)
         except ValueError as exc:
@@ -222,36 +232,28 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
         print(token)  # noqa: T201
         return 0
 
-    return _with_hub(args, run)
+    return _with_keys(args, run)
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore
-
-        keys = ApiKeyStore(the_hub.store)
-        await keys.setup()
+    async def run(keys: ApiKeyStore) -> int:
         n = await keys.revoke(args.key)
         if n == 0:
             raise CliError(f"no active key with id or name {args.key!r}")
         print(f"revoked {n} key(s)")  # noqa: T201
         return 0
 
-    return _with_hub(args, run)
+    return _with_keys(args, run)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore
-
-        keys = ApiKeyStore(the_hub.store)
-        await keys.setup()
+    async def run(keys: ApiKeyStore) -> int:
         for k in await keys.list():
             state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
             print(f"{k.key_id}\t{k.role}\t{k.agency or '-'}\t{k.name}\t{state}")  # noqa: T201
         return 0
 
-    return _with_hub(args, run)
+    return _with_keys(args, run)
 
 
 # -- consent and information governance ---------------------------------------------------

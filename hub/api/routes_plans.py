@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -109,6 +109,7 @@ class Recorded(BaseModel):
 
 
 _PROBLEM = "application/problem+json"
+_Route = Callable[..., Coroutine[Any, Any, Recorded | JSONResponse]]
 
 
 def _example(plan_id: str | None, event_type: str) -> dict[str, Any]:
@@ -397,7 +398,7 @@ async def _run(
     principal: Principal,
     child_id: str,
     plan_id: str | None,
-    build: Any,
+    build: Callable[[], Sequence[EventPayload]],
     *,
     route: str,
     idempotency_key: str | None,
@@ -420,6 +421,50 @@ async def _run(
     )
 
 
+async def _on_plan(
+    request: Request,
+    response: Response,
+    principal: Principal,
+    plan_id: str,
+    build: Callable[[], Sequence[EventPayload]],
+    *,
+    route: str,
+    key: str | None,
+) -> Recorded | JSONResponse:
+    """Record the steps `build` makes on a plan of a child on the caller's caseload."""
+    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+    return await _run(
+        request, response, principal, child_id, plan_id, build, route=route, idempotency_key=key
+    )
+
+
+_EXAMPLE_PLAN_ID = "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d"
+
+
+def _plan_step(path: str, event_type: str, *, summary: str) -> Callable[[_Route], _Route]:
+    """The route of a step on a plan (tag `plan steps`)."""
+    return router.post(
+        path,
+        tags=["plan steps"],
+        summary=summary,
+        status_code=201,
+        response_model=Recorded,
+        responses=_responses(_EXAMPLE_PLAN_ID, event_type),
+    )
+
+
+def _team_step(path: str, event_type: str, *, summary: str) -> Callable[[_Route], _Route]:
+    """The route of a child's team record (tag `team`): no plan, no transitions."""
+    return router.post(
+        path,
+        tags=["team"],
+        summary=summary,
+        status_code=201,
+        response_model=Recorded,
+        responses=_responses(None, event_type, transitions=False),
+    )
+
+
 # --------------------------------------------------------------------------- the request
 
 
@@ -437,14 +482,11 @@ class PlanRequestIn(_In):
     )
 
 
-@router.post(
+@_plan_step(
     "/children/{child_id}/plans",
-    tags=["plan steps"],
+    "plan.assessment_requested",
     summary="Record a request for an EHC needs assessment (a new plan) or a re-assessment "
     "(coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.assessment_requested"),
 )
 async def record_request(
     request: Request,
@@ -511,14 +553,11 @@ class DecisionIn(_In):
     letter: DocumentRef | None = None
 
 
-@router.post(
+@_plan_step(
     "/plans/{plan_id}/decision",
-    tags=["plan steps"],
+    "plan.assessment_decided",
     summary="Record the LA's decision whether to assess, or not to issue a plan after the "
     "assessment (coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.assessment_decided"),
 )
 async def record_decision(
     request: Request,
@@ -535,22 +574,13 @@ async def record_decision(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
-
     def build() -> list[EventPayload]:
         if body.decision == "no_plan":
             return [_build(NoPlanDecided, {"decided_on": body.decided_on, "letter": body.letter})]
         return [_build(AssessmentDecided, body.model_dump())]
 
-    return await _run(
-        request,
-        response,
-        principal,
-        child_id,
-        plan_id,
-        build,
-        route="decision",
-        idempotency_key=idempotency_key,
+    return await _on_plan(
+        request, response, principal, plan_id, build, route="decision", key=idempotency_key
     )
 
 
@@ -568,13 +598,10 @@ class AdviceRequestIn(_In):
     )
 
 
-@router.post(
+@_plan_step(
     "/plans/{plan_id}/advice-requests",
-    tags=["plan steps"],
+    "plan.advice_requested",
     summary="Record a request for advice under reg 6: due 6 weeks later (coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.advice_requested"),
 )
 async def record_advice_request(
     request: Request,
@@ -599,18 +626,16 @@ async def record_advice_request(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
     data = body.model_dump()
     data["advice_request_id"] = body.advice_request_id or f"adv-{uuid.uuid4().hex[:12]}"
-    return await _run(
+    return await _on_plan(
         request,
         response,
         principal,
-        child_id,
         plan_id,
         lambda: [_build(AdviceRequested, data)],
         route="advice-request",
-        idempotency_key=idempotency_key,
+        key=idempotency_key,
     )
 
 
@@ -620,14 +645,11 @@ class DraftIn(_In):
     document: DocumentRef | None = None
 
 
-@router.post(
+@_plan_step(
     "/plans/{plan_id}/draft",
-    tags=["plan steps"],
+    "plan.draft_issued",
     summary="Record that the draft plan was issued: the family has 15 days to comment "
     "(coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.draft_issued"),
 )
 async def record_draft(
     request: Request,
@@ -644,16 +666,14 @@ async def record_draft(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
-    return await _run(
+    return await _on_plan(
         request,
         response,
         principal,
-        child_id,
         plan_id,
         lambda: [_build(DraftIssued, body.model_dump())],
         route="draft",
-        idempotency_key=idempotency_key,
+        key=idempotency_key,
     )
 
 
@@ -665,13 +685,10 @@ class FinalIn(_In):
     document: DocumentRef | None = None
 
 
-@router.post(
+@_plan_step(
     "/plans/{plan_id}/final",
-    tags=["plan steps"],
+    "plan.finalised",
     summary="Record that the final plan was issued (coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.finalised"),
 )
 async def record_final(
     request: Request,
@@ -688,16 +705,14 @@ async def record_final(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
-    return await _run(
+    return await _on_plan(
         request,
         response,
         principal,
-        child_id,
         plan_id,
         lambda: [_build(Finalised, body.model_dump())],
         route="final",
-        idempotency_key=idempotency_key,
+        key=idempotency_key,
     )
 
 
@@ -716,14 +731,11 @@ class ExceptionIn(_In):
     details: str | None = Field(default=None, max_length=4000)
 
 
-@router.post(
+@_plan_step(
     "/plans/{plan_id}/exceptions",
-    tags=["plan steps"],
+    "plan.exception_recorded",
     summary="Record an exception to the time limits (regs 5(4), 8(2), 10(4), 13(3)) "
     "(coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.exception_recorded"),
 )
 async def record_exception(
     request: Request,
@@ -747,18 +759,16 @@ async def record_exception(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
     data = body.model_dump()
     data["exception_id"] = body.exception_id or f"exc-{uuid.uuid4().hex[:12]}"
-    return await _run(
+    return await _on_plan(
         request,
         response,
         principal,
-        child_id,
         plan_id,
         lambda: [_build(ExceptionRecorded, data)],
         route="exception",
-        idempotency_key=idempotency_key,
+        key=idempotency_key,
     )
 
 
@@ -782,14 +792,11 @@ class ReviewIn(_In):
     decision: ReviewDecisionIn | None = None
 
 
-@router.post(
+@_plan_step(
     "/plans/{plan_id}/reviews",
-    tags=["plan steps"],
+    "plan.review_meeting_held",
     summary="Record a review: the meeting, its report, and the LA's decision (any of them, "
     "in one call or later by review_id) (coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses("0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d", "plan.review_meeting_held"),
 )
 async def record_review(
     request: Request,
@@ -815,8 +822,6 @@ async def record_review(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
-
     def build() -> list[EventPayload]:
         if body.held_on is None and body.report_sent_on is None and body.decision is None:
             raise _Invalid(
@@ -870,15 +875,8 @@ async def record_review(
             )
         return out
 
-    return await _run(
-        request,
-        response,
-        principal,
-        child_id,
-        plan_id,
-        build,
-        route="review",
-        idempotency_key=idempotency_key,
+    return await _on_plan(
+        request, response, principal, plan_id, build, route="review", key=idempotency_key
     )
 
 
@@ -905,14 +903,11 @@ class MeetingIn(_In):
     actions: list[ActionIn] = []
 
 
-@router.post(
+@_team_step(
     "/children/{child_id}/meetings",
-    tags=["team"],
+    "team.meeting_held",
     summary="Record a team meeting: attendees, decisions, actions with owner and due date "
     "(coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses(None, "team.meeting_held", transitions=False),
 )
 async def record_meeting(
     request: Request,
@@ -980,14 +975,11 @@ class KeyWorkerIn(_In):
     assigned_on: date
 
 
-@router.post(
+@_team_step(
     "/children/{child_id}/key-worker",
-    tags=["team"],
+    "team.key_worker_assigned",
     summary="Record who holds which key working functions (single- or multi-person model) "
     "(coordinator, caseload)",
-    status_code=201,
-    response_model=Recorded,
-    responses=_responses(None, "team.key_worker_assigned", transitions=False),
 )
 async def record_key_worker(
     request: Request,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
@@ -29,6 +29,7 @@ from hub.errors import PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
+from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.gate import DEFAULT_PURPOSES, ConsentGate
 from hub.ingest.model import FactOutcome, InboundFact, Subject
@@ -40,6 +41,7 @@ Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 HUB_SOURCE = Source(agency="local_authority", system="tac-hub")
+_P = TypeVar("_P", bound=EventPayload)
 
 
 def gate_of(request: Request) -> ConsentGate:
@@ -234,6 +236,47 @@ async def require_on_caseload(gate: ConsentGate, principal: Principal, child_id:
         raise HTTPException(404, "no such child on your caseload")
 
 
+def _validated(cls: type[_P], data: dict[str, Any], *, prefix: str = "") -> _P:
+    """The payload, or a 422 naming the first invalid field (after `prefix`)."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        raise HTTPException(
+            422, f"{prefix}{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        ) from None
+
+
+async def _record_one(
+    gate: ConsentGate,
+    principal: Principal,
+    child_id: str,
+    payload: EventPayload,
+    *,
+    ref: str,
+    duplicate: str | None = None,
+) -> str | None:
+    """Append one hub-recorded fact through the gate and answer its event id: 409 with
+    `duplicate` when it was recorded before (if given), 422 when it was not appended."""
+    [outcome] = await gate.submit(
+        [
+            InboundFact(
+                subject=Subject(hub_child_id=child_id),
+                payload=payload,
+                occurred_at=datetime.now(UTC),
+                source=HUB_SOURCE,
+                ref=ref,
+            )
+        ],
+        actor=f"{principal.role}:{principal.name}",
+    )
+    if duplicate is not None and outcome.status == "duplicate":
+        raise HTTPException(409, duplicate)
+    if outcome.status != "appended":
+        raise HTTPException(422, outcome.reason or "not recorded")
+    return outcome.event_id
+
+
 class CoordinatorChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -258,21 +301,10 @@ async def change_coordinator(
     payload = (CoordinatorAssigned if body.action == "assign" else CoordinatorUnassigned)(
         coordinator=body.coordinator
     )
-    [outcome] = await gate.submit(
-        [
-            InboundFact(
-                subject=Subject(hub_child_id=child_id),
-                payload=payload,
-                occurred_at=datetime.now(UTC),
-                source=HUB_SOURCE,
-                ref=f"casework:{datetime.now(UTC).isoformat()}",
-            )
-        ],
-        actor=f"{principal.role}:{principal.name}",
+    event_id = await _record_one(
+        gate, principal, child_id, payload, ref=f"casework:{datetime.now(UTC).isoformat()}"
     )
-    if outcome.status != "appended":
-        raise HTTPException(422, outcome.reason or "not recorded")
-    return {"status": "recorded", "event_id": outcome.event_id, "action": body.action}
+    return {"status": "recorded", "event_id": event_id, "action": body.action}
 
 
 @router.get(
@@ -387,30 +419,18 @@ async def record_consent(
     await require_on_caseload(gate, principal, child_id)
     if body.child_date_of_birth is not None and await gate.persons.date_of_birth(child_id) is None:
         await gate.persons.set_date_of_birth(child_id, body.child_date_of_birth)
-    try:
-        payload = ConsentRecorded.model_validate({**body.consent, "recorded_by": principal.name})
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise HTTPException(
-            422, f"consent.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        ) from None
-    [outcome] = await gate.submit(
-        [
-            InboundFact(
-                subject=Subject(hub_child_id=child_id),
-                payload=payload,
-                occurred_at=datetime.now(UTC),
-                source=HUB_SOURCE,
-                ref=f"consent:{payload.consent_id}",
-            )
-        ],
-        actor=f"{principal.role}:{principal.name}",
+    payload = _validated(
+        ConsentRecorded, {**body.consent, "recorded_by": principal.name}, prefix="consent."
     )
-    if outcome.status == "duplicate":
-        raise HTTPException(409, f"consent {payload.consent_id} was recorded before")
-    if outcome.status != "appended":
-        raise HTTPException(422, outcome.reason or "not recorded")
-    return {"status": "recorded", "consent_id": payload.consent_id, "event_id": outcome.event_id}
+    event_id = await _record_one(
+        gate,
+        principal,
+        child_id,
+        payload,
+        ref=f"consent:{payload.consent_id}",
+        duplicate=f"consent {payload.consent_id} was recorded before",
+    )
+    return {"status": "recorded", "consent_id": payload.consent_id, "event_id": event_id}
 
 
 class WithdrawIn(BaseModel):
@@ -439,35 +459,24 @@ async def withdraw_consent(
         raise HTTPException(404, "no such consent on your caseload")
     child_id = str(row[0])
     await require_on_caseload(gate, principal, child_id)
-    try:
-        payload = ConsentWithdrawn.model_validate(
-            {
-                "consent_id": consent_id,
-                "withdrawn_by": body.withdrawn_by.model_dump(),
-                "reason": body.reason,
-                "recorded_by": principal.name,
-            }
-        )
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise HTTPException(422, f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
-    [outcome] = await gate.submit(
-        [
-            InboundFact(
-                subject=Subject(hub_child_id=child_id),
-                payload=payload,
-                occurred_at=datetime.now(UTC),
-                source=HUB_SOURCE,
-                ref=f"withdraw:{consent_id}",
-            )
-        ],
-        actor=f"{principal.role}:{principal.name}",
+    payload = _validated(
+        ConsentWithdrawn,
+        {
+            "consent_id": consent_id,
+            "withdrawn_by": body.withdrawn_by.model_dump(),
+            "reason": body.reason,
+            "recorded_by": principal.name,
+        },
     )
-    if outcome.status == "duplicate":
-        raise HTTPException(409, f"consent {consent_id} was withdrawn before")
-    if outcome.status != "appended":
-        raise HTTPException(422, outcome.reason or "not recorded")
-    return {"status": "withdrawn", "consent_id": consent_id, "event_id": outcome.event_id}
+    event_id = await _record_one(
+        gate,
+        principal,
+        child_id,
+        payload,
+        ref=f"withdraw:{consent_id}",
+        duplicate=f"consent {consent_id} was withdrawn before",
+    )
+    return {"status": "withdrawn", "consent_id": consent_id, "event_id": event_id}
 
 
 @router.get(

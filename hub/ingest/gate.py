@@ -36,6 +36,7 @@ from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Envelope, Source, decode, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
+from hub.events.envelope import EventPayload
 from hub.events.identity import CategoryErased, ChildErased, IdentifierLinked, MatchQueued
 from hub.identity.identifiers import Identifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
@@ -829,35 +830,51 @@ class ConsentGate:
                 if await self.keys.delete(data_key_id(child_id, category)):
                     deleted += 1
             await self.persons.erase(child_id)
-            checkpoint = getattr(self.store, "checkpoint", None)
-            if checkpoint is not None:
-                await checkpoint()
-            now = datetime.now(UTC)
-            tombstone = Envelope.wrap(
+            await self._checkpoint()
+            await self._tombstone(
+                child_id,
                 ChildErased(reason=reason[:200] or "erasure", requested_by=actor[:128]),
-                child_id=child_id,
-                source=Source(agency="hub", system="tac-hub"),
-                occurred_at=now,
-            )
-            await self.trail.append(
-                [
-                    AuditEntry(
-                        kind="erasure",
-                        actor=actor,
-                        child_id=child_id,
-                        at=now,
-                        details={
-                            "event_id": str(tombstone.event_id),
-                            "keys_deleted": deleted,
-                            "outcome": "erased",
-                        },
-                    )
-                ]
-            )
-            await self.log.append(
-                LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))]
+                actor=actor,
+                kind="erasure",
+                details={"keys_deleted": deleted},
             )
             return deleted
+
+    async def _tombstone(
+        self,
+        child_id: str,
+        payload: EventPayload,
+        *,
+        actor: str,
+        kind: AuditKind,
+        details: dict[str, Any],
+    ) -> None:
+        """Append the tombstone `payload` for the child and audit it (`outcome: erased`)."""
+        now = datetime.now(UTC)
+        tombstone = Envelope.wrap(
+            payload,
+            child_id=child_id,
+            source=Source(agency="hub", system="tac-hub"),
+            occurred_at=now,
+        )
+        await self.trail.append(
+            [
+                AuditEntry(
+                    kind=kind,
+                    actor=actor,
+                    child_id=child_id,
+                    at=now,
+                    details={"event_id": str(tombstone.event_id), **details, "outcome": "erased"},
+                )
+            ]
+        )
+        await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
+
+    async def _checkpoint(self) -> None:
+        """Fold the store's write-ahead log into its files, where the store has one."""
+        checkpoint = getattr(self.store, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
 
     async def review_consents(
         self, *, at: datetime | None = None, actor: str = "system:consent-review"
@@ -929,38 +946,18 @@ class ConsentGate:
                     continue
                 async with self._lock:
                     await self.keys.delete(kid)
-                    now = datetime.now(UTC)
-                    tombstone = Envelope.wrap(
+                    await self._tombstone(
+                        child_id,
                         CategoryErased(
                             erased_category=category, rule=f"keep until {keep_until.isoformat()}"
                         ),
-                        child_id=child_id,
-                        source=Source(agency="hub", system="tac-hub"),
-                        occurred_at=now,
-                    )
-                    await self.trail.append(
-                        [
-                            AuditEntry(
-                                kind="retention",
-                                actor=actor,
-                                child_id=child_id,
-                                at=now,
-                                details={
-                                    "event_id": str(tombstone.event_id),
-                                    "category": category,
-                                    "keep_until": keep_until.isoformat(),
-                                    "outcome": "erased",
-                                },
-                            )
-                        ]
-                    )
-                    await self.log.append(
-                        LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))]
+                        actor=actor,
+                        kind="retention",
+                        details={"category": category, "keep_until": keep_until.isoformat()},
                     )
                 done.append((child_id, category))
-        checkpoint = getattr(self.store, "checkpoint", None)
-        if done and checkpoint is not None:
-            await checkpoint()
+        if done:
+            await self._checkpoint()
         return done
 
 
