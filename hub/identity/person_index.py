@@ -25,6 +25,10 @@ DDL = (
     "CREATE TABLE IF NOT EXISTS person_identifier ("
     " id_hash TEXT PRIMARY KEY, system TEXT NOT NULL, child_id TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS person_identifier_child ON person_identifier (child_id)",
+    # Keyed hashes of an erased child's identifiers (never the values): a suppression list,
+    # so a later fact naming the erased child is refused instead of starting a new record.
+    "CREATE TABLE IF NOT EXISTS person_suppressed ("
+    " id_hash TEXT PRIMARY KEY, erased_at TEXT NOT NULL)",
 )
 
 
@@ -140,6 +144,17 @@ class PersonIndex:
             self._known[self._hash(ident)] = child_id
         return linked
 
+    async def suppressed(self, idents: Sequence[Identifier]) -> bool:
+        """Whether any of these identifiers belonged to a child whose record was erased."""
+        if not idents:
+            return False
+        marks = ", ".join("?" for _ in idents)
+        row = await self._store.fetchone(
+            f"SELECT 1 FROM person_suppressed WHERE id_hash IN ({marks})",  # noqa: S608 - placeholders
+            [self._hash(i) for i in idents],
+        )
+        return row is not None
+
     async def exists(self, child_id: str) -> bool:
         row = await self._store.fetchone(
             "SELECT 1 FROM person WHERE child_id = ? AND erased_at IS NULL", (child_id,)
@@ -170,6 +185,12 @@ class PersonIndex:
         """Forget the child's identifiers and date of birth; keep the id as erased."""
         self._known = {h: c for h, c in self._known.items() if c != child_id}
         async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO person_suppressed (id_hash, erased_at)"
+                " SELECT id_hash, ? FROM person_identifier WHERE child_id = ?"
+                " ON CONFLICT (id_hash) DO NOTHING",
+                (datetime.now(UTC).isoformat(), child_id),
+            )
             await tx.execute("DELETE FROM person_identifier WHERE child_id = ?", (child_id,))
             await tx.execute(
                 "UPDATE person SET date_of_birth = NULL, erased_at = ? WHERE child_id = ?",

@@ -273,6 +273,13 @@ class ConsentGate:
                     detail=f"{first.system.value}: {first.message}",
                 )
             return Unlinked("no_identifier", candidates)
+        if await self.persons.suppressed(good):
+            return (
+                None,
+                [],
+                "this child's record was erased; the hub takes nothing more about them",
+                "erased",
+            )
         owners: set[str] = set()
         for ident in good:
             owner = await self.persons.lookup(ident)

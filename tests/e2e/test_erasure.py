@@ -381,11 +381,6 @@ async def test_erasure_shreds_the_child_everywhere_and_the_trail_shows_it(api: A
     assert r.status_code == 404, r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="design gap (reported): erasure forgets the child's identifiers, so a fact "
-    "naming an erased child by its UPN starts a new child instead of being refused",
-)
 async def test_a_fact_naming_an_erased_child_by_its_upn_is_rejected(api: Api) -> None:
     child, _ = await set_up_child(api, UPN, "a")
     r = await api.client.post(
