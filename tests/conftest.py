@@ -121,6 +121,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             continue
         match = re.search(r"\[([^\]]+)\]", rest)
         backend = match.group(1) if match else "default"
+        if "-log+" not in backend:
+            backend = backend.split("-", 1)[0]
         seen.setdefault(suite, {})
         seen[suite][backend] = seen[suite].get(backend, 0) + 1
     if not seen:
