@@ -58,7 +58,9 @@ def postgres_dsn() -> str | None:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
-        "--events", type=int, default=None,
+        "--events",
+        type=int,
+        default=None,
         help="events per run (default 50,000; for views 1,000,000)",
     )
     parser.add_argument(
@@ -69,7 +71,8 @@ def main() -> int:
     )
     parser.add_argument("--warm", type=int, default=30, help="views: requests discarded first")
     parser.add_argument(
-        "--views-on", default="sqlite,postgres,kafka",
+        "--views-on",
+        default="sqlite,postgres,kafka",
         help="views: backends to measure (sqlite, postgres, kafka)",
     )
     parser.add_argument(
@@ -87,7 +90,8 @@ def main() -> int:
     view_events = args.events or 1_000_000
     args.events = args.events or 50_000
     print(
-        f"TAC Hub benchmarks on {platform.node()} ({os.cpu_count()} cores, Python {platform.python_version()}); "
+        f"TAC Hub benchmarks on {platform.node()} ({os.cpu_count()} cores, "
+        f"Python {platform.python_version()}); "
         f"{args.events:,} events, batch {args.batch}, median of {args.rounds}"
     )
     results = []
@@ -116,9 +120,15 @@ def main() -> int:
         if "views" in only:
             from bench import bench_views
 
-            bench_views.run(args.children, view_events, bootstrap, pg,
-                            requests=args.requests, warm=args.warm,
-                            backends=args.views_on.split(","))  # prints as it goes
+            bench_views.run(
+                args.children,
+                view_events,
+                bootstrap,
+                pg,
+                requests=args.requests,
+                warm=args.warm,
+                backends=args.views_on.split(","),
+            )  # prints as it goes
     if "consent" in only:
         from bench import bench_consent
 

@@ -198,10 +198,17 @@ class Raw:
     basis: str | None = None
 
     def inbound(self, child_id: str) -> InboundFact:
-        return InboundFact(subject=Subject(hub_child_id=child_id), payload=self.payload,
-                           occurred_at=self.at, source=self.source, ref=self.ref,
-                           plan_id=self.plan_id, category=self.category,
-                           purposes=self.purposes, statutory_basis=self.basis)
+        return InboundFact(
+            subject=Subject(hub_child_id=child_id),
+            payload=self.payload,
+            occurred_at=self.at,
+            source=self.source,
+            ref=self.ref,
+            plan_id=self.plan_id,
+            category=self.category,
+            purposes=self.purposes,
+            statutory_basis=self.basis,
+        )
 
 
 def _at(day: date, hour: int = 9) -> datetime:
@@ -211,8 +218,12 @@ def _at(day: date, hour: int = 9) -> datetime:
 def _src(publisher: Agency | School | None, message_id: str) -> Source:
     if publisher is None:  # a coordinator route / the admin: the LA in the hub itself
         return Source(agency="local_authority", system="tac-hub", message_id=message_id)
-    return Source(agency=publisher.agency, organisation_code=publisher.organisation_code,
-                  system=publisher.system, message_id=message_id)
+    return Source(
+        agency=publisher.agency,
+        organisation_code=publisher.organisation_code,
+        system=publisher.system,
+        message_id=message_id,
+    )
 
 
 @dataclass
@@ -238,8 +249,9 @@ _ROUTE_PURPOSES: dict[type[EventPayload], tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def _route_fact(payload: EventPayload, day: date, message_id: str, ref: str,
-                plan_id: str | None) -> Raw:
+def _route_fact(
+    payload: EventPayload, day: date, message_id: str, ref: str, plan_id: str | None
+) -> Raw:
     """As `hub.api.routes_plans.append_steps` builds a coordinator's step."""
     data_category = getattr(payload, "data_category", None)
     category = str(data_category()) if callable(data_category) else type(payload).category
@@ -248,12 +260,28 @@ def _route_fact(payload: EventPayload, day: date, message_id: str, ref: str,
         basis = "ehc_statutory_record"
     elif isinstance(payload, AdviceRequested) and category in ("health", "social_care"):
         basis = "reg6_ehc_advice"
-    return Raw(payload, _at(day), _src(None, message_id), ref, plan_id, category,
-               _ROUTE_PURPOSES.get(type(payload), ("ehc_assessment",)), basis)
+    return Raw(
+        payload,
+        _at(day),
+        _src(None, message_id),
+        ref,
+        plan_id,
+        category,
+        _ROUTE_PURPOSES.get(type(payload), ("ehc_assessment",)),
+        basis,
+    )
 
 
-def story(child: Child, today: date, *, child_id: str, plan_id: str | None, coordinator: str,
-          tag: str, target: int) -> Story:
+def story(
+    child: Child,
+    today: date,
+    *,
+    child_id: str,
+    plan_id: str | None,
+    coordinator: str,
+    tag: str,
+    target: int,
+) -> Story:
     """Every fact about `child` (see the module docstring); `tag` keeps message and
     consent ids of a twin apart from its original's; `target` is the number of facts to
     reach with health appointments."""
@@ -264,49 +292,109 @@ def story(child: Child, today: date, *, child_id: str, plan_id: str | None, coor
     dob = child.date_of_birth
     start = max(child.sen_start, today - timedelta(days=700))
     # -- governance: caseload, consents (the demo records them before the facts)
-    s.first.append(Raw(CoordinatorAssigned(coordinator=coordinator), _at(start),
-                       _src(None, f"{ref}:casework"), f"casework:{ref}"))
+    s.first.append(
+        Raw(
+            CoordinatorAssigned(coordinator=coordinator),
+            _at(start),
+            _src(None, f"{ref}:casework"),
+            f"casework:{ref}",
+        )
+    )
     consents = consents_of(child, today)
     for c in consents:
         c = {**c, "consent_id": f"{tag}{c['consent_id']}"}
-        s.first.append(Raw(ConsentRecorded.model_validate(c), _at(date.fromisoformat(
-            c["given_on"])), _src(None, f"{ref}:consent"), f"consent:{c['consent_id']}"))
+        s.first.append(
+            Raw(
+                ConsentRecorded.model_validate(c),
+                _at(date.fromisoformat(c["given_on"])),
+                _src(None, f"{ref}:consent"),
+                f"consent:{c['consent_id']}",
+            )
+        )
     if child.consent == "withdrawn_social_care":
-        s.last.append(Raw(ConsentWithdrawn(
-            consent_id=f"{tag}consent-{i:03d}-social-care", reason="family_request",
-            recorded_by="demo-coordinator"), _at(today, 8), _src(None, f"{ref}:withdraw"),
-            f"withdraw:{ref}"))
+        s.last.append(
+            Raw(
+                ConsentWithdrawn(
+                    consent_id=f"{tag}consent-{i:03d}-social-care",
+                    reason="family_request",
+                    recorded_by="demo-coordinator",
+                ),
+                _at(today, 8),
+                _src(None, f"{ref}:withdraw"),
+                f"withdraw:{ref}",
+            )
+        )
     body = s.body
     # -- identifiers the SEN case system linked on first sight
     for system in ("upn", "nhs_number", "la_child_id"):
         known = {"upn": child.upn, "nhs_number": child.nhs_number, "la_child_id": child.la_child_id}
         if not known[system]:
             continue
-        body.append(Raw(IdentifierLinked(system=system, reason="first seen on an inbound fact"),
-                        _at(start), _src(SEN_SERVICE, f"{ref}:named"), f"linked:{system}"))
+        body.append(
+            Raw(
+                IdentifierLinked(system=system, reason="first seen on an inbound fact"),
+                _at(start),
+                _src(SEN_SERVICE, f"{ref}:named"),
+                f"linked:{system}",
+            )
+        )
     # -- the school's CTF: pupil, placement, SEN history, attendance, contacts
     school = child.school
     if school is not None:
         msg = f"{ref}:ctf:{school.agency}"
         entered = entry_date(child, school, today)
-        body.append(Raw(PupilIdentified(
-            upn=child.upn, forename=child.given, surname=child.family, date_of_birth=dob,
-            gender=child.sex, address=SchoolAddress(
-                lines=(f"{child.house} {child.street}",), town=TOWN, postcode=child.postcode)),
-            _at(entered), _src(school, msg), "Pupil"))
+        body.append(
+            Raw(
+                PupilIdentified(
+                    upn=child.upn,
+                    forename=child.given,
+                    surname=child.family,
+                    date_of_birth=dob,
+                    gender=child.sex,
+                    address=SchoolAddress(
+                        lines=(f"{child.house} {child.street}",), town=TOWN, postcode=child.postcode
+                    ),
+                ),
+                _at(entered),
+                _src(school, msg),
+                "Pupil",
+            )
+        )
         special = school.estab.startswith("7")
-        body.append(Raw(PlacementRecorded(
-            la_code=LA_CODE, estab=school.estab, urn=school.urn, school_name=school.name,
-            phase="secondary" if school.nc_years[0] == "7" else "primary",
-            provision_type="special" if special else "mainstream", entry_date=entered,
-            nc_year=child.nc_year, enrolment_status="C"),
-            _at(entered), _src(school, msg), "Pupil/SchoolHistory[1]"))
+        body.append(
+            Raw(
+                PlacementRecorded(
+                    la_code=LA_CODE,
+                    estab=school.estab,
+                    urn=school.urn,
+                    school_name=school.name,
+                    phase="secondary" if school.nc_years[0] == "7" else "primary",
+                    provision_type="special" if special else "mainstream",
+                    entry_date=entered,
+                    nc_year=child.nc_year,
+                    enrolment_status="C",
+                ),
+                _at(entered),
+                _src(school, msg),
+                "Pupil/SchoolHistory[1]",
+            )
+        )
         for k, (provision, begun, ended) in enumerate(sen_history(child, final_date(child, today))):
-            body.append(Raw(SenStatusRecorded(
-                sen_provision=provision, start_date=begun, end_date=ended,
-                needs=tuple(SenNeedRanked(type=n, rank=r + 1)
-                            for r, n in enumerate(child.needs))),
-                _at(begun), _src(school, msg), f"Pupil/SENhistory[{k + 1}]"))
+            body.append(
+                Raw(
+                    SenStatusRecorded(
+                        sen_provision=provision,
+                        start_date=begun,
+                        end_date=ended,
+                        needs=tuple(
+                            SenNeedRanked(type=n, rank=r + 1) for r, n in enumerate(child.needs)
+                        ),
+                    ),
+                    _at(begun),
+                    _src(school, msg),
+                    f"Pupil/SENhistory[{k + 1}]",
+                )
+            )
         for year in range(max(entered.year, today.year - 3), today.year + 1):
             ends = date(year + 1, 7, 20)
             if ends > today:
@@ -314,81 +402,200 @@ def story(child: Child, today: date, *, child_id: str, plan_id: str | None, coor
             possible = 380
             attended = possible - rng.randrange(8, 60)
             unauthorised = rng.randrange(0, 6)
-            body.append(Raw(AttendanceRecorded(
-                academic_year=year, la_code=LA_CODE, estab=school.estab, urn=school.urn,
-                school_name=school.name, sessions_possible=possible, sessions_attended=attended,
-                sessions_authorised_absence=possible - attended - unauthorised,
-                sessions_unauthorised_absence=unauthorised),
-                _at(ends), _src(school, f"{msg}:{year}"), f"Pupil/Attendance/{year}"))
+            body.append(
+                Raw(
+                    AttendanceRecorded(
+                        academic_year=year,
+                        la_code=LA_CODE,
+                        estab=school.estab,
+                        urn=school.urn,
+                        school_name=school.name,
+                        sessions_possible=possible,
+                        sessions_attended=attended,
+                        sessions_authorised_absence=possible - attended - unauthorised,
+                        sessions_unauthorised_absence=unauthorised,
+                    ),
+                    _at(ends),
+                    _src(school, f"{msg}:{year}"),
+                    f"Pupil/Attendance/{year}",
+                )
+            )
         for k, parent in enumerate(child.parents, start=1):
-            body.append(Raw(ContactRecorded(
-                contact_order=k, relationship=parent.relationship, parental_responsibility=True,
-                lives_with_child=True, title=parent.title, surname=parent.surname,
-                forename=parent.forename,
-                contact_points=(ContactPoint(system="phone", value=parent.phone, use="mobile"),
-                                ContactPoint(system="email", value=parent.email))),
-                _at(entered), _src(school, msg), f"Pupil/Contacts/Contact[{k}]"))
+            body.append(
+                Raw(
+                    ContactRecorded(
+                        contact_order=k,
+                        relationship=parent.relationship,
+                        parental_responsibility=True,
+                        lives_with_child=True,
+                        title=parent.title,
+                        surname=parent.surname,
+                        forename=parent.forename,
+                        contact_points=(
+                            ContactPoint(system="phone", value=parent.phone, use="mobile"),
+                            ContactPoint(system="email", value=parent.email),
+                        ),
+                    ),
+                    _at(entered),
+                    _src(school, msg),
+                    f"Pupil/Contacts/Contact[{k}]",
+                )
+            )
     # -- health: patient, conditions, a related person
     msg = f"{ref}:fhir:{COMMUNITY_TRUST.agency}"
     seen = child.sen_start - timedelta(days=60)
-    body.append(Raw(PatientIdentified(
-        patient_ref=f"Patient/{i}", nhs_number=child.nhs_number, given_names=(child.given,),
-        family_name=child.family, date_of_birth=dob,
-        gender="female" if child.sex == "F" else "male", postcode=child.postcode,
-        gp_practice_code="Y99901"), _at(seen), _src(COMMUNITY_TRUST, msg), f"Patient/{i}",
-        category="identity"))
+    body.append(
+        Raw(
+            PatientIdentified(
+                patient_ref=f"Patient/{i}",
+                nhs_number=child.nhs_number,
+                given_names=(child.given,),
+                family_name=child.family,
+                date_of_birth=dob,
+                gender="female" if child.sex == "F" else "male",
+                postcode=child.postcode,
+                gp_practice_code="Y99901",
+            ),
+            _at(seen),
+            _src(COMMUNITY_TRUST, msg),
+            f"Patient/{i}",
+            category="identity",
+        )
+    )
     for k, condition in enumerate(child.conditions):
-        body.append(Raw(ConditionRecorded(
-            condition_ref=f"Condition/{i}-{k}", clinical_status="active",
-            verification_status="confirmed", onset=seen,
-            code=Concept(codings=(Coding(system=SNOMED, code=condition.snomed,
-                                         display=condition.display),), text=condition.display)),
-            _at(seen), _src(COMMUNITY_TRUST, msg), f"Condition/{i}-{k}", category="health"))
+        body.append(
+            Raw(
+                ConditionRecorded(
+                    condition_ref=f"Condition/{i}-{k}",
+                    clinical_status="active",
+                    verification_status="confirmed",
+                    onset=seen,
+                    code=Concept(
+                        codings=(
+                            Coding(system=SNOMED, code=condition.snomed, display=condition.display),
+                        ),
+                        text=condition.display,
+                    ),
+                ),
+                _at(seen),
+                _src(COMMUNITY_TRUST, msg),
+                f"Condition/{i}-{k}",
+                category="health",
+            )
+        )
     parent = child.parents[0]
-    body.append(Raw(RelatedPersonRecorded(
-        related_person_ref=f"RelatedPerson/{i}-1", recorded_as="related_person",
-        relationships=(Coding(system=ROLE_CODE, code="MTH" if parent.relationship in (
-            "PAM", "CAM") else "FTH"),), given_names=(parent.forename,),
-        family_name=parent.surname, contacts=(ContactPoint(system="phone", value=parent.phone),)),
-        _at(seen), _src(COMMUNITY_TRUST, msg), f"RelatedPerson/{i}-1", category="identity"))
+    body.append(
+        Raw(
+            RelatedPersonRecorded(
+                related_person_ref=f"RelatedPerson/{i}-1",
+                recorded_as="related_person",
+                relationships=(
+                    Coding(
+                        system=ROLE_CODE,
+                        code="MTH" if parent.relationship in ("PAM", "CAM") else "FTH",
+                    ),
+                ),
+                given_names=(parent.forename,),
+                family_name=parent.surname,
+                contacts=(ContactPoint(system="phone", value=parent.phone),),
+            ),
+            _at(seen),
+            _src(COMMUNITY_TRUST, msg),
+            f"RelatedPerson/{i}-1",
+            category="identity",
+        )
+    )
     # -- social care
     if child.social_care != "none" and child.la_child_id:
         msg = f"{ref}:social-care"
-        body.append(Raw(ChildIdentified(
-            la_code=LA_CODE, la_child_id=child.la_child_id, upn=child.upn, date_of_birth=dob,
-            sex=child.sex), _at(start), _src(CHILDRENS_SERVICES, msg), "Child"))
+        body.append(
+            Raw(
+                ChildIdentified(
+                    la_code=LA_CODE,
+                    la_child_id=child.la_child_id,
+                    upn=child.upn,
+                    date_of_birth=dob,
+                    sex=child.sex,
+                ),
+                _at(start),
+                _src(CHILDRENS_SERVICES, msg),
+                "Child",
+            )
+        )
         if child.disabilities:
-            body.append(Raw(DisabilityRecorded(disabilities=tuple(child.disabilities)),
-                            _at(start), _src(CHILDRENS_SERVICES, msg), "Child/Disabilities"))
+            body.append(
+                Raw(
+                    DisabilityRecorded(disabilities=tuple(child.disabilities)),
+                    _at(start),
+                    _src(CHILDRENS_SERVICES, msg),
+                    "Child/Disabilities",
+                )
+            )
     # -- the team: every member joins from its own system
     for k, p in enumerate(child.team):
-        since = (min(today - timedelta(days=30), child.sen_start) if p.key == "la_sen_officer"
-                 else start + timedelta(days=5 * k))
+        since = (
+            min(today - timedelta(days=30), child.sen_start)
+            if p.key == "la_sen_officer"
+            else start + timedelta(days=5 * k)
+        )
         category = {"social_care": "social_care", "health": "health"}.get(p.agency)
-        body.append(Raw(PractitionerJoined(
-            practitioner_id=p.practitioner_id, role=p.role, agency=p.agency,
-            organisation_code=p.organisation_code, since=since), _at(since),
-            _src(PUBLISHERS[p.publisher], f"{ref}:joined:{p.practitioner_id}"), "event",
-            category=category))
+        body.append(
+            Raw(
+                PractitionerJoined(
+                    practitioner_id=p.practitioner_id,
+                    role=p.role,
+                    agency=p.agency,
+                    organisation_code=p.organisation_code,
+                    since=since,
+                ),
+                _at(since),
+                _src(PUBLISHERS[p.publisher], f"{ref}:joined:{p.practitioner_id}"),
+                "event",
+                category=category,
+            )
+        )
     if i % 10 == 7:  # CAMHS: the involvement itself is mental health (named consent only)
-        body.append(Raw(PractitionerJoined(
-            practitioner_id=f"camhs:CX{i % 5:04d}", role="camhs_clinician", agency="health",
-            organisation_code=COMMUNITY_TRUST.organisation_code, since=start),
-            _at(start), _src(COMMUNITY_TRUST, f"{ref}:camhs"), "CareTeam/camhs",
-            category="mental_health"))
+        body.append(
+            Raw(
+                PractitionerJoined(
+                    practitioner_id=f"camhs:CX{i % 5:04d}",
+                    role="camhs_clinician",
+                    agency="health",
+                    organisation_code=COMMUNITY_TRUST.organisation_code,
+                    since=start,
+                ),
+                _at(start),
+                _src(COMMUNITY_TRUST, f"{ref}:camhs"),
+                "CareTeam/camhs",
+                category="mental_health",
+            )
+        )
     # -- key working and the demo's recent meeting (coordinator routes)
     for k, step in enumerate(team_steps(child, today)):
         d = step.data
         if step.kind == "key_worker":
-            kw: dict[str, Any] = {"practitioner_id": d["practitioner"].practitioner_id,
-                                  "model": d["model"], "assigned_on": step.on}
+            kw: dict[str, Any] = {
+                "practitioner_id": d["practitioner"].practitioner_id,
+                "model": d["model"],
+                "assigned_on": step.on,
+            }
             if "functions" in d:
                 kw["functions"] = tuple(d["functions"])
-            body.append(_route_fact(KeyWorkerAssigned(**kw), step.on, f"{ref}:kw:{k}",
-                                    f"{child_id}:-:key-worker:0", None))
+            body.append(
+                _route_fact(
+                    KeyWorkerAssigned(**kw),
+                    step.on,
+                    f"{ref}:kw:{k}",
+                    f"{child_id}:-:key-worker:0",
+                    None,
+                )
+            )
         else:
-            body.append(_route_fact(_meeting(step), step.on, f"{ref}:meeting:{k}",
-                                    f"{child_id}:-:meeting:0", None))
+            body.append(
+                _route_fact(
+                    _meeting(step), step.on, f"{ref}:meeting:{k}", f"{child_id}:-:meeting:0", None
+                )
+            )
     # -- TAC meetings every eight weeks over the last two years, actions mostly done
     steps = plan_steps(child, today)
     if steps and child.team:
@@ -397,28 +604,61 @@ def story(child: Child, today: date, *, child_id: str, plan_id: str | None, coor
         while day < today - timedelta(days=14):
             k += 1
             owners = [child.team[(k + j) % len(child.team)] for j in (0, 1)]
-            actions = [MeetingAction(action_id=f"act-{i}-p{k}-{j}", owner_id=o.practitioner_id,
-                                     text="Update the team on progress against the outcomes.",
-                                     due_on=day + timedelta(days=14 * (j + 1)))
-                       for j, o in enumerate(owners)]
+            actions = [
+                MeetingAction(
+                    action_id=f"act-{i}-p{k}-{j}",
+                    owner_id=o.practitioner_id,
+                    text="Update the team on progress against the outcomes.",
+                    due_on=day + timedelta(days=14 * (j + 1)),
+                )
+                for j, o in enumerate(owners)
+            ]
             attendees = tuple(dict.fromkeys(p.practitioner_id for p in child.team[:4]))
-            body.append(_route_fact(MeetingHeld(
-                meeting_id=f"mt-{i}-p{k}", held_on=day, kind="tac", attendee_ids=attendees,
-                family_attended=True, decisions=("Carry on with the agreed plan.",),
-                actions=tuple(actions)), day, f"{ref}:tac:{k}", f"{child_id}:-:meeting:0", None))
+            body.append(
+                _route_fact(
+                    MeetingHeld(
+                        meeting_id=f"mt-{i}-p{k}",
+                        held_on=day,
+                        kind="tac",
+                        attendee_ids=attendees,
+                        family_attended=True,
+                        decisions=("Carry on with the agreed plan.",),
+                        actions=tuple(actions),
+                    ),
+                    day,
+                    f"{ref}:tac:{k}",
+                    f"{child_id}:-:meeting:0",
+                    None,
+                )
+            )
             for a in actions:
                 if a.due_on < today - timedelta(days=7) and rng.random() < 0.85:
                     done = a.due_on - timedelta(days=2)
-                    body.append(Raw(MeetingActionCompleted(
-                        action_id=a.action_id, meeting_id=f"mt-{i}-p{k}", completed_on=done,
-                        completed_by=a.owner_id), _at(done),
-                        _src(SEN_SERVICE, f"{ref}:done:{a.action_id}"), "event"))
+                    body.append(
+                        Raw(
+                            MeetingActionCompleted(
+                                action_id=a.action_id,
+                                meeting_id=f"mt-{i}-p{k}",
+                                completed_on=done,
+                                completed_by=a.owner_id,
+                            ),
+                            _at(done),
+                            _src(SEN_SERVICE, f"{ref}:done:{a.action_id}"),
+                            "event",
+                        )
+                    )
             day += timedelta(days=56)
     # -- the family's own views (section A)
     if steps and child.consent != "none":
         for k, v in enumerate(family_views(child, today)):
-            body.append(Raw(ViewsRecorded.model_validate(v), _at(date.fromisoformat(
-                v["recorded_on"])), _src(FAMILY_PORTAL, f"{ref}:family"), f"views[{k}]"))
+            body.append(
+                Raw(
+                    ViewsRecorded.model_validate(v),
+                    _at(date.fromisoformat(v["recorded_on"])),
+                    _src(FAMILY_PORTAL, f"{ref}:family"),
+                    f"views[{k}]",
+                )
+            )
     # -- the plan's journey
     for k, step in enumerate(steps):
         body.extend(_plan_facts(child, step, plan_id, f"{ref}:plan:{k}", child_id))
@@ -429,18 +669,34 @@ def story(child: Child, today: date, *, child_id: str, plan_id: str | None, coor
         day = today - timedelta(days=rng.randrange(14, 1100))
         clinician = clinicians[k % len(clinicians)]
         dna = rng.random() < 0.08
-        body.append(Raw(EncounterRecorded(
-            encounter_ref=f"Encounter/{i}-{k}", status="cancelled" if dna else "finished",
-            attendance="did_not_attend" if dna else "attended",
-            encounter_class=Coding(system="http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                   code="AMB"),
-            types=(Concept(codings=(Coding(system=SNOMED, code="185389009",
-                                           display="Follow-up visit"),)),),
-            start=_at(day, 10), end=_at(day, 11),
-            service_provider_code=clinician.organisation_code if clinician
-            else COMMUNITY_TRUST.organisation_code),
-            _at(day, 10), _src(COMMUNITY_TRUST, f"{ref}:appointments:{k // 50}"),
-            f"Encounter/{i}-{k}", category="health"))
+        body.append(
+            Raw(
+                EncounterRecorded(
+                    encounter_ref=f"Encounter/{i}-{k}",
+                    status="cancelled" if dna else "finished",
+                    attendance="did_not_attend" if dna else "attended",
+                    encounter_class=Coding(
+                        system="http://terminology.hl7.org/CodeSystem/v3-ActCode", code="AMB"
+                    ),
+                    types=(
+                        Concept(
+                            codings=(
+                                Coding(system=SNOMED, code="185389009", display="Follow-up visit"),
+                            )
+                        ),
+                    ),
+                    start=_at(day, 10),
+                    end=_at(day, 11),
+                    service_provider_code=clinician.organisation_code
+                    if clinician
+                    else COMMUNITY_TRUST.organisation_code,
+                ),
+                _at(day, 10),
+                _src(COMMUNITY_TRUST, f"{ref}:appointments:{k // 50}"),
+                f"Encounter/{i}-{k}",
+                category="health",
+            )
+        )
     body.sort(key=lambda r: r.at)
     return s
 
@@ -448,16 +704,27 @@ def story(child: Child, today: date, *, child_id: str, plan_id: str | None, coor
 def _meeting(step: PlanStep) -> MeetingHeld:
     d = step.data
     return MeetingHeld(
-        meeting_id=d["meeting_id"], held_on=step.on, kind=d["kind"],
+        meeting_id=d["meeting_id"],
+        held_on=step.on,
+        kind=d["kind"],
         attendee_ids=tuple(p.practitioner_id for p in d["attendees"]),
-        family_attended=d["family_attended"], decisions=tuple(d["decisions"]),
-        actions=tuple(MeetingAction(action_id=a["action_id"], text=a["text"],
-                                    owner_id=a["owner"].practitioner_id, due_on=a["due_on"])
-                      for a in d["actions"]))
+        family_attended=d["family_attended"],
+        decisions=tuple(d["decisions"]),
+        actions=tuple(
+            MeetingAction(
+                action_id=a["action_id"],
+                text=a["text"],
+                owner_id=a["owner"].practitioner_id,
+                due_on=a["due_on"],
+            )
+            for a in d["actions"]
+        ),
+    )
 
 
-def _plan_facts(child: Child, step: PlanStep, plan_id: str | None, msg: str,
-                child_id: str) -> list[Raw]:
+def _plan_facts(
+    child: Child, step: PlanStep, plan_id: str | None, msg: str, child_id: str
+) -> list[Raw]:
     """One step of the demo's journey as the coordinator route, the adviser's system or
     the SEN case system would send it."""
     assert plan_id is not None
@@ -468,23 +735,50 @@ def _plan_facts(child: Child, step: PlanStep, plan_id: str | None, msg: str,
         return _route_fact(payload, day, msg, f"{child_id}:{plan_id}:{step.kind}:{n}", plan_id)
 
     def case_system(payload: EventPayload, category: str | None = None) -> Raw:
-        return Raw(payload, _at(on), _src(SEN_SERVICE, msg), "event", plan_id, category,
-                   ("plan_delivery",) if step.kind in ("outcome", "provision", "budget") else ())
+        return Raw(
+            payload,
+            _at(on),
+            _src(SEN_SERVICE, msg),
+            "event",
+            plan_id,
+            category,
+            ("plan_delivery",) if step.kind in ("outcome", "provision", "budget") else (),
+        )
 
     k = step.kind
     if k == "request":
-        return [route(AssessmentRequested(requested_on=d["requested_on"],
-                                          received_on=d["received_on"],
-                                          requested_by=d["requested_by"]))]
+        return [
+            route(
+                AssessmentRequested(
+                    requested_on=d["requested_on"],
+                    received_on=d["received_on"],
+                    requested_by=d["requested_by"],
+                )
+            )
+        ]
     if k == "decision":
         return [route(AssessmentDecided(decision=d["decision"], decided_on=on))]
     if k == "advice_request":
         p = d["practitioner"]
-        who: dict[str, Any] = {"agency": "family"} if p is None else {
-            "practitioner_id": p.practitioner_id, "agency": p.agency,
-            "organisation_code": p.organisation_code}
-        return [route(AdviceRequested(advice_request_id=d["advice_request_id"],
-                                      reg6_category=d["reg6_category"], requested_on=on, **who))]
+        who: dict[str, Any] = (
+            {"agency": "family"}
+            if p is None
+            else {
+                "practitioner_id": p.practitioner_id,
+                "agency": p.agency,
+                "organisation_code": p.organisation_code,
+            }
+        )
+        return [
+            route(
+                AdviceRequested(
+                    advice_request_id=d["advice_request_id"],
+                    reg6_category=d["reg6_category"],
+                    requested_on=on,
+                    **who,
+                )
+            )
+        ]
     if k == "advice_answer":
         p = d["practitioner"]
         request_id = d["advice_request_id"]
@@ -500,50 +794,125 @@ def _plan_facts(child: Child, step: PlanStep, plan_id: str | None, msg: str,
             category = "social_care" if p.agency == "social_care" else "education"
             author, agency, basis = p.practitioner_id, p.agency, "reg6_ehc_advice"
         payload = AdviceSubmitted(
-            advice_request_id=request_id, practitioner_id=author, agency=agency,
-            submitted_on=on, advice_category=category,
-            document=DocumentRef(document_id=f"advice-{request_id}", system=publisher.system,
-                                 url=f"https://documents.example.org/ehc-advice/{request_id}.pdf",
-                                 title="Advice for the EHC needs assessment"))
-        return [Raw(payload, _at(on), _src(publisher, f"{msg}:advice"), "event", plan_id,
-                    category, ("ehc_assessment",), basis)]
+            advice_request_id=request_id,
+            practitioner_id=author,
+            agency=agency,
+            submitted_on=on,
+            advice_category=category,
+            document=DocumentRef(
+                document_id=f"advice-{request_id}",
+                system=publisher.system,
+                url=f"https://documents.example.org/ehc-advice/{request_id}.pdf",
+                title="Advice for the EHC needs assessment",
+            ),
+        )
+        return [
+            Raw(
+                payload,
+                _at(on),
+                _src(publisher, f"{msg}:advice"),
+                "event",
+                plan_id,
+                category,
+                ("ehc_assessment",),
+                basis,
+            )
+        ]
     if k == "exception":
-        return [route(ExceptionRecorded.model_validate(
-            {key: v for key, v in d.items() if v not in (None, [])}))]
+        return [
+            route(
+                ExceptionRecorded.model_validate(
+                    {key: v for key, v in d.items() if v not in (None, [])}
+                )
+            )
+        ]
     if k == "draft":
         return [route(DraftIssued(issued_on=on, comments_by=d["comments_by"]))]
     if k == "comments":
-        return [case_system(CommentsReceived(
-            received_on=on, by=d["by"],
-            summary="We agree with the draft and ask for the current school to be named."))]
+        return [
+            case_system(
+                CommentsReceived(
+                    received_on=on,
+                    by=d["by"],
+                    summary="We agree with the draft and ask for the current school to be named.",
+                )
+            )
+        ]
     if k == "final":
         return [route(Finalised(finalised_on=on, placement=d["placement"]))]
     if k == "outcome":
-        return [case_system(OutcomeAgreed(
-            outcome_id=d["outcome_id"], need_section=d["need_section"], area=d["area"],
-            what=d["what"], by_when=d["by_when"], how_measured=d["how_measured"], agreed_on=on))]
+        return [
+            case_system(
+                OutcomeAgreed(
+                    outcome_id=d["outcome_id"],
+                    need_section=d["need_section"],
+                    area=d["area"],
+                    what=d["what"],
+                    by_when=d["by_when"],
+                    how_measured=d["how_measured"],
+                    agreed_on=on,
+                )
+            )
+        ]
     if k == "provision":
         p = d["provider"]
-        provider = Provider(agency="local_authority") if p is None else Provider(
-            agency=p.agency, organisation_code=p.organisation_code,
-            practitioner_id=p.practitioner_id, role=p.role)
+        provider = (
+            Provider(agency="local_authority")
+            if p is None
+            else Provider(
+                agency=p.agency,
+                organisation_code=p.organisation_code,
+                practitioner_id=p.practitioner_id,
+                role=p.role,
+            )
+        )
         category = {"F": "education", "G": "health"}.get(d["section"], "social_care")
-        return [case_system(ProvisionAgreed(
-            provision_id=d["provision_id"], section=d["section"], description=d["description"],
-            provider=provider, amount=Amount(**d["amount"]), outcome_ids=tuple(d["outcome_ids"]),
-            agreed_on=on, starts_on=on), category)]
+        return [
+            case_system(
+                ProvisionAgreed(
+                    provision_id=d["provision_id"],
+                    section=d["section"],
+                    description=d["description"],
+                    provider=provider,
+                    amount=Amount(**d["amount"]),
+                    outcome_ids=tuple(d["outcome_ids"]),
+                    agreed_on=on,
+                    starts_on=on,
+                ),
+                category,
+            )
+        ]
     if k == "budget":
-        return [case_system(PersonalBudgetAgreed(
-            budget_id=d["budget_id"], amount=Decimal(d["amount"]), period=d["period"],
-            direct_payment=d["direct_payment"], covers=tuple(d["covers"]),
-            description=d["description"], agreed_on=on, starts_on=on), d["covers"][0])]
+        return [
+            case_system(
+                PersonalBudgetAgreed(
+                    budget_id=d["budget_id"],
+                    amount=Decimal(d["amount"]),
+                    period=d["period"],
+                    direct_payment=d["direct_payment"],
+                    covers=tuple(d["covers"]),
+                    description=d["description"],
+                    agreed_on=on,
+                    starts_on=on,
+                ),
+                d["covers"][0],
+            )
+        ]
     if k == "review":
         sent, decided = date.fromisoformat(d["report_sent_on"]), date.fromisoformat(d["decided_on"])
-        return [route(ReviewMeetingHeld(review_id=d["review_id"], held_on=on, kind=d["kind"],
-                                        family_attended=True)),
-                route(ReviewReportSent(review_id=d["review_id"], sent_on=sent), sent, 1),
-                route(ReviewDecided(review_id=d["review_id"], decision=d["decision"],
-                                    decided_on=decided), decided, 2)]
+        return [
+            route(
+                ReviewMeetingHeld(
+                    review_id=d["review_id"], held_on=on, kind=d["kind"], family_attended=True
+                )
+            ),
+            route(ReviewReportSent(review_id=d["review_id"], sent_on=sent), sent, 1),
+            route(
+                ReviewDecided(review_id=d["review_id"], decision=d["decision"], decided_on=decided),
+                decided,
+                2,
+            ),
+        ]
     raise ValueError(f"no fact for a {k} step ({ref})")
 
 
@@ -589,22 +958,31 @@ class DirectWriter:
         self.persons.append((s.child_id, c.date_of_birth.isoformat(), self.now.isoformat()))
         assert self.hub.gate is not None
         persons = self.hub.gate.persons
-        for system, value in ((IdSystem.NHS_NUMBER, c.nhs_number), (IdSystem.UPN, c.upn),
-                              (IdSystem.LA_CHILD_ID, f"{LA_CODE}:{c.la_child_id}"
-                               if c.la_child_id else None)):
+        for system, value in (
+            (IdSystem.NHS_NUMBER, c.nhs_number),
+            (IdSystem.UPN, c.upn),
+            (IdSystem.LA_CHILD_ID, f"{LA_CODE}:{c.la_child_id}" if c.la_child_id else None),
+        ):
             if value:
                 h = persons._hash(Identifier(system, value))
                 self.identifiers.append((h, system.value, s.child_id))
 
     def state_of(self, s: Story) -> ConsentState:
-        envs = [self._envelope(s.child_id, r) for r in s.first if isinstance(
-            r.payload, ConsentRecorded)]
+        envs = [
+            self._envelope(s.child_id, r) for r in s.first if isinstance(r.payload, ConsentRecorded)
+        ]
         return ConsentState.fold(s.child_id, envs)
 
     @staticmethod
     def _envelope(child_id: str, r: Raw) -> Envelope:
-        return Envelope.wrap(r.payload, child_id=child_id, source=r.source, occurred_at=r.at,
-                             plan_id=r.plan_id, **({"category": r.category} if r.category else {}))
+        return Envelope.wrap(
+            r.payload,
+            child_id=child_id,
+            source=r.source,
+            occurred_at=r.at,
+            plan_id=r.plan_id,
+            **({"category": r.category} if r.category else {}),
+        )
 
     def write(self, child_id: str, r: Raw, state: ConsentState) -> None:
         env = self._envelope(child_id, r)
@@ -619,15 +997,17 @@ class DirectWriter:
             return
         permitted, basis = self._decide(env, r, state)
         if permitted:
-            ref = ConsentRef(decision_id=decision_id_for(
-                _EventId(env.event_id), state, self.policy, self.now),  # type: ignore[arg-type]
-                lawful_basis=basis)
+            ref = ConsentRef(
+                decision_id=decision_id_for(_EventId(env.event_id), state, self.policy, self.now),  # type: ignore[arg-type]
+                lawful_basis=basis,
+            )
             env = env.model_copy(update={"consent": ref})
         if personal_fields(type(env.payload)) == ():
             value = encode(env)
         else:
-            value = orjson.dumps(seal_envelope(orjson.loads(encode(env)),
-                                               self._key(child_id, env.category)))
+            value = orjson.dumps(
+                seal_envelope(orjson.loads(encode(env)), self._key(child_id, env.category))
+            )
         (self.events if permitted else self.withheld).append(NewRecord(child_id, value, headers))
 
     def _decide(self, env: Envelope, r: Raw, state: ConsentState) -> tuple[bool, str]:
@@ -640,16 +1020,27 @@ class DirectWriter:
         if signature is None:
             signature = self._signatures[state.child_id] = tuple(
                 rec.consent.model_dump_json(
-                    include={"consent_id", "decision", "scope", "exceptions"})
-                for rec in state.effective(self.now))
+                    include={"consent_id", "decision", "scope", "exceptions"}
+                )
+                for rec in state.effective(self.now)
+            )
         purposes = r.purposes or DEFAULT_PURPOSES
-        key = (signature, env.category, env.source.agency, env.source.organisation_code,
-               purposes, r.basis)
+        key = (
+            signature,
+            env.category,
+            env.source.agency,
+            env.source.organisation_code,
+            purposes,
+            r.basis,
+        )
         known = self._decisions.get(key)
         if known is None:
             decision = decide_sharing(
                 Fact.from_envelope(env, purposes=purposes, basis_claimed=r.basis),  # type: ignore[arg-type]
-                state, self.policy, at=self.now)
+                state,
+                self.policy,
+                at=self.now,
+            )
             known = self._decisions[key] = (decision.permitted, decision.lawful_basis)
         return known
 
@@ -658,15 +1049,18 @@ class DirectWriter:
         async with store.transaction() as tx:
             await tx.executemany(
                 "INSERT INTO data_key (child_id, wrapped, created_at) VALUES (?, ?, ?)",
-                self.new_keys)
+                self.new_keys,
+            )
             await tx.executemany(
                 "INSERT INTO person (child_id, date_of_birth, created_at) VALUES (?, ?, ?)",
-                self.persons)
+                self.persons,
+            )
             await tx.executemany(
                 "INSERT INTO person_identifier (id_hash, system, child_id) VALUES (?, ?, ?)"
-                " ON CONFLICT (id_hash) DO NOTHING", self.identifiers)
-        for log_name, records in ((LogName.EVENTS, self.events),
-                                  (LogName.WITHHELD, self.withheld)):
+                " ON CONFLICT (id_hash) DO NOTHING",
+                self.identifiers,
+            )
+        for log_name, records in ((LogName.EVENTS, self.events), (LogName.WITHHELD, self.withheld)):
             for i in range(0, len(records), APPEND_BATCH):
                 await self.hub.log.append(log_name, records[i : i + APPEND_BATCH])
         self.counts["events"] += len(self.events)
@@ -715,8 +1109,9 @@ def _twin_indices(cohort: Cohort) -> list[int]:
     return out
 
 
-async def build_dataset(the_hub: Hub, n_children: int, n_events: int,
-                        say: Callable[[str], None]) -> Dataset:
+async def build_dataset(
+    the_hub: Hub, n_children: int, n_events: int, say: Callable[[str], None]
+) -> Dataset:
     gate = the_hub.gate
     assert gate is not None
     t0 = time.perf_counter()
@@ -729,8 +1124,15 @@ async def build_dataset(the_hub: Hub, n_children: int, n_events: int,
     for index in _twin_indices(cohort):
         child = cohort.children[index]
         twin_id = _new_id()
-        twin = story(child, today, child_id=twin_id, plan_id=_new_id().replace("hc-", "plan-"),
-                     coordinator=TWIN_COORDINATOR, tag="twin-", target=per_child)
+        twin = story(
+            child,
+            today,
+            child_id=twin_id,
+            plan_id=_new_id().replace("hc-", "plan-"),
+            coordinator=TWIN_COORDINATOR,
+            tag="twin-",
+            target=per_child,
+        )
         await gate.persons.ensure(twin_id)
         await gate.persons.set_date_of_birth(twin_id, child.date_of_birth)
         for part in (twin.first, twin.body, twin.last):
@@ -738,8 +1140,9 @@ async def build_dataset(the_hub: Hub, n_children: int, n_events: int,
                 if o.status not in ("appended", "withheld"):
                     raise RuntimeError(f"twin of child {index}: {o}")
         twins.append((twin, twin))  # the original is filled in below
-    say(f"sent {len(twins)} twins through the consent gate "
-        f"({sum(t.count for t, _ in twins)} facts)")
+    say(
+        f"sent {len(twins)} twins through the consent gate ({sum(t.count for t, _ in twins)} facts)"
+    )
     twin_of = {t.child.index: k for k, (t, _) in enumerate(twins)}
     # -- the cohort, written as the gate would
     writer = DirectWriter(the_hub)
@@ -751,10 +1154,15 @@ async def build_dataset(the_hub: Hub, n_children: int, n_events: int,
             weight = 0.6 + 0.1 * (child.index % 9)  # 0.6 .. 1.4, mean 1
             target = per_child * 3 if child.index == 0 else int(per_child * weight + 0.999)
             has_plan = bool(plan_steps(child, today))
-            s = story(child, today, child_id=_new_id(),
-                      plan_id=_new_id().replace("hc-", "plan-") if has_plan else None,
-                      coordinator=coordinator_of(child.index, coordinators), tag="",
-                      target=target)
+            s = story(
+                child,
+                today,
+                child_id=_new_id(),
+                plan_id=_new_id().replace("hc-", "plan-") if has_plan else None,
+                coordinator=coordinator_of(child.index, coordinators),
+                tag="",
+                target=target,
+            )
             chunk.append(s)
             writer.person(s)
             stories[child.index] = _slim(s)
@@ -765,8 +1173,10 @@ async def build_dataset(the_hub: Hub, n_children: int, n_events: int,
         for s in chunk:
             for r in s.first:
                 writer.write(s.child_id, r, states[s.child_id])
-        merged = sorted(((r.at, n, s.child_id, r) for s in chunk
-                         for n, r in enumerate(s.body)), key=lambda t: t[0])
+        merged = sorted(
+            ((r.at, n, s.child_id, r) for s in chunk for n, r in enumerate(s.body)),
+            key=lambda t: t[0],
+        )
         for _, _, child_id, r in merged:
             writer.write(child_id, r, states[child_id])
         for s in chunk:
@@ -776,8 +1186,10 @@ async def build_dataset(the_hub: Hub, n_children: int, n_events: int,
         await writer.flush()
         if (lo // CHUNK) % 8 == 7 or lo + CHUNK >= n_children:
             elapsed = time.perf_counter() - t0
-            say(f"  {min(lo + CHUNK, n_children):,} children, {generated:,} facts written "
-                f"({generated / elapsed:,.0f} facts/s)")
+            say(
+                f"  {min(lo + CHUNK, n_children):,} children, {generated:,} facts written "
+                f"({generated / elapsed:,.0f} facts/s)"
+            )
     counts = dict(writer.counts)
     counts["facts"] = generated
     return Dataset(cohort, stories, twins, counts, time.perf_counter() - t0, coordinators)
@@ -825,14 +1237,18 @@ class CatchUp:
         return sum(t for _, _, t in self.per_projection)
 
     def lines(self) -> list[str]:
-        out = [f"catch-up ({self.label}): every projection rebuilt from offset 0, one after "
-               f"another: {self.log_events:,} events on hub.events in {self.seconds:,.1f} s = "
-               f"{self.log_events / self.seconds:,.0f} events/s (all projections current)",
-               f"    raw log read (EventLog.read, batch 500): {self.raw_rate:,.0f} records/s;"
-               f" read + open (decrypt, validate): {self.open_rate:,.0f} records/s"]
+        out = [
+            f"catch-up ({self.label}): every projection rebuilt from offset 0, one after "
+            f"another: {self.log_events:,} events on hub.events in {self.seconds:,.1f} s = "
+            f"{self.log_events / self.seconds:,.0f} events/s (all projections current)",
+            f"    raw log read (EventLog.read, batch 500): {self.raw_rate:,.0f} records/s;"
+            f" read + open (decrypt, validate): {self.open_rate:,.0f} records/s",
+        ]
         for name, n, t in self.per_projection:
-            out.append(f"    {name:<20} {n:>10,} records in {t:7.1f} s = {n / t:>9,.0f} records/s"
-                       f"  ({n / t / self.raw_rate:4.2f} x raw read)")
+            out.append(
+                f"    {name:<20} {n:>10,} records in {t:7.1f} s = {n / t:>9,.0f} records/s"
+                f"  ({n / t / self.raw_rate:4.2f} x raw read)"
+            )
         return out
 
 
@@ -846,8 +1262,9 @@ async def catch_up(the_hub: Hub, label: str) -> CatchUp:
         n = await runner.rebuild()
         per.append((runner.name, n, time.perf_counter() - t0))
     n_raw2, t_raw2 = await raw_read(the_hub.log, batch)  # again after: the mean of both
-    return CatchUp(label, n_raw, statistics.mean([n_raw / t_raw, n_raw2 / t_raw2]),
-                   n_open / t_open, per)
+    return CatchUp(
+        label, n_raw, statistics.mean([n_raw / t_raw, n_raw2 / t_raw2]), n_open / t_open, per
+    )
 
 
 # --------------------------------------------------------------------------- latency
@@ -874,6 +1291,7 @@ class Stages:
         stages = self
 
         if asyncio.iscoroutinefunction(fn):
+
             async def awrapped(*args: Any, **kwargs: Any) -> Any:
                 if stages.depth:
                     return await fn(*args, **kwargs)
@@ -884,6 +1302,7 @@ class Stages:
                 finally:
                     stages.depth -= 1
                     stages.totals[name] = stages.totals.get(name, 0.0) + time.perf_counter() - t0
+
             return awrapped
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -896,6 +1315,7 @@ class Stages:
             finally:
                 stages.depth -= 1
                 stages.totals[name] = stages.totals.get(name, 0.0) + time.perf_counter() - t0
+
         return wrapped
 
 
@@ -949,8 +1369,9 @@ def staged(app: Any, the_hub: Hub, stages: Stages) -> Iterator[None]:
     patch(ConsentState, "describe", "consent in words")
 
     class Summaries:  # the route's `PlanSummary.model_validate_json`, timed
-        model_validate_json = stages.wrap("plan summaries (JSON -> model)",
-                                          PlanSummary.model_validate_json)
+        model_validate_json = stages.wrap(
+            "plan summaries (JSON -> model)", PlanSummary.model_validate_json
+        )
 
     saved.append((routes_joined, "PlanSummary", PlanSummary))
     setattr(routes_joined, "PlanSummary", Summaries)  # noqa: B010 - a module's global
@@ -971,8 +1392,16 @@ def pct(values: Sequence[float], q: float) -> float:
     return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
-async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, warm: int,
-                  profile: int, say: Callable[[str], None]) -> list[str]:
+async def latency(
+    the_hub: Hub,
+    data: Dataset,
+    label: str,
+    *,
+    requests: int,
+    warm: int,
+    profile: int,
+    say: Callable[[str], None],
+) -> list[str]:
     import httpx
 
     from hub.api.app import create_app
@@ -990,8 +1419,9 @@ async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, war
         for who in (*{s.coordinator for s in data.stories.values()}, TWIN_COORDINATOR):
             _, tokens[who] = await keys.create("coordinator", who, None)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.bench",
-                                     timeout=600) as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://hub.bench", timeout=600
+        ) as client:
 
             async def get(path: str, who: str = coordinator) -> Any:
                 r = await client.get(path, headers={"Authorization": f"Bearer {tokens[who]}"})
@@ -1002,8 +1432,9 @@ async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, war
             lines += await check_views(get, data)
             routes: dict[str, Callable[[], str]] = {
                 "GET /children/{id}/team": lambda: f"/children/{rng.choice(mine).child_id}/team",
-                "GET /plans/{id}/timeline":
-                    lambda: f"/plans/{rng.choice(planned).plan_id}/timeline",
+                "GET /plans/{id}/timeline": lambda: (
+                    f"/plans/{rng.choice(planned).plan_id}/timeline"
+                ),
                 "GET /caseload": lambda: "/caseload",
             }
             results: dict[str, list[float]] = {}
@@ -1025,12 +1456,16 @@ async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, war
                 results[route] = times
                 say(f"  {label}: {route} measured")
             for route, times in results.items():
-                goal = "" if route == "GET /caseload" else (
-                    f"  goal p95 <= 20 ms {'MET' if pct(times, 95) <= 20 else 'MISSED'}")
+                goal = (
+                    ""
+                    if route == "GET /caseload"
+                    else (f"  goal p95 <= 20 ms {'MET' if pct(times, 95) <= 20 else 'MISSED'}")
+                )
                 lines.append(
                     f"latency ({label}) {route:<26} n={len(times):>4}  p50 {pct(times, 50):7.1f} ms"
                     f"  p95 {pct(times, 95):7.1f} ms  max {max(times):7.1f} ms"
-                    f"  (mean response {statistics.mean(sizes[route]) / 1024:,.1f} KiB){goal}")
+                    f"  (mean response {statistics.mean(sizes[route]) / 1024:,.1f} KiB){goal}"
+                )
             # -- what bounds it: stages over fresh requests, then cProfile
             floor: list[float] = []
             for _ in range(warm + 100):
@@ -1038,9 +1473,11 @@ async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, war
                 await client.get("/healthz")
                 floor.append((time.perf_counter() - t0) * 1000)
             floor = floor[warm:]
-            lines.append(f"  floor ({label}): GET /healthz (no auth, no I/O) p50 "
-                         f"{pct(floor, 50):.1f} ms, p95 {pct(floor, 95):.1f} ms: httpx + ASGI +"
-                         " FastAPI alone")
+            lines.append(
+                f"  floor ({label}): GET /healthz (no auth, no I/O) p50 "
+                f"{pct(floor, 50):.1f} ms, p95 {pct(floor, 95):.1f} ms: httpx + ASGI +"
+                " FastAPI alone"
+            )
             for route, path in routes.items():
                 stages = Stages()
                 n = max(10, min(100, requests // 3)) if route != "GET /caseload" else 10
@@ -1050,12 +1487,15 @@ async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, war
                         await get(path())
                 total = (time.perf_counter() - t0) * 1000 / n
                 parts = sorted(stages.totals.items(), key=lambda kv: -kv[1])
-                shown = ", ".join(f"{k} {v * 1000 / n:.1f}" for k, v in parts
-                                  if v * 1000 / n >= 0.05)
+                shown = ", ".join(
+                    f"{k} {v * 1000 / n:.1f}" for k, v in parts if v * 1000 / n >= 0.05
+                )
                 rest = total - sum(stages.totals.values()) * 1000 / n
-                lines.append(f"  stages ({label}) {route}: mean {total:.1f} ms per request = "
-                             f"{shown}, rest (ASGI, routing, the route's own code) {rest:.1f}"
-                             " [ms]")
+                lines.append(
+                    f"  stages ({label}) {route}: mean {total:.1f} ms per request = "
+                    f"{shown}, rest (ASGI, routing, the route's own code) {rest:.1f}"
+                    " [ms]"
+                )
             if profile:
                 for route, path in routes.items():
                     prof = cProfile.Profile()
@@ -1070,9 +1510,9 @@ async def latency(the_hub: Hub, data: Dataset, label: str, *, requests: int, war
                     lines += ["    " + ln for ln in _profile_rows(buf.getvalue())]
                     buf = io.StringIO()
                     pstats.Stats(prof, stream=buf).sort_stats("cumtime").print_stats(
-                        r"/hub/(consent|projections|api/routes_joined|events|store|log|plans)", 12)
-                    lines.append(f"  cProfile ({label}) {route}: hub functions by cumulative "
-                                 "time:")
+                        r"/hub/(consent|projections|api/routes_joined|events|store|log|plans)", 12
+                    )
+                    lines.append(f"  cProfile ({label}) {route}: hub functions by cumulative time:")
                     lines += ["    " + ln for ln in _profile_rows(buf.getvalue())]
     return lines
 
@@ -1107,7 +1547,8 @@ async def check_views(get: Callable[..., Awaitable[Any]], data: Dataset) -> list
                 raise AssertionError(
                     f"{path} of child {original.child.index} differs from its gate-ingested twin:"
                     f"\n{json.dumps(_normalised(a, replace), sort_keys=True)[:3000]}"
-                    f"\n{json.dumps(_normalised(b, replace), sort_keys=True)[:3000]}")
+                    f"\n{json.dumps(_normalised(b, replace), sort_keys=True)[:3000]}"
+                )
             compared += 1
     big = data.stories[0]
     team = await get(f"/children/{big.child_id}/team", big.coordinator)
@@ -1122,7 +1563,8 @@ async def check_views(get: Callable[..., Awaitable[Any]], data: Dataset) -> list
     lines.append(
         f"check: {compared} views of {len(data.twins)} children written as the gate would equal "
         f"their gate-ingested twins' (but for ids); the big team lists 30 members; "
-        f"{first}'s caseload lists {expected} children, {overdue} with something overdue")
+        f"{first}'s caseload lists {expected} children, {overdue} with something overdue"
+    )
     return lines
 
 
@@ -1131,17 +1573,22 @@ async def check_views(get: Callable[..., Awaitable[Any]], data: Dataset) -> list
 
 async def copy_gate_tables(src: Hub, dst: Hub) -> None:
     """The gate's own tables a store needs to read the log: data keys and the person index."""
-    for table, cols in (("data_key", "child_id, wrapped, created_at, erased_at"),
-                        ("person", "child_id, date_of_birth, created_at, erased_at"),
-                        ("person_identifier", "id_hash, system, child_id")):
+    for table, cols in (
+        ("data_key", "child_id, wrapped, created_at, erased_at"),
+        ("person", "child_id, date_of_birth, created_at, erased_at"),
+        ("person_identifier", "id_hash, system, child_id"),
+    ):
         rows = await src.store.fetchall(f"SELECT {cols} FROM {table}")  # noqa: S608 - constants
         marks = ", ".join("?" for _ in cols.split(","))
         for i in range(0, len(rows), 5000):
             async with dst.store.transaction() as tx:
                 await tx.executemany(
                     f"INSERT INTO {table} ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING",  # noqa: S608
-                    [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
-                     for r in rows[i : i + 5000]])
+                    [
+                        tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
+                        for r in rows[i : i + 5000]
+                    ],
+                )
 
 
 async def copy_log(src: EventLog, dst: EventLog) -> int:
@@ -1173,9 +1620,17 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run(n_children: int, n_events: int, kafka_bootstrap: str | None, pg_dsn: str | None, *,
-        requests: int = 300, warm: int = 30, profile: int = 20,
-        backends: Sequence[str] = BACKENDS) -> list[str]:
+def run(
+    n_children: int,
+    n_events: int,
+    kafka_bootstrap: str | None,
+    pg_dsn: str | None,
+    *,
+    requests: int = 300,
+    warm: int = 30,
+    profile: int = 20,
+    backends: Sequence[str] = BACKENDS,
+) -> list[str]:
     """Build the dataset on the embedded default, then measure catch-up and latency on each
     of `backends`: `sqlite` (SQLite log + store), `postgres` (the same SQLite log, a
     PostgreSQL store), `kafka` (the log copied onto Kafka, a PostgreSQL store). Returns
@@ -1194,20 +1649,29 @@ def run(n_children: int, n_events: int, kafka_bootstrap: str | None, pg_dsn: str
             say(ln)
         lines.extend(new)
 
-    report([f"views: {n_children:,} children, >= {n_events:,} events, on "
-            f"{', '.join(backends)}; load average {_load()}"])
+    report(
+        [
+            f"views: {n_children:,} children, >= {n_events:,} events, on "
+            f"{', '.join(backends)}; load average {_load()}"
+        ]
+    )
 
     async def measure(the_hub: Hub, data: Dataset, label: str, *, views: bool = True) -> None:
         cu = await catch_up(the_hub, label)
         report(cu.lines())
         if views:
-            report(await latency(the_hub, data, label, requests=requests, warm=warm,
-                                 profile=profile, say=say))
-        report([f"  ({label}: done at {time.perf_counter() - started:,.0f} s; "
-                f"load average {_load()})"])
+            report(
+                await latency(
+                    the_hub, data, label, requests=requests, warm=warm, profile=profile, say=say
+                )
+            )
+        report(
+            [f"  ({label}: done at {time.perf_counter() - started:,.0f} s; load average {_load()})"]
+        )
 
-    async def on_postgres(settings: Settings, data: Dataset, label: str, *,
-                          copy: bool = False) -> None:
+    async def on_postgres(
+        settings: Settings, data: Dataset, label: str, *, copy: bool = False
+    ) -> None:
         assert pg_dsn is not None
         try:
             src = await open_hub(embedded)
@@ -1234,11 +1698,15 @@ def run(n_children: int, n_events: int, kafka_bootstrap: str | None, pg_dsn: str
         try:
             data = await build_dataset(the_hub, n_children, n_events, say)
             c = data.counts
-            report([f"dataset: {c['facts']:,} facts about {n_children:,} children written in "
+            report(
+                [
+                    f"dataset: {c['facts']:,} facts about {n_children:,} children written in "
                     f"{data.seconds:,.0f} s ({c['facts'] / data.seconds:,.0f} facts/s): "
                     f"{c['events']:,} on hub.events, {c['withheld']:,} withheld; "
                     f"{data.coordinators} coordinator(s) of ~{n_children // data.coordinators:,}"
-                    " children each"])
+                    " children each"
+                ]
+            )
             if "sqlite" in backends:
                 await measure(the_hub, data, "SQLite log + SQLite store (embedded default)")
         finally:
@@ -1247,21 +1715,33 @@ def run(n_children: int, n_events: int, kafka_bootstrap: str | None, pg_dsn: str
             if pg_dsn is None:
                 say("(views on PostgreSQL skipped: no PostgreSQL)")
             else:
-                await on_postgres(settings(
-                    store_backend="postgres", postgres_dsn=pg_dsn,
-                    postgres_schema=f"bench_views_{uuid.uuid4().hex[:8]}"),
-                    data, "SQLite log + PostgreSQL store")
+                await on_postgres(
+                    settings(
+                        store_backend="postgres",
+                        postgres_dsn=pg_dsn,
+                        postgres_schema=f"bench_views_{uuid.uuid4().hex[:8]}",
+                    ),
+                    data,
+                    "SQLite log + PostgreSQL store",
+                )
         if "kafka" in backends:
             if pg_dsn is None or kafka_bootstrap is None:
                 say("(views on Kafka skipped: no PostgreSQL or no broker)")
             else:
-                await on_postgres(settings(
-                    store_backend="postgres", postgres_dsn=pg_dsn,
-                    postgres_schema=f"bench_views_{uuid.uuid4().hex[:8]}",
-                    log_backend="kafka", kafka_bootstrap_servers=kafka_bootstrap,
-                    kafka_topic_prefix=f"bench.views.{uuid.uuid4().hex[:6]}.",
-                    kafka_enable_idempotence=False),
-                    data, "Kafka log (Tansu) + PostgreSQL store", copy=True)
+                await on_postgres(
+                    settings(
+                        store_backend="postgres",
+                        postgres_dsn=pg_dsn,
+                        postgres_schema=f"bench_views_{uuid.uuid4().hex[:8]}",
+                        log_backend="kafka",
+                        kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_topic_prefix=f"bench.views.{uuid.uuid4().hex[:6]}.",
+                        kafka_enable_idempotence=False,
+                    ),
+                    data,
+                    "Kafka log (Tansu) + PostgreSQL store",
+                    copy=True,
+                )
         report([f"views: done in {time.perf_counter() - started:,.0f} s"])
 
     with tempfile.TemporaryDirectory(prefix="bench-views-") as d:
