@@ -113,13 +113,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+        from hub.projections.runner import rebuild_together
+
+        if args.all == bool(args.projection):
+            raise CliError("name projections with --projection NAME (repeatable), or give --all")
         try:
-            runner = the_hub.runner(args.projection)
+            runners = (
+                list(the_hub.runners)
+                if args.all
+                else [the_hub.runner(name) for name in dict.fromkeys(args.projection)]
+            )
         except KeyError as exc:
             raise CliError(str(exc.args[0])) from None
+        logs = dict.fromkeys(n for r in runners for n in r.projection.logs)
         total = 0
-        for log_name in runner.projection.logs:
+        for log_name in logs:
             total += sum((await the_hub.log.end_offsets(log_name)).values())
+        names = ", ".join(r.name for r in runners)
         with Progress(
             "[progress.description]{task.description}",
             BarColumn(),
@@ -127,13 +137,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             TimeElapsedColumn(),
             transient=False,
         ) as progress:
-            task = progress.add_task(f"rebuilding {runner.name}", total=total or None)
-            applied = await runner.rebuild(lambda n: progress.advance(task, n))
-            progress.update(task, total=applied, completed=applied)
-        print(  # noqa: T201
-            f"rebuilt {runner.name} from offset 0: {applied} records read, "
-            f"{runner.stats.applied} applied, {runner.stats.dead_lettered} dead-lettered"
-        )
+            task = progress.add_task(f"rebuilding {names}", total=total or None)
+            read = await rebuild_together(runners, lambda n: progress.advance(task, n))
+            progress.update(task, total=read, completed=read)
+        for runner in runners:
+            print(  # noqa: T201
+                f"rebuilt {runner.name} from offset 0: {runner.stats.applied} applied, "
+                f"{runner.stats.dead_lettered} dead-lettered"
+            )
+        print(f"{read} log records read once for {len(runners)} projection(s)")  # noqa: T201
         return 0
 
     return _with_hub(args, run)
@@ -722,8 +734,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--children", type=int, default=40, help="children in the cohort (default 40)")
     p.add_argument("--seed", type=int, default=7, help="seed of the synthetic cohort (default 7)")
     p.set_defaults(fn=cmd_demo)
-    p = add("replay", "rebuild a projection from offset 0", cmd_replay)
-    p.add_argument("--projection", required=True, help="projection name, e.g. event_counts")
+    p = add("replay", "rebuild projections from offset 0", cmd_replay)
+    p.add_argument(
+        "--projection",
+        action="append",
+        default=[],
+        help="projection name, e.g. event_counts (repeat for several)",
+    )
+    p.add_argument("--all", action="store_true", help="every projection, in one pass over the logs")
 
     dl = sub.add_parser("deadletter", help="inspect and replay dead-letters")
     dl_sub = dl.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -15,7 +15,9 @@ record views drop a category's rows on `identity.category_erased`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -122,7 +124,13 @@ class WithheldIndexProjection:
     metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "withheld_index"
     logs: tuple[LogName, ...] = (LogName.WITHHELD, LogName.EVENTS)
-    tables: tuple[str, ...] = ("withheld_fact",)
+    tables: tuple[str, ...] = ("withheld_fact", "withheld_release", "withheld_erasure")
+    """The two logs are followed independently live, and a rebuild reads one after the
+    other, so neither order may matter: `withheld_release` remembers each release seen on
+    hub.events and `withheld_erasure` each erasure (of a child, category "*", or of one
+    category, with when it was recorded; the child by a hash of its id, so no row names
+    an erased child), and a withheld fact applied after them is marked released or
+    dropped as if it had come first."""
 
     def ddl(self) -> Sequence[str]:
         return (
@@ -132,37 +140,98 @@ class WithheldIndexProjection:
             " headers BYTEA, released INTEGER NOT NULL DEFAULT 0)",
             "CREATE INDEX IF NOT EXISTS withheld_fact_child"
             " ON withheld_fact (child_id, part, log_offset)",
+            "CREATE TABLE IF NOT EXISTS withheld_release ("
+            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, category TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS withheld_release_child"
+            " ON withheld_release (child_id, category)",
+            "CREATE TABLE IF NOT EXISTS withheld_erasure ("
+            " child_hash TEXT NOT NULL, category TEXT NOT NULL, erased_at TEXT NOT NULL,"
+            " PRIMARY KEY (child_hash, category, erased_at))",
         )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         for a in events:
             env = a.envelope
             if a.log is LogName.WITHHELD:
-                await tx.execute(
-                    "INSERT INTO withheld_fact (event_id, child_id, part, log_offset, category,"
-                    " body,"
-                    " headers) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                    (
-                        str(env.event_id),
-                        env.child_id,
-                        a.position.partition,
-                        a.position.offset,
-                        env.category,
-                        a.raw,
-                        orjson.dumps([[k, v.hex()] for k, v in a.headers]),
-                    ),
-                )
+                await self._withheld(tx, a)
             elif (child := _erased_child(a)) is not None:
-                await tx.execute("DELETE FROM withheld_fact WHERE child_id = ?", (child,))
+                await self._erased(tx, child, "*", env.recorded_at)
             elif isinstance(env.payload, CategoryErased):
-                await tx.execute(
-                    "DELETE FROM withheld_fact WHERE child_id = ? AND category = ?",
-                    (env.child_id, env.payload.erased_category),
-                )
+                await self._erased(tx, env.child_id, env.payload.erased_category, env.recorded_at)
             elif a.header(RELEASED_HEADER) is not None:
+                await tx.execute(
+                    "INSERT INTO withheld_release (event_id, child_id, category) VALUES (?, ?, ?)"
+                    " ON CONFLICT (event_id) DO NOTHING",
+                    (str(env.event_id), env.child_id, env.category),
+                )
                 await tx.execute(
                     "UPDATE withheld_fact SET released = 1 WHERE event_id = ?", (str(env.event_id),)
                 )
+
+    async def _withheld(self, tx: Tx, a: Applied) -> None:
+        env = a.envelope
+        erased = await tx.fetchone(  # an erasure recorded after this fact covers it
+            "SELECT 1 FROM withheld_erasure WHERE child_hash = ? AND category IN ('*', ?)"
+            " AND erased_at >= ?",
+            (_child_hash(env.child_id), env.category, _instant(env.recorded_at)),
+        )
+        if erased:
+            return
+        await tx.execute(
+            "INSERT INTO withheld_fact (event_id, child_id, part, log_offset, category, body,"
+            " headers, released) VALUES (?, ?, ?, ?, ?, ?, ?, CASE WHEN EXISTS"
+            " (SELECT 1 FROM withheld_release WHERE event_id = ?) THEN 1 ELSE 0 END)"
+            " ON CONFLICT (event_id) DO NOTHING",
+            (
+                str(env.event_id),
+                env.child_id,
+                a.position.partition,
+                a.position.offset,
+                env.category,
+                a.raw,
+                orjson.dumps([[k, v.hex()] for k, v in a.headers]),
+                str(env.event_id),
+            ),
+        )
+
+    async def _erased(self, tx: Tx, child: str, category: str, at: datetime) -> None:
+        await tx.execute(
+            "INSERT INTO withheld_erasure (child_hash, category, erased_at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
+            (_child_hash(child), category, _instant(at)),
+        )
+        if category == "*":  # the child is gone for good
+            for table in ("withheld_fact", "withheld_release"):
+                await tx.execute(f"DELETE FROM {table} WHERE child_id = ?", (child,))  # noqa: S608
+            return
+        # a category: the releases before it on hub.events (the same partition as the
+        # erasure, so in order), and the facts recorded up to it (a later one has a new key)
+        await tx.execute(
+            "DELETE FROM withheld_release WHERE child_id = ? AND category = ?", (child, category)
+        )
+        rows = await tx.fetchall(
+            "SELECT event_id, body FROM withheld_fact WHERE child_id = ? AND category = ?",
+            (child, category),
+        )
+        cutoff = _instant(at)
+        for event_id, body in rows:
+            recorded = orjson.loads(bytes(body)).get("recorded_at")
+            if not isinstance(recorded, str) or _instant(_parse(recorded)) <= cutoff:
+                await tx.execute("DELETE FROM withheld_fact WHERE event_id = ?", (event_id,))
+
+
+def _child_hash(child_id: str) -> str:
+    return hashlib.sha256(b"withheld-erasure|" + child_id.encode("utf-8")).hexdigest()
+
+
+def _parse(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def _instant(at: datetime) -> str:
+    """A sortable text form of an instant (UTC, fixed width), compared as text."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class DedupeProjection:

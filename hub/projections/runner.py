@@ -104,30 +104,28 @@ class ProjectionRunner:
         return total
 
     # -- applying -------------------------------------------------------------------
-    async def _decode(
-        self, records: Sequence[StoredRecord]
-    ) -> tuple[list[Applied], list[tuple[StoredRecord, PermanentError]]]:
-        good: list[Applied] = []
-        bad: list[tuple[StoredRecord, PermanentError]] = []
+    @property
+    def decode_mode(self) -> str:
+        """How this projection reads records: "raw" (as stored), "metadata" (sealed
+        payloads left sealed) or "open" (decrypted and validated)."""
         if getattr(self.projection, "raw_records", False):  # e.g. the audit index
-            return [Applied(RAW_ONLY, r.log, r.position, r.value, r.headers) for r in records], bad
+            return "raw"
         if getattr(self.projection, "metadata_only", False):
-            opened_all = self.opener.metadata_values([r.value for r in records])
-        else:
-            opened_all = await self.opener.open_records(records)
-        for rec, opened in zip(records, opened_all, strict=True):
-            if isinstance(opened, PermanentError):
-                bad.append((rec, opened))
-            else:
-                good.append(Applied(opened, rec.log, rec.position, rec.value, rec.headers))
-        return good, bad
+            return "metadata"
+        return "open"
 
-    async def process(self, records: Sequence[StoredRecord]) -> None:
-        """Apply one batch of records from one partition of one log."""
+    async def _decode(self, records: Sequence[StoredRecord]) -> Decoded:
+        return await decode_records(self.opener, self.decode_mode, records)
+
+    async def process(
+        self, records: Sequence[StoredRecord], decoded: Decoded | None = None
+    ) -> None:
+        """Apply one batch of records from one partition of one log (`decoded`: the
+        records already decoded in this runner's mode, shared by a joint rebuild)."""
         if not records:
             return
         log_name, part = records[0].log, records[0].partition
-        good, bad = await self._decode(records)
+        good, bad = decoded if decoded is not None else await self._decode(records)
         for rec, exc in bad:  # at-least-once into the dead-letter log, before the offset moves
             await self._dead_letter(rec, exc, attempts=1)
         last = records[-1].offset
@@ -330,8 +328,9 @@ class ProjectionRunner:
             finally:
                 await sub.close()
 
-    async def rebuild(self, progress: Progress | None = None) -> int:
-        """Drop the read model and its offsets, then apply every log from offset 0."""
+    async def reset(self) -> None:
+        """Drop the read model and its offsets and bump the generation (so a live runner
+        elsewhere resubscribes instead of skipping what it has not seen)."""
         await self.setup()
         async with self.store.transaction() as tx:
             for table in self.projection.tables:
@@ -343,25 +342,76 @@ class ProjectionRunner:
                 (self.name,),
             )
         self._generation = await self._current_generation()
-        total = 0
-        for log_name in self.projection.logs:
-            for part in range(self.log.partitions(log_name)):
-                offset = 0
-                # read the next batch while this one is applied (the read releases the GIL)
-                pending = asyncio.ensure_future(
-                    self.log.read(log_name, part, offset, self.batch_size)
-                )
-                try:
-                    while batch := await pending:
-                        offset = batch[-1].offset + 1
-                        pending = asyncio.ensure_future(
-                            self.log.read(log_name, part, offset, self.batch_size)
-                        )
-                        await self.process(batch)
-                        total += len(batch)
-                        if progress:
-                            progress(len(batch))
-                finally:
-                    if not pending.done():
-                        pending.cancel()
-        return total
+
+    async def rebuild(self, progress: Progress | None = None) -> int:
+        """Drop the read model and its offsets, then apply every log from offset 0."""
+        return await rebuild_together([self], progress)
+
+
+Decoded = tuple[list[Applied], list[tuple[StoredRecord, PermanentError]]]
+
+
+async def decode_records(
+    opener: EnvelopeOpener, mode: str, records: Sequence[StoredRecord]
+) -> Decoded:
+    """Decode a batch the way a projection reads it (see `ProjectionRunner.decode_mode`):
+    the records that decode, and the ones that cannot with why."""
+    good: list[Applied] = []
+    bad: list[tuple[StoredRecord, PermanentError]] = []
+    if mode == "raw":
+        return [Applied(RAW_ONLY, r.log, r.position, r.value, r.headers) for r in records], bad
+    if mode == "metadata":
+        opened_all = opener.metadata_values([r.value for r in records])
+    else:
+        opened_all = await opener.open_records(records)
+    for rec, opened in zip(records, opened_all, strict=True):
+        if isinstance(opened, PermanentError):
+            bad.append((rec, opened))
+        else:
+            good.append(Applied(opened, rec.log, rec.position, rec.value, rec.headers))
+    return good, bad
+
+
+async def rebuild_together(
+    runners: Sequence[ProjectionRunner], progress: Progress | None = None
+) -> int:
+    """Rebuild the runners' projections from offset 0 in one pass over the logs: each
+    batch is read once and decoded once per mode (opening a sealed record, i.e.
+    decrypting and validating it, is most of a rebuild's cost), then applied by every
+    runner that reads that log, each in its own transaction with its own offsets.
+    Returns the number of log records read; `progress` is told of each batch."""
+    for runner in runners:
+        await runner.reset()
+    if not runners:
+        return 0
+    first = runners[0]
+    logs: list[LogName] = []
+    for runner in runners:
+        logs.extend(n for n in runner.projection.logs if n not in logs)
+    total = 0
+    for log_name in logs:
+        readers = [r for r in runners if log_name in r.projection.logs]
+        batch_size = max(r.batch_size for r in readers)
+        for part in range(first.log.partitions(log_name)):
+            offset = 0
+            # read the next batch while this one is applied (the read releases the GIL)
+            pending = asyncio.ensure_future(first.log.read(log_name, part, offset, batch_size))
+            try:
+                while batch := await pending:
+                    offset = batch[-1].offset + 1
+                    pending = asyncio.ensure_future(
+                        first.log.read(log_name, part, offset, batch_size)
+                    )
+                    decoded: dict[tuple[str, int], Decoded] = {}
+                    for runner in readers:
+                        how = (runner.decode_mode, id(runner.opener))
+                        if how not in decoded:
+                            decoded[how] = await decode_records(runner.opener, how[0], batch)
+                        await runner.process(batch, decoded[how])
+                    total += len(batch)
+                    if progress:
+                        progress(len(batch))
+            finally:
+                if not pending.done():
+                    pending.cancel()
+    return total

@@ -156,6 +156,8 @@ def test_keys_create_prints_the_token_alone_on_its_last_line(tmp_path: Path) -> 
     [
         (["keys", "create", "--role", "agency", "--name", "x"], "agency"),
         (["replay", "--projection", "nope"], "no projection named 'nope'"),
+        (["replay"], "name projections with --projection NAME"),
+        (["replay", "--all", "--projection", "event_counts"], "or give --all"),
         (["deadletter", "replay", "nope"], "no dead-letter with id nope"),
     ],
 )
@@ -191,7 +193,8 @@ def test_replay_and_dead_letters_from_the_command_line(tmp_path: Path) -> None:
     asyncio.run(seed())
     replay = hub_cli("replay", "--projection", "event_counts", "--data-dir", str(data), env=env)
     assert replay.returncode == 0, replay.stderr
-    assert "13 records read, 12 applied, 1 dead-lettered" in replay.stdout
+    assert "rebuilt event_counts from offset 0: 12 applied, 1 dead-lettered" in replay.stdout
+    assert "13 log records read once for 1 projection(s)" in replay.stdout
 
     listed = hub_cli("deadletter", "list", "--data-dir", str(data), env=env)
     assert listed.returncode == 0, listed.stderr
@@ -204,3 +207,10 @@ def test_replay_and_dead_letters_from_the_command_line(tmp_path: Path) -> None:
     again = hub_cli("deadletter", "replay", dlq_id, "--data-dir", str(data), env=env)
     assert again.returncode == 2
     assert "still failing: event_type: missing or not a string" in again.stderr
+
+    # every projection in one pass: the bad record is dead-lettered by each that reads it
+    every = hub_cli("replay", "--all", "--data-dir", str(data), env=env)
+    assert every.returncode == 0, every.stderr
+    assert "rebuilt team_around_child from offset 0: " in every.stdout
+    assert "rebuilt event_counts from offset 0: 12 applied, 1 dead-lettered" in every.stdout
+    assert "log records read once for 10 projection(s)" in every.stdout

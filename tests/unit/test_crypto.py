@@ -5,6 +5,7 @@ never as an exception."""
 from __future__ import annotations
 
 import base64
+import copy
 from typing import Any
 
 import pytest
@@ -50,6 +51,19 @@ def test_encrypted_fields_round_trip_and_others_stay_clear() -> None:
     assert "Needs support" not in repr(enc) and "LS1" not in repr(enc)
     assert decrypt_fields(enc, FIELDS, key, aad="child-1") == PAYLOAD
     assert PAYLOAD["contact"]["postcode"] == "LS1 4AP"  # input not mutated
+
+
+def test_neither_direction_changes_its_input() -> None:
+    """Only the objects along an encrypted path are copied: the input stays as it was."""
+    key = new_data_key()
+    before = copy.deepcopy(PAYLOAD)
+    enc = encrypt_fields(PAYLOAD, FIELDS, key, aad="child-1")
+    assert PAYLOAD == before
+    sealed = copy.deepcopy(enc)
+    dec = decrypt_fields(enc, FIELDS, key, aad="child-1")
+    assert enc == sealed and dec == before
+    assert decrypt_fields(enc, FIELDS, None, aad="child-1")["contact"]["postcode"] == PLACEHOLDER
+    assert is_encrypted(enc["contact"]["postcode"])  # still sealed in the input
 
 
 def test_encrypting_twice_leaves_encrypted_fields_alone() -> None:
