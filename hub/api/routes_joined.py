@@ -102,6 +102,7 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
     }
 }
 _NIL = uuid.UUID(int=0)
+DECISIONS_KEPT = 100_000
 
 
 # --------------------------------------------------------------------------- helpers
@@ -119,7 +120,7 @@ class Viewer:
         self.now = now
         self.states: dict[str, ConsentState] = {}
         self._signatures: dict[str, object] = {}
-        self._cache: dict[tuple[object, FactKey], bool] = {}
+        self._cache = gate.view_decisions  # shared by every read of this process
 
     async def load(self, children: Iterable[str], *, fresh: bool = True) -> None:
         wanted = [c for c in children if c not in self.states]
@@ -141,7 +142,13 @@ class Viewer:
         return sig
 
     def sees_key(self, child_id: str, key: FactKey) -> bool:
-        cache_key = (self._signature(child_id), key)
+        cache_key = (
+            self.gate.policy.digest,
+            self._signature(child_id),
+            key,
+            self.role,
+            self.agency,
+        )
         seen = self._cache.get(cache_key)
         if seen is None:
             category, agency, organisation, purposes, basis = key
@@ -163,6 +170,8 @@ class Viewer:
                     fact, self.states[child_id], self.gate.policy, at=self.now
                 )
                 seen = decision.allows(self.role, self.agency)
+            if len(self._cache) >= DECISIONS_KEPT:
+                self._cache.clear()
             self._cache[cache_key] = seen
         return seen
 
@@ -200,15 +209,18 @@ async def catch_up_everywhere(gate: ConsentGate, names: Sequence[str]) -> None:
                 await runner.catch_up(log_name, part)
 
 
-async def plan_on_caseload(gate: ConsentGate, principal: Principal, plan_id: str) -> str:
-    """The child of a plan on the caller's caseload, else 404 (as for a missing plan)."""
+async def plan_on_caseload(
+    gate: ConsentGate, principal: Principal, plan_id: str, *, also: Sequence[str] = ()
+) -> str:
+    """The child of a plan on the caller's caseload, else 404 (as for a missing plan);
+    `also`: projections caught up on the child's partition with the caseload."""
     children = await plan_children(gate.store, plan_id)
     if not children:
         await catch_up_everywhere(gate, ["caseload_view"])
         children = await plan_children(gate.store, plan_id)
     for child in children:
         try:
-            await require_on_caseload(gate, principal, child)
+            await require_on_caseload(gate, principal, child, also=also)
         except HTTPException:
             continue
         return child
@@ -446,8 +458,9 @@ async def team(
     request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> TeamView:
     gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
-    await gate._catch_up(["team_around_child", "consent_state"], [child_id])
+    await require_on_caseload(
+        gate, principal, child_id, also=("team_around_child", "consent_state")
+    )
     now = datetime.now(UTC)
     viewer = Viewer(gate, principal, now)
     await viewer.load([child_id], fresh=False)
@@ -528,8 +541,7 @@ async def child_plans(
     request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> ChildPlans:
     gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
-    await gate._catch_up(["caseload_view", "consent_state"], [child_id])
+    await require_on_caseload(gate, principal, child_id, also=("caseload_view", "consent_state"))
     now = datetime.now(UTC)
     today = today_or(as_of, now)
     viewer = Viewer(gate, principal, now)
@@ -651,8 +663,9 @@ async def timeline(
     request: Request, plan_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> TimelineView:
     gate = gate_of(request)
-    child_id = await plan_on_caseload(gate, principal, plan_id)
-    await gate._catch_up(["plan_timeline", "team_around_child", "consent_state"], [child_id])
+    child_id = await plan_on_caseload(
+        gate, principal, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
+    )
     now = datetime.now(UTC)
     viewer = Viewer(gate, principal, now)
     await viewer.load([child_id], fresh=False)

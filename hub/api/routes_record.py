@@ -13,6 +13,7 @@ that does not exist.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -33,7 +34,6 @@ from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.gate import DEFAULT_PURPOSES, ConsentGate
 from hub.ingest.model import FactOutcome, InboundFact, Subject
-from hub.log import LogName, partition_for
 
 router = APIRouter()
 Agency = Annotated[Principal, Depends(require_roles("agency"))]
@@ -224,11 +224,14 @@ async def ingest_events(
 
 
 # -- caseload and the record -----------------------------------------------------------------
-async def require_on_caseload(gate: ConsentGate, principal: Principal, child_id: str) -> None:
+async def require_on_caseload(
+    gate: ConsentGate, principal: Principal, child_id: str, *, also: Sequence[str] = ()
+) -> None:
     """404 unless the child exists and is on the caller's caseload (the same answer for
-    both, so a caseload check never reveals that a child is known)."""
-    n = gate.log.partitions(LogName.EVENTS)
-    await gate.runners["caseload"].catch_up(LogName.EVENTS, partition_for(child_id, n))
+    both, so a caseload check never reveals that a child is known). The caseload and the
+    projections named in `also` (which the route reads next) are caught up on the
+    child's partition first, together."""
+    await gate._catch_up(["caseload", *also], [child_id])
     row = await gate.store.fetchone(
         "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?", (principal.name, child_id)
     )
@@ -315,8 +318,7 @@ async def change_coordinator(
 )
 async def child_record(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
     gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
-    await gate._catch_up(["shared_record", "consent_state"], [child_id])
+    await require_on_caseload(gate, principal, child_id, also=("shared_record", "consent_state"))
     state = await gate.consent_state(child_id, fresh=False)
     now = datetime.now(UTC)
     rows = await gate.store.fetchall(

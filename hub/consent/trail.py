@@ -100,16 +100,16 @@ class AuditTrail:
         return [r for r in out if r is not None]
 
     async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
-        await tx.execute(
-            "INSERT INTO audit_head (part, seq, hash, log_offset) VALUES (?, 0, '', -1)"
-            " ON CONFLICT (part) DO NOTHING",
-            (part,),
-        )
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-        row = await tx.fetchone(
-            f"SELECT seq, log_offset, record FROM audit_head WHERE part = ?{lock}",  # noqa: S608
-            (part,),
-        )
+        select = f"SELECT seq, log_offset, record FROM audit_head WHERE part = ?{lock}"  # noqa: S608
+        row = await tx.fetchone(select, (part,))
+        if row is None:  # the partition's first record: create its head row, then lock it
+            await tx.execute(
+                "INSERT INTO audit_head (part, seq, hash, log_offset) VALUES (?, 0, '', -1)"
+                " ON CONFLICT (part) DO NOTHING",
+                (part,),
+            )
+            row = await tx.fetchone(select, (part,))
         assert row is not None
         head: AuditRecord | None = (
             AuditRecord.model_validate(orjson.loads(bytes(row[2]))) if row[2] else None

@@ -114,17 +114,39 @@ class ConsentGate:
         self.trail = trail
         self.runners = runners
         self.opener = EnvelopeOpener(keys)
+        self.view_decisions: dict[tuple[object, ...], bool] = {}
+        """Who may see what, as the views decide at read time: (policy digest, what of
+        the consents in force can change a decision, the fact's category/source/purposes/
+        basis, the caller's role and agency) -> allowed. A decision depends on nothing
+        else, so it is kept for later reads (bounded; cleared when full)."""
         self.matches = matches or MatchQueue(store, keys)
         self._lock = asyncio.Lock()
 
     # -- catching up the gate's own views ------------------------------------------------
     async def _catch_up(self, names: Iterable[str], children: Iterable[str]) -> None:
+        """Bring the named projections up to date on the children's partitions. Usually
+        they are current: one query reads all their stored offsets and one log read per
+        partition (from the lowest of them) shows there is nothing new; only then does
+        each runner catch up itself."""
         n = self.log.partitions(LogName.EVENTS)
-        parts = {partition_for(c, n) for c in children}
-        for name in names:
-            runner = self.runners[name]
-            for log_name in runner.projection.logs:
-                for part in parts:
+        parts = sorted({partition_for(c, n) for c in children})
+        runners = [self.runners[name] for name in dict.fromkeys(names)]
+        if not parts or not runners:
+            return
+        marks = ", ".join("?" for _ in runners)
+        where = f" WHERE projection IN ({marks})"  # placeholders only
+        rows = await self.store.fetchall(
+            "SELECT projection, log, part, applied_offset FROM projection_offset" + where,  # noqa: S608
+            [r.name for r in runners],
+        )
+        stored = {(str(p), str(lg), int(pt)): int(o) for p, lg, pt, o in rows}
+        for log_name in dict.fromkeys(lg for r in runners for lg in r.projection.logs):
+            readers = [r for r in runners if log_name in r.projection.logs]
+            for part in parts:
+                lowest = min(stored.get((r.name, log_name.value, part), -1) for r in readers)
+                if not await self.log.read(log_name, part, lowest + 1, 1):
+                    continue  # every one of them has applied all there is
+                for runner in readers:
                     await runner.catch_up(log_name, part)
 
     async def consent_state(self, child_id: str, *, fresh: bool = True) -> ConsentState:
