@@ -547,6 +547,7 @@ def story(
                     agency=p.agency,
                     organisation_code=p.organisation_code,
                     since=since,
+                    contact=p.contact,
                 ),
                 _at(since),
                 _src(PUBLISHERS[p.publisher], f"{ref}:joined:{p.practitioner_id}"),

@@ -912,6 +912,25 @@ class _Reader:
             return self.ref_string(reference), None
         return None, None
 
+    def practitioner_contact(self, reference: Any, role: Any) -> str | None:
+        """How to reach a team member at work: the PractitionerRole's telecom, else the
+        Practitioner's (work or unstated use; never a home number), values joined."""
+        sources = [role] if role is not None else []
+        target = self.resolve(reference) if reference is not None else None
+        if role is not None and role.practitioner is not None:
+            target = self.resolve(role.practitioner)
+        if target is not None and target.resource_type == "Practitioner":
+            sources.append(target.model)
+        for source in sources:
+            values = [
+                p["value"]
+                for p in fv.telecoms(source.telecom)
+                if p["use"] in (None, "work") and p["system"] in (None, "phone", "email", "other")
+            ]
+            if values:
+                return fv.clip(", ".join(dict.fromkeys(values)), 200)
+        return None
+
     def fallback_time(self, resource: Any) -> datetime:
         meta = resource.meta
         if meta is not None and meta.lastUpdated is not None:
@@ -1579,6 +1598,7 @@ class _Reader:
                     "agency": "health",
                     "organisation_code": org,
                     "since": since_at.date(),
+                    "contact": self.practitioner_contact(participant.member, role_model),
                 },
                 where,
             )

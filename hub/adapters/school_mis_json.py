@@ -189,6 +189,12 @@ class StaffIn(BaseModel):
         description="Role vocabulary code"
     )
     since: date
+    contact: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="How to reach them at work: a work phone or email",
+    )
 
 
 class PupilIn(BaseModel):
@@ -268,7 +274,14 @@ EXAMPLE: dict[str, Any] = {
                     "phones": [{"use": "mobile", "number": "07700 900000"}],
                 }
             ],
-            "staff": [{"staff_id": "T042", "role": "senco", "since": "2022-09-05"}],
+            "staff": [
+                {
+                    "staff_id": "T042",
+                    "role": "senco",
+                    "since": "2022-09-05",
+                    "contact": "senco@example.org, 0113 496 0042",
+                }
+            ],
         }
     ],
 }
@@ -542,6 +555,7 @@ class _PupilReader:
                         "agency": "education",
                         "organisation_code": org,
                         "since": staff.since,
+                        "contact": staff.contact,
                     },
                 )
                 self.fact(subject, payload, day_start(staff.since), sub.format("staff", j))

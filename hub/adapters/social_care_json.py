@@ -154,6 +154,12 @@ class WorkerIn(BaseModel):
     )
     role: Literal["social_worker", "occupational_therapist", "key_worker"] = "social_worker"
     since: date
+    contact: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="How to reach them at work: a work phone, email or duty team line",
+    )
 
 
 class ChildIn(BaseModel):
@@ -208,7 +214,12 @@ EXAMPLE: dict[str, Any] = {
                 }
             ],
             "allocated_workers": [
-                {"worker_id": "SW17", "role": "social_worker", "since": "2024-01-12"}
+                {
+                    "worker_id": "SW17",
+                    "role": "social_worker",
+                    "since": "2024-01-12",
+                    "contact": "Duty team, 0113 496 0017",
+                }
             ],
         }
     ],
@@ -428,6 +439,7 @@ class _ChildReader:
                         "agency": "social_care",
                         "organisation_code": self.la_code,
                         "since": worker.since,
+                        "contact": worker.contact,
                     },
                 )
                 self.fact(subject, payload, day_start(worker.since), w_ref, category="social_care")

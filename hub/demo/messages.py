@@ -154,7 +154,7 @@ def staff_message(cohort: Cohort, school: School) -> bytes:
     for child in cohort.at_school(school):
         since = max(child.sen_start, entry_date(child, school, cohort.today)).isoformat()
         staff = [
-            {"staff_id": p.local_ref, "role": p.role, "since": since}
+            {"staff_id": p.local_ref, "role": p.role, "since": since, "contact": p.contact}
             for p in child.members("school_mis")
         ]
         if staff:
@@ -248,6 +248,10 @@ class _Bundle:
             "practitioner": {"reference": practitioner},
             "organization": {"reference": self.organisation(p.organisation_code)},
             "code": [code],
+            "telecom": [
+                {"system": "email" if "@" in value else "phone", "value": value, "use": "work"}
+                for value in p.contact.split(", ")
+            ],
         }
         if p.treatment_function:
             function = p.treatment_function
@@ -462,7 +466,7 @@ def social_care_message(cohort: Cohort) -> bytes:
         assessment = referral + timedelta(days=rng.randint(1, 6))
         authorised = assessment + timedelta(days=35)
         workers = [
-            {"worker_id": p.local_ref, "role": p.role,
+            {"worker_id": p.local_ref, "role": p.role, "contact": p.contact,
              "since": (assessment + timedelta(days=30 * k)).isoformat()}
             for k, p in enumerate(child.members("social_care_json"))
         ]  # fmt: skip
@@ -570,7 +574,8 @@ def joined_event(
     return inbound_event(
         "team.practitioner_joined", child, publisher, since,
         {"practitioner_id": p.practitioner_id, "role": p.role, "agency": p.agency,
-         "organisation_code": p.organisation_code, "since": since.isoformat()},
+         "organisation_code": p.organisation_code, "since": since.isoformat(),
+         "contact": p.contact},
         message_id=f"joined:{child.reference}:{p.practitioner_id}",
         category="social_care" if p.agency == "social_care" else None,
     )  # fmt: skip

@@ -31,6 +31,13 @@ class PractitionerJoined(EventPayload):
     agency: str = Field(min_length=1, max_length=64)
     organisation_code: str | None = Field(default=None, max_length=32)
     since: date
+    contact: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="How to reach them at work for this child: a work phone, email or team "
+        "line (never the child's or the family's details)",
+    )
 
 
 @registry.register

@@ -76,6 +76,9 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
         assert team["member_count"] == 30
         ids = [m["practitioner_id"] for g in team["agencies"] for m in g["members"]]
         assert len(set(ids)) == 30
+        # each member says how to reach them at work, whichever system sent them
+        contacts = [m["contact"] for g in team["agencies"] for m in g["members"]]
+        assert all(c and "@example.org" in c and "0113 496 0" in c for c in contacts), contacts
         by_agency = {g["agency"]: g["count"] for g in team["agencies"]}
         assert {"education", "health", "social_care", "voluntary"} <= set(by_agency), by_agency
         assert team["key_worker"] is not None and team["key_working_model"] == "multi_person"

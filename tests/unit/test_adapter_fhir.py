@@ -701,6 +701,32 @@ def test_care_team_members_join_with_role_ods_code_and_health_category() -> None
     assert result.not_taken == []  # Organization, Practitioner, PractitionerRole were read
 
 
+def test_a_members_work_contact_comes_from_the_role_else_the_practitioner() -> None:
+    role = {"text": "Speech and language therapist"}
+    data = json.loads(_team_bundle(role))
+    resources = {e["resource"]["resourceType"]: e["resource"] for e in data["entry"]}
+    resources["Practitioner"]["telecom"] = [
+        {"system": "phone", "value": "07700 900123", "use": "home"},  # never shown
+        {"system": "email", "value": "sam.lee@example.nhs.uk", "use": "work"},
+    ]
+    joined = next(
+        f.payload
+        for f in parse(json.dumps(data).encode()).facts
+        if isinstance(f.payload, PractitionerJoined)
+    )
+    assert joined.contact == "sam.lee@example.nhs.uk"
+    resources["PractitionerRole"]["telecom"] = [
+        {"system": "phone", "value": "0113 496 0456", "use": "work"},
+        {"system": "email", "value": "slt.team@example.nhs.uk"},
+    ]
+    joined = next(
+        f.payload
+        for f in parse(json.dumps(data).encode()).facts
+        if isinstance(f.payload, PractitionerJoined)
+    )
+    assert joined.contact == "0113 496 0456, slt.team@example.nhs.uk"
+
+
 def test_a_camhs_clinician_joining_is_mental_health_and_a_leaver_is_recorded() -> None:
     role = {"text": "CAMHS primary mental health worker"}
     result = parse(_team_bundle(role, period={"start": "2024-01-01", "end": "2024-06-30"}))

@@ -105,6 +105,7 @@ def test_the_school_example_yields_its_facts() -> None:
         agency="education",
         organisation_code="100001",
         since=date(2022, 9, 5),
+        contact="senco@example.org, 0113 496 0042",
     )
     identity = facts["/pupils/0"]
     assert identity.subject.upn == "A999200100001" and identity.subject.postcode == "ZZ99 9ZZ"
@@ -192,6 +193,7 @@ def test_the_social_care_example_yields_its_facts() -> None:
     assert worker.category == "social_care"  # that a child has a social worker is sensitive
     assert isinstance(worker.payload, PractitionerJoined)
     assert (worker.payload.practitioner_id, worker.payload.role) == ("la:999:SW17", "social_worker")
+    assert worker.payload.contact == "Duty team, 0113 496 0017"
     assert {f.subject.la_code for f in result.facts} == {"999"}
     assert {f.subject.la_child_id for f in result.facts} == {"C0001"}
 
