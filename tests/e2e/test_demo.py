@@ -79,6 +79,11 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
         # each member says how to reach them at work, whichever system sent them
         contacts = [m["contact"] for g in team["agencies"] for m in g["members"]]
         assert all(c and "@example.org" in c and "0113 496 0" in c for c in contacts), contacts
+        # ... and has a role from the controlled vocabulary (DOMAIN.md's thirty, all named)
+        outside = [
+            m["role"] for g in team["agencies"] for m in g["members"] if not m["in_vocabulary"]
+        ]
+        assert outside == [], outside
         by_agency = {g["agency"]: g["count"] for g in team["agencies"]}
         assert {"education", "health", "social_care", "voluntary"} <= set(by_agency), by_agency
         assert team["key_worker"] is not None and team["key_working_model"] == "multi_person"

@@ -1125,3 +1125,29 @@ def test_mutated_sample_xml_never_raises_anything_but_permanent_error(samples_di
             pass
 
     check()
+
+
+@pytest.mark.parametrize(
+    ("text", "role"),
+    [
+        ("Consultant paediatric neurologist", "neurologist"),  # not "paediatrician"
+        ("Consultant paediatrician", "paediatrician"),
+        ("Consultant orthopaedic surgeon", "orthopaedic_surgeon"),
+        ("Scoliosis clinical nurse specialist", "scoliosis_nurse"),
+        ("Orthotist", "orthotist"),
+        ("Consultant ophthalmologist", "ophthalmologist"),
+        ("Community dentist", "dentist"),
+        ("Continence nurse adviser", "continence_adviser"),
+        ("Wheelchair services therapist", "wheelchair_services"),
+        ("Review of care plan", None),
+    ],
+)
+def test_role_words_map_onto_the_vocabulary(text: str, role: str | None) -> None:
+    from fhir.resources.R4B.codeableconcept import CodeableConcept
+
+    from hub.adapters.fhir_codes import role_from_concepts
+    from hub.consent.policy import load_policy
+
+    found = role_from_concepts([CodeableConcept(text=text)])
+    assert found == role
+    assert found is None or load_policy().roles[found].kind == "practitioner"
