@@ -51,7 +51,9 @@ from hub.projections.team_around_child import (
     WhoDecidesOut,
     fold_team,
     hidden_practitioners,
+    load_naming_facts,
     load_team_facts,
+    name_after,
 )
 
 router = APIRouter()
@@ -709,6 +711,11 @@ class CaseloadEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     child_id: str
+    name: str | None = Field(
+        default=None,
+        description="The child's name as the caller may see it: the school's pupil record, "
+        "else health's patient record; none when neither is visible",
+    )
     plan_count: int
     plan_id: str | None = Field(default=None, description="The current plan (latest request)")
     status: str | None = None
@@ -739,6 +746,7 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
     "children": [
         {
             "child_id": "hc-7f3a9c2e41d8",
+            "name": "Ava Thompson",
             "plan_count": 1,
             "plan_id": "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d",
             "status": "assessing",
@@ -840,6 +848,7 @@ async def caseload(
         entries.append((entry, standing))
     entries.sort(key=lambda e: _urgency(e[0]))
     shown = entries[:limit]
+    names = await child_names(gate, viewer, [e.child_id for e, _ in shown])
     await audit_reads(
         gate,
         principal,
@@ -848,12 +857,30 @@ async def caseload(
         [
             (
                 e.child_id,
-                sorted({i for p in plans for i in p.event_ids}),
+                sorted({i for p in plans for i in p.event_ids} | set(names[e.child_id][1])),
                 {"plan_ids": [p.plan_id for p in plans]},
             )
             for e, plans in shown
         ],
     )
     return CaseloadView(
-        coordinator=principal.name, as_of=today, total=len(entries), children=[e for e, _ in shown]
+        coordinator=principal.name,
+        as_of=today,
+        total=len(entries),
+        children=[e.model_copy(update={"name": names[e.child_id][0]}) for e, _ in shown],
     )
+
+
+async def child_names(
+    gate: ConsentGate, viewer: Viewer, children: Sequence[str]
+) -> dict[str, tuple[str | None, list[str]]]:
+    """Each child's name as the caller may see it, with the ids of the facts it came from
+    (they are shown, so audited): the naming facts the caller sees, opened in one go."""
+    facts = await load_naming_facts(gate.store, children)
+    visible = [f for fs in facts.values() for f in fs if viewer.sees(f)]
+    out: dict[str, tuple[str | None, list[str]]] = {c: (None, []) for c in children}
+    for fact, env in await open_facts(gate, visible):
+        name, ids = out[fact.child_id]
+        named = name_after(fact.event_type, env.payload, name)
+        out[fact.child_id] = (named, [*ids, fact.event_id] if named != name else ids)
+    return out

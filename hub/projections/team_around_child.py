@@ -197,6 +197,37 @@ async def load_team_facts(store: Any, child_id: str) -> list[SealedFact]:
     return [SealedFact.from_row(r, subject_ref=None if r[10] is None else str(r[10])) for r in rows]
 
 
+NAMING_TYPES = ("education.pupil_identified", "health.patient_identified")
+"""The facts that name the child (`name_after`)."""
+
+
+async def load_naming_facts(store: Any, child_ids: Sequence[str]) -> dict[str, list[SealedFact]]:
+    """Each child's stored facts that name them, in log order, 500 children a query."""
+    out: dict[str, list[SealedFact]] = {c: [] for c in child_ids}
+    for i in range(0, len(child_ids), 500):
+        chunk = list(child_ids[i : i + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = await store.fetchall(
+            f"SELECT {FACT_SELECT}, body, subject_ref FROM tac_fact"  # noqa: S608 - constant columns
+            f" WHERE child_id IN ({marks}) AND event_type IN (?, ?) ORDER BY part, log_offset",
+            [*chunk, *NAMING_TYPES],
+        )
+        for r in rows:
+            fact = SealedFact.from_row(r, subject_ref=None if r[10] is None else str(r[10]))
+            out[fact.child_id].append(fact)
+    return out
+
+
+def name_after(event_type: str, payload: Any, name: str | None) -> str | None:
+    """The child's name after one more fact: the school's latest pupil record wins;
+    health's patient record names the child only where no school has."""
+    if event_type == "education.pupil_identified":
+        return _name(payload.forename, payload.middle_names, payload.surname) or name
+    if event_type == "health.patient_identified":
+        return name or _name(*payload.given_names, payload.family_name)
+    return name
+
+
 def hidden_practitioners(
     facts: Iterable[SealedFact], sees: Callable[[SealedFact], bool]
 ) -> frozenset[str]:
@@ -538,13 +569,13 @@ def fold_team(
                 ),
             )
         elif t == "education.pupil_identified":
-            name = _name(p.forename, p.middle_names, p.surname) or name
+            name = name_after(t, p, name)
             preferred = _name(p.preferred_forename, p.preferred_surname) or preferred
             dob = p.date_of_birth or dob
             ident("upn", p.upn, agency)
             ident("uln", p.uln, agency)
         elif t == "health.patient_identified":
-            name = name or _name(*p.given_names, p.family_name)
+            name = name_after(t, p, name)
             dob = dob or p.date_of_birth
             ident("nhs_number", p.nhs_number, agency)
         elif t == "social_care.child_identified":

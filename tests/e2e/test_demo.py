@@ -61,6 +61,13 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
         assert ("phase_transfer", "due") in deadlines, deadlines
         assert {"requested", "assessing", "drafting", "final"} <= {e["status"] for e in entries}
         assert entries[0]["overdue_count"] > 0  # most urgent first
+        # children are named as their schools and health records name them
+        by_id = {result.child_id(c): c for c in cohort.children}
+        named = {e["child_id"]: e["name"] for e in entries}
+        assert sum(1 for n in named.values() if n) >= 35, named
+        for child_id, name in named.items():
+            child = by_id[child_id]
+            assert name is None or (child.given in name and child.family in name), (name, child)
 
         overdue = next(
             e for e in entries if e["next_deadline"] and e["next_deadline"]["rule"] == "advice"

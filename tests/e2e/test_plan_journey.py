@@ -422,6 +422,7 @@ async def test_one_plan_from_request_to_first_annual_review(api: Api) -> None:
     [row] = [c for c in caseload["children"] if c["child_id"] == child]
     assert row["overdue_count"] == 2 and row["next_deadline"]["due_on"] == "2024-04-11"
     assert row["days_to_20_week_date"] == (80)  # 15 April -> 4 July 2024
+    assert row["name"] == "Sam Example"  # as the school's pupil record names the child
 
     # -- advice arrives: the EP's on time, the paediatrician's late ----------------------
     results = await ingest(
