@@ -9,17 +9,13 @@ import pytest
 
 from hub.auth import ApiKeyStore, Principal, Role
 from hub.store import ReadStore
-from tests.support.stores import make_store
+from tests.support.stores import started_store
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReadStore]:
-    s = await make_store(request.param, request, tmp_path)
-    await s.start()
-    try:
+    async with started_store(request.param, request, tmp_path) as s:
         yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from hub.log import LogName, Position
 from hub.projections.base import Applied
 from hub.projections.gate_views import RELEASED_HEADER, WithheldIndexProjection
 from hub.store import ReadStore
-from tests.support.stores import make_store
+from tests.support.stores import started_store
 
 T0 = datetime(2025, 3, 1, 9, tzinfo=UTC)
 SRC = Source(agency="oak-school")
@@ -27,12 +27,8 @@ SRC = Source(agency="oak-school")
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReadStore]:
-    s = await make_store(request.param, request, tmp_path)
-    await s.start()
-    try:
+    async with started_store(request.param, request, tmp_path) as s:
         yield s
-    finally:
-        await s.close()
 
 
 def envelope(payload: Any, child: str, recorded: datetime, **fields: Any) -> Envelope:

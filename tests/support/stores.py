@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,3 +21,16 @@ async def make_store(kind: str, request: pytest.FixtureRequest, tmp_path: Path) 
     dsn = request.getfixturevalue("postgres_dsn")
     schema = request.getfixturevalue("postgres_schema")
     return PostgresReadStore(dsn, schema=schema)
+
+
+@contextlib.asynccontextmanager
+async def started_store(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[ReadStore]:
+    """A started read store of `kind` ("sqlite" or "postgres"), closed afterwards."""
+    s = await make_store(kind, request, tmp_path)
+    await s.start()
+    try:
+        yield s
+    finally:
+        await s.close()
