@@ -123,6 +123,7 @@ class Viewer:
         self.states: dict[str, ConsentState] = {}
         self._signatures: dict[str, object] = {}
         self._cache = gate.view_decisions  # shared by every read of this process
+        self._policy = gate.policy.digest
 
     async def load(self, children: Iterable[str], *, fresh: bool = True) -> None:
         wanted = [c for c in children if c not in self.states]
@@ -145,7 +146,7 @@ class Viewer:
 
     def sees_key(self, child_id: str, key: FactKey) -> bool:
         cache_key = (
-            self.gate.policy.digest,
+            self._policy,
             self._signature(child_id),
             key,
             self.role,
