@@ -875,13 +875,30 @@ async def caseload(
 async def child_names(
     gate: ConsentGate, viewer: Viewer, children: Sequence[str]
 ) -> dict[str, tuple[str | None, list[str]]]:
-    """Each child's name as the caller may see it, with the ids of the facts it came from
-    (they are shown, so audited): the naming facts the caller sees, opened in one go."""
+    """Each child's name as the caller may see it, with the id of the fact it came from
+    (shown, so audited). As in the team view, the school's latest pupil record names the
+    child, else health's first patient record; so only the best visible candidate of each
+    child is opened (decrypted and validated), and the next only where it names no one."""
     facts = await load_naming_facts(gate.store, children)
-    visible = [f for fs in facts.values() for f in fs if viewer.sees(f)]
+    queue: dict[str, list[SealedFact]] = {}
+    for child, fs in facts.items():
+        seen = [f for f in fs if viewer.sees(f)]
+        pupils = [f for f in seen if f.event_type == "education.pupil_identified"]
+        patients = [f for f in seen if f.event_type == "health.patient_identified"]
+        if pupils or patients:
+            queue[child] = [*reversed(pupils), *patients]
     out: dict[str, tuple[str | None, list[str]]] = {c: (None, []) for c in children}
-    for fact, env in await open_facts(gate, visible):
-        name, ids = out[fact.child_id]
-        named = name_after(fact.event_type, env.payload, name)
-        out[fact.child_id] = (named, [*ids, fact.event_id] if named != name else ids)
+    while queue:
+        opened = {
+            f.event_id: env for f, env in await open_facts(gate, [q[0] for q in queue.values()])
+        }
+        after: dict[str, list[SealedFact]] = {}
+        for child, (first, *rest) in queue.items():
+            env = opened.get(first.event_id)
+            name = None if env is None else name_after(first.event_type, env.payload, None)
+            if name:
+                out[child] = (name, [first.event_id])
+            elif rest:
+                after[child] = rest
+        queue = after
     return out

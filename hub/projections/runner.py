@@ -414,4 +414,16 @@ async def rebuild_together(
             finally:
                 if not pending.done():
                     pending.cancel()
+    await refresh_statistics(runners)
     return total
+
+
+async def refresh_statistics(runners: Sequence[ProjectionRunner]) -> None:
+    """ANALYZE the rebuilt tables: a rebuild replaces every row at once, and until the
+    planner's statistics catch up (PostgreSQL's autovacuum runs later) it may choose a
+    plan for the tables as they were, e.g. a scan of every plan-less fact instead of the
+    child's index."""
+    for runner in runners:
+        for table in runner.projection.tables:
+            async with runner.store.transaction() as tx:
+                await tx.execute(f"ANALYZE {table}")  # the projection's own table names
