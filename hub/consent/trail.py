@@ -12,6 +12,7 @@ not fit is named.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -58,45 +59,62 @@ class AuditTrail:
         return self._locks.setdefault(part, asyncio.Lock())
 
     async def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
-        """Chain and append the entries; returns the sealed records in input order."""
+        """Chain and append the entries; returns the sealed records in input order. All
+        the partitions they fall in are locked (in partition order, so two writers never
+        wait on each other crosswise) and written in one store transaction and one log
+        append: a read shown for 500 children costs one commit, not one per partition."""
         n = self._log.partitions(LogName.AUDIT)
         by_part: dict[int, list[tuple[int, AuditEntry]]] = {}
         for i, entry in enumerate(entries):
             key = entry.child_id or GLOBAL_CHAIN_KEY
             by_part.setdefault(partition_for(key, n), []).append((i, entry))
+        parts = sorted(by_part)
         out: list[AuditRecord | None] = [None] * len(entries)
-        for part, items in sorted(by_part.items()):
-            async with self._lock(part), self._store.transaction() as tx:
-                prev = await self._head(tx, part)
-                sealed: list[AuditRecord] = []
-                for _, entry in items:
-                    prev = seal(
-                        prev,
-                        chain=chain_name(part),
-                        kind=entry.kind,
-                        at=entry.at or datetime.now(UTC),
-                        actor=entry.actor,
-                        child_id=entry.child_id,
-                        details=entry.details,
-                    )
-                    sealed.append(prev)
+        async with contextlib.AsyncExitStack() as held:
+            for part in parts:
+                await held.enter_async_context(self._lock(part))
+            async with self._store.transaction() as tx:
+                sealed: dict[int, list[AuditRecord]] = {}
+                for part in parts:
+                    prev = await self._head(tx, part)
+                    chain: list[AuditRecord] = []
+                    for _, entry in by_part[part]:
+                        prev = seal(
+                            prev,
+                            chain=chain_name(part),
+                            kind=entry.kind,
+                            at=entry.at or datetime.now(UTC),
+                            actor=entry.actor,
+                            child_id=entry.child_id,
+                            details=entry.details,
+                        )
+                        chain.append(prev)
+                    sealed[part] = chain
+                lines = {part: [r.to_line() for r in sealed[part]] for part in parts}
                 positions = await self._log.append(
                     LogName.AUDIT,
                     [
-                        NewRecord(key=e.child_id or GLOBAL_CHAIN_KEY, value=r.to_line())
-                        for (_, e), r in zip(items, sealed, strict=True)
+                        NewRecord(key=e.child_id or GLOBAL_CHAIN_KEY, value=line)
+                        for part in parts
+                        for (_, e), line in zip(by_part[part], lines[part], strict=True)
                     ],
                 )
-                if any(p.partition != part for p in positions):
-                    raise RuntimeError("audit record landed in another partition than its chain")
-                last = sealed[-1]
-                await tx.execute(
-                    "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?"
-                    " WHERE part = ?",
-                    (last.seq, last.hash, positions[-1].offset, last.to_line(), part),
-                )
-            for (i, _), rec in zip(items, sealed, strict=True):
-                out[i] = rec
+                at = 0
+                for part in parts:
+                    landed = positions[at : at + len(sealed[part])]
+                    at += len(sealed[part])
+                    if any(p.partition != part for p in landed):
+                        raise RuntimeError(
+                            "audit record landed in another partition than its chain"
+                        )
+                    await tx.execute(
+                        "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?"
+                        " WHERE part = ?",
+                        (sealed[part][-1].seq, sealed[part][-1].hash, landed[-1].offset,
+                         lines[part][-1], part),
+                    )  # fmt: skip
+                    for (i, _), rec in zip(by_part[part], sealed[part], strict=True):
+                        out[i] = rec
         return [r for r in out if r is not None]
 
     async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
