@@ -338,6 +338,8 @@ class KafkaEventLog:
                     break
                 retries = 0
                 offset = next_offset
+                if offset >= self._last_highwater.get((tp.topic, tp.partition), offset + 1):
+                    break  # the fetch said this is the end: no need to ask again
         except KafkaError as exc:
             if _is_transient(exc):
                 _raise_transient("read", topic, exc)
