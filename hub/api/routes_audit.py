@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.routes_record import gate_of
 from hub.consent.trail import AuditEntry
-from hub.log import LogName
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
@@ -31,10 +30,7 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 
 async def _catch_up_audit(request: Request) -> None:
-    gate = gate_of(request)
-    runner = gate.runners["audit_index"]
-    for part in range(gate.log.partitions(LogName.AUDIT)):
-        await runner.catch_up(LogName.AUDIT, part)
+    await gate_of(request).catch_up_partitions(["audit_index"])
 
 
 def _where(

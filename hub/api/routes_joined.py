@@ -205,11 +205,7 @@ async def open_facts(
 
 async def catch_up_everywhere(gate: ConsentGate, names: Sequence[str]) -> None:
     """Bring projections up to date on every partition (for reads across children)."""
-    for name in names:
-        runner = gate.runners[name]
-        for log_name in runner.projection.logs:
-            for part in range(gate.log.partitions(log_name)):
-                await runner.catch_up(log_name, part)
+    await gate.catch_up_partitions(names)
 
 
 async def plan_on_caseload(

@@ -124,14 +124,21 @@ class ConsentGate:
 
     # -- catching up the gate's own views ------------------------------------------------
     async def _catch_up(self, names: Iterable[str], children: Iterable[str]) -> None:
-        """Bring the named projections up to date on the children's partitions. Usually
-        they are current: one query reads all their stored offsets and one log read per
-        partition (from the lowest of them) shows there is nothing new; only then does
-        each runner catch up itself."""
+        """Bring the named projections up to date on the children's partitions."""
         n = self.log.partitions(LogName.EVENTS)
         parts = sorted({partition_for(c, n) for c in children})
+        if parts:
+            await self.catch_up_partitions(names, parts)
+
+    async def catch_up_partitions(
+        self, names: Iterable[str], parts: Sequence[int] | None = None
+    ) -> None:
+        """Bring the named projections up to date on `parts` (None: every partition of
+        every log they read). Usually they are current: one query reads all their stored
+        offsets and one log read per partition (from the lowest of them, all at once)
+        shows there is nothing new; only then does each runner catch up itself."""
         runners = [self.runners[name] for name in dict.fromkeys(names)]
-        if not parts or not runners:
+        if not runners:
             return
         marks = ", ".join("?" for _ in runners)
         where = f" WHERE projection IN ({marks})"  # placeholders only
@@ -140,12 +147,19 @@ class ConsentGate:
             [r.name for r in runners],
         )
         stored = {(str(p), str(lg), int(pt)): int(o) for p, lg, pt, o in rows}
+        checks: list[tuple[LogName, int, list[ProjectionRunner]]] = []
         for log_name in dict.fromkeys(lg for r in runners for lg in r.projection.logs):
             readers = [r for r in runners if log_name in r.projection.logs]
-            for part in parts:
-                lowest = min(stored.get((r.name, log_name.value, part), -1) for r in readers)
-                if not await self.log.read(log_name, part, lowest + 1, 1):
-                    continue  # every one of them has applied all there is
+            for part in range(self.log.partitions(log_name)) if parts is None else parts:
+                checks.append((log_name, part, readers))
+
+        async def behind(log_name: LogName, part: int, readers: list[ProjectionRunner]) -> bool:
+            lowest = min(stored.get((r.name, log_name.value, part), -1) for r in readers)
+            return bool(await self.log.read(log_name, part, lowest + 1, 1))
+
+        found = await asyncio.gather(*(behind(*check) for check in checks))
+        for (log_name, part, readers), new in zip(checks, found, strict=True):
+            if new:  # else every one of them has applied all there is
                 for runner in readers:
                     await runner.catch_up(log_name, part)
 
