@@ -46,6 +46,7 @@ from hub.projections.caseload_view import (
 )
 from hub.projections.plan_timeline import TimelineView, build_timeline, load_plan_facts
 from hub.projections.team_around_child import (
+    NAMING_FIELDS,
     SealedFact,
     TeamView,
     WhoDecidesOut,
@@ -874,7 +875,8 @@ async def child_names(
     """Each child's name as the caller may see it, with the id of the fact it came from
     (shown, so audited). As in the team view, the school's latest pupil record names the
     child, else health's first patient record; so only the best visible candidate of each
-    child is opened (decrypted and validated), and the next only where it names no one."""
+    child is opened, and the next only where it names no one; and of it only the name
+    fields are decrypted (`EnvelopeOpener.open_fields`)."""
     facts = await load_naming_facts(gate.store, children)
     queue: dict[str, list[SealedFact]] = {}
     for child, fs in facts.items():
@@ -885,13 +887,13 @@ async def child_names(
             queue[child] = [*reversed(pupils), *patients]
     out: dict[str, tuple[str | None, list[str]]] = {c: (None, []) for c in children}
     while queue:
-        opened = {
-            f.event_id: env for f, env in await open_facts(gate, [q[0] for q in queue.values()])
-        }
+        firsts = [q[0] for q in queue.values()]
+        opened = await gate.opener.open_fields([f.body for f in firsts], NAMING_FIELDS)
+        fields = {f.event_id: o for f, o in zip(firsts, opened, strict=True)}
         after: dict[str, list[SealedFact]] = {}
         for child, (first, *rest) in queue.items():
-            env = opened.get(first.event_id)
-            name = None if env is None else name_after(first.event_type, env.payload, None)
+            got = fields.get(first.event_id)
+            name = None if got is None else name_after(first.event_type, got, None)
             if name:
                 out[child] = (name, [first.event_id])
             elif rest:

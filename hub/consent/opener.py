@@ -4,12 +4,13 @@ decrypt and validate. Used by every projection runner and by log reads in the AP
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from hub.consent.crypto import KeyStore
-from hub.consent.sealing import ErasedPayload, is_sealed, open_envelope
+from hub.consent.crypto import PLACEHOLDER, KeyStore, decrypt_value, is_encrypted
+from hub.consent.sealing import WHOLE, ErasedPayload, is_sealed, open_envelope
 from hub.errors import PermanentError
 from hub.events import Envelope, EventRegistry, decode
 from hub.events import registry as default_registry
@@ -86,3 +87,51 @@ class EnvelopeOpener:
         self, records: Sequence[StoredRecord]
     ) -> list[Envelope | PermanentError]:
         return await self.open_values([r.value for r in records])
+
+    async def open_fields(
+        self, values: Sequence[bytes], fields: Sequence[str]
+    ) -> list[dict[str, Any] | None]:
+        """Only `fields` (top-level payload fields) of each record, decrypted where sealed:
+        for a view that shows a few values of a large payload (a child's name from a
+        pupil record), at a fraction of the cost of opening it whole. Nothing is
+        validated beyond JSON (the record was validated when it was written), so a record
+        whose schema version is not its type's current one, or that cannot be read (its
+        key erased, altered), gives None; absent fields are left out."""
+        out: list[dict[str, Any] | None] = []
+        keys: dict[str, bytes | None] = {}
+        for value in values:
+            try:
+                data = orjson.loads(value)
+                cls = self._registry.payload_class(str(data.get("event_type")))
+            except (orjson.JSONDecodeError, AttributeError, PermanentError):
+                out.append(None)
+                continue
+            payload = data.get("payload")
+            if data.get("schema_version") != cls.schema_version or not isinstance(payload, dict):
+                out.append(None)
+                continue
+            child = str(data.get("child_id", ""))
+            kid = data_key_id(child, str(data.get("category", "")))
+            if kid not in keys and is_sealed(data):
+                keys[kid] = None if self._keys is None else await self._keys.get(kid)
+            if set(payload) == {WHOLE} and is_encrypted(payload[WHOLE]):
+                whole = decrypt_value(payload[WHOLE], keys.get(kid), aad=child, field=WHOLE)
+                payload = whole if isinstance(whole, dict) else None
+            if payload is None:
+                out.append(None)
+                continue
+            opened: dict[str, Any] = {}
+            for name in fields:
+                if name not in payload:
+                    continue
+                raw = payload[name]
+                if is_encrypted(raw):
+                    raw = decrypt_value(raw, keys.get(kid), aad=child, field=name)
+                    if raw == PLACEHOLDER:
+                        break
+                opened[name] = raw
+            else:
+                out.append(opened)
+                continue
+            out.append(None)  # a field could not be read: the key is gone
+        return out

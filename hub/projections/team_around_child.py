@@ -218,14 +218,29 @@ async def load_naming_facts(store: Any, child_ids: Sequence[str]) -> dict[str, l
     return out
 
 
+NAMING_FIELDS = ("forename", "middle_names", "surname", "given_names", "family_name")
+"""The payload fields `name_after` reads (of either naming type)."""
+
+
 def name_after(event_type: str, payload: Any, name: str | None) -> str | None:
     """The child's name after one more fact: the school's latest pupil record wins;
-    health's patient record names the child only where no school has."""
+    health's patient record names the child only where no school has. `payload` is the
+    payload model, or a mapping of (some of) `NAMING_FIELDS` as stored."""
+
+    def get(field: str) -> Any:
+        return payload.get(field) if isinstance(payload, Mapping) else getattr(payload, field)
+
     if event_type == "education.pupil_identified":
-        return _name(payload.forename, payload.middle_names, payload.surname) or name
+        return _name(*(_text(get(f)) for f in ("forename", "middle_names", "surname"))) or name
     if event_type == "health.patient_identified":
-        return name or _name(*payload.given_names, payload.family_name)
+        given = get("given_names") or ()
+        parts = [_text(g) for g in given] if isinstance(given, list | tuple) else []
+        return name or _name(*parts, _text(get("family_name")))
     return name
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def hidden_practitioners(
