@@ -1,9 +1,9 @@
 """The joined view at scale: projection catch-up and the latency of the coordinator's views.
 
 `python -m bench --only views [--children 10000 --events 1000000] [--views-on sqlite,postgres]`
-(not in the default set: on 2 cores it writes ~3k facts/s and rebuilds all projections at
-~1k log events/s per backend, so 4,000 children / 400k events take ~20 min on SQLite and
-PostgreSQL, and the full 10,000 / 1M about 45 min). `--requests` child-view requests are
+(not in the default set: on 2 cores it writes ~4k facts/s and rebuilds all projections
+together at ~2-3.4k log records/s per backend, so the full 10,000 / 1M takes 21-25 min on
+SQLite and PostgreSQL). `--requests` child-view requests are
 measured per route (a fifth as many, at least 20, for the caseload), after `--warm`.
 
 **The dataset.** The demo's synthetic cohort (`hub.demo.cohort.build_cohort`, its plan and
@@ -42,10 +42,11 @@ the cohort (the big team, each consent story, a paused clock) are also sent thro
 real gate (`ConsentGate.submit`) as twins with the same facts; after the catch-up the
 team, plans and timeline of each original and its twin must be identical but for ids.
 
-**Catch-up.** Every projection is rebuilt from offset 0 (`ProjectionRunner.rebuild`), one
-after another; beside it, in the same run, the raw read rate of the log (`EventLog.read`
-in batches of the projector's size) and the rate of reading and opening each record
-(decrypt and validate, as every runner does before applying).
+**Catch-up.** Every projection is rebuilt from offset 0 in one pass over the logs
+(`rebuild_together`, what `hub replay --all` runs: each batch read once and decoded once
+per mode), with the time spent decoding and each projection's time applying; beside it, in
+the same run, the raw read rate of the log (`EventLog.read` in batches of the projector's
+size) and the rate of reading and opening each record (decrypt and validate).
 
 **Latency.** The real app in-process (httpx ASGITransport, the app's lifespan around the
 already-open hub, no background projector): GET /children/{id}/team and
