@@ -1660,6 +1660,26 @@ async def drop_schema(dsn: str, schema: str) -> None:
         await conn.close()
 
 
+async def autovacuum_settled(dsn: str, limit: float = 600.0) -> tuple[int, float]:
+    """Wait until no autovacuum worker runs (a rebuild inserts a million rows, and
+    PostgreSQL's insert-triggered autovacuum then works through them for minutes, on the
+    same two cores as the requests measured next). Returns (workers first seen, seconds
+    waited); polls every second, for at most `limit` seconds."""
+    import asyncpg
+
+    query = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+    conn = await asyncpg.connect(dsn)
+    try:
+        t0 = time.perf_counter()
+        first = running = int(await conn.fetchval(query))
+        while running and time.perf_counter() - t0 < limit:
+            await asyncio.sleep(1.0)
+            running = int(await conn.fetchval(query))
+        return first, time.perf_counter() - t0
+    finally:
+        await conn.close()
+
+
 BACKENDS = ("sqlite", "postgres", "kafka")
 
 
@@ -1706,6 +1726,10 @@ def run(
     async def measure(the_hub: Hub, data: Dataset, label: str, *, views: bool = True) -> None:
         cu = await catch_up(the_hub, label)
         report(cu.lines())
+        if views and pg_dsn is not None and the_hub.settings.store_backend == "postgres":
+            workers, waited = await autovacuum_settled(pg_dsn)
+            report([f"  (autovacuum: {workers} worker(s) running after the catch-up; waited "
+                    f"{waited:,.0f} s for them to finish before measuring)"])  # fmt: skip
         if views:
             report(
                 await latency(

@@ -3,6 +3,7 @@ coordinator and IG routers mount here as they arrive. Built by `create_app(setti
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,9 +32,15 @@ def create_app(
         app.state.auth = await create_authenticator(settings, the_hub.store)
         if run_projector:
             await the_hub.start_projector()
+        # What start-up built lives as long as the process: keep it out of the garbage
+        # collector's full passes, whose pauses otherwise land in requests' tail latency
+        # (collected first, so no garbage is frozen; thawed at shutdown).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             if run_projector:
                 await the_hub.stop_projector()
             if owned:
