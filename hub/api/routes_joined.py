@@ -114,7 +114,8 @@ DECISIONS_KEPT = 100_000
 class Viewer:
     """View-time consent decisions for one caller at one instant. A decision depends on
     the fact's category, source, purposes and claimed basis and on the consents in force,
-    never on the fact's content, so it is made once per (consents in force, key)."""
+    never on the fact's content, so it is made once per (consents in force, key, role,
+    agency) and kept for later reads in `ConsentGate.view_decisions`."""
 
     def __init__(self, gate: ConsentGate, principal: Principal, now: datetime) -> None:
         self.gate = gate
