@@ -184,16 +184,14 @@ async def create_gate(settings: Settings, event_log: EventLog, store: ReadStore)
     from hub.consent.trail import AuditTrail
     from hub.identity.person_index import PersonIndex
     from hub.ingest.gate import ConsentGate
+    from hub.store.claims import SqlIngestClaims
     from hub.store.keystore import SqlKeyStore
 
     policy = load_policy()
     master = load_master_key(settings)
     keys = SqlKeyStore(store, master)
-    await keys.setup()
     persons = PersonIndex(store, master.derive(b"person-index"))
-    await persons.setup()
     trail = AuditTrail(event_log, store)
-    await trail.setup()
     return ConsentGate(
         log=event_log,
         store=store,
@@ -202,4 +200,5 @@ async def create_gate(settings: Settings, event_log: EventLog, store: ReadStore)
         persons=persons,
         trail=trail,
         runners={},
+        claims=SqlIngestClaims(store),
     )

@@ -226,7 +226,6 @@ def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeyStore], Awaitable[i
         from hub.auth.keys import ApiKeyStore
 
         keys = ApiKeyStore(the_hub.store)
-        await keys.setup()
         return await fn(keys)
 
     return _with_hub(args, run)

@@ -276,18 +276,10 @@ async def _history(gate: ConsentGate, child_id: str, plan_id: str) -> list[Event
     return [f.payload() for f in facts if f.plan_id == plan_id]
 
 
-async def _earlier(gate: ConsentGate, child_id: str, keys: Sequence[str]) -> dict[str, str] | None:
+async def _earlier(gate: ConsentGate, keys: Sequence[str]) -> dict[str, str] | None:
     """The event ids a retried call recorded, if every one of its steps was recorded."""
-    n = gate.log.partitions(LogName.EVENTS)
-    runner = gate.runners["ingest_dedupe"]
-    for log_name in runner.projection.logs:
-        await runner.catch_up(log_name, partition_for(child_id, n))
-    marks = ", ".join("?" for _ in keys)
-    rows = await gate.store.fetchall(
-        f"SELECT dedupe_key, event_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
-        tuple(keys),
-    )
-    found = {str(k): str(e) for k, e in rows}
+    held = await gate.claims.holders(keys)
+    found = {k: c.event_id for k, c in held.items() if c.appended}
     return found if len(found) == len(keys) else None
 
 
@@ -311,7 +303,7 @@ async def append_steps(
     async with _write_lock(request):
         if idempotency_key:
             keys = [f"{LA_AGENCY}|{message_id}|{ref}" for ref in refs]
-            earlier = await _earlier(gate, child_id, keys)
+            earlier = await _earlier(gate, keys)
             if earlier is not None:
                 response.status_code = 200
                 return Recorded(

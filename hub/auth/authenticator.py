@@ -67,7 +67,6 @@ async def create_authenticator(settings: Settings, store: ReadStore) -> Authenti
     OIDC verifier when `HUB_OIDC_ISSUER` is set. A JWKS URL without an issuer is refused
     rather than ignored, since it would otherwise look configured and accept nothing."""
     keys = ApiKeyStore(store)
-    await keys.setup()
     oidc: OidcVerifier | None = None
     if settings.oidc_issuer:
         oidc = OidcVerifier(settings)

@@ -29,20 +29,6 @@ TOKEN_PREFIX = "thk_"  # noqa: S105 - the public marker of our token format, not
 MAX_NAME = 128
 MAX_AGENCY = 128
 _TOKEN = re.compile(r"thk_([0-9a-f]{16})_([A-Za-z0-9_-]{32,128})")
-# Serialises the DDL of processes starting together on one PostgreSQL database.
-_DDL_LOCK = 7262012
-
-_DDL = (
-    "CREATE TABLE IF NOT EXISTS api_key ("
-    " key_id TEXT PRIMARY KEY,"
-    " name TEXT NOT NULL,"
-    " role TEXT NOT NULL,"
-    " agency TEXT,"
-    " secret_hash TEXT NOT NULL,"
-    " created_at TEXT NOT NULL,"
-    " revoked_at TEXT)",
-    "CREATE INDEX IF NOT EXISTS api_key_by_name ON api_key (name)",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +86,6 @@ class ApiKeyStore:
 
     def __init__(self, store: ReadStore) -> None:
         self._store = store
-
-    async def setup(self) -> None:
-        """Create the table if it is not there (idempotent)."""
-        async with self._store.transaction() as tx:
-            if tx.dialect == "postgres":
-                await tx.execute("SELECT pg_advisory_xact_lock(?)", (_DDL_LOCK,))
-            for stmt in _DDL:
-                await tx.execute(stmt)
 
     async def create(
         self, role: Role | str, name: str, agency: str | None = None

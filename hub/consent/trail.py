@@ -24,11 +24,6 @@ from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal, 
 from hub.log import EventLog, LogName, NewRecord, partition_for
 from hub.store.base import ReadStore, Tx
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS audit_head ("
-    " part INTEGER PRIMARY KEY, seq BIGINT NOT NULL, hash TEXT NOT NULL,"
-    " log_offset BIGINT NOT NULL, record BYTEA)"
-)
 GLOBAL_CHAIN_KEY = "hub"
 
 
@@ -50,10 +45,6 @@ class AuditTrail:
         self._log = log
         self._store = store
         self._locks: dict[int, asyncio.Lock] = {}
-
-    async def setup(self) -> None:
-        async with self._store.transaction() as tx:
-            await tx.execute(DDL)
 
     def _lock(self, part: int) -> asyncio.Lock:
         return self._locks.setdefault(part, asyncio.Lock())

@@ -115,7 +115,6 @@ async def create_demo_keys(store: ReadStore) -> DemoKeys:
     from hub.auth.keys import ApiKeyStore
 
     keys = ApiKeyStore(store)
-    await keys.setup()
     out = DemoKeys()
     for name, role in ((COORDINATOR, "coordinator"), (IG_AUDITOR, "ig_auditor"), (ADMIN, "admin")):
         _, out.tokens[name] = await keys.create(role, name, None)

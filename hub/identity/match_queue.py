@@ -55,20 +55,6 @@ SUBJECT_FIELD = "match_subject"
 Decision = Literal["link", "keep_separate"]
 Status = Literal["pending", "resolved"]
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS match_queue_item ("
-    " item_id TEXT PRIMARY KEY, provisional_child_id TEXT NOT NULL UNIQUE,"
-    " reason TEXT NOT NULL, rule TEXT, candidates TEXT NOT NULL, agency TEXT NOT NULL,"
-    " message_id TEXT, subject BYTEA NOT NULL, fingerprint TEXT, held_types TEXT NOT NULL,"
-    " facts_held INTEGER NOT NULL, status TEXT NOT NULL, created_at TEXT NOT NULL,"
-    " decision TEXT, resolved_child_id TEXT, resolved_by TEXT, resolved_at TEXT)",
-    "CREATE INDEX IF NOT EXISTS match_queue_item_status ON match_queue_item (status, created_at)",
-    "CREATE TABLE IF NOT EXISTS match_queue_fact ("
-    " dedupe_key TEXT PRIMARY KEY, item_id TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS match_fingerprint ("
-    " fingerprint TEXT NOT NULL, child_id TEXT NOT NULL, PRIMARY KEY (fingerprint, child_id))",
-)
-
 _REASONS: dict[str, str] = {
     "no_identifier": "the record carries no strong identifier (NHS number, UPN, or LA code "
     "+ LA child id); demographics alone are never used to link",
@@ -198,9 +184,6 @@ class MatchQueue:
     async def setup(self) -> None:
         if self._ready:
             return
-        async with self._store.transaction() as tx:
-            for stmt in DDL:
-                await tx.execute(stmt)
         self._secret = await self._keys.create(FINGERPRINT_KEY_ID)
         self._ready = True
 

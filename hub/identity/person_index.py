@@ -19,18 +19,6 @@ from datetime import UTC, date, datetime
 from hub.identity.identifiers import Identifier
 from hub.store.base import ReadStore
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS person ("
-    " child_id TEXT PRIMARY KEY, date_of_birth TEXT, created_at TEXT NOT NULL, erased_at TEXT)",
-    "CREATE TABLE IF NOT EXISTS person_identifier ("
-    " id_hash TEXT PRIMARY KEY, system TEXT NOT NULL, child_id TEXT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS person_identifier_child ON person_identifier (child_id)",
-    # Keyed hashes of an erased child's identifiers (never the values): a suppression list,
-    # so a later fact naming the erased child is refused instead of starting a new record.
-    "CREATE TABLE IF NOT EXISTS person_suppressed ("
-    " id_hash TEXT PRIMARY KEY, erased_at TEXT NOT NULL)",
-)
-
 
 def new_child_id() -> str:
     from hub.events.envelope import new_event_id
@@ -53,11 +41,6 @@ class PersonIndex:
         self._known: dict[
             str, str
         ] = {}  # id hash -> child id (links are never undone but by erasure)
-
-    async def setup(self) -> None:
-        async with self._store.transaction() as tx:
-            for stmt in DDL:
-                await tx.execute(stmt)
 
     def _hash(self, ident: Identifier) -> str:
         msg = f"{ident.system.value}:{ident.value}".encode()
@@ -82,6 +65,9 @@ class PersonIndex:
         if len(cached) == 1 and None not in cached:
             return Resolution(cached.pop())
         async with self._store.transaction() as tx:
+            # decided under a lock per identifier: two processes seeing one new NHS number
+            # at once make one child, the second finding the first one's link
+            await tx.lock([f"person:{self._hash(i)}" for i in idents])
             found: dict[str, list[Identifier]] = {}
             unknown: list[Identifier] = []
             for ident in idents:
@@ -128,6 +114,7 @@ class PersonIndex:
         Returns the identifiers linked now."""
         linked: list[Identifier] = []
         async with self._store.transaction() as tx:
+            await tx.lock([f"person:{self._hash(i)}" for i in idents])
             for ident in idents:
                 h = self._hash(ident)
                 row = await tx.fetchone(

@@ -41,6 +41,7 @@ from hub.events.identity import CategoryErased, ChildErased, IdentifierLinked, M
 from hub.identity.identifiers import Identifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex
+from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.log import EventLog, LogName, NewRecord, partition_for
 from hub.projections.gate_views import (
@@ -66,6 +67,19 @@ class _Pending:
     events: list[NewRecord] = field(default_factory=list)
     withheld: list[NewRecord] = field(default_factory=list)
     consent_children: set[str] = field(default_factory=set)
+    claims: list[Claim] = field(default_factory=list)
+    """The idempotency keys the appends will take, claimed just before them."""
+
+    def drop(self, keys: set[str], event_ids: set[str]) -> None:
+        """Leave out the facts of `keys` (another taker holds them) and their decisions."""
+
+        def kept(record: NewRecord) -> bool:
+            return dict(record.headers).get(DEDUPE_HEADER, b"").decode() not in keys
+
+        self.events = [r for r in self.events if kept(r)]
+        self.withheld = [r for r in self.withheld if kept(r)]
+        self.audit = [a for a in self.audit if a.details.get("event_id") not in event_ids]
+        self.claims = [c for c in self.claims if c.dedupe_key not in keys]
 
 
 _subject_identifiers = strong_identifiers  # kept for callers of the old name
@@ -104,6 +118,7 @@ class ConsentGate:
         persons: PersonIndex,
         trail: AuditTrail,
         runners: dict[str, ProjectionRunner],
+        claims: IngestClaims,
         matches: MatchQueue | None = None,
     ) -> None:
         self.log = log
@@ -113,6 +128,7 @@ class ConsentGate:
         self.persons = persons
         self.trail = trail
         self.runners = runners
+        self.claims = claims
         self.opener = EnvelopeOpener(keys)
         self.view_decisions: dict[tuple[object, ...], bool] = {}
         """Who may see what, as the views decide at read time: (policy digest, what of
@@ -231,8 +247,7 @@ class ConsentGate:
             held = {r.child_id for r in resolved.values() if r.queued is not None and r.child_id}
             children = {r.child_id for r in resolved.values() if r.child_id} - held
             extra = {c for r in resolved.values() for c in r.also_catch_up}
-            await self._catch_up(["ingest_dedupe"], children | held | extra)
-            known = await self._known_dedupe_keys([dedupe_key(f) for f in facts])
+            known = await self._taken([dedupe_key(f) for f in facts], children | held | extra, now)
             outcomes: list[FactOutcome] = []
             states = await self.consent_states(children)
             seen_keys: set[str] = set()
@@ -246,7 +261,7 @@ class ConsentGate:
                 },
             )
             for fact, skey in zip(facts, subject_keys, strict=True):
-                outcome = await self._one(
+                outcome = await self._claimed_one(
                     fact,
                     resolved[skey],
                     actor,
@@ -257,7 +272,13 @@ class ConsentGate:
                     known,
                 )
                 outcomes.append(outcome)
-            await self._flush(pending)
+            outcomes = await self._claim(pending, outcomes)
+            try:
+                await self._flush(pending)
+            except BaseException:
+                await self.claims.release(*_keys_and_ids(pending.claims))
+                raise
+            await self.claims.mark_appended(*_keys_and_ids(pending.claims))
             for child in sorted(pending.consent_children):
                 await self._after_consent_change(child, actor, now)
             return outcomes
@@ -273,18 +294,76 @@ class ConsentGate:
         )
         return NewRecord(key=child_id, value=encode(env))
 
-    async def _known_dedupe_keys(self, keys: Sequence[str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        unique = sorted(set(keys))
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = await self.store.fetchall(
-                f"SELECT dedupe_key, event_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
-                chunk,
+    async def _taken(
+        self, keys: Sequence[str], children: Iterable[str], now: datetime
+    ) -> dict[str, str]:
+        """Event id per key that another taking holds (on the log, or being appended by a
+        live taker). A claim whose taker died before appending is not taken, unless the
+        log shows that its fact did land."""
+        holders = await self.claims.holders(keys)
+        stale = {k: c for k, c in holders.items() if c.stale(now)}
+        if stale:  # rare: ask the log (through its idempotency view) what landed
+            await self._catch_up(
+                ["ingest_dedupe"], {*children, *(c.child_id for c in stale.values())}
             )
-            found.update({str(k): str(e) for k, e in rows})
-        return found
+            landed = await self._landed(sorted(stale))
+            await self.claims.mark_appended(*_keys_and_ids([stale[k] for k in landed]))
+            for key in set(stale) - set(landed):
+                del holders[key]
+        return {k: c.event_id for k, c in holders.items()}
+
+    async def _landed(self, keys: Sequence[str]) -> list[str]:
+        marks = ", ".join("?" for _ in keys)
+        rows = await self.store.fetchall(
+            f"SELECT dedupe_key FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
+            keys,
+        )
+        return [str(r[0]) for r in rows]
+
+    async def _claimed_one(
+        self,
+        fact: InboundFact,
+        resolved: _Resolved,
+        actor: str,
+        now: datetime,
+        pending: _Pending,
+        states: dict[str, ConsentState],
+        seen_keys: set[str],
+        known: dict[str, str],
+    ) -> FactOutcome:
+        """`_one`, noting the claim a fact it takes will need."""
+        outcome = await self._one(fact, resolved, actor, now, pending, states, seen_keys, known)
+        if outcome.status in ("appended", "withheld", "queued") and outcome.event_id:
+            holder = resolved.queued.provisional_child_id if resolved.queued else resolved.child_id
+            if holder is not None:
+                pending.claims.append(Claim(dedupe_key(fact), outcome.event_id, holder, now))
+        return outcome
+
+    async def _claim(self, pending: _Pending, outcomes: list[FactOutcome]) -> list[FactOutcome]:
+        """Claim what the batch takes; what another taker claimed first is left out of the
+        appends and answered as a duplicate of the holder's event."""
+        wanted = list(pending.claims)
+        holders = await self.claims.claim(wanted)
+        won = ours(wanted, holders)
+        lost = {w.dedupe_key: w.event_id for w in wanted if w.dedupe_key not in won}
+        if not lost:
+            return outcomes
+        pending.drop(set(lost), set(lost.values()))
+        by_event = {event_id: key for key, event_id in lost.items()}
+        log.info("ingest.claimed_elsewhere", facts=len(lost))
+        return [
+            o
+            if o.event_id not in by_event
+            else FactOutcome(
+                o.ref,
+                "duplicate",
+                o.event_type,
+                event_id=holders[by_event[o.event_id]].event_id,
+                child_id=o.child_id,
+                reason="taken at the same time by another request",
+            )
+            for o in outcomes
+        ]
 
     async def _resolve(
         self, subject: Subject
@@ -412,19 +491,10 @@ class ConsentGate:
 
     async def _known_children(self, keys: Sequence[str]) -> str | None:
         """The child every one of `keys` was taken for, when all were taken before."""
-        unique = sorted(set(keys))
-        children: set[str] = set()
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = await self.store.fetchall(
-                f"SELECT dedupe_key, child_id FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            if len(rows) < len(chunk):
-                return None
-            children.update(str(r[1]) for r in rows)
-        return min(children) if children else None
+        holders = await self.claims.holders(keys)
+        if len(holders) < len(set(keys)):
+            return None
+        return min(c.child_id for c in holders.values()) if holders else None
 
     async def release_held(
         self, provisional_child_id: str, child_id: str, *, actor: str
@@ -1016,6 +1086,10 @@ def _fact_from_data(data: dict[str, Any], purposes: Sequence[str], basis: str | 
         occurred_at=data["occurred_at"],
         basis_claimed=basis,
     )
+
+
+def _keys_and_ids(claims: Sequence[Claim]) -> tuple[list[str], list[str]]:
+    return [c.dedupe_key for c in claims], [c.event_id for c in claims]
 
 
 def content_hash(data: bytes) -> str:

@@ -1,7 +1,8 @@
 """What a projection is: a named read model built by applying events in log order.
 
-A projection owns its tables (DDL both dialects accept), applies a batch of decoded
-events inside the runner's transaction, and can drop its rows for a rebuild.
+A projection owns its tables (created by the store's migrations, `hub.store.schema`),
+applies a batch of decoded events inside the runner's transaction, and can drop its rows
+for a rebuild.
 """
 
 from __future__ import annotations
@@ -42,10 +43,6 @@ class Projection(Protocol):
     name: str
     logs: tuple[LogName, ...]
     tables: tuple[str, ...]
-
-    def ddl(self) -> Sequence[str]:
-        """CREATE TABLE / INDEX statements (IF NOT EXISTS), valid on SQLite and PostgreSQL."""
-        ...
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         """Apply the events (in log order per partition) to the read model."""

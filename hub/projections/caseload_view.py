@@ -136,21 +136,6 @@ class CaseloadViewProjection:
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("caseload_plan_fact", "caseload_plan")
 
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS caseload_plan_fact ("
-            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, plan_id TEXT,"
-            " part INTEGER NOT NULL, log_offset BIGINT NOT NULL, event_type TEXT NOT NULL,"
-            " category TEXT NOT NULL, agency TEXT NOT NULL, organisation TEXT,"
-            " purposes TEXT NOT NULL, basis_claimed TEXT, facts TEXT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS caseload_plan_fact_child"
-            " ON caseload_plan_fact (child_id, part, log_offset)",
-            "CREATE TABLE IF NOT EXISTS caseload_plan ("
-            " child_id TEXT NOT NULL, plan_id TEXT NOT NULL, status TEXT, stage TEXT NOT NULL,"
-            " received_on TEXT, summary TEXT NOT NULL, PRIMARY KEY (child_id, plan_id))",
-            "CREATE INDEX IF NOT EXISTS caseload_plan_plan ON caseload_plan (plan_id)",
-        )
-
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         rows: list[tuple[Any, ...]] = []
         touched: set[str] = set()

@@ -20,13 +20,6 @@ class EventCountsProjection:
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("event_counts",)
 
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS event_counts ("
-            " child_id TEXT NOT NULL, event_type TEXT NOT NULL, n BIGINT NOT NULL,"
-            " PRIMARY KEY (child_id, event_type))",
-        )
-
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         counts: Counter[tuple[str, str]] = Counter()
         for a in events:

@@ -48,16 +48,6 @@ class ConsentStateProjection:
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("consent_event",)
 
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS consent_event ("
-            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
-            " log_offset BIGINT NOT NULL, consent_id TEXT, body BYTEA NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS consent_event_child"
-            " ON consent_event (child_id, part, log_offset)",
-            "CREATE INDEX IF NOT EXISTS consent_event_consent ON consent_event (consent_id)",
-        )
-
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         rows = []
         for a in events:
@@ -94,14 +84,6 @@ class CaseloadProjection:
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("caseload",)
 
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS caseload ("
-            " coordinator TEXT NOT NULL, child_id TEXT NOT NULL, since TEXT NOT NULL,"
-            " PRIMARY KEY (coordinator, child_id))",
-            "CREATE INDEX IF NOT EXISTS caseload_child ON caseload (child_id)",
-        )
-
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         for a in events:
             env = a.envelope
@@ -131,23 +113,6 @@ class WithheldIndexProjection:
     category, with when it was recorded; the child by a hash of its id, so no row names
     an erased child), and a withheld fact applied after them is marked released or
     dropped as if it had come first."""
-
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS withheld_fact ("
-            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
-            " log_offset BIGINT NOT NULL, category TEXT NOT NULL, body BYTEA NOT NULL,"
-            " headers BYTEA, released INTEGER NOT NULL DEFAULT 0)",
-            "CREATE INDEX IF NOT EXISTS withheld_fact_child"
-            " ON withheld_fact (child_id, part, log_offset)",
-            "CREATE TABLE IF NOT EXISTS withheld_release ("
-            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, category TEXT NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS withheld_release_child"
-            " ON withheld_release (child_id, category)",
-            "CREATE TABLE IF NOT EXISTS withheld_erasure ("
-            " child_hash TEXT NOT NULL, category TEXT NOT NULL, erased_at TEXT NOT NULL,"
-            " PRIMARY KEY (child_hash, category, erased_at))",
-        )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         for a in events:
@@ -240,13 +205,6 @@ class DedupeProjection:
     logs: tuple[LogName, ...] = (LogName.EVENTS, LogName.WITHHELD)
     tables: tuple[str, ...] = ("ingest_dedupe",)
 
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS ingest_dedupe ("
-            " dedupe_key TEXT PRIMARY KEY, event_id TEXT NOT NULL, child_id TEXT NOT NULL,"
-            " log TEXT NOT NULL)",
-        )
-
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         rows = []
         for a in events:
@@ -265,16 +223,6 @@ class SharedRecordProjection:
     name = "shared_record"
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("shared_fact",)
-
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS shared_fact ("
-            " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
-            " log_offset BIGINT NOT NULL, event_type TEXT NOT NULL, category TEXT NOT NULL,"
-            " agency TEXT NOT NULL, occurred_at TEXT NOT NULL, purposes TEXT, basis_claimed TEXT,"
-            " body BYTEA NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS shared_fact_child ON shared_fact (child_id, occurred_at)",
-        )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         rows: list[tuple[Any, ...]] = []
@@ -327,17 +275,6 @@ class AuditIndexProjection:
     name = "audit_index"
     logs: tuple[LogName, ...] = (LogName.AUDIT,)
     tables: tuple[str, ...] = ("audit_entry",)
-
-    def ddl(self) -> Sequence[str]:
-        return (
-            "CREATE TABLE IF NOT EXISTS audit_entry ("
-            " record_id TEXT PRIMARY KEY, chain TEXT NOT NULL, seq BIGINT NOT NULL,"
-            " kind TEXT NOT NULL, at TEXT NOT NULL, actor TEXT NOT NULL, child_id TEXT,"
-            " agency TEXT, outcome TEXT, part INTEGER NOT NULL, log_offset BIGINT NOT NULL,"
-            " line BYTEA NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS audit_entry_child ON audit_entry (child_id, at)",
-            "CREATE INDEX IF NOT EXISTS audit_entry_at ON audit_entry (at)",
-        )
 
     raw_records = True
 

@@ -50,7 +50,6 @@ from hub.projections.base import Applied
 from hub.projections.team_around_child import (
     DOB_EVENT_TYPES,
     FACT_SELECT,
-    SEALED_FACT_COLUMNS,
     SealedFact,
     drop_on_tombstone,
     fact_columns,
@@ -75,14 +74,6 @@ class PlanTimelineProjection:
     name = "plan_timeline"
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("plan_fact",)
-
-    def ddl(self) -> Sequence[str]:
-        return (
-            f"CREATE TABLE IF NOT EXISTS plan_fact ({SEALED_FACT_COLUMNS},"
-            " plan_id TEXT, body BYTEA NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS plan_fact_child ON plan_fact (child_id, part, log_offset)",
-            "CREATE INDEX IF NOT EXISTS plan_fact_plan ON plan_fact (plan_id)",
-        )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         rows: list[tuple[Any, ...]] = []

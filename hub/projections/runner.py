@@ -75,8 +75,6 @@ class ProjectionRunner:
 
     async def setup(self) -> None:
         async with self.store.transaction() as tx:
-            for stmt in self.projection.ddl():
-                await tx.execute(stmt)
             await tx.execute(
                 "INSERT INTO projection_state (projection, generation) VALUES (?, 0)"
                 " ON CONFLICT (projection) DO NOTHING",

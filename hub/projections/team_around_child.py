@@ -58,14 +58,6 @@ DOB_EVENT_TYPES = frozenset(
 
 # --------------------------------------------------------------------------- stored facts
 
-SEALED_FACT_COLUMNS = (
-    " event_id TEXT PRIMARY KEY, child_id TEXT NOT NULL, part INTEGER NOT NULL,"
-    " log_offset BIGINT NOT NULL, event_type TEXT NOT NULL, category TEXT NOT NULL,"
-    " agency TEXT NOT NULL, organisation TEXT, occurred_at TEXT NOT NULL, purposes TEXT,"
-    " basis_claimed TEXT"
-)
-"""The columns every sealed-fact table starts with: what a view-time decision needs."""
-
 FACT_SELECT = (
     "event_id, child_id, event_type, category, agency, organisation, occurred_at,"
     " purposes, basis_claimed"
@@ -112,7 +104,8 @@ class SealedFact:
 
 
 def fact_columns(a: Applied) -> tuple[Any, ...]:
-    """The `SEALED_FACT_COLUMNS` values of one applied event."""
+    """The columns every sealed-fact table starts with (what a view-time decision needs),
+    for one applied event."""
     env = a.envelope
     purposes = a.header(PURPOSES_HEADER)
     basis = a.header(BASIS_HEADER)
@@ -156,13 +149,6 @@ class TeamAroundChildProjection:
     name = "team_around_child"
     logs: tuple[LogName, ...] = (LogName.EVENTS,)
     tables: tuple[str, ...] = ("tac_fact",)
-
-    def ddl(self) -> Sequence[str]:
-        return (
-            f"CREATE TABLE IF NOT EXISTS tac_fact ({SEALED_FACT_COLUMNS},"
-            " subject_ref TEXT, body BYTEA NOT NULL)",
-            "CREATE INDEX IF NOT EXISTS tac_fact_child ON tac_fact (child_id, part, log_offset)",
-        )
 
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         rows: list[tuple[Any, ...]] = []

@@ -3,7 +3,9 @@
 Projections and the query layer write plain SQL with `?` placeholders and DDL that both
 dialects accept (`TEXT`, `BIGINT`, `BYTEA`, `ON CONFLICT ... DO UPDATE`); the PostgreSQL
 store rewrites placeholders to `$n`. The only thing the port adds to SQL is the offsets
-table every projection records in the same transaction as its results.
+table every projection records in the same transaction as its results. Tables are
+created and changed only by the versioned migrations a store applies when it starts
+(`hub.store.schema`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,6 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 Dialect = Literal["sqlite", "postgres"]
 Row = tuple[Any, ...]
-
-STORE_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_offset ("
-    " projection TEXT NOT NULL, log TEXT NOT NULL, part INTEGER NOT NULL,"
-    " applied_offset BIGINT NOT NULL, PRIMARY KEY (projection, log, part))",
-    # A rebuild bumps the generation; a runner that subscribed under an older generation
-    # sees the change in its next transaction and resubscribes from the reset offsets.
-    "CREATE TABLE IF NOT EXISTS projection_state ("
-    " projection TEXT PRIMARY KEY, generation BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS projection_replayed ("
-    " projection TEXT NOT NULL, dlq_id TEXT NOT NULL, PRIMARY KEY (projection, dlq_id))",
-)
 
 
 @runtime_checkable
@@ -48,6 +38,12 @@ class Tx(Protocol):
         ...
 
     async def set_offset(self, projection: str, log: str, part: int, offset: int) -> None: ...
+
+    async def lock(self, names: Sequence[str]) -> None:
+        """Hold an exclusive lock on each name until the transaction ends, so that writers
+        in other processes deciding about the same names wait for this one (taken in
+        sorted order, so two writers never wait on each other crosswise)."""
+        ...
 
 
 @runtime_checkable

@@ -9,12 +9,6 @@ from datetime import UTC, datetime
 from hub.consent.crypto import KeyErasedError, MasterKey, new_data_key
 from hub.store.base import ReadStore
 
-DDL = (
-    "CREATE TABLE IF NOT EXISTS data_key ("
-    " child_id TEXT PRIMARY KEY, wrapped BYTEA, created_at TEXT NOT NULL, erased_at TEXT)"
-)
-
-
 _SELECT_IN = "SELECT child_id, wrapped, erased_at FROM data_key WHERE child_id IN ({marks})"
 """`marks` is only ever a run of `?` placeholders."""
 
@@ -25,10 +19,6 @@ class SqlKeyStore:
         self._master = master
         self._cache: dict[str, bytes] = {}
         self._cache_size = cache_size
-
-    async def setup(self) -> None:
-        async with self._store.transaction() as tx:
-            await tx.execute(DDL)
 
     def forget(self, child_id: str) -> None:
         """Drop a cached key (after an erasure seen from another process)."""

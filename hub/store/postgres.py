@@ -15,7 +15,8 @@ from typing import Any
 import asyncpg
 
 from hub.errors import TransientError
-from hub.store.base import STORE_DDL, Dialect, Row
+from hub.store.base import Dialect, Row
+from hub.store.schema import migrate_postgres
 
 _PLACEHOLDER = re.compile(r"\?")
 _TRANSIENT = (
@@ -72,6 +73,10 @@ class _PgTx:
         found = {int(r[0]): int(r[1]) for r in rows}
         return {p: found.get(p, -1) for p in parts}
 
+    async def lock(self, names: Sequence[str]) -> None:
+        for name in sorted(set(names)):
+            await self._conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", name)
+
     async def set_offset(self, projection: str, log: str, part: int, offset: int) -> None:
         await self._conn.execute(
             "INSERT INTO projection_offset (projection, log, part, applied_offset)"
@@ -114,13 +119,7 @@ class PostgresReadStore:
             )
         except _TRANSIENT as exc:
             raise TransientError(f"postgres store: cannot connect: {exc}") from exc
-        async with self._p().acquire() as conn:
-            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-            # One DDL at a time across processes starting together.
-            async with conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(7262011)")
-                for stmt in STORE_DDL:
-                    await conn.execute(stmt)
+        await migrate_postgres(self._dsn, self.schema)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -7,7 +7,6 @@ a reader connection on another thread serves queries, which WAL lets run beside 
 from __future__ import annotations
 
 import asyncio
-import functools
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +16,8 @@ from typing import Any, TypeVar
 
 from hub.errors import TransientError
 from hub.sqlite_support import connect, is_transient
-from hub.store.base import STORE_DDL, Dialect, Row
+from hub.store.base import Dialect, Row
+from hub.store.schema import migrate_sqlite
 
 T = TypeVar("T")
 
@@ -56,6 +56,9 @@ class _SqliteTx:
         )
         found: dict[int, int] = dict(rows)
         return {p: found.get(p, -1) for p in parts}
+
+    async def lock(self, names: Sequence[str]) -> None:
+        """Nothing to take: BEGIN IMMEDIATE already holds the database's one write lock."""
 
     async def set_offset(self, projection: str, log: str, part: int, offset: int) -> None:
         await self.execute(
@@ -105,8 +108,7 @@ class SqliteReadStore:
         self._writer = await self._on(self._wpool, lambda: connect(self.path, "NORMAL"))
         # erased keys are overwritten with zeros, not left in free pages
         await self._on_writer(lambda: self._w().execute("PRAGMA secure_delete=ON"))
-        for stmt in STORE_DDL:
-            await self._on_writer(functools.partial(self._w().execute, stmt))
+        await migrate_sqlite(self.path)
         self._reader = await self._on(self._rpool, lambda: connect(self.path, "NORMAL"))
 
     async def close(self) -> None:

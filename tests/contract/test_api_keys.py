@@ -20,10 +20,7 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 
 @pytest.fixture
 async def keys(store: ReadStore) -> ApiKeyStore:
-    k = ApiKeyStore(store)
-    await k.setup()
-    await k.setup()  # idempotent: every process start runs it
-    return k
+    return ApiKeyStore(store)
 
 
 def _secret_of(token: str) -> str:

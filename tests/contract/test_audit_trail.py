@@ -30,7 +30,6 @@ async def trail(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     await log.start()
     await store.start()
     t = AuditTrail(log, store)
-    await t.setup()
     try:
         yield t
     finally:

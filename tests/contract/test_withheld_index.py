@@ -101,9 +101,7 @@ async def apply_in(store: ReadStore, batches: list[list[Applied]]) -> dict[str, 
     projection = WithheldIndexProjection()
     async with store.transaction() as tx:
         for table in projection.tables:
-            await tx.execute(f"DROP TABLE IF EXISTS {table}")
-        for stmt in projection.ddl():
-            await tx.execute(stmt)
+            await tx.execute(f"DELETE FROM {table}")  # noqa: S608 - the projection's own tables
     for batch in batches:
         async with store.transaction() as tx:
             await projection.apply(tx, batch)
