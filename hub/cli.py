@@ -1,4 +1,4 @@
-"""The `hub` command: serve, api, projector, replay, deadletter, keys.
+"""The `hub` command: serve, api, projector, migrate, replay, deadletter, keys, ...
 
 Every subcommand takes `--data-dir` (the embedded default's files); everything else
 comes from `HUB_*` settings. Heavy modules are imported inside the commands so that
@@ -216,6 +216,33 @@ def cmd_deadletter_replay(args: argparse.Namespace) -> int:
         return 0 if outcome == "applied" else 1
 
     return _with_hub(args, run)
+
+
+# -- schema ---------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Bring the read store's schema to the newest revision (every process also does this
+    at start-up, under the same lock); says what it applied."""
+    settings = _settings(args)
+    _configure_logging(settings)
+
+    async def run() -> int:
+        from hub.store import schema
+
+        if settings.store_backend == "postgres":
+            if settings.postgres_dsn is None:  # the settings validator already refuses this
+                raise CliError("HUB_POSTGRES_DSN is required for the postgres store")
+            dsn = settings.postgres_dsn.get_secret_value()
+            report = await schema.migrate_postgres(dsn, settings.postgres_schema)
+        else:
+            report = await schema.migrate_sqlite(settings.store_path)
+        if report.applied:
+            done = ", ".join(report.applied)
+            print(f"schema migrated from {report.before or 'empty'} to {report.head}: {done}")  # noqa: T201
+        else:
+            print(f"schema is current (revision {report.head})")  # noqa: T201
+        return 0
+
+    return asyncio.run(run())
 
 
 # -- keys -----------------------------------------------------------------------------
@@ -710,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     add("projector", "run the projections only (scale-out)", cmd_projector)
+    add("migrate", "bring the read store's schema to the newest revision", cmd_migrate)
     p = sub.add_parser(
         "demo",
         help="run the hub on a synthetic demo cohort (loaded on first run, then kept)",

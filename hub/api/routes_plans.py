@@ -17,7 +17,6 @@ header makes a retry answer the first call's events instead of recording twice.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -262,13 +261,6 @@ class _Invalid(Exception):
         self.response = response
 
 
-def _write_lock(request: Request) -> asyncio.Lock:
-    lock = getattr(request.app.state, "plan_write_lock", None)
-    if lock is None:
-        lock = request.app.state.plan_write_lock = asyncio.Lock()
-    return lock
-
-
 async def _history(gate: ConsentGate, child_id: str, plan_id: str) -> list[EventPayload]:
     n = gate.log.partitions(LogName.EVENTS)
     await gate.runners["caseload_view"].catch_up(LogName.EVENTS, partition_for(child_id, n))
@@ -300,7 +292,7 @@ async def append_steps(
     now = datetime.now(UTC)
     message_id = f"{principal.name}:{idempotency_key}" if idempotency_key else uuid.uuid4().hex
     refs = [f"{child_id}:{plan_id or '-'}:{route}:{i}" for i in range(len(payloads))]
-    async with _write_lock(request):
+    async with gate.store.held(f"plan-steps:{child_id}"):  # across processes
         if idempotency_key:
             keys = [f"{LA_AGENCY}|{message_id}|{ref}" for ref in refs]
             earlier = await _earlier(gate, keys)

@@ -54,12 +54,21 @@ class IngestClaims(Protocol):
         """Give back claims whose facts were not appended (the append failed)."""
         ...
 
+    async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
+        """Claim a consent id for a child (consent ids are unique across the hub); returns
+        the child that holds it, which is `child_id` when it was free or already its."""
+        ...
+
 
 class MemoryIngestClaims:
     """`IngestClaims` in a dict: for unit tests and single-process tools."""
 
     def __init__(self) -> None:
         self._held: dict[str, Claim] = {}
+        self._consent_ids: dict[str, str] = {}
+
+    async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
+        return self._consent_ids.setdefault(consent_id, child_id)
 
     async def holders(self, keys: Sequence[str]) -> dict[str, Claim]:
         return {k: self._held[k] for k in keys if k in self._held}

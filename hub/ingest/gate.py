@@ -775,6 +775,12 @@ class ConsentGate:
                 self.policy.check_consent(payload)
             except PermanentError as exc:
                 return str(exc)
+            holder = await self.claims.claim_consent_id(payload.consent_id, envelope.child_id)
+            if holder != envelope.child_id:
+                return (
+                    f"consent id {payload.consent_id!r} is already in use; consent ids are "
+                    "unique across the hub"
+                )
         return None
 
     def _decision_entry(

@@ -58,6 +58,11 @@ class ReadStore(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[Tx]: ...
 
+    def held(self, name: str) -> AbstractAsyncContextManager[None]:
+        """Hold an exclusive lock on `name` across processes (a write-side decision that
+        spans a check and an append, e.g. a plan step), outside any transaction."""
+        ...
+
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """A read outside any write transaction (queries)."""
         ...

@@ -79,6 +79,18 @@ class SqlIngestClaims:
                     [(now, k, e) for k, e in zip(keys, event_ids, strict=True)],
                 )
 
+    async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
+        async with self._store.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO consent_claim (consent_id, child_id) VALUES (?, ?)"
+                " ON CONFLICT (consent_id) DO NOTHING",
+                (consent_id, child_id),
+            )
+            row = await tx.fetchone(
+                "SELECT child_id FROM consent_claim WHERE consent_id = ?", (consent_id,)
+            )
+        return str(row[0]) if row else child_id
+
     async def release(self, keys: Sequence[str], event_ids: Sequence[str]) -> None:
         if keys:
             async with self._store.transaction() as tx:

@@ -140,6 +140,19 @@ class PostgresReadStore:
         except _TRANSIENT as exc:
             raise TransientError(f"postgres store: {exc}") from exc
 
+    @asynccontextmanager
+    async def held(self, name: str) -> AsyncIterator[None]:
+        """A session advisory lock on its own connection, for as long as the block runs."""
+        try:
+            async with self._p().acquire() as conn:
+                await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", name)
+                try:
+                    yield
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+        except _TRANSIENT as exc:
+            raise TransientError(f"postgres store: {exc}") from exc
+
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return [tuple(r) for r in await self._p().fetch(to_postgres(sql), *params)]
 

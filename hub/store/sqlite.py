@@ -81,6 +81,7 @@ class SqliteReadStore:
         self._wpool = ThreadPoolExecutor(1, thread_name_prefix="hub-store-w")
         self._rpool = ThreadPoolExecutor(1, thread_name_prefix="hub-store-r")
         self._tx_lock = asyncio.Lock()
+        self._named: dict[str, asyncio.Lock] = {}
 
     async def _on(self, pool: ThreadPoolExecutor, fn: Callable[[], T]) -> T:
         try:
@@ -141,6 +142,13 @@ class SqliteReadStore:
                 raise
             else:
                 await self._on_writer(lambda: conn.execute("COMMIT"))
+
+    @asynccontextmanager
+    async def held(self, name: str) -> AsyncIterator[None]:
+        # One process writes a SQLite store: a lock per name in this process is enough.
+        lock = self._named.setdefault(name, asyncio.Lock())
+        async with lock:
+            yield
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return await self._on(self._rpool, lambda: self._r().execute(sql, params).fetchall())
