@@ -92,8 +92,9 @@ def _upgrade(conn: Connection) -> MigrationReport:
 
 
 def _logged(report: MigrationReport, backend: str) -> MigrationReport:
-    if report.applied:
-        log.info("schema.migrated", backend=backend, before=report.before, applied=report.applied)
+    if report.applied:  # creating a new store is routine; upgrading one is news
+        say = log.info if report.before is not None else log.debug
+        say("schema.migrated", backend=backend, before=report.before, applied=report.applied)
     return report
 
 
