@@ -113,10 +113,9 @@ async def _through_gate(tmp: Path, facts: list[InboundFact], batch: int) -> floa
     from hub.settings import Settings
 
     the_hub = await open_hub(Settings(data_dir=tmp, _env_file=None))  # type: ignore[call-arg]
-    assert the_hub.gate is not None
     t0 = time.perf_counter()
     for i in range(0, len(facts), batch):
-        await the_hub.gate.submit(facts[i : i + batch], actor="bench")
+        await the_hub.handlers.submit_facts(facts[i : i + batch], actor="bench")
     rate = len(facts) / (time.perf_counter() - t0)
     await the_hub.close()
     return rate

@@ -153,28 +153,31 @@ class Stages:
         return timed
 
 
-def _instrument(the_hub: Any, stages: Stages) -> None:
-    """Time the gate's stages by wrapping methods on these instances (hub code unchanged)."""
-    gate = the_hub.gate
+def _instrument(the_hub: Any, stages: Stages) -> Any:
+    """Time the gate's stages by wrapping methods on these instances (hub code unchanged);
+    returns the submit handler, timed."""
+    gate = the_hub.handlers.submit_facts
     inner_log = the_hub.log._inner  # the backend under the metrics-counting decorator
     inner_log.append = stages.wrap(lambda log, records: f"append:{log.value}", inner_log.append)
     inner_log.read = stages.wrap("gate:re-reading its own views", inner_log.read)
     store = the_hub.store
     store._on = stages.wrap(None, store._on)  # every store query: one executor round trip
     rest = "gate:envelopes, consent decisions, outcomes"
-    for attr, name in (
-        ("submit", rest),
-        ("consent_states", rest),
-        ("_resolve", "gate:identity"),
-        ("_hold_for_match", "gate:identity"),
-        ("_known_dedupe_keys", "gate:idempotency lookup"),
-        ("_catch_up", "gate:re-reading its own views"),
-        ("_seal", "gate:sealing"),
+    for obj, attr, name in (
+        (the_hub.views, "consent_states", rest),
+        (gate, "_resolve", "gate:identity"),
+        (gate, "_hold_for_match", "gate:identity"),
+        (the_hub.claims, "holders", "gate:idempotency lookup"),
+        (the_hub.claims, "claim", "gate:idempotency claim"),
+        (the_hub.claims, "mark_appended", "gate:idempotency claim"),
+        (the_hub.views, "catch_up", "gate:re-reading its own views"),
+        (gate, "_seal", "gate:sealing"),
     ):
-        setattr(gate, attr, stages.wrap(name, getattr(gate, attr)))
-    gate.matches.fingerprint = stages.wrap("gate:identity", gate.matches.fingerprint)
-    gate.matches.remember = stages.wrap("gate:identity", gate.matches.remember)
-    gate.trail.append = stages.wrap("gate:audit chain", gate.trail.append)
+        setattr(obj, attr, stages.wrap(name, getattr(obj, attr)))
+    the_hub.matches.fingerprint = stages.wrap("gate:identity", the_hub.matches.fingerprint)
+    the_hub.matches.remember = stages.wrap("gate:identity", the_hub.matches.remember)
+    the_hub.trail.append = stages.wrap("gate:audit chain", the_hub.trail.append)
+    return stages.wrap(rest, gate)
 
 
 # -- one end-to-end round ---------------------------------------------------------------
@@ -187,9 +190,8 @@ async def _end_to_end(
 
     the_hub = await open_hub(settings)
     try:
-        assert the_hub.gate is not None
         stages = Stages()
-        _instrument(the_hub, stages)
+        submit = _instrument(the_hub, stages)
         outcomes: Counter[str] = Counter()
         start = time.perf_counter()
         result = parse(inp.fmt, inp.data, inp.content_type, "bench")
@@ -197,7 +199,7 @@ async def _end_to_end(
         groups = _batches(result.facts, batch)
         stages.add("batching", time.perf_counter() - parsed)
         for chunk in groups:
-            for o in await the_hub.gate.submit(chunk, actor="bench"):
+            for o in await submit(chunk, actor="bench"):
                 outcomes[o.status] += 1
         elapsed = time.perf_counter() - start
         stages.add("parse", parsed - start)

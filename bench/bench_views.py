@@ -39,7 +39,7 @@ checks of the plan routes (the demo's journeys are valid), releases after consen
 decision records (`hub.audit` holds only what the gate and the reads below write).
 To show that the views answer as they would for gate-ingested data, a few children of
 the cohort (the big team, each consent story, a paused clock) are also sent through the
-real gate (`ConsentGate.submit`) as twins with the same facts; after the catch-up the
+real gate (`SubmitFacts`) as twins with the same facts; after the catch-up the
 team, plans and timeline of each original and its twin must be identical but for ids.
 
 **Catch-up.** Every projection is rebuilt from offset 0 in one pass over the logs
@@ -932,9 +932,8 @@ class DirectWriter:
     """Writes facts onto the log as the consent gate would (see the module docstring)."""
 
     def __init__(self, the_hub: Hub) -> None:
-        assert the_hub.gate is not None
         self.hub = the_hub
-        self.policy = the_hub.gate.policy
+        self.policy = the_hub.policy
         self.master = load_master_key(the_hub.settings)
         self.now = datetime.now(UTC)
         self.keys: dict[str, bytes] = {}
@@ -958,8 +957,7 @@ class DirectWriter:
     def person(self, s: Story) -> None:
         c = s.child
         self.persons.append((s.child_id, c.date_of_birth.isoformat(), self.now.isoformat()))
-        assert self.hub.gate is not None
-        persons = self.hub.gate.persons
+        persons = self.hub.persons
         for system, value in (
             (IdSystem.NHS_NUMBER, c.nhs_number),
             (IdSystem.UPN, c.upn),
@@ -1114,8 +1112,7 @@ def _twin_indices(cohort: Cohort) -> list[int]:
 async def build_dataset(
     the_hub: Hub, n_children: int, n_events: int, say: Callable[[str], None]
 ) -> Dataset:
-    gate = the_hub.gate
-    assert gate is not None
+    gate = the_hub
     t0 = time.perf_counter()
     cohort = build_cohort(n_children, seed=7)
     today = cohort.today
@@ -1138,7 +1135,9 @@ async def build_dataset(
         await gate.persons.ensure(twin_id)
         await gate.persons.set_date_of_birth(twin_id, child.date_of_birth)
         for part in (twin.first, twin.body, twin.last):
-            for o in await gate.submit([r.inbound(twin_id) for r in part], actor="bench:twin"):
+            for o in await gate.handlers.submit_facts(
+                [r.inbound(twin_id) for r in part], actor="bench:twin"
+            ):
                 if o.status not in ("appended", "withheld"):
                     raise RuntimeError(f"twin of child {index}: {o}")
         twins.append((twin, twin))  # the original is filled in below
@@ -1213,8 +1212,7 @@ async def raw_read(log: EventLog, batch: int) -> tuple[int, float]:
 
 async def read_and_open(the_hub: Hub, batch: int) -> tuple[int, float]:
     """Read every record and open it (decrypt and validate), as each runner does first."""
-    assert the_hub.gate is not None
-    opener = the_hub.gate.opener
+    opener = the_hub.opener
     t0 = time.perf_counter()
     total = 0
     for p in range(the_hub.log.partitions(LogName.EVENTS)):
@@ -1407,8 +1405,7 @@ def staged(app: Any, the_hub: Hub, stages: Stages) -> Iterator[None]:
             patch(routes_joined, target, name)
     import fastapi.routing
 
-    assert the_hub.gate is not None
-    patch(the_hub.gate, "_catch_up", "catch-up (child's partition)")
+    patch(the_hub.views, "catch_up", "catch-up (child's partition)")
     patch(app.state.auth, "authenticate", "auth (API key lookup)")
     patch(the_hub.store, "fetchall", "other SQL in the route")
     patch(the_hub.store, "fetchone", "other SQL in the route")
@@ -1422,7 +1419,7 @@ def staged(app: Any, the_hub: Hub, stages: Stages) -> Iterator[None]:
 
     saved.append((routes_joined, "PlanSummary", PlanSummary))
     setattr(routes_joined, "PlanSummary", Summaries)  # noqa: B010 - a module's global
-    instances = (the_hub.gate, app.state.auth, the_hub.store)
+    instances = (the_hub.views, app.state.auth, the_hub.store)
     try:
         yield
     finally:

@@ -1,5 +1,6 @@
-"""The composition root: builds the log, the read store and the projection runners from
-`Settings`. Nothing else in the hub knows every piece; nothing is built at import."""
+"""The composition root: builds the log, the read store, every port, the projection
+runners and the service layer's handlers from `Settings`. Nothing else in the hub knows
+every piece; nothing is built at import."""
 
 from __future__ import annotations
 
@@ -18,8 +19,20 @@ from hub.settings import Settings
 from hub.store import ReadStore
 
 if TYPE_CHECKING:
-    from hub.consent.crypto import MasterKey
-    from hub.ingest.gate import ConsentGate
+    from hub.consent.crypto import KeyStore, MasterKey
+    from hub.consent.opener import EnvelopeOpener
+    from hub.consent.policy import SharingPolicy
+    from hub.consent.trail import AuditTrail
+    from hub.identity.match_queue import MatchQueue
+    from hub.identity.person_index import PersonIndex
+    from hub.ingest.claims import IngestClaims
+    from hub.service_layer.consent_review import ReviewConsents
+    from hub.service_layer.erasure import ApplyRetention, EraseChild
+    from hub.service_layer.matching import ResolveMatch
+    from hub.service_layer.plan_steps import RecordPlanSteps
+    from hub.service_layer.reconsider import ReconsiderWithheld
+    from hub.service_layer.submit_facts import SubmitFacts
+    from hub.service_layer.views import GateViews
 
 log = structlog.get_logger(__name__)
 
@@ -105,16 +118,43 @@ def load_master_key(settings: Settings) -> MasterKey:
     return MasterKey.from_base64(path.read_text().strip())
 
 
+@dataclass(frozen=True)
+class Handlers:
+    """The write side's use cases, each built with the ports it needs."""
+
+    submit_facts: SubmitFacts
+    reconsider_withheld: ReconsiderWithheld
+    erase_child: EraseChild
+    apply_retention: ApplyRetention
+    review_consents: ReviewConsents
+    resolve_match: ResolveMatch
+    record_plan_steps: RecordPlanSteps
+
+
 @dataclass
 class Hub:
-    """Every long-lived piece of one hub process."""
+    """Every long-lived piece of one hub process: the ports, the handlers built on them,
+    and the projection runners."""
 
     settings: Settings
     log: EventLog
     store: ReadStore
     metrics: Metrics
+    policy: SharingPolicy
+    keys: KeyStore
+    persons: PersonIndex
+    matches: MatchQueue
+    trail: AuditTrail
+    claims: IngestClaims
+    opener: EnvelopeOpener
+    views: GateViews
+    handlers: Handlers
     runners: list[ProjectionRunner] = field(default_factory=list)
-    gate: ConsentGate | None = None
+    view_decisions: dict[tuple[object, ...], bool] = field(default_factory=dict)
+    """Who may see what, as the views decide at read time: (policy digest, what of the
+    consents in force can change a decision, the fact's category/source/purposes/basis,
+    the caller's role and agency) -> allowed. A decision depends on nothing else, so it
+    is kept for later reads (bounded; cleared when full)."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -144,7 +184,8 @@ class Hub:
 
 
 async def open_hub(settings: Settings) -> Hub:
-    """Connect the log and the store (creating tables/topics) and build the runners."""
+    """Connect the log and the store (the store migrates its schema as it starts), then
+    build the ports, the projection runners and the handlers."""
     metrics = create_metrics()
     event_log = create_log(settings)
     store = create_store(settings)
@@ -154,36 +195,32 @@ async def open_hub(settings: Settings) -> Hub:
     except BaseException:
         await event_log.close()
         raise
-    counted = CountingLog(event_log, metrics)
+    counted: EventLog = CountingLog(event_log, metrics)  # type: ignore[assignment]
     try:
-        gate = await create_gate(settings, counted, store)  # type: ignore[arg-type]
+        the_hub = _compose(settings, counted, store, metrics)
+        for r in the_hub.runners:
+            await r.setup()
     except BaseException:
         await store.close()
         await event_log.close()
         raise
-    runners = [
-        ProjectionRunner(
-            p,
-            counted,  # type: ignore[arg-type]
-            store,
-            batch_size=settings.projector_batch,
-            retries=settings.projector_retries,
-            backoff=settings.projector_backoff_seconds,
-            opener=gate.opener,
-        )
-        for p in all_projections()
-    ]
-    gate.runners = {r.name: r for r in runners}
-    for r in runners:
-        await r.setup()
-    return Hub(settings, counted, store, metrics, runners, gate)  # type: ignore[arg-type]
+    return the_hub
 
 
-async def create_gate(settings: Settings, event_log: EventLog, store: ReadStore) -> ConsentGate:
+def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics: Metrics) -> Hub:
+    """The composition root: every port built once, and each handler given its own."""
+    from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import load_policy
     from hub.consent.trail import AuditTrail
+    from hub.identity.match_queue import MatchQueue
     from hub.identity.person_index import PersonIndex
-    from hub.ingest.gate import ConsentGate
+    from hub.service_layer.consent_review import ReviewConsents
+    from hub.service_layer.erasure import ApplyRetention, EraseChild
+    from hub.service_layer.matching import ResolveMatch
+    from hub.service_layer.plan_steps import RecordPlanSteps
+    from hub.service_layer.reconsider import ReconsiderWithheld
+    from hub.service_layer.submit_facts import SubmitFacts
+    from hub.service_layer.views import GateViews
     from hub.store.claims import SqlIngestClaims
     from hub.store.keystore import SqlKeyStore
 
@@ -191,14 +228,75 @@ async def create_gate(settings: Settings, event_log: EventLog, store: ReadStore)
     master = load_master_key(settings)
     keys = SqlKeyStore(store, master)
     persons = PersonIndex(store, master.derive(b"person-index"))
+    matches = MatchQueue(store, keys)
     trail = AuditTrail(event_log, store)
-    return ConsentGate(
+    claims = SqlIngestClaims(store)
+    opener = EnvelopeOpener(keys)
+    runners = [
+        ProjectionRunner(
+            p,
+            event_log,
+            store,
+            batch_size=settings.projector_batch,
+            retries=settings.projector_retries,
+            backoff=settings.projector_backoff_seconds,
+            opener=opener,
+        )
+        for p in all_projections()
+    ]
+    views = GateViews(event_log, store, opener, {r.name: r for r in runners})
+    reconsider = ReconsiderWithheld(
+        log=event_log, store=store, trail=trail, policy=policy, views=views, claims=claims
+    )
+    submit = SubmitFacts(
         log=event_log,
         store=store,
         keys=keys,
         policy=policy,
         persons=persons,
+        matches=matches,
         trail=trail,
-        runners={},
-        claims=SqlIngestClaims(store),
+        claims=claims,
+        views=views,
+        reconsider=reconsider,
+    )
+    shredding = {
+        "log": event_log, "store": store, "keys": keys, "policy": policy, "persons": persons,
+        "trail": trail,
+    }  # fmt: skip
+    erase = EraseChild(**shredding)  # type: ignore[arg-type]
+    handlers = Handlers(
+        submit_facts=submit,
+        reconsider_withheld=reconsider,
+        erase_child=erase,
+        apply_retention=ApplyRetention(**shredding),  # type: ignore[arg-type]
+        review_consents=ReviewConsents(
+            store=store, persons=persons, views=views, submit=submit, reconsider=reconsider
+        ),
+        resolve_match=ResolveMatch(
+            store=store,
+            matches=matches,
+            persons=persons,
+            trail=trail,
+            views=views,
+            submit=submit,
+            erase=erase,
+        ),
+        record_plan_steps=RecordPlanSteps(store=store, views=views, claims=claims, submit=submit),
+    )
+    return Hub(
+        settings=settings,
+        log=event_log,
+        store=store,
+        metrics=metrics,
+        policy=policy,
+        keys=keys,
+        persons=persons,
+        matches=matches,
+        trail=trail,
+        claims=claims,
+        opener=opener,
+        views=views,
+        handlers=handlers,
+        runners=runners,
     )

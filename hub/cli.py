@@ -295,18 +295,14 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 # -- consent and information governance ---------------------------------------------------
-def _gate(the_hub: Hub) -> Any:
-    if the_hub.gate is None:
-        raise CliError("the consent gate is not configured")
-    return the_hub.gate
-
-
 def cmd_erase(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        gate = _gate(the_hub)
-        if not await gate.persons.exists(args.child_id):
+
+        if not await the_hub.persons.exists(args.child_id):
             raise CliError(f"no child {args.child_id}")
-        deleted = await gate.erase(args.child_id, actor=f"cli:{args.by}", reason=args.reason)
+        deleted = await the_hub.handlers.erase_child(
+            args.child_id, actor=f"cli:{args.by}", reason=args.reason
+        )
         print(f"erased {args.child_id}: {deleted} data key(s) deleted; tombstone appended")  # noqa: T201
         return 0
 
@@ -315,15 +311,17 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        result = await _gate(the_hub).trail.verify()
+        result = await the_hub.trail.verify()
         if result.ok:
             print(f"audit trail verifies: {result.checked} records in {result.chains} chain(s)")  # noqa: T201
             return 0
         b = result.first_broken
-        print(  # noqa: T201
-            f"audit trail BROKEN at {b.chain} record {b.index} (seq {b.seq}, "
-            f"id {b.record_id}): {b.reason}"
+        where = (
+            f"{b.chain} record {b.index} (seq {b.seq}, id {b.record_id}): {b.reason}"
+            if b is not None
+            else "an unnamed record"
         )
+        print(f"audit trail BROKEN at {where}")  # noqa: T201
         return 1
 
     return _with_hub(args, run)
@@ -333,8 +331,7 @@ def cmd_audit_trail(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         from hub.log import LogName
 
-        gate = _gate(the_hub)
-        runner = gate.runners["audit_index"]
+        runner = the_hub.views.runners["audit_index"]
         for part in range(the_hub.log.partitions(LogName.AUDIT)):
             await runner.catch_up(LogName.AUDIT, part)
         rows = await the_hub.store.fetchall(
@@ -360,7 +357,7 @@ def cmd_consent_review(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime
 
         at = datetime.fromisoformat(args.at).astimezone(UTC) if args.at else None
-        result = await _gate(the_hub).review_consents(at=at)
+        result = await the_hub.handlers.review_consents(at=at)
         print(  # noqa: T201
             f"consents reviewed for {result['children_reviewed']} child(ren): "
             f"{result['expired']} expired; withheld facts re-decided"
@@ -375,7 +372,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
         from datetime import date
 
         today = date.fromisoformat(args.today) if args.today else date.today()
-        done = await _gate(the_hub).apply_retention(today=today)
+        done = await the_hub.handlers.apply_retention(today=today)
         for child, category in done:
             print(f"erased {category} of {child}")  # noqa: T201
         print(f"retention as of {today.isoformat()}: {len(done)} category record(s) erased")  # noqa: T201
@@ -572,7 +569,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from hub.adapters.registry import parse
         from hub.errors import PermanentError
 
-        gate = _gate(the_hub)
         try:
             fmt, content_type = _content_type_for(args.format, path, data)
             result = parse(fmt, data, content_type, args.agency, la_code=args.la_code)
@@ -593,7 +589,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ) as progress:
             task = progress.add_task(f"{path.name} ({fmt})", total=len(result.facts))
             for batch in _batches(result.facts, args.batch):
-                for o in await gate.submit(batch, actor=f"cli:{args.by}"):
+                for o in await the_hub.handlers.submit_facts(batch, actor=f"cli:{args.by}"):
                     counts[o.status] += 1
                     if o.status == "rejected":
                         problems.append(f"rejected {o.ref}: {o.field or 'fact'}: {o.reason}")
@@ -623,10 +619,11 @@ def cmd_match_list(args: argparse.Namespace) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        from hub.identity.match_queue import review_queue
+        from hub.queries.match_queue import review_queue
 
         items = await review_queue(
-            _gate(the_hub), actor=f"cli:{args.by}", route="hub match list",
+            the_hub.matches, the_hub.persons, the_hub.trail,
+            actor=f"cli:{args.by}", route="hub match list",
             status=None if args.all else "pending", limit=args.limit,
         )  # fmt: skip
         if not items:
@@ -658,11 +655,11 @@ def cmd_match_list(args: argparse.Namespace) -> int:
 
 def cmd_match_resolve(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.identity.match_queue import MatchError, resolve_match
+        from hub.identity.match_queue import MatchError
 
         try:
-            out = await resolve_match(
-                _gate(the_hub), args.id,
+            out = await the_hub.handlers.resolve_match(
+                args.id,
                 decision="link" if args.link else "keep_separate",
                 child_id=args.link, actor=f"cli:{args.by}",
             )  # fmt: skip

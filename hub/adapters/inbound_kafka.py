@@ -37,7 +37,6 @@ from hub.settings import Settings
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
-    from hub.ingest.gate import ConsentGate
 
 log = structlog.get_logger(__name__)
 
@@ -89,14 +88,14 @@ class InboundHandler:
 
     def __init__(
         self,
-        gate: Callable[[], "ConsentGate"],
+        hub: Callable[[], "Hub"],
         *,
         topic_prefix: str = "",
         max_bytes: int = 10 * 1024 * 1024,
         retries: int = 3,
         backoff: float = 0.5,
     ) -> None:
-        self._gate = gate
+        self._hub = hub
         self._prefix = topic_prefix + INBOUND_PREFIX
         self._max_bytes = max_bytes
         self._retries = retries
@@ -202,7 +201,11 @@ class InboundHandler:
         while True:
             attempts += 1
             try:
-                return await self._gate().submit(facts, actor=f"{CONSUMER}:kafka"), attempts, None
+                return (
+                    await self._hub().handlers.submit_facts(facts, actor=f"{CONSUMER}:kafka"),
+                    attempts,
+                    None,
+                )
             except (TransientError, OSError) as exc:
                 if attempts > self._retries:
                     return [], attempts, exc
@@ -230,7 +233,7 @@ class InboundHandler:
                 (SRC_OFFSET, str(record.offset).encode()),
             ),
         )
-        await self._gate().log.append(LogName.DEADLETTER, [entry])
+        await self._hub().log.append(LogName.DEADLETTER, [entry])
         log.warning(
             "inbound.dead_lettered",
             topic=record.topic,
@@ -359,14 +362,14 @@ def create_inbound_app(
     starts — or `hub` is used, and left open — and closed when it stops."""
     opened: dict[str, Hub] = {}
 
-    def gate() -> "ConsentGate":
+    def current() -> "Hub":
         the_hub = hub or opened.get("hub")
-        if the_hub is None or the_hub.gate is None:
+        if the_hub is None:
             raise TransientError("the hub is not open yet")
-        return the_hub.gate
+        return the_hub
 
     handler = InboundHandler(
-        gate,
+        current,
         topic_prefix=settings.kafka_topic_prefix,
         max_bytes=settings.max_body_bytes,
         retries=settings.projector_retries,
@@ -420,10 +423,10 @@ def asyncapi_yaml(settings: Settings | None = None) -> str:
         kafka_security_protocol="PLAINTEXT",
     )
 
-    def no_gate() -> "ConsentGate":
+    def no_hub() -> "Hub":
         raise TransientError("documentation only")
 
-    broker = create_inbound_broker(settings, InboundHandler(no_gate))
+    broker = create_inbound_broker(settings, InboundHandler(no_hub))
     return specification(broker).to_specification().to_yaml()
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from hub import __version__
 from hub.bootstrap import Hub, open_hub
@@ -77,29 +75,3 @@ def create_app(
 
     app.include_router(routes_ingest.router)
     return app
-
-
-def hub_of(request: Request) -> Hub:
-    the_hub: Hub = request.app.state.hub
-    return the_hub
-
-
-async def readiness(the_hub: Hub) -> tuple[bool, dict[str, Any]]:
-    checks: dict[str, Any] = {}
-    ok = True
-    for name, target in (("log", the_hub.log), ("store", the_hub.store)):
-        try:
-            await target.ping()
-            checks[name] = "ok"
-        except Exception as exc:
-            checks[name] = f"unreachable ({type(exc).__name__})"
-            ok = False
-    lag: dict[str, int] = {}
-    if ok:
-        for runner in the_hub.runners:
-            lag[runner.name] = await runner.lag()
-    checks["projection_lag"] = lag
-    return ok, checks
-
-
-_ = (Response, JSONResponse)

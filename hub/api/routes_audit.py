@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.routes_record import gate_of
+from hub.api.deps import hub_of
 from hub.consent.trail import AuditEntry
 
 router = APIRouter(tags=["audit"])
@@ -30,7 +30,7 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 
 async def _catch_up_audit(request: Request) -> None:
-    await gate_of(request).catch_up_partitions(["audit_index"])
+    await hub_of(request).views.catch_up_partitions(["audit_index"])
 
 
 def _where(
@@ -74,14 +74,14 @@ async def child_trail(
     outcome: str | None = None,
 ) -> dict[str, Any]:
     await _catch_up_audit(request)
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     where, params = _where(child_id, since, until, agency, outcome)
-    rows = await gate.store.fetchall(
+    rows = await the_hub.store.fetchall(
         f"SELECT line FROM audit_entry{where} ORDER BY part, log_offset",  # noqa: S608 - fixed clauses
         params,
     )
     records = [orjson.loads(bytes(r[0])) for r in rows]
-    await gate.trail.append(
+    await the_hub.trail.append(
         [
             AuditEntry(
                 kind="read",
@@ -111,13 +111,13 @@ async def export(
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
     await _catch_up_audit(request)
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     where, params = _where(None, since, until, None, None)
-    rows = await gate.store.fetchall(
+    rows = await the_hub.store.fetchall(
         f"SELECT line FROM audit_entry{where} ORDER BY at, part, log_offset",  # noqa: S608
         params,
     )
-    await gate.trail.append(
+    await the_hub.trail.append(
         [
             AuditEntry(
                 kind="read",
@@ -178,7 +178,7 @@ async def export(
     responses=AUTH_RESPONSES,
 )
 async def verify(request: Request, principal: Auditor) -> dict[str, Any]:
-    result = await gate_of(request).trail.verify()
+    result = await hub_of(request).trail.verify()
     return result.model_dump(mode="json")
 
 
@@ -197,10 +197,10 @@ class EraseIn(BaseModel):
     responses={**AUTH_RESPONSES, 404: {"description": "No such child"}},
 )
 async def erase(request: Request, child_id: str, body: EraseIn, principal: Admin) -> dict[str, Any]:
-    gate = gate_of(request)
-    if not await gate.persons.exists(child_id):
+    the_hub = hub_of(request)
+    if not await the_hub.persons.exists(child_id):
         raise HTTPException(404, "no such child")
-    deleted = await gate.erase(
+    deleted = await the_hub.handlers.erase_child(
         child_id, actor=f"{principal.role}:{principal.name}", reason=body.reason
     )
     return {"status": "erased", "child_id": child_id, "keys_deleted": deleted}

@@ -28,8 +28,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.deps import hub_of
 from hub.api.problems import PROBLEM_JSON, problem
-from hub.api.routes_record import gate_of
 from hub.errors import PermanentError
 from hub.ingest.model import AdapterResult, FactOutcome
 
@@ -149,13 +149,13 @@ async def ingest_message(
 ) -> IngestAnswer | JSONResponse:
     """Read, parse and submit one message arriving on `channel` (one HTTP route)."""
     from hub.adapters.registry import UnsupportedMediaType, format_for, parse
-    from hub.api.app import hub_of
+    from hub.api.deps import hub_of
 
     if principal.agency is None:  # the role check guarantees one; fail closed regardless
         raise HTTPException(403, "an agency credential names its agency")
     if agency is not None and agency != principal.agency:
         raise HTTPException(403, "an agency may publish only as itself")
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     content_type = request.headers.get("content-type")
     try:
         format_for(channel, content_type)  # 415 before a byte of the body is read
@@ -185,7 +185,9 @@ async def ingest_message(
             "the hub's operators can see it in the log",
             format=fmt, field=None, reason="adapter failure",
         )  # fmt: skip
-    outcomes = await gate.submit(result.facts, actor=f"{principal.role}:{principal.name}")
+    outcomes = await the_hub.handlers.submit_facts(
+        result.facts, actor=f"{principal.role}:{principal.name}"
+    )
     out = answer(fmt, result, outcomes)
     log.info("ingest.message", route=channel, format=fmt, agency=principal.agency,
              message_id=result.message_id, bytes=len(data), **out.summary)  # fmt: skip
@@ -344,14 +346,18 @@ async def match_queue(
     status: Annotated[Literal["pending", "resolved", "all"], Query()] = "pending",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
-    from hub.identity.match_queue import review_queue
+    from hub.queries.match_queue import review_queue
 
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     items = await review_queue(
-        gate, actor=f"{principal.role}:{principal.name}", route="GET /match-queue",
+        the_hub.matches, the_hub.persons, the_hub.trail,
+        actor=f"{principal.role}:{principal.name}", route="GET /match-queue",
         status=None if status == "all" else status, limit=limit,
     )  # fmt: skip
     return {"as_of": datetime.now(UTC).isoformat(), "items": items}
+
+
+_MATCH_STATUS = {"no_such_item": 404, "no_such_child": 404, "decided_already": 409, "invalid": 422}
 
 
 @router.post(
@@ -366,16 +372,16 @@ async def match_queue(
 async def resolve(
     request: Request, item_id: str, body: ResolveIn, principal: Decider
 ) -> ResolveOut:
-    from hub.identity.match_queue import MatchError, resolve_match
+    from hub.identity.match_queue import MatchError
 
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     try:
-        outcome = await resolve_match(
-            gate, item_id, decision=body.decision, child_id=body.child_id,
+        outcome = await the_hub.handlers.resolve_match(
+            item_id, decision=body.decision, child_id=body.child_id,
             actor=f"{principal.role}:{principal.name}",
         )  # fmt: skip
     except MatchError as exc:
-        raise HTTPException(exc.status, exc.reason) from None
+        raise HTTPException(_MATCH_STATUS[exc.problem], exc.reason) from None
     summary: dict[str, int] = {}
     for o in outcome.released:
         summary[o.status] = summary.get(o.status, 0) + 1

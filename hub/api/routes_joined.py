@@ -23,14 +23,15 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.routes_record import gate_of, require_on_caseload
+from hub.api.deps import hub_of
+from hub.api.routes_record import require_on_caseload
+from hub.bootstrap import Hub
 from hub.consent.authority import capacity_applies, young_person_decides_from
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
 from hub.consent.state import GRANTOR_WORDS, ConsentState
 from hub.consent.trail import AuditEntry
 from hub.events import Envelope
-from hub.ingest.gate import ConsentGate
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (
     ClockFact,
@@ -115,22 +116,22 @@ class Viewer:
     """View-time consent decisions for one caller at one instant. A decision depends on
     the fact's category, source, purposes and claimed basis and on the consents in force,
     never on the fact's content, so it is made once per (consents in force, key, role,
-    agency) and kept for later reads in `ConsentGate.view_decisions`."""
+    agency) and kept for later reads in `Hub.view_decisions`."""
 
-    def __init__(self, gate: ConsentGate, principal: Principal, now: datetime) -> None:
-        self.gate = gate
+    def __init__(self, the_hub: Hub, principal: Principal, now: datetime) -> None:
+        self.the_hub = the_hub
         self.role = principal.role.value
         self.agency = principal.agency
         self.now = now
         self.states: dict[str, ConsentState] = {}
         self._signatures: dict[str, object] = {}
-        self._cache = gate.view_decisions  # shared by every read of this process
-        self._policy = gate.policy.digest
+        self._cache = the_hub.view_decisions  # shared by every read of this process
+        self._policy = the_hub.policy.digest
 
     async def load(self, children: Iterable[str], *, fresh: bool = True) -> None:
         wanted = [c for c in children if c not in self.states]
         if wanted:
-            self.states.update(await self.gate.consent_states(wanted, fresh=fresh))
+            self.states.update(await self.the_hub.views.consent_states(wanted, fresh=fresh))
 
     def _signature(self, child_id: str) -> object:
         """What of a child's consents in force can change a decision: each one's decision,
@@ -172,7 +173,7 @@ class Viewer:
                 seen = False  # fail closed on a fact the policy cannot judge
             else:
                 decision = decide_sharing(
-                    fact, self.states[child_id], self.gate.policy, at=self.now
+                    fact, self.states[child_id], self.the_hub.policy, at=self.now
                 )
                 seen = decision.allows(self.role, self.agency)
             if len(self._cache) >= DECISIONS_KEPT:
@@ -194,10 +195,10 @@ class Viewer:
 
 
 async def open_facts(
-    gate: ConsentGate, facts: Sequence[SealedFact]
+    the_hub: Hub, facts: Sequence[SealedFact]
 ) -> list[tuple[SealedFact, Envelope]]:
     """Open (decrypt) the facts; what cannot be read any more (erased) is left out."""
-    opened = await gate.opener.open_values([f.body for f in facts])
+    opened = await the_hub.opener.open_values([f.body for f in facts])
     return [
         (f, env)
         for f, env in zip(facts, opened, strict=True)
@@ -205,23 +206,23 @@ async def open_facts(
     ]
 
 
-async def catch_up_everywhere(gate: ConsentGate, names: Sequence[str]) -> None:
+async def catch_up_everywhere(the_hub: Hub, names: Sequence[str]) -> None:
     """Bring projections up to date on every partition (for reads across children)."""
-    await gate.catch_up_partitions(names)
+    await the_hub.views.catch_up_partitions(names)
 
 
 async def plan_on_caseload(
-    gate: ConsentGate, principal: Principal, plan_id: str, *, also: Sequence[str] = ()
+    the_hub: Hub, principal: Principal, plan_id: str, *, also: Sequence[str] = ()
 ) -> str:
     """The child of a plan on the caller's caseload, else 404 (as for a missing plan);
     `also`: projections caught up on the child's partition with the caseload."""
-    children = await plan_children(gate.store, plan_id)
+    children = await plan_children(the_hub.store, plan_id)
     if not children:
-        await catch_up_everywhere(gate, ["caseload_view"])
-        children = await plan_children(gate.store, plan_id)
+        await catch_up_everywhere(the_hub, ["caseload_view"])
+        children = await plan_children(the_hub.store, plan_id)
     for child in children:
         try:
-            await require_on_caseload(gate, principal, child, also=also)
+            await require_on_caseload(the_hub, principal, child, also=also)
         except HTTPException:
             continue
         return child
@@ -233,7 +234,7 @@ def today_or(as_of: date | None, now: datetime) -> date:
 
 
 async def audit_reads(
-    gate: ConsentGate,
+    the_hub: Hub,
     principal: Principal,
     route: str,
     now: datetime,
@@ -242,7 +243,7 @@ async def audit_reads(
     """One audited read per child: (child id, ids of the facts shown, extra details)."""
     if not shown:
         return
-    await gate.trail.append(
+    await the_hub.trail.append(
         [
             AuditEntry(
                 kind="read",
@@ -292,7 +293,7 @@ def fast_path(viewer: Viewer, child_id: str, summary: PlanSummary) -> bool:
 
 
 async def who_decides(
-    gate: ConsentGate, child_id: str, state: ConsentState, now: datetime
+    the_hub: Hub, child_id: str, state: ConsentState, now: datetime
 ) -> WhoDecidesOut:
     """Who decides about sharing now, in plain words (no dates: they would identify)."""
     given = list(
@@ -301,7 +302,7 @@ async def who_decides(
             for r in state.effective(now)
         )
     )
-    dob = await gate.persons.date_of_birth(child_id)
+    dob = await the_hub.persons.date_of_birth(child_id)
     today = now.date()
     if dob is None:
         return WhoDecidesOut(
@@ -458,20 +459,20 @@ TEAM_EXAMPLE: dict[str, Any] = {
 async def team(
     request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> TeamView:
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     await require_on_caseload(
-        gate, principal, child_id, also=("team_around_child", "consent_state")
+        the_hub, principal, child_id, also=("team_around_child", "consent_state")
     )
     now = datetime.now(UTC)
-    viewer = Viewer(gate, principal, now)
+    viewer = Viewer(the_hub, principal, now)
     await viewer.load([child_id], fresh=False)
-    facts = await load_team_facts(gate.store, child_id)
+    facts = await load_team_facts(the_hub.store, child_id)
     hidden = hidden_practitioners(facts, viewer.sees)
-    opened = await open_facts(gate, [f for f in facts if viewer.sees(f)])
+    opened = await open_facts(the_hub, [f for f in facts if viewer.sees(f)])
     state = viewer.states[child_id]
     roles = {
         code: (spec.description, spec.agency)
-        for code, spec in gate.policy.roles.items()
+        for code, spec in the_hub.policy.roles.items()
         if spec.kind == "practitioner"
     }
     view = fold_team(
@@ -480,11 +481,11 @@ async def team(
         today=today_or(as_of, now),
         hidden=hidden,
         roles=roles,
-        who_decides=await who_decides(gate, child_id, state, now),
+        who_decides=await who_decides(the_hub, child_id, state, now),
         consent=state.describe(now),
     )
     await audit_reads(
-        gate, principal, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
+        the_hub, principal, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
     )
     return view
 
@@ -541,13 +542,13 @@ PLANS_EXAMPLE: dict[str, Any] = {
 async def child_plans(
     request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> ChildPlans:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id, also=("caseload_view", "consent_state"))
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id, also=("caseload_view", "consent_state"))
     now = datetime.now(UTC)
     today = today_or(as_of, now)
-    viewer = Viewer(gate, principal, now)
+    viewer = Viewer(the_hub, principal, now)
     await viewer.load([child_id], fresh=False)
-    rows = await gate.store.fetchall(
+    rows = await the_hub.store.fetchall(
         "SELECT plan_id, summary FROM caseload_plan WHERE child_id = ?"
         " ORDER BY received_on, plan_id",
         (child_id,),
@@ -555,10 +556,10 @@ async def child_plans(
     summaries = [(str(p), PlanSummary.model_validate_json(s)) for p, s in rows]
     facts = None
     if not all(fast_path(viewer, child_id, s) for _, s in summaries):
-        facts = (await load_clock_facts(gate.store, [child_id]))[child_id]
+        facts = (await load_clock_facts(the_hub.store, [child_id]))[child_id]
     plans = standings(viewer, child_id, summaries, facts, today)
     await audit_reads(
-        gate,
+        the_hub,
         principal,
         "GET /children/{id}/plans",
         now,
@@ -663,21 +664,21 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
 async def timeline(
     request: Request, plan_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> TimelineView:
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     child_id = await plan_on_caseload(
-        gate, principal, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
+        the_hub, principal, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
     )
     now = datetime.now(UTC)
-    viewer = Viewer(gate, principal, now)
+    viewer = Viewer(the_hub, principal, now)
     await viewer.load([child_id], fresh=False)
-    facts = await load_plan_facts(gate.store, child_id, plan_id)
+    facts = await load_plan_facts(the_hub.store, child_id, plan_id)
     visible = [f for f in facts if viewer.sees(f)]
     if not any(f.plan_id == plan_id for f in visible):
         raise HTTPException(404, "no such plan on your caseload")
     hidden = hidden_practitioners(
         (
             f
-            for f in await load_team_facts(gate.store, child_id)
+            for f in await load_team_facts(the_hub.store, child_id)
             if f.event_type == "team.practitioner_joined"
         ),
         viewer.sees,
@@ -685,12 +686,12 @@ async def timeline(
     view = build_timeline(
         plan_id,
         child_id,
-        await open_facts(gate, visible),
+        await open_facts(the_hub, visible),
         today=today_or(as_of, now),
         hidden=hidden,
     )
     await audit_reads(
-        gate,
+        the_hub,
         principal,
         "GET /plans/{id}/timeline",
         now,
@@ -817,11 +818,11 @@ async def caseload(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> CaseloadView:
-    gate = gate_of(request)
-    await catch_up_everywhere(gate, ["caseload", "caseload_view"])
+    the_hub = hub_of(request)
+    await catch_up_everywhere(the_hub, ["caseload", "caseload_view"])
     now = datetime.now(UTC)
     today = today_or(as_of, now)
-    rows = await gate.store.fetchall(
+    rows = await the_hub.store.fetchall(
         "SELECT c.child_id, p.plan_id, p.summary FROM caseload c"
         " LEFT JOIN caseload_plan p ON p.child_id = c.child_id"
         " WHERE c.coordinator = ? ORDER BY c.child_id, p.received_on, p.plan_id",
@@ -832,10 +833,10 @@ async def caseload(
         plans = by_child.setdefault(str(child), [])
         if plan_id is not None:
             plans.append((str(plan_id), PlanSummary.model_validate_json(summary)))
-    viewer = Viewer(gate, principal, now)
+    viewer = Viewer(the_hub, principal, now)
     await viewer.load(by_child)
     slow = [c for c, ps in by_child.items() if not all(fast_path(viewer, c, s) for _, s in ps)]
-    facts = await load_clock_facts(gate.store, slow) if slow else {}
+    facts = await load_clock_facts(the_hub.store, slow) if slow else {}
     entries: list[tuple[CaseloadEntry, list[PlanStanding]]] = []
     for child, summaries in by_child.items():
         standing = standings(viewer, child, summaries, facts.get(child), today)
@@ -847,9 +848,9 @@ async def caseload(
         entries.append((entry, standing))
     entries.sort(key=lambda e: _urgency(e[0]))
     shown = entries[:limit]
-    names = await child_names(gate, viewer, [e.child_id for e, _ in shown])
+    names = await child_names(the_hub, viewer, [e.child_id for e, _ in shown])
     await audit_reads(
-        gate,
+        the_hub,
         principal,
         "GET /caseload",
         now,
@@ -871,14 +872,14 @@ async def caseload(
 
 
 async def child_names(
-    gate: ConsentGate, viewer: Viewer, children: Sequence[str]
+    the_hub: Hub, viewer: Viewer, children: Sequence[str]
 ) -> dict[str, tuple[str | None, list[str]]]:
     """Each child's name as the caller may see it, with the id of the fact it came from
     (shown, so audited). As in the team view, the school's latest pupil record names the
     child, else health's first patient record; so only the best visible candidate of each
     child is opened, and the next only where it names no one; and of it only the name
     fields are decrypted (`EnvelopeOpener.open_fields`)."""
-    facts = await load_naming_facts(gate.store, children)
+    facts = await load_naming_facts(the_hub.store, children)
     queue: dict[str, list[SealedFact]] = {}
     for child, fs in facts.items():
         seen = [f for f in fs if viewer.sees(f)]
@@ -889,7 +890,7 @@ async def child_names(
     out: dict[str, tuple[str | None, list[str]]] = {c: (None, []) for c in children}
     while queue:
         firsts = [q[0] for q in queue.values()]
-        opened = await gate.opener.open_fields([f.body for f in firsts], NAMING_FIELDS)
+        opened = await the_hub.opener.open_fields([f.body for f in firsts], NAMING_FIELDS)
         fields = {f.event_id: o for f, o in zip(firsts, opened, strict=True)}
         after: dict[str, list[SealedFact]] = {}
         for child, (first, *rest) in queue.items():

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from hub.api.app import hub_of, readiness
 from hub.api.auth import Principal, require_roles
+from hub.api.deps import hub_of, readiness
 from hub.log import LogName
 
 router = APIRouter(tags=["operations"])

@@ -1,12 +1,12 @@
 """Coordinator write routes: record the steps of an EHC plan, team meetings and the key
-worker, each as a domain event through the consent gate.
+worker, each as a domain event through the consent the_hub.
 
 Every route is for the `coordinator` role and a child on the caller's caseload (404
 otherwise). A step is checked against the plan's history first (`check_transition`): a
 final plan before a decision to assess, a date before the request and the like answer
 409 (the plan's state forbids it) or 422 (the content contradicts the plan), as RFC 9457
 problem details naming the rule and the field. Dates on which something happened may
-not lie in the future. The event is then appended through `ConsentGate.submit` as the
+not lie in the future. The event is then appended through `SubmitFacts` as the
 local authority's own record (source agency `local_authority`, category from the
 payload's `data_category()`), which audits the decision: the LA's own steps claim the
 `ehc_statutory_record` basis, requests for health or social care advice `reg6_ehc_advice`;
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Request, Response
@@ -27,10 +27,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.deps import hub_of
 from hub.api.problems import problem
 from hub.api.routes_joined import plan_on_caseload
-from hub.api.routes_record import gate_of, require_on_caseload
-from hub.events import Source
+from hub.api.routes_record import require_on_caseload
 from hub.events.envelope import EventPayload, new_event_id
 from hub.events.plan import (
     AdviceCategory,
@@ -60,11 +60,7 @@ from hub.events.team import (
     MeetingHeld,
     MeetingKind,
 )
-from hub.ingest.gate import ConsentGate
-from hub.ingest.model import InboundFact, Subject
-from hub.log import LogName, partition_for
-from hub.plans.transitions import check_transition
-from hub.projections.caseload_view import load_clock_facts
+from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
@@ -77,10 +73,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-LA_AGENCY = "local_authority"
-PLAN_RECORD_BASIS = "ehc_statutory_record"
-"""The LA's own record of the EHC process it must run (contracts/consent-policy.yaml)."""
-ADVICE_BASIS = "reg6_ehc_advice"
 TRANSITION_PROBLEM = "https://tac-hub.example/problems/plan-transition"
 INVALID_PROBLEM = "https://tac-hub.example/problems/invalid-step"
 
@@ -195,42 +187,6 @@ def _responses(
 
 # --------------------------------------------------------------------------- appending
 
-_HAPPENED_ON: dict[type[EventPayload], tuple[str, ...]] = {
-    AssessmentRequested: ("requested_on", "received_on"),
-    AssessmentDecided: ("decided_on",),
-    NoPlanDecided: ("decided_on",),
-    AdviceRequested: ("requested_on",),
-    DraftIssued: ("issued_on",),
-    Finalised: ("finalised_on",),
-    ReviewMeetingHeld: ("held_on",),
-    ReviewReportSent: ("sent_on",),
-    ReviewDecided: ("decided_on",),
-    MeetingHeld: ("held_on",),
-    KeyWorkerAssigned: ("assigned_on",),
-}
-"""The fields that say when something happened: never later than today."""
-
-_PURPOSES: dict[type[EventPayload], tuple[str, ...]] = {
-    ReviewMeetingHeld: ("review",),
-    ReviewReportSent: ("review",),
-    ReviewDecided: ("review",),
-    MeetingHeld: ("plan_delivery", "review"),
-    KeyWorkerAssigned: ("plan_delivery",),
-}
-
-
-def _category(payload: EventPayload) -> str:
-    data_category = getattr(payload, "data_category", None)
-    return str(data_category()) if callable(data_category) else type(payload).category
-
-
-def _basis(payload: EventPayload, category: str) -> str | None:
-    if category == "education":
-        return PLAN_RECORD_BASIS
-    if isinstance(payload, AdviceRequested) and category in ("health", "social_care"):
-        return ADVICE_BASIS
-    return None
-
 
 def _invalid(rule: str, field: str | None, detail: str) -> JSONResponse:
     return problem(
@@ -261,20 +217,6 @@ class _Invalid(Exception):
         self.response = response
 
 
-async def _history(gate: ConsentGate, child_id: str, plan_id: str) -> list[EventPayload]:
-    n = gate.log.partitions(LogName.EVENTS)
-    await gate.runners["caseload_view"].catch_up(LogName.EVENTS, partition_for(child_id, n))
-    facts = (await load_clock_facts(gate.store, [child_id]))[child_id]
-    return [f.payload() for f in facts if f.plan_id == plan_id]
-
-
-async def _earlier(gate: ConsentGate, keys: Sequence[str]) -> dict[str, str] | None:
-    """The event ids a retried call recorded, if every one of its steps was recorded."""
-    held = await gate.claims.holders(keys)
-    found = {k: c.event_id for k, c in held.items() if c.appended}
-    return found if len(found) == len(keys) else None
-
-
 async def append_steps(
     request: Request,
     response: Response,
@@ -287,93 +229,41 @@ async def append_steps(
     idempotency_key: str | None,
     check: bool = True,
 ) -> Recorded | JSONResponse:
-    """Check each step against the plan's history, then append them through the gate."""
-    gate = gate_of(request)
-    now = datetime.now(UTC)
-    message_id = f"{principal.name}:{idempotency_key}" if idempotency_key else uuid.uuid4().hex
-    refs = [f"{child_id}:{plan_id or '-'}:{route}:{i}" for i in range(len(payloads))]
-    async with gate.store.held(f"plan-steps:{child_id}"):  # across processes
-        if idempotency_key:
-            keys = [f"{LA_AGENCY}|{message_id}|{ref}" for ref in refs]
-            earlier = await _earlier(gate, keys)
-            if earlier is not None:
-                response.status_code = 200
-                return Recorded(
-                    status="duplicate",
-                    child_id=child_id,
-                    plan_id=plan_id,
-                    events=[
-                        RecordedEvent(
-                            event_type=p.event_type,
-                            event_id=earlier[k],
-                            status="duplicate",
-                            reason="recorded by an earlier call",
-                        )
-                        for p, k in zip(payloads, keys, strict=True)
-                    ],
-                )
-        latest = now.date() + timedelta(days=1)  # a day's grace across time zones
-        for p in payloads:
-            for name in _HAPPENED_ON.get(type(p), ()):
-                day = getattr(p, name, None)
-                if isinstance(day, date) and day > latest:
-                    return _invalid(
-                        "date_in_the_future", name, f"{name} {day.isoformat()} is in the future"
-                    )
-        if check and plan_id is not None:
-            history = await _history(gate, child_id, plan_id)
-            for p in payloads:
-                v = check_transition(history, p)
-                if v is not None:
-                    if v.conflict:
-                        return problem(
-                            409,
-                            "Conflict",
-                            v.message,
-                            type_=TRANSITION_PROBLEM,
-                            rule=v.rule,
-                            field=v.field,
-                        )
-                    return _invalid(v.rule, v.field, v.message)
-                history.append(p)
-        facts = []
-        for p, ref in zip(payloads, refs, strict=True):
-            category = _category(p)
-            facts.append(
-                InboundFact(
-                    subject=Subject(hub_child_id=child_id),
-                    payload=p,
-                    occurred_at=now,
-                    source=Source(agency=LA_AGENCY, system="tac-hub", message_id=message_id),
-                    ref=ref,
-                    plan_id=plan_id,
-                    category=category,
-                    purposes=_PURPOSES.get(type(p), ("ehc_assessment",)),
-                    statutory_basis=_basis(p, category),
-                )
-            )
-        outcomes = await gate.submit(facts, actor=f"{principal.role}:{principal.name}")
-    rejected = next((o for o in outcomes if o.status == "rejected"), None)
-    if rejected is not None:
-        return _invalid(
-            rejected.rule or "rejected", rejected.field, rejected.reason or "not recorded"
+    """Record the steps (`RecordPlanSteps`) and answer in HTTP: 201 recorded, 202
+    withheld, 200 a retry's first events, 409/422 a refused step with its rule."""
+    try:
+        done = await hub_of(request).handlers.record_plan_steps(
+            payloads,
+            actor=f"{principal.role}:{principal.name}",
+            caller=principal.name,
+            child_id=child_id,
+            plan_id=plan_id,
+            route=route,
+            idempotency_key=idempotency_key,
+            check=check,
         )
+    except StepRefused as refused:
+        if refused.conflict:
+            return problem(
+                409,
+                "Conflict",
+                refused.message,
+                type_=TRANSITION_PROBLEM,
+                rule=refused.rule,
+                field=refused.field,
+            )
+        return _invalid(refused.rule, refused.field, refused.message)
+    response.status_code = {"duplicate": 200, "withheld": 202, "recorded": 201}[done.status]
     events = [
         RecordedEvent(
-            event_type=o.event_type or "", event_id=o.event_id, status=o.status, reason=o.reason
+            event_type=o.event_type or "",
+            event_id=o.event_id,
+            status=o.status,
+            reason=o.reason,
         )
-        for o in outcomes
+        for o in done.outcomes
     ]
-    if all(o.status == "duplicate" for o in outcomes):
-        status: Literal["recorded", "withheld", "duplicate"] = "duplicate"
-        response.status_code = 200
-    elif any(o.status == "withheld" for o in outcomes):
-        status = "withheld"
-        response.status_code = 202
-    else:
-        status = "recorded"
-        response.status_code = 201
-    return Recorded(status=status, child_id=child_id, plan_id=plan_id, events=events)
+    return Recorded(status=done.status, child_id=child_id, plan_id=plan_id, events=events)
 
 
 async def _run(
@@ -416,7 +306,7 @@ async def _on_plan(
     key: str | None,
 ) -> Recorded | JSONResponse:
     """Record the steps `build` makes on a plan of a child on the caller's caseload."""
-    child_id = await plan_on_caseload(gate_of(request), principal, plan_id)
+    child_id = await plan_on_caseload(hub_of(request), principal, plan_id)
     return await _run(
         request, response, principal, child_id, plan_id, build, route=route, idempotency_key=key
     )
@@ -493,8 +383,8 @@ async def record_request(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id)
     if body.reassessment:
         if body.plan_id is None:
             return _invalid(
@@ -502,7 +392,7 @@ async def record_request(
                 "plan_id",
                 "a re-assessment names the plan it re-assesses",
             )
-        if child_id != await plan_on_caseload(gate, principal, body.plan_id):
+        if child_id != await plan_on_caseload(the_hub, principal, body.plan_id):
             raise HTTPException(404, "no such plan on your caseload")
         plan_id = body.plan_id
     elif body.plan_id is not None:
@@ -923,10 +813,10 @@ async def record_meeting(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id)
     if body.plan_id is not None and child_id != await plan_on_caseload(
-        gate, principal, body.plan_id
+        the_hub, principal, body.plan_id
     ):
         raise HTTPException(404, "no such plan on your caseload")
     data = body.model_dump(exclude={"plan_id"})
@@ -986,8 +876,8 @@ async def record_key_worker(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id)
     return await _run(
         request,
         response,

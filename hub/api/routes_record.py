@@ -21,8 +21,9 @@ import orjson
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.api.app import hub_of
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.deps import hub_of
+from hub.bootstrap import Hub
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
 from hub.consent.trail import AuditEntry
@@ -32,8 +33,8 @@ from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
-from hub.ingest.gate import DEFAULT_PURPOSES, ConsentGate
 from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.service_layer.reconsider import DEFAULT_PURPOSES
 
 router = APIRouter()
 Agency = Annotated[Principal, Depends(require_roles("agency"))]
@@ -42,13 +43,6 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 HUB_SOURCE = Source(agency="local_authority", system="tac-hub")
 _P = TypeVar("_P", bound=EventPayload)
-
-
-def gate_of(request: Request) -> ConsentGate:
-    gate = hub_of(request).gate
-    if gate is None:
-        raise HTTPException(503, "the consent gate is not running")
-    return gate
 
 
 # -- ingest -----------------------------------------------------------------------------
@@ -200,7 +194,7 @@ async def ingest_events(
         IngestRequest, Body(openapi_examples={"one SEN status": {"value": INGEST_EXAMPLE}})
     ],
 ) -> IngestResponse:
-    gate = gate_of(request)
+    the_hub = hub_of(request)
     results: list[OutcomeOut | None] = [None] * len(body.events)
     facts: list[tuple[int, InboundFact]] = []
     for i, raw in enumerate(body.events):
@@ -213,7 +207,9 @@ async def ingest_events(
             results[i] = parsed
         else:
             facts.append((i, parsed))
-    outcomes = await gate.submit([f for _, f in facts], actor=f"{principal.role}:{principal.name}")
+    outcomes = await the_hub.handlers.submit_facts(
+        [f for _, f in facts], actor=f"{principal.role}:{principal.name}"
+    )
     for (i, _), outcome in zip(facts, outcomes, strict=True):
         results[i] = _out(i, outcome)
     final = [r for r in results if r is not None]
@@ -225,14 +221,14 @@ async def ingest_events(
 
 # -- caseload and the record -----------------------------------------------------------------
 async def require_on_caseload(
-    gate: ConsentGate, principal: Principal, child_id: str, *, also: Sequence[str] = ()
+    the_hub: Hub, principal: Principal, child_id: str, *, also: Sequence[str] = ()
 ) -> None:
     """404 unless the child exists and is on the caller's caseload (the same answer for
     both, so a caseload check never reveals that a child is known). The caseload and the
     projections named in `also` (which the route reads next) are caught up on the
     child's partition first, together."""
-    await gate._catch_up(["caseload", *also], [child_id])
-    row = await gate.store.fetchone(
+    await the_hub.views.catch_up(["caseload", *also], [child_id])
+    row = await the_hub.store.fetchone(
         "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?", (principal.name, child_id)
     )
     if row is None:
@@ -251,7 +247,7 @@ def _validated(cls: type[_P], data: dict[str, Any], *, prefix: str = "") -> _P:
 
 
 async def _record_one(
-    gate: ConsentGate,
+    the_hub: Hub,
     principal: Principal,
     child_id: str,
     payload: EventPayload,
@@ -261,7 +257,7 @@ async def _record_one(
 ) -> str | None:
     """Append one hub-recorded fact through the gate and answer its event id: 409 with
     `duplicate` when it was recorded before (if given), 422 when it was not appended."""
-    [outcome] = await gate.submit(
+    [outcome] = await the_hub.handlers.submit_facts(
         [
             InboundFact(
                 subject=Subject(hub_child_id=child_id),
@@ -298,14 +294,14 @@ class CoordinatorChange(BaseModel):
 async def change_coordinator(
     request: Request, child_id: str, body: CoordinatorChange, principal: Admin
 ) -> dict[str, Any]:
-    gate = gate_of(request)
-    if not await gate.persons.exists(child_id):
+    the_hub = hub_of(request)
+    if not await the_hub.persons.exists(child_id):
         raise HTTPException(404, "no such child")
     payload = (CoordinatorAssigned if body.action == "assign" else CoordinatorUnassigned)(
         coordinator=body.coordinator
     )
     event_id = await _record_one(
-        gate, principal, child_id, payload, ref=f"casework:{datetime.now(UTC).isoformat()}"
+        the_hub, principal, child_id, payload, ref=f"casework:{datetime.now(UTC).isoformat()}"
     )
     return {"status": "recorded", "event_id": event_id, "action": body.action}
 
@@ -317,11 +313,11 @@ async def change_coordinator(
     responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload (or no such child)"}},
 )
 async def child_record(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id, also=("shared_record", "consent_state"))
-    state = await gate.consent_state(child_id, fresh=False)
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id, also=("shared_record", "consent_state"))
+    state = await the_hub.views.consent_state(child_id, fresh=False)
     now = datetime.now(UTC)
-    rows = await gate.store.fetchall(
+    rows = await the_hub.store.fetchall(
         "SELECT event_id, body, purposes, basis_claimed FROM shared_fact WHERE child_id = ?"
         " ORDER BY occurred_at, part, log_offset",
         (child_id,),
@@ -340,12 +336,12 @@ async def child_record(request: Request, child_id: str, principal: Coordinator) 
             occurred_at=data["occurred_at"],
             basis_claimed=basis,
         )
-        decision = decide_sharing(fact, state, gate.policy, at=now)
+        decision = decide_sharing(fact, state, the_hub.policy, at=now)
         if not decision.allows(principal.role, principal.agency):
             continue
         ground = decision.ground_for(principal.role, principal.agency)
         try:
-            env = await gate.opener.open_value(bytes(body))
+            env = await the_hub.opener.open_value(bytes(body))
         except PermanentError:
             continue
         payload: dict[str, Any]
@@ -365,7 +361,7 @@ async def child_record(request: Request, child_id: str, principal: Coordinator) 
             }
         )
         shown.append(str(env.event_id))
-    await gate.trail.append(
+    await the_hub.trail.append(
         [
             AuditEntry(
                 kind="read",
@@ -417,15 +413,18 @@ class ConsentIn(BaseModel):
 async def record_consent(
     request: Request, child_id: str, body: ConsentIn, principal: Coordinator
 ) -> dict[str, Any]:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
-    if body.child_date_of_birth is not None and await gate.persons.date_of_birth(child_id) is None:
-        await gate.persons.set_date_of_birth(child_id, body.child_date_of_birth)
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id)
+    if (
+        body.child_date_of_birth is not None
+        and await the_hub.persons.date_of_birth(child_id) is None
+    ):
+        await the_hub.persons.set_date_of_birth(child_id, body.child_date_of_birth)
     payload = _validated(
         ConsentRecorded, {**body.consent, "recorded_by": principal.name}, prefix="consent."
     )
     event_id = await _record_one(
-        gate,
+        the_hub,
         principal,
         child_id,
         payload,
@@ -453,14 +452,14 @@ class WithdrawIn(BaseModel):
 async def withdraw_consent(
     request: Request, consent_id: str, body: WithdrawIn, principal: Coordinator
 ) -> dict[str, Any]:
-    gate = gate_of(request)
-    row = await gate.store.fetchone(
+    the_hub = hub_of(request)
+    row = await the_hub.store.fetchone(
         "SELECT child_id FROM consent_event WHERE consent_id = ?", (consent_id,)
     )
     if row is None:
         raise HTTPException(404, "no such consent on your caseload")
     child_id = str(row[0])
-    await require_on_caseload(gate, principal, child_id)
+    await require_on_caseload(the_hub, principal, child_id)
     payload = _validated(
         ConsentWithdrawn,
         {
@@ -471,7 +470,7 @@ async def withdraw_consent(
         },
     )
     event_id = await _record_one(
-        gate,
+        the_hub,
         principal,
         child_id,
         payload,
@@ -488,9 +487,9 @@ async def withdraw_consent(
     responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload"}},
 )
 async def consents(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
-    gate = gate_of(request)
-    await require_on_caseload(gate, principal, child_id)
-    state = await gate.consent_state(child_id)
+    the_hub = hub_of(request)
+    await require_on_caseload(the_hub, principal, child_id)
+    state = await the_hub.views.consent_state(child_id)
     now = datetime.now(UTC)
     records = [
         {
@@ -505,7 +504,7 @@ async def consents(request: Request, child_id: str, principal: Coordinator) -> d
         }
         for r in state.records
     ]
-    await gate.trail.append(
+    await the_hub.trail.append(
         [
             AuditEntry(
                 kind="read",

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import product
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +66,23 @@ class Fact(_Frozen):
             source_organisation=envelope.source.organisation_code,
             purposes=tuple(purposes),
             occurred_at=envelope.occurred_at,
+            basis_claimed=basis_claimed,
+        )
+
+    @classmethod
+    def from_stored(
+        cls, data: dict[str, Any], *, purposes: Iterable[str], basis_claimed: str | None
+    ) -> Fact:
+        """From a stored envelope's JSON (sealed fields left sealed: none is read)."""
+        source = data.get("source") or {}
+        return cls(
+            event_id=data["event_id"],
+            child_id=data["child_id"],
+            category=data["category"],
+            source_agency=source.get("agency") or "unknown",
+            source_organisation=source.get("organisation_code"),
+            purposes=tuple(purposes),
+            occurred_at=data["occurred_at"],
             basis_claimed=basis_claimed,
         )
 

@@ -25,8 +25,8 @@ import hmac
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import datetime
+from typing import Any, Literal
 
 import orjson
 
@@ -42,10 +42,6 @@ from hub.identity.identifiers import (
 )
 from hub.ingest.model import Subject
 from hub.store.base import ReadStore
-
-if TYPE_CHECKING:  # the gate drives the queue; the queue only calls it back
-    from hub.ingest.gate import ConsentGate
-    from hub.ingest.model import FactOutcome
 
 PROVISIONAL_PREFIX = "hp-"
 ITEM_PREFIX = "mq-"
@@ -65,13 +61,16 @@ _REASONS: dict[str, str] = {
 }
 
 
-class MatchError(Exception):
-    """A resolution that cannot be made; `status` is the HTTP status that says why."""
+MatchProblem = Literal["no_such_item", "no_such_child", "decided_already", "invalid"]
 
-    def __init__(self, reason: str, *, status: int = 422) -> None:
+
+class MatchError(Exception):
+    """A resolution that cannot be made; `problem` says which kind."""
+
+    def __init__(self, reason: str, *, problem: MatchProblem = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
-        self.status = status
+        self.problem = problem
 
 
 @dataclass(frozen=True)
@@ -371,274 +370,3 @@ class MatchQueue:
 
 
 # -- reading the queue (an audited read) ---------------------------------------------------
-
-
-def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dict[str, Any]:
-    if subject is None:
-        return {"readable": False}
-    good, bad = strong_identifiers(subject)
-    # the values stay sealed: which child already holds each identifier is what decides
-    identifiers: list[dict[str, Any]] = [
-        {"system": i.system.value, "valid": True, "belongs_to": owners.get(str(i))} for i in good
-    ]
-    identifiers += [
-        {
-            "system": b.system.value,
-            "valid": False,
-            "rule": f"{b.system.value}.{b.rule}",
-            "reason": b.message,
-        }
-        for b in bad
-    ]
-    return {
-        "readable": True,
-        "given_name": subject.given_name,
-        "family_name": subject.family_name,
-        "date_of_birth": subject.date_of_birth.isoformat() if subject.date_of_birth else None,
-        "postcode": subject.postcode,
-        "identifiers": identifiers,
-    }
-
-
-async def review_queue(
-    gate: ConsentGate,
-    *,
-    actor: str,
-    route: str,
-    status: Status | None = "pending",
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    """The queue as a coordinator decides from it: each item's reason and candidates, the
-    record's demographics and identifiers (decrypted), and per candidate only what the hub
-    records to compare (date of birth, whether the name and date of birth match). Every
-    item shown and every candidate compared is an audited read."""
-    from hub.consent.trail import AuditEntry
-
-    queue = gate.matches
-    now = datetime.now(UTC)
-    out: list[dict[str, Any]] = []
-    audit: list[AuditEntry] = []
-    for item in await queue.items(status=status, limit=limit):
-        subject = await queue.open_subject(item) if item.status == "pending" else None
-        owners: dict[str, str | None] = {}
-        fingerprint = None
-        if subject is not None:
-            for ident in strong_identifiers(subject)[0]:
-                owners[str(ident)] = await gate.persons.lookup(ident)
-            fingerprint = await queue.fingerprint(subject)
-        same_person = set(await queue.children_with(fingerprint))
-        candidates = []
-        for child in item.candidates:
-            dob = await gate.persons.date_of_birth(child)
-            candidates.append(
-                {
-                    "child_id": child,
-                    "recorded_date_of_birth": dob.isoformat() if dob else None,
-                    "date_of_birth_matches": (
-                        None
-                        if dob is None or subject is None or subject.date_of_birth is None
-                        else dob == subject.date_of_birth
-                    ),
-                    "name_and_date_of_birth_match": child in same_person,
-                    "identifiers_held": sorted(
-                        ident.split(":", 1)[0] for ident, owner in owners.items() if owner == child
-                    ),
-                }
-            )
-            audit.append(
-                AuditEntry(
-                    kind="read",
-                    actor=actor,
-                    child_id=child,
-                    at=now,
-                    details={
-                        "route": route,
-                        "item_id": item.item_id,
-                        "outcome": "compared",
-                        "fields_shown": ["recorded_date_of_birth"],
-                    },
-                )
-            )
-        view: dict[str, Any] = {
-            "item_id": item.item_id,
-            "status": item.status,
-            "reason": item.reason,
-            "reason_text": item.describe(),
-            "rule": item.rule,
-            "agency": item.agency,
-            "message_id": item.message_id,
-            "queued_at": item.created_at,
-            "facts_held": item.facts_held,
-            "held_event_types": item.held_types,
-            "candidates": candidates,
-        }
-        if item.status == "pending":
-            view["record"] = _subject_view(subject, owners)
-        else:
-            view.update(
-                decision=item.decision,
-                child_id=item.resolved_child_id,
-                resolved_by=item.resolved_by,
-                resolved_at=item.resolved_at,
-            )
-        out.append(view)
-        audit.append(
-            AuditEntry(
-                kind="read",
-                actor=actor,
-                child_id=item.provisional_child_id,
-                at=now,
-                details={
-                    "route": route,
-                    "item_id": item.item_id,
-                    "candidate_child_ids": list(item.candidates),
-                    "outcome": "shown" if subject is not None else "listed",
-                },
-            )
-        )
-    if audit:
-        await gate.trail.append(audit)
-    return out
-
-
-# -- resolving -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MatchOutcome:
-    item_id: str
-    decision: Decision
-    child_id: str
-    identifiers_linked: tuple[str, ...]
-    released: list[FactOutcome]
-    event_id: str | None
-
-
-async def resolve_match(
-    gate: ConsentGate,
-    item_id: str,
-    *,
-    decision: Decision,
-    child_id: str | None,
-    actor: str,
-) -> MatchOutcome:
-    """Carry out a person's decision on a queued record: link it to `child_id`, or keep
-    it separate as a new child. Links the record's identifiers no child holds yet, sets the
-    date of birth where none is recorded, releases the held facts through the gate for the
-    chosen child, crypto-shreds the provisional copies, appends `identity.match_resolved`
-    and audits the decision. Raises `MatchError` (404 unknown item, 409 decided already,
-    422 an impossible decision)."""
-    async with gate.matches.deciding:
-        return await _decide(gate, item_id, decision=decision, child_id=child_id, actor=actor)
-
-
-async def _decide(
-    gate: ConsentGate, item_id: str, *, decision: Decision, child_id: str | None, actor: str
-) -> MatchOutcome:
-    from hub.consent.trail import AuditEntry
-    from hub.events import Source
-    from hub.events.identity import IdentifierLinked, MatchResolved
-    from hub.ingest.model import InboundFact
-
-    queue = gate.matches
-    item = await queue.get(item_id)
-    if item is None:
-        raise MatchError(f"no match queue item {item_id}", status=404)
-    if item.status != "pending":
-        raise MatchError(
-            f"item {item_id} was decided already ({item.decision} to {item.resolved_child_id})",
-            status=409,
-        )
-    if decision == "link":
-        if not child_id:
-            raise MatchError("a link decision names the child (child_id)")
-        if child_id.startswith(PROVISIONAL_PREFIX) or not await gate.persons.exists(child_id):
-            raise MatchError(f"no child {child_id} to link to", status=404)
-        target = child_id
-    else:
-        if child_id:
-            raise MatchError("keep_separate makes a new child: send no child_id")
-        # derived from the item, so a decision retried after a crash makes the same child
-        target = "hc-" + item.item_id.removeprefix(ITEM_PREFIX)
-        await gate.persons.ensure(target)
-    subject = await queue.open_subject(item)
-    linked: list[Identifier] = []
-    if subject is not None:
-        good, _ = strong_identifiers(subject)
-        linked = await gate.persons.link(good, target)
-        if subject.date_of_birth and await gate.persons.date_of_birth(target) is None:
-            await gate.persons.set_date_of_birth(target, subject.date_of_birth)
-        fingerprint = await queue.fingerprint(subject)
-        if fingerprint:
-            await queue.remember([(fingerprint, target)])
-    released = await gate.release_held(item.provisional_child_id, target, actor=actor)
-    now = datetime.now(UTC)
-    payload = MatchResolved(
-        item_id=item.item_id,
-        decision=decision,
-        provisional_child_id=item.provisional_child_id,
-        resolved_by=actor[:256],
-        identifiers_linked=tuple(i.system.value for i in linked),
-        facts_released=sum(1 for o in released if o.status in ("appended", "withheld")),
-    )
-    source = Source(agency="hub", system="tac-hub", message_id=item.item_id)
-    links = [
-        InboundFact(
-            subject=Subject(hub_child_id=target),
-            occurred_at=now,
-            source=source,
-            payload=IdentifierLinked(
-                system=i.system.value, reason="linked by a person's decision in the match queue"
-            ),
-            ref=f"match_linked:{i.system.value}:{n}",
-        )
-        for n, i in enumerate(linked)
-    ]
-    *_, recorded = await gate.submit(
-        [
-            *links,
-            InboundFact(
-                subject=Subject(hub_child_id=target),
-                payload=payload,
-                occurred_at=now,
-                source=source,
-                ref="match_resolved",
-            ),
-        ],
-        actor=actor,
-    )
-    await gate.trail.append(
-        [
-            AuditEntry(
-                kind="decision",
-                actor=actor,
-                child_id=target,
-                at=now,
-                details={
-                    "item_id": item.item_id,
-                    "decision": decision,
-                    "outcome": "match_resolved",
-                    "provisional_child_id": item.provisional_child_id,
-                    "event_id": recorded.event_id,
-                    "released": [o.event_id for o in released if o.event_id],
-                    "identifiers_linked": [i.system.value for i in linked],
-                },
-            )
-        ]
-    )
-    await gate.erase(
-        item.provisional_child_id,
-        actor=actor,
-        reason=f"match queue item {item.item_id} resolved: held facts re-keyed to the chosen child",
-    )
-    await queue.mark_resolved(
-        item.item_id, decision=decision, child_id=target, actor=actor, now=now
-    )
-    return MatchOutcome(
-        item_id=item.item_id,
-        decision=decision,
-        child_id=target,
-        identifiers_linked=tuple(i.system.value for i in linked),
-        released=released,
-        event_id=recorded.event_id,
-    )

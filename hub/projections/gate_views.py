@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ import orjson
 from hub.events.identity import CategoryErased, ChildErased
 from hub.log import LogName
 from hub.projections.base import Applied
-from hub.store import Tx
+from hub.store import ReadStore, Tx
 
 DEDUPE_HEADER = "x-dedupe-key"
 RELEASED_HEADER = "x-released-from"
@@ -305,3 +306,105 @@ class AuditIndexProjection:
             " ON CONFLICT (record_id) DO NOTHING",
             rows,
         )
+
+
+# -- reading the gate's views (for the service layer) ------------------------------------
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+async def consent_bodies(store: ReadStore, child_ids: Sequence[str]) -> dict[str, list[bytes]]:
+    """Each child's consent events as stored, in log order (500 children a query)."""
+    bodies: dict[str, list[bytes]] = {c: [] for c in child_ids}
+    for i in range(0, len(child_ids), 500):
+        chunk = list(child_ids[i : i + 500])
+        rows = await store.fetchall(
+            f"SELECT child_id, body FROM consent_event WHERE child_id IN ({_marks(chunk)})"  # noqa: S608
+            " ORDER BY part, log_offset",
+            chunk,
+        )
+        for child, body in rows:
+            bodies[str(child)].append(bytes(body))
+    return bodies
+
+
+async def children_with_consents(store: ReadStore) -> list[str]:
+    rows = await store.fetchall("SELECT DISTINCT child_id FROM consent_event")
+    return sorted(str(r[0]) for r in rows)
+
+
+async def consent_owner(store: ReadStore, consent_id: str) -> str | None:
+    row = await store.fetchone(
+        "SELECT child_id FROM consent_event WHERE consent_id = ?", (consent_id,)
+    )
+    return None if row is None else str(row[0])
+
+
+@dataclass(frozen=True, slots=True)
+class WithheldRow:
+    event_id: str
+    body: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    part: int
+    offset: int
+
+    def header(self, name: str) -> bytes | None:
+        return dict(self.headers).get(name)
+
+
+async def withheld_rows(
+    store: ReadStore, child_id: str, *, unreleased: bool = False
+) -> list[WithheldRow]:
+    """The facts withheld for a child (only those not yet released, if asked), in order."""
+    where = " AND released = 0" if unreleased else ""
+    rows = await store.fetchall(
+        "SELECT event_id, body, headers, part, log_offset FROM withheld_fact"  # noqa: S608
+        f" WHERE child_id = ?{where} ORDER BY part, log_offset",
+        (child_id,),
+    )
+    return [
+        WithheldRow(
+            str(event_id),
+            bytes(body),
+            tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(bytes(raw or b"[]"))),
+            int(part),
+            int(offset),
+        )
+        for event_id, body, raw, part, offset in rows
+    ]
+
+
+async def children_with_withheld(store: ReadStore) -> list[str]:
+    rows = await store.fetchall("SELECT DISTINCT child_id FROM withheld_fact WHERE released = 0")
+    return sorted(str(r[0]) for r in rows)
+
+
+async def shared_rows(
+    store: ReadStore, child_id: str
+) -> list[tuple[bytes, str | None, str | None]]:
+    """(body, purposes, claimed basis) of each fact in the child's shared record, in order."""
+    rows = await store.fetchall(
+        "SELECT body, purposes, basis_claimed FROM shared_fact WHERE child_id = ?"
+        " ORDER BY part, log_offset",
+        (child_id,),
+    )
+    return [(bytes(b), p, c) for b, p, c in rows]
+
+
+async def last_shared_on(store: ReadStore, child_id: str, category: str) -> str | None:
+    row = await store.fetchone(
+        "SELECT MAX(occurred_at) FROM shared_fact WHERE child_id = ? AND category = ?",
+        (child_id, category),
+    )
+    return str(row[0]) if row and row[0] else None
+
+
+async def landed_keys(store: ReadStore, keys: Sequence[str]) -> list[str]:
+    """Which idempotency keys the log shows taken (from `ingest_dedupe`)."""
+    if not keys:
+        return []
+    rows = await store.fetchall(
+        f"SELECT dedupe_key FROM ingest_dedupe WHERE dedupe_key IN ({_marks(keys)})",  # noqa: S608
+        list(keys),
+    )
+    return [str(r[0]) for r in rows]

@@ -41,7 +41,6 @@ from hub.events.plan import (
     ReviewMeetingHeld,
 )
 from hub.events.team import KeyWorkerAssigned, MeetingAction, MeetingHeld, PractitionerJoined
-from hub.ingest.gate import ConsentGate
 from hub.ingest.model import InboundFact, Subject
 from hub.log import LogName, NewRecord
 from hub.projections import ProjectionRunner
@@ -353,21 +352,20 @@ async def snapshot(hub: Hub, name: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub) -> None:
-    gate = hub.gate
-    assert isinstance(gate, ConsentGate)
+
     upns = [_valid_upn(u) for u in UPNS]
     waves = [child_facts(i, upn) for i, upn in enumerate(upns)]
     for first, _ in waves:
-        outcomes = await gate.submit(first, actor="test")
+        outcomes = await hub.handlers.submit_facts(first, actor="test")
         assert not [o for o in outcomes if o.status == "rejected"], outcomes
     await hub.start_projector()  # live from here; the second wave arrives while it runs
     for i, (_, second) in enumerate(waves):
-        outcomes = await gate.submit(second, actor="test")
+        outcomes = await hub.handlers.submit_facts(second, actor="test")
         assert not [o for o in outcomes if o.status == "rejected"], outcomes
         if i == 1:  # the family withdraws the consent covering health
             child = outcomes[0].child_id
             assert child is not None
-            await gate.submit(
+            await hub.handlers.submit_facts(
                 [
                     fact(
                         Subject(hub_child_id=child),
@@ -389,7 +387,7 @@ async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub
             )
     children = [
         o.child_id
-        for o in await gate.submit(
+        for o in await hub.handlers.submit_facts(
             [
                 fact(
                     Subject(upn=u),
@@ -403,7 +401,7 @@ async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub
             actor="test",
         )
     ]
-    await gate.erase(str(children[4]), actor="test", reason="erasure request")
+    await hub.handlers.erase_child(str(children[4]), actor="test", reason="erasure request")
     await hub.log.append(
         LogName.EVENTS,
         [
@@ -445,7 +443,7 @@ async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub
     for name in JOINED:
         runner = hub.runner(name)
         fresh = ProjectionRunner(
-            runner.projection, hub.log, hub.store, batch_size=11, opener=gate.opener
+            runner.projection, hub.log, hub.store, batch_size=11, opener=hub.opener
         )
         assert await fresh.rebuild() == len(records)
         assert await snapshot(hub, name) == live[name], name
@@ -458,7 +456,7 @@ async def test_rebuilding_the_joined_views_gives_exactly_the_live_state(hub: Hub
                 await runner.catch_up(log_name, part)
     everything = {r.name: await snapshot(hub, r.name) for r in hub.runners}
     together = [
-        ProjectionRunner(r.projection, hub.log, hub.store, batch_size=13, opener=gate.opener)
+        ProjectionRunner(r.projection, hub.log, hub.store, batch_size=13, opener=hub.opener)
         for r in hub.runners
     ]
     read = await rebuild_together(together)

@@ -19,8 +19,7 @@ from tests.support.processes import hub_env
 async def seed(data: Path) -> str:
     the_hub = await open_hub(Settings(data_dir=data, _env_file=None))  # type: ignore[call-arg]
     try:
-        assert the_hub.gate is not None
-        [out] = await the_hub.gate.submit(
+        [out] = await the_hub.handlers.submit_facts(
             [
                 InboundFact(
                     subject=Subject(upn="H801200001001", date_of_birth=date(2000, 1, 1)),

@@ -76,8 +76,6 @@ async def audit_kinds(hub: Hub, child: str) -> list[tuple[str, str | None]]:
 
 
 async def test_a_parents_consent_lapses_when_the_young_person_comes_of_age(hub: Hub) -> None:
-    assert hub.gate is not None
-    gate = hub.gate
     born = date(2008, 10, 1)  # over compulsory school age from the last Friday of June 2025
     subject = Subject(nhs_number="9434765919", date_of_birth=born)
     t0 = datetime(2024, 9, 1, 9, tzinfo=UTC)
@@ -87,11 +85,11 @@ async def test_a_parents_consent_lapses_when_the_young_person_comes_of_age(hub: 
         agency="health",
         since=date(2024, 9, 1),
     )
-    [out] = await gate.submit([fact(joined, subject, "f1", t0)], actor="t", now=t0)
+    [out] = await hub.handlers.submit_facts([fact(joined, subject, "f1", t0)], actor="t", now=t0)
     child = out.child_id
     assert out.status == "withheld" and child
     t1 = datetime(2024, 9, 2, 9, tzinfo=UTC)
-    [c] = await gate.submit(
+    [c] = await hub.handlers.submit_facts(
         [
             InboundFact(
                 subject=Subject(hub_child_id=child),
@@ -108,24 +106,22 @@ async def test_a_parents_consent_lapses_when_the_young_person_comes_of_age(hub: 
     kinds = await audit_kinds(hub, child)
     assert ("release", "permit") in kinds
 
-    before = await gate.review_consents(at=datetime(2025, 1, 10, tzinfo=UTC))
+    before = await hub.handlers.review_consents(at=datetime(2025, 1, 10, tzinfo=UTC))
     assert before["expired"] == 0
-    after = await gate.review_consents(at=datetime(2025, 7, 1, tzinfo=UTC))
+    after = await hub.handlers.review_consents(at=datetime(2025, 7, 1, tzinfo=UTC))
     assert after["expired"] == 1
-    state = await gate.consent_state(child)
+    state = await hub.views.consent_state(child)
     [record] = state.records
     assert record.ended_by == "expired"
     kinds = await audit_kinds(hub, child)
     assert kinds[-2:] == [("consent_change", "recorded"), ("redaction", "hidden")]
-    assert await gate.review_consents(at=datetime(2025, 7, 2, tzinfo=UTC)) == {
+    assert await hub.handlers.review_consents(at=datetime(2025, 7, 2, tzinfo=UTC)) == {
         "expired": 0,
         "children_reviewed": 1,
     }
 
 
 async def test_a_consent_whose_period_begins_later_releases_on_review(hub: Hub) -> None:
-    assert hub.gate is not None
-    gate = hub.gate
     subject = Subject(nhs_number="9434765919", date_of_birth=date(2015, 3, 2))
     t0 = datetime(2024, 9, 1, 9, tzinfo=UTC)
     joined = PractitionerJoined(
@@ -134,10 +130,10 @@ async def test_a_consent_whose_period_begins_later_releases_on_review(hub: Hub) 
         agency="health",
         since=date(2024, 9, 1),
     )
-    [out] = await gate.submit([fact(joined, subject, "f1", t0)], actor="t", now=t0)
+    [out] = await hub.handlers.submit_facts([fact(joined, subject, "f1", t0)], actor="t", now=t0)
     child = out.child_id
     assert child
-    await gate.submit(
+    await hub.handlers.submit_facts(
         [
             InboundFact(
                 subject=Subject(hub_child_id=child),
@@ -151,7 +147,7 @@ async def test_a_consent_whose_period_begins_later_releases_on_review(hub: Hub) 
         now=t0,
     )
     assert ("release", "permit") not in await audit_kinds(hub, child)  # not yet in force
-    await gate.review_consents(at=datetime(2024, 10, 1, 12, tzinfo=UTC))
+    await hub.handlers.review_consents(at=datetime(2024, 10, 1, 12, tzinfo=UTC))
     assert ("release", "permit") in await audit_kinds(hub, child)
-    result = await gate.review_consents(at=datetime(2025, 1, 2, tzinfo=UTC))
+    result = await hub.handlers.review_consents(at=datetime(2025, 1, 2, tzinfo=UTC))
     assert result["expired"] == 1  # its period ended

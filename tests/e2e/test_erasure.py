@@ -23,7 +23,6 @@ from hub.bootstrap import load_master_key
 from hub.consent.opener import data_key_id
 from hub.consent.sealing import ErasedPayload, personal_fields
 from hub.events import Envelope, registry
-from hub.ingest.gate import ConsentGate
 from hub.log import LogName, StoredRecord
 from hub.store.keystore import SqlKeyStore
 from tests.support.api import Api, embedded, running_api
@@ -56,12 +55,6 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
         await a.key("ig", "ig_auditor")
         await a.key("ops", "admin")
         yield a
-
-
-def gate_of(api: Api) -> ConsentGate:
-    gate = api.hub.gate
-    assert gate is not None
-    return gate
 
 
 def pupil(upn: str, message_id: str, surname: str, forename: str) -> dict[str, Any]:
@@ -172,7 +165,7 @@ async def records_of(api: Api, child: str) -> list[StoredRecord]:
 async def opened_text(api: Api, records: list[StoredRecord]) -> tuple[list[Envelope], str]:
     """The records opened through the gate's own opener, and everything they yield as
     one searchable text."""
-    opened = await gate_of(api).opener.open_values([r.value for r in records])
+    opened = await api.hub.opener.open_values([r.value for r in records])
     envelopes = [e for e in opened if isinstance(e, Envelope)]
     assert len(envelopes) == len(opened), [str(e) for e in opened if not isinstance(e, Envelope)]
     return envelopes, "\n".join(e.model_dump_json() for e in envelopes)
@@ -262,7 +255,7 @@ async def test_erasure_shreds_the_child_everywhere_and_the_trail_shows_it(api: A
         "/children/hc-no-such-child/erase", json={"reason": "ERQ-1"}, headers=api.auth("ops")
     )
     assert r.status_code == 404, r.text
-    assert await gate_of(api).persons.exists(child)  # none of those erased anything
+    assert await api.hub.persons.exists(child)  # none of those erased anything
 
     r = await c.post(
         f"/children/{child}/erase",
@@ -274,11 +267,11 @@ async def test_erasure_shreds_the_child_everywhere_and_the_trail_shows_it(api: A
     assert r.json()["status"] == "erased" and r.json()["keys_deleted"] >= 3, r.text
 
     # (i) every data key of the child is gone: read through a fresh key store (no cache)
-    policy = gate_of(api).policy
+    policy = api.hub.policy
     fresh = SqlKeyStore(api.hub.store, load_master_key(api.hub.settings))
     for category in policy.categories:
         assert await fresh.get(data_key_id(child, category)) is None, category
-        assert await gate_of(api).keys.get(data_key_id(child, category)) is None, category
+        assert await api.hub.keys.get(data_key_id(child, category)) is None, category
     # the other child keeps theirs
     assert await fresh.get(data_key_id(other, "education")) is not None
 
@@ -376,7 +369,7 @@ async def test_erasure_shreds_the_child_everywhere_and_the_trail_shows_it(api: A
     assert res["child_id"] != child, res
     for category in policy.categories:
         assert await fresh.get(data_key_id(child, category)) is None, category
-    assert not await gate_of(api).persons.exists(child)
+    assert not await api.hub.persons.exists(child)
     r = await c.get(f"/children/{child}/record", headers=api.auth("casey"))
     assert r.status_code == 404, r.text
 

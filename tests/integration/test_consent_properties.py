@@ -41,9 +41,9 @@ from stdnum.gb import upn as stdnum_upn
 from hub.consent.decision import Fact
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.identity.identifiers import check_upn
-from hub.ingest.gate import DEFAULT_PURPOSES
 from hub.log import LogName, StoredRecord
 from hub.projections.gate_views import RELEASED_HEADER
+from hub.service_layer.reconsider import DEFAULT_PURPOSES
 from hub.settings import Settings
 from tests.support.api import Api, running_api
 from tests.support.consent_oracle import ConsentOracle, bracket
@@ -529,13 +529,12 @@ async def scenario(
             await api.key(who, "agency", agency)
         await api.key(COORDINATOR, "coordinator", viewer_agency)
         await api.key("ops", "admin")
-        gate = api.hub.gate
-        assert gate is not None
+        the_hub = api.hub
         children = []
         for upn in UPNS[:n_children]:
-            resolution = await gate.persons.resolve([check_upn(upn)])
+            resolution = await the_hub.persons.resolve([check_upn(upn)])
             assert resolution.child_id is not None
-            await gate.persons.set_date_of_birth(resolution.child_id, DOB)
+            await the_hub.persons.set_date_of_birth(resolution.child_id, DOB)
             r = await api.client.post(
                 f"/children/{resolution.child_id}/coordinators",
                 json={"coordinator": COORDINATOR},
@@ -543,7 +542,7 @@ async def scenario(
             )
             assert r.status_code == 200, r.text
             children.append(resolution.child_id)
-        run = Run(api, ConsentOracle(gate.policy), children, viewer_agency, now().date())
+        run = Run(api, ConsentOracle(the_hub.policy), children, viewer_agency, now().date())
         await run.check_logs(None)
         for step in plan:
             await run.do(step)

@@ -21,10 +21,10 @@ from hub.consent.opener import data_key_id
 from hub.events import Source, decode
 from hub.events.education import SenStatusRecorded
 from hub.identity.identifiers import check_upn
-from hub.identity.match_queue import MatchError, resolve_match, review_queue
-from hub.ingest.gate import ConsentGate
+from hub.identity.match_queue import MatchError
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.log import LogName, StoredRecord
+from hub.queries.match_queue import review_queue
 from hub.settings import Settings
 
 
@@ -86,11 +86,6 @@ async def hub(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[H
         await the_hub.close()
 
 
-def gate_of(hub: Hub) -> ConsentGate:
-    assert hub.gate is not None
-    return hub.gate
-
-
 async def records(hub: Hub, log: LogName) -> list[StoredRecord]:
     out: list[StoredRecord] = []
     for part in range(hub.log.partitions(log)):
@@ -102,8 +97,8 @@ async def event_types(hub: Hub, log: LogName = LogName.EVENTS) -> Counter[str]:
     return Counter(orjson.loads(r.value)["event_type"] for r in await records(hub, log))
 
 
-async def known_child(gate: ConsentGate, subject: Subject, message: str) -> str:
-    [out] = await gate.submit([fact(subject, message)], actor="test")
+async def known_child(hub: Hub, subject: Subject, message: str) -> str:
+    [out] = await hub.handlers.submit_facts([fact(subject, message)], actor="test")
     assert out.status in ("appended", "withheld"), out
     assert out.child_id is not None
     return out.child_id
@@ -114,12 +109,13 @@ def statuses(outcomes: list[FactOutcome]) -> list[str]:
 
 
 async def test_a_record_with_only_demographics_is_queued_held_and_never_linked(hub: Hub) -> None:
-    gate = gate_of(hub)
     subject = Subject(**NAMES, date_of_birth=DOB, postcode="ZZ99 9ZZ")
-    outcomes = await gate.submit([fact(subject, "m1", "a"), fact(subject, "m1", "b")], actor="test")
+    outcomes = await hub.handlers.submit_facts(
+        [fact(subject, "m1", "a"), fact(subject, "m1", "b")], actor="test"
+    )
     assert statuses(outcomes) == ["queued", "queued"]
     assert all(o.child_id is None and o.rule == "match_queue.no_identifier" for o in outcomes)
-    [item] = await gate.matches.items()
+    [item] = await hub.matches.items()
     assert item.reason == "no_identifier" and item.facts_held == 2
     assert item.item_id in (outcomes[0].reason or "")
     # nothing reached the shared truth: only the ids-only queue event; the facts are held
@@ -132,13 +128,12 @@ async def test_a_record_with_only_demographics_is_queued_held_and_never_linked(h
         "item_id": item.item_id, "reason": "no_identifier", "rule": None,
         "candidate_child_ids": (), "facts_held": 2,
     }  # fmt: skip
-    assert not await gate.persons.exists(item.provisional_child_id)
+    assert not await hub.persons.exists(item.provisional_child_id)
 
 
 async def test_nothing_personal_is_stored_in_the_clear(hub: Hub, tmp_path: Path) -> None:
-    gate = gate_of(hub)
     subject = Subject(**NAMES, date_of_birth=DOB, postcode="ZZ99 9ZZ", upn=upn(999)[:-1] + "X")
-    [out] = await gate.submit([fact(subject, "m1")], actor="test")
+    [out] = await hub.handlers.submit_facts([fact(subject, "m1")], actor="test")
     assert out.status == "queued"
     checkpoint = getattr(hub.store, "checkpoint", None)
     if checkpoint is not None:
@@ -149,32 +144,36 @@ async def test_nothing_personal_is_stored_in_the_clear(hub: Hub, tmp_path: Path)
 
 
 async def test_the_same_message_again_is_a_duplicate_not_a_second_item(hub: Hub) -> None:
-    gate = gate_of(hub)
     subject = Subject(**NAMES, date_of_birth=DOB)
-    await gate.submit([fact(subject, "m1")], actor="test")
-    again = await gate.submit([fact(subject, "m1"), fact(subject, "m1", "new-ref")], actor="test")
+    await hub.handlers.submit_facts([fact(subject, "m1")], actor="test")
+    again = await hub.handlers.submit_facts(
+        [fact(subject, "m1"), fact(subject, "m1", "new-ref")], actor="test"
+    )
     assert statuses(again) == ["duplicate", "queued"]
-    [item] = await gate.matches.items()
+    [item] = await hub.matches.items()
     assert item.facts_held == 2
     assert (await event_types(hub))["identity.match_queued"] == 1
 
 
 async def test_linking_releases_the_held_facts_re_keyed_to_the_chosen_child(hub: Hub) -> None:
-    gate = gate_of(hub)
-    child = await known_child(gate, Subject(upn=upn(1), **NAMES, date_of_birth=DOB), "known")
+    child = await known_child(hub, Subject(upn=upn(1), **NAMES, date_of_birth=DOB), "known")
     held = Subject(**NAMES, date_of_birth=DOB, nhs_number=bad_nhs_number(7))
-    outcomes = await gate.submit([fact(held, "m2", "a"), fact(held, "m2", "b")], actor="test")
+    outcomes = await hub.handlers.submit_facts(
+        [fact(held, "m2", "a"), fact(held, "m2", "b")], actor="test"
+    )
     assert statuses(outcomes) == ["queued", "queued"]
-    [item] = await gate.matches.items()
+    [item] = await hub.matches.items()
     assert item.reason == "invalid_identifier" and item.rule == "nhs_number.check_digit"
     assert item.candidates == (child,)  # same name and date of birth: proposed, not linked
 
-    [view] = await review_queue(gate, actor="coordinator:casey", route="test")
+    [view] = await review_queue(
+        hub.matches, hub.persons, hub.trail, actor="coordinator:casey", route="test"
+    )
     assert view["record"]["given_name"] == "Zebedee"
     assert view["candidates"][0]["name_and_date_of_birth_match"] is True
     assert view["candidates"][0]["date_of_birth_matches"] is True
 
-    result = await resolve_match(gate, item.item_id, decision="link", child_id=child,
+    result = await hub.handlers.resolve_match(item.item_id, decision="link", child_id=child,
                                  actor="coordinator:casey")  # fmt: skip
     assert result.child_id == child
     assert statuses(result.released) == ["withheld", "withheld"]  # no consent yet: withheld
@@ -182,15 +181,17 @@ async def test_linking_releases_the_held_facts_re_keyed_to_the_chosen_child(hub:
     held_ids = {o.event_id for o in outcomes}
     assert not held_ids & {o.event_id for o in result.released}  # new events, new key
     # the provisional copies are crypto-shredded and the item is decided
-    assert await gate.keys.get(data_key_id(item.provisional_child_id, "education")) is None
-    decided = await gate.matches.get(item.item_id)
+    assert await hub.keys.get(data_key_id(item.provisional_child_id, "education")) is None
+    decided = await hub.matches.get(item.item_id)
     assert (
         decided is not None and decided.status == "resolved" and decided.resolved_child_id == child
     )
     types = await event_types(hub)
     assert types["identity.match_resolved"] == 1 and types["identity.child_erased"] == 1
     # the message again: each fact once
-    again = await gate.submit([fact(held, "m2", "a"), fact(held, "m2", "b")], actor="test")
+    again = await hub.handlers.submit_facts(
+        [fact(held, "m2", "a"), fact(held, "m2", "b")], actor="test"
+    )
     assert statuses(again) == ["duplicate", "duplicate"]
     assert {o.child_id for o in again} == {child}
     # the decision is audited
@@ -203,64 +204,69 @@ async def test_linking_releases_the_held_facts_re_keyed_to_the_chosen_child(hub:
 
 
 async def test_identifiers_of_two_children_are_queued_not_merged(hub: Hub) -> None:
-    gate = gate_of(hub)
-    a = await known_child(gate, Subject(nhs_number=nhs_number(1)), "a")
-    b = await known_child(gate, Subject(upn=upn(2)), "b")
+    a = await known_child(hub, Subject(nhs_number=nhs_number(1)), "a")
+    b = await known_child(hub, Subject(upn=upn(2)), "b")
     both = Subject(nhs_number=nhs_number(1), upn=upn(2))
-    [out] = await gate.submit([fact(both, "c")], actor="test")
+    [out] = await hub.handlers.submit_facts([fact(both, "c")], actor="test")
     assert out.status == "queued" and out.rule == "match_queue.identity_conflict"
-    [item] = await gate.matches.items()
+    [item] = await hub.matches.items()
     assert set(item.candidates) == {a, b}
-    result = await resolve_match(gate, item.item_id, decision="keep_separate", child_id=None,
+    result = await hub.handlers.resolve_match(item.item_id, decision="keep_separate", child_id=None,
                                  actor="admin:ops")  # fmt: skip
-    assert result.child_id not in (a, b) and await gate.persons.exists(result.child_id)
+    assert result.child_id not in (a, b) and await hub.persons.exists(result.child_id)
     assert result.identifiers_linked == ()  # both identifiers stay with their own children
-    assert await gate.persons.lookup(check_upn(upn(2))) == b
+    assert await hub.persons.lookup(check_upn(upn(2))) == b
     assert statuses(result.released) == ["withheld"]
 
 
 async def test_a_contradicting_date_of_birth_is_queued_and_links_nothing(hub: Hub) -> None:
-    gate = gate_of(hub)
-    child = await known_child(gate, Subject(upn=upn(3), date_of_birth=DOB), "a")
+    child = await known_child(hub, Subject(upn=upn(3), date_of_birth=DOB), "a")
     other = Subject(upn=upn(3), former_upn=upn(4), date_of_birth=date(2014, 1, 1))
-    [out] = await gate.submit([fact(other, "b")], actor="test")
+    [out] = await hub.handlers.submit_facts([fact(other, "b")], actor="test")
     assert out.status == "queued" and out.rule == "match_queue.dob_mismatch"
-    assert await gate.persons.lookup(check_upn(upn(4))) is None  # nothing linked before a decision
-    [item] = await gate.matches.items()
+    assert await hub.persons.lookup(check_upn(upn(4))) is None  # nothing linked before a decision
+    [item] = await hub.matches.items()
     assert item.candidates == (child,)
-    result = await resolve_match(
-        gate, item.item_id, decision="link", child_id=child, actor="admin:ops"
+    result = await hub.handlers.resolve_match(
+        item.item_id, decision="link", child_id=child, actor="admin:ops"
     )
     assert result.identifiers_linked == ("upn",)
-    assert await gate.persons.lookup(check_upn(upn(4))) == child
-    assert await gate.persons.date_of_birth(child) == DOB  # the recorded one stands
+    assert await hub.persons.lookup(check_upn(upn(4))) == child
+    assert await hub.persons.date_of_birth(child) == DOB  # the recorded one stands
     types = await event_types(hub)
     assert types["identity.identifier_linked"] == 2  # first sight of upn(3), then upn(4)
 
 
 async def test_decisions_that_cannot_be_made_are_refused(hub: Hub) -> None:
-    gate = gate_of(hub)
-    await gate.submit([fact(Subject(**NAMES, date_of_birth=DOB), "m")], actor="test")
-    [item] = await gate.matches.items()
+    await hub.handlers.submit_facts([fact(Subject(**NAMES, date_of_birth=DOB), "m")], actor="test")
+    [item] = await hub.matches.items()
     with pytest.raises(MatchError) as missing:
-        await resolve_match(gate, "mq-nope", decision="keep_separate", child_id=None, actor="a")
-    assert missing.value.status == 404
+        await hub.handlers.resolve_match(
+            "mq-nope", decision="keep_separate", child_id=None, actor="a"
+        )
+    assert missing.value.problem == "no_such_item"
     with pytest.raises(MatchError) as no_child:
-        await resolve_match(gate, item.item_id, decision="link", child_id="hc-nope", actor="a")
-    assert no_child.value.status == 404
+        await hub.handlers.resolve_match(
+            item.item_id, decision="link", child_id="hc-nope", actor="a"
+        )
+    assert no_child.value.problem == "no_such_child"
     with pytest.raises(MatchError) as provisional:
-        await resolve_match(gate, item.item_id, decision="link", child_id=item.provisional_child_id,
-                            actor="a")  # fmt: skip
-    assert provisional.value.status == 404
-    await resolve_match(gate, item.item_id, decision="keep_separate", child_id=None, actor="a")
+        await hub.handlers.resolve_match(
+            item.item_id, decision="link", child_id=item.provisional_child_id, actor="a"
+        )
+    assert provisional.value.problem == "no_such_child"
+    await hub.handlers.resolve_match(
+        item.item_id, decision="keep_separate", child_id=None, actor="a"
+    )
     with pytest.raises(MatchError) as twice:
-        await resolve_match(gate, item.item_id, decision="keep_separate", child_id=None, actor="a")
-    assert twice.value.status == 409
+        await hub.handlers.resolve_match(
+            item.item_id, decision="keep_separate", child_id=None, actor="a"
+        )
+    assert twice.value.problem == "decided_already"
 
 
 async def test_a_record_with_a_valid_identifier_links_as_before(hub: Hub) -> None:
-    gate = gate_of(hub)
     subject = Subject(upn=upn(5), nhs_number=bad_nhs_number(5), **NAMES, date_of_birth=DOB)
-    [out] = await gate.submit([fact(subject, "m")], actor="test")
+    [out] = await hub.handlers.submit_facts([fact(subject, "m")], actor="test")
     assert out.status == "withheld" and out.child_id is not None
-    assert await gate.matches.items() == []
+    assert await hub.matches.items() == []

@@ -1,24 +1,21 @@
-"""The consent gate in the ingest path: every inbound fact, from every adapter and route.
+"""Submit facts: the consent gate on the ingest path, for every adapter and route.
 
-For each `InboundFact` the gate resolves the child (person index), drops a fact it has
-taken before (idempotency key: source agency, message id and the fact's place in the
-message), asks `decide_sharing` whether it may be shared now, and writes: the decision
-to `hub.audit` first, then the fact — sealed with the child's data key for its
-category — to `hub.events` (permitted) or `hub.withheld` (withheld). Consent and
-casework events are the family's and the LA's own records: they are always kept, and a
-consent change releases withheld facts it now covers (in their original order) or
-audits the redaction of facts it no longer covers. Erasure deletes the child's data keys
-and appends a tombstone. Bad input is answered per fact with the field and the rule.
+For each `InboundFact` the handler resolves the child (person index, or the match queue
+when only a person may decide), claims the fact's idempotency key (a fact taken before,
+or being taken by another request, is a duplicate), asks `decide_sharing` whether it may
+be shared now, and writes: the decision to `hub.audit` first, then the fact — sealed with
+the child's data key for its category — to `hub.events` (permitted) or `hub.withheld`
+(withheld). Consent and casework events are the family's and the LA's own records: they
+are always kept, and a consent change has `ReconsiderWithheld` release what it now covers.
+Bad input is answered per fact with the field and the rule.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import UTC, datetime
 
 import orjson
 import structlog
@@ -28,35 +25,31 @@ from hub.consent.audit_chain import AuditKind
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
 from hub.consent.crypto import KeyErasedError, KeyStore
 from hub.consent.decision import Decision, Fact, decide_sharing
-from hub.consent.opener import EnvelopeOpener, data_key_id
+from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
-from hub.consent.sealing import ErasedPayload, seal_envelope
+from hub.consent.sealing import personal_fields, seal_envelope
 from hub.consent.state import ConsentState
 from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
-from hub.events import Envelope, Source, decode, encode
+from hub.events import Envelope, Source, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
-from hub.events.envelope import EventPayload
-from hub.events.identity import CategoryErased, ChildErased, IdentifierLinked, MatchQueued
+from hub.events.identity import IdentifierLinked, MatchQueued
 from hub.identity.identifiers import Identifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.ingest.model import FactOutcome, InboundFact, Subject
-from hub.log import EventLog, LogName, NewRecord, partition_for
-from hub.projections.gate_views import (
-    BASIS_HEADER,
-    DEDUPE_HEADER,
-    PURPOSES_HEADER,
-    RELEASED_HEADER,
-)
-from hub.projections.runner import ProjectionRunner
+from hub.log import EventLog, LogName, NewRecord
+from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER, landed_keys
+from hub.service_layer.reconsider import DEFAULT_PURPOSES, ReconsiderWithheld
+from hub.service_layer.views import GateViews
 from hub.store import ReadStore
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PURPOSES = ("ehc_assessment", "plan_delivery", "review")
 GOVERNANCE_PREFIXES = ("consent.", "casework.", "identity.")
+MATCH_HEADER = "x-match-queue-item"
+"""On a fact held for the match queue: the queue item it waits on."""
 
 
 @dataclass
@@ -82,12 +75,6 @@ class _Pending:
         self.claims = [c for c in self.claims if c.dedupe_key not in keys]
 
 
-_subject_identifiers = strong_identifiers  # kept for callers of the old name
-
-MATCH_HEADER = "x-match-queue-item"
-"""On a fact held for the match queue: the queue item it waits on."""
-
-
 @dataclass
 class _Resolved:
     """Identity resolution of one subject, for every fact of the batch about it."""
@@ -107,7 +94,7 @@ def dedupe_key(fact: InboundFact) -> str:
     return f"{fact.source.agency}|{message}|{fact.ref or fact.payload.event_type}"
 
 
-class ConsentGate:
+class SubmitFacts:
     def __init__(
         self,
         *,
@@ -116,101 +103,27 @@ class ConsentGate:
         keys: KeyStore,
         policy: SharingPolicy,
         persons: PersonIndex,
+        matches: MatchQueue,
         trail: AuditTrail,
-        runners: dict[str, ProjectionRunner],
         claims: IngestClaims,
-        matches: MatchQueue | None = None,
+        views: GateViews,
+        reconsider: ReconsiderWithheld,
     ) -> None:
         self.log = log
         self.store = store
         self.keys = keys
         self.policy = policy
         self.persons = persons
+        self.matches = matches
         self.trail = trail
-        self.runners = runners
         self.claims = claims
-        self.opener = EnvelopeOpener(keys)
-        self.view_decisions: dict[tuple[object, ...], bool] = {}
-        """Who may see what, as the views decide at read time: (policy digest, what of
-        the consents in force can change a decision, the fact's category/source/purposes/
-        basis, the caller's role and agency) -> allowed. A decision depends on nothing
-        else, so it is kept for later reads (bounded; cleared when full)."""
-        self.matches = matches or MatchQueue(store, keys)
+        self.views = views
+        self.reconsider = reconsider
         self._lock = asyncio.Lock()
+        """One submit at a time in this process (what one decides, the next reads); across
+        processes the claims and the person index's locks keep the invariants."""
 
-    # -- catching up the gate's own views ------------------------------------------------
-    async def _catch_up(self, names: Iterable[str], children: Iterable[str]) -> None:
-        """Bring the named projections up to date on the children's partitions."""
-        n = self.log.partitions(LogName.EVENTS)
-        parts = sorted({partition_for(c, n) for c in children})
-        if parts:
-            await self.catch_up_partitions(names, parts)
-
-    async def catch_up_partitions(
-        self, names: Iterable[str], parts: Sequence[int] | None = None
-    ) -> None:
-        """Bring the named projections up to date on `parts` (None: every partition of
-        every log they read). Usually they are current: one query reads all their stored
-        offsets and one log read per partition (from the lowest of them, all at once)
-        shows there is nothing new; only then does each runner catch up itself."""
-        runners = [self.runners[name] for name in dict.fromkeys(names)]
-        if not runners:
-            return
-        marks = ", ".join("?" for _ in runners)
-        where = f" WHERE projection IN ({marks})"  # placeholders only
-        rows = await self.store.fetchall(
-            "SELECT projection, log, part, applied_offset FROM projection_offset" + where,  # noqa: S608
-            [r.name for r in runners],
-        )
-        stored = {(str(p), str(lg), int(pt)): int(o) for p, lg, pt, o in rows}
-        checks: list[tuple[LogName, int, list[ProjectionRunner]]] = []
-        for log_name in dict.fromkeys(lg for r in runners for lg in r.projection.logs):
-            readers = [r for r in runners if log_name in r.projection.logs]
-            for part in range(self.log.partitions(log_name)) if parts is None else parts:
-                checks.append((log_name, part, readers))
-
-        async def behind(log_name: LogName, part: int, readers: list[ProjectionRunner]) -> bool:
-            lowest = min(stored.get((r.name, log_name.value, part), -1) for r in readers)
-            return bool(await self.log.read(log_name, part, lowest + 1, 1))
-
-        found = await asyncio.gather(*(behind(*check) for check in checks))
-        for (log_name, part, readers), new in zip(checks, found, strict=True):
-            if new:  # else every one of them has applied all there is
-                for runner in readers:
-                    await runner.catch_up(log_name, part)
-
-    async def consent_state(self, child_id: str, *, fresh: bool = True) -> ConsentState:
-        return (await self.consent_states([child_id], fresh=fresh))[child_id]
-
-    async def consent_states(
-        self, child_ids: Iterable[str], *, fresh: bool = True
-    ) -> dict[str, ConsentState]:
-        """Consent states of several children, with one catch-up per partition and one
-        query per 500 children."""
-        wanted = sorted(set(child_ids))
-        if fresh:
-            await self._catch_up(["consent_state"], wanted)
-        bodies: dict[str, list[bytes]] = {c: [] for c in wanted}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = await self.store.fetchall(
-                f"SELECT child_id, body FROM consent_event WHERE child_id IN ({marks})"  # noqa: S608
-                " ORDER BY part, log_offset",
-                chunk,
-            )
-            for child, body in rows:
-                bodies[str(child)].append(bytes(body))
-        out: dict[str, ConsentState] = {}
-        for child, values in bodies.items():
-            opened = await self.opener.open_values(values)
-            out[child] = ConsentState.fold(
-                child, [e for e in opened if not isinstance(e, PermanentError)]
-            )
-        return out
-
-    # -- submitting facts -------------------------------------------------------------
-    async def submit(
+    async def __call__(
         self, facts: Sequence[InboundFact], *, actor: str, now: datetime | None = None
     ) -> list[FactOutcome]:
         """Take facts through identity, idempotency and the consent decision, in order.
@@ -249,7 +162,7 @@ class ConsentGate:
             extra = {c for r in resolved.values() for c in r.also_catch_up}
             known = await self._taken([dedupe_key(f) for f in facts], children | held | extra, now)
             outcomes: list[FactOutcome] = []
-            states = await self.consent_states(children)
+            states = await self.views.consent_states(children)
             seen_keys: set[str] = set()
             subject_keys = [f.subject.model_dump_json() for f in facts]
             await self._prepare_keys(
@@ -280,7 +193,7 @@ class ConsentGate:
                 raise
             await self.claims.mark_appended(*_keys_and_ids(pending.claims))
             for child in sorted(pending.consent_children):
-                await self._after_consent_change(child, actor, now)
+                await self.reconsider(child, actor, now)
             return outcomes
 
     def _linked_record(
@@ -303,22 +216,14 @@ class ConsentGate:
         holders = await self.claims.holders(keys)
         stale = {k: c for k, c in holders.items() if c.stale(now)}
         if stale:  # rare: ask the log (through its idempotency view) what landed
-            await self._catch_up(
+            await self.views.catch_up(
                 ["ingest_dedupe"], {*children, *(c.child_id for c in stale.values())}
             )
-            landed = await self._landed(sorted(stale))
+            landed = await landed_keys(self.store, sorted(stale))
             await self.claims.mark_appended(*_keys_and_ids([stale[k] for k in landed]))
             for key in set(stale) - set(landed):
                 del holders[key]
         return {k: c.event_id for k, c in holders.items()}
-
-    async def _landed(self, keys: Sequence[str]) -> list[str]:
-        marks = ", ".join("?" for _ in keys)
-        rows = await self.store.fetchall(
-            f"SELECT dedupe_key FROM ingest_dedupe WHERE dedupe_key IN ({marks})",  # noqa: S608
-            keys,
-        )
-        return [str(r[0]) for r in rows]
 
     async def _claimed_one(
         self,
@@ -496,47 +401,6 @@ class ConsentGate:
             return None
         return min(c.child_id for c in holders.values()) if holders else None
 
-    async def release_held(
-        self, provisional_child_id: str, child_id: str, *, actor: str
-    ) -> list[FactOutcome]:
-        """Submit the facts held under a provisional child again, for `child_id`: opened
-        with the provisional keys, decided and sealed for the chosen child (in the order
-        they were held). Idempotent: each release is keyed by the held fact's event id."""
-        n = self.log.partitions(LogName.WITHHELD)
-        runner = self.runners["withheld_index"]
-        await runner.catch_up(LogName.WITHHELD, partition_for(provisional_child_id, n))
-        rows = await self.store.fetchall(
-            "SELECT event_id, body, headers FROM withheld_fact WHERE child_id = ?"
-            " ORDER BY part, log_offset",
-            (provisional_child_id,),
-        )
-        facts: list[InboundFact] = []
-        for event_id, body, raw_headers in rows:
-            try:
-                env = await self.opener.open_value(bytes(body))
-            except PermanentError:
-                continue
-            if isinstance(env.payload, ErasedPayload):
-                continue  # released before, and its provisional copy shredded
-            pairs = orjson.loads(bytes(raw_headers or b"[]"))
-            headers = {k: bytes.fromhex(v) for k, v in pairs}
-            purposes = headers.get(PURPOSES_HEADER, b"").decode() or ",".join(DEFAULT_PURPOSES)
-            basis = headers.get(BASIS_HEADER)
-            facts.append(
-                InboundFact(
-                    subject=Subject(hub_child_id=child_id),
-                    payload=env.payload,
-                    occurred_at=env.occurred_at,
-                    source=env.source,
-                    ref=f"released:{event_id}",
-                    plan_id=env.plan_id,
-                    category=env.category,
-                    purposes=tuple(purposes.split(",")),
-                    statutory_basis=basis.decode() if basis else None,
-                )
-            )
-        return await self.submit(facts, actor=actor) if facts else []
-
     async def _one(
         self,
         fact: InboundFact,
@@ -654,7 +518,7 @@ class ConsentGate:
 
         state = states.get(child_id)
         if state is None:
-            state = states[child_id] = await self.consent_state(child_id)
+            state = states[child_id] = await self.views.consent_state(child_id)
         decision = decide_sharing(
             Fact.from_envelope(
                 envelope,
@@ -757,7 +621,9 @@ class ConsentGate:
                     "the child's date of birth is not known to the hub, so who may consent "
                     "cannot be checked; send it with the consent"
                 )
-            state = states.get(envelope.child_id) or await self.consent_state(envelope.child_id)
+            state = states.get(envelope.child_id) or await self.views.consent_state(
+                envelope.child_id
+            )
             capacity: CapacityAssessed | None = None
             day = payload.given_on
             capacity = state.capacity_at(day)
@@ -812,7 +678,6 @@ class ConsentGate:
     async def _prepare_keys(self, facts: Sequence[InboundFact], children: dict[int, str]) -> None:
         """Create the data keys a batch will seal with, in one transaction (when the key
         store can); facts whose category is decided later fall back to one at a time."""
-        from hub.consent.sealing import personal_fields
 
         create_many = getattr(self.keys, "create_many", None)
         if create_many is None:
@@ -830,7 +695,6 @@ class ConsentGate:
             await create_many(ids)
 
     async def _seal(self, envelope: Envelope) -> bytes:
-        from hub.consent.sealing import personal_fields
 
         if (
             envelope.event_type.startswith(GOVERNANCE_PREFIXES)
@@ -850,256 +714,6 @@ class ConsentGate:
         if pending.withheld:
             await self.log.append(LogName.WITHHELD, pending.withheld)
 
-    # -- consent changes ----------------------------------------------------------------
-    async def _after_consent_change(
-        self, child_id: str, actor: str, now: datetime | None = None
-    ) -> None:
-        """Release withheld facts a consent now covers; audit facts it no longer covers."""
-        await self._catch_up(["consent_state", "withheld_index", "shared_record"], [child_id])
-        state = await self.consent_state(child_id, fresh=False)
-        now = now or datetime.now(UTC)
-        rows = await self.store.fetchall(
-            "SELECT event_id, body, headers, part, log_offset FROM withheld_fact"
-            " WHERE child_id = ? AND released = 0 ORDER BY part, log_offset",
-            (child_id,),
-        )
-        released: list[NewRecord] = []
-        audit: list[AuditEntry] = []
-        for event_id, body, raw_headers, part, offset in rows:
-            data = orjson.loads(bytes(body))
-            headers = tuple(
-                (k, bytes.fromhex(v)) for k, v in orjson.loads(bytes(raw_headers or b"[]"))
-            )
-            purposes = dict(headers).get(PURPOSES_HEADER, b"").decode() or ",".join(
-                DEFAULT_PURPOSES
-            )
-            basis = dict(headers).get(BASIS_HEADER)
-            fact = _fact_from_data(data, purposes.split(","), basis.decode() if basis else None)
-            decision = decide_sharing(fact, state, self.policy, at=now)
-            if not decision.permitted:
-                continue
-            data["consent"] = {
-                "decision_id": str(decision.decision_id),
-                "lawful_basis": decision.lawful_basis,
-            }
-            released.append(
-                NewRecord(
-                    key=child_id,
-                    value=orjson.dumps(data),
-                    headers=(*headers, (RELEASED_HEADER, f"{part}:{offset}".encode())),
-                )
-            )
-            audit.append(
-                AuditEntry(
-                    kind="release",
-                    actor=actor,
-                    child_id=child_id,
-                    at=now,
-                    details={
-                        "decision_id": str(decision.decision_id),
-                        "event_id": str(event_id),
-                        "outcome": "permit",
-                        "relied_on": decision.lawful_basis,
-                        "reason": decision.reason,
-                        "withheld_at": f"{part}:{offset}",
-                    },
-                )
-            )
-        hidden = await self._now_hidden(child_id, state, now)
-        if hidden:
-            audit.append(
-                AuditEntry(
-                    kind="redaction",
-                    actor=actor,
-                    child_id=child_id,
-                    at=now,
-                    details={
-                        "event_ids": hidden,
-                        "outcome": "hidden",
-                        "reason": "no consent or statutory basis covers these facts any more",
-                    },
-                )
-            )
-        if audit:
-            await self.trail.append(audit)
-        if released:
-            await self.log.append(LogName.EVENTS, released)  # original order kept
-
-    async def _now_hidden(self, child_id: str, state: ConsentState, now: datetime) -> list[str]:
-        """Facts in the shared record no coordinator may see any more."""
-        rows = await self.store.fetchall(
-            "SELECT body, purposes, basis_claimed FROM shared_fact WHERE child_id = ?"
-            " ORDER BY part, log_offset",
-            (child_id,),
-        )
-        out = []
-        for body, purposes, basis in rows:
-            data = orjson.loads(bytes(body))
-            fact = _fact_from_data(data, (purposes or ",".join(DEFAULT_PURPOSES)).split(","), basis)
-            if not decide_sharing(fact, state, self.policy, at=now).allows("coordinator"):
-                out.append(str(data["event_id"]))
-        return out
-
-    # -- erasure ------------------------------------------------------------------------
-    async def erase(self, child_id: str, *, actor: str, reason: str) -> int:
-        """Crypto-shred every data key of the child, tombstone, audit. Returns keys deleted."""
-        async with self._lock:
-            deleted = 0
-            for category in self.policy.categories:
-                if await self.keys.delete(data_key_id(child_id, category)):
-                    deleted += 1
-            await self.persons.erase(child_id)
-            await self._checkpoint()
-            await self._tombstone(
-                child_id,
-                ChildErased(reason=reason[:200] or "erasure", requested_by=actor[:128]),
-                actor=actor,
-                kind="erasure",
-                details={"keys_deleted": deleted},
-            )
-            return deleted
-
-    async def _tombstone(
-        self,
-        child_id: str,
-        payload: EventPayload,
-        *,
-        actor: str,
-        kind: AuditKind,
-        details: dict[str, Any],
-    ) -> None:
-        """Append the tombstone `payload` for the child and audit it (`outcome: erased`)."""
-        now = datetime.now(UTC)
-        tombstone = Envelope.wrap(
-            payload,
-            child_id=child_id,
-            source=Source(agency="hub", system="tac-hub"),
-            occurred_at=now,
-        )
-        await self.trail.append(
-            [
-                AuditEntry(
-                    kind=kind,
-                    actor=actor,
-                    child_id=child_id,
-                    at=now,
-                    details={"event_id": str(tombstone.event_id), **details, "outcome": "erased"},
-                )
-            ]
-        )
-        await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
-
-    async def _checkpoint(self) -> None:
-        """Fold the store's write-ahead log into its files, where the store has one."""
-        checkpoint = getattr(self.store, "checkpoint", None)
-        if checkpoint is not None:
-            await checkpoint()
-
-    async def review_consents(
-        self, *, at: datetime | None = None, actor: str = "system:consent-review"
-    ) -> dict[str, int]:
-        """The daily consent housekeeping: record `consent.expired` for every consent whose
-        period has ended (`period_ended`) or whose grantor may no longer give it — a
-        parent's once the young person is over compulsory school age (`grantor_authority_ended`)
-        — and re-decide every child's withheld facts, so a consent whose period has just
-        begun releases what it covers. Expiries are audited as consent changes, and the
-        facts they stop covering as redactions."""
-        from hub.consent.authority import lapsed_consents
-        from hub.events.consent import ConsentExpired
-
-        at = at or datetime.now(UTC)
-        rows = await self.store.fetchall("SELECT DISTINCT child_id FROM consent_event")
-        children = sorted(str(r[0]) for r in rows)
-        states = await self.consent_states(children)
-        facts: list[InboundFact] = []
-        for child in children:
-            state = states[child]
-            ended: dict[str, str] = {}
-            for record in state.records:
-                if record.ended_by is None and record.status_at(at) == "period_ended":
-                    ended[record.consent_id] = "period_ended"
-            dob = await self.persons.date_of_birth(child)
-            if dob is not None:
-                for consent_id in lapsed_consents(state, dob, at):
-                    ended.setdefault(consent_id, "grantor_authority_ended")
-            for consent_id, reason in sorted(ended.items()):
-                facts.append(
-                    InboundFact(
-                        subject=Subject(hub_child_id=child),
-                        payload=ConsentExpired(consent_id=consent_id, reason=reason),
-                        occurred_at=at,
-                        source=Source(agency="local_authority", system="tac-hub"),
-                        ref=f"expire:{child}:{consent_id}",
-                    )
-                )
-        outcomes = await self.submit(facts, actor=actor, now=at) if facts else []
-        expired = sum(1 for o in outcomes if o.status == "appended")
-        withheld = await self.store.fetchall(
-            "SELECT DISTINCT child_id FROM withheld_fact WHERE released = 0"
-        )
-        for (child,) in withheld:
-            async with self._lock:
-                await self._after_consent_change(str(child), actor, at)
-        return {"expired": expired, "children_reviewed": len(children)}
-
-    async def apply_retention(
-        self, *, today: date, actor: str = "system:retention"
-    ) -> list[tuple[str, str]]:
-        """Crypto-shred every (child, category) whose retention rule has run out by `today`:
-        delete that category's data key, append a `identity.category_erased` tombstone and
-        audit it. Returns the (child, category) pairs erased now."""
-        done: list[tuple[str, str]] = []
-        for child_id, dob in await self.persons.children_with_dob():
-            for category in self.policy.categories:
-                kid = data_key_id(child_id, category)
-                if await self.keys.get(kid) is None:
-                    continue  # nothing held under this category (or already shredded)
-                row = await self.store.fetchone(
-                    "SELECT MAX(occurred_at) FROM shared_fact WHERE child_id = ? AND category = ?",
-                    (child_id, category),
-                )
-                last = date.fromisoformat(str(row[0])[:10]) if row and row[0] else None
-                rule = self.policy.retention_for(category)
-                keep_until = rule.keep_until(date_of_birth=dob, last_event_on=last)
-                if today <= keep_until:
-                    continue
-                async with self._lock:
-                    await self.keys.delete(kid)
-                    await self._tombstone(
-                        child_id,
-                        CategoryErased(
-                            erased_category=category, rule=f"keep until {keep_until.isoformat()}"
-                        ),
-                        actor=actor,
-                        kind="retention",
-                        details={"category": category, "keep_until": keep_until.isoformat()},
-                    )
-                done.append((child_id, category))
-        if done:
-            await self._checkpoint()
-        return done
-
-
-def _fact_from_data(data: dict[str, Any], purposes: Sequence[str], basis: str | None) -> Fact:
-    source = data.get("source") or {}
-    return Fact(
-        event_id=data["event_id"],
-        child_id=data["child_id"],
-        category=data["category"],
-        source_agency=source.get("agency") or "unknown",
-        source_organisation=source.get("organisation_code"),
-        purposes=tuple(purposes),
-        occurred_at=data["occurred_at"],
-        basis_claimed=basis,
-    )
-
 
 def _keys_and_ids(claims: Sequence[Claim]) -> tuple[list[str], list[str]]:
     return [c.dedupe_key for c in claims], [c.event_id for c in claims]
-
-
-def content_hash(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-_ = (date, decode, ErasedPayload)

@@ -1,0 +1,138 @@
+"""The match queue as a person decides from it (`GET /match-queue`, `hub match list`)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hub.consent.trail import AuditEntry, AuditTrail
+from hub.identity.match_queue import MatchQueue, Status, strong_identifiers
+from hub.identity.person_index import PersonIndex
+from hub.ingest.model import Subject
+
+
+def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dict[str, Any]:
+    if subject is None:
+        return {"readable": False}
+    good, bad = strong_identifiers(subject)
+    # the values stay sealed: which child already holds each identifier is what decides
+    identifiers: list[dict[str, Any]] = [
+        {"system": i.system.value, "valid": True, "belongs_to": owners.get(str(i))} for i in good
+    ]
+    identifiers += [
+        {
+            "system": b.system.value,
+            "valid": False,
+            "rule": f"{b.system.value}.{b.rule}",
+            "reason": b.message,
+        }
+        for b in bad
+    ]
+    return {
+        "readable": True,
+        "given_name": subject.given_name,
+        "family_name": subject.family_name,
+        "date_of_birth": subject.date_of_birth.isoformat() if subject.date_of_birth else None,
+        "postcode": subject.postcode,
+        "identifiers": identifiers,
+    }
+
+
+async def review_queue(
+    queue: MatchQueue,
+    persons: PersonIndex,
+    trail: AuditTrail,
+    *,
+    actor: str,
+    route: str,
+    status: Status | None = "pending",
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """The queue as a coordinator decides from it: each item's reason and candidates, the
+    record's demographics and identifiers (decrypted), and per candidate only what the hub
+    records to compare (date of birth, whether the name and date of birth match). Every
+    item shown and every candidate compared is an audited read."""
+    now = datetime.now(UTC)
+    out: list[dict[str, Any]] = []
+    audit: list[AuditEntry] = []
+    for item in await queue.items(status=status, limit=limit):
+        subject = await queue.open_subject(item) if item.status == "pending" else None
+        owners: dict[str, str | None] = {}
+        fingerprint = None
+        if subject is not None:
+            for ident in strong_identifiers(subject)[0]:
+                owners[str(ident)] = await persons.lookup(ident)
+            fingerprint = await queue.fingerprint(subject)
+        same_person = set(await queue.children_with(fingerprint))
+        candidates = []
+        for child in item.candidates:
+            dob = await persons.date_of_birth(child)
+            candidates.append(
+                {
+                    "child_id": child,
+                    "recorded_date_of_birth": dob.isoformat() if dob else None,
+                    "date_of_birth_matches": (
+                        None
+                        if dob is None or subject is None or subject.date_of_birth is None
+                        else dob == subject.date_of_birth
+                    ),
+                    "name_and_date_of_birth_match": child in same_person,
+                    "identifiers_held": sorted(
+                        ident.split(":", 1)[0] for ident, owner in owners.items() if owner == child
+                    ),
+                }
+            )
+            audit.append(
+                AuditEntry(
+                    kind="read",
+                    actor=actor,
+                    child_id=child,
+                    at=now,
+                    details={
+                        "route": route,
+                        "item_id": item.item_id,
+                        "outcome": "compared",
+                        "fields_shown": ["recorded_date_of_birth"],
+                    },
+                )
+            )
+        view: dict[str, Any] = {
+            "item_id": item.item_id,
+            "status": item.status,
+            "reason": item.reason,
+            "reason_text": item.describe(),
+            "rule": item.rule,
+            "agency": item.agency,
+            "message_id": item.message_id,
+            "queued_at": item.created_at,
+            "facts_held": item.facts_held,
+            "held_event_types": item.held_types,
+            "candidates": candidates,
+        }
+        if item.status == "pending":
+            view["record"] = _subject_view(subject, owners)
+        else:
+            view.update(
+                decision=item.decision,
+                child_id=item.resolved_child_id,
+                resolved_by=item.resolved_by,
+                resolved_at=item.resolved_at,
+            )
+        out.append(view)
+        audit.append(
+            AuditEntry(
+                kind="read",
+                actor=actor,
+                child_id=item.provisional_child_id,
+                at=now,
+                details={
+                    "route": route,
+                    "item_id": item.item_id,
+                    "candidate_child_ids": list(item.candidates),
+                    "outcome": "shown" if subject is not None else "listed",
+                },
+            )
+        )
+    if audit:
+        await trail.append(audit)
+    return out

@@ -1,0 +1,132 @@
+"""Erasure by crypto-shredding: a child's whole record (`EraseChild`) or one data
+category whose retention rule has run out (`ApplyRetention`). The data keys are deleted,
+a tombstone is appended so every projection drops what it derived, and the erasure is
+audited. On SQLite the store's write-ahead log is folded in, so no deleted key lingers."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from hub.consent.audit_chain import AuditKind
+from hub.consent.crypto import KeyStore
+from hub.consent.opener import data_key_id
+from hub.consent.policy import SharingPolicy
+from hub.consent.trail import AuditEntry, AuditTrail
+from hub.events import Envelope, Source, encode
+from hub.events.envelope import EventPayload
+from hub.events.identity import CategoryErased, ChildErased
+from hub.identity.person_index import PersonIndex
+from hub.log import EventLog, LogName, NewRecord
+from hub.projections.gate_views import last_shared_on
+from hub.store import ReadStore
+
+
+class _Shredder:
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        store: ReadStore,
+        keys: KeyStore,
+        policy: SharingPolicy,
+        persons: PersonIndex,
+        trail: AuditTrail,
+    ) -> None:
+        self.log = log
+        self.store = store
+        self.keys = keys
+        self.policy = policy
+        self.persons = persons
+        self.trail = trail
+
+    async def _tombstone(
+        self,
+        child_id: str,
+        payload: EventPayload,
+        *,
+        actor: str,
+        kind: AuditKind,
+        details: dict[str, Any],
+    ) -> None:
+        """Append the tombstone `payload` for the child and audit it (`outcome: erased`)."""
+        now = datetime.now(UTC)
+        tombstone = Envelope.wrap(
+            payload,
+            child_id=child_id,
+            source=Source(agency="hub", system="tac-hub"),
+            occurred_at=now,
+        )
+        await self.trail.append(
+            [
+                AuditEntry(
+                    kind=kind,
+                    actor=actor,
+                    child_id=child_id,
+                    at=now,
+                    details={"event_id": str(tombstone.event_id), **details, "outcome": "erased"},
+                )
+            ]
+        )
+        await self.log.append(LogName.EVENTS, [NewRecord(key=child_id, value=encode(tombstone))])
+
+    async def _checkpoint(self) -> None:
+        """Fold the store's write-ahead log into its files, where the store has one."""
+        checkpoint = getattr(self.store, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
+
+
+class EraseChild(_Shredder):
+    async def __call__(self, child_id: str, *, actor: str, reason: str) -> int:
+        """Crypto-shred every data key of the child, tombstone, audit. Returns keys deleted."""
+        deleted = 0
+        for category in self.policy.categories:
+            if await self.keys.delete(data_key_id(child_id, category)):
+                deleted += 1
+        await self.persons.erase(child_id)
+        await self._checkpoint()
+        await self._tombstone(
+            child_id,
+            ChildErased(reason=reason[:200] or "erasure", requested_by=actor[:128]),
+            actor=actor,
+            kind="erasure",
+            details={"keys_deleted": deleted},
+        )
+        return deleted
+
+
+class ApplyRetention(_Shredder):
+    async def __call__(
+        self, *, today: date, actor: str = "system:retention"
+    ) -> list[tuple[str, str]]:
+        """Crypto-shred every (child, category) whose retention rule has run out by
+        `today`: delete that category's data key, append an `identity.category_erased`
+        tombstone and audit it. Returns the (child, category) pairs erased now."""
+        done: list[tuple[str, str]] = []
+        for child_id, dob in await self.persons.children_with_dob():
+            for category in self.policy.categories:
+                kid = data_key_id(child_id, category)
+                if await self.keys.get(kid) is None:
+                    continue  # nothing held under this category (or already shredded)
+                last = await last_shared_on(self.store, child_id, category)
+                rule = self.policy.retention_for(category)
+                keep_until = rule.keep_until(
+                    date_of_birth=dob, last_event_on=date.fromisoformat(last[:10]) if last else None
+                )
+                if today <= keep_until:
+                    continue
+                await self.keys.delete(kid)
+                await self._tombstone(
+                    child_id,
+                    CategoryErased(
+                        erased_category=category, rule=f"keep until {keep_until.isoformat()}"
+                    ),
+                    actor=actor,
+                    kind="retention",
+                    details={"category": category, "keep_until": keep_until.isoformat()},
+                )
+                done.append((child_id, category))
+        if done:
+            await self._checkpoint()
+        return done
