@@ -1368,8 +1368,8 @@ STAGES = {
     "auth (API key lookup)": None,
     "caseload check": "require_on_caseload",
     "plan -> child + caseload check": "plan_on_caseload",
-    "catch-up (every partition)": "catch_up_everywhere",
-    "consent states": "Viewer.load",
+    "catch-up (every partition)": None,
+    "consent states": "viewer_for",
     "decide (each fact, at view time)": "Viewer.sees",
     "load team facts": "load_team_facts",
     "load plan facts": "load_plan_facts",
@@ -1388,7 +1388,8 @@ STAGES = {
 
 @contextlib.contextmanager
 def staged(app: Any, the_hub: Hub, stages: Stages) -> Iterator[None]:
-    from hub.api import routes_joined
+    from hub.consent.viewer import Viewer
+    from hub.queries import joined as routes_joined  # where the joined view's steps run
 
     saved: list[tuple[Any, str, Any]] = []
 
@@ -1400,12 +1401,13 @@ def staged(app: Any, the_hub: Hub, stages: Stages) -> Iterator[None]:
         if target is None:
             continue
         if target.startswith("Viewer."):
-            patch(routes_joined.Viewer, target.removeprefix("Viewer."), name)
+            patch(Viewer, target.removeprefix("Viewer."), name)
         else:
             patch(routes_joined, target, name)
     import fastapi.routing
 
     patch(the_hub.views, "catch_up", "catch-up (child's partition)")
+    patch(the_hub.views, "catch_up_partitions", "catch-up (every partition)")
     patch(app.state.auth, "authenticate", "auth (API key lookup)")
     patch(the_hub.store, "fetchall", "other SQL in the route")
     patch(the_hub.store, "fetchone", "other SQL in the route")
@@ -1554,7 +1556,7 @@ async def latency(
                     lines += ["    " + ln for ln in _profile_rows(buf.getvalue())]
                     buf = io.StringIO()
                     pstats.Stats(prof, stream=buf).sort_stats("cumtime").print_stats(
-                        r"/hub/(consent|projections|api/routes_joined|events|store|log|plans)", 12
+                        r"/hub/(consent|projections|queries|events|store|log|plans)", 12
                     )
                     lines.append(f"  cProfile ({label}) {route}: hub functions by cumulative time:")
                     lines += ["    " + ln for ln in _profile_rows(buf.getvalue())]

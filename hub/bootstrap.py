@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hub.identity.match_queue import MatchQueue
     from hub.identity.person_index import PersonIndex
     from hub.ingest.claims import IngestClaims
+    from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.matching import ResolveMatch
@@ -149,12 +150,9 @@ class Hub:
     opener: EnvelopeOpener
     views: GateViews
     handlers: Handlers
+    reads: Reads
+    """The query layer's ports."""
     runners: list[ProjectionRunner] = field(default_factory=list)
-    view_decisions: dict[tuple[object, ...], bool] = field(default_factory=dict)
-    """Who may see what, as the views decide at read time: (policy digest, what of the
-    consents in force can change a decision, the fact's category/source/purposes/basis,
-    the caller's role and agency) -> allowed. A decision depends on nothing else, so it
-    is kept for later reads (bounded; cleared when full)."""
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -214,6 +212,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.consent.trail import AuditTrail
     from hub.identity.match_queue import MatchQueue
     from hub.identity.person_index import PersonIndex
+    from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.matching import ResolveMatch
@@ -298,5 +297,8 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         opener=opener,
         views=views,
         handlers=handlers,
+        reads=Reads(
+            store=store, views=views, opener=opener, persons=persons, trail=trail, policy=policy
+        ),
         runners=runners,
     )

@@ -9,11 +9,17 @@ from typing import Any
 from fastapi import Request
 
 from hub.bootstrap import Hub
+from hub.queries.context import Reads
 
 
 def hub_of(request: Request) -> Hub:
     the_hub: Hub = request.app.state.hub
     return the_hub
+
+
+def reads_of(request: Request) -> Reads:
+    """The query layer's ports."""
+    return hub_of(request).reads
 
 
 async def readiness(the_hub: Hub) -> tuple[bool, dict[str, Any]]:

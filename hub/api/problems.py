@@ -43,6 +43,12 @@ _TITLES = {
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    from hub.queries.context import NotFound
+
+    @app.exception_handler(NotFound)
+    async def not_found(request: Request, exc: NotFound) -> JSONResponse:
+        return problem(404, "Not Found", str(exc))
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None

@@ -14,48 +14,23 @@ details.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from fastapi import APIRouter, Depends, Query, Request
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import hub_of
-from hub.api.routes_record import require_on_caseload
-from hub.bootstrap import Hub
-from hub.consent.authority import capacity_applies, young_person_decides_from
-from hub.consent.decision import Fact, decide_sharing
-from hub.consent.sealing import ErasedPayload
-from hub.consent.state import GRANTOR_WORDS, ConsentState
-from hub.consent.trail import AuditEntry
-from hub.events import Envelope
+from hub.api.deps import reads_of
 from hub.plans.clock import Se7Stage
-from hub.projections.caseload_view import (
-    ClockFact,
-    Deadline,
-    FactKey,
-    PlanStanding,
-    PlanSummary,
-    load_clock_facts,
-    plan_children,
-    split_plans,
-    standing_from_facts,
-    standing_on,
-)
-from hub.projections.plan_timeline import TimelineView, build_timeline, load_plan_facts
-from hub.projections.team_around_child import (
-    NAMING_FIELDS,
-    SealedFact,
-    TeamView,
-    WhoDecidesOut,
-    fold_team,
-    hidden_practitioners,
-    load_naming_facts,
-    load_team_facts,
-    name_after,
+from hub.projections.plan_timeline import TimelineView
+from hub.projections.team_around_child import TeamView
+from hub.queries.joined import (
+    CaseloadView,
+    ChildPlans,
+    caseload_view,
+    child_plans_view,
+    team_view,
+    timeline_view,
 )
 
 router = APIRouter()
@@ -105,234 +80,6 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
         },
     }
 }
-_NIL = uuid.UUID(int=0)
-DECISIONS_KEPT = 100_000
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class Viewer:
-    """View-time consent decisions for one caller at one instant. A decision depends on
-    the fact's category, source, purposes and claimed basis and on the consents in force,
-    never on the fact's content, so it is made once per (consents in force, key, role,
-    agency) and kept for later reads in `Hub.view_decisions`."""
-
-    def __init__(self, the_hub: Hub, principal: Principal, now: datetime) -> None:
-        self.the_hub = the_hub
-        self.role = principal.role.value
-        self.agency = principal.agency
-        self.now = now
-        self.states: dict[str, ConsentState] = {}
-        self._signatures: dict[str, object] = {}
-        self._cache = the_hub.view_decisions  # shared by every read of this process
-        self._policy = the_hub.policy.digest
-
-    async def load(self, children: Iterable[str], *, fresh: bool = True) -> None:
-        wanted = [c for c in children if c not in self.states]
-        if wanted:
-            self.states.update(await self.the_hub.views.consent_states(wanted, fresh=fresh))
-
-    def _signature(self, child_id: str) -> object:
-        """What of a child's consents in force can change a decision: each one's decision,
-        scope and exceptions in order (not its id, grantor or dates), so children whose
-        consents say the same share their decisions."""
-        sig = self._signatures.get(child_id)
-        if sig is None:
-            records = self.states[child_id].effective(self.now)
-            sig = tuple(
-                r.consent.model_dump_json(include={"decision", "scope", "exceptions"})
-                for r in records
-            )
-            self._signatures[child_id] = sig
-        return sig
-
-    def sees_key(self, child_id: str, key: FactKey) -> bool:
-        cache_key = (
-            self._policy,
-            self._signature(child_id),
-            key,
-            self.role,
-            self.agency,
-        )
-        seen = self._cache.get(cache_key)
-        if seen is None:
-            category, agency, organisation, purposes, basis = key
-            try:
-                fact = Fact(
-                    event_id=_NIL,
-                    child_id=child_id,
-                    category=category,
-                    source_agency=agency,
-                    source_organisation=organisation,
-                    purposes=tuple(purposes.split(",")),
-                    occurred_at=self.now,
-                    basis_claimed=basis,
-                )
-            except ValidationError:
-                seen = False  # fail closed on a fact the policy cannot judge
-            else:
-                decision = decide_sharing(
-                    fact, self.states[child_id], self.the_hub.policy, at=self.now
-                )
-                seen = decision.allows(self.role, self.agency)
-            if len(self._cache) >= DECISIONS_KEPT:
-                self._cache.clear()
-            self._cache[cache_key] = seen
-        return seen
-
-    def sees(self, fact: SealedFact) -> bool:
-        return self.sees_key(
-            fact.child_id,
-            (
-                fact.category,
-                fact.agency,
-                fact.organisation,
-                ",".join(fact.purposes),
-                fact.basis_claimed,
-            ),
-        )
-
-
-async def open_facts(
-    the_hub: Hub, facts: Sequence[SealedFact]
-) -> list[tuple[SealedFact, Envelope]]:
-    """Open (decrypt) the facts; what cannot be read any more (erased) is left out."""
-    opened = await the_hub.opener.open_values([f.body for f in facts])
-    return [
-        (f, env)
-        for f, env in zip(facts, opened, strict=True)
-        if isinstance(env, Envelope) and not isinstance(env.payload, ErasedPayload)
-    ]
-
-
-async def catch_up_everywhere(the_hub: Hub, names: Sequence[str]) -> None:
-    """Bring projections up to date on every partition (for reads across children)."""
-    await the_hub.views.catch_up_partitions(names)
-
-
-async def plan_on_caseload(
-    the_hub: Hub, principal: Principal, plan_id: str, *, also: Sequence[str] = ()
-) -> str:
-    """The child of a plan on the caller's caseload, else 404 (as for a missing plan);
-    `also`: projections caught up on the child's partition with the caseload."""
-    children = await plan_children(the_hub.store, plan_id)
-    if not children:
-        await catch_up_everywhere(the_hub, ["caseload_view"])
-        children = await plan_children(the_hub.store, plan_id)
-    for child in children:
-        try:
-            await require_on_caseload(the_hub, principal, child, also=also)
-        except HTTPException:
-            continue
-        return child
-    raise HTTPException(404, "no such plan on your caseload")
-
-
-def today_or(as_of: date | None, now: datetime) -> date:
-    return as_of or now.date()
-
-
-async def audit_reads(
-    the_hub: Hub,
-    principal: Principal,
-    route: str,
-    now: datetime,
-    shown: Sequence[tuple[str, Sequence[str], dict[str, Any]]],
-) -> None:
-    """One audited read per child: (child id, ids of the facts shown, extra details)."""
-    if not shown:
-        return
-    await the_hub.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=f"{principal.role}:{principal.name}",
-                child_id=child,
-                at=now,
-                details={
-                    "route": route,
-                    "event_ids": list(ids),
-                    "agency": principal.agency,
-                    "outcome": "shown",
-                    **extra,
-                },
-            )
-            for child, ids, extra in shown
-        ]
-    )
-
-
-def standings(
-    viewer: Viewer,
-    child_id: str,
-    summaries: Sequence[tuple[str, PlanSummary]],
-    facts: list[ClockFact] | None,
-    today: date,
-) -> list[PlanStanding]:
-    """Where each of a child's plans stands for the caller on `today`: from the stored
-    summary when every fact it rests on is visible and no exception moves its dates,
-    otherwise recomputed from the visible stored facts (`facts`: the child's stored
-    clock facts, which the caller loads when `fast_path` fails for any plan)."""
-    out: list[PlanStanding] = []
-    plans: dict[str, list[ClockFact]] = {}
-    dob: ClockFact | None = None
-    if facts is not None:
-        visible = [f for f in facts if viewer.sees_key(child_id, f.key)]
-        plans, dob = split_plans(visible)
-    for plan_id, summary in summaries:
-        if fast_path(viewer, child_id, summary):
-            out.append(standing_on(plan_id, summary, today))
-        elif plans.get(plan_id):
-            out.append(standing_from_facts(plan_id, plans[plan_id], dob, today))
-    return out
-
-
-def fast_path(viewer: Viewer, child_id: str, summary: PlanSummary) -> bool:
-    return not summary.has_exceptions and all(viewer.sees_key(child_id, k) for k in summary.keys)
-
-
-async def who_decides(
-    the_hub: Hub, child_id: str, state: ConsentState, now: datetime
-) -> WhoDecidesOut:
-    """Who decides about sharing now, in plain words (no dates: they would identify)."""
-    given = list(
-        dict.fromkeys(
-            f"{GRANTOR_WORDS[r.consent.grantor.capacity]} ({r.consent.grantor.reference})"
-            for r in state.effective(now)
-        )
-    )
-    dob = await the_hub.persons.date_of_birth(child_id)
-    today = now.date()
-    if dob is None:
-        return WhoDecidesOut(
-            decides="unknown",
-            consents_given_by=given,
-            summary="the hub does not know the child's date of birth, so it cannot say "
-            "whether a parent or the young person decides",
-        )
-    if today < young_person_decides_from(dob):
-        return WhoDecidesOut(
-            decides="parent_with_pr",
-            consents_given_by=given,
-            summary="a parent with parental responsibility decides: the child is below the "
-            "end of compulsory school age",
-        )
-    capacity = state.capacity_at(today)
-    if capacity is not None and capacity_applies(capacity, today) and capacity.acting_capacity:
-        acting = capacity.acting_capacity
-        return WhoDecidesOut(
-            decides=acting,
-            consents_given_by=given,
-            summary=f"the young person lacks capacity for information-sharing decisions "
-            f"(assessment {capacity.assessment_id}), so {GRANTOR_WORDS[acting]} "
-            "decides for them",
-        )
-    return WhoDecidesOut(
-        decides="young_person",
-        consents_given_by=given,
-        summary="the young person decides for themself: they are over compulsory school age",
-    )
 
 
 # --------------------------------------------------------------------------- the team
@@ -459,46 +206,10 @@ TEAM_EXAMPLE: dict[str, Any] = {
 async def team(
     request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> TeamView:
-    the_hub = hub_of(request)
-    await require_on_caseload(
-        the_hub, principal, child_id, also=("team_around_child", "consent_state")
-    )
-    now = datetime.now(UTC)
-    viewer = Viewer(the_hub, principal, now)
-    await viewer.load([child_id], fresh=False)
-    facts = await load_team_facts(the_hub.store, child_id)
-    hidden = hidden_practitioners(facts, viewer.sees)
-    opened = await open_facts(the_hub, [f for f in facts if viewer.sees(f)])
-    state = viewer.states[child_id]
-    roles = {
-        code: (spec.description, spec.agency)
-        for code, spec in the_hub.policy.roles.items()
-        if spec.kind == "practitioner"
-    }
-    view = fold_team(
-        child_id,
-        opened,
-        today=today_or(as_of, now),
-        hidden=hidden,
-        roles=roles,
-        who_decides=await who_decides(the_hub, child_id, state, now),
-        consent=state.describe(now),
-    )
-    await audit_reads(
-        the_hub, principal, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
-    )
-    return view
+    return await team_view(reads_of(request), principal, child_id, as_of=as_of)
 
 
 # --------------------------------------------------------------------------- plans
-
-
-class ChildPlans(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    child_id: str
-    as_of: date
-    plans: list[PlanStanding]
 
 
 PLANS_EXAMPLE: dict[str, Any] = {
@@ -542,36 +253,7 @@ PLANS_EXAMPLE: dict[str, Any] = {
 async def child_plans(
     request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> ChildPlans:
-    the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id, also=("caseload_view", "consent_state"))
-    now = datetime.now(UTC)
-    today = today_or(as_of, now)
-    viewer = Viewer(the_hub, principal, now)
-    await viewer.load([child_id], fresh=False)
-    rows = await the_hub.store.fetchall(
-        "SELECT plan_id, summary FROM caseload_plan WHERE child_id = ?"
-        " ORDER BY received_on, plan_id",
-        (child_id,),
-    )
-    summaries = [(str(p), PlanSummary.model_validate_json(s)) for p, s in rows]
-    facts = None
-    if not all(fast_path(viewer, child_id, s) for _, s in summaries):
-        facts = (await load_clock_facts(the_hub.store, [child_id]))[child_id]
-    plans = standings(viewer, child_id, summaries, facts, today)
-    await audit_reads(
-        the_hub,
-        principal,
-        "GET /children/{id}/plans",
-        now,
-        [
-            (
-                child_id,
-                sorted({i for p in plans for i in p.event_ids}),
-                {"plan_ids": [p.plan_id for p in plans]},
-            )
-        ],
-    )
-    return ChildPlans(child_id=child_id, as_of=today, plans=plans)
+    return await child_plans_view(reads_of(request), principal, child_id, as_of=as_of)
 
 
 TIMELINE_EXAMPLE: dict[str, Any] = {
@@ -664,79 +346,10 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
 async def timeline(
     request: Request, plan_id: str, principal: Coordinator, as_of: AsOf = None
 ) -> TimelineView:
-    the_hub = hub_of(request)
-    child_id = await plan_on_caseload(
-        the_hub, principal, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
-    )
-    now = datetime.now(UTC)
-    viewer = Viewer(the_hub, principal, now)
-    await viewer.load([child_id], fresh=False)
-    facts = await load_plan_facts(the_hub.store, child_id, plan_id)
-    visible = [f for f in facts if viewer.sees(f)]
-    if not any(f.plan_id == plan_id for f in visible):
-        raise HTTPException(404, "no such plan on your caseload")
-    hidden = hidden_practitioners(
-        (
-            f
-            for f in await load_team_facts(the_hub.store, child_id)
-            if f.event_type == "team.practitioner_joined"
-        ),
-        viewer.sees,
-    )
-    view = build_timeline(
-        plan_id,
-        child_id,
-        await open_facts(the_hub, visible),
-        today=today_or(as_of, now),
-        hidden=hidden,
-    )
-    await audit_reads(
-        the_hub,
-        principal,
-        "GET /plans/{id}/timeline",
-        now,
-        [(child_id, view.facts_shown, {"plan_id": plan_id})],
-    )
-    return view
+    return await timeline_view(reads_of(request), principal, plan_id, as_of=as_of)
 
 
 # --------------------------------------------------------------------------- caseload
-
-
-class CaseloadDeadline(Deadline):
-    plan_id: str
-
-
-class CaseloadEntry(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    child_id: str
-    name: str | None = Field(
-        default=None,
-        description="The child's name as the caller may see it: the school's pupil record, "
-        "else health's patient record; none when neither is visible",
-    )
-    plan_count: int
-    plan_id: str | None = Field(default=None, description="The current plan (latest request)")
-    status: str | None = None
-    stage: Se7Stage | None = None
-    next_deadline: CaseloadDeadline | None = None
-    overdue_count: int = 0
-    days_to_20_week_date: int | None = Field(
-        default=None,
-        description="Days to the final-plan due date of the current request "
-        "(20 weeks; 14 weeks from a decision to re-assess); negative once passed; none "
-        "once the plan is issued",
-    )
-
-
-class CaseloadView(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    coordinator: str
-    as_of: date
-    total: int = Field(description="Children matching the filters")
-    children: list[CaseloadEntry]
 
 
 CASELOAD_EXAMPLE: dict[str, Any] = {
@@ -767,31 +380,6 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
 }
 
 
-def _entry(child_id: str, plans: list[PlanStanding]) -> CaseloadEntry:
-    if not plans:
-        return CaseloadEntry(child_id=child_id, plan_count=0)
-    current = max(plans, key=lambda p: (p.received_on or date.min, p.plan_id))
-    deadlines = [(p.next_due, p.plan_id) for p in plans if p.next_due is not None]
-    first = min(deadlines, key=lambda d: (d[0].due_on, d[0].key), default=None)
-    return CaseloadEntry(
-        child_id=child_id,
-        plan_count=len(plans),
-        plan_id=current.plan_id,
-        status=current.status,
-        stage=current.stage,
-        next_deadline=None
-        if first is None
-        else CaseloadDeadline(plan_id=first[1], **first[0].model_dump()),
-        overdue_count=sum(p.overdue_count for p in plans),
-        days_to_20_week_date=current.days_to_final_due,
-    )
-
-
-def _urgency(e: CaseloadEntry) -> tuple[int, date, str]:
-    due = e.next_deadline.due_on if e.next_deadline else date.max
-    return (0 if e.overdue_count else 1, due, e.child_id)
-
-
 @router.get(
     "/caseload",
     tags=["joined view"],
@@ -818,87 +406,6 @@ async def caseload(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> CaseloadView:
-    the_hub = hub_of(request)
-    await catch_up_everywhere(the_hub, ["caseload", "caseload_view"])
-    now = datetime.now(UTC)
-    today = today_or(as_of, now)
-    rows = await the_hub.store.fetchall(
-        "SELECT c.child_id, p.plan_id, p.summary FROM caseload c"
-        " LEFT JOIN caseload_plan p ON p.child_id = c.child_id"
-        " WHERE c.coordinator = ? ORDER BY c.child_id, p.received_on, p.plan_id",
-        (principal.name,),
+    return await caseload_view(
+        reads_of(request), principal, as_of=as_of, stage=stage, overdue=overdue, limit=limit
     )
-    by_child: dict[str, list[tuple[str, PlanSummary]]] = {}
-    for child, plan_id, summary in rows:
-        plans = by_child.setdefault(str(child), [])
-        if plan_id is not None:
-            plans.append((str(plan_id), PlanSummary.model_validate_json(summary)))
-    viewer = Viewer(the_hub, principal, now)
-    await viewer.load(by_child)
-    slow = [c for c, ps in by_child.items() if not all(fast_path(viewer, c, s) for _, s in ps)]
-    facts = await load_clock_facts(the_hub.store, slow) if slow else {}
-    entries: list[tuple[CaseloadEntry, list[PlanStanding]]] = []
-    for child, summaries in by_child.items():
-        standing = standings(viewer, child, summaries, facts.get(child), today)
-        entry = _entry(child, standing)
-        if stage is not None and entry.stage != stage:
-            continue
-        if overdue is not None and (entry.overdue_count > 0) != overdue:
-            continue
-        entries.append((entry, standing))
-    entries.sort(key=lambda e: _urgency(e[0]))
-    shown = entries[:limit]
-    names = await child_names(the_hub, viewer, [e.child_id for e, _ in shown])
-    await audit_reads(
-        the_hub,
-        principal,
-        "GET /caseload",
-        now,
-        [
-            (
-                e.child_id,
-                sorted({i for p in plans for i in p.event_ids} | set(names[e.child_id][1])),
-                {"plan_ids": [p.plan_id for p in plans]},
-            )
-            for e, plans in shown
-        ],
-    )
-    return CaseloadView(
-        coordinator=principal.name,
-        as_of=today,
-        total=len(entries),
-        children=[e.model_copy(update={"name": names[e.child_id][0]}) for e, _ in shown],
-    )
-
-
-async def child_names(
-    the_hub: Hub, viewer: Viewer, children: Sequence[str]
-) -> dict[str, tuple[str | None, list[str]]]:
-    """Each child's name as the caller may see it, with the id of the fact it came from
-    (shown, so audited). As in the team view, the school's latest pupil record names the
-    child, else health's first patient record; so only the best visible candidate of each
-    child is opened, and the next only where it names no one; and of it only the name
-    fields are decrypted (`EnvelopeOpener.open_fields`)."""
-    facts = await load_naming_facts(the_hub.store, children)
-    queue: dict[str, list[SealedFact]] = {}
-    for child, fs in facts.items():
-        seen = [f for f in fs if viewer.sees(f)]
-        pupils = [f for f in seen if f.event_type == "education.pupil_identified"]
-        patients = [f for f in seen if f.event_type == "health.patient_identified"]
-        if pupils or patients:
-            queue[child] = [*reversed(pupils), *patients]
-    out: dict[str, tuple[str | None, list[str]]] = {c: (None, []) for c in children}
-    while queue:
-        firsts = [q[0] for q in queue.values()]
-        opened = await the_hub.opener.open_fields([f.body for f in firsts], NAMING_FIELDS)
-        fields = {f.event_id: o for f, o in zip(firsts, opened, strict=True)}
-        after: dict[str, list[SealedFact]] = {}
-        for child, (first, *rest) in queue.items():
-            got = fields.get(first.event_id)
-            name = None if got is None else name_after(first.event_type, got, None)
-            if name:
-                out[child] = (name, [first.event_id])
-            elif rest:
-                after[child] = rest
-        queue = after
-    return out

@@ -29,8 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of
 from hub.api.problems import problem
-from hub.api.routes_joined import plan_on_caseload
-from hub.api.routes_record import require_on_caseload
 from hub.events.envelope import EventPayload, new_event_id
 from hub.events.plan import (
     AdviceCategory,
@@ -60,6 +58,7 @@ from hub.events.team import (
     MeetingHeld,
     MeetingKind,
 )
+from hub.queries.context import plan_on_caseload, require_on_caseload
 from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
@@ -306,7 +305,7 @@ async def _on_plan(
     key: str | None,
 ) -> Recorded | JSONResponse:
     """Record the steps `build` makes on a plan of a child on the caller's caseload."""
-    child_id = await plan_on_caseload(hub_of(request), principal, plan_id)
+    child_id = await plan_on_caseload(hub_of(request).reads, principal, plan_id)
     return await _run(
         request, response, principal, child_id, plan_id, build, route=route, idempotency_key=key
     )
@@ -384,7 +383,7 @@ async def record_request(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id)
+    await require_on_caseload(the_hub.reads, principal, child_id)
     if body.reassessment:
         if body.plan_id is None:
             return _invalid(
@@ -392,7 +391,7 @@ async def record_request(
                 "plan_id",
                 "a re-assessment names the plan it re-assesses",
             )
-        if child_id != await plan_on_caseload(the_hub, principal, body.plan_id):
+        if child_id != await plan_on_caseload(the_hub.reads, principal, body.plan_id):
             raise HTTPException(404, "no such plan on your caseload")
         plan_id = body.plan_id
     elif body.plan_id is not None:
@@ -814,9 +813,9 @@ async def record_meeting(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id)
+    await require_on_caseload(the_hub.reads, principal, child_id)
     if body.plan_id is not None and child_id != await plan_on_caseload(
-        the_hub, principal, body.plan_id
+        the_hub.reads, principal, body.plan_id
     ):
         raise HTTPException(404, "no such plan on your caseload")
     data = body.model_dump(exclude={"plan_id"})
@@ -877,7 +876,7 @@ async def record_key_worker(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id)
+    await require_on_caseload(the_hub.reads, principal, child_id)
     return await _run(
         request,
         response,

@@ -13,7 +13,6 @@ that does not exist.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -22,11 +21,8 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import hub_of
+from hub.api.deps import hub_of, reads_of
 from hub.bootstrap import Hub
-from hub.consent.decision import Fact, decide_sharing
-from hub.consent.sealing import ErasedPayload
-from hub.consent.trail import AuditEntry
 from hub.errors import PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
@@ -34,7 +30,8 @@ from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.model import FactOutcome, InboundFact, Subject
-from hub.service_layer.reconsider import DEFAULT_PURPOSES
+from hub.queries.context import require_on_caseload
+from hub.queries.record import consents_view, shared_record_view
 
 router = APIRouter()
 Agency = Annotated[Principal, Depends(require_roles("agency"))]
@@ -220,21 +217,6 @@ async def ingest_events(
 
 
 # -- caseload and the record -----------------------------------------------------------------
-async def require_on_caseload(
-    the_hub: Hub, principal: Principal, child_id: str, *, also: Sequence[str] = ()
-) -> None:
-    """404 unless the child exists and is on the caller's caseload (the same answer for
-    both, so a caseload check never reveals that a child is known). The caseload and the
-    projections named in `also` (which the route reads next) are caught up on the
-    child's partition first, together."""
-    await the_hub.views.catch_up(["caseload", *also], [child_id])
-    row = await the_hub.store.fetchone(
-        "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?", (principal.name, child_id)
-    )
-    if row is None:
-        raise HTTPException(404, "no such child on your caseload")
-
-
 def _validated(cls: type[_P], data: dict[str, Any], *, prefix: str = "") -> _P:
     """The payload, or a 422 naming the first invalid field (after `prefix`)."""
     try:
@@ -313,76 +295,7 @@ async def change_coordinator(
     responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload (or no such child)"}},
 )
 async def child_record(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
-    the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id, also=("shared_record", "consent_state"))
-    state = await the_hub.views.consent_state(child_id, fresh=False)
-    now = datetime.now(UTC)
-    rows = await the_hub.store.fetchall(
-        "SELECT event_id, body, purposes, basis_claimed FROM shared_fact WHERE child_id = ?"
-        " ORDER BY occurred_at, part, log_offset",
-        (child_id,),
-    )
-    by_agency: dict[str, list[dict[str, Any]]] = {}
-    shown: list[str] = []
-    for _event_id, body, purposes, basis in rows:
-        data = orjson.loads(bytes(body))
-        fact = Fact(
-            event_id=data["event_id"],
-            child_id=child_id,
-            category=data["category"],
-            source_agency=data["source"]["agency"],
-            source_organisation=data["source"].get("organisation_code"),
-            purposes=tuple((purposes or ",".join(DEFAULT_PURPOSES)).split(",")),
-            occurred_at=data["occurred_at"],
-            basis_claimed=basis,
-        )
-        decision = decide_sharing(fact, state, the_hub.policy, at=now)
-        if not decision.allows(principal.role, principal.agency):
-            continue
-        ground = decision.ground_for(principal.role, principal.agency)
-        try:
-            env = await the_hub.opener.open_value(bytes(body))
-        except PermanentError:
-            continue
-        payload: dict[str, Any]
-        if isinstance(env.payload, ErasedPayload):
-            payload = {"erased": True}
-        else:
-            payload = env.payload.model_dump(mode="json")
-        by_agency.setdefault(env.source.agency, []).append(
-            {
-                "event_id": str(env.event_id),
-                "event_type": env.event_type,
-                "category": env.category,
-                "occurred_at": env.occurred_at.isoformat(),
-                "source": env.source.model_dump(mode="json"),
-                "basis": None if ground is None else ground.model_dump(mode="json"),
-                "payload": payload,
-            }
-        )
-        shown.append(str(env.event_id))
-    await the_hub.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=f"{principal.role}:{principal.name}",
-                child_id=child_id,
-                at=now,
-                details={
-                    "route": "GET /children/{id}/record",
-                    "event_ids": shown,
-                    "agency": principal.agency,
-                    "outcome": "shown",
-                },
-            )
-        ]
-    )
-    return {
-        "child_id": child_id,
-        "as_of": now.isoformat(),
-        "agencies": by_agency,
-        "facts_shown": len(shown),
-    }
+    return await shared_record_view(reads_of(request), principal, child_id)
 
 
 # -- consents ---------------------------------------------------------------------------
@@ -414,7 +327,7 @@ async def record_consent(
     request: Request, child_id: str, body: ConsentIn, principal: Coordinator
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id)
+    await require_on_caseload(the_hub.reads, principal, child_id)
     if (
         body.child_date_of_birth is not None
         and await the_hub.persons.date_of_birth(child_id) is None
@@ -459,7 +372,7 @@ async def withdraw_consent(
     if row is None:
         raise HTTPException(404, "no such consent on your caseload")
     child_id = str(row[0])
-    await require_on_caseload(the_hub, principal, child_id)
+    await require_on_caseload(the_hub.reads, principal, child_id)
     payload = _validated(
         ConsentWithdrawn,
         {
@@ -487,41 +400,4 @@ async def withdraw_consent(
     responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload"}},
 )
 async def consents(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
-    the_hub = hub_of(request)
-    await require_on_caseload(the_hub, principal, child_id)
-    state = await the_hub.views.consent_state(child_id)
-    now = datetime.now(UTC)
-    records = [
-        {
-            "consent_id": r.consent_id,
-            "decision": r.decision,
-            "status": r.status_at(now),
-            "categories": list(r.consent.scope.categories),
-            "purposes": list(r.consent.scope.purposes),
-            "roles": list(r.consent.scope.roles),
-            "period": r.consent.period.model_dump(mode="json"),
-            "grantor_capacity": r.consent.grantor.capacity,
-        }
-        for r in state.records
-    ]
-    await the_hub.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=f"{principal.role}:{principal.name}",
-                child_id=child_id,
-                at=now,
-                details={
-                    "route": "GET /children/{id}/consents",
-                    "outcome": "shown",
-                    "consent_ids": [r["consent_id"] for r in records],
-                },
-            )
-        ]
-    )
-    return {
-        "child_id": child_id,
-        "as_of": now.isoformat(),
-        "summary": state.describe(now),
-        "consents": records,
-    }
+    return await consents_view(reads_of(request), principal, child_id)

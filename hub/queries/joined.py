@@ -1,0 +1,399 @@
+"""The joined view: the team around a child, the child's plans, each plan's timeline and
+the caseload by urgency, as one viewer may see them now.
+
+Nothing is decided in the projections: each stored fact is re-decided for the viewer now
+(`hub.consent.viewer`), so a withdrawn consent hides at once what it covered, and only
+the facts the viewer may see are opened (decrypted) and used — for the statutory clock
+too. `as_of` moves the clock's day; consent is always judged as of now. Every query
+appends one audited read per child shown: who, which child, which route, and the ids of
+the facts the answer rests on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hub.auth.principal import Principal
+from hub.consent.authority import capacity_applies, young_person_decides_from
+from hub.consent.state import GRANTOR_WORDS, ConsentState
+from hub.consent.viewer import Viewer
+from hub.plans.clock import Se7Stage
+from hub.projections.caseload_view import (
+    ClockFact,
+    Deadline,
+    PlanStanding,
+    PlanSummary,
+    load_clock_facts,
+    split_plans,
+    standing_from_facts,
+    standing_on,
+)
+from hub.projections.plan_timeline import TimelineView, build_timeline, load_plan_facts
+from hub.projections.team_around_child import (
+    NAMING_FIELDS,
+    SealedFact,
+    TeamView,
+    WhoDecidesOut,
+    fold_team,
+    hidden_practitioners,
+    load_naming_facts,
+    load_team_facts,
+    name_after,
+)
+from hub.queries.context import (
+    NotFound,
+    Reads,
+    audit_reads,
+    open_facts,
+    plan_on_caseload,
+    require_on_caseload,
+    viewer_for,
+)
+
+
+class ChildPlans(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    child_id: str
+    as_of: date
+    plans: list[PlanStanding]
+
+
+class CaseloadDeadline(Deadline):
+    plan_id: str
+
+
+class CaseloadEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    child_id: str
+    name: str | None = Field(
+        default=None,
+        description="The child's name as the caller may see it: the school's pupil record, "
+        "else health's patient record; none when neither is visible",
+    )
+    plan_count: int
+    plan_id: str | None = Field(default=None, description="The current plan (latest request)")
+    status: str | None = None
+    stage: Se7Stage | None = None
+    next_deadline: CaseloadDeadline | None = None
+    overdue_count: int = 0
+    days_to_20_week_date: int | None = Field(
+        default=None,
+        description="Days to the final-plan due date of the current request "
+        "(20 weeks; 14 weeks from a decision to re-assess); negative once passed; none "
+        "once the plan is issued",
+    )
+
+
+class CaseloadView(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    coordinator: str
+    as_of: date
+    total: int = Field(description="Children matching the filters")
+    children: list[CaseloadEntry]
+
+
+# --------------------------------------------------------------------------- queries
+
+
+async def team_view(
+    reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
+) -> TeamView:
+    """The team around the child: the child, the family, the key worker, every
+    practitioner by agency, open actions and consent, as the caller may see them."""
+    await require_on_caseload(reads, caller, child_id, also=("team_around_child", "consent_state"))
+    now = datetime.now(UTC)
+    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
+    facts = await load_team_facts(reads.store, child_id)
+    hidden = hidden_practitioners(facts, viewer.sees)
+    opened = await open_facts(reads, [f for f in facts if viewer.sees(f)])
+    state = viewer.states[child_id]
+    roles = {
+        code: (spec.description, spec.agency)
+        for code, spec in reads.policy.roles.items()
+        if spec.kind == "practitioner"
+    }
+    view = fold_team(
+        child_id,
+        opened,
+        today=as_of or now.date(),
+        hidden=hidden,
+        roles=roles,
+        who_decides=await who_decides(reads, child_id, state, now),
+        consent=state.describe(now),
+    )
+    await audit_reads(
+        reads, caller, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
+    )
+    return view
+
+
+async def child_plans_view(
+    reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
+) -> ChildPlans:
+    """The child's EHC plans, each with its stage, statutory status and next deadline."""
+    await require_on_caseload(reads, caller, child_id, also=("caseload_view", "consent_state"))
+    now = datetime.now(UTC)
+    today = as_of or now.date()
+    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
+    rows = await reads.store.fetchall(
+        "SELECT plan_id, summary FROM caseload_plan WHERE child_id = ?"
+        " ORDER BY received_on, plan_id",
+        (child_id,),
+    )
+    summaries = [(str(p), PlanSummary.model_validate_json(s)) for p, s in rows]
+    facts = None
+    if not all(fast_path(viewer, child_id, s) for _, s in summaries):
+        facts = (await load_clock_facts(reads.store, [child_id]))[child_id]
+    plans = standings(viewer, child_id, summaries, facts, today)
+    await audit_reads(
+        reads,
+        caller,
+        "GET /children/{id}/plans",
+        now,
+        [
+            (
+                child_id,
+                sorted({i for p in plans for i in p.event_ids}),
+                {"plan_ids": [p.plan_id for p in plans]},
+            )
+        ],
+    )
+    return ChildPlans(child_id=child_id, as_of=today, plans=plans)
+
+
+async def timeline_view(
+    reads: Reads, caller: Principal, plan_id: str, *, as_of: date | None = None
+) -> TimelineView:
+    """One plan's statutory clock and every contribution in order."""
+    child_id = await plan_on_caseload(
+        reads, caller, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
+    )
+    now = datetime.now(UTC)
+    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
+    facts = await load_plan_facts(reads.store, child_id, plan_id)
+    visible = [f for f in facts if viewer.sees(f)]
+    if not any(f.plan_id == plan_id for f in visible):
+        raise NotFound("no such plan on your caseload")
+    hidden = hidden_practitioners(
+        (
+            f
+            for f in await load_team_facts(reads.store, child_id)
+            if f.event_type == "team.practitioner_joined"
+        ),
+        viewer.sees,
+    )
+    view = build_timeline(
+        plan_id,
+        child_id,
+        await open_facts(reads, visible),
+        today=as_of or now.date(),
+        hidden=hidden,
+    )
+    await audit_reads(
+        reads,
+        caller,
+        "GET /plans/{id}/timeline",
+        now,
+        [(child_id, view.facts_shown, {"plan_id": plan_id})],
+    )
+    return view
+
+
+async def caseload_view(
+    reads: Reads,
+    caller: Principal,
+    *,
+    as_of: date | None = None,
+    stage: Se7Stage | None = None,
+    overdue: bool | None = None,
+    limit: int = 1000,
+) -> CaseloadView:
+    """The caller's children, most urgent first: overdue first, then the nearest deadline."""
+    await reads.views.catch_up_partitions(["caseload", "caseload_view"])
+    now = datetime.now(UTC)
+    today = as_of or now.date()
+    rows = await reads.store.fetchall(
+        "SELECT c.child_id, p.plan_id, p.summary FROM caseload c"
+        " LEFT JOIN caseload_plan p ON p.child_id = c.child_id"
+        " WHERE c.coordinator = ? ORDER BY c.child_id, p.received_on, p.plan_id",
+        (caller.name,),
+    )
+    by_child: dict[str, list[tuple[str, PlanSummary]]] = {}
+    for child, plan_id, summary in rows:
+        plans = by_child.setdefault(str(child), [])
+        if plan_id is not None:
+            plans.append((str(plan_id), PlanSummary.model_validate_json(summary)))
+    viewer = await viewer_for(reads, caller, now, by_child, fresh=True)
+    slow = [c for c, ps in by_child.items() if not all(fast_path(viewer, c, s) for _, s in ps)]
+    facts = await load_clock_facts(reads.store, slow) if slow else {}
+    entries: list[tuple[CaseloadEntry, list[PlanStanding]]] = []
+    for child, summaries in by_child.items():
+        standing = standings(viewer, child, summaries, facts.get(child), today)
+        entry = _entry(child, standing)
+        if stage is not None and entry.stage != stage:
+            continue
+        if overdue is not None and (entry.overdue_count > 0) != overdue:
+            continue
+        entries.append((entry, standing))
+    entries.sort(key=lambda e: _urgency(e[0]))
+    shown = entries[:limit]
+    names = await child_names(reads, viewer, [e.child_id for e, _ in shown])
+    await audit_reads(
+        reads,
+        caller,
+        "GET /caseload",
+        now,
+        [
+            (
+                e.child_id,
+                sorted({i for p in plans for i in p.event_ids} | set(names[e.child_id][1])),
+                {"plan_ids": [p.plan_id for p in plans]},
+            )
+            for e, plans in shown
+        ],
+    )
+    return CaseloadView(
+        coordinator=caller.name,
+        as_of=today,
+        total=len(entries),
+        children=[e.model_copy(update={"name": names[e.child_id][0]}) for e, _ in shown],
+    )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def standings(
+    viewer: Viewer,
+    child_id: str,
+    summaries: Sequence[tuple[str, PlanSummary]],
+    facts: list[ClockFact] | None,
+    today: date,
+) -> list[PlanStanding]:
+    """Where each of a child's plans stands for the caller on `today`: from the stored
+    summary when every fact it rests on is visible and no exception moves its dates,
+    otherwise recomputed from the visible stored facts (`facts`: the child's stored
+    clock facts, which the caller loads when `fast_path` fails for any plan)."""
+    out: list[PlanStanding] = []
+    plans: dict[str, list[ClockFact]] = {}
+    dob: ClockFact | None = None
+    if facts is not None:
+        visible = [f for f in facts if viewer.sees_key(child_id, f.key)]
+        plans, dob = split_plans(visible)
+    for plan_id, summary in summaries:
+        if fast_path(viewer, child_id, summary):
+            out.append(standing_on(plan_id, summary, today))
+        elif plans.get(plan_id):
+            out.append(standing_from_facts(plan_id, plans[plan_id], dob, today))
+    return out
+
+
+def fast_path(viewer: Viewer, child_id: str, summary: PlanSummary) -> bool:
+    return not summary.has_exceptions and all(viewer.sees_key(child_id, k) for k in summary.keys)
+
+
+async def who_decides(
+    reads: Reads, child_id: str, state: ConsentState, now: datetime
+) -> WhoDecidesOut:
+    """Who decides about sharing now, in plain words (no dates: they would identify)."""
+    given = list(
+        dict.fromkeys(
+            f"{GRANTOR_WORDS[r.consent.grantor.capacity]} ({r.consent.grantor.reference})"
+            for r in state.effective(now)
+        )
+    )
+    dob = await reads.persons.date_of_birth(child_id)
+    today = now.date()
+    if dob is None:
+        return WhoDecidesOut(
+            decides="unknown",
+            consents_given_by=given,
+            summary="the hub does not know the child's date of birth, so it cannot say "
+            "whether a parent or the young person decides",
+        )
+    if today < young_person_decides_from(dob):
+        return WhoDecidesOut(
+            decides="parent_with_pr",
+            consents_given_by=given,
+            summary="a parent with parental responsibility decides: the child is below the "
+            "end of compulsory school age",
+        )
+    capacity = state.capacity_at(today)
+    if capacity is not None and capacity_applies(capacity, today) and capacity.acting_capacity:
+        acting = capacity.acting_capacity
+        return WhoDecidesOut(
+            decides=acting,
+            consents_given_by=given,
+            summary=f"the young person lacks capacity for information-sharing decisions "
+            f"(assessment {capacity.assessment_id}), so {GRANTOR_WORDS[acting]} "
+            "decides for them",
+        )
+    return WhoDecidesOut(
+        decides="young_person",
+        consents_given_by=given,
+        summary="the young person decides for themself: they are over compulsory school age",
+    )
+
+
+def _entry(child_id: str, plans: list[PlanStanding]) -> CaseloadEntry:
+    if not plans:
+        return CaseloadEntry(child_id=child_id, plan_count=0)
+    current = max(plans, key=lambda p: (p.received_on or date.min, p.plan_id))
+    deadlines = [(p.next_due, p.plan_id) for p in plans if p.next_due is not None]
+    first = min(deadlines, key=lambda d: (d[0].due_on, d[0].key), default=None)
+    return CaseloadEntry(
+        child_id=child_id,
+        plan_count=len(plans),
+        plan_id=current.plan_id,
+        status=current.status,
+        stage=current.stage,
+        next_deadline=None
+        if first is None
+        else CaseloadDeadline(plan_id=first[1], **first[0].model_dump()),
+        overdue_count=sum(p.overdue_count for p in plans),
+        days_to_20_week_date=current.days_to_final_due,
+    )
+
+
+def _urgency(e: CaseloadEntry) -> tuple[int, date, str]:
+    due = e.next_deadline.due_on if e.next_deadline else date.max
+    return (0 if e.overdue_count else 1, due, e.child_id)
+
+
+async def child_names(
+    reads: Reads, viewer: Viewer, children: Sequence[str]
+) -> dict[str, tuple[str | None, list[str]]]:
+    """Each child's name as the caller may see it, with the id of the fact it came from
+    (shown, so audited). As in the team view, the school's latest pupil record names the
+    child, else health's first patient record; so only the best visible candidate of each
+    child is opened, and the next only where it names no one; and of it only the name
+    fields are decrypted (`EnvelopeOpener.open_fields`)."""
+    facts = await load_naming_facts(reads.store, children)
+    queue: dict[str, list[SealedFact]] = {}
+    for child, fs in facts.items():
+        seen = [f for f in fs if viewer.sees(f)]
+        pupils = [f for f in seen if f.event_type == "education.pupil_identified"]
+        patients = [f for f in seen if f.event_type == "health.patient_identified"]
+        if pupils or patients:
+            queue[child] = [*reversed(pupils), *patients]
+    out: dict[str, tuple[str | None, list[str]]] = {c: (None, []) for c in children}
+    while queue:
+        firsts = [q[0] for q in queue.values()]
+        opened = await reads.opener.open_fields([f.body for f in firsts], NAMING_FIELDS)
+        fields = {f.event_id: o for f, o in zip(firsts, opened, strict=True)}
+        after: dict[str, list[SealedFact]] = {}
+        for child, (first, *rest) in queue.items():
+            got = fields.get(first.event_id)
+            name = None if got is None else name_after(first.event_type, got, None)
+            if name:
+                out[child] = (name, [first.event_id])
+            elif rest:
+                after[child] = rest
+        queue = after
+    return out

@@ -1,0 +1,122 @@
+"""A child's shared record and consent state, as the caller may see them now (audited)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from hub.auth.principal import Principal
+from hub.consent.decision import decide_sharing
+from hub.consent.sealing import ErasedPayload
+from hub.consent.trail import AuditEntry
+from hub.errors import PermanentError
+from hub.queries.context import Reads, require_on_caseload
+from hub.service_layer.reconsider import sharing_context, stored_fact
+
+
+async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
+    """The facts about a child the caller may see now, grouped by agency, each with the
+    basis it is shared on."""
+    await require_on_caseload(reads, caller, child_id, also=("shared_record", "consent_state"))
+    state = await reads.views.consent_state(child_id, fresh=False)
+    now = datetime.now(UTC)
+    rows = await reads.store.fetchall(
+        "SELECT event_id, body, purposes, basis_claimed FROM shared_fact WHERE child_id = ?"
+        " ORDER BY occurred_at, part, log_offset",
+        (child_id,),
+    )
+    by_agency: dict[str, list[dict[str, Any]]] = {}
+    shown: list[str] = []
+    for _event_id, body, purposes, basis in rows:
+        data = orjson.loads(bytes(body))
+        fact = stored_fact(data, *sharing_context(purposes, basis))
+        decision = decide_sharing(fact, state, reads.policy, at=now)
+        if not decision.allows(caller.role, caller.agency):
+            continue
+        ground = decision.ground_for(caller.role, caller.agency)
+        try:
+            env = await reads.opener.open_value(bytes(body))
+        except PermanentError:
+            continue
+        payload: dict[str, Any]
+        if isinstance(env.payload, ErasedPayload):
+            payload = {"erased": True}
+        else:
+            payload = env.payload.model_dump(mode="json")
+        by_agency.setdefault(env.source.agency, []).append(
+            {
+                "event_id": str(env.event_id),
+                "event_type": env.event_type,
+                "category": env.category,
+                "occurred_at": env.occurred_at.isoformat(),
+                "source": env.source.model_dump(mode="json"),
+                "basis": None if ground is None else ground.model_dump(mode="json"),
+                "payload": payload,
+            }
+        )
+        shown.append(str(env.event_id))
+    await reads.trail.append(
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{caller.role}:{caller.name}",
+                child_id=child_id,
+                at=now,
+                details={
+                    "route": "GET /children/{id}/record",
+                    "event_ids": shown,
+                    "agency": caller.agency,
+                    "outcome": "shown",
+                },
+            )
+        ]
+    )
+    return {
+        "child_id": child_id,
+        "as_of": now.isoformat(),
+        "agencies": by_agency,
+        "facts_shown": len(shown),
+    }
+
+
+async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
+    """The child's consent state in plain words."""
+    await require_on_caseload(reads, caller, child_id)
+    state = await reads.views.consent_state(child_id)
+    now = datetime.now(UTC)
+    records = [
+        {
+            "consent_id": r.consent_id,
+            "decision": r.decision,
+            "status": r.status_at(now),
+            "categories": list(r.consent.scope.categories),
+            "purposes": list(r.consent.scope.purposes),
+            "roles": list(r.consent.scope.roles),
+            "period": r.consent.period.model_dump(mode="json"),
+            "grantor_capacity": r.consent.grantor.capacity,
+        }
+        for r in state.records
+    ]
+    await reads.trail.append(
+        [
+            AuditEntry(
+                kind="read",
+                actor=f"{caller.role}:{caller.name}",
+                child_id=child_id,
+                at=now,
+                details={
+                    "route": "GET /children/{id}/consents",
+                    "outcome": "shown",
+                    "consent_ids": [r["consent_id"] for r in records],
+                },
+            )
+        ]
+    )
+    return {
+        "child_id": child_id,
+        "as_of": now.isoformat(),
+        "summary": state.describe(now),
+        "consents": records,
+    }
