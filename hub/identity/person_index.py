@@ -142,6 +142,69 @@ class PersonIndex:
         )
         return row is not None
 
+    async def known(
+        self, idents: Sequence[Identifier]
+    ) -> tuple[dict[Identifier, str], set[Identifier]]:
+        """For a whole batch, in two queries: who holds each identifier (those held), and
+        which identifiers belonged to a child whose record was erased."""
+        by_hash = {self._hash(i): i for i in idents}
+        owners: dict[Identifier, str] = {}
+        suppressed: set[Identifier] = set()
+        hashes = sorted(by_hash)
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._store.fetchall(
+                f"SELECT id_hash, child_id FROM person_identifier WHERE id_hash IN ({marks})",  # noqa: S608 - placeholders
+                chunk,
+            )
+            owners.update((by_hash[str(h)], str(c)) for h, c in rows)
+            rows = await self._store.fetchall(
+                f"SELECT id_hash FROM person_suppressed WHERE id_hash IN ({marks})",  # noqa: S608 - placeholders
+                chunk,
+            )
+            suppressed.update(by_hash[str(h)] for (h,) in rows)
+        return owners, suppressed
+
+    async def existing(self, child_ids: Sequence[str]) -> set[str]:
+        """Those of the children the hub knows and has not erased."""
+        out: set[str] = set()
+        ids = sorted(set(child_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._store.fetchall(
+                f"SELECT child_id FROM person WHERE child_id IN ({marks}) AND erased_at IS NULL",  # noqa: S608 - placeholders
+                chunk,
+            )
+            out.update(str(r[0]) for r in rows)
+        return out
+
+    async def dates_of_birth(self, child_ids: Sequence[str]) -> dict[str, date]:
+        """The recorded date of birth of each of the children that has one."""
+        out: dict[str, date] = {}
+        ids = sorted(set(child_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._store.fetchall(
+                f"SELECT child_id, date_of_birth FROM person WHERE child_id IN ({marks})"  # noqa: S608 - placeholders
+                " AND date_of_birth IS NOT NULL",
+                chunk,
+            )
+            out.update((str(c), date.fromisoformat(str(d))) for c, d in rows)
+        return out
+
+    async def record_dates_of_birth(self, dobs: dict[str, date]) -> None:
+        """Record each child's date of birth where none is recorded (one transaction)."""
+        if dobs:
+            async with self._store.transaction() as tx:
+                await tx.executemany(
+                    "UPDATE person SET date_of_birth = ?"
+                    " WHERE child_id = ? AND date_of_birth IS NULL",
+                    [(d.isoformat(), c) for c, d in sorted(dobs.items())],
+                )
+
     async def exists(self, child_id: str) -> bool:
         row = await self._store.fetchone(
             "SELECT 1 FROM person WHERE child_id = ? AND erased_at IS NULL", (child_id,)

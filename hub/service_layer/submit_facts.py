@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import orjson
 import structlog
@@ -34,7 +34,7 @@ from hub.errors import PermanentError
 from hub.events import Envelope, Source, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
 from hub.events.identity import IdentifierLinked, MatchQueued
-from hub.identity.identifiers import Identifier
+from hub.identity.identifiers import Identifier, InvalidIdentifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex
 from hub.ingest.claims import Claim, IngestClaims, ours
@@ -48,6 +48,7 @@ from hub.store import ReadStore
 log = structlog.get_logger(__name__)
 
 GOVERNANCE_PREFIXES = ("consent.", "casework.", "identity.")
+ERASED_REASON = "this child's record was erased; the hub takes nothing more about them"
 MATCH_HEADER = "x-match-queue-item"
 """On a fact held for the match queue: the queue item it waits on."""
 
@@ -73,6 +74,9 @@ class _Pending:
         self.withheld = [r for r in self.withheld if kept(r)]
         self.audit = [a for a in self.audit if a.details.get("event_id") not in event_ids]
         self.claims = [c for c in self.claims if c.dedupe_key not in keys]
+
+
+_Answer = tuple[str | None, list[Identifier], str | None, str | None] | Unlinked
 
 
 @dataclass
@@ -137,9 +141,9 @@ class SubmitFacts:
             for fact in facts:
                 by_subject.setdefault(fact.subject.model_dump_json(), []).append(fact)
             fingerprints: list[tuple[str, str]] = []
-            for skey, group in by_subject.items():
+            answers = await self._resolve_all([g[0].subject for g in by_subject.values()])
+            for (skey, group), answer in zip(by_subject.items(), answers, strict=True):
                 subject = group[0].subject
-                answer = await self._resolve(subject)
                 if isinstance(answer, Unlinked):
                     resolved[skey] = await self._hold_for_match(
                         subject, answer, group, now, pending, actor
@@ -270,55 +274,77 @@ class SubmitFacts:
             for o in outcomes
         ]
 
-    async def _resolve(
-        self, subject: Subject
-    ) -> tuple[str | None, list[Identifier], str | None, str | None] | Unlinked:
-        """(child id, newly linked identifiers, reason, rule) for a subject, or `Unlinked`
-        when only a person may decide (the match queue): no valid strong identifier,
-        identifiers of two different children, or a date of birth that contradicts the
-        one recorded. Nothing is linked before those checks pass."""
-        if subject.hub_child_id:
-            if await self.persons.exists(subject.hub_child_id):
-                return subject.hub_child_id, [], None, None
-            return None, [], "no child with this hub child id", "unknown_child"
-        good, bad = strong_identifiers(subject)
-        if not good:
-            candidates = await self.matches.children_with(await self.matches.fingerprint(subject))
-            if bad:
-                first = bad[0]
-                return Unlinked(
-                    "invalid_identifier",
-                    candidates,
-                    rule=f"{first.system.value}.{first.rule}",
-                    detail=f"{first.system.value}: {first.message}",
+    async def _resolve_all(self, subjects: Sequence[Subject]) -> list[_Answer]:
+        """For each subject: (child id, newly linked identifiers, reason, rule), or
+        `Unlinked` when only a person may decide (the match queue): no valid strong
+        identifier, identifiers of two different children, or a date of birth that
+        contradicts the one recorded. Nothing is linked before those checks pass.
+
+        What the person index holds is read for the whole batch at once (who holds each
+        identifier, which belonged to an erased child, the recorded dates of birth); only
+        a subject bringing a new identifier is written, one at a time and in order, so
+        that a later subject of the batch sees what an earlier one linked."""
+        strong = [strong_identifiers(s) if not s.hub_child_id else ([], []) for s in subjects]
+        idents = list({i for good, _ in strong for i in good})
+        owners, suppressed = await self.persons.known(idents)
+        dobs = await self.persons.dates_of_birth(sorted(set(owners.values())))
+        existing = await self.persons.existing([s.hub_child_id for s in subjects if s.hub_child_id])
+        new_dobs: dict[str, date] = {}
+        out: list[_Answer] = []
+        for subject, (good, bad) in zip(subjects, strong, strict=True):
+            if subject.hub_child_id:
+                if subject.hub_child_id in existing:
+                    out.append((subject.hub_child_id, [], None, None))
+                else:
+                    out.append((None, [], "no child with this hub child id", "unknown_child"))
+                continue
+            if not good:
+                out.append(await self._without_identifier(subject, bad))
+                continue
+            if any(i in suppressed for i in good):
+                out.append((None, [], ERASED_REASON, "erased"))
+                continue
+            held = {owners[i] for i in good if i in owners}
+            if len(held) > 1:
+                out.append(Unlinked("identity_conflict", tuple(sorted(held))))
+                continue
+            recorded = dobs.get(next(iter(held))) if held and subject.date_of_birth else None
+            if recorded is not None and recorded != subject.date_of_birth:
+                out.append(Unlinked("dob_mismatch", tuple(held)))
+                continue
+            created, linked, child_id = False, [], next(iter(held), None)
+            if child_id is None or any(i not in owners for i in good):
+                resolution = await self.persons.resolve(good)
+                if resolution.child_id is None:  # another writer linked them meanwhile
+                    out.append(Unlinked("identity_conflict", tuple(sorted(held))))
+                    continue
+                child_id, created, linked = (
+                    resolution.child_id,
+                    resolution.created,
+                    resolution.linked,
                 )
-            return Unlinked("no_identifier", candidates)
-        if await self.persons.suppressed(good):
-            return (
-                None,
-                [],
-                "this child's record was erased; the hub takes nothing more about them",
-                "erased",
+                owners.update((i, child_id) for i in good)
+            if subject.date_of_birth and (recorded is None or created):
+                if child_id not in dobs and child_id not in new_dobs:
+                    new_dobs[child_id] = subject.date_of_birth
+                    dobs[child_id] = subject.date_of_birth
+            out.append((child_id, linked, None, None))
+        await self.persons.record_dates_of_birth(new_dobs)
+        return out
+
+    async def _without_identifier(
+        self, subject: Subject, bad: Sequence[InvalidIdentifier]
+    ) -> Unlinked:
+        candidates = await self.matches.children_with(await self.matches.fingerprint(subject))
+        if bad:
+            first = bad[0]
+            return Unlinked(
+                "invalid_identifier",
+                candidates,
+                rule=f"{first.system.value}.{first.rule}",
+                detail=f"{first.system.value}: {first.message}",
             )
-        owners: set[str] = set()
-        for ident in good:
-            owner = await self.persons.lookup(ident)
-            if owner is not None:
-                owners.add(owner)
-        if len(owners) > 1:
-            return Unlinked("identity_conflict", tuple(sorted(owners)))
-        recorded = None
-        if owners and subject.date_of_birth:
-            recorded = await self.persons.date_of_birth(next(iter(owners)))
-        if recorded is not None and recorded != subject.date_of_birth:
-            return Unlinked("dob_mismatch", tuple(owners))
-        resolution = await self.persons.resolve(good)
-        if resolution.child_id is None:  # another writer linked them meanwhile
-            return Unlinked("identity_conflict", tuple(sorted(owners)))
-        if subject.date_of_birth and (recorded is None or resolution.created):
-            if await self.persons.date_of_birth(resolution.child_id) is None:
-                await self.persons.set_date_of_birth(resolution.child_id, subject.date_of_birth)
-        return resolution.child_id, resolution.linked, None, None
+        return Unlinked("no_identifier", candidates)
 
     async def _hold_for_match(
         self,
