@@ -108,6 +108,56 @@ class PersonIndex:
             self._known[self._hash(ident)] = child_id
         return Resolution(child_id, created=created, linked=unknown)
 
+    async def resolve_many(self, groups: Sequence[Sequence[Identifier]]) -> list[Resolution]:
+        """`resolve` for several subjects in one transaction, in order (a later group sees
+        what an earlier one linked), under one lock per identifier across processes."""
+        if not groups:
+            return []
+        hashes = sorted({self._hash(i) for g in groups for i in g})
+        now = datetime.now(UTC).isoformat()
+        async with self._store.transaction() as tx:
+            await tx.lock([f"person:{h}" for h in hashes])
+            owner: dict[str, str] = {}
+            for i in range(0, len(hashes), 500):
+                chunk = hashes[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                rows = await tx.fetchall(
+                    f"SELECT id_hash, child_id FROM person_identifier WHERE id_hash IN ({marks})",  # noqa: S608 - placeholders
+                    chunk,
+                )
+                owner.update((str(h), str(c)) for h, c in rows)
+            people: list[tuple[str, str]] = []
+            links: list[tuple[str, str, str]] = []
+            out: list[Resolution] = []
+            for group in groups:
+                if not group:
+                    out.append(Resolution(None, conflict="no valid strong identifier"))
+                    continue
+                found = {owner[h] for i in group if (h := self._hash(i)) in owner}
+                if len(found) > 1:
+                    out.append(
+                        Resolution(None, conflict="the identifiers belong to different children")
+                    )
+                    continue
+                created = not found
+                child_id = found.pop() if found else new_child_id()
+                if created:
+                    people.append((child_id, now))
+                unknown = [i for i in group if self._hash(i) not in owner]
+                for ident in unknown:
+                    owner[self._hash(ident)] = child_id
+                    links.append((self._hash(ident), ident.system.value, child_id))
+                out.append(Resolution(child_id, created=created, linked=unknown))
+            await tx.executemany("INSERT INTO person (child_id, created_at) VALUES (?, ?)", people)
+            await tx.executemany(
+                "INSERT INTO person_identifier (id_hash, system, child_id) VALUES (?, ?, ?)"
+                " ON CONFLICT (id_hash) DO NOTHING",
+                links,
+            )
+        for h, c in owner.items():
+            self._known[h] = c
+        return out
+
     async def link(self, idents: Sequence[Identifier], child_id: str) -> list[Identifier]:
         """Link to `child_id` those of `idents` no child holds yet (a person's decision in
         the match queue); an identifier another child holds stays with that child.

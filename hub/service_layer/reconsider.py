@@ -1,8 +1,9 @@
 """After a consent change: release the withheld facts a consent now covers, in their
 original order, and audit the facts in the shared record it no longer covers.
 
-Each release is claimed (idempotency key `hub|release|<withheld event id>`) before it is
-appended, so two processes reconsidering one child at once release a fact once.
+Each release is claimed (idempotency key `hub|release|<withheld event id>`, held by the
+release's own id) before it is appended, so two processes reconsidering one child at once
+release a fact once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hub.consent.decision import Fact, decide_sharing
 from hub.consent.policy import SharingPolicy
 from hub.consent.state import ConsentState
 from hub.consent.trail import AuditEntry, AuditTrail
+from hub.events.envelope import new_event_id
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.log import EventLog, LogName, NewRecord
 from hub.projections.gate_views import (
@@ -137,7 +139,10 @@ class ReconsiderWithheld:
                 "withheld_at": where,
             },
         )
-        claim = Claim(f"hub|release|{row.event_id}", row.event_id, state.child_id, now)
+        # the released record keeps the fact's event id; the claim holds this release's own
+        # id, so that of several takers releasing the same fact exactly one wins
+        release_id = f"release:{new_event_id()}"
+        claim = Claim(f"hub|release|{row.event_id}", release_id, state.child_id, now)
         return claim, record, entry
 
     async def _now_hidden(self, child_id: str, state: ConsentState, now: datetime) -> list[str]:

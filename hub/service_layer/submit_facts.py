@@ -36,7 +36,7 @@ from hub.events.consent import CapacityAssessed, ConsentRecorded
 from hub.events.identity import IdentifierLinked, MatchQueued
 from hub.identity.identifiers import Identifier, InvalidIdentifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
-from hub.identity.person_index import PersonIndex
+from hub.identity.person_index import PersonIndex, Resolution
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.log import EventLog, LogName, NewRecord
@@ -96,6 +96,47 @@ class _Resolved:
 def dedupe_key(fact: InboundFact) -> str:
     message = fact.source.message_id or "-"
     return f"{fact.source.agency}|{message}|{fact.ref or fact.payload.event_type}"
+
+
+@dataclass
+class _Book:
+    """What one batch's identity resolution knows of the person index as it goes."""
+
+    owners: dict[Identifier, str]
+    dobs: dict[str, date]
+    waiting: set[Identifier] = field(default_factory=set)
+    new_dobs: dict[str, date] = field(default_factory=dict)
+
+    def judge(self, subject: Subject, good: list[Identifier]) -> _Answer | None:
+        """The answer for a subject all of whose identifiers are known (or that cannot be
+        linked), else None: it brings a new identifier and is to be linked."""
+        held = {self.owners[i] for i in good if i in self.owners}
+        if len(held) > 1:
+            return Unlinked("identity_conflict", tuple(sorted(held)))
+        recorded = self.dobs.get(next(iter(held))) if held and subject.date_of_birth else None
+        if recorded is not None and recorded != subject.date_of_birth:
+            return Unlinked("dob_mismatch", tuple(held))
+        if not held or any(i not in self.owners for i in good):
+            return None
+        child_id = next(iter(held))
+        self._note_dob(subject, child_id, created=False, recorded=recorded)
+        return (child_id, [], None, None)
+
+    def linked(self, subject: Subject, good: list[Identifier], res: Resolution) -> _Answer:
+        held = {self.owners[i] for i in good if i in self.owners}
+        if res.child_id is None:  # another writer linked them meanwhile
+            return Unlinked("identity_conflict", tuple(sorted(held)))
+        recorded = self.dobs.get(res.child_id)
+        self.owners.update((i, res.child_id) for i in good)
+        self._note_dob(subject, res.child_id, created=res.created, recorded=recorded)
+        return (res.child_id, res.linked, None, None)
+
+    def _note_dob(
+        self, subject: Subject, child_id: str, *, created: bool, recorded: date | None
+    ) -> None:
+        dob = subject.date_of_birth
+        if dob and (recorded is None or created) and child_id not in self.dobs:
+            self.new_dobs[child_id] = self.dobs[child_id] = dob
 
 
 class SubmitFacts:
@@ -281,56 +322,51 @@ class SubmitFacts:
         contradicts the one recorded. Nothing is linked before those checks pass.
 
         What the person index holds is read for the whole batch at once (who holds each
-        identifier, which belonged to an erased child, the recorded dates of birth); only
-        a subject bringing a new identifier is written, one at a time and in order, so
-        that a later subject of the batch sees what an earlier one linked."""
+        identifier, which belonged to an erased child, the recorded dates of birth), and
+        the subjects that bring new identifiers are linked together in one transaction —
+        as if one after the other: a subject sharing an identifier with one waiting to be
+        linked is judged only after it is."""
         strong = [strong_identifiers(s) if not s.hub_child_id else ([], []) for s in subjects]
         idents = list({i for good, _ in strong for i in good})
         owners, suppressed = await self.persons.known(idents)
-        dobs = await self.persons.dates_of_birth(sorted(set(owners.values())))
+        book = _Book(owners, await self.persons.dates_of_birth(sorted(set(owners.values()))))
         existing = await self.persons.existing([s.hub_child_id for s in subjects if s.hub_child_id])
-        new_dobs: dict[str, date] = {}
-        out: list[_Answer] = []
-        for subject, (good, bad) in zip(subjects, strong, strict=True):
+        out: list[_Answer | None] = [None] * len(subjects)
+        waiting: list[tuple[int, Subject, list[Identifier]]] = []
+
+        async def link_waiting() -> None:
+            groups = [good for _, _, good in waiting]
+            for (n, subject, good), res in zip(
+                waiting, await self.persons.resolve_many(groups), strict=True
+            ):
+                out[n] = book.linked(subject, good, res)
+            waiting.clear()
+
+        for n, (subject, (good, bad)) in enumerate(zip(subjects, strong, strict=True)):
             if subject.hub_child_id:
-                if subject.hub_child_id in existing:
-                    out.append((subject.hub_child_id, [], None, None))
-                else:
-                    out.append((None, [], "no child with this hub child id", "unknown_child"))
-                continue
-            if not good:
-                out.append(await self._without_identifier(subject, bad))
-                continue
-            if any(i in suppressed for i in good):
-                out.append((None, [], ERASED_REASON, "erased"))
-                continue
-            held = {owners[i] for i in good if i in owners}
-            if len(held) > 1:
-                out.append(Unlinked("identity_conflict", tuple(sorted(held))))
-                continue
-            recorded = dobs.get(next(iter(held))) if held and subject.date_of_birth else None
-            if recorded is not None and recorded != subject.date_of_birth:
-                out.append(Unlinked("dob_mismatch", tuple(held)))
-                continue
-            created, linked, child_id = False, [], next(iter(held), None)
-            if child_id is None or any(i not in owners for i in good):
-                resolution = await self.persons.resolve(good)
-                if resolution.child_id is None:  # another writer linked them meanwhile
-                    out.append(Unlinked("identity_conflict", tuple(sorted(held))))
-                    continue
-                child_id, created, linked = (
-                    resolution.child_id,
-                    resolution.created,
-                    resolution.linked,
+                known = subject.hub_child_id in existing
+                out[n] = (
+                    (subject.hub_child_id, [], None, None)
+                    if known
+                    else (None, [], "no child with this hub child id", "unknown_child")
                 )
-                owners.update((i, child_id) for i in good)
-            if subject.date_of_birth and (recorded is None or created):
-                if child_id not in dobs and child_id not in new_dobs:
-                    new_dobs[child_id] = subject.date_of_birth
-                    dobs[child_id] = subject.date_of_birth
-            out.append((child_id, linked, None, None))
-        await self.persons.record_dates_of_birth(new_dobs)
-        return out
+            elif not good:
+                out[n] = await self._without_identifier(subject, bad)
+            elif any(i in suppressed for i in good):
+                out[n] = (None, [], ERASED_REASON, "erased")
+            else:
+                if any(i in book.waiting for i in good):
+                    await link_waiting()
+                    book.waiting.clear()
+                answer = book.judge(subject, good)
+                if answer is None:  # a new identifier: linked with the others at the end
+                    waiting.append((n, subject, good))
+                    book.waiting.update(good)
+                else:
+                    out[n] = answer
+        await link_waiting()
+        await self.persons.record_dates_of_birth(book.new_dobs)
+        return [a for a in out if a is not None]
 
     async def _without_identifier(
         self, subject: Subject, bad: Sequence[InvalidIdentifier]
