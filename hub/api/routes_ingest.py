@@ -19,6 +19,7 @@ out a person's decision: link to a child, or keep separate as a new one.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -139,6 +140,11 @@ def refusal(exc: PermanentError, fmt: str) -> JSONResponse:
     )  # fmt: skip
 
 
+PARSE_OFF_LOOP_BYTES = 64 * 1024
+"""Messages this large are parsed on a worker thread, so that the parse (tens of ms for a
+big CTF or FHIR bundle) does not hold up every other request's turn on the event loop."""
+
+
 async def ingest_message(
     request: Request,
     principal: Principal,
@@ -167,7 +173,12 @@ async def ingest_message(
     fmt = channel
     try:
         fmt = format_for(channel, content_type, data)
-        result = parse(fmt, data, content_type, principal.agency, la_code=la_code)
+        if len(data) >= PARSE_OFF_LOOP_BYTES:  # a large file: parsed beside the event loop
+            result = await asyncio.to_thread(
+                parse, fmt, data, content_type, principal.agency, la_code=la_code
+            )
+        else:
+            result = parse(fmt, data, content_type, principal.agency, la_code=la_code)
     except UnsupportedMediaType as exc:
         raise HTTPException(415, exc.reason) from None
     except PermanentError as exc:

@@ -602,3 +602,51 @@ def decide_sharing(
         if refusal_ids:
             reason += f"; refusal {_ids(refusal_ids)} also covers it"
     return make("withhold", reason + basis_note, refusals=refusal_ids)
+
+
+class DecisionMemo:
+    """`decide_sharing` for many facts at one instant (one submit's batch), made once per
+    (the child's consents in force, the fact's sharing key). A decision depends on the
+    fact's category, source, purposes and claimed basis and on the consents in force —
+    their content and ids, which its reason and grounds name — never on the fact's
+    content; each fact then gets its own ids (`decision_id`, `event_id`, `child_id`), as
+    `decide_sharing` itself would give them."""
+
+    def __init__(self, policy: SharingPolicy, at: datetime) -> None:
+        self.policy = policy
+        self.at = utc(at)
+        self._made: dict[tuple[object, ...], Decision] = {}
+        self._signatures: dict[tuple[str, int], tuple[str, ...]] = {}
+
+    def _signature(self, state: ConsentState) -> tuple[str, ...]:
+        key = (state.child_id, state.version)
+        sig = self._signatures.get(key)
+        if sig is None:
+            sig = self._signatures[key] = tuple(
+                r.consent.model_dump_json() for r in state.effective(self.at)
+            )
+        return sig
+
+    def decide(self, fact: Fact, state: ConsentState) -> Decision:
+        key = (
+            self._signature(state),
+            state.version,
+            fact.category,
+            fact.source_agency,
+            fact.source_organisation,
+            fact.purposes,
+            fact.basis_claimed,
+        )
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = decide_sharing(fact, state, self.policy, at=self.at)
+            return made
+        if fact.child_id != state.child_id:
+            raise ValueError(f"fact {fact.event_id} is about another child than this consent state")
+        return made.model_copy(
+            update={
+                "decision_id": decision_id_for(fact, state, self.policy, self.at),
+                "event_id": fact.event_id,
+                "child_id": fact.child_id,
+            }
+        )

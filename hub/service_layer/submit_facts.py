@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from hub.consent.audit_chain import AuditKind
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
 from hub.consent.crypto import KeyErasedError, KeyStore
-from hub.consent.decision import Decision, Fact, decide_sharing
+from hub.consent.decision import Decision, DecisionMemo, Fact
 from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import personal_fields, seal_envelope
@@ -61,6 +61,8 @@ class _Pending:
     events: list[NewRecord] = field(default_factory=list)
     withheld: list[NewRecord] = field(default_factory=list)
     consent_children: set[str] = field(default_factory=set)
+    decisions: DecisionMemo | None = None
+    """The batch's consent decisions, made once per consents in force and sharing key."""
     claims: list[Claim] = field(default_factory=list)
     """The idempotency keys the appends will take, claimed just before them."""
 
@@ -581,15 +583,15 @@ class SubmitFacts:
         state = states.get(child_id)
         if state is None:
             state = states[child_id] = await self.views.consent_state(child_id)
-        decision = decide_sharing(
+        memo = pending.decisions or DecisionMemo(self.policy, now)
+        pending.decisions = memo
+        decision = memo.decide(
             Fact.from_envelope(
                 envelope,
                 purposes=fact.purposes or DEFAULT_PURPOSES,  # type: ignore[arg-type]
                 basis_claimed=fact.statutory_basis,
             ),
             state,
-            self.policy,
-            at=now,
         )
         pending.audit.append(self._decision_entry(decision, envelope, actor, now))
         try:

@@ -13,7 +13,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from hub.consent.decision import Decision, Fact, decide_sharing, visible_now, visible_to
+from hub.consent.decision import (
+    Decision,
+    DecisionMemo,
+    Fact,
+    decide_sharing,
+    visible_now,
+    visible_to,
+)
 from hub.consent.policy import SharingPolicy, load_policy
 from hub.consent.state import ConsentState
 from hub.events import Envelope, Source
@@ -1044,3 +1051,34 @@ def test_withdrawing_the_covering_consent_flips_permit_to_withhold(
     after = decide_sharing(f, state, POLICY, at=AT)
     assert after.outcome == "withhold"
     assert not any(after.allows(role) for role in VIEW_ROLES)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(histories(), min_size=1, max_size=4), st.lists(facts, min_size=1, max_size=8), times
+)
+def test_a_batch_memo_gives_exactly_the_decisions_decide_sharing_gives(
+    histories_: list[tuple[ConsentState, list[Any]]], fs: list[Fact], at: datetime
+) -> None:
+    """Several children (histories that may say the same or differ), several facts each,
+    each fact with its own id: the memo's decision equals a fresh `decide_sharing`."""
+    memo = DecisionMemo(POLICY, at)
+    for n, (history, _) in enumerate(histories_):
+        state = _as_child(history, f"child-{n}", rename=n % 2 == 1)
+        for i, f in enumerate(fs):
+            own = f.model_copy(
+                update={"child_id": state.child_id, "event_id": uuid.UUID(int=n * 100 + i + 1)}
+            )
+            assert memo.decide(own, state) == decide_sharing(own, state, POLICY, at=at)
+
+
+def _as_child(state: ConsentState, child_id: str, *, rename: bool) -> ConsentState:
+    """The same consent history, folded for another child (`rename`: under other consent
+    ids, which a decision's reason and grounds name)."""
+    out = ConsentState(child_id)
+    for event in state.events:
+        payload = event.payload
+        if rename:
+            payload = payload.model_copy(update={"consent_id": f"{payload.consent_id}-b"})
+        out = out.apply(payload, at=event.at)
+    return out
