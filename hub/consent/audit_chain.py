@@ -76,6 +76,10 @@ def chain_hash(prev_hash: str, record_body: Mapping[str, Any] | BaseModel) -> st
     return digest.hexdigest()
 
 
+_PLAIN = frozenset({str, int, bool, type(None)})
+"""Values taken as they are (exact types; subclasses go through the full check)."""
+
+
 def _check_details(value: Any, path: str) -> None:
     if isinstance(value, dict):
         for key, inner in value.items():
@@ -83,13 +87,15 @@ def _check_details(value: Any, path: str) -> None:
                 raise ValueError(f"{path}: keys must be strings")
             if key.lower() in _FORBIDDEN_DETAIL_KEYS:
                 raise ValueError(f"{path}.{key}: audit details hold ids, not personal data")
-            _check_details(inner, f"{path}.{key}")
+            if type(inner) not in _PLAIN:
+                _check_details(inner, f"{path}.{key}")
     elif isinstance(value, list):
         for i, inner in enumerate(value):
-            _check_details(inner, f"{path}[{i}]")
+            if type(inner) not in _PLAIN:
+                _check_details(inner, f"{path}[{i}]")
     elif isinstance(value, float):
         raise ValueError(f"{path}: floats are not allowed (their text form is not canonical)")
-    elif value is not None and not isinstance(value, str | int | bool):
+    elif value is not None and not isinstance(value, (str, int, bool)):
         raise ValueError(f"{path}: only strings, integers, booleans, null, lists and objects")
 
 
