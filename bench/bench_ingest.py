@@ -165,7 +165,7 @@ def _instrument(the_hub: Any, stages: Stages) -> Any:
     rest = "gate:envelopes, consent decisions, outcomes"
     for obj, attr, name in (
         (the_hub.views, "consent_states", rest),
-        (gate, "_resolve", "gate:identity"),
+        (gate, "_resolve_all", "gate:identity"),
         (gate, "_hold_for_match", "gate:identity"),
         (the_hub.claims, "holders", "gate:idempotency lookup"),
         (the_hub.claims, "claim", "gate:idempotency claim"),
