@@ -6,14 +6,15 @@ the person index, the audit heads) is created and changed only by the revisions 
 number of processes may call it at once (every `hub` process does at start-up, and
 `hub migrate` does it alone): on PostgreSQL the whole upgrade runs in one transaction
 under an advisory lock, on SQLite under an exclusive lock on a file beside the database.
-The version is kept in `hub_schema_version`. alembic is imported only here, and only
-when a store starts.
+The version is kept in `hub_schema_version`. A start on a current schema reads that
+one row with the plain driver; alembic is imported only when there is something to do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
+import sqlite3
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +42,18 @@ class MigrationReport:
 
 
 def head_revision() -> str:
-    script = _script()
-    head: str | None = script.get_current_head()
-    if head is None:  # the package ships its revisions; none is a broken install
+    """The newest revision, from the file names (`NNNN_what.py`, NNNN its revision id; a
+    test holds them to alembic's own view), so that a start on a current schema need not
+    import alembic at all."""
+    ids = sorted(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    if not ids:  # the package ships its revisions; none is a broken install
         raise RuntimeError(f"no schema revisions found in {MIGRATIONS}")
+    return ids[-1]
+
+
+def alembic_head() -> str | None:
+    """The head as alembic sees it (the revisions' `down_revision` chain)."""
+    head: str | None = _script().get_current_head()
     return head
 
 
@@ -103,9 +112,26 @@ async def migrate_sqlite(path: Path) -> MigrationReport:
     return await asyncio.to_thread(_migrate_sqlite_locked, path)
 
 
+def _sqlite_version(path: Path) -> str | None:
+    """The recorded revision, read with the standard library (None: none recorded)."""
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(path)
+    try:
+        row = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()  # noqa: S608 - a constant
+    except sqlite3.OperationalError:  # no version table yet
+        return None
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
+
+
 def _migrate_sqlite_locked(path: Path) -> MigrationReport:
     from sqlalchemy import create_engine
 
+    head = head_revision()
+    if _sqlite_version(path) == head:  # the usual start: nothing to do, no alembic import
+        return MigrationReport(head, (), head)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.with_name(path.name + ".migrate.lock").open("a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # released when the file closes
@@ -125,9 +151,25 @@ def postgres_url(dsn: str) -> str:
     return "postgresql+asyncpg://" + rest
 
 
+async def _postgres_version(dsn: str, schema: str) -> str | None:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema}, timeout=10)
+    try:
+        value = await conn.fetchval(f"SELECT version_num FROM {VERSION_TABLE}")  # noqa: S608 - a constant
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return None
+    finally:
+        await conn.close()
+    return None if value is None else str(value)
+
+
 async def migrate_postgres(dsn: str, schema: str) -> MigrationReport:
     """Migrate `schema` (created when missing), in one transaction under the schema lock:
     processes starting together wait for the first, then find nothing to do."""
+    head = head_revision()
+    if await _postgres_version(dsn, schema) == head:  # the usual start: nothing to do
+        return MigrationReport(head, (), head)
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool

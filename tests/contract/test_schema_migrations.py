@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hub.store import ReadStore
-from hub.store.schema import VERSION_TABLE, head_revision
+from hub.store.schema import MIGRATIONS, VERSION_TABLE, alembic_head, head_revision
 from tests.support.stores import make_store
 
 baseline = importlib.import_module("hub.store.migrations.versions.0001_baseline")
@@ -50,6 +50,16 @@ async def _old_hub_database(kind: str, request: pytest.FixtureRequest, tmp_path:
 
 async def _version(store: ReadStore) -> list[Any]:
     return [r[0] for r in await store.fetchall(f"SELECT version_num FROM {VERSION_TABLE}")]  # noqa: S608
+
+
+def test_the_revision_files_are_one_chain_named_by_their_ids() -> None:
+    """The cheap head (from file names) is alembic's head, and each file's name starts
+    with the revision it holds, following the one before."""
+    files = sorted((MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    modules = [importlib.import_module(f"hub.store.migrations.versions.{f.stem}") for f in files]
+    assert [m.revision for m in modules] == [f.name.split("_", 1)[0] for f in files]
+    assert [m.down_revision for m in modules] == [None, *(m.revision for m in modules[:-1])]
+    assert head_revision() == alembic_head() == modules[-1].revision
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
