@@ -12,7 +12,7 @@ from hub.consent.decision import decide_sharing
 from hub.consent.sealing import ErasedPayload
 from hub.consent.trail import AuditEntry
 from hub.errors import PermanentError
-from hub.queries.context import Reads, require_on_caseload
+from hub.queries.context import Reads, audit_reads, require_on_caseload
 from hub.service_layer.reconsider import sharing_context, stored_fact
 
 
@@ -57,22 +57,7 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
             }
         )
         shown.append(str(env.event_id))
-    await reads.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=f"{caller.role}:{caller.name}",
-                child_id=child_id,
-                at=now,
-                details={
-                    "route": "GET /children/{id}/record",
-                    "event_ids": shown,
-                    "agency": caller.agency,
-                    "outcome": "shown",
-                },
-            )
-        ]
-    )
+    await audit_reads(reads, caller, "GET /children/{id}/record", now, [(child_id, shown, {})])
     return {
         "child_id": child_id,
         "as_of": now.isoformat(),

@@ -66,6 +66,15 @@ class _Pending:
     claims: list[Claim] = field(default_factory=list)
     """The idempotency keys the appends will take, claimed just before them."""
 
+    def note_claim(
+        self, fact: InboundFact, outcome: FactOutcome, resolved: _Resolved, now: datetime
+    ) -> None:
+        """Note the claim a fact that is taken (appended, withheld or held) will need."""
+        if outcome.status in ("appended", "withheld", "queued") and outcome.event_id:
+            holder = resolved.queued.provisional_child_id if resolved.queued else resolved.child_id
+            if holder is not None:
+                self.claims.append(Claim(dedupe_key(fact), outcome.event_id, holder, now))
+
     def drop(self, keys: set[str], event_ids: set[str]) -> None:
         """Leave out the facts of `keys` (another taker holds them) and their decisions."""
 
@@ -221,16 +230,9 @@ class SubmitFacts:
                 },
             )
             for fact, skey in zip(facts, subject_keys, strict=True):
-                outcome = await self._claimed_one(
-                    fact,
-                    resolved[skey],
-                    actor,
-                    now,
-                    pending,
-                    states,
-                    seen_keys,
-                    known,
-                )
+                who = resolved[skey]
+                outcome = await self._one(fact, who, actor, now, pending, states, seen_keys, known)
+                pending.note_claim(fact, outcome, who, now)
                 outcomes.append(outcome)
             outcomes = await self._claim(pending, outcomes)
             try:
@@ -271,25 +273,6 @@ class SubmitFacts:
             for key in set(stale) - set(landed):
                 del holders[key]
         return {k: c.event_id for k, c in holders.items()}
-
-    async def _claimed_one(
-        self,
-        fact: InboundFact,
-        resolved: _Resolved,
-        actor: str,
-        now: datetime,
-        pending: _Pending,
-        states: dict[str, ConsentState],
-        seen_keys: set[str],
-        known: dict[str, str],
-    ) -> FactOutcome:
-        """`_one`, noting the claim a fact it takes will need."""
-        outcome = await self._one(fact, resolved, actor, now, pending, states, seen_keys, known)
-        if outcome.status in ("appended", "withheld", "queued") and outcome.event_id:
-            holder = resolved.queued.provisional_child_id if resolved.queued else resolved.child_id
-            if holder is not None:
-                pending.claims.append(Claim(dedupe_key(fact), outcome.event_id, holder, now))
-        return outcome
 
     async def _claim(self, pending: _Pending, outcomes: list[FactOutcome]) -> list[FactOutcome]:
         """Claim what the batch takes; what another taker claimed first is left out of the
