@@ -1,5 +1,5 @@
 """The consent gate's cost: `decide_sharing` decisions per second, and facts per second
-through `ConsentGate.submit` (identity, idempotency, decision, audit, sealing, append)
+through `SubmitFacts` (identity, idempotency, decision, audit, sealing, append)
 beside the same facts appended to the embedded log without the gate, in the same run."""
 
 from __future__ import annotations

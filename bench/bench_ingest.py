@@ -12,7 +12,7 @@ samples folder is missing). For each:
   It is timed again before each end-to-end round, and each end-to-end line is set
   beside the raw parses timed between its own rounds (a shared machine's load drifts);
 - the adapter alone (`hub.adapters.registry.parse`);
-- end to end — adapter parse, then `ConsentGate.submit` in batches that keep one subject's
+- end to end — adapter parse, then `SubmitFacts` in batches that keep one subject's
   facts together (`hub ingest`'s own batching): identity, idempotency, consent decision,
   audit, sealing, append — onto (a) the embedded SQLite log and store and (b) the Kafka
   log (Tansu, idempotence off) with the SQLite store. Each round has a fresh data

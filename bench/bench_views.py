@@ -24,7 +24,7 @@ facts ordered by when they happened, so a child's rows are spread over the log a
 would be in real life.
 
 **What is bypassed.** Sending 1M facts through the consent gate (~1.6k facts/s) is too
-slow, so each fact is written to the log as `ConsentGate._one` writes it: the same
+slow, so each fact is written to the log as `SubmitFacts._one` writes it: the same
 envelope (`Envelope.wrap`, with the fact's category), the same headers (`x-dedupe-key`,
 `x-purposes`, `x-basis-claimed`), the same sharing decision (`decide_sharing` against the
 child's consent state folded from its consent events, at ingest time), the consent
