@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,42 +21,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import hub_of
-from hub.consent.trail import AuditEntry
+from hub.api.deps import hub_of, reads_of
+from hub.queries.audit import child_trail_view, trail_lines
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
-
-
-async def _catch_up_audit(request: Request) -> None:
-    await hub_of(request).views.catch_up_partitions(["audit_index"])
-
-
-def _where(
-    child_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    agency: str | None,
-    outcome: str | None,
-) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    if child_id is not None:
-        clauses.append("child_id = ?")
-        params.append(child_id)
-    if since is not None:
-        clauses.append("at >= ?")
-        params.append(since.astimezone(UTC).isoformat().replace("+00:00", "Z"))
-    if until is not None:
-        clauses.append("at <= ?")
-        params.append(until.astimezone(UTC).isoformat().replace("+00:00", "Z"))
-    if agency is not None:
-        clauses.append("agency = ?")
-        params.append(agency)
-    if outcome is not None:
-        clauses.append("outcome = ?")
-        params.append(outcome)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
 @router.get(
@@ -73,28 +43,10 @@ async def child_trail(
     agency: str | None = None,
     outcome: str | None = None,
 ) -> dict[str, Any]:
-    await _catch_up_audit(request)
-    the_hub = hub_of(request)
-    where, params = _where(child_id, since, until, agency, outcome)
-    rows = await the_hub.store.fetchall(
-        f"SELECT line FROM audit_entry{where} ORDER BY part, log_offset",  # noqa: S608 - fixed clauses
-        params,
-    )
-    records = [orjson.loads(bytes(r[0])) for r in rows]
-    await the_hub.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=f"{principal.role}:{principal.name}",
-                child_id=child_id,
-                details={
-                    "route": "GET /audit/children/{id}",
-                    "outcome": "shown",
-                    "records": len(records),
-                },
-            )
-        ]
-    )
+    records = await child_trail_view(
+        reads_of(request), principal, child_id,
+        since=since, until=until, agency=agency, outcome=outcome,
+    )  # fmt: skip
     return {"child_id": child_id, "records": records}
 
 
@@ -110,27 +62,12 @@ async def export(
     until: Annotated[datetime | None, Query(alias="to")] = None,
     format: Literal["jsonl", "csv"] = "jsonl",
 ) -> StreamingResponse:
-    await _catch_up_audit(request)
-    the_hub = hub_of(request)
-    where, params = _where(None, since, until, None, None)
-    rows = await the_hub.store.fetchall(
-        f"SELECT line FROM audit_entry{where} ORDER BY at, part, log_offset",  # noqa: S608
-        params,
-    )
-    await the_hub.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=f"{principal.role}:{principal.name}",
-                details={"route": "GET /audit/export", "outcome": "shown", "records": len(rows)},
-            )
-        ]
-    )
+    rows = await trail_lines(reads_of(request), principal, since=since, until=until)
 
     async def lines() -> AsyncIterator[bytes]:
         if format == "jsonl":
-            for (line,) in rows:
-                yield bytes(line) + b"\n"
+            for line in rows:
+                yield line + b"\n"
             return
         buf = io.StringIO()
         writer = csv.writer(buf)
@@ -148,8 +85,8 @@ async def export(
                 "hash",
             ]
         )
-        for (line,) in rows:
-            rec = orjson.loads(bytes(line))
+        for line in rows:
+            rec = orjson.loads(line)
             writer.writerow(
                 [
                     rec["record_id"],
