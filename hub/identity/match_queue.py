@@ -41,7 +41,7 @@ from hub.identity.identifiers import (
     check_upn,
 )
 from hub.ingest.model import Subject
-from hub.store.base import ReadStore
+from hub.store.base import ReadStore, Tx
 
 PROVISIONAL_PREFIX = "hp-"
 ITEM_PREFIX = "mq-"
@@ -250,9 +250,11 @@ class MatchQueue:
         dedupe_keys: Sequence[str],
         held_types: dict[str, int],
         now: datetime,
-    ) -> QueueItem:
-        """A new item with a fresh provisional child; the subject sealed with that child's
-        `identity` data key."""
+    ) -> tuple[QueueItem, bool]:
+        """A new item with a fresh provisional child, the subject sealed with that child's
+        `identity` data key — or, when another taker queued the same facts meanwhile (the
+        facts' keys are locked across processes while this is decided), that item; with
+        whether this call created it."""
         from hub.events.envelope import new_event_id
 
         await self.setup()
@@ -265,34 +267,49 @@ class MatchQueue:
             )
         )
         fingerprint = await self.fingerprint(subject)
+        keys = sorted(set(dedupe_keys))
+        item = (
+            item_id, provisional, unlinked.reason, unlinked.rule,
+            orjson.dumps(list(unlinked.candidates)).decode(), agency, message_id, sealed,
+            fingerprint, orjson.dumps(held_types).decode(), len(keys), now.isoformat(),
+        )  # fmt: skip
         async with self._store.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO match_queue_item (item_id, provisional_child_id, reason, rule,"
-                " candidates, agency, message_id, subject, fingerprint, held_types, facts_held,"
-                " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (
-                    item_id,
-                    provisional,
-                    unlinked.reason,
-                    unlinked.rule,
-                    orjson.dumps(list(unlinked.candidates)).decode(),
-                    agency,
-                    message_id,
-                    sealed,
-                    fingerprint,
-                    orjson.dumps(held_types).decode(),
-                    len(set(dedupe_keys)),
-                    now.isoformat(),
-                ),
-            )
-            await tx.executemany(
-                "INSERT INTO match_queue_fact (dedupe_key, item_id) VALUES (?, ?)"
-                " ON CONFLICT (dedupe_key) DO NOTHING",
-                [(k, item_id) for k in sorted(set(dedupe_keys))],
-            )
-        item = await self.get(item_id)
-        assert item is not None
-        return item
+            await tx.lock([f"match-fact:{k}" for k in keys])
+            for i in range(0, len(keys), 500):
+                chunk = keys[i : i + 500]
+                marks = ", ".join("?" for _ in chunk)
+                row = await tx.fetchone(
+                    f"SELECT item_id FROM match_queue_fact WHERE dedupe_key IN ({marks})"  # noqa: S608
+                    " ORDER BY item_id LIMIT 1",
+                    chunk,
+                )
+                if row is not None:
+                    break
+            if row is None:
+                await self._insert_item(tx, item, keys)
+        if row is not None:  # queued by another taker meanwhile
+            found = await self.get(str(row[0]))
+            if found is None:
+                raise RuntimeError(f"match queue item {row[0]} vanished")
+            return found, False
+        created = await self.get(item_id)
+        if created is None:
+            raise RuntimeError(f"match queue item {item_id} was not stored")
+        return created, True
+
+    @staticmethod
+    async def _insert_item(tx: Tx, item: tuple[Any, ...], keys: Sequence[str]) -> None:
+        await tx.execute(
+            "INSERT INTO match_queue_item (item_id, provisional_child_id, reason, rule,"
+            " candidates, agency, message_id, subject, fingerprint, held_types, facts_held,"
+            " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+            item,
+        )
+        await tx.executemany(
+            "INSERT INTO match_queue_fact (dedupe_key, item_id) VALUES (?, ?)"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
+            [(k, item[0]) for k in keys],
+        )
 
     async def add_facts(
         self, item_id: str, dedupe_keys: Sequence[str], held_types: dict[str, int]

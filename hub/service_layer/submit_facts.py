@@ -384,11 +384,12 @@ class SubmitFacts:
         types: dict[str, int] = {}
         for f in group:
             types[f.payload.event_type] = types.get(f.payload.event_type, 0) + 1
+        created = False
         if item is None:
             taken = await self._known_children(keys)
             if taken is not None:  # every fact was taken before, under another resolution
                 return _Resolved(taken)
-            item = await self.matches.enqueue(
+            item, created = await self.matches.enqueue(
                 subject,
                 unlinked,
                 agency=group[0].source.agency,
@@ -397,6 +398,7 @@ class SubmitFacts:
                 held_types=types,
                 now=now,
             )
+        if created:
             queued = MatchQueued(
                 item_id=item.item_id,
                 reason=unlinked.reason,

@@ -5,6 +5,7 @@ idempotent and nothing personal is stored in the clear."""
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
@@ -21,7 +22,7 @@ from hub.consent.opener import data_key_id
 from hub.events import Source, decode
 from hub.events.education import SenStatusRecorded
 from hub.identity.identifiers import check_upn
-from hub.identity.match_queue import MatchError
+from hub.identity.match_queue import MatchError, Unlinked
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.log import LogName, StoredRecord
 from hub.queries.match_queue import review_queue
@@ -270,3 +271,29 @@ async def test_a_record_with_a_valid_identifier_links_as_before(hub: Hub) -> Non
     [out] = await hub.handlers.submit_facts([fact(subject, "m")], actor="test")
     assert out.status == "withheld" and out.child_id is not None
     assert await hub.matches.items() == []
+
+
+async def test_two_takers_queueing_one_record_at_once_make_one_item(hub: Hub) -> None:
+    """Two processes given the same unlinked record at the same moment: the facts' keys
+    are locked while each decides, so the second finds the first one's item."""
+    subject = Subject(**NAMES, date_of_birth=DOB)
+    unlinked = Unlinked("no_identifier", ())
+    keys = ["city-health|m-race|f1", "city-health|m-race|f2"]
+    now = datetime.now(UTC)
+    results = await asyncio.gather(
+        *(
+            hub.matches.enqueue(
+                subject,
+                unlinked,
+                agency="city-health",
+                message_id="m-race",
+                dedupe_keys=keys,
+                held_types={"health.condition_recorded": 2},
+                now=now,
+            )
+            for _ in range(4)
+        )
+    )
+    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert len({item.item_id for item, _ in results}) == 1
+    assert len(await hub.matches.items()) == 1
