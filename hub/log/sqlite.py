@@ -2,7 +2,8 @@
 
 Writes go through one connection on one worker thread (SQLite has one writer anyway);
 reads use a second connection on another thread so a subscriber never waits behind an
-append. Each append is one transaction: positions are handed out from `log_head` inside
+append. An append wakes only the subscribers of the log it appended to (an audited read
+does not send every projection to read every partition of `hub.events`). Each append is one transaction: positions are handed out from `log_head` inside
 it, so several processes (the server and a CLI ingest) can append to the same file.
 Triggers refuse UPDATE and DELETE: the log is immutable.
 """
@@ -71,8 +72,7 @@ class SqliteEventLog:
         self._reader: sqlite3.Connection | None = None
         self._wpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-w")
         self._rpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-r")
-        self._appended = asyncio.Event()
-        self._waiters: set[asyncio.Event] = set()
+        self._waiters: dict[LogName, set[asyncio.Event]] = {name: set() for name in LogName}
 
     # -- plumbing -------------------------------------------------------------------
     async def _on(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
@@ -164,7 +164,7 @@ class SqliteEventLog:
         if not records:
             return []
         positions: list[Position] = await self._on(self._wpool, self._append, log, records)
-        for waiter in list(self._waiters):
+        for waiter in list(self._waiters[log]):  # only the subscribers of this log
             waiter.set()
         return positions
 
@@ -273,7 +273,7 @@ class _SqliteSubscription:
         parts = frozenset(range(owner.partitions(self._log)))
         stored = await self._start_offsets(parts)
         next_off = {p: stored.get(p, 0) for p in parts}
-        owner._waiters.add(self._wake)
+        owner._waiters[self._log].add(self._wake)
         try:
             while not self._closed:
                 self._wake.clear()
@@ -292,7 +292,7 @@ class _SqliteSubscription:
                     except TimeoutError:
                         pass
         finally:
-            owner._waiters.discard(self._wake)
+            owner._waiters[self._log].discard(self._wake)
 
     async def acknowledge(self, positions: dict[int, int]) -> None:
         """Nothing to do: the read store holds the applied offsets."""

@@ -1,12 +1,16 @@
 """The audit trail against real logs and stores: one append spanning many chains (one
 per partition of hub.audit), concurrent appends, and a crash between the log append and
-the head update — every chain stays whole and `verify()` passes."""
+the head update — every chain stays whole and `verify()` passes. Concurrent appenders
+are group-committed: many callers share one store transaction and one log append, each
+gets exactly its own records back, and an error reaches every caller it concerns."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +18,8 @@ import orjson
 import pytest
 
 from hub.consent.trail import AuditEntry, AuditTrail
-from hub.log import EventLog, LogName, partition_for
-from hub.store import ReadStore
+from hub.log import EventLog, LogName, NewRecord, Position, partition_for
+from hub.store import ReadStore, Tx
 from tests.contract.test_event_log import make_log, read_all
 from tests.support.stores import make_store
 
@@ -131,3 +135,126 @@ async def test_records_left_by_a_crash_before_the_head_update_are_adopted(
     for rec in later:  # each continues after what the crash left, not from the old head
         assert rec.seq == len([x for x in by_chain[rec.chain] if x["seq"] <= rec.seq])
     assert sum(len(x) for x in by_chain.values()) == 3 * len(children)
+
+
+class CountedLog:
+    """An `EventLog` that counts its appends to hub.audit (and can be made to fail them)."""
+
+    def __init__(self, inner: EventLog) -> None:
+        self._inner = inner
+        self.audit_appends = 0
+        self.failing: Exception | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def append(self, log: LogName, records: Sequence[NewRecord]) -> list[Position]:
+        if log == LogName.AUDIT:
+            self.audit_appends += 1
+            if self.failing is not None:
+                raise self.failing
+        return await self._inner.append(log, records)
+
+
+class CountedStore:
+    """A `ReadStore` that counts the transactions it commits."""
+
+    def __init__(self, inner: ReadStore) -> None:
+        self._inner = inner
+        self.commits = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def transaction(self) -> AbstractAsyncContextManager[Tx]:
+        @asynccontextmanager
+        async def counted() -> AsyncIterator[Tx]:
+            async with self._inner.transaction() as tx:
+                yield tx
+            self.commits += 1
+
+        return counted()
+
+
+def counted_trail(trail: AuditTrail) -> tuple[AuditTrail, CountedLog, CountedStore]:
+    log, store = CountedLog(log_of(trail)), CountedStore(trail._store)
+    return AuditTrail(log, store), log, store  # type: ignore[arg-type]
+
+
+async def test_concurrent_appenders_share_commits_and_each_get_their_own_records(
+    trail: AuditTrail,
+) -> None:
+    grouped, log, store = counted_trail(trail)
+    rng = random.Random(5)
+    callers = 50
+
+    async def reader(k: int) -> tuple[int, list[Any]]:
+        await asyncio.sleep(rng.random() * 0.05)  # arriving over 50 ms, not all at once
+        children = [f"child-{(k * 7 + j) % 40:03d}" for j in range(1 + k % 3)]
+        return k, await grouped.append([read(c, k) for c in children])
+
+    answers = await asyncio.gather(*(reader(k) for k in range(callers)))
+    for k, records in answers:
+        expected = [f"child-{(k * 7 + j) % 40:03d}" for j in range(1 + k % 3)]
+        assert [r.child_id for r in records] == expected  # its own, in its order
+        assert all(r.details["event_ids"] == [f"e-{r.child_id}-{k}"] for r in records)
+    ids = [r.record_id for _, records in answers for r in records]
+    assert len(set(ids)) == len(ids) == sum(1 + k % 3 for k in range(callers))
+    result = await trail.verify()
+    assert result.ok and result.checked == len(ids), result
+    lines = {x["record_id"] for chain in (await chains(log_of(trail))).values() for x in chain}
+    assert lines == {str(i) for i in ids}
+    assert 1 <= log.audit_appends < callers, log.audit_appends
+    assert 1 <= store.commits < callers, store.commits
+
+
+async def test_a_caller_whose_entries_cannot_be_sealed_fails_alone(trail: AuditTrail) -> None:
+    grouped, log, _ = counted_trail(trail)
+    bad = AuditEntry(kind="read", actor="coordinator:casey", child_id="child-007",
+                     details={"name": "Sam Example"})  # fmt: skip
+    results = await asyncio.gather(
+        *(grouped.append([read(f"child-{k:03d}", k)]) for k in range(5)),
+        grouped.append([read("child-006"), bad]),
+        *(grouped.append([read(f"child-{k:03d}", k)]) for k in range(8, 12)),
+        return_exceptions=True,
+    )
+    assert isinstance(results[5], ValueError) and "personal data" in str(results[5])
+    good = [r for i, r in enumerate(results) if i != 5]
+    assert all(isinstance(r, list) and len(r) == 1 for r in good), results
+    assert log.audit_appends < len(good)  # they were written together nonetheless
+    result = await trail.verify()
+    assert result.ok and result.checked == len(good), result  # nothing of the bad caller
+
+
+async def test_a_failed_write_reaches_every_caller_of_its_batch(trail: AuditTrail) -> None:
+    grouped, log, _ = counted_trail(trail)
+
+    class LogDown(Exception):
+        pass
+
+    log.failing = LogDown("the log is unreachable")
+    results = await asyncio.gather(
+        *(grouped.append([read(f"child-{k:03d}", k)]) for k in range(20)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(r, LogDown) for r in results), results
+    assert log.audit_appends < len(results)
+    log.failing = None
+    again = await asyncio.gather(*(grouped.append([read(f"child-{k:03d}", 1)]) for k in range(20)))
+    assert [r.child_id for [r] in again] == [f"child-{k:03d}" for k in range(20)]
+    result = await trail.verify()
+    assert result.ok and result.checked == 20, result
+
+
+async def test_a_caller_cancelled_mid_write_does_not_cancel_the_others(
+    trail: AuditTrail,
+) -> None:
+    grouped, _, _ = counted_trail(trail)
+    tasks = [asyncio.create_task(grouped.append([read(f"child-{k:03d}", k)])) for k in range(10)]
+    await asyncio.sleep(0)  # every caller queued, the writer started
+    tasks[0].cancel()  # the caller that started the writer gives up
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    assert all(isinstance(r, list) and len(r) == 1 for r in results[1:]), results
+    result = await trail.verify()
+    assert result.ok and result.checked in (9, 10), result  # its write may have been taken
