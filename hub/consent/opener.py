@@ -9,7 +9,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from hub.consent.crypto import PLACEHOLDER, KeyStore, decrypt_value, is_encrypted
+from hub.consent.crypto import (
+    PLACEHOLDER,
+    KeyStore,
+    decrypt_value,
+    encrypted_paths,
+    is_encrypted,
+)
 from hub.consent.sealing import WHOLE, ErasedPayload, is_sealed, open_envelope
 from hub.errors import PermanentError
 from hub.events import Envelope, EventRegistry, decode
@@ -46,13 +52,15 @@ class EnvelopeOpener:
                     data = orjson.loads(value)
                 except orjson.JSONDecodeError as exc:
                     raise PermanentError(f"not valid JSON: {exc}") from None
-                if not isinstance(data, dict) or not is_sealed(data):
+                payload = data.get("payload") if isinstance(data, dict) else None
+                paths = encrypted_paths(payload) if isinstance(payload, dict) else ()
+                if not paths:  # not sealed
                     out.append(decode(value, self._registry))
                     continue
                 kid = data_key_id(str(data.get("child_id", "")), str(data.get("category", "")))
                 if kid not in keys:
                     keys[kid] = None if self._keys is None else await self._keys.get(kid)
-                out.append(open_envelope(data, keys[kid], self._registry))
+                out.append(open_envelope(data, keys[kid], self._registry, paths=paths))
             except PermanentError as exc:
                 out.append(exc)
         return out

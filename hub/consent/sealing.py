@@ -63,14 +63,20 @@ def is_sealed(data: Mapping[str, Any]) -> bool:
 
 
 def open_envelope(
-    data: Mapping[str, Any], key: bytes | None, registry: EventRegistry = default_registry
+    data: Mapping[str, Any],
+    key: bytes | None,
+    registry: EventRegistry = default_registry,
+    *,
+    paths: tuple[str, ...] | None = None,
 ) -> Envelope:
     """Decrypt and validate an encoded envelope. With the key gone, the payload becomes an
-    `ErasedPayload`; validation errors raise `PermanentError` as `decode_dict` does."""
+    `ErasedPayload`; validation errors raise `PermanentError` as `decode_dict` does.
+    `paths`: the payload's encrypted paths, when the caller has found them already."""
     payload = data.get("payload")
     if not isinstance(payload, Mapping):
         return decode_dict(dict(data), registry)
-    paths = encrypted_paths(payload)
+    if paths is None:
+        paths = encrypted_paths(payload)
     if not paths:
         return decode_dict(dict(data), registry)
     opened = decrypt_fields(payload, paths, key, aad=str(data.get("child_id", "")))
