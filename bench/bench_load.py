@@ -181,6 +181,7 @@ class Run:
     timed_out: bool
     client_cpu: float
     server_cpu: float | None = None
+    per_process: list[float] = field(default_factory=list)
     machine_busy: float | None = None
     audit_appends: int | None = None
 
@@ -193,17 +194,17 @@ class Run:
         return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)] * 1000 if ordered else 0.0
 
 
-def _cpu_seconds(pids: Sequence[int]) -> float | None:
-    """User + system CPU of processes (Linux /proc), or None where there is no /proc."""
-    total = 0.0
+def _cpu_seconds(pids: Sequence[int]) -> list[float] | None:
+    """User + system CPU of each process (Linux /proc), or None where there is no /proc."""
+    out = []
     tick = os.sysconf("SC_CLK_TCK")
     try:
         for pid in pids:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
+            out.append((int(fields[11]) + int(fields[12])) / tick)
     except (OSError, ValueError, IndexError):
         return None
-    return total
+    return out
 
 
 def _machine_busy() -> tuple[float, float] | None:
@@ -218,7 +219,7 @@ def _machine_busy() -> tuple[float, float] | None:
 
 
 def measure(
-    targets: Sequence[tuple[str, int]],
+    addresses: Sequence[str],
     route: str,
     concurrency: int,
     requests: int,
@@ -228,11 +229,11 @@ def measure(
     server_pids: Sequence[int],
     audit_db: Path | None = None,
 ) -> Run:
-    """One measured run: `concurrency` connections split over the `targets` (address,
-    share), one client process each, all released together once warm."""
-    shares = _split(concurrency, len(targets))
+    """One measured run: `concurrency` connections split evenly over the `addresses`
+    (host:port), one client process each, all released together once warm."""
+    shares = _split(concurrency, len(addresses))
     procs: list[subprocess.Popen[str]] = []
-    for i, ((address, _), c) in enumerate(zip(targets, shares, strict=True)):
+    for i, (address, c) in enumerate(zip(addresses, shares, strict=True)):
         if c == 0:
             continue
         n = max(1, round(requests * c / concurrency))
@@ -285,7 +286,10 @@ def measure(
         errors=errors,
         timed_out=any(r["timed_out"] for r in results),
         client_cpu=sum(r["cpu"] for r in results),
-        server_cpu=None if cpu0 is None or cpu1 is None else cpu1 - cpu0,
+        server_cpu=None if cpu0 is None or cpu1 is None else sum(cpu1) - sum(cpu0),
+        per_process=[]
+        if cpu0 is None or cpu1 is None
+        else [b - a for a, b in zip(cpu0, cpu1, strict=True)],
         machine_busy=(
             None
             if machine0 is None or machine1 is None or machine1[1] == machine0[1]
@@ -312,7 +316,7 @@ def _audit_appends(path: Path | None) -> int | None:
     return int(row[0])
 
 
-def describe(label: str, team: Run, raw: Run) -> list[str]:
+def describe(label: str, team: Run, raw: Run, names: Sequence[str] = ()) -> list[str]:
     ratio = team.rate / raw.rate if raw.rate else float("nan")
     line = (
         f"load ({label}) team c={team.concurrency:<3} {team.rate:>7,.0f} req/s  "
@@ -323,8 +327,17 @@ def describe(label: str, team: Run, raw: Run) -> list[str]:
     if team.server_cpu is not None and team.requests:
         notes.append(
             f"server CPU {team.server_cpu * 1000 / team.requests:.2f} ms/request "
-            f"({team.server_cpu / team.seconds:.2f} cores busy); healthz "
-            f"{(raw.server_cpu or 0) * 1000 / max(1, raw.requests):.2f} ms"
+            f"({team.server_cpu / team.seconds:.2f} cores busy"
+            + (
+                ": "
+                + " + ".join(
+                    f"{name} {cpu / team.seconds:.2f}"
+                    for name, cpu in zip(names, team.per_process, strict=False)
+                )
+                if len(names) > 1
+                else ""
+            )
+            + f"); healthz {(raw.server_cpu or 0) * 1000 / max(1, raw.requests):.2f} ms"
         )
     notes.append(f"client CPU {team.client_cpu * 1000 / max(1, team.requests):.2f} ms/request")
     if team.machine_busy is not None:
@@ -392,11 +405,12 @@ class Outcome:
 
 def _sweep(
     label: str,
-    targets: list[tuple[str, int]],
+    addresses: list[str],
     concurrency: Sequence[int],
     token: str,
     children: Path,
     pids: list[int],
+    names: list[str],
     audit_db: Path | None,
     say: Any,
 ) -> Outcome:
@@ -405,10 +419,10 @@ def _sweep(
         kw: dict[str, Any] = {
             "token": token, "children": children, "server_pids": pids, "audit_db": audit_db,
         }  # fmt: skip
-        raw = measure(targets, "healthz", c, REQUESTS.get(c, 3000) * 2, **kw)
-        team = measure(targets, "team", c, REQUESTS.get(c, 3000), **kw)
+        raw = measure(addresses, "healthz", c, REQUESTS.get(c, 3000) * 2, **kw)
+        team = measure(addresses, "team", c, REQUESTS.get(c, 3000), **kw)
         out.team[c] = team
-        lines = describe(label, team, raw)
+        lines = describe(label, team, raw, names)
         for line in lines:
             say(line)
         out.lines += lines
@@ -432,8 +446,9 @@ def run_embedded(children: int, concurrency: Sequence[int], say: Any) -> Outcome
         with _hubs([cmd], env, work) as procs:
             _wait_ready(f"127.0.0.1:{port}", procs[0], work / "hub-0.log")
             return _sweep(
-                "embedded, hub serve", [(f"127.0.0.1:{port}", 1)], concurrency, token,
-                work / "children.json", [p.pid for p in procs], data / "log.db", say,
+                "embedded, hub serve", [f"127.0.0.1:{port}"], concurrency, token,
+                work / "children.json", [p.pid for p in procs], ["serve"], data / "log.db",
+                say,
             )  # fmt: skip
 
 
@@ -473,8 +488,9 @@ def run_kafka(
                     _wait_ready(f"127.0.0.1:{p}", procs[i], work / f"hub-{i}.log")
                 return _sweep(
                     "kafka+postgres, 2 x hub api + hub projector",
-                    [(f"127.0.0.1:{p}", 1) for p in ports], concurrency, token,
-                    work / "children.json", [p.pid for p in procs], None, say,
+                    [f"127.0.0.1:{p}" for p in ports], concurrency, token,
+                    work / "children.json", [p.pid for p in procs],
+                    ["api", "api", "projector"], None, say,
                 )  # fmt: skip
         finally:
             asyncio.run(_drop_schema(dsn, schema))

@@ -258,3 +258,20 @@ async def test_a_caller_cancelled_mid_write_does_not_cancel_the_others(
     assert all(isinstance(r, list) and len(r) == 1 for r in results[1:]), results
     result = await trail.verify()
     assert result.ok and result.checked in (9, 10), result  # its write may have been taken
+
+
+async def test_two_group_committing_writers_on_one_store_never_fork_a_chain(
+    trail: AuditTrail,
+) -> None:
+    """Two trails over the same log and store (as two API processes are): each batches
+    its own callers, and the head rows keep their batches from interleaving a chain."""
+    other = AuditTrail(log_of(trail), trail._store)
+    children = [f"child-{i:03d}" for i in range(30)]
+    calls = [
+        (trail if k % 2 else other).append([read(c, k) for c in children[k % 5 :: 3]])
+        for k in range(40)
+    ]
+    answers = await asyncio.gather(*calls)
+    assert [len(a) for a in answers] == [len(children[k % 5 :: 3]) for k in range(40)]
+    result = await trail.verify()
+    assert result.ok and result.checked == sum(len(a) for a in answers), result
