@@ -212,8 +212,6 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import load_policy
     from hub.consent.trail import AuditTrail
-    from hub.identity.match_queue import MatchQueue
-    from hub.identity.person_index import PersonIndex
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.matching import ResolveMatch
@@ -223,12 +221,14 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.service_layer.views import GateViews
     from hub.store.claims import SqlIngestClaims
     from hub.store.keystore import SqlKeyStore
+    from hub.store.match_queue import SqlMatchQueue
+    from hub.store.person_index import SqlPersonIndex
 
     policy = load_policy()
     master = load_master_key(settings)
     keys = SqlKeyStore(store, master)
-    persons = PersonIndex(store, master.derive(b"person-index"))
-    matches = MatchQueue(store, keys)
+    persons = SqlPersonIndex(store, master.derive(b"person-index"))
+    matches = SqlMatchQueue(store, keys)
     trail = AuditTrail(event_log, store)
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)

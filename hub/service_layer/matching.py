@@ -22,7 +22,8 @@ from hub.identity.match_queue import (
     strong_identifiers,
 )
 from hub.identity.person_index import PersonIndex
-from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.identity.subject import Subject
+from hub.ingest.model import FactOutcome, InboundFact
 from hub.projections.gate_views import BASIS_HEADER, PURPOSES_HEADER, withheld_rows
 from hub.service_layer.erasure import EraseChild
 from hub.service_layer.reconsider import sharing_context

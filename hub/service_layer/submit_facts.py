@@ -37,8 +37,9 @@ from hub.events.identity import IdentifierLinked, MatchQueued
 from hub.identity.identifiers import Identifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex
+from hub.identity.subject import Subject
 from hub.ingest.claims import Claim, IngestClaims, ours
-from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.ingest.model import FactOutcome, InboundFact
 from hub.log import EventLog, LogName, NewRecord
 from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER, landed_keys
 from hub.service_layer.reconsider import DEFAULT_PURPOSES, ReconsiderWithheld
