@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of
-from hub.consent.trail import AuditEntry
+from hub.consent.audit_trail import AuditEntry
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]

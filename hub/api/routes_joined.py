@@ -26,11 +26,11 @@ from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of
 from hub.api.routes_record import require_on_caseload
 from hub.bootstrap import Hub
+from hub.consent.audit_trail import AuditEntry
 from hub.consent.authority import capacity_applies, young_person_decides_from
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
 from hub.consent.state import GRANTOR_WORDS, ConsentState
-from hub.consent.trail import AuditEntry
 from hub.events import Envelope
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (

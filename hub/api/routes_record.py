@@ -24,9 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of
 from hub.bootstrap import Hub
+from hub.consent.audit_trail import AuditEntry
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
-from hub.consent.trail import AuditEntry
 from hub.errors import PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.sealing import ErasedPayload
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Source
 from hub.events.identity import IdentifierLinked, MatchResolved

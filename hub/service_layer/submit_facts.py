@@ -22,6 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from hub.consent.audit_chain import AuditKind
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
 from hub.consent.crypto import KeyErasedError, KeyStore
 from hub.consent.decision import Decision, Fact, decide_sharing
@@ -29,7 +30,6 @@ from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import personal_fields, seal_envelope
 from hub.consent.state import ConsentState
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Envelope, Source, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
@@ -677,12 +677,8 @@ class SubmitFacts:
         )
 
     async def _prepare_keys(self, facts: Sequence[InboundFact], children: dict[int, str]) -> None:
-        """Create the data keys a batch will seal with, in one transaction (when the key
-        store can); facts whose category is decided later fall back to one at a time."""
-
-        create_many = getattr(self.keys, "create_many", None)
-        if create_many is None:
-            return
+        """Create the data keys a batch will seal with, in one transaction (where the key
+        store has them); facts whose category is decided later fall back to one at a time."""
         ids = []
         for i, fact in enumerate(facts):
             child = children.get(i)
@@ -693,7 +689,7 @@ class SubmitFacts:
                 continue
             ids.append(data_key_id(child, fact.category or type(fact.payload).category))
         if ids:
-            await create_many(ids)
+            await self.keys.create_many(ids)
 
     async def _seal(self, envelope: Envelope) -> bytes:
 
