@@ -19,10 +19,10 @@ from hub.settings import Settings
 from hub.store import ReadStore
 
 if TYPE_CHECKING:
+    from hub.consent.audit_trail import AuditTrail
     from hub.consent.crypto import KeyStore, MasterKey
     from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import SharingPolicy
-    from hub.consent.trail import AuditTrail
     from hub.identity.match_queue import MatchQueue
     from hub.identity.person_index import PersonIndex
     from hub.ingest.claims import IngestClaims
@@ -209,9 +209,6 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     """The composition root: every port built once, and each handler given its own."""
     from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import load_policy
-    from hub.consent.trail import AuditTrail
-    from hub.identity.match_queue import MatchQueue
-    from hub.identity.person_index import PersonIndex
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
@@ -220,15 +217,18 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.service_layer.reconsider import ReconsiderWithheld
     from hub.service_layer.submit_facts import SubmitFacts
     from hub.service_layer.views import GateViews
+    from hub.store.audit_trail import LogAuditTrail
     from hub.store.claims import SqlIngestClaims
     from hub.store.keystore import SqlKeyStore
+    from hub.store.match_queue import SqlMatchQueue
+    from hub.store.person_index import SqlPersonIndex
 
     policy = load_policy()
     master = load_master_key(settings)
     keys = SqlKeyStore(store, master)
-    persons = PersonIndex(store, master.derive(b"person-index"))
-    matches = MatchQueue(store, keys)
-    trail = AuditTrail(event_log, store)
+    persons = SqlPersonIndex(store, master.derive(b"person-index"))
+    matches = SqlMatchQueue(store, keys)
+    trail = LogAuditTrail(event_log, store)
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)
     runners = [

@@ -106,6 +106,11 @@ _BACKEND_SUITES = {
     "tests/contract/test_projection_runner.py": "projection runner",
     "tests/contract/test_api_keys.py": "API key store",
     "tests/contract/test_joined_view_rebuild.py": "joined-view rebuild",
+    "tests/contract/test_ingest_claims.py": "ingest claims",
+    "tests/contract/test_person_index.py": "person index",
+    "tests/contract/test_match_queue.py": "match queue",
+    "tests/contract/test_key_store.py": "key store",
+    "tests/contract/test_audit_trail.py": "audit trail",
 }
 
 

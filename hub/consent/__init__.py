@@ -1,6 +1,8 @@
 """The consent gate's pure domain core: policy, grantor authority, consent state, the
 sharing decision, FHIR Consent interchange, audit hash chains and per-child field
-encryption. No I/O beyond reading the policy file; no web, SQL or broker imports.
+encryption, and the ports the gate keeps its trail and keys behind (`AuditTrail`,
+`KeyStore`, each with an in-memory implementation; the others live in `hub.store`).
+No I/O beyond reading the policy file; no web, SQL or broker imports.
 """
 
 from hub.consent.audit_chain import (
@@ -12,6 +14,7 @@ from hub.consent.audit_chain import (
     verify_chain,
     verify_lines,
 )
+from hub.consent.audit_trail import AuditEntry, AuditTrail, MemoryAuditTrail
 from hub.consent.authority import (
     ConsentAuthorityError,
     check_grantor_authority,
@@ -46,7 +49,9 @@ from hub.consent.state import ConsentRecord, ConsentState
 __all__ = [
     "PLACEHOLDER",
     "Audience",
+    "AuditEntry",
     "AuditRecord",
+    "AuditTrail",
     "ConsentAuthorityError",
     "ConsentRecord",
     "ConsentState",
@@ -55,6 +60,7 @@ __all__ = [
     "KeyErasedError",
     "KeyStore",
     "MasterKey",
+    "MemoryAuditTrail",
     "MemoryKeyStore",
     "PolicyError",
     "SharingPolicy",

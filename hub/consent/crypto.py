@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
@@ -125,11 +125,15 @@ class KeyStore(Protocol):
     `get` returns the key, or None if the child has none or it was deleted. `create`
     returns the existing key or makes one, and raises `KeyErasedError` once the child's
     key has been deleted (an erased child gets no new key). `delete` destroys the key
-    for good; it returns True if a key was deleted and is idempotent."""
+    for good; it returns True if a key was deleted and is idempotent. `create_many`
+    makes sure each of many keys exists (in one transaction where the store has them),
+    skipping erased ones. Memory, SQLite and PostgreSQL; one contract suite."""
 
     async def get(self, child_id: str) -> bytes | None: ...
 
     async def create(self, child_id: str) -> bytes: ...
+
+    async def create_many(self, key_ids: Sequence[str]) -> None: ...
 
     async def delete(self, child_id: str) -> bool: ...
 
@@ -155,6 +159,11 @@ class MemoryKeyStore:
         key = new_data_key()
         self._wrapped[child_id] = self._master.wrap(key, child_id)
         return key
+
+    async def create_many(self, key_ids: Sequence[str]) -> None:
+        for key_id in key_ids:
+            if key_id not in self._erased:
+                await self.create(key_id)
 
     async def delete(self, child_id: str) -> bool:
         self._erased.add(child_id)

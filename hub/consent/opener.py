@@ -4,7 +4,7 @@ decrypt and validate. Used by every projection runner and by log reads in the AP
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
@@ -20,7 +20,9 @@ from hub.consent.sealing import WHOLE, ErasedPayload, is_sealed, open_envelope
 from hub.errors import PermanentError
 from hub.events import Envelope, EventRegistry, decode
 from hub.events import registry as default_registry
-from hub.log import StoredRecord
+
+if TYPE_CHECKING:
+    from hub.log import StoredRecord
 
 
 def data_key_id(child_id: str, category: str) -> str:

@@ -14,24 +14,27 @@ the record's unowned identifiers, releases the held facts through the consent ga
 the chosen child (decrypted with the provisional key, re-sealed with the chosen child's),
 appends `identity.match_resolved`, and crypto-shreds the provisional copies. Name and
 date-of-birth fingerprints (keyed HMACs, never the values) let a demographics-only record
-name the children it may be about. Tables live in the read store, through its port.
+name the children it may be about. `MatchQueue` is the port (items, the facts each holds,
+fingerprints seen on linked records); `MemoryMatchQueue` keeps it in dicts, the SQL one
+lives with the stores; both seal and fingerprint through `SubjectKeys`. One contract
+suite runs against each.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 
 from hub.consent.crypto import KeyStore, decrypt_value, encrypt_value
 from hub.consent.opener import data_key_id
+from hub.events.envelope import new_event_id
 from hub.events.identity import MatchReason
 from hub.identity.identifiers import (
     Identifier,
@@ -40,8 +43,7 @@ from hub.identity.identifiers import (
     check_nhs_number,
     check_upn,
 )
-from hub.ingest.model import Subject
-from hub.store.base import ReadStore, Tx
+from hub.identity.subject import Subject
 
 PROVISIONAL_PREFIX = "hp-"
 ITEM_PREFIX = "mq-"
@@ -111,34 +113,6 @@ class QueueItem:
         return _REASONS.get(self.reason, self.reason)
 
 
-_COLUMNS = (
-    "item_id, provisional_child_id, reason, rule, candidates, agency, message_id, held_types,"
-    " facts_held, status, created_at, decision, resolved_child_id, resolved_by, resolved_at,"
-    " subject"
-)
-
-
-def _item(row: Sequence[Any]) -> QueueItem:
-    return QueueItem(
-        item_id=str(row[0]),
-        provisional_child_id=str(row[1]),
-        reason=row[2],
-        rule=row[3],
-        candidates=tuple(orjson.loads(row[4])),
-        agency=str(row[5]),
-        message_id=row[6],
-        held_types=dict(orjson.loads(row[7])),
-        facts_held=int(row[8]),
-        status=row[9],
-        created_at=str(row[10]),
-        decision=row[11],
-        resolved_child_id=row[12],
-        resolved_by=row[13],
-        resolved_at=row[14],
-        sealed_subject=bytes(row[15]),
-    )
-
-
 def strong_identifiers(subject: Subject) -> tuple[list[Identifier], list[InvalidIdentifier]]:
     """The subject's valid strong identifiers, and the rule each invalid one breaks."""
     good: list[Identifier] = []
@@ -167,26 +141,22 @@ def _normal(text: str) -> str:
     return "".join(ch for ch in folded if ch.isalnum())
 
 
-class MatchQueue:
-    """The queue's tables in the read store, and the demographic fingerprints."""
+def new_item_ids() -> tuple[str, str]:
+    """A fresh (item id, provisional child id) pair, sharing one time-ordered suffix."""
+    suffix = new_event_id().hex
+    return ITEM_PREFIX + suffix, PROVISIONAL_PREFIX + suffix
 
-    def __init__(self, store: ReadStore, keys: KeyStore) -> None:
-        self._store = store
+
+class SubjectKeys:
+    """What every queue does with keys: demographic fingerprints under the hub's
+    fingerprint secret (in the key store, wrapped by the master key), and each item's
+    subject sealed with its provisional child's `identity` data key, so that shredding
+    that child's keys makes the sealed copy unreadable."""
+
+    def __init__(self, keys: KeyStore) -> None:
         self._keys = keys
         self._secret: bytes | None = None
-        self._ready = False
-        self.deciding = asyncio.Lock()
-        """Held while a decision is carried out, so two people cannot decide one item at
-        once in this process (across processes, the second finds it decided, or repeats
-        the idempotent release)."""
 
-    async def setup(self) -> None:
-        if self._ready:
-            return
-        self._secret = await self._keys.create(FINGERPRINT_KEY_ID)
-        self._ready = True
-
-    # -- fingerprints ----------------------------------------------------------------
     async def fingerprint(self, subject: Subject) -> str | None:
         """A keyed hash of the normalised given name, family name and date of birth, or
         None when the subject lacks one of them. Never reversible without the key."""
@@ -195,171 +165,21 @@ class MatchQueue:
         given, family = _normal(subject.given_name), _normal(subject.family_name)
         if not given or not family:
             return None
-        await self.setup()
-        assert self._secret is not None
+        if self._secret is None:
+            self._secret = await self._keys.create(FINGERPRINT_KEY_ID)
         msg = f"{given}|{family}|{subject.date_of_birth.isoformat()}".encode()
         return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
 
-    async def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
-        """Record (fingerprint, child id) pairs seen on linked records."""
-        rows = sorted(set(pairs))
-        if not rows:
-            return
-        await self.setup()
-        async with self._store.transaction() as tx:
-            await tx.executemany(
-                "INSERT INTO match_fingerprint (fingerprint, child_id) VALUES (?, ?)"
-                " ON CONFLICT (fingerprint, child_id) DO NOTHING",
-                rows,
-            )
-
-    async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
-        if fingerprint is None:
-            return ()
-        await self.setup()
-        rows = await self._store.fetchall(
-            "SELECT child_id FROM match_fingerprint WHERE fingerprint = ? ORDER BY child_id",
-            (fingerprint,),
-        )
-        return tuple(str(r[0]) for r in rows)
-
-    # -- items -----------------------------------------------------------------------
-    async def item_for_keys(self, dedupe_keys: Sequence[str]) -> QueueItem | None:
-        """The item already holding any of these facts (a message delivered again)."""
-        await self.setup()
-        unique = sorted(set(dedupe_keys))
-        for i in range(0, len(unique), 500):
-            chunk = unique[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            row = await self._store.fetchone(
-                f"SELECT item_id FROM match_queue_fact WHERE dedupe_key IN ({marks})"  # noqa: S608
-                " ORDER BY item_id LIMIT 1",
-                chunk,
-            )
-            if row is not None:
-                return await self.get(str(row[0]))
-        return None
-
-    async def enqueue(
-        self,
-        subject: Subject,
-        unlinked: Unlinked,
-        *,
-        agency: str,
-        message_id: str | None,
-        dedupe_keys: Sequence[str],
-        held_types: dict[str, int],
-        now: datetime,
-    ) -> tuple[QueueItem, bool]:
-        """A new item with a fresh provisional child, the subject sealed with that child's
-        `identity` data key — or, when another taker queued the same facts meanwhile (the
-        facts' keys are locked across processes while this is decided), that item; with
-        whether this call created it."""
-        from hub.events.envelope import new_event_id
-
-        await self.setup()
-        suffix = new_event_id().hex
-        item_id, provisional = ITEM_PREFIX + suffix, PROVISIONAL_PREFIX + suffix
-        key = await self._keys.create(data_key_id(provisional, "identity"))
-        sealed = orjson.dumps(
+    async def seal(self, subject: Subject, provisional_child_id: str) -> bytes:
+        """The subject encrypted with the provisional child's `identity` key (made now)."""
+        key = await self._keys.create(data_key_id(provisional_child_id, "identity"))
+        return orjson.dumps(
             encrypt_value(
-                subject.model_dump(mode="json"), key, aad=provisional, field=SUBJECT_FIELD
+                subject.model_dump(mode="json"), key, aad=provisional_child_id, field=SUBJECT_FIELD
             )
         )
-        fingerprint = await self.fingerprint(subject)
-        keys = sorted(set(dedupe_keys))
-        item = (
-            item_id, provisional, unlinked.reason, unlinked.rule,
-            orjson.dumps(list(unlinked.candidates)).decode(), agency, message_id, sealed,
-            fingerprint, orjson.dumps(held_types).decode(), len(keys), now.isoformat(),
-        )  # fmt: skip
-        async with self._store.transaction() as tx:
-            await tx.lock([f"match-fact:{k}" for k in keys])
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                marks = ", ".join("?" for _ in chunk)
-                row = await tx.fetchone(
-                    f"SELECT item_id FROM match_queue_fact WHERE dedupe_key IN ({marks})"  # noqa: S608
-                    " ORDER BY item_id LIMIT 1",
-                    chunk,
-                )
-                if row is not None:
-                    break
-            if row is None:
-                await self._insert_item(tx, item, keys)
-        if row is not None:  # queued by another taker meanwhile
-            found = await self.get(str(row[0]))
-            if found is None:
-                raise RuntimeError(f"match queue item {row[0]} vanished")
-            return found, False
-        created = await self.get(item_id)
-        if created is None:
-            raise RuntimeError(f"match queue item {item_id} was not stored")
-        return created, True
 
-    @staticmethod
-    async def _insert_item(tx: Tx, item: tuple[Any, ...], keys: Sequence[str]) -> None:
-        await tx.execute(
-            "INSERT INTO match_queue_item (item_id, provisional_child_id, reason, rule,"
-            " candidates, agency, message_id, subject, fingerprint, held_types, facts_held,"
-            " status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-            item,
-        )
-        await tx.executemany(
-            "INSERT INTO match_queue_fact (dedupe_key, item_id) VALUES (?, ?)"
-            " ON CONFLICT (dedupe_key) DO NOTHING",
-            [(k, item[0]) for k in keys],
-        )
-
-    async def add_facts(
-        self, item_id: str, dedupe_keys: Sequence[str], held_types: dict[str, int]
-    ) -> None:
-        """More facts of a pending item's record (the same message, sent again with more)."""
-        await self.setup()
-        async with self._store.transaction() as tx:
-            fresh = 0
-            for k in sorted(set(dedupe_keys)):
-                row = await tx.fetchone("SELECT 1 FROM match_queue_fact WHERE dedupe_key = ?", (k,))
-                if row is None:
-                    await tx.execute(
-                        "INSERT INTO match_queue_fact (dedupe_key, item_id) VALUES (?, ?)",
-                        (k, item_id),
-                    )
-                    fresh += 1
-            if fresh:
-                row = await tx.fetchone(
-                    "SELECT held_types FROM match_queue_item WHERE item_id = ?", (item_id,)
-                )
-                types: dict[str, int] = dict(orjson.loads(row[0])) if row else {}
-                for t, n in held_types.items():
-                    types[t] = types.get(t, 0) + n
-                await tx.execute(
-                    "UPDATE match_queue_item SET facts_held = facts_held + ?, held_types = ?"
-                    " WHERE item_id = ?",
-                    (fresh, orjson.dumps(types).decode(), item_id),
-                )
-
-    async def get(self, item_id: str) -> QueueItem | None:
-        await self.setup()
-        row = await self._store.fetchone(
-            f"SELECT {_COLUMNS} FROM match_queue_item WHERE item_id = ?",  # noqa: S608
-            (item_id,),
-        )
-        return None if row is None else _item(row)
-
-    async def items(
-        self, *, status: Status | None = "pending", limit: int = 100
-    ) -> list[QueueItem]:
-        await self.setup()
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        rows = await self._store.fetchall(
-            f"SELECT {_COLUMNS} FROM match_queue_item {where}"  # noqa: S608
-            " ORDER BY created_at, item_id LIMIT ?",
-            [*params, limit],
-        )
-        return [_item(r) for r in rows]
-
-    async def open_subject(self, item: QueueItem) -> Subject | None:
+    async def open(self, item: QueueItem) -> Subject | None:
         """The sealed subject, or None once the provisional child's key is gone."""
         key = await self._keys.get(data_key_id(item.provisional_child_id, "identity"))
         value = decrypt_value(
@@ -372,18 +192,171 @@ class MatchQueue:
             return None
         return Subject.model_validate(value)
 
+
+SEALED_NOTHING = orjson.dumps(None)
+"""What a resolved item keeps in place of its sealed subject."""
+
+
+class MatchQueue(Protocol):
+    """The match queue port (memory, SQLite and PostgreSQL; one contract suite): items,
+    the idempotency keys of the facts each holds, and the (fingerprint, child) pairs seen
+    on linked records."""
+
+    async def fingerprint(self, subject: Subject) -> str | None:
+        """The subject's demographic fingerprint (see `SubjectKeys.fingerprint`)."""
+        ...
+
+    async def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
+        """Record (fingerprint, child id) pairs seen on linked records."""
+        ...
+
+    async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
+        """The children seen with this fingerprint, in id order."""
+        ...
+
+    async def item_for_keys(self, dedupe_keys: Sequence[str]) -> QueueItem | None:
+        """The item already holding any of these facts (a message delivered again)."""
+        ...
+
+    async def enqueue(
+        self,
+        subject: Subject,
+        unlinked: Unlinked,
+        *,
+        agency: str,
+        message_id: str | None,
+        dedupe_keys: Sequence[str],
+        held_types: dict[str, int],
+        now: datetime,
+    ) -> tuple[QueueItem, bool]:
+        """A new pending item with a fresh provisional child, the subject sealed with that
+        child's `identity` data key — or, when another taker queued any of these facts
+        meanwhile, that item (the facts' keys are locked across processes while this is
+        decided); with whether this call created the item."""
+        ...
+
+    async def add_facts(
+        self, item_id: str, dedupe_keys: Sequence[str], held_types: dict[str, int]
+    ) -> None:
+        """More facts of a pending item's record (the same message, sent again with more);
+        facts held already are not counted twice."""
+        ...
+
+    async def get(self, item_id: str) -> QueueItem | None: ...
+
+    async def items(
+        self, *, status: Status | None = "pending", limit: int = 100
+    ) -> list[QueueItem]:
+        """Items in the order they were queued (all statuses when `status` is None)."""
+        ...
+
+    async def open_subject(self, item: QueueItem) -> Subject | None:
+        """The sealed subject, or None once the provisional child's key is gone or the
+        item was resolved."""
+        ...
+
     async def mark_resolved(
         self, item_id: str, *, decision: Decision, child_id: str, actor: str, now: datetime
     ) -> None:
         """Record the decision; the sealed subject is dropped (its key is shredded too)."""
-        await self.setup()
-        async with self._store.transaction() as tx:
-            await tx.execute(
-                "UPDATE match_queue_item SET status = 'resolved', decision = ?,"
-                " resolved_child_id = ?, resolved_by = ?, resolved_at = ?, subject = ?"
-                " WHERE item_id = ?",
-                (decision, child_id, actor[:256], now.isoformat(), orjson.dumps(None), item_id),
+        ...
+
+
+class MemoryMatchQueue:
+    """`MatchQueue` in dicts, for unit tests and single-process tools."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self._subjects = SubjectKeys(keys)
+        self._items: dict[str, QueueItem] = {}
+        self._facts: dict[str, str] = {}  # dedupe key -> item id
+        self._seen: set[tuple[str, str]] = set()  # (fingerprint, child id)
+
+    async def fingerprint(self, subject: Subject) -> str | None:
+        return await self._subjects.fingerprint(subject)
+
+    async def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._seen.update(pairs)
+
+    async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
+        return tuple(sorted(c for f, c in self._seen if f == fingerprint))
+
+    async def item_for_keys(self, dedupe_keys: Sequence[str]) -> QueueItem | None:
+        held = {self._facts[k] for k in dedupe_keys if k in self._facts}
+        return self._items[min(held)] if held else None
+
+    async def enqueue(
+        self,
+        subject: Subject,
+        unlinked: Unlinked,
+        *,
+        agency: str,
+        message_id: str | None,
+        dedupe_keys: Sequence[str],
+        held_types: dict[str, int],
+        now: datetime,
+    ) -> tuple[QueueItem, bool]:
+        held = next((self._facts[k] for k in sorted(set(dedupe_keys)) if k in self._facts), None)
+        if held is not None:
+            return self._items[held], False
+        item_id, provisional = new_item_ids()
+        sealed = await self._subjects.seal(subject, provisional)
+        item = QueueItem(
+            item_id=item_id,
+            provisional_child_id=provisional,
+            reason=unlinked.reason,
+            rule=unlinked.rule,
+            candidates=tuple(unlinked.candidates),
+            agency=agency,
+            message_id=message_id,
+            held_types=dict(held_types),
+            facts_held=len(set(dedupe_keys)),
+            status="pending",
+            created_at=now.isoformat(),
+            sealed_subject=sealed,
+        )
+        self._items[item_id] = item
+        for k in sorted(set(dedupe_keys)):
+            self._facts.setdefault(k, item_id)
+        return item, True
+
+    async def add_facts(
+        self, item_id: str, dedupe_keys: Sequence[str], held_types: dict[str, int]
+    ) -> None:
+        fresh = [k for k in sorted(set(dedupe_keys)) if k not in self._facts]
+        for k in fresh:
+            self._facts[k] = item_id
+        item = self._items.get(item_id)
+        if fresh and item is not None:
+            types = dict(item.held_types)
+            for t, n in held_types.items():
+                types[t] = types.get(t, 0) + n
+            self._items[item_id] = replace(
+                item, facts_held=item.facts_held + len(fresh), held_types=types
             )
 
+    async def get(self, item_id: str) -> QueueItem | None:
+        return self._items.get(item_id)
 
-# -- reading the queue (an audited read) ---------------------------------------------------
+    async def items(
+        self, *, status: Status | None = "pending", limit: int = 100
+    ) -> list[QueueItem]:
+        chosen = [i for i in self._items.values() if status is None or i.status == status]
+        return sorted(chosen, key=lambda i: (i.created_at, i.item_id))[:limit]
+
+    async def open_subject(self, item: QueueItem) -> Subject | None:
+        return await self._subjects.open(item)
+
+    async def mark_resolved(
+        self, item_id: str, *, decision: Decision, child_id: str, actor: str, now: datetime
+    ) -> None:
+        item = self._items.get(item_id)
+        if item is not None:
+            self._items[item_id] = replace(
+                item,
+                status="resolved",
+                decision=decision,
+                resolved_child_id=child_id,
+                resolved_by=actor[:256],
+                resolved_at=now.isoformat(),
+                sealed_subject=SEALED_NOTHING,
+            )

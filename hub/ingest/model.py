@@ -10,30 +10,13 @@ through the consent gate and answers one `FactOutcome` per fact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from hub.events.envelope import EventPayload, Source
+from hub.identity.subject import Subject
 
-
-class Subject(BaseModel):
-    """How a sender names the child. Strong identifiers link; the demographics are only
-    ever used to propose a match for a person to confirm (the match queue)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    nhs_number: str | None = Field(default=None, max_length=32)
-    upn: str | None = Field(default=None, max_length=32)
-    former_upn: str | None = Field(default=None, max_length=32)
-    la_code: str | None = Field(default=None, max_length=8)
-    la_child_id: str | None = Field(default=None, max_length=64)
-    hub_child_id: str | None = Field(default=None, max_length=64, description="When already known")
-    given_name: str | None = Field(default=None, max_length=128)
-    family_name: str | None = Field(default=None, max_length=128)
-    date_of_birth: date | None = None
-    postcode: str | None = Field(default=None, max_length=16)
+__all__ = ["AdapterResult", "FactOutcome", "InboundFact", "NotTaken", "Status", "Subject"]
 
 
 @dataclass(frozen=True)

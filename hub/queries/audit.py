@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from hub.auth.principal import Principal
-from hub.consent.trail import AuditEntry
+from hub.consent.audit_trail import AuditEntry
 from hub.queries.context import Reads
 
 

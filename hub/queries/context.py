@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from hub.auth.principal import Principal
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.opener import EnvelopeOpener
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import ErasedPayload
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.consent.viewer import DecisionCache, Viewer
 from hub.events import Envelope
 from hub.identity.person_index import PersonIndex

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.consent.trail import AuditEntry, AuditTrail
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.identity.match_queue import MatchQueue, Status, strong_identifiers
 from hub.identity.person_index import PersonIndex
-from hub.ingest.model import Subject
+from hub.identity.subject import Subject
 
 
 def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 import orjson
 
 from hub.auth.principal import Principal
+from hub.consent.audit_trail import AuditEntry
 from hub.consent.decision import decide_sharing
 from hub.consent.sealing import ErasedPayload
-from hub.consent.trail import AuditEntry
 from hub.errors import PermanentError
 from hub.queries.context import Reads, audit_reads, require_on_caseload
 from hub.service_layer.reconsider import sharing_context, stored_fact

@@ -9,10 +9,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from hub.consent.audit_chain import AuditKind
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.crypto import KeyStore
 from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.events import Envelope, Source, encode
 from hub.events.envelope import EventPayload
 from hub.events.identity import CategoryErased, ChildErased

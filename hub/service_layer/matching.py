@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.sealing import ErasedPayload
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Source
 from hub.events.identity import IdentifierLinked, MatchResolved
@@ -22,7 +22,8 @@ from hub.identity.match_queue import (
     strong_identifiers,
 )
 from hub.identity.person_index import PersonIndex
-from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.identity.subject import Subject
+from hub.ingest.model import FactOutcome, InboundFact
 from hub.projections.gate_views import BASIS_HEADER, PURPOSES_HEADER, withheld_rows
 from hub.service_layer.erasure import EraseChild
 from hub.service_layer.reconsider import sharing_context

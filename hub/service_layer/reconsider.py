@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 
 import orjson
 
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.policy import SharingPolicy
 from hub.consent.state import ConsentState
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.events.envelope import new_event_id
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.log import EventLog, LogName, NewRecord

@@ -22,6 +22,7 @@ import structlog
 from pydantic import ValidationError
 
 from hub.consent.audit_chain import AuditKind
+from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
 from hub.consent.crypto import KeyErasedError, KeyStore
 from hub.consent.decision import Decision, DecisionMemo, Fact
@@ -29,7 +30,6 @@ from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import personal_fields, seal_envelope
 from hub.consent.state import ConsentState
-from hub.consent.trail import AuditEntry, AuditTrail
 from hub.errors import PermanentError
 from hub.events import Envelope, Source, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
@@ -37,8 +37,9 @@ from hub.events.identity import IdentifierLinked, MatchQueued
 from hub.identity.identifiers import Identifier, InvalidIdentifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex, Resolution
+from hub.identity.subject import Subject
 from hub.ingest.claims import Claim, IngestClaims, ours
-from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.ingest.model import FactOutcome, InboundFact
 from hub.log import EventLog, LogName, NewRecord
 from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER, landed_keys
 from hub.service_layer.reconsider import DEFAULT_PURPOSES, ReconsiderWithheld
@@ -725,12 +726,8 @@ class SubmitFacts:
         )
 
     async def _prepare_keys(self, facts: Sequence[InboundFact], children: dict[int, str]) -> None:
-        """Create the data keys a batch will seal with, in one transaction (when the key
-        store can); facts whose category is decided later fall back to one at a time."""
-
-        create_many = getattr(self.keys, "create_many", None)
-        if create_many is None:
-            return
+        """Create the data keys a batch will seal with, in one transaction (where the key
+        store has them); facts whose category is decided later fall back to one at a time."""
         ids = []
         for i, fact in enumerate(facts):
             child = children.get(i)
@@ -741,7 +738,7 @@ class SubmitFacts:
                 continue
             ids.append(data_key_id(child, fact.category or type(fact.payload).category))
         if ids:
-            await create_many(ids)
+            await self.keys.create_many(ids)
 
     async def _seal(self, envelope: Envelope) -> bytes:
 

@@ -4,6 +4,7 @@ stays so that an erased child never silently gets a fresh key."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from hub.consent.crypto import KeyErasedError, MasterKey, new_data_key
@@ -62,7 +63,7 @@ class SqlKeyStore:
         self._remember(child_id, stored)
         return stored
 
-    async def create_many(self, key_ids: list[str]) -> None:
+    async def create_many(self, key_ids: Sequence[str]) -> None:
         """Make sure each key exists (one transaction for all the missing ones); erased ids
         are skipped (their facts are refused when sealed)."""
         missing = [k for k in dict.fromkeys(key_ids) if k not in self._cache]

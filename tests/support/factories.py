@@ -1,8 +1,10 @@
-"""Small builders of valid events and log records for tests."""
+"""Small builders of valid events, log records and identifiers for tests."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+
+from stdnum.gb import upn as stdnum_upn
 
 from hub.events import Envelope, Source, encode
 from hub.events.education import SenStatusRecorded
@@ -42,3 +44,23 @@ def mixed_events(children: int, per_child: int) -> list[Envelope]:
             child = f"child-{c:04d}"
             out.append(sen_status(child) if (i + c) % 3 else joined(child, f"p{i}"))
     return out
+
+
+def nhs_number(n: int) -> str:
+    """The `n`th valid NHS number of a test range (modulus 11: bodies whose check digit
+    would be 10 are skipped), distinct for each `n`."""
+    body, seen = 943476000, -1
+    while True:
+        digits = f"{body:09d}"
+        check = 11 - sum(int(d) * w for d, w in zip(digits, range(10, 1, -1), strict=True)) % 11
+        if check != 10:
+            seen += 1
+            if seen == n:
+                return digits + str(check % 11)
+        body += 1
+
+
+def upn(n: int) -> str:
+    """The `n`th valid UPN of a test range (LA 801, check letter computed)."""
+    body = f"8012000{n:05d}"
+    return stdnum_upn.calc_check_digit(body) + body

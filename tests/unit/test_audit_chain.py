@@ -23,6 +23,7 @@ from hub.consent.audit_chain import (
     verify_chain,
     verify_lines,
 )
+from hub.consent.audit_trail import AuditEntry, MemoryAuditTrail
 
 T0 = datetime(2024, 6, 1, 9, tzinfo=UTC)
 
@@ -211,3 +212,14 @@ def test_any_single_byte_change_is_detected(position_seed: int, xor: int) -> Non
     parts = bytes(tampered).split(b"\n")
     result = verify_lines(parts)
     assert not result.ok
+
+
+async def test_a_changed_byte_of_a_memory_trail_is_detected() -> None:
+    trail = MemoryAuditTrail()
+    entry = AuditEntry(kind="read", actor="coordinator:casey", child_id="hc-1")
+    await trail.append([entry, entry, entry])
+    lines = trail.lines("hc-1")
+    lines[1] = lines[1].replace(b"coordinator:casey", b"coordinator:cases")
+    result = await trail.verify()
+    assert not result.ok and result.first_broken is not None
+    assert (result.first_broken.seq, result.checked) == (2, 1)

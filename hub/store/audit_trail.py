@@ -1,4 +1,4 @@
-"""The audit trail on `hub.audit`: hash-chained records, one chain per partition.
+"""`AuditTrail` on the `hub.audit` log: hash-chained records, one chain per partition.
 
 Each partition of `hub.audit` is one chain (`hub.audit/<partition>`), so the chain's
 order is the log's order. Appends to a partition are serialised by a lock row in the
@@ -16,27 +16,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal, verify_lines
+from hub.consent.audit_chain import AuditRecord, VerifyResult, seal, verify_lines
+from hub.consent.audit_trail import GLOBAL_CHAIN_KEY, AuditEntry
 from hub.log import EventLog, LogName, NewRecord, partition_for
 from hub.store.base import ReadStore, Tx
-
-GLOBAL_CHAIN_KEY = "hub"
-
-
-@dataclass(frozen=True)
-class AuditEntry:
-    kind: AuditKind
-    actor: str
-    child_id: str | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    at: datetime | None = None
 
 
 def chain_name(part: int) -> str:
@@ -55,8 +45,9 @@ _UNSEALED: Any = object()
 """A partition no record of the batch has been sealed on yet."""
 
 
-class AuditTrail:
-    """Appends are group-committed: each caller queues its entries and waits; one writer
+class LogAuditTrail:
+    """The trail's records on the `hub.audit` log; each chain's head in the read store.
+    Appends are group-committed: each caller queues its entries and waits; one writer
     task (started by whoever finds none running) takes everything queued, up to
     `max_batch` entries, seals it on each partition's head and writes it in one store
     transaction and one log append, then hands each caller its own records and goes on
