@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +182,7 @@ class Run:
     client_cpu: float
     server_cpu: float | None = None
     per_process: list[float] = field(default_factory=list)
+    beside_cpu: dict[str, float] = field(default_factory=dict)
     machine_busy: float | None = None
     audit_appends: int | None = None
 
@@ -207,6 +208,36 @@ def _cpu_seconds(pids: Sequence[int]) -> list[float] | None:
     return out
 
 
+def _pids_named(comm: str, cmdline_has: str = "") -> list[int]:
+    """Processes of the machine by name (Linux /proc): e.g. this run's broker, or every
+    PostgreSQL backend (other users' included: the server is shared)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != comm:
+                continue
+            if cmdline_has and cmdline_has not in (entry / "cmdline").read_bytes().decode(
+                errors="replace"
+            ):
+                continue
+        except OSError:
+            continue
+        found.append(int(entry.name))
+    return found
+
+
+def _cpu_of(pids: Sequence[int]) -> dict[int, float]:
+    """CPU seconds of each process still running (those that exited are left out)."""
+    out = {}
+    for pid in pids:
+        cpu = _cpu_seconds([pid])
+        if cpu is not None:
+            out[pid] = cpu[0]
+    return out
+
+
 def _machine_busy() -> tuple[float, float] | None:
     """(busy, total) CPU seconds of the whole machine so far (Linux /proc/stat)."""
     try:
@@ -228,6 +259,7 @@ def measure(
     children: Path,
     server_pids: Sequence[int],
     audit_db: Path | None = None,
+    beside: Mapping[str, Callable[[], list[int]]] | None = None,
 ) -> Run:
     """One measured run: `concurrency` connections split evenly over the `addresses`
     (host:port), one client process each, all released together once warm."""
@@ -252,6 +284,7 @@ def measure(
             if line != "ready":
                 raise RuntimeError(f"a load client did not start: {line!r}")
         cpu0 = _cpu_seconds(server_pids)
+        others0 = {name: _cpu_of(find()) for name, find in (beside or {}).items()}
         machine0 = _machine_busy()
         appends0 = _audit_appends(audit_db)
         for proc in procs:
@@ -265,6 +298,7 @@ def measure(
                 raise RuntimeError(f"a load client failed ({proc.returncode})")
             results.append(json.loads(out.strip().splitlines()[-1]))
         cpu1 = _cpu_seconds(server_pids)
+        others1 = {name: _cpu_of(find()) for name, find in (beside or {}).items()}
         machine1 = _machine_busy()
         appends1 = _audit_appends(audit_db)
     finally:
@@ -287,6 +321,10 @@ def measure(
         timed_out=any(r["timed_out"] for r in results),
         client_cpu=sum(r["cpu"] for r in results),
         server_cpu=None if cpu0 is None or cpu1 is None else sum(cpu1) - sum(cpu0),
+        beside_cpu={
+            name: sum(cpu - others0[name][pid] for pid, cpu in cpus.items() if pid in others0[name])
+            for name, cpus in others1.items()
+        },
         per_process=[]
         if cpu0 is None or cpu1 is None
         else [b - a for a, b in zip(cpu0, cpu1, strict=True)],
@@ -339,6 +377,8 @@ def describe(label: str, team: Run, raw: Run, names: Sequence[str] = ()) -> list
             )
             + f"); healthz {(raw.server_cpu or 0) * 1000 / max(1, raw.requests):.2f} ms"
         )
+    for name, cpu in team.beside_cpu.items():
+        notes.append(f"{name} {cpu / team.seconds:.2f} cores")
     notes.append(f"client CPU {team.client_cpu * 1000 / max(1, team.requests):.2f} ms/request")
     if team.machine_busy is not None:
         notes.append(f"machine {team.machine_busy:.2f} of {os.cpu_count()} cores busy")
@@ -371,6 +411,20 @@ def _wait_ready(address: str, proc: subprocess.Popen[bytes], log_file: Path) -> 
             pass
         time.sleep(0.1)
     raise RuntimeError(f"the hub at {address} was not ready in 120 s")
+
+
+def _check_team(addresses: Sequence[str], token: str, child: str) -> None:
+    """Each server answers the real team view (so the load client's 200s mean views)."""
+    import httpx
+
+    for address in addresses:
+        r = httpx.get(
+            f"http://{address}/children/{child}/team",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        if r.status_code != 200 or r.json().get("child_id") != child or not r.json()["agencies"]:
+            raise RuntimeError(f"{address} did not answer the team view: {r.status_code}")
 
 
 def _load_cohort(settings: Any, children: int, out: Path) -> str:
@@ -413,11 +467,14 @@ def _sweep(
     names: list[str],
     audit_db: Path | None,
     say: Any,
+    beside: Mapping[str, Callable[[], list[int]]] | None = None,
 ) -> Outcome:
     out = Outcome()
+    _check_team(addresses, token, json.loads(children.read_text())[0])
     for c in concurrency:
         kw: dict[str, Any] = {
             "token": token, "children": children, "server_pids": pids, "audit_db": audit_db,
+            "beside": beside,
         }  # fmt: skip
         raw = measure(addresses, "healthz", c, REQUESTS.get(c, 3000) * 2, **kw)
         team = measure(addresses, "team", c, REQUESTS.get(c, 3000), **kw)
@@ -491,6 +548,14 @@ def run_kafka(
                     [f"127.0.0.1:{p}" for p in ports], concurrency, token,
                     work / "children.json", [p.pid for p in procs],
                     ["api", "api", "projector"], None, say,
+                    {
+                        "tansu (this run's broker)": lambda: _pids_named(
+                            "tansu", f"tcp://{bootstrap}"
+                        ),
+                        "postgres (every backend on the machine)": lambda: _pids_named(
+                            "postgres"
+                        ),
+                    },
                 )  # fmt: skip
         finally:
             asyncio.run(_drop_schema(dsn, schema))
