@@ -30,6 +30,7 @@ from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.projections.gate_views import consent_owner
 from hub.queries.context import require_on_caseload
 from hub.queries.record import consents_view, shared_record_view
 
@@ -366,12 +367,9 @@ async def withdraw_consent(
     request: Request, consent_id: str, body: WithdrawIn, principal: Coordinator
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    row = await the_hub.store.fetchone(
-        "SELECT child_id FROM consent_event WHERE consent_id = ?", (consent_id,)
-    )
-    if row is None:
+    child_id = await consent_owner(the_hub.store, consent_id)
+    if child_id is None:
         raise HTTPException(404, "no such consent on your caseload")
-    child_id = str(row[0])
     await require_on_caseload(the_hub.reads, principal, child_id)
     payload = _validated(
         ConsentWithdrawn,
