@@ -297,12 +297,14 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 # -- consent and information governance ---------------------------------------------------
 def cmd_erase(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
+        from hub.errors import NotFound
 
-        if not await the_hub.persons.exists(args.child_id):
-            raise CliError(f"no child {args.child_id}")
-        deleted = await the_hub.handlers.erase_child(
-            args.child_id, actor=f"cli:{args.by}", reason=args.reason
-        )
+        try:
+            deleted = await the_hub.handlers.erase_child(
+                args.child_id, actor=f"cli:{args.by}", reason=args.reason
+            )
+        except NotFound as exc:
+            raise CliError(str(exc)) from None
         print(f"erased {args.child_id}: {deleted} data key(s) deleted; tombstone appended")  # noqa: T201
         return 0
 

@@ -24,5 +24,10 @@ class PermanentError(HubError):
         return f"{self.field}: {self.reason}" if self.field else self.reason
 
 
+class NotFound(HubError):
+    """No such child or plan within the caller's reach (the same answer for both, so an
+    answer never reveals that a child is known). The API answers 404."""
+
+
 class TransientError(HubError):
     """Retrying later may succeed (a store or broker briefly unavailable)."""

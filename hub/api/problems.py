@@ -43,7 +43,7 @@ _TITLES = {
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    from hub.queries.context import NotFound
+    from hub.errors import NotFound
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:

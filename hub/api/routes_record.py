@@ -252,6 +252,8 @@ async def _record_one(
         ],
         actor=f"{principal.role}:{principal.name}",
     )
+    if outcome.rule == "unknown_child":
+        raise HTTPException(404, "no such child")
     if duplicate is not None and outcome.status == "duplicate":
         raise HTTPException(409, duplicate)
     if outcome.status != "appended":
@@ -278,8 +280,6 @@ async def change_coordinator(
     request: Request, child_id: str, body: CoordinatorChange, principal: Admin
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    if not await the_hub.persons.exists(child_id):
-        raise HTTPException(404, "no such child")
     payload = (CoordinatorAssigned if body.action == "assign" else CoordinatorUnassigned)(
         coordinator=body.coordinator
     )

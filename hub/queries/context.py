@@ -18,16 +18,13 @@ from hub.consent.opener import EnvelopeOpener
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import ErasedPayload
 from hub.consent.viewer import DecisionCache, Viewer
+from hub.errors import NotFound
 from hub.events import Envelope
 from hub.identity.person_index import PersonIndex
 from hub.projections.caseload_view import plan_children
 from hub.projections.team_around_child import SealedFact
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
-
-
-class NotFound(Exception):
-    """No such child or plan within the caller's reach (the same answer for both)."""
 
 
 @dataclass(frozen=True)

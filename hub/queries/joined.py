@@ -20,6 +20,7 @@ from hub.auth.principal import Principal
 from hub.consent.authority import capacity_applies, young_person_decides_from
 from hub.consent.state import GRANTOR_WORDS, ConsentState
 from hub.consent.viewer import Viewer
+from hub.errors import NotFound
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (
     ClockFact,
@@ -44,7 +45,6 @@ from hub.projections.team_around_child import (
     name_after,
 )
 from hub.queries.context import (
-    NotFound,
     Reads,
     audit_reads,
     open_facts,

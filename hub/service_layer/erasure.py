@@ -13,6 +13,7 @@ from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.crypto import KeyStore
 from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
+from hub.errors import NotFound
 from hub.events import Envelope, Source, encode
 from hub.events.envelope import EventPayload
 from hub.events.identity import CategoryErased, ChildErased
@@ -79,7 +80,15 @@ class _Shredder:
 
 class EraseChild(_Shredder):
     async def __call__(self, child_id: str, *, actor: str, reason: str) -> int:
-        """Crypto-shred every data key of the child, tombstone, audit. Returns keys deleted."""
+        """Crypto-shred every data key of the child, tombstone, audit. Returns keys deleted;
+        `NotFound` for a child the hub does not know (or erased already)."""
+        if not await self.persons.exists(child_id):
+            raise NotFound(f"no child {child_id}")
+        return await self.shred(child_id, actor=actor, reason=reason)
+
+    async def shred(self, child_id: str, *, actor: str, reason: str) -> int:
+        """The erasure itself, for any child id the hub holds keys for — a provisional
+        child of the match queue too, which the person index does not know."""
         deleted = 0
         for category in self.policy.categories:
             if await self.keys.delete(data_key_id(child_id, category)):

@@ -195,7 +195,7 @@ class ResolveMatch:
                 )
             ]
         )
-        await self.erase(
+        await self.erase.shred(
             item.provisional_child_id,
             actor=actor,
             reason=f"match queue item {item.item_id} resolved: held facts re-keyed to the "
