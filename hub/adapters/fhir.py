@@ -931,6 +931,75 @@ class _Reader:
                 return fv.clip(", ".join(dict.fromkeys(values)), 200)
         return None
 
+    def practitioner_name(self, reference: Any, role: Any) -> str | None:
+        """A team member's name: their Practitioner's official (else usual) HumanName in
+        the message — prefix, given and family names, else its text — else the display
+        of the reference that named them (the PractitionerRole's, then the member's)."""
+        target = self.resolve(reference) if reference is not None else None
+        if role is not None and role.practitioner is not None:
+            target = self.resolve(role.practitioner)
+        if target is not None and target.resource_type == "Practitioner":
+            name = _human_name(fv.pick_name(target.model.name))
+            if name:
+                return name
+        for ref in (role.practitioner if role is not None else None, reference):
+            display = getattr(ref, "display", None)
+            if isinstance(display, str) and display.strip():
+                return fv.clip(display.strip(), 200)
+        return None
+
+    def organisation_name(self, reference: Any) -> str | None:
+        """The name of the organisation a Reference names: the Organization in the
+        message (directly or through a PractitionerRole), else the reference's display."""
+        if reference is None:
+            return None
+        target = self.resolve(reference)
+        if target is not None and target.resource_type == "PractitionerRole":
+            target.used = True
+            return self.organisation_name(target.model.organization)
+        if target is not None and target.resource_type == "Organization":
+            target.used = True
+            name = target.model.name
+        elif target is None:
+            name = reference.display
+        else:
+            return None
+        return fv.clip(name.strip(), 200) if isinstance(name, str) and name.strip() else None
+
+    def unmapped_roles(self, where: str, participant: Any, role: Any) -> Iterator[NotTaken]:
+        """A not-taken line for each role code of a member whose roles map to nothing in
+        the vocabulary (the member still joins, as `FALLBACK_ROLE`): the CareTeam
+        participant's `role` and the PractitionerRole's `code`, each by its path. Codes
+        are named by system and code, never by their free text."""
+        lines: list[tuple[str, str, Any]] = [
+            (f"{where}.role[{j}]", "CareTeam.participant.role", c)
+            for j, c in enumerate(participant.role or ())
+        ]
+        if role is not None:
+            found = self.resolve(participant.member)
+            base = (
+                found.ref
+                if found is not None and found.resource_type == "PractitionerRole"
+                else f"{where}.member(PractitionerRole)"
+            )
+            lines.extend(
+                (f"{base}.code[{j}]", "PractitionerRole.code", c)
+                for j, c in enumerate(role.code or ())
+            )
+        for ref, field_, concept in lines:
+            codes_sent = [
+                f"{c.system or '(no system)'}|{c.code}" for c in concept.coding or () if c.code
+            ]
+            what = ", ".join(codes_sent) if codes_sent else "given as text only"
+            yield NotTaken(
+                ref,
+                f"the role ({fv.clip(what, 300)}) maps to no role in the hub's vocabulary: "
+                f"the member joins the team as {codes.FALLBACK_ROLE}",
+                kind="unsupported",
+                field=field_,
+                rule="role_not_in_vocabulary",
+            )
+
     def fallback_time(self, resource: Any) -> datetime:
         meta = resource.meta
         if meta is not None and meta.lastUpdated is not None:
@@ -1574,12 +1643,16 @@ class _Reader:
             if role_model is not None:
                 concepts.extend(role_model.code or ())
                 concepts.extend(role_model.specialty or ())
-            role = codes.role_from_concepts(concepts) or codes.FALLBACK_ROLE
+            mapped = codes.role_from_concepts(concepts)
+            role = mapped or codes.FALLBACK_ROLE
+            if mapped is None:
+                yield from self.unmapped_roles(where, participant, role_model)
             org = (
                 self.ods(participant.onBehalfOf)
                 or (self.ods(role_model.organization) if role_model is not None else None)
                 or team_org
             )
+            org_name = self._member_organisation_name(participant, role_model, team)
             fact_category = (
                 codes.strongest(
                     category,
@@ -1599,6 +1672,8 @@ class _Reader:
                     "organisation_code": org,
                     "since": since_at.date(),
                     "contact": self.practitioner_contact(participant.member, role_model),
+                    "name": self.practitioner_name(participant.member, role_model),
+                    "organisation_name": org_name,
                 },
                 where,
             )
@@ -1624,6 +1699,25 @@ class _Reader:
                         organisation=org,
                         category=fact_category,
                     )
+
+    def _member_organisation_name(self, participant: Any, role: Any, team: Any) -> str | None:
+        """The name of the organisation a member joins for, in the order the ODS code is
+        chosen: on behalf of, the PractitionerRole's organisation, the managing one. The
+        name of the reference that gave the code wins; without a code, the first name."""
+        refs = [
+            participant.onBehalfOf,
+            role.organization if role is not None else None,
+            team.managingOrganization[0] if team.managingOrganization else None,
+        ]
+        first: str | None = None
+        for ref in refs:
+            if ref is None:
+                continue
+            name = self.organisation_name(ref)
+            if self.ods(ref) is not None:
+                return name
+            first = first or name
+        return first
 
     # ------------------------------------------------------------------ DocumentReference
 
@@ -1884,6 +1978,15 @@ def _ods_of(organisation: Any) -> str | None:
         if ident.system in codes.FHIR_ODS_SYSTEMS and ident.value:
             return fv.fit(ident.value, 32)
     return None
+
+
+def _human_name(name: Any) -> str | None:
+    """A HumanName as one line: prefix, given and family names, else its text."""
+    if name is None:
+        return None
+    parts = [*(name.prefix or ()), *(name.given or ()), name.family]
+    text = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return fv.clip(text or (name.text or "").strip(), 200) or None
 
 
 def _practitioner_identifier(identifiers: Iterable[Any]) -> str | None:

@@ -21,7 +21,12 @@ from hub.events.registry import registry
 
 @registry.register
 class PractitionerJoined(EventPayload):
-    """A practitioner joined the team around the child in a role from the vocabulary."""
+    """A practitioner joined the team around the child in a role from the vocabulary.
+
+    It names no `personal_fields`, so the whole payload is sealed with the child's key
+    (`hub.consent.sealing.WHOLE`): the practitioner's name and contact with the rest, and
+    all of it unreadable once the child is erased. `name`, `contact` and
+    `organisation_name` are optional additions of version 1: older records lack them."""
 
     event_type = "team.practitioner_joined"
     category = "education"
@@ -37,6 +42,20 @@ class PractitionerJoined(EventPayload):
         max_length=200,
         description="How to reach them at work for this child: a work phone, email or team "
         "line (never the child's or the family's details)",
+    )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The practitioner's name as their agency gives it (e.g. 'Dr Priya Shah'): "
+        "personal data, sealed with the rest of this payload",
+    )
+    organisation_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The name of the organisation they work for (a trust, practice, school or "
+        "local authority), where the sender gives it",
     )
 
 

@@ -1151,3 +1151,169 @@ def test_role_words_map_onto_the_vocabulary(text: str, role: str | None) -> None
     found = role_from_concepts([CodeableConcept(text=text)])
     assert found == role
     assert found is None or load_policy().roles[found].kind == "practitioner"
+
+
+# =========================================================================== people by name
+
+
+def xml_bundle(samples: Path, *entries: tuple[str, str | Path]) -> bytes:
+    """An XML collection Bundle of (fullUrl, sample file or inline resource XML): sample
+    resources are placed in it as published, never copied into the test."""
+    parts = []
+    for full_url, resource in entries:
+        text = resource.read_text(encoding="utf-8") if isinstance(resource, Path) else resource
+        text = re.sub(r"^<\?xml[^>]*\?>", "", text.strip())
+        parts.append(f'<entry><fullUrl value="{full_url}"/><resource>{text}</resource></entry>')
+    return (
+        '<Bundle xmlns="http://hl7.org/fhir"><type value="collection"/>'
+        + "".join(parts)
+        + "</Bundle>"
+    ).encode()
+
+
+def _uk_core_team(member: str) -> str:
+    return (
+        '<CareTeam xmlns="http://hl7.org/fhir"><id value="tac"/><status value="active"/>'
+        '<subject><reference value="Patient/UKCore-Patient-RichardSmith-Example"/></subject>'
+        f'<participant><member><reference value="{member}"/></member>'
+        '<period><start value="2024-01-10"/></period></participant></CareTeam>'
+    )
+
+
+@pytest.mark.samples
+def test_uk_core_gp_joins_by_name_with_the_name_of_their_practice(samples_dir: Path) -> None:
+    uk = samples_dir / "ukcore"
+    practitioner = uk / "UKCore-Practitioner-DoctorPaulRastall-Example.xml"
+    practice = uk / "UKCore-Organization-WhiteRoseMedicalCentre-Example.xml"
+    role = "PractitionerRole/UKCore-PractitionerRole-GeneralPractitioner-Example"
+    data = xml_bundle(
+        samples_dir,
+        (
+            "Patient/UKCore-Patient-RichardSmith-Example",
+            uk / "UKCore-Patient-RichardSmith-Example.xml",
+        ),
+        ("Practitioner/UKCore-Practitioner-DoctorPaulRastall-Example", practitioner),
+        ("Organization/UKCore-Organization-WhiteRoseMedicalCentre-Example", practice),
+        (role, uk / "UKCore-PractitionerRole-GeneralPractitioner-Example.xml"),
+        ("CareTeam/tac", _uk_core_team(role)),
+    )
+    result = parse(data, XML)
+    (joined,) = payloads(result, PractitionerJoined)
+    expected = " ".join(
+        v for element in ("prefix", "given", "family") for v in xml_values(practitioner, element)
+    )
+    assert joined.name == expected
+    assert joined.role == "gp"  # SNOMED CT 62247001 on the PractitionerRole
+    assert joined.organisation_name in xml_values(practice, "name")
+    assert joined.organisation_code in xml_values(practice, "value")
+    assert result.not_taken == []  # Practitioner, PractitionerRole and Organization all read
+
+
+@pytest.mark.samples
+def test_the_uk_core_care_teams_unresolved_member_joins_by_id_without_a_guessed_name(
+    samples_dir: Path,
+) -> None:
+    """The published CareTeam names `Practitioner/UKCore-Practitioner-PaulRastall-Example`,
+    which is not the Practitioner sample's id: nothing in the message names that member."""
+    uk = samples_dir / "ukcore"
+    data = xml_bundle(
+        samples_dir,
+        (
+            "Patient/UKCore-Patient-RichardSmith-Example",
+            uk / "UKCore-Patient-RichardSmith-Example.xml",
+        ),
+        (
+            "Practitioner/UKCore-Practitioner-DoctorPaulRastall-Example",
+            uk / "UKCore-Practitioner-DoctorPaulRastall-Example.xml",
+        ),
+        (
+            "CareTeam/UKCore-CareTeam-WeightManagementTeam-Example",
+            uk / "UKCore-CareTeam-WeightManagementTeam-Example.xml",
+        ),
+    )
+    result = parse(data, XML)
+    (joined,) = payloads(result, PractitionerJoined)
+    assert joined.practitioner_id == "Practitioner/UKCore-Practitioner-PaulRastall-Example"
+    assert joined.name is None and joined.organisation_name is None
+    assert joined.role == "health_practitioner"  # the sample gives no role at all
+
+
+@pytest.mark.samples
+def test_hl7_care_team_members_are_named_by_their_reference_display_and_unmapped_roles_reported(
+    samples_dir: Path,
+) -> None:
+    path = samples_dir / "fhir-r4" / "careplan-example-f201-renal.json"
+    plan = json.loads(path.read_bytes())
+    team = next(c for c in plan["contained"] if c["resourceType"] == "CareTeam")
+    result = parse(bundle(patient(id="f201", fullUrl="Patient/f201"), plan))
+    joined = payloads(result, PractitionerJoined)
+    assert [j.name for j in joined] == [p["member"]["display"] for p in team["participant"]]
+    # "Review of care plan" and "Carer" map to no role of the vocabulary: each is reported
+    # by its path, with its code, and the member still joins
+    lines = [n for n in result.not_taken if n.rule == "role_not_in_vocabulary"]
+    base = "Bundle.entry[1].resource(CarePlan/f201).careTeam[0](CareTeam#careteam)"
+    assert [n.ref for n in lines] == [
+        f"{base}.participant[0].role[0]",
+        f"{base}.participant[1].role[0]",
+    ]
+    for line, participant in zip(lines, team["participant"], strict=True):
+        coding = participant["role"][0]["coding"][0]
+        assert f"{coding['system']}|{coding['code']}" in line.reason
+        assert coding["display"] not in line.reason  # codes, never free text
+        assert line.kind == "unsupported" and line.field == "CareTeam.participant.role"
+
+
+def _named_team_bundle(role_code: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_team_bundle(role_code))
+    resources = {e["resource"]["resourceType"]: e["resource"] for e in data["entry"]}
+    resources["Practitioner"]["name"] = [
+        {"use": "old", "family": "Oldname", "given": ["Priya"]},
+        {"use": "official", "prefix": ["Dr"], "given": ["Priya"], "family": "Shah"},
+    ]
+    resources["Organization"]["name"] = "Synthetic Community Health NHS Trust"
+    return data
+
+
+def test_a_member_is_named_from_the_practitioner_and_their_organisation() -> None:
+    role = {"coding": [{"system": SNOMED, "code": "82296001", "display": "Pediatrician"}]}
+    result = parse(json.dumps(_named_team_bundle(role)).encode())
+    (joined,) = payloads(result, PractitionerJoined)
+    assert joined.name == "Dr Priya Shah"  # the official name, not the old one
+    assert joined.organisation_name == "Synthetic Community Health NHS Trust"
+    assert joined.organisation_code == "RXX"
+    assert result.not_taken == []
+
+
+def test_a_member_whose_organisation_has_no_resource_is_named_by_the_reference_display() -> None:
+    data = _named_team_bundle({"text": "Paediatrician"})
+    team = data["entry"][-1]["resource"]
+    team["participant"][0]["onBehalfOf"] = {
+        "identifier": {"system": ODS_SYSTEM, "value": "RYY"},
+        "display": "Synthetic Children's Hospital",
+    }
+    (joined,) = payloads(parse(json.dumps(data).encode()), PractitionerJoined)
+    assert (joined.organisation_code, joined.organisation_name) == (
+        "RYY",
+        "Synthetic Children's Hospital",
+    )
+
+
+def test_an_unmapped_practitioner_role_code_is_reported_by_its_path() -> None:
+    role = {
+        "coding": [
+            {"system": SNOMED, "code": "309294001", "display": "Accident and emergency doctor"}
+        ]
+    }
+    result = parse(json.dumps(_named_team_bundle(role)).encode())
+    (joined,) = payloads(result, PractitionerJoined)
+    assert joined.role == "health_practitioner" and joined.name == "Dr Priya Shah"
+    (line,) = result.not_taken
+    assert line.ref == "Bundle.entry[3].resource(PractitionerRole/role).code[0]"
+    assert line.field == "PractitionerRole.code" and line.rule == "role_not_in_vocabulary"
+    assert f"{SNOMED}|309294001" in line.reason and "Accident" not in line.reason
+
+
+def test_a_member_with_no_name_anywhere_joins_without_one() -> None:
+    role = {"coding": [{"system": SNOMED, "code": "82296001"}]}
+    (joined,) = payloads(parse(_team_bundle(role)), PractitionerJoined)
+    assert joined.name is None and joined.organisation_name is None
