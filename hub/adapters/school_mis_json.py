@@ -195,6 +195,13 @@ class StaffIn(BaseModel):
         max_length=200,
         description="How to reach them at work: a work phone or email",
     )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Their name as the school gives it (e.g. 'Mrs J Patel'): sealed on the "
+        "hub's log with the child's key",
+    )
 
 
 class PupilIn(BaseModel):
@@ -280,6 +287,7 @@ EXAMPLE: dict[str, Any] = {
                     "role": "senco",
                     "since": "2022-09-05",
                     "contact": "senco@example.org, 0113 496 0042",
+                    "name": "Ms Jo Example",
                 }
             ],
         }
@@ -349,7 +357,7 @@ def parse_school_mis_json(
         raise PermanentError("the agency name must be 1-64 characters", field="agency") from None
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     sent_at = min(header.sent_at.astimezone(UTC), moment)
-    reader = _PupilReader(result, source, sent_at, sent_at.date())
+    reader = _PupilReader(result, source, sent_at, sent_at.date(), school.name)
     unknown: dict[str, str] = {}
     for key in raw:
         if key not in SchoolMisMessage.model_fields:
@@ -371,12 +379,19 @@ def parse_school_mis_json(
 
 class _PupilReader:
     def __init__(
-        self, result: AdapterResult, source: Source, sent_at: datetime, today: date
+        self,
+        result: AdapterResult,
+        source: Source,
+        sent_at: datetime,
+        today: date,
+        school_name: str | None = None,
     ) -> None:
         self.result = result
         self.source = source
         self.sent_at = sent_at
         self.today = today
+        self.school_name = (school_name or "").strip() or None
+        """The sending school's name: the organisation its staff join the team for."""
 
     def fact(
         self,
@@ -556,6 +571,8 @@ class _PupilReader:
                         "organisation_code": org,
                         "since": staff.since,
                         "contact": staff.contact,
+                        "name": staff.name,
+                        "organisation_name": self.school_name,
                     },
                 )
                 self.fact(subject, payload, day_start(staff.since), sub.format("staff", j))

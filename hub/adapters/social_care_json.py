@@ -160,6 +160,13 @@ class WorkerIn(BaseModel):
         max_length=200,
         description="How to reach them at work: a work phone, email or duty team line",
     )
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Their name as the case system gives it: sealed on the hub's log with the "
+        "child's key",
+    )
 
 
 class ChildIn(BaseModel):
@@ -189,6 +196,7 @@ EXAMPLE: dict[str, Any] = {
     "message_id": "csc-000000-42",
     "sent_at": "2024-10-01T09:30:00Z",
     "la_code": "999",
+    "la_name": "Example County Council",
     "system": "Example case system 7",
     "children": [
         {
@@ -219,6 +227,7 @@ EXAMPLE: dict[str, Any] = {
                     "role": "social_worker",
                     "since": "2024-01-12",
                     "contact": "Duty team, 0113 496 0017",
+                    "name": "Sam Example",
                 }
             ],
         }
@@ -245,6 +254,13 @@ class SocialCareMessage(BaseModel):
     sent_at: AwareDatetime = Field(description="When the case system produced the message")
     la_code: str = Field(
         pattern=r"^\d{3}$", description="DfE 3-digit code of the LA whose child ids these are"
+    )
+    la_name: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="The LA's name (e.g. 'Example County Council'): the organisation its "
+        "allocated workers join the team for",
     )
     system: str | None = Field(
         default=None, max_length=128, description="Sending system and version"
@@ -314,6 +330,7 @@ class _ChildReader:
         self.nt = result.not_taken
         self.source = source
         self.la_code = header.la_code
+        self.la_name = (header.la_name or "").strip() or None
         self.sent_at = min(header.sent_at.astimezone(UTC), now)
         self.today = self.sent_at.date()
         """Latest date anything in the message can have: when it was sent (never after now)."""
@@ -440,6 +457,8 @@ class _ChildReader:
                         "organisation_code": self.la_code,
                         "since": worker.since,
                         "contact": worker.contact,
+                        "name": worker.name,
+                        "organisation_name": self.la_name,
                     },
                 )
                 self.fact(subject, payload, day_start(worker.since), w_ref, category="social_care")

@@ -106,6 +106,8 @@ def test_the_school_example_yields_its_facts() -> None:
         organisation_code="100001",
         since=date(2022, 9, 5),
         contact="senco@example.org, 0113 496 0042",
+        name="Ms Jo Example",
+        organisation_name="Example Primary School",  # the sending school's name
     )
     identity = facts["/pupils/0"]
     assert identity.subject.upn == "A999200100001" and identity.subject.postcode == "ZZ99 9ZZ"
@@ -194,6 +196,8 @@ def test_the_social_care_example_yields_its_facts() -> None:
     assert isinstance(worker.payload, PractitionerJoined)
     assert (worker.payload.practitioner_id, worker.payload.role) == ("la:999:SW17", "social_worker")
     assert worker.payload.contact == "Duty team, 0113 496 0017"
+    assert worker.payload.name == "Sam Example"
+    assert worker.payload.organisation_name == "Example County Council"  # the LA's la_name
     assert {f.subject.la_code for f in result.facts} == {"999"}
     assert {f.subject.la_child_id for f in result.facts} == {"C0001"}
 
@@ -327,3 +331,44 @@ def test_mangled_social_care_messages_are_reported_never_raised(message: dict[st
         explained(parse_social_care_json(as_bytes(message), agency="a", now=NOW))
     except PermanentError as exc:
         assert exc.field
+
+
+# --- people by name ------------------------------------------------------------------------
+
+
+def test_staff_without_a_name_or_school_name_join_by_id_alone() -> None:
+    message = school(school={"la_code": "999", "estab": "2001", "urn": "100001"})
+    del message["pupils"][0]["staff"][0]["name"]
+    result = parse_school_mis_json(as_bytes(message), agency="school-a", now=NOW)
+    (staff,) = [f.payload for f in result.facts if isinstance(f.payload, PractitionerJoined)]
+    assert (staff.practitioner_id, staff.name, staff.organisation_name) == (
+        "school:100001:T042",
+        None,
+        None,
+    )
+
+
+def test_a_staff_role_outside_the_vocabulary_is_reported_by_its_path() -> None:
+    message = school()
+    message["pupils"][0]["staff"].append(
+        {"staff_id": "T077", "role": "midday_supervisor", "since": "2023-01-09", "name": "Mr X"}
+    )
+    result = parse_school_mis_json(as_bytes(message), agency="school-a", now=NOW)
+    assert {(n.ref, n.rule) for n in result.not_taken} == {
+        ("/pupils/0/staff/1/role", "hub.payload")
+    }
+    assert counts(result)["team.practitioner_joined"] == 1
+    assert all("Mr X" not in n.reason for n in result.not_taken)
+
+
+def test_a_social_care_worker_role_outside_the_vocabulary_is_reported_by_its_path() -> None:
+    message = care()
+    message["children"][0]["allocated_workers"].append(
+        {"worker_id": "SW99", "role": "team_manager", "since": "2024-02-01", "name": "Ms Y"}
+    )
+    result = parse_social_care_json(as_bytes(message), agency="la-csc", now=NOW)
+    assert {(n.ref, n.rule) for n in result.not_taken} == {
+        ("/children/0/allocated_workers/1/role", "hub.payload")
+    }
+    assert counts(result)["team.practitioner_joined"] == 1
+    assert all("Ms Y" not in n.reason for n in result.not_taken)
