@@ -14,7 +14,7 @@ that serves them, and meeting actions. Rows are dropped on erasure tombstones.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -50,6 +50,8 @@ from hub.projections.base import Applied
 from hub.projections.team_around_child import (
     DOB_EVENT_TYPES,
     FACT_SELECT,
+    PractitionerNaming,
+    RoleVocabulary,
     SealedFact,
     drop_on_tombstone,
     fact_columns,
@@ -144,6 +146,9 @@ class AdviceOut(_Out):
     advice_request_id: str | None = None
     reg6_category: str | None = None
     practitioner_id: str | None = None
+    practitioner_name: str | None = Field(
+        default=None, description="Who the adviser is, where a visible joining fact names them"
+    )
     agency: str | None = None
     requested_on: date | None = None
     due_on: date | None = Field(
@@ -344,6 +349,20 @@ def date_of_birth_of(envs: Iterable[Envelope]) -> date | None:
     return dob
 
 
+def _named_step(
+    p: PlanEvent, step: tuple[date, str] | None, named: PractitionerNaming, roles: RoleVocabulary
+) -> tuple[date, str] | None:
+    """A step's words with the practitioner named: "Advice from Dr Priya Shah,
+    educational psychologist" (else the step as `_step` words it)."""
+    if isinstance(p, AdviceSubmitted):
+        return p.submitted_on, f"Advice from {named.words(roles)}"
+    if isinstance(p, AdviceRequested):
+        return p.requested_on, (
+            f"Advice requested from {named.words(roles)} ({p.reg6_category.replace('_', ' ')})"
+        )
+    return step
+
+
 def build_timeline(
     plan_id: str,
     child_id: str,
@@ -351,8 +370,14 @@ def build_timeline(
     *,
     today: date,
     hidden: frozenset[str] = frozenset(),
+    people: Mapping[str, PractitionerNaming] | None = None,
+    roles: RoleVocabulary | None = None,
 ) -> TimelineView:
-    """The plan's timeline from the facts the caller may see (log order, opened)."""
+    """The plan's timeline from the facts the caller may see (log order, opened).
+    `people`: the practitioners the caller may see named (`practitioner_names`), whose
+    steps and advice then name them; `roles` words their roles."""
+    people = people or {}
+    roles = roles or {}
     acc = _Acc(dob=date_of_birth_of(env for _, env in facts))
     for row, env in facts:
         if env.event_type.startswith("plan.") and isinstance(env.payload, PlanEvent):
@@ -380,6 +405,11 @@ def build_timeline(
     for row, p in acc.plan_events:
         shown.append(row.event_id)
         step = _step(p)
+        adviser = getattr(p, "practitioner_id", None)
+        named = people.get(adviser) if isinstance(adviser, str) else None
+        if named is not None and adviser not in hidden:
+            step = _named_step(p, step, named, roles)
+            shown.extend(i for i in named.event_ids if i not in shown)
         if step is not None:
             steps.append(
                 StepOut(on=step[0], event_type=p.event_type, text=step[1], event_id=row.event_id)
@@ -427,6 +457,10 @@ def build_timeline(
             )
 
     for advice in _advice(requests, submissions, milestones):
+        named = people.get(advice.practitioner_id or "")
+        if named is not None and advice.practitioner_id not in hidden:
+            advice = advice.model_copy(update={"practitioner_name": named.name})
+            shown.extend(i for i in named.event_ids if i not in shown)
         add(advice.on, advice)
     linked, unlinked = _outcomes(outcomes, provisions)
     for outcome in linked:

@@ -229,6 +229,71 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+PRACTITIONER_NAMING_FIELDS = ("practitioner_id", "role", "name", "organisation_name")
+"""The fields of `team.practitioner_joined` that say who a practitioner is
+(`practitioner_names`): a view that only names people opens just these."""
+
+
+@dataclass(frozen=True, slots=True)
+class PractitionerNaming:
+    """A practitioner in words: their name, role and organisation as their visible
+    joining facts give them, and the ids of those facts (what a view that names them
+    rests on)."""
+
+    practitioner_id: str
+    name: str
+    role: str | None
+    organisation_name: str | None
+    event_ids: tuple[str, ...]
+
+    def words(self, roles: RoleVocabulary) -> str:
+        """'Dr Priya Shah, educational psychologist'."""
+        return self.name if self.role is None else f"{self.name}, {role_words(self.role, roles)}"
+
+
+def practitioner_names(
+    joined: Iterable[tuple[str, Any]], hidden: frozenset[str] = frozenset()
+) -> dict[str, PractitionerNaming]:
+    """Each named practitioner from their joining facts, in log order: (event id, the
+    payload model or a mapping of `PRACTITIONER_NAMING_FIELDS` as stored). A later
+    fact's name, role and organisation replace earlier ones; a fact without a name
+    keeps the one known. `hidden` practitioners are never named."""
+    out: dict[str, PractitionerNaming] = {}
+    for event_id, payload in joined:
+
+        def get(field: str, payload: Any = payload) -> str | None:
+            value = payload.get(field) if isinstance(payload, Mapping) else getattr(payload, field)
+            return _text(value)
+
+        pid = get("practitioner_id")
+        if pid is None or pid in hidden:
+            continue
+        known = out.get(pid)
+        name = get("name") or (known.name if known else None)
+        if name is None:
+            continue
+        out[pid] = PractitionerNaming(
+            practitioner_id=pid,
+            name=name,
+            role=get("role") or (known.role if known else None),
+            organisation_name=get("organisation_name")
+            or (known.organisation_name if known else None),
+            event_ids=(*(known.event_ids if known else ()), event_id),
+        )
+    return out
+
+
+def role_words(role: str, roles: RoleVocabulary) -> str:
+    """A role as words in a sentence: its vocabulary description with a lower-case first
+    letter ('Educational psychologist' -> 'educational psychologist'; 'LA SEN casework
+    officer' keeps its capitals), or the code's words when it is not in the vocabulary."""
+    known = roles.get(role)
+    label = known[0] if known else role.replace("_", " ")
+    if len(label) > 1 and label[0].isupper() and not label[1].isupper():
+        label = label[0].lower() + label[1:]
+    return label
+
+
 def hidden_practitioners(
     facts: Iterable[SealedFact], sees: Callable[[SealedFact], bool]
 ) -> frozenset[str]:
@@ -335,6 +400,12 @@ class MemberOut(_Out):
     contact: str | None = Field(
         default=None, description="How to reach them, where a joining fact carries it"
     )
+    name: str | None = Field(default=None, description="Their name, where a joining fact gives it")
+    organisation_name: str | None = Field(
+        default=None,
+        description="Their organisation's name: from a joining fact, else the name of the "
+        "school with that URN or DfE number in the child's placements",
+    )
     since: date
     until: date | None = None
     current: bool
@@ -357,6 +428,8 @@ class KeyWorkerOut(_Out):
     role_label: str | None = None
     organisation_code: str | None = None
     contact: str | None = None
+    name: str | None = None
+    organisation_name: str | None = None
     model: str
     functions: list[str]
     assigned_on: date
@@ -369,6 +442,7 @@ class ActionOut(_Out):
     text: str
     owner_id: str
     owner_role: str | None = None
+    owner_name: str | None = None
     due_on: date
     overdue: bool
 
@@ -424,6 +498,8 @@ class _Member:
     contact: str | None = None
     last: ContributionOut | None = None
     functions: tuple[str, ...] = ()
+    name: str | None = None
+    organisation_name: str | None = None
 
 
 @dataclass
@@ -471,6 +547,7 @@ def fold_team(
     sen: SenStatusOut | None = None
     last_by: dict[str, ContributionOut] = {}
     shown: list[str] = []
+    school_names: dict[str, str] = {}  # URN or DfE number -> school name, from placements
 
     def ident(system: Any, value: str | None, agency: str) -> None:
         if value:
@@ -513,10 +590,16 @@ def fold_team(
                     p.organisation_code,
                     p.since,
                     contact=contact if isinstance(contact, str) else None,
+                    name=_text(getattr(p, "name", None)),
+                    organisation_name=_text(getattr(p, "organisation_name", None)),
                 )
             else:  # re-joined or changed role
                 m.role, m.agency = p.role, p.agency
                 m.organisation = p.organisation_code or m.organisation
+                m.name = _text(getattr(p, "name", None)) or m.name
+                m.organisation_name = (
+                    _text(getattr(p, "organisation_name", None)) or m.organisation_name
+                )
                 if m.until is not None:
                     m.since, m.until = p.since, None
         elif t == "team.practitioner_left":
@@ -588,6 +671,10 @@ def fold_team(
             )
             ident("upn", p.upn, agency)
         elif t == "education.placement_recorded":
+            if p.school_name:
+                for code in (p.urn, f"{p.la_code}{p.estab}" if p.la_code and p.estab else None):
+                    if code:
+                        school_names[code] = p.school_name
             if p.leaving_date is None or p.leaving_date >= today:
                 settings.append(
                     SettingOut(
@@ -662,6 +749,10 @@ def fold_team(
             continue
         shown.append(row.event_id)
 
+    for m in members.values():  # a school is named by the child's placements there
+        if m.organisation_name is None and m.organisation in school_names:
+            m.organisation_name = school_names[m.organisation]
+
     return _assemble(
         child_id,
         today,
@@ -724,6 +815,8 @@ def _assemble(
                 in_vocabulary=in_vocab,
                 organisation_code=m.organisation,
                 contact=m.contact,
+                name=m.name,
+                organisation_name=m.organisation_name,
                 since=m.since,
                 until=m.until,
                 current=m.until is None or m.until >= today,
@@ -760,6 +853,8 @@ def _assemble(
             role_label=label(holder.role)[0] if holder else None,
             organisation_code=holder.organisation if holder else None,
             contact=holder.contact if holder else None,
+            name=holder.name if holder else None,
+            organisation_name=holder.organisation_name if holder else None,
             model=model,
             functions=list(functions),
             assigned_on=assigned_on,
@@ -768,7 +863,10 @@ def _assemble(
     open_actions = sorted(
         (
             a.model_copy(
-                update={"owner_role": members[a.owner_id].role if a.owner_id in members else None}
+                update={
+                    "owner_role": members[a.owner_id].role if a.owner_id in members else None,
+                    "owner_name": members[a.owner_id].name if a.owner_id in members else None,
+                }
             )
             for a in actions.values()
             if a.action_id not in completed

@@ -35,6 +35,9 @@ from hub.projections.caseload_view import (
 from hub.projections.plan_timeline import TimelineView, build_timeline, load_plan_facts
 from hub.projections.team_around_child import (
     NAMING_FIELDS,
+    PRACTITIONER_NAMING_FIELDS,
+    PractitionerNaming,
+    RoleVocabulary,
     SealedFact,
     TeamView,
     WhoDecidesOut,
@@ -43,6 +46,7 @@ from hub.projections.team_around_child import (
     load_naming_facts,
     load_team_facts,
     name_after,
+    practitioner_names,
 )
 from hub.queries.context import (
     Reads,
@@ -113,11 +117,7 @@ async def team_view(
     hidden = hidden_practitioners(facts, viewer.sees)
     opened = await open_facts(reads, [f for f in facts if viewer.sees(f)])
     state = viewer.states[child_id]
-    roles = {
-        code: (spec.description, spec.agency)
-        for code, spec in reads.policy.roles.items()
-        if spec.kind == "practitioner"
-    }
+    roles = practitioner_roles(reads)
     view = fold_team(
         child_id,
         opened,
@@ -180,20 +180,20 @@ async def timeline_view(
     visible = [f for f in facts if viewer.sees(f)]
     if not any(f.plan_id == plan_id for f in visible):
         raise NotFound("no such plan on your caseload")
-    hidden = hidden_practitioners(
-        (
-            f
-            for f in await load_team_facts(reads.store, child_id)
-            if f.event_type == "team.practitioner_joined"
-        ),
-        viewer.sees,
-    )
+    joined = [
+        f
+        for f in await load_team_facts(reads.store, child_id)
+        if f.event_type == "team.practitioner_joined"
+    ]
+    hidden = hidden_practitioners(joined, viewer.sees)
     view = build_timeline(
         plan_id,
         child_id,
         await open_facts(reads, visible),
         today=as_of or now.date(),
         hidden=hidden,
+        people=await named_practitioners(reads, [f for f in joined if viewer.sees(f)], hidden),
+        roles=practitioner_roles(reads),
     )
     await audit_reads(
         reads,
@@ -364,6 +364,26 @@ def _entry(child_id: str, plans: list[PlanStanding]) -> CaseloadEntry:
 def _urgency(e: CaseloadEntry) -> tuple[int, date, str]:
     due = e.next_deadline.due_on if e.next_deadline else date.max
     return (0 if e.overdue_count else 1, due, e.child_id)
+
+
+def practitioner_roles(reads: Reads) -> RoleVocabulary:
+    """The policy's practitioner roles: code -> (description, agency)."""
+    return {
+        code: (spec.description, spec.agency)
+        for code, spec in reads.policy.roles.items()
+        if spec.kind == "practitioner"
+    }
+
+
+async def named_practitioners(
+    reads: Reads, joined: Sequence[SealedFact], hidden: frozenset[str]
+) -> dict[str, PractitionerNaming]:
+    """The practitioners the caller may see named, from the joining facts they may see
+    (`joined`, log order): of each only the naming fields are decrypted."""
+    opened = await reads.opener.open_fields([f.body for f in joined], PRACTITIONER_NAMING_FIELDS)
+    return practitioner_names(
+        ((f.event_id, o) for f, o in zip(joined, opened, strict=True) if o is not None), hidden
+    )
 
 
 async def child_names(
