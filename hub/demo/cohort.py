@@ -166,6 +166,11 @@ class Practitioner:
     treatment_function: str | None = None
 
     @property
+    def name(self) -> str:
+        """Their name as their agency's system gives it (invented by Faker)."""
+        return f"{self.given} {self.family}"
+
+    @property
     def contact(self) -> str:
         """A work email at `example.org` and a number in Ofcom's drama range for Leeds
         (0113 496 0000-0999), both made from the practitioner's id, so stable."""

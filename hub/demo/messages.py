@@ -154,9 +154,10 @@ def staff_message(cohort: Cohort, school: School) -> bytes:
     for child in cohort.at_school(school):
         since = max(child.sen_start, entry_date(child, school, cohort.today)).isoformat()
         staff = [
-            {"staff_id": p.local_ref, "role": p.role, "since": since, "contact": p.contact}
+            {"staff_id": p.local_ref, "role": p.role, "since": since, "contact": p.contact,
+             "name": p.name}
             for p in child.members("school_mis")
-        ]
+        ]  # fmt: skip
         if staff:
             pupils.append(
                 {"upn": child.upn, "date_of_birth": child.date_of_birth.isoformat(), "staff": staff}
@@ -466,7 +467,7 @@ def social_care_message(cohort: Cohort) -> bytes:
         assessment = referral + timedelta(days=rng.randint(1, 6))
         authorised = assessment + timedelta(days=35)
         workers = [
-            {"worker_id": p.local_ref, "role": p.role, "contact": p.contact,
+            {"worker_id": p.local_ref, "role": p.role, "contact": p.contact, "name": p.name,
              "since": (assessment + timedelta(days=30 * k)).isoformat()}
             for k, p in enumerate(child.members("social_care_json"))
         ]  # fmt: skip
@@ -493,7 +494,8 @@ def social_care_message(cohort: Cohort) -> bytes:
     return orjson.dumps(
         {"message_id": f"csc-{cohort.seed}-{today.isoformat()}",
          "sent_at": f"{today.isoformat()}T06:15:00+00:00", "la_code": LA_CODE,
-         "system": CHILDRENS_SERVICES.system, "children": children}
+         "la_name": CHILDRENS_SERVICES.name, "system": CHILDRENS_SERVICES.system,
+         "children": children}
     )  # fmt: skip
 
 
@@ -575,7 +577,9 @@ def joined_event(
         "team.practitioner_joined", child, publisher, since,
         {"practitioner_id": p.practitioner_id, "role": p.role, "agency": p.agency,
          "organisation_code": p.organisation_code, "since": since.isoformat(),
-         "contact": p.contact},
+         "contact": p.contact, "name": p.name,
+         "organisation_name": publisher.name
+         if publisher.organisation_code == p.organisation_code else None},
         message_id=f"joined:{child.reference}:{p.practitioner_id}",
         category="social_care" if p.agency == "social_care" else None,
     )  # fmt: skip

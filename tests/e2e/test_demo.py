@@ -86,6 +86,10 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
         # each member says how to reach them at work, whichever system sent them
         contacts = [m["contact"] for g in team["agencies"] for m in g["members"]]
         assert all(c and "@example.org" in c and "0113 496 0" in c for c in contacts), contacts
+        # ... and is named, whichever system sent them (FHIR, MIS, case system, events)
+        unnamed = [m["practitioner_id"] for g in team["agencies"] for m in g["members"]
+                   if not m["name"]]  # fmt: skip
+        assert unnamed == [], unnamed
         # ... and has a role from the controlled vocabulary (DOMAIN.md's thirty, all named)
         outside = [
             m["role"] for g in team["agencies"] for m in g["members"] if not m["in_vocabulary"]
