@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
+    from hub.service_layer.family_consent import FamilyConsent
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
@@ -130,6 +131,7 @@ class Handlers:
     review_consents: ReviewConsents
     resolve_match: ResolveMatch
     record_plan_steps: RecordPlanSteps
+    family_consent: FamilyConsent
 
 
 @dataclass
@@ -212,6 +214,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
+    from hub.service_layer.family_consent import FamilyConsent
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
@@ -282,6 +285,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             erase=erase,
         ),
         record_plan_steps=RecordPlanSteps(store=store, views=views, claims=claims, submit=submit),
+        family_consent=FamilyConsent(submit=submit, persons=persons, views=views),
     )
     return Hub(
         settings=settings,

@@ -136,6 +136,6 @@ class EraseIn(BaseModel):
 async def erase(request: Request, child_id: str, body: EraseIn, principal: Admin) -> dict[str, Any]:
     the_hub = hub_of(request)
     deleted = await the_hub.handlers.erase_child(
-        child_id, actor=f"{principal.role}:{principal.name}", reason=body.reason
+        child_id, actor=principal.actor, reason=body.reason
     )
     return {"status": "erased", "child_id": child_id, "keys_deleted": deleted}

@@ -196,9 +196,7 @@ async def ingest_message(
             "the hub's operators can see it in the log",
             format=fmt, field=None, reason="adapter failure",
         )  # fmt: skip
-    outcomes = await the_hub.handlers.submit_facts(
-        result.facts, actor=f"{principal.role}:{principal.name}"
-    )
+    outcomes = await the_hub.handlers.submit_facts(result.facts, actor=principal.actor)
     out = answer(fmt, result, outcomes)
     log.info("ingest.message", route=channel, format=fmt, agency=principal.agency,
              message_id=result.message_id, bytes=len(data), **out.summary)  # fmt: skip
@@ -362,7 +360,7 @@ async def match_queue(
     the_hub = hub_of(request)
     items = await review_queue(
         the_hub.matches, the_hub.persons, the_hub.trail,
-        actor=f"{principal.role}:{principal.name}", route="GET /match-queue",
+        actor=principal.actor, route="GET /match-queue",
         status=None if status == "all" else status, limit=limit,
     )  # fmt: skip
     return {"as_of": datetime.now(UTC).isoformat(), "items": items}
@@ -389,7 +387,7 @@ async def resolve(
     try:
         outcome = await the_hub.handlers.resolve_match(
             item_id, decision=body.decision, child_id=body.child_id,
-            actor=f"{principal.role}:{principal.name}",
+            actor=principal.actor,
         )  # fmt: skip
     except MatchError as exc:
         raise HTTPException(_MATCH_STATUS[exc.problem], exc.reason) from None

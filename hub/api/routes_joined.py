@@ -35,6 +35,9 @@ from hub.queries.joined import (
 
 router = APIRouter()
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
+Reader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner", "family"))]
+"""Who reads a child's joined view: the coordinator (caseload), a practitioner on the
+child's team now, the family (their own child); each sees what the policy lets them."""
 AsOf = Annotated[
     date | None,
     Query(
@@ -46,7 +49,8 @@ AsOf = Annotated[
 PROBLEM = "application/problem+json"
 NOT_ON_CASELOAD: dict[int | str, dict[str, Any]] = {
     404: {
-        "description": "Not on your caseload, or no such child or plan (the same answer)",
+        "description": "Not in your reach (caseload, team, own child), or no such child or "
+        "plan (the same answer)",
         "content": {
             PROBLEM: {
                 "example": {
@@ -194,7 +198,8 @@ TEAM_EXAMPLE: dict[str, Any] = {
     "/children/{child_id}/team",
     tags=["joined view"],
     summary="The team around the child: the child, the family, the key worker, every "
-    "practitioner by agency, open actions and consent (coordinator, caseload; audited)",
+    "practitioner by agency, open actions and consent (coordinator, practitioner on the "
+    "team, family; audited)",
     response_model=TeamView,
     responses={
         **AUTH_RESPONSES,
@@ -203,9 +208,7 @@ TEAM_EXAMPLE: dict[str, Any] = {
         200: {"content": {"application/json": {"example": TEAM_EXAMPLE}}},
     },
 )
-async def team(
-    request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
-) -> TeamView:
+async def team(request: Request, child_id: str, principal: Reader, as_of: AsOf = None) -> TeamView:
     return await team_view(reads_of(request), principal, child_id, as_of=as_of)
 
 
@@ -241,7 +244,7 @@ PLANS_EXAMPLE: dict[str, Any] = {
     "/children/{child_id}/plans",
     tags=["joined view"],
     summary="The child's EHC plans, each with its stage, statutory status and next "
-    "deadline (coordinator, caseload; audited)",
+    "deadline (coordinator, practitioner on the team, family; audited)",
     response_model=ChildPlans,
     responses={
         **AUTH_RESPONSES,
@@ -251,7 +254,7 @@ PLANS_EXAMPLE: dict[str, Any] = {
     },
 )
 async def child_plans(
-    request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
+    request: Request, child_id: str, principal: Reader, as_of: AsOf = None
 ) -> ChildPlans:
     return await child_plans_view(reads_of(request), principal, child_id, as_of=as_of)
 
@@ -334,7 +337,7 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
     tags=["joined view"],
     summary="One plan's statutory clock and every contribution in order: milestones with "
     "their due dates and states, advice, family views, documents, outcomes and "
-    "provision, meeting actions (coordinator, caseload; audited)",
+    "provision, meeting actions (coordinator, practitioner on the team, family; audited)",
     response_model=TimelineView,
     responses={
         **AUTH_RESPONSES,
@@ -344,7 +347,7 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
     },
 )
 async def timeline(
-    request: Request, plan_id: str, principal: Coordinator, as_of: AsOf = None
+    request: Request, plan_id: str, principal: Reader, as_of: AsOf = None
 ) -> TimelineView:
     return await timeline_view(reads_of(request), principal, plan_id, as_of=as_of)
 

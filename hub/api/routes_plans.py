@@ -233,7 +233,7 @@ async def append_steps(
     try:
         done = await hub_of(request).handlers.record_plan_steps(
             payloads,
-            actor=f"{principal.role}:{principal.name}",
+            actor=principal.actor,
             caller=principal.name,
             child_id=child_id,
             plan_id=plan_id,

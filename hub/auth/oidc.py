@@ -72,6 +72,11 @@ class OidcVerifier:
         self._role_claim = settings.oidc_role_claim
         self._agency_claim = settings.oidc_agency_claim
         self._name_claim = settings.oidc_name_claim
+        self._practitioner_claims = (
+            settings.oidc_practitioner_claim,
+            settings.oidc_policy_role_claim,
+            settings.oidc_organisation_claim,
+        )
         self._role_map = dict(settings.oidc_role_map)
         # Only the JWK set is cached (with an expiry), not PyJWKClient's per-kid LRU of
         # keys (`cache_keys`), which never expires: a key the issuer withdraws must stop
@@ -174,4 +179,38 @@ class OidcVerifier:
             name = claims.get("sub")
         if not isinstance(name, str) or not name:
             raise AuthError(f"JWT has neither a {self._name_claim} nor a sub claim")
-        return Principal(name=name, role=role, agency=agency, key_id=None, via="oidc")
+        if role is Role.FAMILY:
+            # A family member's link to one child comes from a redeemed invitation, which
+            # an identity provider's token cannot carry.
+            raise AuthError("family members sign in with their invitation's key, not OIDC")
+        practitioner: dict[str, str | None] = {}
+        if role is Role.PRACTITIONER:
+            for field, claim in zip(
+                ("practitioner_id", "policy_role", "organisation"),
+                self._practitioner_claims,
+                strict=True,
+            ):
+                value = _claim(claims, claim)
+                practitioner[field] = value if isinstance(value, str) and value else None
+            missing = [
+                claim
+                for field, claim in zip(
+                    ("practitioner_id", "policy_role"), self._practitioner_claims, strict=False
+                )
+                if practitioner[field] is None
+            ]
+            if agency is None:
+                missing.append(self._agency_claim)
+            if missing:
+                needs = ", ".join(missing)
+                raise AuthError(f"JWT grants role practitioner but has no {needs} claim")
+        return Principal(
+            name=name,
+            role=role,
+            agency=agency,
+            key_id=None,
+            via="oidc",
+            practitioner_id=practitioner.get("practitioner_id"),
+            policy_role=practitioner.get("policy_role"),
+            organisation=practitioner.get("organisation"),
+        )

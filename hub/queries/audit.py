@@ -35,7 +35,7 @@ async def child_trail_view(
         [
             AuditEntry(
                 kind="read",
-                actor=f"{caller.role}:{caller.name}",
+                actor=caller.actor,
                 child_id=child_id,
                 details={
                     "route": "GET /audit/children/{id}",
@@ -66,7 +66,7 @@ async def trail_lines(
         [
             AuditEntry(
                 kind="read",
-                actor=f"{caller.role}:{caller.name}",
+                actor=caller.actor,
                 details={"route": "GET /audit/export", "outcome": "shown", "records": len(rows)},
             )
         ]

@@ -48,8 +48,8 @@ from hub.queries.context import (
     Reads,
     audit_reads,
     open_facts,
-    plan_on_caseload,
-    require_on_caseload,
+    plan_in_reach,
+    require_in_reach,
     viewer_for,
 )
 
@@ -106,7 +106,7 @@ async def team_view(
 ) -> TeamView:
     """The team around the child: the child, the family, the key worker, every
     practitioner by agency, open actions and consent, as the caller may see them."""
-    await require_on_caseload(reads, caller, child_id, also=("team_around_child", "consent_state"))
+    await require_in_reach(reads, caller, child_id, also=("team_around_child", "consent_state"))
     now = datetime.now(UTC)
     viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
     facts = await load_team_facts(reads.store, child_id)
@@ -137,7 +137,7 @@ async def child_plans_view(
     reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
 ) -> ChildPlans:
     """The child's EHC plans, each with its stage, statutory status and next deadline."""
-    await require_on_caseload(reads, caller, child_id, also=("caseload_view", "consent_state"))
+    await require_in_reach(reads, caller, child_id, also=("caseload_view", "consent_state"))
     now = datetime.now(UTC)
     today = as_of or now.date()
     viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
@@ -171,7 +171,7 @@ async def timeline_view(
     reads: Reads, caller: Principal, plan_id: str, *, as_of: date | None = None
 ) -> TimelineView:
     """One plan's statutory clock and every contribution in order."""
-    child_id = await plan_on_caseload(
+    child_id = await plan_in_reach(
         reads, caller, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
     )
     now = datetime.now(UTC)
