@@ -209,6 +209,8 @@ async def open_hub(settings: Settings) -> Hub:
 
 def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics: Metrics) -> Hub:
     """The composition root: every port built once, and each handler given its own."""
+    from hub.auth.invitations import FamilyInvitations
+    from hub.auth.keys import ApiKeyStore
     from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import load_policy
     from hub.queries.context import Reads
@@ -266,7 +268,8 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         "log": event_log, "store": store, "keys": keys, "policy": policy, "persons": persons,
         "trail": trail,
     }  # fmt: skip
-    erase = EraseChild(**shredding)  # type: ignore[arg-type]
+    family_credentials = FamilyInvitations(store, ApiKeyStore(store))
+    erase = EraseChild(**shredding, credentials=family_credentials)  # type: ignore[arg-type]
     handlers = Handlers(
         submit_facts=submit,
         reconsider_withheld=reconsider,

@@ -151,3 +151,18 @@ class FamilyInvitations:
             (child_id, Role.FAMILY.value),
         )
         return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    async def revoke_child(self, child_id: str) -> int:
+        """On the child's erasure: revoke every family key bound to the child and forget
+        its invitations. Returns how many keys were revoked."""
+        at = datetime.now(UTC).isoformat(timespec="microseconds")
+        async with self._store.transaction() as tx:
+            rows = await tx.fetchall(
+                "UPDATE api_key SET revoked_at = ? WHERE child_id = ? AND revoked_at IS NULL"
+                " RETURNING key_id",
+                (at, child_id),
+            )
+            await tx.execute("DELETE FROM family_invitation WHERE child_id = ?", (child_id,))
+        if rows:
+            log.info("invitation.keys_revoked", key_ids=sorted(str(r[0]) for r in rows))
+        return len(rows)

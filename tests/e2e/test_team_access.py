@@ -345,3 +345,25 @@ async def test_nobody_reaches_another_child_on_any_child_route(api: Api) -> None
     # while on the team of their own child, each still reaches it
     for who in ("parent", "senco", "teacher"):
         assert (await api.client.get(f"/children/{child}/team", headers=api.auth(who))).is_success
+
+
+async def test_erasing_the_child_revokes_the_family_keys_and_invitations(api: Api) -> None:
+    child = await a_child_with_a_team(api)
+    await family_token(api, child, "parent_with_pr", "parent")
+    r = await api.client.post(
+        f"/children/{child}/invitations",
+        json={"capacity": "young_person"},
+        headers=api.auth("casey"),
+    )
+    unused = r.json()["code"]
+    r = await api.client.post(
+        f"/children/{child}/erase", json={"reason": "family request"}, headers=api.auth("ops")
+    )
+    assert r.status_code == 200, r.text
+    r = await api.client.get(f"/children/{child}/team", headers=api.auth("parent"))
+    assert r.status_code == 401 and r.json()["detail"] == "unknown or revoked API key"
+    r = await api.client.post("/invitations/redeem", json={"code": unused})
+    assert r.status_code == 400
+    trail = await get(api, f"/audit/children/{child}", "ig")
+    [erasure] = [rec for rec in trail["records"] if rec["kind"] == "erasure"]
+    assert erasure["details"]["family_keys_revoked"] == 1
