@@ -367,3 +367,38 @@ async def test_erasing_the_child_revokes_the_family_keys_and_invitations(api: Ap
     trail = await get(api, f"/audit/children/{child}", "ig")
     [erasure] = [rec for rec in trail["records"] if rec["kind"] == "erasure"]
     assert erasure["details"]["family_keys_revoked"] == 1
+
+
+async def test_the_family_comments_on_the_draft_once_there_is_one(api: Api) -> None:
+    child = await a_child_with_a_team(api)
+    await family_token(api, child, "parent_with_pr", "parent")
+    r = await api.client.post(
+        f"/children/{child}/plans",
+        json={"requested_on": "2024-01-15", "received_on": "2024-01-18", "requested_by": "parent"},
+        headers=api.auth("casey"),
+    )
+    assert r.status_code == 201, r.text
+    plan = r.json()["plan_id"]
+    comments = {"summary": "We would like Oak School named"}
+    r = await api.client.post(
+        f"/family/plans/{plan}/comments", json=comments, headers=api.auth("parent")
+    )
+    assert r.status_code == 409, r.text  # no draft yet, and the rule says so
+    for step, body in (
+        ("decision", {"decision": "assess", "decided_on": "2024-02-01"}),
+        ("draft", {"issued_on": "2024-05-02", "comments_by": "2024-05-17"}),
+    ):
+        r = await api.client.post(f"/plans/{plan}/{step}", json=body, headers=api.auth("casey"))
+        assert r.status_code == 201, r.text
+    r = await api.client.post(
+        f"/family/plans/{plan}/comments", json=comments, headers=api.auth("parent")
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] in ("recorded", "withheld") and r.json()["event_ids"]
+    [event_id] = r.json()["event_ids"]
+    timeline = await get(api, f"/plans/{plan}/timeline", "casey")
+    assert event_id in timeline["facts_shown"]
+    r = await api.client.post(
+        "/family/plans/plan-nobody/comments", json=comments, headers=api.auth("parent")
+    )
+    assert r.status_code == 404
