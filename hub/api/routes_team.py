@@ -18,6 +18,7 @@ from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
 from hub.auth.invitations import DEFAULT_DAYS, MAX_DAYS, FamilyInvitations, InvitationError
 from hub.auth.keys import ApiKeyStore
+from hub.auth.principal import AuthError
 from hub.events.plan import CommentsReceived
 from hub.ingest.model import FactOutcome
 from hub.queries.context import plan_in_reach, require_in_reach
@@ -109,8 +110,11 @@ class RedeemIn(BaseModel):
 
 
 class RedeemOut(BaseModel):
-    token: str = Field(description="The family member's API key, shown once")
-    key_id: str
+    token: str | None = Field(
+        default=None, description="The family member's API key, shown once (none when "
+        "the code was redeemed while signed in: the sign-in now acts for the child)",
+    )  # fmt: skip
+    key_id: str | None = None
     child_id: str
     capacity: str
 
@@ -118,12 +122,28 @@ class RedeemOut(BaseModel):
 @router.post(
     "/invitations/redeem",
     tags=["team access"],
-    summary="Exchange a family invitation code for the family member's key (no credentials)",
+    summary="Exchange a family invitation code for the family member's key, or link it "
+    "to your sign-in when you send your identity provider's token",
     response_model=RedeemOut,
-    responses={400: {"description": "The code is unknown, used or expired"}},
+    responses={
+        400: {"description": "The code is unknown, used or expired"},
+        401: {"description": "A token was sent, but it is not a valid family sign-in"},
+    },
 )
 async def redeem(request: Request, body: RedeemIn) -> RedeemOut:
+    authorization = request.headers.get("authorization")
     try:
+        if authorization:
+            try:
+                issuer, subject = await request.app.state.auth.family_subject(authorization)
+            except AuthError as exc:
+                raise HTTPException(
+                    exc.status, exc.reason, headers={"WWW-Authenticate": "Bearer"}
+                ) from None
+            child_id, capacity = await _invitations(request).redeem_for_sign_in(
+                body.code, issuer=issuer, subject=subject
+            )
+            return RedeemOut(child_id=child_id, capacity=capacity)
         redeemed = await _invitations(request).redeem(body.code)
     except InvitationError as exc:
         raise HTTPException(400, str(exc)) from None

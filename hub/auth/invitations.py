@@ -6,7 +6,10 @@ one capacity (a parent with parental responsibility, or the young person themsel
 hub answers a one-time code (`XXXX-XXXX-XXXX-XXXX`, 80 random bits) that the coordinator
 hands to the family outside the hub. Only the code's SHA-256 digest is stored. Redeeming
 it once, before it expires, issues a `family` API key bound to that child and capacity;
-a second redemption, an expired or an unknown code all fail alike. The family key's
+a second redemption, an expired or an unknown code all fail alike. Where the hub trusts
+an identity provider, a family member may instead redeem the code while signed in: their
+subject is then linked to the child (`family_binding`) and their tokens act for it. The
+family key's
 name is an opaque reference (`family:<invitation id>`), never a person's name, so the
 audit trail and consent records name the family member without naming them.
 """
@@ -22,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from hub.auth.keys import ApiKeyStore, Identity
-from hub.auth.principal import FAMILY_VIEWER_ROLES, FamilyCapacity, Role
+from hub.auth.principal import FAMILY_VIEWER_ROLES, FamilyCapacity, Principal, Role
 from hub.store import ReadStore
 
 log = structlog.get_logger(__name__)
@@ -143,6 +146,68 @@ class FamilyInvitations:
         log.info("invitation.redeemed", invitation_id=invitation_id, key_id=key_id)
         return Redeemed(key_id=key_id, token=token, child_id=child_id, capacity=capacity)
 
+    async def redeem_for_sign_in(
+        self, code: str, *, issuer: str, subject: str, now: datetime | None = None
+    ) -> tuple[str, FamilyCapacity]:
+        """Link an identity provider's subject to the invitation's child, once; the
+        subject's later tokens act for that child (and any others it was linked to, in
+        the same capacity). Returns (child id, capacity); `InvitationError` otherwise."""
+        at = (now or datetime.now(UTC)).isoformat()
+        async with self._store.transaction() as tx:
+            row = await tx.fetchone(
+                "SELECT invitation_id, child_id, capacity FROM family_invitation"
+                " WHERE code_hash = ? AND redeemed_at IS NULL AND expires_at > ?",
+                (_digest(code), at),
+            )
+            if row is None:
+                raise InvitationError(
+                    "this invitation code is not valid (unknown, used or expired)"
+                )
+            invitation_id, child_id, capacity = str(row[0]), str(row[1]), row[2]
+            held = await tx.fetchall(
+                "SELECT DISTINCT capacity FROM family_binding WHERE issuer = ? AND subject = ?",
+                (issuer, subject),
+            )
+            if any(str(h[0]) != capacity for h in held):
+                raise InvitationError(
+                    "this sign-in already acts in another capacity; a parent and a young "
+                    "person each need their own sign-in"
+                )
+            claimed = await tx.fetchone(
+                "UPDATE family_invitation SET redeemed_at = ?, key_id = 'oidc'"
+                " WHERE invitation_id = ? AND redeemed_at IS NULL RETURNING invitation_id",
+                (at, invitation_id),
+            )
+            if claimed is None:
+                raise InvitationError(
+                    "this invitation code is not valid (unknown, used or expired)"
+                )
+            await tx.execute(
+                "INSERT INTO family_binding (issuer, subject, child_id, capacity, name,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (issuer, subject, child_id) DO NOTHING",
+                (issuer, subject, child_id, capacity, f"family:{invitation_id}", at),
+            )
+        log.info("invitation.redeemed_for_sign_in", invitation_id=invitation_id)
+        return child_id, capacity
+
+    async def signed_in(self, issuer: str, subject: str) -> Principal | None:
+        """The family principal an identity provider's subject stands for, if linked."""
+        rows = await self._store.fetchall(
+            "SELECT child_id, capacity, name FROM family_binding WHERE issuer = ? AND"
+            " subject = ? ORDER BY created_at, child_id",
+            (issuer, subject),
+        )
+        if not rows:
+            return None
+        return Principal(
+            name=str(rows[0][2]),
+            role=Role.FAMILY,
+            via="oidc",
+            children=tuple(str(r[0]) for r in rows),
+            capacity=rows[0][1],
+        )
+
     async def family_keys(self, child_id: str) -> list[tuple[str, str, str]]:
         """(key id, principal name, capacity) of the child's active family keys."""
         rows = await self._store.fetchall(
@@ -163,6 +228,7 @@ class FamilyInvitations:
                 (at, child_id),
             )
             await tx.execute("DELETE FROM family_invitation WHERE child_id = ?", (child_id,))
+            await tx.execute("DELETE FROM family_binding WHERE child_id = ?", (child_id,))
         if rows:
             log.info("invitation.keys_revoked", key_ids=sorted(str(r[0]) for r in rows))
         return len(rows)

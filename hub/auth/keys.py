@@ -86,7 +86,7 @@ class Identity:
             practitioner_id=self.practitioner_id,
             policy_role=self.policy_role,
             organisation=self.organisation,
-            child_id=self.child_id,
+            children=(self.child_id,) if self.child_id else (),
             capacity=self.capacity,
         )
 
@@ -220,7 +220,7 @@ class ApiKeyStore:
                 practitioner_id=row[5],
                 policy_role=row[6],
                 organisation=row[7],
-                child_id=row[8],
+                children=(row[8],) if row[8] else (),
                 capacity=row[9],
             )
         except ValueError:  # a row edited by hand into an impossible state

@@ -52,7 +52,8 @@ def parse_role(value: str) -> Role:
 class Principal:
     """An authenticated caller. `agency` is required for the `agency` and `practitioner`
     roles; `key_id` is set when an API key vouched for the caller. A practitioner needs
-    `practitioner_id` and `policy_role`; a family member needs `child_id` and `capacity`."""
+    `practitioner_id` and `policy_role`; a family member needs `children` (the child or
+    children they act for: one per key, one or more per OIDC sign-in) and `capacity`."""
 
     name: str
     role: Role
@@ -62,7 +63,7 @@ class Principal:
     practitioner_id: str | None = None
     policy_role: str | None = None
     organisation: str | None = None
-    child_id: str | None = None
+    children: tuple[str, ...] = ()
     capacity: FamilyCapacity | None = None
 
     def __post_init__(self) -> None:
@@ -77,10 +78,14 @@ class Principal:
         elif self.practitioner_id or self.policy_role:
             raise ValueError("only a practitioner principal has a practitioner id or policy role")
         if self.role is Role.FAMILY:
-            if not self.child_id or self.capacity not in FAMILY_VIEWER_ROLES:
+            if not self.children or self.capacity not in FAMILY_VIEWER_ROLES:
                 raise ValueError("a family principal needs a child id and a capacity")
-        elif self.child_id or self.capacity:
+        elif self.children or self.capacity:
             raise ValueError("only a family principal is bound to a child")
+
+    def acts_for(self, child_id: str) -> bool:
+        """Whether this is a family member of the child (false for every other role)."""
+        return self.role is Role.FAMILY and child_id in self.children
 
     @property
     def viewer_role(self) -> str:

@@ -117,7 +117,7 @@ async def in_reach(reads: Reads, caller: Principal, child_id: str) -> bool:
     if caller.role is Role.PRACTITIONER and caller.practitioner_id:
         return await _on_team(reads, caller.practitioner_id, child_id)
     if caller.role is Role.FAMILY:
-        return caller.child_id == child_id and await reads.persons.exists(child_id)
+        return caller.acts_for(child_id) and await reads.persons.exists(child_id)
     return False
 
 

@@ -98,9 +98,9 @@ async def my_children(reads: Reads, caller: Principal) -> MyChildren:
     """The children the caller reaches now, with names as they may see them (audited)."""
     if caller.role is Role.PRACTITIONER and caller.practitioner_id:
         children = await teams_of(reads, caller.practitioner_id)
-    elif caller.role is Role.FAMILY and caller.child_id:
-        exists = await reads.persons.exists(caller.child_id)
-        children = [caller.child_id] if exists else []
+    elif caller.role is Role.FAMILY:
+        known = await reads.persons.existing(sorted(caller.children))
+        children = sorted(known)
     elif caller.role is Role.COORDINATOR:
         await reads.views.catch_up_partitions(["caseload"])
         rows = await reads.store.fetchall(

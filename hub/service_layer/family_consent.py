@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hub.auth.principal import Principal, Role
+from hub.auth.principal import Principal
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
 from hub.errors import NotFound, PermanentError
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn
@@ -53,7 +53,7 @@ class FamilyConsent:
     views: GateViews
 
     async def _authority(self, caller: Principal, child_id: str, on: date) -> None:
-        if caller.role is not Role.FAMILY or caller.child_id != child_id or not caller.capacity:
+        if not caller.acts_for(child_id) or not caller.capacity:
             raise NotFound("no such child in your reach")
         dob = await self.persons.date_of_birth(child_id)
         if dob is None:
@@ -125,7 +125,7 @@ class FamilyConsent:
         self, caller: Principal, child_id: str, views: Mapping[str, Any]
     ) -> FactOutcome:
         """The family's own views, interests and aspirations for section A."""
-        if caller.role is not Role.FAMILY or caller.child_id != child_id or not caller.capacity:
+        if not caller.acts_for(child_id) or not caller.capacity:
             raise NotFound("no such child in your reach")
         for own in ("whose", "contributor_ref", "recorded_by"):
             if own in views:

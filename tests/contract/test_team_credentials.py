@@ -89,9 +89,9 @@ async def test_an_invitation_is_redeemed_once_into_a_family_key(
     assert len(won) == 1 and len(lost) == 1, results
     principal = await keys.verify(won[0].token)
     assert principal is not None
-    assert (principal.role, principal.child_id, principal.capacity) == (
+    assert (principal.role, principal.children, principal.capacity) == (
         Role.FAMILY,
-        "hc-1",
+        ("hc-1",),
         "young_person",
     )
     assert principal.name == f"family:{invitation.invitation_id}"

@@ -16,6 +16,7 @@ import pytest
 
 from hub.auth.keys import Identity
 from tests.support.api import Api, embedded, running_api
+from tests.unit.test_oidc import JwksServer, claims, sign
 
 UPN, NHS = "H801200001001", "9434765919"
 OTHER_UPN = "X801200001002"
@@ -402,3 +403,53 @@ async def test_the_family_comments_on_the_draft_once_there_is_one(api: Api) -> N
         "/family/plans/plan-nobody/comments", json=comments, headers=api.auth("parent")
     )
     assert r.status_code == 404
+
+
+async def test_a_family_member_signing_in_with_an_identity_provider_links_their_children(
+    tmp_path: Path,
+) -> None:
+    """GOV.UK One Login-style sign-in: the token names a person, never a child; redeeming
+    an invitation while signed in links the subject to the child; siblings can be linked
+    to one sign-in; a sign-in never linked is refused with what to do."""
+    with JwksServer() as jwks:
+        jwks.add_rsa_key("k1")
+        async with running_api(jwks.settings(tmp_path / "data")) as api:
+            await api.key("oak-school-mis", "agency", "oak-school")
+            await api.key("city-health", "agency", "city-health")
+            await api.key("casey", "coordinator")
+            await api.key("ops", "admin")
+            first = await a_child_with_a_team(api)
+            second = await a_child_with_a_team(api, upn=OTHER_UPN, dob="2014-05-05")
+            parent = sign(jwks.keys["k1"], "k1", claims(hub_role="family", sub="one-login-1"))
+            stranger = sign(jwks.keys["k1"], "k1", claims(hub_role="family", sub="one-login-2"))
+            signed_in = {"Authorization": f"Bearer {parent}"}
+
+            r = await api.client.get(f"/children/{first}/team", headers=signed_in)
+            assert r.status_code == 401 and "redeem your invitation" in r.json()["detail"]
+            for child in (first, second):
+                r = await api.client.post(
+                    f"/children/{child}/invitations",
+                    json={"capacity": "parent_with_pr"},
+                    headers=api.auth("casey"),
+                )
+                r = await api.client.post(
+                    "/invitations/redeem", json={"code": r.json()["code"]}, headers=signed_in
+                )
+                assert r.status_code == 200, r.text
+                assert r.json()["token"] is None and r.json()["child_id"] == child
+            mine = await api.client.get("/me/children", headers=signed_in)
+            assert {c["child_id"] for c in mine.json()["children"]} == {first, second}
+            for child in (first, second):
+                r = await api.client.get(f"/children/{child}/team", headers=signed_in)
+                assert r.status_code == 200, r.text
+            r = await api.client.get(
+                f"/children/{first}/team", headers={"Authorization": f"Bearer {stranger}"}
+            )
+            assert r.status_code == 401
+            coordinator = sign(jwks.keys["k1"], "k1", claims(hub_role="coordinator"))
+            r = await api.client.post(
+                "/invitations/redeem",
+                json={"code": "AAAA-BBBB-CCCC-DDDD"},
+                headers={"Authorization": f"Bearer {coordinator}"},
+            )
+            assert r.status_code == 401 and "only a family sign-in" in r.json()["detail"]

@@ -19,13 +19,13 @@ POLICY = load_policy()
 def test_a_practitioner_is_judged_in_their_policy_role_and_a_family_member_by_capacity() -> None:
     p = Principal("Dr Shah", Role.PRACTITIONER, "health", practitioner_id="gmc:1", policy_role="gp")
     assert p.viewer_role == "gp" and p.actor == "practitioner:Dr Shah"
-    parent = Principal("family:ab", Role.FAMILY, child_id="hc-1", capacity="parent_with_pr")
+    parent = Principal("family:ab", Role.FAMILY, children=("hc-1",), capacity="parent_with_pr")
     assert parent.viewer_role == "parent"
     assert Principal("casey", Role.COORDINATOR).viewer_role == "coordinator"
     with pytest.raises(ValueError, match="needs practitioner_id, policy_role, agency"):
         Principal("x", Role.PRACTITIONER)
     with pytest.raises(ValueError, match="needs a child id and a capacity"):
-        Principal("x", Role.FAMILY, child_id="hc-1")
+        Principal("x", Role.FAMILY, children=("hc-1",))
 
 
 def _policy_with(family_access: str) -> None:
