@@ -340,7 +340,7 @@ class _Loader:
             "loaded team members known to the LA, schools, short breaks and the voluntary "
             f"sector: {words(counts)}"
         )
-        meetings = key_workers = 0
+        meetings = key_workers = handovers = covers = 0
         for child in self.cohort.children:
             for step in team_steps(child, self.today):
                 cid = self.child_id(child)
@@ -349,14 +349,27 @@ class _Loader:
                         COORDINATOR, f"/children/{cid}/key-worker", json=key_worker_body(step)
                     )
                     key_workers += 1
+                elif step.kind == "key_worker_handover":
+                    await self.call(
+                        COORDINATOR,
+                        f"/children/{cid}/key-worker/handover",
+                        json=handover_body(step),
+                    )
+                    handovers += 1
+                elif step.kind == "key_worker_cover":
+                    await self.call(
+                        COORDINATOR, f"/children/{cid}/key-worker/cover", json=cover_body(step)
+                    )
+                    covers += 1
                 else:
                     await self.call(
                         COORDINATOR, f"/children/{cid}/meetings", json=meeting_body(step)
                     )
                     meetings += 1
         self.say(
-            f"recorded {key_workers} key working assignments and {meetings} team meetings "
-            "with their actions"
+            f"recorded {key_workers} key working assignments, {handovers} handovers between "
+            f"key workers, {covers} cover contacts and {meetings} team meetings with their "
+            "actions"
         )
 
     async def plans(self) -> None:
@@ -509,6 +522,40 @@ def key_worker_body(step: PlanStep) -> dict[str, Any]:
     }
     if "functions" in step.data:
         body["functions"] = step.data["functions"]
+    if "level" in step.data:
+        body["level"] = step.data["level"]
+    if step.data.get("family_agreed"):
+        body["family_agreed_on"] = step.on.isoformat()
+    return body
+
+
+def handover_body(step: PlanStep) -> dict[str, Any]:
+    outgoing: Practitioner = step.data["outgoing"]
+    incoming: Practitioner = step.data["incoming"]
+    return {
+        "outgoing_id": outgoing.practitioner_id,
+        "incoming": {
+            "practitioner_id": incoming.practitioner_id,
+            "model": "single_person",
+            "level": step.data["level"],
+            "family_agreed_on": step.on.isoformat(),
+        },
+        "handed_over_on": step.on.isoformat(),
+        "overlap_until": step.data["overlap_until"].isoformat(),
+        "reason": step.data["reason"],
+    }
+
+
+def cover_body(step: PlanStep) -> dict[str, Any]:
+    key_worker: Practitioner = step.data["key_worker"]
+    cover: Practitioner | None = step.data.get("cover")
+    body: dict[str, Any] = {
+        "key_worker_id": key_worker.practitioner_id,
+        "arranged_on": step.on.isoformat(),
+        "cover_contact": step.data["cover_contact"],
+    }
+    if cover is not None:
+        body["cover_practitioner_id"] = cover.practitioner_id
     return body
 
 

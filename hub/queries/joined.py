@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,9 +41,11 @@ from hub.projections.team_around_child import (
     WhoDecidesOut,
     fold_team,
     hidden_practitioners,
+    load_key_working_facts,
     load_naming_facts,
     load_team_facts,
     name_after,
+    single_point_of_contact,
 )
 from hub.queries.context import (
     Reads,
@@ -66,6 +69,23 @@ class CaseloadDeadline(Deadline):
     plan_id: str
 
 
+class CaseloadWarning(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: Literal["no_single_point_of_contact"]
+    message: str
+
+
+NO_SPOC = CaseloadWarning(
+    code="no_single_point_of_contact",
+    message="the plan is in progress and no one you can see is the family's single point "
+    "of contact: record a key worker",
+)
+
+IN_PROGRESS: frozenset[str] = frozenset({"requested", "assessing", "drafting"})
+"""A plan in the 20-week process: requested, not yet issued, not refused."""
+
+
 class CaseloadEntry(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -86,6 +106,11 @@ class CaseloadEntry(BaseModel):
         description="Days to the final-plan due date of the current request "
         "(20 weeks; 14 weeks from a decision to re-assess); negative once passed; none "
         "once the plan is issued",
+    )
+    warnings: list[CaseloadWarning] = Field(
+        default=[],
+        description="`no_single_point_of_contact`: the current plan is in the 20-week process "
+        "and no current key worker the caller may see holds the single point of contact",
     )
 
 
@@ -215,7 +240,7 @@ async def caseload_view(
     limit: int = 1000,
 ) -> CaseloadView:
     """The caller's children, most urgent first: overdue first, then the nearest deadline."""
-    await reads.views.catch_up_partitions(["caseload", "caseload_view"])
+    await reads.views.catch_up_partitions(["caseload", "caseload_view", "team_around_child"])
     now = datetime.now(UTC)
     today = as_of or now.date()
     rows = await reads.store.fetchall(
@@ -244,6 +269,8 @@ async def caseload_view(
     entries.sort(key=lambda e: _urgency(e[0]))
     shown = entries[:limit]
     names = await child_names(reads, viewer, [e.child_id for e, _ in shown])
+    in_progress = [e.child_id for e, _ in shown if e.status in IN_PROGRESS]
+    contacts = await single_points_of_contact(reads, viewer, in_progress, today)
     await audit_reads(
         reads,
         caller,
@@ -252,7 +279,11 @@ async def caseload_view(
         [
             (
                 e.child_id,
-                sorted({i for p in plans for i in p.event_ids} | set(names[e.child_id][1])),
+                sorted(
+                    {i for p in plans for i in p.event_ids}
+                    | set(names[e.child_id][1])
+                    | set(contacts.get(e.child_id, (None, []))[1])
+                ),
                 {"plan_ids": [p.plan_id for p in plans]},
             )
             for e, plans in shown
@@ -262,7 +293,17 @@ async def caseload_view(
         coordinator=caller.name,
         as_of=today,
         total=len(entries),
-        children=[e.model_copy(update={"name": names[e.child_id][0]}) for e, _ in shown],
+        children=[
+            e.model_copy(
+                update={
+                    "name": names[e.child_id][0],
+                    "warnings": [NO_SPOC]
+                    if e.child_id in contacts and contacts[e.child_id][0] is None
+                    else [],
+                }
+            )
+            for e, _ in shown
+        ],
     )
 
 
@@ -396,4 +437,24 @@ async def child_names(
             elif rest:
                 after[child] = rest
         queue = after
+    return out
+
+
+async def single_points_of_contact(
+    reads: Reads, viewer: Viewer, children: Sequence[str], today: date
+) -> dict[str, tuple[str | None, list[str]]]:
+    """Each child's current single point of contact (a key worker id, or None) as the
+    caller may see it — as the team view would name it — with the ids of the facts it was
+    read from (shown, so audited). Only the leaving and key working facts are opened."""
+    facts = await load_key_working_facts(reads.store, children)
+    visible = {c: [f for f in fs if viewer.sees(f)] for c, fs in facts.items()}
+    to_open = [
+        f for fs in visible.values() for f in fs if f.event_type != "team.practitioner_joined"
+    ]
+    opened = {f.event_id: env for f, env in await open_facts(reads, to_open)}
+    out: dict[str, tuple[str | None, list[str]]] = {}
+    for child, fs in visible.items():
+        hidden = hidden_practitioners(facts[child], viewer.sees)
+        spoc = single_point_of_contact(fs, opened, hidden=hidden, today=today)
+        out[child] = (spoc, [f.event_id for f in fs if f.event_id in opened])
     return out
