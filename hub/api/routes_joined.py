@@ -505,7 +505,5 @@ SEARCH_EXAMPLE: dict[str, Any] = {
         },
     },
 )
-async def search_children(
-    request: Request, body: ChildSearch, principal: Reader
-) -> SearchResults:
+async def search_children(request: Request, body: ChildSearch, principal: Reader) -> SearchResults:
     return await find_children(reads_of(request), hub_of(request).matches, principal, body)
