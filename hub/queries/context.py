@@ -65,20 +65,6 @@ async def viewer_for(
     return viewer
 
 
-async def require_on_caseload(
-    reads: Reads, caller: Principal, child_id: str, *, also: Sequence[str] = ()
-) -> None:
-    """`NotFound` unless the child exists and is on the caller's caseload. The caseload
-    and the projections named in `also` (which the query reads next) are caught up on the
-    child's partition first, together."""
-    await reads.views.catch_up(["caseload", *also], [child_id])
-    row = await reads.store.fetchone(
-        "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?", (caller.name, child_id)
-    )
-    if row is None:
-        raise NotFound("no such child on your caseload")
-
-
 MEMBERSHIP_EVENTS = ("team.practitioner_joined", "team.practitioner_left")
 
 
@@ -187,24 +173,6 @@ async def plan_in_reach(
             continue
         return child
     raise NotFound("no such plan in your reach")
-
-
-async def plan_on_caseload(
-    reads: Reads, caller: Principal, plan_id: str, *, also: Sequence[str] = ()
-) -> str:
-    """The child of a plan on the caller's caseload, else `NotFound` (as for a missing
-    plan); `also`: projections caught up on the child's partition with the caseload."""
-    children = await plan_children(reads.store, plan_id)
-    if not children:
-        await reads.views.catch_up_partitions(["caseload_view"])
-        children = await plan_children(reads.store, plan_id)
-    for child in children:
-        try:
-            await require_on_caseload(reads, caller, child, also=also)
-        except NotFound:
-            continue
-        return child
-    raise NotFound("no such plan on your caseload")
 
 
 async def open_facts(
