@@ -103,7 +103,7 @@ from hub.demo.cohort import (
     build_cohort,
 )
 from hub.demo.journeys import PlanStep, final_date, plan_steps, team_steps
-from hub.demo.load import consents_of
+from hub.demo.load import consents_of, cover_body, handover_body
 from hub.demo.messages import entry_date, family_views, sen_history
 from hub.events import Envelope, Source, encode
 from hub.events.casework import CoordinatorAssigned
@@ -148,6 +148,8 @@ from hub.events.plan import (
 from hub.events.social_care import ChildIdentified, DisabilityRecorded
 from hub.events.team import (
     KeyWorkerAssigned,
+    KeyWorkerCoverArranged,
+    KeyWorkerHandoverStarted,
     MeetingAction,
     MeetingActionCompleted,
     MeetingHeld,
@@ -247,6 +249,7 @@ class Story:
 _ROUTE_PURPOSES: dict[type[EventPayload], tuple[str, ...]] = {
     ReviewMeetingHeld: ("review",), ReviewReportSent: ("review",), ReviewDecided: ("review",),
     MeetingHeld: ("plan_delivery", "review"), KeyWorkerAssigned: ("plan_delivery",),
+    KeyWorkerHandoverStarted: ("plan_delivery",), KeyWorkerCoverArranged: ("plan_delivery",),
 }  # fmt: skip
 
 
@@ -592,6 +595,34 @@ def story(
                     None,
                 )
             )
+        elif step.kind in ("key_worker_handover", "key_worker_cover"):
+            # as the demo's loader sends them (`hub.demo.load`), through the same models
+            handover = step.kind == "key_worker_handover"
+            made = handover_body(step) if handover else cover_body(step)
+            payloads: list[EventPayload] = (
+                [
+                    KeyWorkerAssigned(**made["incoming"], assigned_on=step.on),
+                    KeyWorkerHandoverStarted(
+                        outgoing_id=made["outgoing_id"],
+                        incoming_id=made["incoming"]["practitioner_id"],
+                        handed_over_on=step.on,
+                        overlap_until=made["overlap_until"],
+                        reason=made["reason"],
+                    ),
+                ]
+                if handover
+                else [KeyWorkerCoverArranged(**made)]
+            )
+            for n, payload in enumerate(payloads):
+                body.append(
+                    _route_fact(
+                        payload,
+                        step.on,
+                        f"{ref}:{step.kind}:{k}:{n}",
+                        f"{child_id}:-:{step.kind}:{n}",
+                        None,
+                    )
+                )
         else:
             body.append(
                 _route_fact(

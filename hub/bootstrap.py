@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
+    from hub.service_layer.family_consent import FamilyConsent
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
@@ -130,6 +131,7 @@ class Handlers:
     review_consents: ReviewConsents
     resolve_match: ResolveMatch
     record_plan_steps: RecordPlanSteps
+    family_consent: FamilyConsent
 
 
 @dataclass
@@ -207,11 +209,14 @@ async def open_hub(settings: Settings) -> Hub:
 
 def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics: Metrics) -> Hub:
     """The composition root: every port built once, and each handler given its own."""
+    from hub.auth.invitations import FamilyInvitations
+    from hub.auth.keys import ApiKeyStore
     from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import load_policy
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
+    from hub.service_layer.family_consent import FamilyConsent
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
@@ -263,7 +268,8 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         "log": event_log, "store": store, "keys": keys, "policy": policy, "persons": persons,
         "trail": trail,
     }  # fmt: skip
-    erase = EraseChild(**shredding)  # type: ignore[arg-type]
+    family_credentials = FamilyInvitations(store, ApiKeyStore(store))
+    erase = EraseChild(**shredding, credentials=family_credentials)  # type: ignore[arg-type]
     handlers = Handlers(
         submit_facts=submit,
         reconsider_withheld=reconsider,
@@ -282,6 +288,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             erase=erase,
         ),
         record_plan_steps=RecordPlanSteps(store=store, views=views, claims=claims, submit=submit),
+        family_consent=FamilyConsent(submit=submit, persons=persons, views=views),
     )
     return Hub(
         settings=settings,

@@ -259,18 +259,42 @@ def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeyStore], Awaitable[i
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    async def run(keys: ApiKeyStore) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.auth.keys import ApiKeyStore, Identity
+
+        agency, identity = args.agency, None
         try:
-            key_id, token = await keys.create(args.role, args.name, args.agency)
+            if args.role == "practitioner":
+                if not args.practitioner_id or not args.policy_role:
+                    raise ValueError(
+                        "a practitioner key needs --practitioner-id (as team events name "
+                        "them, e.g. gmc:C9900010) and --policy-role (e.g. senco)"
+                    )
+                agency, identity = Identity.practitioner(
+                    the_hub.policy, args.practitioner_id, args.policy_role, args.organisation
+                )
+            elif args.practitioner_id or args.policy_role or args.organisation:
+                raise ValueError(
+                    "--practitioner-id, --policy-role and --organisation are for "
+                    "--role practitioner"
+                )
+            if args.role == "family":
+                raise ValueError(
+                    "family keys come from an invitation: a coordinator issues one with "
+                    "POST /children/{id}/invitations and the family redeems it"
+                )
+            key_id, token = await ApiKeyStore(the_hub.store).create(
+                args.role, args.name, agency, identity
+            )
         except ValueError as exc:
             raise CliError(str(exc)) from None
-        agency = f", agency {args.agency}" if args.agency else ""
-        print(f"created key {key_id} for {args.name} (role {args.role}{agency})")  # noqa: T201
+        agency_words = f", agency {agency}" if agency else ""
+        print(f"created key {key_id} for {args.name} (role {args.role}{agency_words})")  # noqa: T201
         print("the token is shown once; store it now:")  # noqa: T201
         print(token)  # noqa: T201
         return 0
 
-    return _with_keys(args, run)
+    return _with_hub(args, run)
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
@@ -424,15 +448,44 @@ def _demo_load_and_describe(
         f"IG auditor ({IG_AUDITOR}):",
         auditor,
         "",
+        *_team_token_lines(result.keys.tokens, big),
         f"(admin and agency tokens: {keys_file.resolve()})",
         "",
         "try:",
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
         f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+        *_team_try_lines(result.keys.tokens, url, big),
         "",
         "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
+    return lines
+
+
+def _team_token_lines(tokens: dict[str, str], child: str | None) -> list[str]:
+    """The practitioner's and the parent's tokens, for the demo's printout."""
+    from hub.demo import PARENT, PRACTITIONER
+
+    lines = []
+    if PRACTITIONER in tokens:
+        lines += [f"a practitioner ({PRACTITIONER}: the SENCo on child {child}'s team):",
+                  tokens[PRACTITIONER], ""]  # fmt: skip
+    if PARENT in tokens:
+        lines += [f"a parent ({PARENT}: of child {child}, from a redeemed invitation):",
+                  tokens[PARENT], ""]  # fmt: skip
+    return lines
+
+
+def _team_try_lines(tokens: dict[str, str], url: str, child: str | None) -> list[str]:
+    from hub.demo import PARENT, PRACTITIONER
+
+    lines = []
+    if PRACTITIONER in tokens:
+        lines.append(f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" {url}/me/children')
+    if PARENT in tokens and child:
+        lines.append(
+            f'  curl -H "Authorization: Bearer {tokens[PARENT]}" {url}/children/{child}/access-log'
+        )
     return lines
 
 
@@ -499,11 +552,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"IG auditor ({IG_AUDITOR}):",
             auditor,
             "",
+            *_team_token_lines(tokens, None),
             f"(admin and agency tokens: {keys_file.resolve()})",
             "",
             "try:",
             f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
             f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+            *_team_try_lines(tokens, url, None),
             "",
         ]
     else:
@@ -702,7 +757,7 @@ def cmd_inbound(args: argparse.Namespace) -> int:
 
 
 # -- parser ---------------------------------------------------------------------------
-ROLES = ("agency", "coordinator", "ig_auditor", "admin")
+ROLES = ("agency", "coordinator", "practitioner", "ig_auditor", "admin")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -814,6 +869,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--name", required=True, help="who or what holds the key")
     p.add_argument("--agency", default=None, help="the agency an `agency` key publishes as")
+    p.add_argument(
+        "--practitioner-id",
+        default=None,
+        help="a practitioner key: their id as team events name them (e.g. gmc:C9900010)",
+    )
+    p.add_argument(
+        "--policy-role",
+        default=None,
+        help="a practitioner key: their role in the policy's vocabulary (e.g. senco)",
+    )
+    p.add_argument("--organisation", default=None, help="a practitioner key: their ODS/URN code")
     p.set_defaults(fn=cmd_keys_create)
     p = keys_sub.add_parser("revoke", help="revoke a key by id or name", parents=[common])
     p.add_argument("key", help="key id or name")

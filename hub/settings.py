@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     oidc_role_claim: str = "hub_role"
     oidc_agency_claim: str = "hub_agency"
     oidc_name_claim: str = "preferred_username"
+    oidc_practitioner_claim: str = "hub_practitioner_id"
+    oidc_policy_role_claim: str = "hub_policy_role"
+    oidc_organisation_claim: str = "hub_organisation"
     oidc_role_map: dict[str, str] = Field(
         default_factory=dict, description="Maps claim values to hub roles; empty = identity"
     )

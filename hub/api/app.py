@@ -63,6 +63,7 @@ def create_app(
         routes_ops,
         routes_plans,
         routes_record,
+        routes_team,
     )
 
     app.include_router(routes_ops.router)
@@ -71,6 +72,7 @@ def create_app(
     app.include_router(routes_audit.router)
     app.include_router(routes_joined.router)
     app.include_router(routes_plans.router)
+    app.include_router(routes_team.router)
     from hub.api import routes_ingest
 
     app.include_router(routes_ingest.router)

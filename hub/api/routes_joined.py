@@ -20,11 +20,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import reads_of
+from hub.api.deps import hub_of, reads_of
 from hub.plans.clock import Se7Stage
 from hub.projections.plan_timeline import TimelineView
 from hub.projections.team_around_child import TeamView
 from hub.queries.joined import (
+    CASELOAD_LIMIT,
+    CASELOAD_MAX_LIMIT,
     CaseloadView,
     ChildPlans,
     caseload_view,
@@ -32,9 +34,13 @@ from hub.queries.joined import (
     team_view,
     timeline_view,
 )
+from hub.queries.search import ChildSearch, SearchResults, find_children
 
 router = APIRouter()
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
+Reader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner", "family"))]
+"""Who reads a child's joined view: the coordinator (caseload), a practitioner on the
+child's team now, the family (their own child); each sees what the policy lets them."""
 AsOf = Annotated[
     date | None,
     Query(
@@ -46,7 +52,8 @@ AsOf = Annotated[
 PROBLEM = "application/problem+json"
 NOT_ON_CASELOAD: dict[int | str, dict[str, Any]] = {
     404: {
-        "description": "Not on your caseload, or no such child or plan (the same answer)",
+        "description": "Not in your reach (caseload, team, own child), or no such child or "
+        "plan (the same answer)",
         "content": {
             PROBLEM: {
                 "example": {
@@ -75,6 +82,32 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
                             "reason": "Input should be a valid date or datetime",
                         }
                     ],
+                }
+            }
+        },
+    }
+}
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="The `next_cursor` of the previous page (opaque); none for the first",
+    ),
+]
+BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "A query parameter is not valid, or the cursor is not one this "
+        "listing issued (problem details naming it)",
+        "content": {
+            PROBLEM: {
+                "example": {
+                    "type": "about:blank",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "query.cursor: not a cursor this hub issued",
+                    "field": "query.cursor",
+                    "rule": "cursor.malformed",
+                    "errors": [{"field": "query.cursor", "reason": "not a cursor this hub issued"}],
                 }
             }
         },
@@ -194,7 +227,8 @@ TEAM_EXAMPLE: dict[str, Any] = {
     "/children/{child_id}/team",
     tags=["joined view"],
     summary="The team around the child: the child, the family, the key worker, every "
-    "practitioner by agency, open actions and consent (coordinator, caseload; audited)",
+    "practitioner by agency, open actions and consent (coordinator, practitioner on the "
+    "team, family; audited)",
     response_model=TeamView,
     responses={
         **AUTH_RESPONSES,
@@ -203,9 +237,7 @@ TEAM_EXAMPLE: dict[str, Any] = {
         200: {"content": {"application/json": {"example": TEAM_EXAMPLE}}},
     },
 )
-async def team(
-    request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
-) -> TeamView:
+async def team(request: Request, child_id: str, principal: Reader, as_of: AsOf = None) -> TeamView:
     return await team_view(reads_of(request), principal, child_id, as_of=as_of)
 
 
@@ -241,7 +273,7 @@ PLANS_EXAMPLE: dict[str, Any] = {
     "/children/{child_id}/plans",
     tags=["joined view"],
     summary="The child's EHC plans, each with its stage, statutory status and next "
-    "deadline (coordinator, caseload; audited)",
+    "deadline (coordinator, practitioner on the team, family; audited)",
     response_model=ChildPlans,
     responses={
         **AUTH_RESPONSES,
@@ -251,7 +283,7 @@ PLANS_EXAMPLE: dict[str, Any] = {
     },
 )
 async def child_plans(
-    request: Request, child_id: str, principal: Coordinator, as_of: AsOf = None
+    request: Request, child_id: str, principal: Reader, as_of: AsOf = None
 ) -> ChildPlans:
     return await child_plans_view(reads_of(request), principal, child_id, as_of=as_of)
 
@@ -334,7 +366,7 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
     tags=["joined view"],
     summary="One plan's statutory clock and every contribution in order: milestones with "
     "their due dates and states, advice, family views, documents, outcomes and "
-    "provision, meeting actions (coordinator, caseload; audited)",
+    "provision, meeting actions (coordinator, practitioner on the team, family; audited)",
     response_model=TimelineView,
     responses={
         **AUTH_RESPONSES,
@@ -344,7 +376,7 @@ TIMELINE_EXAMPLE: dict[str, Any] = {
     },
 )
 async def timeline(
-    request: Request, plan_id: str, principal: Coordinator, as_of: AsOf = None
+    request: Request, plan_id: str, principal: Reader, as_of: AsOf = None
 ) -> TimelineView:
     return await timeline_view(reads_of(request), principal, plan_id, as_of=as_of)
 
@@ -375,8 +407,10 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
             },
             "overdue_count": 1,
             "days_to_20_week_date": 65,
+            "consent_status": "consent given; refused for health",
         }
     ],
+    "next_cursor": None,
 }
 
 
@@ -384,12 +418,16 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
     "/caseload",
     tags=["joined view"],
     summary="The caller's children, most urgent first: overdue first, then the nearest "
-    "deadline; each with stage, next deadline, overdue count and days to the "
-    "20-week date (coordinator; audited)",
+    "deadline; each with stage, next deadline, overdue count, days to the "
+    "20-week date and consent status; a page at a time (coordinator; audited)",
+    description="Pages: `limit` children a page (default 100, at most 1000); pass the "
+    "answer's `next_cursor` as `cursor` for the next page, with the same filters "
+    "(the cursor keeps the first page's `as_of`, so the order holds across pages). "
+    "`next_cursor` is null on the last page; `total` counts every page.",
     response_model=CaseloadView,
     responses={
         **AUTH_RESPONSES,
-        **BAD_QUERY,
+        **BAD_CURSOR,
         200: {"content": {"application/json": {"example": CASELOAD_EXAMPLE}}},
     },
 )
@@ -404,8 +442,68 @@ async def caseload(
             description="true: only children with something overdue; false: only those with nothing"
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    limit: Annotated[
+        int, Query(ge=1, le=CASELOAD_MAX_LIMIT, description="Children on this page")
+    ] = CASELOAD_LIMIT,
+    cursor: PageCursor = None,
 ) -> CaseloadView:
     return await caseload_view(
-        reads_of(request), principal, as_of=as_of, stage=stage, overdue=overdue, limit=limit
-    )
+        reads_of(request), principal,
+        as_of=as_of, stage=stage, overdue=overdue, limit=limit, cursor=cursor,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- search
+
+SEARCH_EXAMPLE: dict[str, Any] = {
+    "key": "nhs_number",
+    "count": 1,
+    "children": [{"child_id": "hc-7f3a9c2e41d8", "name": "Ava Thompson"}],
+}
+
+
+@router.post(
+    "/children/search",
+    tags=["joined view"],
+    summary="Find a child in your reach by NHS number, UPN, LA child id, or name and "
+    "date of birth (coordinator, practitioner, family; audited without the value)",
+    description="The key goes in the JSON body, never the URL. Give exactly one of: "
+    "`nhs_number`; `upn`; `la_code` with `la_child_id`; `given_name` with `family_name` and "
+    "`date_of_birth`. Identifiers are checked first (an NHS number's check digit, a UPN's "
+    "check letter, an LA code): a broken one is a 422 naming the field and the rule. The "
+    "answer lists only children in your reach (a coordinator's caseload, the teams a "
+    "practitioner is on, a family member's own children): any other child is not in it, "
+    "exactly as for one the hub does not know. A name and date of birth match the "
+    "fingerprints of records already linked to a child (never a guess). The audit trail "
+    "records the kind of key and the children found, never the value searched.",
+    response_model=SearchResults,
+    responses={
+        **AUTH_RESPONSES,
+        200: {"content": {"application/json": {"example": SEARCH_EXAMPLE}}},
+        422: {
+            "description": "Not exactly one whole key, or an identifier that breaks its "
+            "rule (problem details naming the field and the rule, never the value)",
+            "content": {
+                PROBLEM: {
+                    "example": {
+                        "type": "about:blank",
+                        "title": "Unprocessable Content",
+                        "status": 422,
+                        "detail": "nhs_number: the NHS number's modulus-11 check digit does "
+                        "not match",
+                        "field": "nhs_number",
+                        "rule": "nhs_number.check_digit",
+                        "errors": [
+                            {
+                                "field": "nhs_number",
+                                "reason": "the NHS number's modulus-11 check digit does not match",
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+    },
+)
+async def search_children(request: Request, body: ChildSearch, principal: Reader) -> SearchResults:
+    return await find_children(reads_of(request), hub_of(request).matches, principal, body)

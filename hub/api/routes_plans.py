@@ -52,13 +52,19 @@ from hub.events.plan import (
 )
 from hub.events.team import (
     KEY_WORKING_FUNCTIONS,
+    FamilyKeyWorker,
     KeyWorkerAssigned,
+    KeyWorkerCoverArranged,
+    KeyWorkerHandoverStarted,
+    KeyWorkingEnded,
     KeyWorkingFunction,
+    KeyWorkingLevel,
     KeyWorkingModel,
     MeetingHeld,
     MeetingKind,
+    key_worker_id,
 )
-from hub.queries.context import plan_on_caseload, require_on_caseload
+from hub.queries.context import plan_in_reach, require_in_reach
 from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
@@ -201,6 +207,8 @@ def _build(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> E
         err = exc.errors(include_url=False)[0]
         loc = ".".join(str(p) for p in err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if not loc and ": " in msg:  # a rule across fields names its field first
+            loc, msg = msg.split(": ", 1)
         raise _Invalid(
             _invalid(
                 "invalid_" + cls.__name__.lower(),
@@ -233,7 +241,7 @@ async def append_steps(
     try:
         done = await hub_of(request).handlers.record_plan_steps(
             payloads,
-            actor=f"{principal.role}:{principal.name}",
+            actor=principal.actor,
             caller=principal.name,
             child_id=child_id,
             plan_id=plan_id,
@@ -305,7 +313,7 @@ async def _on_plan(
     key: str | None,
 ) -> Recorded | JSONResponse:
     """Record the steps `build` makes on a plan of a child on the caller's caseload."""
-    child_id = await plan_on_caseload(hub_of(request).reads, principal, plan_id)
+    child_id = await plan_in_reach(hub_of(request).reads, principal, plan_id)
     return await _run(
         request, response, principal, child_id, plan_id, build, route=route, idempotency_key=key
     )
@@ -383,7 +391,7 @@ async def record_request(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     if body.reassessment:
         if body.plan_id is None:
             return _invalid(
@@ -391,7 +399,7 @@ async def record_request(
                 "plan_id",
                 "a re-assessment names the plan it re-assesses",
             )
-        if child_id != await plan_on_caseload(the_hub.reads, principal, body.plan_id):
+        if child_id != await plan_in_reach(the_hub.reads, principal, body.plan_id):
             raise HTTPException(404, "no such plan on your caseload")
         plan_id = body.plan_id
     elif body.plan_id is not None:
@@ -813,8 +821,8 @@ async def record_meeting(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
-    if body.plan_id is not None and child_id != await plan_on_caseload(
+    await require_in_reach(the_hub.reads, principal, child_id)
+    if body.plan_id is not None and child_id != await plan_in_reach(
         the_hub.reads, principal, body.plan_id
     ):
         raise HTTPException(404, "no such plan on your caseload")
@@ -838,7 +846,16 @@ async def record_meeting(
 
 
 class KeyWorkerIn(_In):
-    practitioner_id: Ref
+    practitioner_id: Ref | None = Field(
+        default=None, description="The practitioner (else family_member)"
+    )
+    family_member: FamilyKeyWorker | None = Field(
+        default=None, description="A parent or the young person as their own key worker"
+    )
+    family_member_ref: Ref | None = Field(
+        default=None,
+        description="Which parent or carer: the family fact's related_person_ref, never a name",
+    )
     model: KeyWorkingModel
     functions: list[KeyWorkingFunction] = Field(
         default=list(KEY_WORKING_FUNCTIONS),
@@ -846,6 +863,13 @@ class KeyWorkerIn(_In):
         "single-person model)",
     )
     assigned_on: date
+    level: KeyWorkingLevel | None = None
+    family_agreed_on: date | None = Field(
+        default=None, description="When the family agreed to this key worker"
+    )
+    choice_reason: str | None = Field(
+        default=None, max_length=2000, description="Why this key worker (personal: sealed)"
+    )
 
 
 @_team_step(
@@ -876,7 +900,7 @@ async def record_key_worker(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     return await _run(
         request,
         response,
@@ -884,7 +908,196 @@ async def record_key_worker(
         child_id,
         None,
         lambda: [_build(KeyWorkerAssigned, body.model_dump())],
-        route=f"key-worker:{body.practitioner_id}",
+        route=f"key-worker:"
+        f"{key_worker_id(body.practitioner_id, body.family_member, body.family_member_ref)}",
+        idempotency_key=idempotency_key,
+        check=False,
+    )
+
+
+class IncomingKeyWorkerIn(_In):
+    """The incoming key worker: as for an assignment, from the handover's first day."""
+
+    practitioner_id: Ref | None = None
+    family_member: FamilyKeyWorker | None = None
+    family_member_ref: Ref | None = None
+    model: KeyWorkingModel
+    functions: list[KeyWorkingFunction] = Field(default=list(KEY_WORKING_FUNCTIONS))
+    level: KeyWorkingLevel | None = None
+    family_agreed_on: date | None = None
+    choice_reason: str | None = Field(default=None, max_length=2000)
+
+
+class HandoverIn(_In):
+    outgoing_id: Ref = Field(description="The key worker handing over (their key_worker_id)")
+    incoming: IncomingKeyWorkerIn
+    handed_over_on: date = Field(description="The incoming key worker's first day")
+    overlap_until: date = Field(description="The outgoing key worker's last day")
+    reason: str | None = Field(default=None, max_length=2000, description="Personal: sealed")
+
+
+@_team_step(
+    "/children/{child_id}/key-worker/handover",
+    "team.key_worker_handover_started",
+    summary="Record a handover from one key worker to the next, with the overlap in which "
+    "both hold key working (coordinator, caseload)",
+)
+async def record_key_worker_handover(
+    request: Request,
+    response: Response,
+    child_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        HandoverIn,
+        Body(
+            openapi_examples={
+                "handover with a two-week overlap": {
+                    "value": {
+                        "outgoing_id": "kw-1",
+                        "incoming": {
+                            "practitioner_id": "kw-2",
+                            "model": "single_person",
+                            "level": "high",
+                            "family_agreed_on": "2024-03-28",
+                        },
+                        "handed_over_on": "2024-04-01",
+                        "overlap_until": "2024-04-14",
+                        "reason": "Moving to the 0-5 team",
+                    }
+                }
+            }
+        ),
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    """Two events: the incoming key worker's assignment from `handed_over_on`, and the
+    handover that ends the outgoing one's period on `overlap_until`."""
+    the_hub = hub_of(request)
+    await require_in_reach(the_hub.reads, principal, child_id)
+    incoming = body.incoming
+    incoming_id = key_worker_id(
+        incoming.practitioner_id, incoming.family_member, incoming.family_member_ref
+    )
+    assignment = {**incoming.model_dump(), "assigned_on": body.handed_over_on}
+    handover = {
+        "outgoing_id": body.outgoing_id,
+        "incoming_id": incoming_id,
+        "handed_over_on": body.handed_over_on,
+        "overlap_until": body.overlap_until,
+        "reason": body.reason,
+    }
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        None,
+        lambda: [
+            _build(KeyWorkerAssigned, assignment, "incoming."),
+            _build(KeyWorkerHandoverStarted, handover),
+        ],
+        route=f"key-worker-handover:{body.outgoing_id}:{incoming_id}",
+        idempotency_key=idempotency_key,
+        check=False,
+    )
+
+
+class CoverIn(_In):
+    key_worker_id: Ref = Field(description="The key worker covered (their key_worker_id)")
+    cover_practitioner_id: Ref | None = Field(
+        default=None, description="A practitioner on the team who covers"
+    )
+    cover_contact: str | None = Field(
+        default=None, max_length=200, description="A work contact for absence"
+    )
+    arranged_on: date
+    until: date | None = None
+
+
+@_team_step(
+    "/children/{child_id}/key-worker/cover",
+    "team.key_worker_cover_arranged",
+    summary="Record who covers a key worker's absence: a practitioner on the team or a work "
+    "contact (coordinator, caseload)",
+)
+async def record_key_worker_cover(
+    request: Request,
+    response: Response,
+    child_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        CoverIn,
+        Body(
+            openapi_examples={
+                "a colleague covers": {
+                    "value": {
+                        "key_worker_id": "kw-2",
+                        "cover_practitioner_id": "senco-1",
+                        "cover_contact": "SEN duty line 01632 960999",
+                        "arranged_on": "2024-04-02",
+                    }
+                }
+            }
+        ),
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    the_hub = hub_of(request)
+    await require_in_reach(the_hub.reads, principal, child_id)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        None,
+        lambda: [_build(KeyWorkerCoverArranged, body.model_dump())],
+        route=f"key-worker-cover:{body.key_worker_id}",
+        idempotency_key=idempotency_key,
+        check=False,
+    )
+
+
+class KeyWorkingEndIn(_In):
+    key_worker_id: Ref | None = Field(
+        default=None, description="The key worker whose period ends (none: every one)"
+    )
+    ended_on: date = Field(description="The last day of key working")
+    reason: str = Field(min_length=1, max_length=2000, description="Personal: sealed")
+
+
+@_team_step(
+    "/children/{child_id}/key-worker/end",
+    "team.key_working_ended",
+    summary="Record that key working ended, for one key worker or for the child, with the "
+    "date and the reason (coordinator, caseload)",
+)
+async def record_key_working_end(
+    request: Request,
+    response: Response,
+    child_id: str,
+    principal: Coordinator,
+    body: Annotated[
+        KeyWorkingEndIn,
+        Body(
+            openapi_examples={
+                "key working no longer needed": {
+                    "value": {"ended_on": "2024-07-19", "reason": "Needs met at SEN support"}
+                }
+            }
+        ),
+    ],
+    idempotency_key: IdempotencyKey = None,
+) -> Recorded | JSONResponse:
+    the_hub = hub_of(request)
+    await require_in_reach(the_hub.reads, principal, child_id)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        None,
+        lambda: [_build(KeyWorkingEnded, body.model_dump())],
+        route=f"key-working-end:{body.key_worker_id or '-'}",
         idempotency_key=idempotency_key,
         check=False,
     )

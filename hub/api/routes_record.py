@@ -4,10 +4,10 @@ family's consent decisions.
 `POST /ingest/events` (agency, as its own agency) takes events in the contract form of
 `contracts/inbound/events.schema.json` — a domain event naming its child by a strong
 identifier — and answers per event: appended, withheld, duplicate or rejected, with the
-reason. `GET /children/{id}/record` (coordinator, caseload only) shows the facts the
-caller may see now, grouped by agency, each with its source and basis; every call is an
-audited read. A child not on the caller's caseload answers 404, exactly like a child
-that does not exist.
+reason. `GET /children/{id}/record` (a coordinator on whose caseload the child is, or a
+practitioner on the child's team now) shows the facts the caller may see now, grouped by
+agency, each with its source and basis; every call is an audited read. A child out of
+the caller's reach answers 404, exactly like a child that does not exist.
 """
 
 from __future__ import annotations
@@ -31,13 +31,15 @@ from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.projections.gate_views import consent_owner
-from hub.queries.context import require_on_caseload
+from hub.queries.context import require_in_reach
 from hub.queries.record import consents_view, shared_record_view
 
 router = APIRouter()
 Agency = Annotated[Principal, Depends(require_roles("agency"))]
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
+RecordReader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner"))]
+ConsentReader = Annotated[Principal, Depends(require_roles("coordinator", "family"))]
 
 HUB_SOURCE = Source(agency="local_authority", system="tac-hub")
 _P = TypeVar("_P", bound=EventPayload)
@@ -205,9 +207,7 @@ async def ingest_events(
             results[i] = parsed
         else:
             facts.append((i, parsed))
-    outcomes = await the_hub.handlers.submit_facts(
-        [f for _, f in facts], actor=f"{principal.role}:{principal.name}"
-    )
+    outcomes = await the_hub.handlers.submit_facts([f for _, f in facts], actor=principal.actor)
     for (i, _), outcome in zip(facts, outcomes, strict=True):
         results[i] = _out(i, outcome)
     final = [r for r in results if r is not None]
@@ -250,7 +250,7 @@ async def _record_one(
                 ref=ref,
             )
         ],
-        actor=f"{principal.role}:{principal.name}",
+        actor=principal.actor,
     )
     if outcome.rule == "unknown_child":
         raise HTTPException(404, "no such child")
@@ -293,9 +293,9 @@ async def change_coordinator(
     "/children/{child_id}/record",
     tags=["record"],
     summary="The facts about a child the caller may see now, grouped by agency (audited)",
-    responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload (or no such child)"}},
+    responses={**AUTH_RESPONSES, 404: {"description": "Not in your reach (or no such child)"}},
 )
-async def child_record(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
+async def child_record(request: Request, child_id: str, principal: RecordReader) -> dict[str, Any]:
     return await shared_record_view(reads_of(request), principal, child_id)
 
 
@@ -328,7 +328,7 @@ async def record_consent(
     request: Request, child_id: str, body: ConsentIn, principal: Coordinator
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     if (
         body.child_date_of_birth is not None
         and await the_hub.persons.date_of_birth(child_id) is None
@@ -370,7 +370,7 @@ async def withdraw_consent(
     child_id = await consent_owner(the_hub.store, consent_id)
     if child_id is None:
         raise HTTPException(404, "no such consent on your caseload")
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     payload = _validated(
         ConsentWithdrawn,
         {
@@ -394,8 +394,8 @@ async def withdraw_consent(
 @router.get(
     "/children/{child_id}/consents",
     tags=["consent"],
-    summary="The child's consent state in plain words (coordinator, caseload)",
-    responses={**AUTH_RESPONSES, 404: {"description": "Not on your caseload"}},
+    summary="The child's consent state in plain words (coordinator on caseload, family)",
+    responses={**AUTH_RESPONSES, 404: {"description": "Not in your reach"}},
 )
-async def consents(request: Request, child_id: str, principal: Coordinator) -> dict[str, Any]:
+async def consents(request: Request, child_id: str, principal: ConsentReader) -> dict[str, Any]:
     return await consents_view(reads_of(request), principal, child_id)

@@ -2,7 +2,9 @@
 
 `Authenticator.authenticate` accepts only `Bearer <token>`. A token starting `thk_` is an
 API key and is checked against the key table; any other token is an OIDC JWT, checked
-when OIDC is configured and refused otherwise. Every refusal is an `AuthError` whose
+when OIDC is configured and refused otherwise. A token granting the family role stands
+for the children its subject was linked to by redeeming invitations (`family_binding`),
+and is refused until there is one. Every refusal is an `AuthError` whose
 reason names what is wrong without repeating the token; refusals are logged with the key
 id at most.
 """
@@ -11,9 +13,10 @@ from __future__ import annotations
 
 import structlog
 
+from hub.auth.invitations import FamilyInvitations
 from hub.auth.keys import TOKEN_PREFIX, ApiKeyStore, key_id_of
 from hub.auth.oidc import OidcVerifier
-from hub.auth.principal import AuthError, Principal
+from hub.auth.principal import AuthError, Principal, Role
 from hub.settings import Settings
 from hub.store import ReadStore
 
@@ -25,9 +28,15 @@ MAX_TOKEN_CHARS = 8192
 class Authenticator:
     """Checks bearer tokens against the API key store and, when configured, OIDC."""
 
-    def __init__(self, keys: ApiKeyStore, oidc: OidcVerifier | None = None) -> None:
+    def __init__(
+        self,
+        keys: ApiKeyStore,
+        oidc: OidcVerifier | None = None,
+        families: FamilyInvitations | None = None,
+    ) -> None:
         self.keys = keys
         self.oidc = oidc
+        self.families = families
 
     async def authenticate(self, authorization: str | None) -> Principal:
         """The caller behind an `Authorization` header value, or `AuthError`."""
@@ -59,7 +68,30 @@ class Authenticator:
             return principal
         if self.oidc is None:
             raise AuthError("token is not an API key, and OIDC is not configured on this hub")
-        return await self.oidc.verify(token)
+        claims = await self.oidc.verified_claims(token)
+        if self.oidc.role_of(claims) is not Role.FAMILY:
+            return self.oidc.principal(claims)
+        subject = self.oidc.subject_of(claims)
+        principal = None
+        if self.families is not None:
+            principal = await self.families.signed_in(self.oidc.issuer, subject)
+        if principal is None:
+            raise AuthError(
+                "this family sign-in is not linked to a child yet: redeem your invitation "
+                "code while signed in (POST /invitations/redeem)"
+            )
+        return principal
+
+    async def family_subject(self, authorization: str) -> tuple[str, str]:
+        """(issuer, subject) of a valid OIDC token granting the family role (signed in,
+        whether or not linked to a child yet), else `AuthError`."""
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip() or self.oidc is None:
+            raise AuthError("redeem while signed in with a Bearer token from the identity provider")
+        claims = await self.oidc.verified_claims(token.strip())
+        if self.oidc.role_of(claims) is not Role.FAMILY:
+            raise AuthError("only a family sign-in can redeem an invitation this way")
+        return self.oidc.issuer, self.oidc.subject_of(claims)
 
 
 async def create_authenticator(settings: Settings, store: ReadStore) -> Authenticator:
@@ -72,4 +104,4 @@ async def create_authenticator(settings: Settings, store: ReadStore) -> Authenti
         oidc = OidcVerifier(settings)
     elif settings.oidc_jwks_url:
         raise ValueError("HUB_OIDC_ISSUER is required when HUB_OIDC_JWKS_URL is set")
-    return Authenticator(keys, oidc)
+    return Authenticator(keys, oidc, FamilyInvitations(store, keys))

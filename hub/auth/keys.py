@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 
 import structlog
 
-from hub.auth.principal import Principal, Role, parse_role
+from hub.auth.principal import FAMILY_VIEWER_ROLES, FamilyCapacity, Principal, Role, parse_role
+from hub.consent.policy import SharingPolicy
 from hub.store import ReadStore
 
 log = structlog.get_logger(__name__)
@@ -29,6 +30,65 @@ TOKEN_PREFIX = "thk_"  # noqa: S105 - the public marker of our token format, not
 MAX_NAME = 128
 MAX_AGENCY = 128
 _TOKEN = re.compile(r"thk_([0-9a-f]{16})_([A-Za-z0-9_-]{32,128})")
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/|-]{0,127}")
+"""An id as team events name a practitioner (or a child): never a name, no spaces."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a practitioner or family key stands for (beyond its name and role)."""
+
+    practitioner_id: str | None = None
+    policy_role: str | None = None
+    organisation: str | None = None
+    child_id: str | None = None
+    capacity: FamilyCapacity | None = None
+
+    @classmethod
+    def practitioner(
+        cls,
+        policy: SharingPolicy,
+        practitioner_id: str,
+        policy_role: str,
+        organisation: str | None = None,
+    ) -> tuple[str, Identity]:
+        """A practitioner's identity and the agency their policy role belongs to;
+        `ValueError` naming the roles there are when `policy_role` is not one."""
+        spec = policy.roles.get(policy_role)
+        if spec is None or spec.kind != "practitioner" or spec.agency is None:
+            roles = ", ".join(
+                sorted(r for r, spec in policy.roles.items() if spec.kind == "practitioner")
+            )
+            raise ValueError(
+                f"policy_role {policy_role!r} is not a practitioner role of the policy; "
+                f"roles are: {roles}"
+            )
+        return spec.agency, cls(
+            practitioner_id=practitioner_id, policy_role=policy_role, organisation=organisation
+        )
+
+    def check(self, role: Role, agency: str | None) -> None:
+        """`ValueError` naming the option that is missing or malformed for `role`."""
+        for what in ("practitioner_id", "organisation", "child_id"):
+            value = getattr(self, what)
+            if value is not None and not _REFERENCE.fullmatch(value):
+                raise ValueError(
+                    f"{what} must be an id of letters, digits and . _ : / | - (no spaces), "
+                    "at most 128 characters"
+                )
+        if self.capacity is not None and self.capacity not in FAMILY_VIEWER_ROLES:
+            raise ValueError(f"capacity must be one of: {', '.join(FAMILY_VIEWER_ROLES)}")
+        # The principal's own rules say which fields each role needs.
+        Principal(
+            name="check",
+            role=role,
+            agency=agency,
+            practitioner_id=self.practitioner_id,
+            policy_role=self.policy_role,
+            organisation=self.organisation,
+            children=(self.child_id,) if self.child_id else (),
+            capacity=self.capacity,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +101,7 @@ class KeyInfo:
     agency: str | None
     created_at: datetime
     revoked_at: datetime | None
+    identity: Identity = Identity()
 
     @property
     def active(self) -> bool:
@@ -88,24 +149,44 @@ class ApiKeyStore:
         self._store = store
 
     async def create(
-        self, role: Role | str, name: str, agency: str | None = None
+        self,
+        role: Role | str,
+        name: str,
+        agency: str | None = None,
+        identity: Identity | None = None,
     ) -> tuple[str, str]:
         """Issue a key; returns `(key_id, token)`. The token is not stored and cannot be
-        shown again. `agency` is required for role `agency` and optional otherwise."""
+        shown again. `agency` is required for roles `agency` and `practitioner`;
+        `identity` carries a practitioner's id, policy role and organisation, or the child
+        and capacity of a family member."""
         the_role = parse_role(role)
+        who = identity or Identity()
         _check_text("name", name, MAX_NAME)
         if agency is not None:
             _check_text("agency", agency, MAX_AGENCY)
         elif the_role is Role.AGENCY:
             raise ValueError("agency is required for role agency (the agency it publishes as)")
+        who.check(the_role, agency)
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         async with self._store.transaction() as tx:
             await tx.execute(
-                "INSERT INTO api_key"
-                " (key_id, name, role, agency, secret_hash, created_at, revoked_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (key_id, name, the_role.value, agency, _digest(key_id, secret), _now()),
+                "INSERT INTO api_key (key_id, name, role, agency, secret_hash, created_at,"
+                " revoked_at, practitioner_id, policy_role, organisation, child_id, capacity)"
+                " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+                (
+                    key_id,
+                    name,
+                    the_role.value,
+                    agency,
+                    _digest(key_id, secret),
+                    _now(),
+                    who.practitioner_id,
+                    who.policy_role,
+                    who.organisation,
+                    who.child_id,
+                    who.capacity,
+                ),
             )
         log.info("api_key.created", key_id=key_id, role=the_role.value)
         return key_id, f"{TOKEN_PREFIX}{key_id}_{secret}"
@@ -118,7 +199,8 @@ class ApiKeyStore:
             return None
         key_id, secret = match.group(1), match.group(2)
         row = await self._store.fetchone(
-            "SELECT name, role, agency, secret_hash, revoked_at FROM api_key WHERE key_id = ?",
+            "SELECT name, role, agency, secret_hash, revoked_at, practitioner_id, policy_role,"
+            " organisation, child_id, capacity FROM api_key WHERE key_id = ?",
             (key_id,),
         )
         presented = _digest(key_id, secret)
@@ -130,7 +212,16 @@ class ApiKeyStore:
         name, role, agency = row[0], row[1], row[2]
         try:
             return Principal(
-                name=name, role=Role(role), agency=agency, key_id=key_id, via="api_key"
+                name=name,
+                role=Role(role),
+                agency=agency,
+                key_id=key_id,
+                via="api_key",
+                practitioner_id=row[5],
+                policy_role=row[6],
+                organisation=row[7],
+                children=(row[8],) if row[8] else (),
+                capacity=row[9],
             )
         except ValueError:  # a row edited by hand into an impossible state
             log.warning("api_key.unusable_row", key_id=key_id)
@@ -153,7 +244,8 @@ class ApiKeyStore:
     async def list(self) -> builtins.list[KeyInfo]:
         """Every key, active and revoked, oldest first, without secrets or digests."""
         rows = await self._store.fetchall(
-            "SELECT key_id, name, role, agency, created_at, revoked_at FROM api_key"
+            "SELECT key_id, name, role, agency, created_at, revoked_at, practitioner_id,"
+            " policy_role, organisation, child_id, capacity FROM api_key"
             " ORDER BY created_at, key_id"
         )
         return [
@@ -164,6 +256,7 @@ class ApiKeyStore:
                 agency=r[3],
                 created_at=datetime.fromisoformat(r[4]),
                 revoked_at=datetime.fromisoformat(r[5]) if r[5] is not None else None,
+                identity=Identity(*r[6:11]),
             )
             for r in rows
         ]

@@ -72,6 +72,11 @@ class OidcVerifier:
         self._role_claim = settings.oidc_role_claim
         self._agency_claim = settings.oidc_agency_claim
         self._name_claim = settings.oidc_name_claim
+        self._practitioner_claims = (
+            settings.oidc_practitioner_claim,
+            settings.oidc_policy_role_claim,
+            settings.oidc_organisation_claim,
+        )
         self._role_map = dict(settings.oidc_role_map)
         # Only the JWK set is cached (with an expiry), not PyJWKClient's per-kid LRU of
         # keys (`cache_keys`), which never expires: a key the issuer withdraws must stop
@@ -83,7 +88,15 @@ class OidcVerifier:
             timeout=JWKS_TIMEOUT_SECONDS,
         )
 
+    @property
+    def issuer(self) -> str:
+        return self._issuer
+
     async def verify(self, token: str) -> Principal:
+        return self.principal(await self.verified_claims(token))
+
+    async def verified_claims(self, token: str) -> dict[str, Any]:
+        """The token's claims once its signature, issuer, audience and times check out."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -99,8 +112,7 @@ class OidcVerifier:
         if not isinstance(kid, str) or not kid:
             raise AuthError("JWT header has no kid naming the issuer's signing key")
         key = await self._signing_key(kid)
-        claims = self._decode(token, key)
-        return self._principal(claims)
+        return self._decode(token, key)
 
     async def _signing_key(self, kid: str) -> PyJWK:
         try:
@@ -157,13 +169,26 @@ class OidcVerifier:
                 return Role(mapped)
         return None
 
-    def _principal(self, claims: Mapping[str, Any]) -> Principal:
+    def role_of(self, claims: Mapping[str, Any]) -> Role:
+        """The hub role the verified claims grant, or `AuthError`."""
         raw_role = _claim(claims, self._role_claim)
         if raw_role is None:
             raise AuthError(f"JWT has no {self._role_claim} claim")
         role = self._role(raw_role)
         if role is None:
             raise AuthError(f"JWT {self._role_claim} claim maps to no hub role")
+        return role
+
+    def subject_of(self, claims: Mapping[str, Any]) -> str:
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise AuthError("JWT has no sub claim")
+        return subject
+
+    def principal(self, claims: Mapping[str, Any]) -> Principal:
+        """The principal the verified claims stand for (not a family member: see
+        `Authenticator`, which links a family sign-in to its children)."""
+        role = self.role_of(claims)
         agency = _claim(claims, self._agency_claim)
         if not isinstance(agency, str) or not agency:
             agency = None
@@ -174,4 +199,38 @@ class OidcVerifier:
             name = claims.get("sub")
         if not isinstance(name, str) or not name:
             raise AuthError(f"JWT has neither a {self._name_claim} nor a sub claim")
-        return Principal(name=name, role=role, agency=agency, key_id=None, via="oidc")
+        if role is Role.FAMILY:
+            # A family member's link to a child comes from a redeemed invitation, which
+            # an identity provider's token cannot carry.
+            raise AuthError("a family sign-in is linked to a child by redeeming an invitation")
+        practitioner: dict[str, str | None] = {}
+        if role is Role.PRACTITIONER:
+            for field, claim in zip(
+                ("practitioner_id", "policy_role", "organisation"),
+                self._practitioner_claims,
+                strict=True,
+            ):
+                value = _claim(claims, claim)
+                practitioner[field] = value if isinstance(value, str) and value else None
+            missing = [
+                claim
+                for field, claim in zip(
+                    ("practitioner_id", "policy_role"), self._practitioner_claims, strict=False
+                )
+                if practitioner[field] is None
+            ]
+            if agency is None:
+                missing.append(self._agency_claim)
+            if missing:
+                needs = ", ".join(missing)
+                raise AuthError(f"JWT grants role practitioner but has no {needs} claim")
+        return Principal(
+            name=name,
+            role=role,
+            agency=agency,
+            key_id=None,
+            via="oidc",
+            practitioner_id=practitioner.get("practitioner_id"),
+            policy_role=practitioner.get("policy_role"),
+            organisation=practitioner.get("organisation"),
+        )

@@ -160,6 +160,26 @@ class FhirMapping(_Strict):
     purpose_codes: dict[Uri, dict[str, Purpose]] = Field(default_factory=dict)
 
 
+class FamilyAccess(_Strict):
+    """The categories a family member sees of their own child's record, by family role
+    (their right of access, not sharing: no consent or basis is needed)."""
+
+    legislation: Text
+    parent: tuple[Code, ...] = ()
+    young_person: tuple[Code, ...] = ()
+
+    def categories_for(self, family_role: str) -> frozenset[str]:
+        if family_role == "parent":
+            return frozenset(self.parent)
+        if family_role == "young_person":
+            return frozenset(self.young_person)
+        return frozenset()
+
+
+NEVER_TO_FAMILY = frozenset({"safeguarding"})
+"""Categories no family access may name: safeguarding facts are never shown to a family."""
+
+
 class SharingPolicy(_Strict):
     """The whole sharing policy; build it with `load_policy()` or `parse_policy()`."""
 
@@ -169,6 +189,7 @@ class SharingPolicy(_Strict):
     categories: dict[Code, CategoryPolicy]
     default_retention: RetentionRule
     statutory_bases: dict[Code, StatutoryBasis] = Field(default_factory=dict)
+    family_access: FamilyAccess | None = None
     fhir: FhirMapping
 
     _digest: str = PrivateAttr(default="")
@@ -284,6 +305,24 @@ def _first_validation_error(exc: ValidationError) -> PolicyError:
     return PolicyError(_explain(err), path=_loc(parts))
 
 
+def _check_family_access(policy: SharingPolicy) -> None:
+    access = policy.family_access
+    if access is None:
+        return
+    for family_role in ("parent", "young_person"):
+        listed: tuple[str, ...] = getattr(access, family_role)
+        base = f"family_access.{family_role}"
+        for i, cat_name in enumerate(listed):
+            if cat_name not in policy.categories:
+                raise PolicyError(f"undefined category {cat_name!r}", path=f"{base}[{i}]")
+            if cat_name in NEVER_TO_FAMILY:
+                raise PolicyError(
+                    f"category {cat_name!r} is never shown to a family", path=f"{base}[{i}]"
+                )
+        if len(set(listed)) != len(listed):
+            raise PolicyError("a category is listed twice", path=base)
+
+
 def _cross_check(policy: SharingPolicy) -> None:
     for name in REQUIRED_CATEGORIES:
         if name not in policy.categories:
@@ -305,6 +344,7 @@ def _cross_check(policy: SharingPolicy) -> None:
                 "a standard category is not special category data: art9 must be null",
                 path=f"{base}.consent_basis.art9",
             )
+    _check_family_access(policy)
     for name, basis in policy.statutory_bases.items():
         base = f"statutory_bases.{name}"
         for i, purpose in enumerate(basis.purposes):

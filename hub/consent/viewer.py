@@ -4,6 +4,11 @@ A decision depends on the fact's category, source, purposes and claimed basis an
 consents in force, never on the fact's content, so it is made once per (policy digest,
 consents in force, sharing key, role, agency) and kept in a cache the process shares
 across reads (bounded; cleared when full). Pure: the caller loads the consent states.
+
+A family member (`family_role` parent or young_person) is not judged by the sharing
+decision at all: what they see of their own child's record is their right of access, so
+they see every fact the hub holds of the categories the policy's `family_access` lists
+for their role, whatever the consents say (withheld facts are never held, so never seen).
 """
 
 from __future__ import annotations
@@ -54,11 +59,18 @@ class Viewer:
         role: str,
         agency: str | None,
         now: datetime,
+        family_role: str | None = None,
     ) -> None:
         self.policy = policy
         self.role = role
         self.agency = agency
         self.now = now
+        self.family_categories: frozenset[str] | None = None
+        if family_role is not None:
+            access = policy.family_access
+            self.family_categories = (
+                access.categories_for(family_role) if access is not None else frozenset()
+            )
         self.states: dict[str, ConsentState] = {}
         self._signatures: dict[str, object] = {}
         self._cache = cache
@@ -82,6 +94,8 @@ class Viewer:
         return sig
 
     def sees_key(self, child_id: str, key: SharingKey) -> bool:
+        if self.family_categories is not None:
+            return key[0] in self.family_categories
         cache_key = (self._digest, self._signature(child_id), key, self.role, self.agency)
         seen = self._cache.get(cache_key)
         if seen is None:

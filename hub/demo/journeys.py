@@ -9,8 +9,11 @@ plans issued on time and late (20 weeks, reg 13(2)) with their outcomes (section
 provision (F, G, H1) and, for child 0, a personal budget taken as a direct payment (J);
 annual reviews due and overdue (12 months, CFA s.44); and children in Years 6 and 11
 whose phase transfer reviews fall due this school year (reg 18). `team_steps` gives key
-working (single-person and multi-person models) and a recent team meeting with its open
-actions. The loader turns each step into a coordinator route call or an agency message.
+working (single-person and multi-person models, with the level of support and the
+family's agreement), a cover contact for the key worker's absence, a key worker handing
+over to the SEN casework officer with the overlap still running (children in review), and
+a recent team meeting with its open actions. The loader turns each step into a
+coordinator route call or an agency message.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from hub.demo.cohort import Child, Practitioner, Scenario
 StepKind = Literal[
     "request", "decision", "advice_request", "advice_answer", "exception", "draft", "comments",
     "final", "outcome", "provision", "budget", "review", "meeting", "key_worker",
+    "key_worker_handover", "key_worker_cover",
 ]  # fmt: skip
 
 
@@ -290,11 +294,26 @@ def team_steps(child: Child, today: date) -> list[PlanStep]:
             "model": "multi_person",
             "functions": ["emotional_and_practical_support", "empowering_decisions", "advocacy",
                           "integrating_clinical_and_social_care"]}))  # fmt: skip
+        steps.append(PlanStep("key_worker_cover", since + timedelta(days=7), {
+            "key_worker": officer, "cover": social_worker,
+            "cover_contact": "SEN team duty line 0113 496 0000"}))  # fmt: skip
     else:
         key_worker = child.member("key_worker")
         if key_worker is not None:
-            data = {"practitioner": key_worker, "model": "single_person"}
+            data = {"practitioner": key_worker, "model": "single_person", "level": "moderate",
+                    "family_agreed": True}  # fmt: skip
             steps.append(PlanStep("key_worker", today - timedelta(days=120), data))
+            steps.append(PlanStep("key_worker_cover", today - timedelta(days=118), {
+                "key_worker": key_worker,
+                "cover_contact": "SEN team duty line 0113 496 0000"}))  # fmt: skip
+            officer = child.member("la_sen_officer")
+            if child.scenario == "review_due" and officer is not None:
+                # the key worker moves on: both hold key working until the overlap ends
+                steps.append(PlanStep("key_worker_handover", today - timedelta(days=10), {
+                    "outgoing": key_worker, "incoming": officer, "level": "high",
+                    "overlap_until": today + timedelta(days=4),
+                    "reason": "The key worker moves to the early years team; the casework "
+                              "officer knows the family from the last review."}))  # fmt: skip
     if child.scenario in ("big_team", "advice_overdue", "review_due", "paused"):
         held = today - timedelta(days=24 + child.index % 7)
         attendees = child.team[:8] if child.scenario == "big_team" else child.team[:4]

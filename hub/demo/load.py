@@ -29,6 +29,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
+from hub.consent.policy import SharingPolicy
 from hub.demo.cohort import (
     ACUTE_TRUST,
     AGENCIES,
@@ -61,6 +62,10 @@ from hub.store import ReadStore
 COORDINATOR = "demo-coordinator"
 IG_AUDITOR = "demo-ig-auditor"
 ADMIN = "demo-admin"
+PRACTITIONER = "demo-practitioner"
+"""The SENCo on the big team child's team, as a practitioner key."""
+PARENT = "demo-parent"
+"""A parent of the big team child, from a redeemed invitation."""
 PURPOSES = ["ehc_assessment", "plan_delivery", "review", "direct_care"]
 
 Progress = Callable[[str], None]
@@ -123,6 +128,38 @@ async def create_demo_keys(store: ReadStore) -> DemoKeys:
         name = principal_of(system)
         _, out.tokens[name] = await keys.create("agency", name, system.agency)
     return out
+
+
+async def create_team_keys(
+    client: httpx.AsyncClient, store: ReadStore, policy: SharingPolicy, keys: DemoKeys,
+    child: Child, child_id: str,
+) -> str | None:  # fmt: skip
+    """A practitioner key for the child's SENCo and a parent's key from an invitation the
+    coordinator issues and the parent redeems, as a family would; returns the practitioner
+    id (None when the child has no SENCo)."""
+    from hub.auth.keys import ApiKeyStore, Identity
+
+    senco = child.member("senco")
+    if senco is not None:
+        agency, identity = Identity.practitioner(
+            policy, senco.practitioner_id, senco.role, senco.organisation_code
+        )
+        _, keys.tokens[PRACTITIONER] = await ApiKeyStore(store).create(
+            "practitioner", PRACTITIONER, agency, identity
+        )
+    coordinator = {"Authorization": f"Bearer {keys.coordinator}"}
+    r = await client.post(
+        f"/children/{child_id}/invitations",
+        json={"capacity": "parent_with_pr"},
+        headers=coordinator,
+    )
+    if r.status_code != 201:
+        raise DemoLoadError(f"inviting the parent answered {r.status_code}: {r.text[:200]}")
+    r = await client.post("/invitations/redeem", json={"code": r.json()["code"]})
+    if r.status_code != 200:
+        raise DemoLoadError(f"redeeming the invitation answered {r.status_code}: {r.text[:200]}")
+    keys.tokens[PARENT] = r.json()["token"]
+    return None if senco is None else senco.practitioner_id
 
 
 @asynccontextmanager
@@ -340,7 +377,7 @@ class _Loader:
             "loaded team members known to the LA, schools, short breaks and the voluntary "
             f"sector: {words(counts)}"
         )
-        meetings = key_workers = 0
+        meetings = key_workers = handovers = covers = 0
         for child in self.cohort.children:
             for step in team_steps(child, self.today):
                 cid = self.child_id(child)
@@ -349,14 +386,27 @@ class _Loader:
                         COORDINATOR, f"/children/{cid}/key-worker", json=key_worker_body(step)
                     )
                     key_workers += 1
+                elif step.kind == "key_worker_handover":
+                    await self.call(
+                        COORDINATOR,
+                        f"/children/{cid}/key-worker/handover",
+                        json=handover_body(step),
+                    )
+                    handovers += 1
+                elif step.kind == "key_worker_cover":
+                    await self.call(
+                        COORDINATOR, f"/children/{cid}/key-worker/cover", json=cover_body(step)
+                    )
+                    covers += 1
                 else:
                     await self.call(
                         COORDINATOR, f"/children/{cid}/meetings", json=meeting_body(step)
                     )
                     meetings += 1
         self.say(
-            f"recorded {key_workers} key working assignments and {meetings} team meetings "
-            "with their actions"
+            f"recorded {key_workers} key working assignments, {handovers} handovers between "
+            f"key workers, {covers} cover contacts and {meetings} team meetings with their "
+            "actions"
         )
 
     async def plans(self) -> None:
@@ -509,6 +559,40 @@ def key_worker_body(step: PlanStep) -> dict[str, Any]:
     }
     if "functions" in step.data:
         body["functions"] = step.data["functions"]
+    if "level" in step.data:
+        body["level"] = step.data["level"]
+    if step.data.get("family_agreed"):
+        body["family_agreed_on"] = step.on.isoformat()
+    return body
+
+
+def handover_body(step: PlanStep) -> dict[str, Any]:
+    outgoing: Practitioner = step.data["outgoing"]
+    incoming: Practitioner = step.data["incoming"]
+    return {
+        "outgoing_id": outgoing.practitioner_id,
+        "incoming": {
+            "practitioner_id": incoming.practitioner_id,
+            "model": "single_person",
+            "level": step.data["level"],
+            "family_agreed_on": step.on.isoformat(),
+        },
+        "handed_over_on": step.on.isoformat(),
+        "overlap_until": step.data["overlap_until"].isoformat(),
+        "reason": step.data["reason"],
+    }
+
+
+def cover_body(step: PlanStep) -> dict[str, Any]:
+    key_worker: Practitioner = step.data["key_worker"]
+    cover: Practitioner | None = step.data.get("cover")
+    body: dict[str, Any] = {
+        "key_worker_id": key_worker.practitioner_id,
+        "arranged_on": step.on.isoformat(),
+        "cover_contact": step.data["cover_contact"],
+    }
+    if cover is not None:
+        body["cover_practitioner_id"] = cover.practitioner_id
     return body
 
 

@@ -6,12 +6,17 @@ Practitioners join and leave in a role from the controlled vocabulary
 functions each holder has (single-person or multi-person model); a meeting records its
 attendees, decisions and actions (owner and due date), and each action's completion.
 Meeting decisions and actions are free text about the child: `personal_fields`.
+Key working runs in periods, each held by a practitioner or by a parent or the young
+person as their own key worker (with the level of support, the family's agreement and
+the reason for the choice); a period ends on a handover (with an overlap in which both
+key workers hold it), when key working ends, or when its holder leaves the team; a key
+worker's cover for absence is a practitioner on the team or a work contact.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -106,20 +111,73 @@ PractitionerRef = Annotated[
 ActionText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
 
+KeyWorkingLevel = Literal["moderate", "high", "intensive"]
+"""The level of key working support the child and family get."""
+
+FamilyKeyWorker = Literal["parent_carer", "young_person"]
+"""A family member who is their own key worker: a parent or carer, or the young person."""
+
+FamilyRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/|-]{0,99}$")]
+"""An opaque reference to a parent or carer as a family fact records them (the
+`related_person_ref` of `family.related_person_recorded`): never a name."""
+
+KeyWorkerId = PractitionerRef
+"""Who holds a key working period: the practitioner's id, or for a family member
+`family:young_person`, `family:parent_carer` or `family:parent_carer:<family_member_ref>`
+(`key_worker_id()`): never a name."""
+
+FAMILY_PREFIX = "family:"
+
+
+def key_worker_id(
+    practitioner_id: str | None, family_member: str | None, family_member_ref: str | None
+) -> str:
+    """The id of a key working holder (`KeyWorkerId`)."""
+    if practitioner_id is not None:
+        return practitioner_id
+    ref = f":{family_member_ref}" if family_member_ref else ""
+    return f"{FAMILY_PREFIX}{family_member}{ref}"
+
+
 @registry.register
 class KeyWorkerAssigned(EventPayload):
-    """A practitioner holds key working functions for the child. In the single-person
-    model they hold all ten; in the multi-person model each holder's event names the
-    functions they hold. A later assignment of the same practitioner replaces theirs."""
+    """Someone holds key working functions for the child from `assigned_on`: a
+    practitioner, or a parent or the young person as their own key worker. In the
+    single-person model they hold all ten; in the multi-person model each holder's event
+    names the functions they hold. A later assignment of a holder whose key working
+    period is open updates that period (functions, level, agreement); otherwise it starts
+    a new period. A period ends when its holder leaves the team, hands over
+    (`team.key_worker_handover_started`) or key working ends (`team.key_working_ended`).
+    `choice_reason` (why this key worker) is free text about the child: personal."""
 
     event_type = "team.key_worker_assigned"
+    schema_version = 2
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ()
+    personal_fields: ClassVar[tuple[str, ...]] = ("choice_reason",)
 
-    practitioner_id: PractitionerRef
+    practitioner_id: PractitionerRef | None = Field(
+        default=None, description="The practitioner who holds the functions (else family_member)"
+    )
     model: KeyWorkingModel
     functions: tuple[KeyWorkingFunction, ...] = Field(default=KEY_WORKING_FUNCTIONS, min_length=1)
     assigned_on: date
+    family_member: FamilyKeyWorker | None = Field(
+        default=None, description="A parent or the young person as their own key worker"
+    )
+    family_member_ref: FamilyRef | None = Field(
+        default=None, description="Which parent or carer (an opaque reference, never a name)"
+    )
+    level: KeyWorkingLevel | None = Field(default=None, description="Level of support")
+    family_agreed_on: date | None = Field(
+        default=None, description="When the family agreed to this key worker (none: not recorded)"
+    )
+    choice_reason: ActionText | None = Field(
+        default=None, description="Why this key worker was chosen (personal: sealed)"
+    )
+
+    @property
+    def key_worker_id(self) -> str:
+        return key_worker_id(self.practitioner_id, self.family_member, self.family_member_ref)
 
     @model_validator(mode="after")
     def _functions_fit_the_model(self) -> KeyWorkerAssigned:
@@ -127,7 +185,36 @@ class KeyWorkerAssigned(EventPayload):
             raise ValueError("functions: listed twice")
         if self.model == "single_person" and set(self.functions) != set(KEY_WORKING_FUNCTIONS):
             raise ValueError("functions: in the single-person model one key worker holds all ten")
+        _check_holder(self.practitioner_id, self.family_member, self.family_member_ref)
         return self
+
+
+def _check_holder(
+    practitioner_id: str | None, family_member: str | None, family_member_ref: str | None
+) -> None:
+    if (practitioner_id is None) == (family_member is None):
+        raise ValueError(
+            "practitioner_id: name the practitioner, or (not both) family_member for a parent "
+            "or the young person as their own key worker"
+        )
+    if practitioner_id is not None and practitioner_id.startswith(FAMILY_PREFIX):
+        raise ValueError(f"practitioner_id: {FAMILY_PREFIX!r} ids are for family members")
+    if family_member_ref is not None and family_member != "parent_carer":
+        raise ValueError("family_member_ref: only for a parent or carer")
+
+
+@registry.upcaster(KeyWorkerAssigned.event_type, from_version=1)
+def upcast_key_worker_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """v1 named a practitioner only and had no level, agreement or reason; v2 also allows
+    a family member as their own key worker. A v1 assignment is a practitioner's, with
+    the level, agreement and reason not recorded."""
+    out = dict(payload)
+    out.setdefault("family_member", None)
+    out.setdefault("family_member_ref", None)
+    out.setdefault("level", None)
+    out.setdefault("family_agreed_on", None)
+    out.setdefault("choice_reason", None)
+    return out
 
 
 class MeetingAction(BaseModel):
@@ -184,3 +271,83 @@ class MeetingActionCompleted(EventPayload):
     meeting_id: PractitionerRef | None = None
     completed_on: date
     completed_by: PractitionerRef | None = None
+
+
+# --------------------------------------------------------------------------- key working periods
+
+
+@registry.register
+class KeyWorkerHandoverStarted(EventPayload):
+    """Key working passes from one key worker to the next with an overlap: the incoming
+    key worker (their own `team.key_worker_assigned`, from `handed_over_on`) and the
+    outgoing one are both key workers until `overlap_until`, the outgoing one's last day;
+    `reason` is free text about the child: personal."""
+
+    event_type = "team.key_worker_handover_started"
+    category = "education"
+    personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
+
+    outgoing_id: KeyWorkerId = Field(description="The key worker handing over (`KeyWorkerId`)")
+    incoming_id: KeyWorkerId = Field(description="The key worker taking over (`KeyWorkerId`)")
+    handed_over_on: date = Field(description="The incoming key worker's first day")
+    overlap_until: date = Field(description="The outgoing key worker's last day")
+    reason: ActionText | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KeyWorkerHandoverStarted:
+        if self.incoming_id == self.outgoing_id:
+            raise ValueError("incoming_id: is the outgoing key worker")
+        if self.overlap_until < self.handed_over_on:
+            raise ValueError("overlap_until: is before handed_over_on")
+        return self
+
+
+@registry.register
+class KeyWorkerCoverArranged(EventPayload):
+    """Who to contact when a key worker is absent: a practitioner on the team, or a work
+    contact (a duty line or team inbox), from `arranged_on` until `until` (open when
+    none). A later arrangement for the same key worker replaces the earlier one."""
+
+    event_type = "team.key_worker_cover_arranged"
+    category = "education"
+    personal_fields: ClassVar[tuple[str, ...]] = ()
+
+    key_worker_id: KeyWorkerId = Field(description="The key worker covered (`KeyWorkerId`)")
+    cover_practitioner_id: PractitionerRef | None = Field(
+        default=None, description="A practitioner on the team who covers"
+    )
+    cover_contact: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="A work contact for absence (never the child's or the family's details)",
+    )
+    arranged_on: date
+    until: date | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KeyWorkerCoverArranged:
+        if self.cover_practitioner_id is None and self.cover_contact is None:
+            raise ValueError("cover_practitioner_id: name a practitioner or a cover_contact")
+        if self.cover_practitioner_id == self.key_worker_id:
+            raise ValueError("cover_practitioner_id: is the key worker covered")
+        if self.until is not None and self.until < self.arranged_on:
+            raise ValueError("until: is before arranged_on")
+        return self
+
+
+@registry.register
+class KeyWorkingEnded(EventPayload):
+    """Key working ended on `ended_on` (the last day): for one key worker, or for every
+    key worker of the child when `key_worker_id` is none. `reason` is free text about the
+    child: personal."""
+
+    event_type = "team.key_working_ended"
+    category = "education"
+    personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
+
+    key_worker_id: KeyWorkerId | None = Field(
+        default=None, description="The key worker whose period ends (none: all of them)"
+    )
+    ended_on: date = Field(description="The last day of key working")
+    reason: ActionText

@@ -37,6 +37,9 @@ TEAM_EVENT_TYPES = frozenset(
         "team.practitioner_joined",
         "team.practitioner_left",
         "team.key_worker_assigned",
+        "team.key_worker_handover_started",
+        "team.key_worker_cover_arranged",
+        "team.key_working_ended",
         "team.meeting_held",
         "team.meeting_action_completed",
         "plan.advice_submitted",
@@ -420,10 +423,25 @@ class AgencyGroupOut(_Out):
     members: list[MemberOut]
 
 
-class KeyWorkerOut(_Out):
-    """The single point of contact: who holds that key working function."""
+class CoverOut(_Out):
+    """Who to contact when the key worker is absent."""
 
-    practitioner_id: str
+    cover_practitioner_id: str | None = Field(
+        default=None, description="A current member of the team who covers"
+    )
+    role: str | None = None
+    role_label: str | None = None
+    contact: str | None = Field(default=None, description="The covering practitioner's contact")
+    cover_contact: str | None = Field(default=None, description="A work contact for absence")
+    arranged_on: date
+    until: date | None = None
+
+
+class KeyWorkerOut(_Out):
+    """A current key worker (the single point of contact, in `key_worker`): who holds
+    which key working functions, since when, at what level, and who covers them."""
+
+    practitioner_id: str | None = None
     role: str | None = None
     role_label: str | None = None
     organisation_code: str | None = None
@@ -433,6 +451,44 @@ class KeyWorkerOut(_Out):
     model: str
     functions: list[str]
     assigned_on: date
+    key_worker_id: str | None = Field(
+        default=None, description="The practitioner id, or `family:...` for a family member"
+    )
+    family_member: Literal["parent_carer", "young_person"] | None = Field(
+        default=None, description="A parent or the young person as their own key worker"
+    )
+    family_member_name: str | None = Field(
+        default=None, description="As the family section (or the child's record) names them"
+    )
+    level: str | None = Field(default=None, description="moderate, high or intensive")
+    since: date | None = Field(default=None, description="The start of this key working period")
+    family_agreed_on: date | None = None
+    choice_reason: str | None = None
+    handing_over_until: date | None = Field(
+        default=None, description="Handing over to `handing_over_to`: their last day"
+    )
+    handing_over_to: str | None = None
+    cover: CoverOut | None = None
+
+
+class KeyWorkingPeriodOut(_Out):
+    """One period of key working, current or past."""
+
+    key_worker_id: str
+    practitioner_id: str | None = None
+    family_member: Literal["parent_carer", "young_person"] | None = None
+    role_label: str | None = None
+    model: str
+    functions: list[str]
+    level: str | None = None
+    started_on: date
+    family_agreed_on: date | None = None
+    choice_reason: str | None = None
+    ended_on: date | None = Field(default=None, description="The last day (none: open)")
+    ended_because: Literal["left_the_team", "handed_over", "ended"] | None = None
+    end_reason: str | None = Field(default=None, description="Why, where it was recorded")
+    handed_over_to: str | None = None
+    current: bool
 
 
 class ActionOut(_Out):
@@ -454,6 +510,12 @@ class TeamView(_Out):
     family: FamilyOut
     key_worker: KeyWorkerOut | None = None
     key_working_model: str | None = None
+    key_workers: list[KeyWorkerOut] = Field(
+        default=[], description="Every current key worker: in a handover, both until it ends"
+    )
+    key_working_periods: list[KeyWorkingPeriodOut] = Field(
+        default=[], description="Every key working period, oldest first"
+    )
     member_count: int
     current_member_count: int
     agencies: list[AgencyGroupOut]
@@ -548,6 +610,8 @@ def fold_team(
     last_by: dict[str, ContributionOut] = {}
     shown: list[str] = []
     school_names: dict[str, str] = {}  # URN or DfE number -> school name, from placements
+    book = KeyWorkingBook(hidden)
+    family_refs: dict[str, str] = {}
 
     def ident(system: Any, value: str | None, agency: str) -> None:
         if value:
@@ -580,6 +644,7 @@ def fold_team(
         if t == "team.practitioner_joined":
             if p.practitioner_id in hidden:
                 continue
+            book.joined(p.practitioner_id)
             m = members.get(p.practitioner_id)
             contact = getattr(p, "contact", None)
             if m is None:
@@ -606,10 +671,10 @@ def fold_team(
             if p.practitioner_id in hidden or p.practitioner_id not in members:
                 continue
             members[p.practitioner_id].until = p.until
-        elif t == "team.key_worker_assigned":
-            if p.practitioner_id in hidden:
+            book.left(p.practitioner_id, p.until)
+        elif t in KEY_WORKING_TYPES:
+            if not book.apply(p):
                 continue
-            key_working[p.practitioner_id] = (p.model, tuple(p.functions), p.assigned_on)
         elif t == "team.meeting_held":
             for attendee in p.attendee_ids:
                 if attendee not in hidden:
@@ -711,6 +776,7 @@ def fold_team(
             rels = [_RELATIONSHIP_WORDS.get(r, r) for r in rels if r]
             given = p.given_names[0] if p.given_names else None
             key = _person_key(given, p.family_name) or f"{agency}|{p.related_person_ref}"
+            family_refs.setdefault(p.related_person_ref, key)
             person(
                 key,
                 _Family(
@@ -753,7 +819,8 @@ def fold_team(
         if m.organisation_name is None and m.organisation in school_names:
             m.organisation_name = school_names[m.organisation]
 
-    return _assemble(
+    key_working.update(book.practitioner_functions(today))
+    view = _assemble(
         child_id,
         today,
         members,
@@ -775,6 +842,14 @@ def fold_team(
         who_decides,
         consent,
         shown,
+    )
+    return _with_key_working(
+        view,
+        book,
+        today,
+        members,
+        roles,
+        {ref: family[key].name for ref, key in family_refs.items() if key in family},
     )
 
 
@@ -905,3 +980,329 @@ def _assemble(
         consent=list(consent),
         facts_shown=shown,
     )
+
+
+# --------------------------------------------------------------------------- key working
+
+KEY_WORKING_TYPES = frozenset(
+    {
+        "team.key_worker_assigned",
+        "team.key_worker_handover_started",
+        "team.key_worker_cover_arranged",
+        "team.key_working_ended",
+    }
+)
+"""The facts key working periods are folded from (with joining and leaving the team)."""
+
+EndedBecause = Literal["left_the_team", "handed_over", "ended"]
+
+
+@dataclass
+class _Period:
+    key_worker_id: str
+    practitioner_id: str | None
+    family_member: Literal["parent_carer", "young_person"] | None
+    family_member_ref: str | None
+    model: str
+    functions: tuple[str, ...]
+    started_on: date
+    assigned_on: date
+    level: str | None
+    family_agreed_on: date | None
+    choice_reason: str | None
+    ended_on: date | None = None
+    ended_because: EndedBecause | None = None
+    end_reason: str | None = None
+    handing_over_until: date | None = None
+    handed_over_to: str | None = None
+
+    def end(self, on: date, because: EndedBecause, reason: str | None = None) -> None:
+        """End the period on `on` (its last day), unless it already ends earlier."""
+        if self.ended_on is None or on < self.ended_on:
+            self.ended_on, self.ended_because, self.end_reason = on, because, reason
+            if because != "handed_over":
+                self.handing_over_until = None
+
+
+class KeyWorkingBook:
+    """Key working periods as the facts the caller may see tell them, in log order.
+
+    A period starts with a holder's assignment (a later one while it is open updates it)
+    and ends — on its last day — when its holder leaves the team, when they hand over (at
+    the end of the overlap, during which both key workers are current), or when key
+    working ends for them or for the child. A period is current on a day between its
+    start and its end, and never once its practitioner has left the team. `hidden`
+    practitioners are left out: their periods, cover and handovers to them."""
+
+    def __init__(self, hidden: frozenset[str]) -> None:
+        self.hidden = hidden
+        self.periods: list[_Period] = []
+        self.covers: dict[str, Any] = {}
+        self._member_until: dict[str, date | None] = {}
+
+    def joined(self, practitioner_id: str) -> None:
+        self._member_until[practitioner_id] = None
+
+    def left(self, practitioner_id: str, until: date) -> None:
+        if practitioner_id not in self._member_until:
+            return
+        self._member_until[practitioner_id] = until
+        for period in self._open(practitioner_id, also_ending=True):
+            period.end(until, "left_the_team")
+
+    def apply(self, p: Any) -> bool:
+        """Fold one key working fact (payload model); False if it is about a hidden
+        practitioner and left out."""
+        t = p.event_type
+        if t == "team.key_worker_assigned":
+            if p.practitioner_id in self.hidden:
+                return False
+            self._assign(p)
+        elif t == "team.key_worker_handover_started":
+            if p.outgoing_id in self.hidden:
+                return False
+            for period in self._open(p.outgoing_id):
+                period.end(p.overlap_until, "handed_over", p.reason)
+                period.handing_over_until = p.overlap_until
+                period.handed_over_to = None if p.incoming_id in self.hidden else p.incoming_id
+        elif t == "team.key_worker_cover_arranged":
+            if p.key_worker_id in self.hidden:
+                return False
+            self.covers[p.key_worker_id] = p
+        elif t == "team.key_working_ended":
+            if p.key_worker_id in self.hidden:
+                return False
+            for period in self.periods:
+                if p.key_worker_id in (None, period.key_worker_id) and (
+                    period.ended_on is None or period.ended_on > p.ended_on
+                ):
+                    period.end(p.ended_on, "ended", p.reason)
+        return True
+
+    def _assign(self, p: Any) -> None:
+        kw_id = p.key_worker_id
+        fields = {
+            "model": p.model,
+            "functions": tuple(p.functions),
+            "assigned_on": p.assigned_on,
+            "level": p.level,
+            "family_agreed_on": p.family_agreed_on,
+            "choice_reason": p.choice_reason,
+        }
+        for period in self._open(kw_id):
+            for name, value in fields.items():
+                if value is not None:
+                    setattr(period, name, value)
+            return
+        self.periods.append(
+            _Period(
+                key_worker_id=kw_id,
+                practitioner_id=p.practitioner_id,
+                family_member=p.family_member,
+                family_member_ref=p.family_member_ref,
+                started_on=p.assigned_on,
+                **fields,
+            )
+        )
+
+    def _open(self, kw_id: str, *, also_ending: bool = False) -> list[_Period]:
+        return [
+            x
+            for x in self.periods
+            if x.key_worker_id == kw_id and (x.ended_on is None or also_ending)
+        ]
+
+    def is_current(self, period: _Period, today: date) -> bool:
+        if period.started_on > today or (period.ended_on is not None and period.ended_on < today):
+            return False
+        until = self._member_until.get(period.practitioner_id or "")
+        return until is None or until >= today
+
+    def current(self, today: date) -> list[_Period]:
+        return [x for x in self.periods if self.is_current(x, today)]
+
+    def practitioner_functions(self, today: date) -> dict[str, tuple[str, tuple[str, ...], date]]:
+        """Each current practitioner key worker's (model, functions, assigned_on)."""
+        return {
+            x.practitioner_id: (x.model, x.functions, x.assigned_on)
+            for x in self.current(today)
+            if x.practitioner_id is not None
+        }
+
+    def single_point_of_contact(self, today: date) -> _Period | None:
+        """The current holder of the single point of contact function: not one handing
+        over where another holds it, else the latest to start."""
+        holders = [x for x in self.current(today) if "single_point_of_contact" in x.functions]
+        return max(
+            holders,
+            key=lambda x: (x.handing_over_until is None, x.started_on, x.key_worker_id),
+            default=None,
+        )
+
+
+def _with_key_working(
+    view: TeamView,
+    book: KeyWorkingBook,
+    today: date,
+    members: Mapping[str, _Member],
+    roles: RoleVocabulary,
+    family_names: Mapping[str, str | None],
+) -> TeamView:
+    """The view with its key workers (current, with cover and handover), the single point
+    of contact and the history of key working periods."""
+
+    def role_label(practitioner_id: str | None) -> tuple[str | None, str | None]:
+        m = members.get(practitioner_id or "")
+        if m is None:
+            return None, None
+        known = roles.get(m.role)
+        return m.role, known[0] if known else m.role.replace("_", " ")
+
+    def present(practitioner_id: str) -> _Member | None:
+        m = members.get(practitioner_id)
+        return m if m is not None and (m.until is None or m.until >= today) else None
+
+    def cover_of(kw_id: str) -> CoverOut | None:
+        c = book.covers.get(kw_id)
+        if c is None or c.arranged_on > today or (c.until is not None and c.until < today):
+            return None
+        cover_by = present(c.cover_practitioner_id) if c.cover_practitioner_id else None
+        if cover_by is None and c.cover_contact is None:
+            return None  # the covering practitioner has left, and there is no other contact
+        role, label = role_label(cover_by.practitioner_id if cover_by else None)
+        return CoverOut(
+            cover_practitioner_id=cover_by.practitioner_id if cover_by else None,
+            role=role,
+            role_label=label,
+            contact=cover_by.contact if cover_by else None,
+            cover_contact=c.cover_contact,
+            arranged_on=c.arranged_on,
+            until=c.until,
+        )
+
+    def family_name(x: _Period) -> str | None:
+        if x.family_member == "young_person":
+            return view.child.preferred_name or view.child.name
+        return family_names.get(x.family_member_ref or "")
+
+    def out(x: _Period) -> KeyWorkerOut:
+        m = members.get(x.practitioner_id or "")
+        role, label = role_label(x.practitioner_id)
+        return KeyWorkerOut(
+            practitioner_id=x.practitioner_id,
+            role=role,
+            role_label=label,
+            organisation_code=m.organisation if m else None,
+            contact=m.contact if m else None,
+            name=m.name if m else None,
+            organisation_name=m.organisation_name if m else None,
+            model=x.model,
+            functions=list(x.functions),
+            assigned_on=x.assigned_on,
+            key_worker_id=x.key_worker_id,
+            family_member=x.family_member,
+            family_member_name=family_name(x) if x.family_member else None,
+            level=x.level,
+            since=x.started_on,
+            family_agreed_on=x.family_agreed_on,
+            choice_reason=x.choice_reason,
+            handing_over_until=x.handing_over_until,
+            handing_over_to=x.handed_over_to if x.handing_over_until else None,
+            cover=cover_of(x.key_worker_id),
+        )
+
+    current = book.current(today)
+    spoc = book.single_point_of_contact(today)
+    latest = max(current, key=lambda x: (x.assigned_on, x.key_worker_id), default=None)
+    return view.model_copy(
+        update={
+            "key_worker": out(spoc) if spoc else None,
+            "key_working_model": latest.model if latest else None,
+            "key_workers": [
+                out(x)
+                for x in sorted(
+                    current,
+                    key=lambda x: (x.handing_over_until is not None, x.started_on, x.key_worker_id),
+                )
+            ],
+            "key_working_periods": [
+                KeyWorkingPeriodOut(
+                    key_worker_id=x.key_worker_id,
+                    practitioner_id=x.practitioner_id,
+                    family_member=x.family_member,
+                    role_label=role_label(x.practitioner_id)[1],
+                    model=x.model,
+                    functions=list(x.functions),
+                    level=x.level,
+                    started_on=x.started_on,
+                    family_agreed_on=x.family_agreed_on,
+                    choice_reason=x.choice_reason,
+                    ended_on=x.ended_on,
+                    ended_because=x.ended_because,
+                    end_reason=x.end_reason,
+                    handed_over_to=x.handed_over_to,
+                    current=book.is_current(x, today),
+                )
+                for x in sorted(book.periods, key=lambda x: (x.started_on, x.key_worker_id))
+            ],
+        }
+    )
+
+
+KEY_WORKING_FACT_TYPES = (
+    "team.practitioner_joined",
+    "team.practitioner_left",
+    *sorted(KEY_WORKING_TYPES),
+)
+"""The stored facts `single_points_of_contact` reads."""
+
+
+async def load_key_working_facts(
+    store: Any, child_ids: Sequence[str]
+) -> dict[str, list[SealedFact]]:
+    """Each child's stored joining, leaving and key working facts, in log order, 500
+    children a query."""
+    out: dict[str, list[SealedFact]] = {c: [] for c in child_ids}
+    types = ", ".join("?" for _ in KEY_WORKING_FACT_TYPES)
+    for i in range(0, len(child_ids), 500):
+        chunk = list(child_ids[i : i + 500])
+        marks = ", ".join("?" for _ in chunk)
+        rows = await store.fetchall(
+            f"SELECT {FACT_SELECT}, body, subject_ref FROM tac_fact"  # noqa: S608 - constant columns
+            f" WHERE child_id IN ({marks}) AND event_type IN ({types}) ORDER BY part, log_offset",
+            [*chunk, *KEY_WORKING_FACT_TYPES],
+        )
+        for r in rows:
+            fact = SealedFact.from_row(r, subject_ref=None if r[10] is None else str(r[10]))
+            out[fact.child_id].append(fact)
+    return out
+
+
+def single_point_of_contact(
+    facts: Iterable[SealedFact],
+    opened: Mapping[str, Envelope],
+    *,
+    hidden: frozenset[str],
+    today: date,
+) -> str | None:
+    """The key worker id of the child's current single point of contact, as the team
+    view would name it, from the caller's visible joining, leaving and key working facts
+    (`facts`, log order); `opened` holds the leaving and key working ones by event id
+    (a joining fact is read from its stored practitioner id, unopened)."""
+    book = KeyWorkingBook(hidden)
+    for f in facts:
+        if f.event_type == "team.practitioner_joined":
+            if f.subject_ref and f.subject_ref not in hidden:
+                book.joined(f.subject_ref)
+            continue
+        env = opened.get(f.event_id)
+        if env is None:
+            continue
+        p: Any = env.payload
+        if f.event_type == "team.practitioner_left":
+            if p.practitioner_id not in hidden:
+                book.left(p.practitioner_id, p.until)
+        else:
+            book.apply(p)
+    spoc = book.single_point_of_contact(today)
+    return spoc.key_worker_id if spoc else None

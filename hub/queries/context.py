@@ -1,7 +1,11 @@
-"""What every query needs: the read-side ports (`Reads`), the caller, the caseload check,
+"""What every query needs: the read-side ports (`Reads`), the caller, the reach check,
 opening facts, and the audited read.
 
-A child (or plan) the caller may not reach answers `NotFound`, the same as one that does
+Who reaches which child: a coordinator the children on their caseload; a practitioner
+the children whose team they are on now (their last `team.practitioner_joined` not
+followed by `team.practitioner_left`, as the team projection holds them); a family member
+the one child their credential is bound to. Nobody else reaches any child's record. A
+child (or plan) the caller may not reach answers `NotFound`, the same as one that does
 not exist, so a check never reveals that a child is known; the API maps it to 404.
 """
 
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hub.auth.principal import Principal
+from hub.auth.principal import Principal, Role
 from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.opener import EnvelopeOpener
 from hub.consent.policy import SharingPolicy
@@ -45,9 +49,15 @@ async def viewer_for(
     reads: Reads, caller: Principal, now: datetime, children: Iterable[str], *, fresh: bool
 ) -> Viewer:
     """The caller as a viewer, with the children's consent states loaded (`fresh`: caught
-    up first; else the caller has caught `consent_state` up already)."""
+    up first; else the caller has caught `consent_state` up already). A practitioner is
+    judged in their policy role; a family member by the policy's family access."""
     viewer = Viewer(
-        reads.policy, reads.decisions, role=caller.role.value, agency=caller.agency, now=now
+        reads.policy,
+        reads.decisions,
+        role=caller.viewer_role,
+        agency=caller.agency,
+        now=now,
+        family_role=caller.viewer_role if caller.role is Role.FAMILY else None,
     )
     wanted = sorted(set(children))
     if wanted:
@@ -55,36 +65,114 @@ async def viewer_for(
     return viewer
 
 
-async def require_on_caseload(
+MEMBERSHIP_EVENTS = ("team.practitioner_joined", "team.practitioner_left")
+
+
+async def _on_team(reads: Reads, practitioner_id: str, child_id: str) -> bool:
+    row = await reads.store.fetchone(
+        "SELECT event_type FROM tac_fact WHERE subject_ref = ? AND child_id = ?"
+        " AND event_type IN (?, ?) ORDER BY part DESC, log_offset DESC LIMIT 1",
+        (practitioner_id, child_id, *MEMBERSHIP_EVENTS),
+    )
+    return row is not None and row[0] == MEMBERSHIP_EVENTS[0]
+
+
+async def teams_of(reads: Reads, practitioner_id: str) -> list[str]:
+    """The children whose team the practitioner is on now (the team projection caught up
+    on every partition first), in child id order."""
+    await reads.views.catch_up_partitions(["team_around_child"])
+    rows = await reads.store.fetchall(
+        "SELECT child_id, event_type FROM tac_fact WHERE subject_ref = ? AND event_type IN"
+        " (?, ?) ORDER BY child_id, part, log_offset",
+        (practitioner_id, *MEMBERSHIP_EVENTS),
+    )
+    last: dict[str, str] = {}
+    for child, event_type in rows:
+        last[str(child)] = str(event_type)
+    return sorted(c for c, t in last.items() if t == MEMBERSHIP_EVENTS[0])
+
+
+async def in_reach(reads: Reads, caller: Principal, child_id: str) -> bool:
+    """Whether the caller reaches the child now (the projections it rests on caught up)."""
+    if caller.role is Role.COORDINATOR:
+        row = await reads.store.fetchone(
+            "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?",
+            (caller.name, child_id),
+        )
+        return row is not None
+    if caller.role is Role.PRACTITIONER and caller.practitioner_id:
+        return await _on_team(reads, caller.practitioner_id, child_id)
+    if caller.role is Role.FAMILY:
+        return caller.acts_for(child_id) and await reads.persons.exists(child_id)
+    return False
+
+
+async def children_in_reach(
+    reads: Reads, caller: Principal, candidates: Sequence[str]
+) -> list[str]:
+    """Those of the candidates the caller reaches now, in child id order (the projection
+    each role's reach rests on caught up first): a coordinator's caseload in batches of
+    500, the teams a practitioner is on, a family member's own children that exist."""
+    unique = sorted(set(candidates))
+    if not unique:
+        return []
+    if caller.role is Role.COORDINATOR:
+        await reads.views.catch_up(["caseload"], unique)
+        reached: set[str] = set()
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await reads.store.fetchall(
+                f"SELECT child_id FROM caseload WHERE coordinator = ? AND child_id IN ({marks})",  # noqa: S608 - placeholders
+                (caller.name, *chunk),
+            )
+            reached.update(str(r[0]) for r in rows)
+        return sorted(reached)
+    if caller.role is Role.PRACTITIONER and caller.practitioner_id:
+        teams = set(await teams_of(reads, caller.practitioner_id))
+        return [c for c in unique if c in teams]
+    if caller.role is Role.FAMILY:
+        own = [c for c in unique if caller.acts_for(c)]
+        return sorted(await reads.persons.existing(own)) if own else []
+    return []
+
+
+REACH_VIEWS: dict[Role, str] = {
+    Role.COORDINATOR: "caseload",
+    Role.PRACTITIONER: "team_around_child",
+}
+"""The projection each role's reach is read from (a family's is its credential)."""
+
+
+async def require_in_reach(
     reads: Reads, caller: Principal, child_id: str, *, also: Sequence[str] = ()
 ) -> None:
-    """`NotFound` unless the child exists and is on the caller's caseload. The caseload
-    and the projections named in `also` (which the query reads next) are caught up on the
-    child's partition first, together."""
-    await reads.views.catch_up(["caseload", *also], [child_id])
-    row = await reads.store.fetchone(
-        "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?", (caller.name, child_id)
-    )
-    if row is None:
-        raise NotFound("no such child on your caseload")
+    """`NotFound` unless the caller reaches the child (see the module's docstring). The
+    projection the reach rests on and those named in `also` (which the query reads next)
+    are caught up on the child's partition first, together."""
+    reach_view = REACH_VIEWS.get(caller.role)
+    names = list(dict.fromkeys([*([reach_view] if reach_view else []), *also]))
+    if names:
+        await reads.views.catch_up(names, [child_id])
+    if not await in_reach(reads, caller, child_id):
+        raise NotFound("no such child in your reach")
 
 
-async def plan_on_caseload(
+async def plan_in_reach(
     reads: Reads, caller: Principal, plan_id: str, *, also: Sequence[str] = ()
 ) -> str:
-    """The child of a plan on the caller's caseload, else `NotFound` (as for a missing
-    plan); `also`: projections caught up on the child's partition with the caseload."""
+    """The child of a plan the caller reaches, else `NotFound` (as for a missing plan)."""
     children = await plan_children(reads.store, plan_id)
     if not children:
         await reads.views.catch_up_partitions(["caseload_view"])
         children = await plan_children(reads.store, plan_id)
     for child in children:
         try:
-            await require_on_caseload(reads, caller, child, also=also)
+            await require_in_reach(reads, caller, child, also=also)
         except NotFound:
             continue
         return child
-    raise NotFound("no such plan on your caseload")
+    raise NotFound("no such plan in your reach")
 
 
 async def open_facts(
@@ -113,13 +201,14 @@ async def audit_reads(
         [
             AuditEntry(
                 kind="read",
-                actor=f"{caller.role}:{caller.name}",
+                actor=caller.actor,
                 child_id=child,
                 at=now,
                 details={
                     "route": route,
                     "event_ids": list(ids),
                     "agency": caller.agency,
+                    **({"as": caller.viewer_role} if caller.viewer_role != caller.role else {}),
                     "outcome": "shown",
                     **extra,
                 },

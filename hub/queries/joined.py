@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from hub.auth.principal import Principal
 from hub.consent.authority import capacity_applies, young_person_decides_from
-from hub.consent.state import GRANTOR_WORDS, ConsentState
+from hub.consent.state import GRANTOR_WORDS, ConsentState, summarise_consent
 from hub.consent.viewer import Viewer
-from hub.errors import NotFound
+from hub.errors import InvalidQuery, NotFound
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (
     ClockFact,
@@ -43,19 +44,22 @@ from hub.projections.team_around_child import (
     WhoDecidesOut,
     fold_team,
     hidden_practitioners,
+    load_key_working_facts,
     load_naming_facts,
     load_team_facts,
     name_after,
     practitioner_names,
+    single_point_of_contact,
 )
 from hub.queries.context import (
     Reads,
     audit_reads,
     open_facts,
-    plan_on_caseload,
-    require_on_caseload,
+    plan_in_reach,
+    require_in_reach,
     viewer_for,
 )
+from hub.queries.paging import CURSOR_FIELD, decode_cursor, encode_cursor, malformed_cursor
 
 
 class ChildPlans(BaseModel):
@@ -68,6 +72,23 @@ class ChildPlans(BaseModel):
 
 class CaseloadDeadline(Deadline):
     plan_id: str
+
+
+class CaseloadWarning(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    code: Literal["no_single_point_of_contact"]
+    message: str
+
+
+NO_SPOC = CaseloadWarning(
+    code="no_single_point_of_contact",
+    message="the plan is in progress and no one you can see is the family's single point "
+    "of contact: record a key worker",
+)
+
+IN_PROGRESS: frozenset[str] = frozenset({"requested", "assessing", "drafting"})
+"""A plan in the 20-week process: requested, not yet issued, not refused."""
 
 
 class CaseloadEntry(BaseModel):
@@ -91,6 +112,18 @@ class CaseloadEntry(BaseModel):
         "(20 weeks; 14 weeks from a decision to re-assess); negative once passed; none "
         "once the plan is issued",
     )
+    warnings: list[CaseloadWarning] = Field(
+        default=[],
+        description="`no_single_point_of_contact`: the current plan is in the 20-week process "
+        "and no current key worker the caller may see holds the single point of contact",
+    )
+    consent_status: str = Field(
+        default="no consent recorded",
+        description="The child's consent in force now, in a few words: 'consent given', "
+        "'consent given for education', 'refused for health', 'consent given; refused for "
+        "social care', 'no consent recorded', or how the last one stopped ('withdrawn', "
+        "'expired', 'ended', 'not yet in force'); only categories the caller may see are named",
+    )
 
 
 class CaseloadView(BaseModel):
@@ -98,8 +131,19 @@ class CaseloadView(BaseModel):
 
     coordinator: str
     as_of: date
-    total: int = Field(description="Children matching the filters")
+    total: int = Field(description="Children matching the filters (on every page)")
     children: list[CaseloadEntry]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page (it keeps this page's `as_of`); "
+        "none on the last page",
+    )
+
+
+CASELOAD_LIMIT = 100
+"""Children on one page of the caseload unless the caller asks for another number."""
+CASELOAD_MAX_LIMIT = 1000
+CASELOAD_CURSOR = "caseload"
 
 
 # --------------------------------------------------------------------------- queries
@@ -110,7 +154,7 @@ async def team_view(
 ) -> TeamView:
     """The team around the child: the child, the family, the key worker, every
     practitioner by agency, open actions and consent, as the caller may see them."""
-    await require_on_caseload(reads, caller, child_id, also=("team_around_child", "consent_state"))
+    await require_in_reach(reads, caller, child_id, also=("team_around_child", "consent_state"))
     now = datetime.now(UTC)
     viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
     facts = await load_team_facts(reads.store, child_id)
@@ -137,7 +181,7 @@ async def child_plans_view(
     reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
 ) -> ChildPlans:
     """The child's EHC plans, each with its stage, statutory status and next deadline."""
-    await require_on_caseload(reads, caller, child_id, also=("caseload_view", "consent_state"))
+    await require_in_reach(reads, caller, child_id, also=("caseload_view", "consent_state"))
     now = datetime.now(UTC)
     today = as_of or now.date()
     viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
@@ -171,7 +215,7 @@ async def timeline_view(
     reads: Reads, caller: Principal, plan_id: str, *, as_of: date | None = None
 ) -> TimelineView:
     """One plan's statutory clock and every contribution in order."""
-    child_id = await plan_on_caseload(
+    child_id = await plan_in_reach(
         reads, caller, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
     )
     now = datetime.now(UTC)
@@ -212,10 +256,22 @@ async def caseload_view(
     as_of: date | None = None,
     stage: Se7Stage | None = None,
     overdue: bool | None = None,
-    limit: int = 1000,
+    limit: int = CASELOAD_LIMIT,
+    cursor: str | None = None,
 ) -> CaseloadView:
-    """The caller's children, most urgent first: overdue first, then the nearest deadline."""
-    await reads.views.catch_up_partitions(["caseload", "caseload_view"])
+    """The caller's children, most urgent first: overdue first, then the nearest deadline,
+    then by child id; `limit` of them after `cursor` (a page's `next_cursor`, which keeps
+    the first page's `as_of` so that the order is the same on every page). Each row says
+    the child's consent in force in a few words."""
+    after = None
+    if cursor is not None:
+        day, after = _caseload_after(cursor)
+        if as_of is not None and as_of != day:
+            raise InvalidQuery(
+                CURSOR_FIELD, "cursor.other_day", "the cursor pages the caseload on another as_of"
+            )
+        as_of = day
+    await reads.views.catch_up_partitions(["caseload", "caseload_view", "team_around_child"])
     now = datetime.now(UTC)
     today = as_of or now.date()
     rows = await reads.store.fetchall(
@@ -233,17 +289,34 @@ async def caseload_view(
     slow = [c for c, ps in by_child.items() if not all(fast_path(viewer, c, s) for _, s in ps)]
     facts = await load_clock_facts(reads.store, slow) if slow else {}
     entries: list[tuple[CaseloadEntry, list[PlanStanding]]] = []
+    role = caller.viewer_role
+
+    def may_see(category: str) -> bool:
+        spec = reads.policy.category(category)
+        return spec is not None and role in spec.visible_to
+
     for child, summaries in by_child.items():
         standing = standings(viewer, child, summaries, facts.get(child), today)
-        entry = _entry(child, standing)
+        entry = _entry(child, standing).model_copy(
+            update={"consent_status": summarise_consent(viewer.states[child], now, may_see=may_see)}
+        )
         if stage is not None and entry.stage != stage:
             continue
         if overdue is not None and (entry.overdue_count > 0) != overdue:
             continue
         entries.append((entry, standing))
     entries.sort(key=lambda e: _urgency(e[0]))
-    shown = entries[:limit]
+    rest = entries if after is None else [e for e in entries if _urgency(e[0]) > after]
+    shown = rest[:limit]
+    next_cursor = None
+    if len(rest) > limit:
+        flag, due, last = _urgency(shown[-1][0])
+        next_cursor = encode_cursor(
+            CASELOAD_CURSOR, [today.isoformat(), flag, due.isoformat(), last]
+        )
     names = await child_names(reads, viewer, [e.child_id for e, _ in shown])
+    in_progress = [e.child_id for e, _ in shown if e.status in IN_PROGRESS]
+    contacts = await single_points_of_contact(reads, viewer, in_progress, today)
     await audit_reads(
         reads,
         caller,
@@ -252,7 +325,11 @@ async def caseload_view(
         [
             (
                 e.child_id,
-                sorted({i for p in plans for i in p.event_ids} | set(names[e.child_id][1])),
+                sorted(
+                    {i for p in plans for i in p.event_ids}
+                    | set(names[e.child_id][1])
+                    | set(contacts.get(e.child_id, (None, []))[1])
+                ),
                 {"plan_ids": [p.plan_id for p in plans]},
             )
             for e, plans in shown
@@ -262,8 +339,28 @@ async def caseload_view(
         coordinator=caller.name,
         as_of=today,
         total=len(entries),
-        children=[e.model_copy(update={"name": names[e.child_id][0]}) for e, _ in shown],
+        children=[
+            e.model_copy(
+                update={
+                    "name": names[e.child_id][0],
+                    "warnings": [NO_SPOC]
+                    if e.child_id in contacts and contacts[e.child_id][0] is None
+                    else [],
+                }
+            )
+            for e, _ in shown
+        ],
+        next_cursor=next_cursor,
     )
+
+
+def _caseload_after(cursor: str) -> tuple[date, tuple[int, date, str]]:
+    """The day a caseload cursor pages on, and the urgency of the last row it showed."""
+    day, flag, due, child = decode_cursor(CASELOAD_CURSOR, cursor, (str, int, str, str))
+    try:
+        return date.fromisoformat(day), (flag, date.fromisoformat(due), child)
+    except ValueError:
+        raise malformed_cursor() from None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -416,4 +513,24 @@ async def child_names(
             elif rest:
                 after[child] = rest
         queue = after
+    return out
+
+
+async def single_points_of_contact(
+    reads: Reads, viewer: Viewer, children: Sequence[str], today: date
+) -> dict[str, tuple[str | None, list[str]]]:
+    """Each child's current single point of contact (a key worker id, or None) as the
+    caller may see it — as the team view would name it — with the ids of the facts it was
+    read from (shown, so audited). Only the leaving and key working facts are opened."""
+    facts = await load_key_working_facts(reads.store, children)
+    visible = {c: [f for f in fs if viewer.sees(f)] for c, fs in facts.items()}
+    to_open = [
+        f for fs in visible.values() for f in fs if f.event_type != "team.practitioner_joined"
+    ]
+    opened = {f.event_id: env for f, env in await open_facts(reads, to_open)}
+    out: dict[str, tuple[str | None, list[str]]] = {}
+    for child, fs in visible.items():
+        hidden = hidden_practitioners(facts[child], viewer.sees)
+        spoc = single_point_of_contact(fs, opened, hidden=hidden, today=today)
+        out[child] = (spoc, [f.event_id for f in fs if f.event_id in opened])
     return out

@@ -9,19 +9,32 @@ import orjson
 
 from hub.auth.principal import Principal
 from hub.consent.audit_trail import AuditEntry
-from hub.consent.decision import decide_sharing
+from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
+from hub.consent.viewer import SharingKey
 from hub.errors import PermanentError
-from hub.queries.context import Reads, audit_reads, require_on_caseload
+from hub.queries.context import Reads, audit_reads, require_in_reach, viewer_for
 from hub.service_layer.reconsider import sharing_context, stored_fact
+
+
+def sharing_key(fact: Fact) -> SharingKey:
+    """What a view-time decision about `fact` depends on (see `hub.consent.viewer`)."""
+    return (
+        fact.category,
+        fact.source_agency,
+        fact.source_organisation,
+        ",".join(fact.purposes),
+        fact.basis_claimed,
+    )
 
 
 async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
     """The facts about a child the caller may see now, grouped by agency, each with the
     basis it is shared on."""
-    await require_on_caseload(reads, caller, child_id, also=("shared_record", "consent_state"))
-    state = await reads.views.consent_state(child_id, fresh=False)
+    await require_in_reach(reads, caller, child_id, also=("shared_record", "consent_state"))
     now = datetime.now(UTC)
+    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
+    state = viewer.states[child_id]
     rows = await reads.store.fetchall(
         "SELECT event_id, body, purposes, basis_claimed FROM shared_fact WHERE child_id = ?"
         " ORDER BY occurred_at, part, log_offset",
@@ -32,10 +45,15 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
     for _event_id, body, purposes, basis in rows:
         data = orjson.loads(bytes(body))
         fact = stored_fact(data, *sharing_context(purposes, basis))
-        decision = decide_sharing(fact, state, reads.policy, at=now)
-        if not decision.allows(caller.role, caller.agency):
+        if not viewer.sees_key(child_id, sharing_key(fact)):
             continue
-        ground = decision.ground_for(caller.role, caller.agency)
+        ground = (
+            None
+            if viewer.family_categories is not None  # the family's own right of access
+            else decide_sharing(fact, state, reads.policy, at=now).ground_for(
+                caller.viewer_role, caller.agency
+            )
+        )
         try:
             env = await reads.opener.open_value(bytes(body))
         except PermanentError:
@@ -68,7 +86,7 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
 
 async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
     """The child's consent state in plain words."""
-    await require_on_caseload(reads, caller, child_id)
+    await require_in_reach(reads, caller, child_id)
     state = await reads.views.consent_state(child_id)
     now = datetime.now(UTC)
     records = [
@@ -88,7 +106,7 @@ async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[
         [
             AuditEntry(
                 kind="read",
-                actor=f"{caller.role}:{caller.name}",
+                actor=caller.actor,
                 child_id=child_id,
                 at=now,
                 details={

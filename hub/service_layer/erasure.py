@@ -6,7 +6,7 @@ audited. On SQLite the store's write-ahead log is folded in, so no deleted key l
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from hub.consent.audit_chain import AuditKind
 from hub.consent.audit_trail import AuditEntry, AuditTrail
@@ -23,6 +23,12 @@ from hub.projections.gate_views import last_shared_on
 from hub.store import ReadStore
 
 
+class ChildCredentials(Protocol):
+    """Credentials bound to one child (a family member's keys and invitations)."""
+
+    async def revoke_child(self, child_id: str) -> int: ...
+
+
 class _Shredder:
     def __init__(
         self,
@@ -33,6 +39,7 @@ class _Shredder:
         policy: SharingPolicy,
         persons: PersonIndex,
         trail: AuditTrail,
+        credentials: ChildCredentials | None = None,
     ) -> None:
         self.log = log
         self.store = store
@@ -40,6 +47,7 @@ class _Shredder:
         self.policy = policy
         self.persons = persons
         self.trail = trail
+        self.credentials = credentials
 
     async def _tombstone(
         self,
@@ -94,13 +102,14 @@ class EraseChild(_Shredder):
             if await self.keys.delete(data_key_id(child_id, category)):
                 deleted += 1
         await self.persons.erase(child_id)
+        revoked = 0 if self.credentials is None else await self.credentials.revoke_child(child_id)
         await self._checkpoint()
         await self._tombstone(
             child_id,
             ChildErased(reason=reason[:200] or "erasure", requested_by=actor[:128]),
             actor=actor,
             kind="erasure",
-            details={"keys_deleted": deleted},
+            details={"keys_deleted": deleted, "family_keys_revoked": revoked},
         )
         return deleted
 

@@ -1,5 +1,6 @@
 """The local authority's steps on an EHC plan (request, decision, advice requests, draft,
-final, exceptions, reviews, meetings, key worker), as domain events through the gate.
+final, exceptions, reviews, meetings, key working: assignment, handover, cover and its
+end), as domain events through the gate.
 
 Each step is checked against the plan's history on the write side (no date in the future;
 `check_transition` against the plan's recorded steps), then submitted. The check and the
@@ -29,7 +30,13 @@ from hub.events.plan import (
     ReviewMeetingHeld,
     ReviewReportSent,
 )
-from hub.events.team import KeyWorkerAssigned, MeetingHeld
+from hub.events.team import (
+    KeyWorkerAssigned,
+    KeyWorkerCoverArranged,
+    KeyWorkerHandoverStarted,
+    KeyWorkingEnded,
+    MeetingHeld,
+)
 from hub.ingest.claims import IngestClaims
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.plans.transitions import check_transition
@@ -54,7 +61,10 @@ _HAPPENED_ON: dict[type[EventPayload], tuple[str, ...]] = {
     ReviewReportSent: ("sent_on",),
     ReviewDecided: ("decided_on",),
     MeetingHeld: ("held_on",),
-    KeyWorkerAssigned: ("assigned_on",),
+    KeyWorkerAssigned: ("assigned_on", "family_agreed_on"),
+    KeyWorkerHandoverStarted: ("handed_over_on",),
+    KeyWorkerCoverArranged: ("arranged_on",),
+    KeyWorkingEnded: ("ended_on",),
 }
 """The fields that say when something happened: never later than today."""
 
@@ -64,6 +74,9 @@ _PURPOSES: dict[type[EventPayload], tuple[str, ...]] = {
     ReviewDecided: ("review",),
     MeetingHeld: ("plan_delivery", "review"),
     KeyWorkerAssigned: ("plan_delivery",),
+    KeyWorkerHandoverStarted: ("plan_delivery",),
+    KeyWorkerCoverArranged: ("plan_delivery",),
+    KeyWorkingEnded: ("plan_delivery",),
 }
 
 

@@ -31,6 +31,7 @@ from structlog.testing import capture_logs
 from hub.api.app import create_app
 from hub.api.auth import current_principal, require_roles, route_roles
 from hub.auth import Authenticator, Principal, Role
+from hub.auth.keys import Identity
 from hub.settings import Settings
 from tests.unit.test_oidc import JwksServer, claims, sign
 
@@ -44,6 +45,10 @@ PUBLIC: dict[str, str] = {
     "/docs": "Swagger UI over the OpenAPI document",
     "/docs/oauth2-redirect": "Swagger UI helper page",
     "/redoc": "ReDoc over the OpenAPI document",
+    # Exchanging a one-time invitation code for a family key is how a family member gets
+    # a credential at all (like a sign-in); the code is the secret. Tested in
+    # tests/e2e/test_team_access.py (used, expired and unknown codes refused alike).
+    "/invitations/redeem": "redeems a family invitation code for the family's key",
 }
 
 AGENCY = "school:100001"
@@ -156,14 +161,22 @@ def client(hub: tuple[FastAPI, httpx.AsyncClient]) -> httpx.AsyncClient:
     return hub[1]
 
 
+IDENTITIES: dict[Role, Identity] = {
+    Role.PRACTITIONER: Identity(practitioner_id="gmc:C9900010", policy_role="senco"),
+    Role.FAMILY: Identity(child_id="hc-e2e", capacity="parent_with_pr"),
+}
+AGENCIES: dict[Role, str] = {Role.AGENCY: AGENCY, Role.PRACTITIONER: "education"}
+
+
 @pytest.fixture
 async def tokens(app: FastAPI) -> dict[Role, str]:
     """One active API key per role."""
     auth: Authenticator = app.state.auth
     out = {}
     for role in Role:
-        agency = AGENCY if role is Role.AGENCY else None
-        _, out[role] = await auth.keys.create(role, f"e2e {role.value}", agency=agency)
+        _, out[role] = await auth.keys.create(
+            role, f"e2e {role.value}", AGENCIES.get(role), IDENTITIES.get(role)
+        )
     return out
 
 
@@ -223,15 +236,23 @@ async def bad_credentials(app: FastAPI, deployment: Deployment) -> list[tuple[st
 
 
 def oidc_tokens(jwks: JwksServer) -> dict[Role, str]:
-    """One valid OIDC token per role, signed by the issuer's published key."""
+    """One valid OIDC token per role that an identity provider can vouch for (a family
+    member's link to a child comes from an invitation, never from a token), signed by the
+    issuer's published key."""
     key = jwks.keys["k1"]
+    practitioner = {"hub_practitioner_id": "gmc:C9900010", "hub_policy_role": "senco"}
     return {
         role: sign(
             key,
             "k1",
-            claims(hub_role=role.value, hub_agency=AGENCY if role is Role.AGENCY else None),
+            claims(
+                hub_role=role.value,
+                hub_agency=AGENCIES.get(role),
+                **(practitioner if role is Role.PRACTITIONER else {}),
+            ),
         )
         for role in Role
+        if role is not Role.FAMILY
     }
 
 
@@ -324,7 +345,7 @@ async def test_whoami_answers_each_role_with_its_name_role_and_agency(
         assert response.json() == {
             "name": f"e2e {role.value}",
             "role": role.value,
-            "agency": AGENCY if role is Role.AGENCY else None,
+            "agency": AGENCIES.get(role),
             "via": "api_key",
         }
         assert token not in response.text

@@ -91,6 +91,26 @@ def routes(child: str, plan: str) -> list[tuple[str, str, dict[str, Any] | None]
             f"/children/{child}/key-worker",
             {"practitioner_id": "kw-1", "model": "single_person", "assigned_on": "2024-02-05"},
         ),
+        (
+            "POST",
+            f"/children/{child}/key-worker/handover",
+            {
+                "outgoing_id": "kw-1",
+                "incoming": {"practitioner_id": "kw-2", "model": "single_person"},
+                "handed_over_on": "2024-04-01",
+                "overlap_until": "2024-04-14",
+            },
+        ),
+        (
+            "POST",
+            f"/children/{child}/key-worker/cover",
+            {"key_worker_id": "kw-2", "cover_contact": "duty line", "arranged_on": "2024-04-02"},
+        ),
+        (
+            "POST",
+            f"/children/{child}/key-worker/end",
+            {"ended_on": "2024-07-19", "reason": "Needs met"},
+        ),
     ]
 
 

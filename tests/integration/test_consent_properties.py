@@ -38,6 +38,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum.gb import upn as stdnum_upn
 
+from hub.auth.keys import Identity
 from hub.consent.decision import Fact
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.identity.identifiers import check_upn
@@ -67,6 +68,10 @@ UPNS = tuple(
     for body in ("801200001101", "801200001102", "801200001103")
 )
 COORDINATOR = "casey"
+PRACTITIONERS = (("senco", "senco", "education"), ("paed", "paediatrician", "health"))
+"""(principal name, policy role, agency) of the practitioners on every child's team."""
+PARENT_CATEGORIES = frozenset(("identity", "education", "health", "social_care", "family_views"))
+"""What family access gives a parent (contracts/consent-policy.yaml `family_access`)."""
 
 
 # --------------------------------------------------------------------------- steps
@@ -80,6 +85,7 @@ class Ingest:
     basis: str | None
     purposes: tuple[str, ...]
     sealed: bool
+    member: tuple[str, str, str] | None = None  # (practitioner id, role, agency) joining
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,7 @@ class Run:
     views: list[set[str]] = field(default_factory=list)
     seen_events: set[tuple[int, int]] = field(default_factory=set)
     counter: int = 0
+    team: bool = False  # practitioners on each child's team and a parent view too
 
     def child(self, index: int) -> tuple[str, str]:
         i = index % len(self.children)
@@ -281,10 +288,11 @@ class Run:
             payload = {"upn": upn, "surname": f"Surname{n}", "forename": "Pat"}
         else:
             event_type = "team.practitioner_joined"
+            pid, role, their_agency = step.member or (f"p-{n}", "senco", agency)
             payload = {
-                "practitioner_id": f"p-{n}",
-                "role": "senco",
-                "agency": agency,
+                "practitioner_id": pid,
+                "role": role,
+                "agency": their_agency,
                 "since": "2024-09-01",
             }
         event: dict[str, Any] = {
@@ -435,6 +443,43 @@ class Run:
             )
         else:  # a period boundary passed during the request: either answer will do
             assert visible.before & visible.after <= set(shown) <= visible.before | visible.after
+        if self.team:
+            for who, role, agency in PRACTITIONERS:
+                await self._view_as(child_id, who, role, agency)
+            await self._view_as_family(step.child % len(self.children), child_id)
+
+    async def _view_as(self, child_id: str, who: str, role: str, agency: str) -> None:
+        """A practitioner on the team sees exactly what the oracle lets their role and
+        agency see (the same decision as a coordinator's, for another viewer)."""
+        t0 = now()
+        r = await self.api.client.get(f"/children/{child_id}/record", headers=self.api.auth(who))
+        t1 = now()
+        assert r.status_code == 200, (who, r.text)
+        shown = {f["event_id"] for group in r.json()["agencies"].values() for f in group}
+        visible = bracket(lambda t: self.oracle.visible(child_id, t, role, agency), t0, t1)
+        if visible.settled:
+            assert shown == visible.after, (
+                f"{who} ({role}, {agency}) view of {child_id}: shown but not permitted "
+                f"{sorted(shown - visible.after)}; permitted but not shown "
+                f"{sorted(visible.after - shown)}"
+            )
+        else:
+            assert visible.before & visible.after <= shown <= visible.before | visible.after
+
+    async def _view_as_family(self, index: int, child_id: str) -> None:
+        """The parent sees, in the team view, every team fact the hub holds of the
+        categories family access gives a parent, whatever the consents say, and nothing
+        withheld."""
+        r = await self.api.client.get(
+            f"/children/{child_id}/team", headers=self.api.auth(f"parent-{index}")
+        )
+        assert r.status_code == 200, r.text
+        shown = set(r.json()["facts_shown"])
+        expected = self.oracle.family_visible(child_id, PARENT_CATEGORIES)
+        assert shown == expected, (
+            f"parent's view of {child_id}: shown but not theirs {sorted(shown - expected)}; "
+            f"theirs but not shown {sorted(expected - shown)}"
+        )
 
     # -- log properties ----------------------------------------------------------------------
     async def _check_released(self, child_id: str | None, t0: datetime, t1: datetime) -> None:
@@ -521,14 +566,19 @@ class Run:
 
 
 async def scenario(
-    data_dir: Path, n_children: int, viewer_agency: str | None, plan: list[Step]
-) -> Run:
+    data_dir: Path, n_children: int, viewer_agency: str | None, plan: list[Step], *,
+    team: bool = False,
+) -> Run:  # fmt: skip
     settings = Settings(data_dir=data_dir, _env_file=None)
     async with running_api(settings) as api:
         for who, agency, _ in SENDERS:
             await api.key(who, "agency", agency)
         await api.key(COORDINATOR, "coordinator", viewer_agency)
         await api.key("ops", "admin")
+        for who, role, agency in PRACTITIONERS:
+            await api.key(
+                who, "practitioner", agency, Identity(practitioner_id=f"p-{who}", policy_role=role)
+            )
         the_hub = api.hub
         children = []
         for upn in UPNS[:n_children]:
@@ -542,8 +592,28 @@ async def scenario(
             )
             assert r.status_code == 200, r.text
             children.append(resolution.child_id)
-        run = Run(api, ConsentOracle(the_hub.policy), children, viewer_agency, now().date())
+        run = Run(
+            api, ConsentOracle(the_hub.policy), children, viewer_agency, now().date(), team=team
+        )
         await run.check_logs(None)
+        if team:
+            access = the_hub.policy.family_access
+            assert access is not None and access.categories_for("parent") == PARENT_CATEGORIES
+            for i, child_id in enumerate(children):
+                await api.key(
+                    f"parent-{i}",
+                    "family",
+                    identity=Identity(child_id=child_id, capacity="parent_with_pr"),
+                )
+                # Each practitioner joins each child's team on a basis that needs no
+                # consent, so they reach the child whatever consents come and go.
+                for who, role, agency in PRACTITIONERS:
+                    member = (f"p-{who}", role, agency)
+                    await run.do(
+                        Ingest(
+                            i, "education", 0, "reg6_ehc_advice", ("ehc_assessment",), False, member
+                        )
+                    )
         for step in plan:
             await run.do(step)
         for i in range(n_children):  # every example ends by viewing every child
@@ -563,7 +633,7 @@ def test_the_gate_shows_exactly_what_consent_covers_and_releases_in_order(
     n_children: int, viewer_agency: str | None, plan: list[Step]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(scenario(Path(tmp) / "data", n_children, viewer_agency, plan))
+        asyncio.run(scenario(Path(tmp) / "data", n_children, viewer_agency, plan, team=True))
 
 
 def test_a_scripted_story_exercises_release_order_withdrawal_and_viewer_agency() -> None:

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from hub.api.app import create_app
-from hub.auth.keys import ApiKeyStore
+from hub.auth.keys import ApiKeyStore, Identity
 from hub.bootstrap import Hub
 from hub.settings import Settings
 
@@ -31,9 +31,11 @@ class Api:
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
-    async def key(self, who: str, role: str, agency: str | None = None) -> str:
+    async def key(
+        self, who: str, role: str, agency: str | None = None, identity: Identity | None = None
+    ) -> str:
         keys = ApiKeyStore(self.hub.store)
-        _, token = await keys.create(role, who, agency)
+        _, token = await keys.create(role, who, agency, identity)
         self.tokens[who] = token
         return token
 

@@ -78,6 +78,16 @@ class ConsentOracle:
             if decide_sharing(f.fact, state, self.policy, at=at).allows(role, agency)
         }
 
+    def family_visible(self, child_id: str, categories: frozenset[str]) -> set[str]:
+        """Event ids of the child's facts the hub holds (appended, or withheld and since
+        released) in `categories`: what a family member's own right of access shows them,
+        whatever the consents say now."""
+        return {
+            f.event_id
+            for f in self.facts.get(child_id, [])
+            if (not f.withheld or f.released) and f.fact.category in categories
+        }
+
     def releasable(self, child_id: str, at: datetime) -> list[str]:
         """Withheld, not yet released facts of the child the gate may now share, in the
         order they were withheld."""

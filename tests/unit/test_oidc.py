@@ -316,6 +316,36 @@ async def test_role_agency_without_an_agency_claim_is_refused(
     assert (await verifier.verify(ok)).agency == "school:100001"
 
 
+async def test_a_practitioner_token_carries_their_team_identity(
+    jwks: JwksServer, verifier: OidcVerifier
+) -> None:
+    practitioner = {"hub_role": "practitioner", "hub_agency": "health"}
+    bare = sign(jwks.keys["k1"], "k1", claims(**practitioner))
+    err = await refused(verifier, bare)
+    assert err.reason == (
+        "JWT grants role practitioner but has no hub_practitioner_id, hub_policy_role claim"
+    )
+    full = claims(
+        **practitioner,
+        hub_practitioner_id="gmc:C9900010",
+        hub_policy_role="paediatrician",
+        hub_organisation="RZ9",
+    )
+    principal = await verifier.verify(sign(jwks.keys["k1"], "k1", full))
+    assert (principal.practitioner_id, principal.viewer_role, principal.organisation) == (
+        "gmc:C9900010",
+        "paediatrician",
+        "RZ9",
+    )
+
+
+async def test_a_family_token_is_refused_a_family_key_comes_from_an_invitation(
+    jwks: JwksServer, verifier: OidcVerifier
+) -> None:
+    err = await refused(verifier, sign(jwks.keys["k1"], "k1", claims(hub_role="family")))
+    assert "invitation" in err.reason
+
+
 async def test_an_unsigned_token_alg_none_is_refused(
     jwks: JwksServer, verifier: OidcVerifier
 ) -> None:
