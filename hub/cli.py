@@ -338,17 +338,32 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         result = await the_hub.trail.verify()
+        for note in result.notes:
+            print(f"note: {note}")  # noqa: T201
         if result.ok:
-            print(f"audit trail verifies: {result.checked} records in {result.chains} chain(s)")  # noqa: T201
+            print(  # noqa: T201
+                f"audit trail verifies: {result.checked} records in {result.chains} chain(s), "
+                f"{result.heads} signed head(s) match"
+            )
             return 0
         b = result.first_broken
-        where = (
-            f"{b.chain} record {b.index} (seq {b.seq}, id {b.record_id}): {b.reason}"
-            if b is not None
-            else "an unnamed record"
-        )
-        print(f"audit trail BROKEN at {where}")  # noqa: T201
+        if b is not None:
+            where = f"{b.chain} record {b.index} (seq {b.seq}, id {b.record_id})"
+            print(f"audit trail BROKEN at {where}: {b.reason}")  # noqa: T201
+        for problem in result.problems:
+            print(f"audit trail BROKEN: {problem.chain}: {problem.reason}")  # noqa: T201
         return 1
+
+    return _with_hub(args, run)
+
+
+def cmd_audit_heads(args: argparse.Namespace) -> int:
+    """Print every chain's signed head and the public key, as JSON (for IG to keep)."""
+
+    async def run(the_hub: Hub) -> int:
+        export = await the_hub.trail.signed_heads()
+        print(export.model_dump_json(indent=2))  # noqa: T201
+        return 0
 
     return _with_hub(args, run)
 
@@ -810,6 +825,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit_sub = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = audit_sub.add_parser("verify", help="check every hash of the trail", parents=[common])
     p.set_defaults(fn=cmd_audit_verify)
+    p = audit_sub.add_parser(
+        "heads", help="the signed chain heads and public key, as JSON", parents=[common]
+    )
+    p.set_defaults(fn=cmd_audit_heads)
     p = audit_sub.add_parser("trail", help="one child's trail, in order", parents=[common])
     p.add_argument("--child", required=True, help="hub child id")
     p.set_defaults(fn=cmd_audit_trail)
