@@ -63,9 +63,8 @@ def _with_hub(args: argparse.Namespace, fn: Callable[[Hub], Awaitable[int]]) -> 
 
 # -- serve / api / projector -------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, *, run_projector: bool = True) -> int:
-    import uvicorn
-
     from hub.api.app import create_app
+    from hub.api.server import run_server
 
     settings = _settings(args, host=args.host, port=args.port)
     _configure_logging(settings)
@@ -76,14 +75,7 @@ def cmd_serve(args: argparse.Namespace, *, run_projector: bool = True) -> int:
         f"(log: {where}; data dir: {settings.data_dir.resolve()})",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    run_server(app, settings)
     return 0
 
 
@@ -480,9 +472,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     adapters and routes in-process, print the URL and tokens, then serve it like `serve`."""
     import socket
 
-    import uvicorn
-
     from hub.api.app import create_app
+    from hub.api.server import run_server
     from hub.demo import (
         COORDINATOR,
         IG_AUDITOR,
@@ -548,14 +539,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         lines = _demo_load_and_describe(args, settings, data_dir, url, say)
     print("\n".join(lines), flush=True)  # noqa: T201
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    run_server(create_app(settings), settings)
     return 0
 
 
