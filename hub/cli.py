@@ -328,8 +328,19 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    exported = None
+    if args.heads is not None:
+        from pydantic import ValidationError
+
+        from hub.consent.audit_heads import HeadsExport
+
+        try:
+            exported = HeadsExport.model_validate_json(args.heads.read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise CliError(f"cannot read exported heads from {args.heads}: {exc}") from None
+
     async def run(the_hub: Hub) -> int:
-        result = await the_hub.trail.verify()
+        result = await the_hub.trail.verify(exported)
         for note in result.notes:
             print(f"note: {note}")  # noqa: T201
         if result.ok:
@@ -808,6 +819,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="verify and read the audit trail")
     audit_sub = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = audit_sub.add_parser("verify", help="check every hash of the trail", parents=[common])
+    p.add_argument(
+        "--heads", type=Path, default=None,
+        help="heads exported earlier (`hub audit heads`): no chain may hold less than then",
+    )  # fmt: skip
     p.set_defaults(fn=cmd_audit_verify)
     p = audit_sub.add_parser(
         "heads", help="the signed chain heads and public key, as JSON", parents=[common]

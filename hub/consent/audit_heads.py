@@ -131,12 +131,18 @@ def verify_against_heads(
     heads: Mapping[str, SignedHead],
     expected: Collection[str],
     checker: HeadChecker,
+    *,
+    exported: HeadsExport | None = None,
 ) -> VerifyResult:
     """Verify each chain's records (`verify_lines`; the first broken record stops it), then
-    each chain against its signed head and the set of chains the trail keeps."""
+    each chain against its signed head and the set of chains the trail keeps; with
+    `exported` (heads IG saved earlier), also that every chain still holds what it held
+    then — which a trail rewound to an earlier signed state does not."""
     checked = 0
     problems: list[ChainProblem] = []
     notes: list[str] = []
+    if exported is not None:
+        problems.extend(_since_export(chains, exported, checker))
     for chain in sorted({*expected, *chains, *heads}):
         lines = chains.get(chain, ())
         result = verify_lines(lines)
@@ -183,6 +189,31 @@ def verify_against_heads(
         problems=problems,
         notes=notes,
     )
+
+
+def _since_export(
+    chains: Mapping[str, Sequence[bytes]], exported: HeadsExport, checker: HeadChecker
+) -> list[ChainProblem]:
+    problems: list[ChainProblem] = []
+    for h in exported.heads:
+        lines = chains.get(h.chain, ())
+
+        def wrong(reason: str, *, h: ExportedHead = h, found: int = len(lines)) -> None:
+            problems.append(ChainProblem(chain=h.chain, reason=reason, head_seq=h.seq, found=found))
+
+        head = SignedHead(
+            chain=h.chain, seq=h.seq, hash=h.hash, chains=h.chains, signature=h.signature
+        )
+        if not checker.check(head):
+            wrong("the exported head does not verify with this hub's key")
+        elif len(lines) < h.seq:
+            wrong(
+                f"rewound: the head exported earlier records {h.seq} record(s), "
+                f"the log holds {len(lines)}"
+            )
+        elif h.seq and orjson.loads(lines[h.seq - 1])["hash"] != h.hash:
+            wrong(f"rewritten: record seq {h.seq} is not the one whose head was exported")
+    return problems
 
 
 class ExportedHead(BaseModel):

@@ -48,9 +48,10 @@ class AuditTrail(Protocol):
         order. Concurrent appends never fork a chain."""
         ...
 
-    async def verify(self) -> VerifyResult:
+    async def verify(self, exported: HeadsExport | None = None) -> VerifyResult:
         """Verify every chain, and every chain against its signed head and the set of
-        chains; report the first broken record and every chain that does not match."""
+        chains (and, given heads exported earlier, that no chain holds less than it did
+        then); report the first broken record and every chain that does not match."""
         ...
 
     async def signed_heads(self) -> HeadsExport:
@@ -97,9 +98,11 @@ class MemoryAuditTrail:
         }
         return out
 
-    async def verify(self) -> VerifyResult:
+    async def verify(self, exported: HeadsExport | None = None) -> VerifyResult:
         expected = set(self._heads) or set(self._lines)
-        return verify_against_heads(self._lines, self.signed, expected, self._signer)
+        return verify_against_heads(
+            self._lines, self.signed, expected, self._signer, exported=exported
+        )
 
     async def signed_heads(self) -> HeadsExport:
         return export_heads(list(self.signed.values()), self._signer, len(self._heads))

@@ -315,14 +315,16 @@ class LogAuditTrail:
             for part, seq, hash_, signature in rows
         }
 
-    async def verify(self) -> VerifyResult:
+    async def verify(self, exported: HeadsExport | None = None) -> VerifyResult:
         """Verify every chain and check each against its signed head and the number of
-        chains; report the first broken record and every chain that does not match."""
+        chains (and against heads exported earlier, when given); report the first broken
+        record and every chain that does not match."""
         await self._ensure_heads()
         heads = await self._signed_heads()
         n = self._log.partitions(LogName.AUDIT)
         chains = {chain_name(part): await self.read_all(part) for part in range(n)}
-        return verify_against_heads(chains, heads, [chain_name(p) for p in range(n)], self._signer)
+        expected = [chain_name(p) for p in range(n)]
+        return verify_against_heads(chains, heads, expected, self._signer, exported=exported)
 
     async def signed_heads(self) -> HeadsExport:
         """Every chain's signed head as stored, with the public key (for IG)."""

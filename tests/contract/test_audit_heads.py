@@ -165,3 +165,30 @@ async def test_exported_heads_detect_an_edit_offline(trail: LogAuditTrail) -> No
     doc = (await trail.signed_heads()).model_dump(mode="json")
     foreign = check_export(doc, public_key=base64.b64encode(stranger.public_bytes).decode())
     assert len(foreign) == 3
+
+
+async def test_a_trail_rewound_to_an_earlier_signed_state_is_named_against_an_export(
+    trail: LogAuditTrail, tmp_path: Path
+) -> None:
+    """The one thing signatures cannot show: an earlier signed head put back with the
+    log cut to match. The heads IG exported in between show it."""
+    async with trail._store.transaction() as tx:
+        [saved] = await tx.fetchall(
+            "SELECT seq, hash, log_offset, record, signature FROM audit_head WHERE part = 1"
+        )
+    on_one = [c for c in CHILDREN if _part(trail, c) == 1]
+    await trail.append([read(c, 5) for c in on_one])
+    exported = await trail.signed_heads()
+    cut(tmp_path, part=1, keep=int(saved[0]))
+    async with trail._store.transaction() as tx:
+        await tx.execute(
+            "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?, signature = ?"
+            " WHERE part = 1",
+            tuple(saved),
+        )
+    assert (await trail.verify()).ok  # every signature is genuine: alone, it cannot tell
+    result = await trail.verify(exported)
+    [problem] = result.problems
+    assert problem.chain == chain_name(1) and problem.reason.startswith("rewound")
+    assert (problem.head_seq, problem.found) == (int(saved[0]) + len(on_one), int(saved[0]))
+    assert (await trail.verify(await trail.signed_heads())).ok

@@ -1,7 +1,8 @@
 """Signed audit heads through the running service and the command line: IG exports the
 signed heads (`GET /audit/heads`, `hub audit heads`) and checks them offline with the
 public key alone; after someone with the data files cuts the tail off a chain, both
-`GET /audit/verify` and `hub audit verify` name that chain as truncated."""
+`GET /audit/verify` and `hub audit verify` name that chain as truncated, and
+`hub audit verify --heads` with the saved export names it as rewound."""
 
 from __future__ import annotations
 
@@ -63,6 +64,11 @@ def test_truncating_a_chain_is_named_by_verify_over_http_and_the_cli(tmp_path: P
     cli = hub_cli("audit", "verify", "--data-dir", str(data), env=env)
     assert cli.returncode == 1
     assert f"audit trail BROKEN: {longest['chain']}: truncated" in cli.stdout
+    saved = tmp_path / "heads.json"
+    saved.write_bytes(orjson.dumps(export))
+    against = hub_cli("audit", "verify", "--heads", str(saved), "--data-dir", str(data), env=env)
+    assert against.returncode == 1
+    assert f"audit trail BROKEN: {longest['chain']}: rewound" in against.stdout
     printed = hub_cli("audit", "heads", "--data-dir", str(data), env=env)
     assert printed.returncode == 0, printed.stderr
     assert orjson.loads(printed.stdout)["heads"] == export["heads"]  # the head is not moved

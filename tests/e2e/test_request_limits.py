@@ -262,3 +262,22 @@ async def test_a_request_is_authenticated_once(tmp_path: Path) -> None:
                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert r.status_code == 404, r.text
         assert CountingAuthenticator.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("scheme", "status"),
+    [("bearer ", 200), ("BEARER ", 200), ("Bearer  ", 401), ("Bearer\t", 401)],
+    ids=["lower case", "upper case", "two spaces", "a tab"],
+)
+def test_the_running_hub_reads_bearer_as_rfc_6750_writes_it(
+    served: Served, scheme: str, status: int
+) -> None:
+    with served.connect() as sock:
+        sock.sendall(
+            f"GET /whoami HTTP/1.1\r\nHost: hub.test\r\n"
+            f"Authorization: {scheme}{served.admin}\r\n\r\n".encode()
+        )
+        answer = read_answer(sock)
+    assert answer.status == status, answer
+    if status == 401:
+        assert "malformed" in str(answer.problem()["detail"])
