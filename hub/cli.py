@@ -466,15 +466,44 @@ def _demo_load_and_describe(
         f"IG auditor ({IG_AUDITOR}):",
         auditor,
         "",
+        *_team_token_lines(result.keys.tokens, big),
         f"(admin and agency tokens: {keys_file.resolve()})",
         "",
         "try:",
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
         f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+        *_team_try_lines(result.keys.tokens, url, big),
         "",
         "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
+    return lines
+
+
+def _team_token_lines(tokens: dict[str, str], child: str | None) -> list[str]:
+    """The practitioner's and the parent's tokens, for the demo's printout."""
+    from hub.demo import PARENT, PRACTITIONER
+
+    lines = []
+    if PRACTITIONER in tokens:
+        lines += [f"a practitioner ({PRACTITIONER}: the SENCo on child {child}'s team):",
+                  tokens[PRACTITIONER], ""]  # fmt: skip
+    if PARENT in tokens:
+        lines += [f"a parent ({PARENT}: of child {child}, from a redeemed invitation):",
+                  tokens[PARENT], ""]  # fmt: skip
+    return lines
+
+
+def _team_try_lines(tokens: dict[str, str], url: str, child: str | None) -> list[str]:
+    from hub.demo import PARENT, PRACTITIONER
+
+    lines = []
+    if PRACTITIONER in tokens:
+        lines.append(f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" {url}/me/children')
+    if PARENT in tokens and child:
+        lines.append(
+            f'  curl -H "Authorization: Bearer {tokens[PARENT]}" {url}/children/{child}/access-log'
+        )
     return lines
 
 
@@ -540,11 +569,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"IG auditor ({IG_AUDITOR}):",
             auditor,
             "",
+            *_team_token_lines(tokens, None),
             f"(admin and agency tokens: {keys_file.resolve()})",
             "",
             "try:",
             f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
             f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+            *_team_try_lines(tokens, url, None),
             "",
         ]
     else:

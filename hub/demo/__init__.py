@@ -18,11 +18,14 @@ from hub.demo.load import (
     ADMIN,
     COORDINATOR,
     IG_AUDITOR,
+    PARENT,
+    PRACTITIONER,
     DemoKeys,
     DemoLoadError,
     DemoResult,
     Progress,
     create_demo_keys,
+    create_team_keys,
     load_cohort,
     open_in_process,
     principal_of,
@@ -38,6 +41,8 @@ __all__ = [
     "COORDINATOR",
     "IG_AUDITOR",
     "MARKER",
+    "PARENT",
+    "PRACTITIONER",
     "DemoDirError",
     "DemoKeys",
     "DemoLoadError",
@@ -99,6 +104,10 @@ async def run_demo_load(
         the_hub: Hub = app.state.hub
         keys = await create_demo_keys(the_hub.store)
         result = await load_cohort(client, keys, cohort, progress)
+        big = cohort.big_team_child
+        await create_team_keys(
+            client, the_hub.store, the_hub.policy, keys, big, result.child_id(big)
+        )
         for runner in the_hub.runners:
             for log_name in runner.projection.logs:
                 for part in range(the_hub.log.partitions(log_name)):
