@@ -211,6 +211,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     """The composition root: every port built once, and each handler given its own."""
     from hub.auth.invitations import FamilyInvitations
     from hub.auth.keys import ApiKeyStore
+    from hub.consent.audit_heads import HeadSigner
     from hub.consent.opener import EnvelopeOpener
     from hub.consent.policy import load_policy
     from hub.queries.context import Reads
@@ -233,7 +234,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     keys = SqlKeyStore(store, master)
     persons = SqlPersonIndex(store, master.derive(b"person-index"))
     matches = SqlMatchQueue(store, keys)
-    trail = LogAuditTrail(event_log, store)
+    trail = LogAuditTrail(event_log, store, signer=HeadSigner.from_master(master))
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)
     runners = [

@@ -63,9 +63,8 @@ def _with_hub(args: argparse.Namespace, fn: Callable[[Hub], Awaitable[int]]) -> 
 
 # -- serve / api / projector -------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, *, run_projector: bool = True) -> int:
-    import uvicorn
-
     from hub.api.app import create_app
+    from hub.api.server import run_server
 
     settings = _settings(args, host=args.host, port=args.port)
     _configure_logging(settings)
@@ -76,14 +75,7 @@ def cmd_serve(args: argparse.Namespace, *, run_projector: bool = True) -> int:
         f"(log: {where}; data dir: {settings.data_dir.resolve()})",
         flush=True,
     )
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    run_server(app, settings)
     return 0
 
 
@@ -336,19 +328,45 @@ def cmd_erase(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
+    exported = None
+    if args.heads is not None:
+        from pydantic import ValidationError
+
+        from hub.consent.audit_heads import HeadsExport
+
+        try:
+            exported = HeadsExport.model_validate_json(args.heads.read_bytes())
+        except (OSError, ValidationError) as exc:
+            raise CliError(f"cannot read exported heads from {args.heads}: {exc}") from None
+
     async def run(the_hub: Hub) -> int:
-        result = await the_hub.trail.verify()
+        result = await the_hub.trail.verify(exported)
+        for note in result.notes:
+            print(f"note: {note}")  # noqa: T201
         if result.ok:
-            print(f"audit trail verifies: {result.checked} records in {result.chains} chain(s)")  # noqa: T201
+            print(  # noqa: T201
+                f"audit trail verifies: {result.checked} records in {result.chains} chain(s), "
+                f"{result.heads} signed head(s) match"
+            )
             return 0
         b = result.first_broken
-        where = (
-            f"{b.chain} record {b.index} (seq {b.seq}, id {b.record_id}): {b.reason}"
-            if b is not None
-            else "an unnamed record"
-        )
-        print(f"audit trail BROKEN at {where}")  # noqa: T201
+        if b is not None:
+            where = f"{b.chain} record {b.index} (seq {b.seq}, id {b.record_id})"
+            print(f"audit trail BROKEN at {where}: {b.reason}")  # noqa: T201
+        for problem in result.problems:
+            print(f"audit trail BROKEN: {problem.chain}: {problem.reason}")  # noqa: T201
         return 1
+
+    return _with_hub(args, run)
+
+
+def cmd_audit_heads(args: argparse.Namespace) -> int:
+    """Print every chain's signed head and the public key, as JSON (for IG to keep)."""
+
+    async def run(the_hub: Hub) -> int:
+        export = await the_hub.trail.signed_heads()
+        print(export.model_dump_json(indent=2))  # noqa: T201
+        return 0
 
     return _with_hub(args, run)
 
@@ -494,9 +512,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     adapters and routes in-process, print the URL and tokens, then serve it like `serve`."""
     import socket
 
-    import uvicorn
-
     from hub.api.app import create_app
+    from hub.api.server import run_server
     from hub.demo import (
         COORDINATOR,
         IG_AUDITOR,
@@ -564,14 +581,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         lines = _demo_load_and_describe(args, settings, data_dir, url, say)
     print("\n".join(lines), flush=True)  # noqa: T201
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-    )
+    run_server(create_app(settings), settings)
     return 0
 
 
@@ -840,7 +850,15 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="verify and read the audit trail")
     audit_sub = audit.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = audit_sub.add_parser("verify", help="check every hash of the trail", parents=[common])
+    p.add_argument(
+        "--heads", type=Path, default=None,
+        help="heads exported earlier (`hub audit heads`): no chain may hold less than then",
+    )  # fmt: skip
     p.set_defaults(fn=cmd_audit_verify)
+    p = audit_sub.add_parser(
+        "heads", help="the signed chain heads and public key, as JSON", parents=[common]
+    )
+    p.set_defaults(fn=cmd_audit_heads)
     p = audit_sub.add_parser("trail", help="one child's trail, in order", parents=[common])
     p.add_argument("--child", required=True, help="hub child id")
     p.set_defaults(fn=cmd_audit_trail)

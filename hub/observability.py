@@ -3,11 +3,13 @@
 structlog renders JSON off a terminal and a console view on one, with context variables
 (`correlation_id`, ...) merged first. Log lines carry ids only: never names, dates of
 birth, identifiers or payloads. Metrics live in a per-process Prometheus registry built
-by `create_metrics()` (nothing global at import).
+by `create_metrics()` (nothing global at import). A value a sender chose (a message id)
+is logged as `log_ref()`, a short hash, never as sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from dataclasses import dataclass
@@ -25,6 +27,16 @@ class _CurrentStderr:
 
     def flush(self) -> None:
         sys.stderr.flush()
+
+
+def log_ref(value: str | None) -> str | None:
+    """A sender-chosen value as it may be logged: the first 12 hex digits of its SHA-256.
+    The same value always gives the same ref (so log lines about one message can be
+    found together, and `log_ref(id)` finds them from the id), but the log never holds
+    what the sender wrote, which may be an identifier, a name or a control sequence."""
+    if value is None:
+        return None
+    return "h:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:

@@ -50,7 +50,25 @@ class Settings(BaseSettings):
     # -- HTTP -----------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Larger request bodies are refused 413"
+    )
+    header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        le=300,
+        description="A connection whose request headers are not "
+        "all in this long after it opens (or after its last response) is closed",
+    )
+    body_read_timeout_seconds: float = Field(
+        default=30,
+        gt=0,
+        le=3600,
+        description="A body not all in this long after the hub starts reading it is refused 408",
+    )
+    keep_alive_timeout_seconds: int = Field(
+        default=5, ge=1, le=300, description="An idle keep-alive connection is closed after"
+    )
 
     # -- authentication -------------------------------------------------------------
     oidc_issuer: str | None = None

@@ -33,6 +33,7 @@ from hub.deadletter import SRC_OFFSET, SRC_PARTITION, dead_letter_for
 from hub.errors import PermanentError, TransientError
 from hub.ingest.model import FactOutcome
 from hub.log import LogName
+from hub.observability import log_ref
 from hub.settings import Settings
 
 if TYPE_CHECKING:
@@ -188,7 +189,7 @@ class InboundHandler:
             **where,
             agency=agency,
             format=fmt,
-            message_id=result.message_id,
+            message_ref=log_ref(result.message_id),
             not_taken=len(result.not_taken),
             **summary,
         )

@@ -56,6 +56,13 @@ def create_app(
     from hub.api.problems import install_problem_handlers
 
     install_problem_handlers(app)
+    from hub.api.request_guard import RequestGuard
+
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.body_read_timeout_seconds,
+    )
     from hub.api import (
         routes_audit,
         routes_identity,

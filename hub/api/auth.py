@@ -21,6 +21,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hub.api.request_guard import PRINCIPAL_KEY, auth_refusal_headers
 from hub.auth import (
     ApiKeyStore,
     Authenticator,
@@ -97,19 +98,17 @@ async def current_principal(
     request: Request,
     _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
 ) -> Principal:
-    """The authenticated caller; 401 (or 503 when the issuer's keys are unreachable)."""
-    authorization = request.headers.get("authorization")
-    try:
-        principal = await _authenticator(request).authenticate(authorization)
-    except AuthError as exc:
-        headers = None
-        if exc.status == 401:
-            # RFC 6750 §3: no error code when no credentials came, invalid_token otherwise.
-            challenge = 'Bearer realm="tac-hub"'
-            if authorization:
-                challenge += ', error="invalid_token"'
-            headers = {"WWW-Authenticate": challenge}
-        raise HTTPException(exc.status, detail=exc.reason, headers=headers) from None
+    """The authenticated caller; 401 (or 503 when the issuer's keys are unreachable).
+    Behind `RequestGuard` (every app `create_app` builds) the caller was authenticated
+    before the body was read, and is taken from the request's scope state."""
+    principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
+    if not isinstance(principal, Principal):
+        authorization = request.headers.get("authorization")
+        try:
+            principal = await _authenticator(request).authenticate(authorization)
+        except AuthError as exc:
+            headers = auth_refusal_headers(exc, authorization)
+            raise HTTPException(exc.status, detail=exc.reason, headers=headers) from None
     # Later log lines of this request say who acted (ids and role only, never names).
     structlog.contextvars.bind_contextvars(
         auth_role=principal.role.value, auth_key_id=principal.key_id

@@ -2,8 +2,10 @@
 
 `GET /audit/children/{id}` shows one child's consent trail and access log (filter by
 date, agency, outcome; a page at a time, by cursor); `GET /audit/export` streams the
-trail as JSON lines or CSV; `GET /audit/verify` re-derives every hash of the stored trail
-and names the first record that does not fit. `POST /children/{id}/erase` (admin)
+trail as JSON lines or CSV; `GET /audit/verify` re-derives every hash of the stored trail,
+names the first record that does not fit and every chain that does not match its signed
+head (truncated, deleted, head edited); `GET /audit/heads` exports the signed heads with
+the public key, for IG to keep and check offline. `POST /children/{id}/erase` (admin)
 crypto-shreds the child's data. Audit records hold ids and decisions only; IG reads of a
 child's trail are audited too.
 """
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
+from hub.consent.audit_heads import HeadsExport
 from hub.queries.audit import TRAIL_LIMIT, TRAIL_MAX_LIMIT, child_trail_view, trail_lines
 
 router = APIRouter(tags=["audit"])
@@ -144,6 +147,15 @@ async def export(
 async def verify(request: Request, principal: Auditor) -> dict[str, Any]:
     result = await hub_of(request).trail.verify()
     return result.model_dump(mode="json")
+
+
+@router.get(
+    "/audit/heads",
+    summary="Every audit chain's signed head and the Ed25519 public key (IG auditor)",
+    responses=AUTH_RESPONSES,
+)
+async def heads(request: Request, principal: Auditor) -> HeadsExport:
+    return await hub_of(request).trail.signed_heads()
 
 
 class EraseIn(BaseModel):

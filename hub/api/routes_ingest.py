@@ -33,6 +33,7 @@ from hub.api.deps import hub_of
 from hub.api.problems import PROBLEM_JSON, problem
 from hub.errors import PermanentError
 from hub.ingest.model import AdapterResult, FactOutcome
+from hub.observability import log_ref
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -199,7 +200,7 @@ async def ingest_message(
     outcomes = await the_hub.handlers.submit_facts(result.facts, actor=principal.actor)
     out = answer(fmt, result, outcomes)
     log.info("ingest.message", route=channel, format=fmt, agency=principal.agency,
-             message_id=result.message_id, bytes=len(data), **out.summary)  # fmt: skip
+             message_ref=log_ref(result.message_id), bytes=len(data), **out.summary)  # fmt: skip
     return out
 
 

@@ -1,6 +1,9 @@
 """From an `Authorization` header to a `Principal`: the one place that decides who calls.
 
-`Authenticator.authenticate` accepts only `Bearer <token>`. A token starting `thk_` is an
+`Authenticator.authenticate` accepts only `Bearer <token>` as RFC 6750 §2.1 writes it:
+the scheme in any case (RFC 9110 §11.1), then exactly one space, then a `b64token`
+(letters, digits, `-._~+/`, trailing `=`); tabs, several spaces, a comma-separated list
+or other characters are refused as malformed (`bearer_token`). A token starting `thk_` is an
 API key and is checked against the key table; any other token is an OIDC JWT, checked
 when OIDC is configured and refused otherwise. A token granting the family role stands
 for the children its subject was linked to by redeeming invitations (`family_binding`),
@@ -10,6 +13,8 @@ id at most.
 """
 
 from __future__ import annotations
+
+import re
 
 import structlog
 
@@ -23,6 +28,30 @@ from hub.store import ReadStore
 log = structlog.get_logger(__name__)
 
 MAX_TOKEN_CHARS = 8192
+_CREDENTIALS = re.compile(r"([A-Za-z][A-Za-z0-9!#$%&'*+.^_`|~-]*)(?: (.*))?", re.DOTALL)
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value, else `AuthError`
+    naming what is wrong (never repeating the value). Leading and trailing spaces are
+    not part of a field value (RFC 9110 §5.5) and are ignored; anything else is strict."""
+    if authorization is None or not authorization.strip(" \t"):
+        raise AuthError("missing Authorization header; send 'Authorization: Bearer <token>'")
+    match = _CREDENTIALS.fullmatch(authorization.strip(" \t"))
+    if match is None:
+        raise AuthError("Authorization header is malformed; send 'Authorization: Bearer <token>'")
+    scheme, token = match.group(1), match.group(2)
+    if scheme.lower() != "bearer":
+        raise AuthError("Authorization scheme must be Bearer")
+    if not token:
+        raise AuthError("Bearer token is empty")
+    if len(token) > MAX_TOKEN_CHARS or _B64TOKEN.fullmatch(token) is None:
+        raise AuthError(
+            "Bearer token is malformed: one space after Bearer, then the token alone "
+            "(RFC 6750 b64token characters)"
+        )
+    return token
 
 
 class Authenticator:
@@ -51,16 +80,7 @@ class Authenticator:
         return principal
 
     async def _authenticate(self, authorization: str | None) -> Principal:
-        if authorization is None or not authorization.strip():
-            raise AuthError("missing Authorization header; send 'Authorization: Bearer <token>'")
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer":
-            raise AuthError("Authorization scheme must be Bearer")
-        token = token.strip()
-        if not token:
-            raise AuthError("Bearer token is empty")
-        if len(token) > MAX_TOKEN_CHARS or any(c.isspace() for c in token):
-            raise AuthError("Bearer token is malformed")
+        token = bearer_token(authorization)
         if token.startswith(TOKEN_PREFIX):
             principal = await self.keys.verify(token)
             if principal is None:
@@ -85,10 +105,13 @@ class Authenticator:
     async def family_subject(self, authorization: str) -> tuple[str, str]:
         """(issuer, subject) of a valid OIDC token granting the family role (signed in,
         whether or not linked to a child yet), else `AuthError`."""
-        scheme, _, token = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip() or self.oidc is None:
+        try:
+            token = bearer_token(authorization)
+        except AuthError:
+            token = None
+        if token is None or self.oidc is None:
             raise AuthError("redeem while signed in with a Bearer token from the identity provider")
-        claims = await self.oidc.verified_claims(token.strip())
+        claims = await self.oidc.verified_claims(token)
         if self.oidc.role_of(claims) is not Role.FAMILY:
             raise AuthError("only a family sign-in can redeem an invitation this way")
         return self.oidc.issuer, self.oidc.subject_of(claims)

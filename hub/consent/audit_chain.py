@@ -181,6 +181,17 @@ class BrokenLink(BaseModel):
     reason: str
 
 
+class ChainProblem(BaseModel):
+    """A chain that does not match its signed head, or the set of chains the trail keeps."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chain: str
+    reason: str
+    head_seq: int | None = Field(default=None, description="The seq its signed head records")
+    found: int = Field(description="Records of this chain found in the log")
+
+
 class VerifyResult(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -188,6 +199,11 @@ class VerifyResult(BaseModel):
     checked: int = Field(description="Records checked before stopping (all of them if ok)")
     chains: int = 0
     first_broken: BrokenLink | None = None
+    heads: int = Field(default=0, description="Signed chain heads checked")
+    problems: list[ChainProblem] = Field(
+        default_factory=list, description="Chains that do not match their signed heads"
+    )
+    notes: list[str] = Field(default_factory=list)
 
 
 def _broken(index: int, raw: Mapping[str, Any] | None, reason: str, checked: int) -> VerifyResult:

@@ -1,7 +1,10 @@
 """The audit trail port: every decision, release, erasure and read, hash-chained.
 
 `AuditTrail.append` seals entries into chains (`hub.consent.audit_chain.seal`) and keeps
-them; `verify` re-derives every hash and names the first record that does not fit. The
+them, with each chain's head signed (`hub.consent.audit_heads`); `verify` re-derives every
+hash, names the first record that does not fit, and checks every chain against its signed
+head and the set of chains (truncation, a chain deleted, a head edited); `signed_heads`
+exports the heads and the public key for IG. The
 implementation on the `hub.audit` log (one chain per partition, heads in the read store)
 lives with the stores; `MemoryAuditTrail` keeps one chain per child in lists, for unit
 tests. One contract suite runs against each.
@@ -9,12 +12,20 @@ tests. One contract suite runs against each.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal, verify_lines
+from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal
+from hub.consent.audit_heads import (
+    HeadsExport,
+    HeadSigner,
+    SignedHead,
+    export_heads,
+    verify_against_heads,
+)
 
 GLOBAL_CHAIN_KEY = "hub"
 """Where entries about no child are chained."""
@@ -37,8 +48,14 @@ class AuditTrail(Protocol):
         order. Concurrent appends never fork a chain."""
         ...
 
-    async def verify(self) -> VerifyResult:
-        """Verify every chain; report the first broken record."""
+    async def verify(self, exported: HeadsExport | None = None) -> VerifyResult:
+        """Verify every chain, and every chain against its signed head and the set of
+        chains (and, given heads exported earlier, that no chain holds less than it did
+        then); report the first broken record and every chain that does not match."""
+        ...
+
+    async def signed_heads(self) -> HeadsExport:
+        """Every chain's signed head, with the public key that checks them."""
         ...
 
 
@@ -47,9 +64,12 @@ class MemoryAuditTrail:
     each kept as the canonical lines a stored trail holds. An append runs without
     awaiting, so concurrent appends in one event loop never interleave."""
 
-    def __init__(self) -> None:
+    def __init__(self, signer: HeadSigner | None = None) -> None:
         self._heads: dict[str, AuditRecord] = {}
         self._lines: dict[str, list[bytes]] = {}
+        self._signer = signer or HeadSigner(os.urandom(32))
+        self.signed: dict[str, SignedHead] = {}
+        """Each chain's signed head (a test may alter one to see it detected)."""
 
     async def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         heads = dict(self._heads)
@@ -71,16 +91,21 @@ class MemoryAuditTrail:
         self._heads = heads
         for record in out:
             self._lines.setdefault(record.chain, []).append(record.to_line())
+        # the set of chains grows here, so every head is signed again with the new count
+        n = len(self._heads)
+        self.signed = {
+            c: self._signer.sign(c, h.seq, h.hash, n) for c, h in sorted(self._heads.items())
+        }
         return out
 
-    async def verify(self) -> VerifyResult:
-        checked = 0
-        for lines in self._lines.values():
-            result = verify_lines(lines)
-            if not result.ok:
-                return result.model_copy(update={"checked": checked + result.checked})
-            checked += result.checked
-        return VerifyResult(ok=True, checked=checked, chains=len(self._lines))
+    async def verify(self, exported: HeadsExport | None = None) -> VerifyResult:
+        expected = set(self._heads) or set(self._lines)
+        return verify_against_heads(
+            self._lines, self.signed, expected, self._signer, exported=exported
+        )
+
+    async def signed_heads(self) -> HeadsExport:
+        return export_heads(list(self.signed.values()), self._signer, len(self._heads))
 
     def lines(self, chain: str) -> list[bytes]:
         """The stored lines of one chain (a test may alter one to see it detected)."""

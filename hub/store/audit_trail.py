@@ -7,8 +7,13 @@ after a crash between the append and the head update, the next writer finds the
 orphaned records after the head's offset and adopts them, so the chain never forks.
 Appends are group-committed: concurrent callers are written together, in one store
 transaction and one log append (one fsync on the embedded log), by one writer task.
-`verify()` reads every partition and re-derives every hash; the first record that does
-not fit is named.
+Each head row is signed (Ed25519, `hub.consent.audit_heads`, a key derived from the
+master key) whenever it moves; on the first use of a store that has no signed head yet,
+every partition gets its head row, signed. From then on a writer refuses to extend a
+chain whose head is missing or does not match its signature (`AuditTrailTampered`)
+rather than sign over it. `verify()` reads every partition, re-derives every hash, names
+the first record that does not fit, and checks every chain against its signed head and
+the number of chains (a truncated or deleted chain, an edited head).
 """
 
 from __future__ import annotations
@@ -22,11 +27,29 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import structlog
 
-from hub.consent.audit_chain import AuditRecord, VerifyResult, seal, verify_lines
+from hub.consent.audit_chain import GENESIS_HASH, AuditRecord, VerifyResult, seal
+from hub.consent.audit_heads import (
+    HeadsExport,
+    HeadSigner,
+    SignedHead,
+    export_heads,
+    verify_against_heads,
+)
 from hub.consent.audit_trail import GLOBAL_CHAIN_KEY, AuditEntry
 from hub.log import EventLog, LogName, NewRecord, partition_for
 from hub.store.base import ReadStore, Tx
+
+log = structlog.get_logger(__name__)
+
+HEADS_LOCK = "audit_head.signing"
+"""The store lock under which the heads are first created and signed."""
+
+
+class AuditTrailTampered(RuntimeError):
+    """A chain's head is missing or does not match its signature: the trail is not
+    extended over it (run `hub audit verify`)."""
 
 
 def chain_name(part: int) -> str:
@@ -56,9 +79,13 @@ class LogAuditTrail:
     sealed (details holding personal data) fail that caller alone; a failed write fails
     every caller of its batch with the same exception."""
 
-    def __init__(self, log: EventLog, store: ReadStore, *, max_batch: int = 2000) -> None:
+    def __init__(
+        self, log: EventLog, store: ReadStore, *, signer: HeadSigner, max_batch: int = 2000
+    ) -> None:
         self._log = log
         self._store = store
+        self._signer = signer
+        self._heads_ready = False
         self._locks: dict[int, asyncio.Lock] = {}
         self._max_batch = max_batch
         self._queue: deque[_Pending] = deque()
@@ -121,7 +148,36 @@ class LogAuditTrail:
             size += len(head.entries)
         return batch
 
+    async def _ensure_heads(self) -> None:
+        """On a store with no signed head at all (new, or from before heads were signed):
+        give every partition its head row and sign each as it stands. A store with any
+        signed head is left as it is: a head missing there was deleted, and is reported,
+        not recreated."""
+        if self._heads_ready:
+            return
+        n = self._log.partitions(LogName.AUDIT)
+        async with self._store.transaction() as tx:
+            await tx.lock([HEADS_LOCK])
+            rows = await tx.fetchall("SELECT part, seq, hash, signature FROM audit_head")
+            if not any(r[3] for r in rows):
+                await tx.executemany(
+                    "INSERT INTO audit_head (part, seq, hash, log_offset) VALUES (?, 0, '', -1)"
+                    " ON CONFLICT (part) DO NOTHING",
+                    [(p,) for p in range(n)],
+                )
+                rows = await tx.fetchall("SELECT part, seq, hash, signature FROM audit_head")
+                for part, seq, hash_, _ in rows:
+                    head = self._signer.sign(chain_name(int(part)), int(seq), str(hash_), n)
+                    await tx.execute(
+                        "UPDATE audit_head SET signature = ? WHERE part = ?",
+                        (head.signature, part),
+                    )
+                legacy = sum(1 for r in rows if int(r[1]) > 0)
+                log.info("audit.heads_signed", chains=n, heads=len(rows), legacy_heads=legacy)
+        self._heads_ready = True
+
     async def _write(self, batch: list[_Pending]) -> None:
+        await self._ensure_heads()
         n = self._log.partitions(LogName.AUDIT)
         parts_of = [
             [partition_for(e.child_id or GLOBAL_CHAIN_KEY, n) for e in p.entries] for p in batch
@@ -162,10 +218,11 @@ class LogAuditTrail:
                         )
                     landed[part] = pos.offset
                 for part, (rec, line) in sorted(last.items()):
+                    signed = self._signer.sign(rec.chain, rec.seq, rec.hash, n)
                     await tx.execute(
-                        "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?"
-                        " WHERE part = ?",
-                        (rec.seq, rec.hash, landed[part], line, part),
+                        "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?,"
+                        " signature = ? WHERE part = ?",
+                        (rec.seq, rec.hash, landed[part], line, signed.signature, part),
                     )
         for p, mine in taken:  # committed: each caller gets its own records, in its order
             if not p.done.done():
@@ -197,21 +254,34 @@ class LogAuditTrail:
         return mine
 
     async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
+        """The partition's head, locked: the signed head row, then any records a crash
+        left after it. Refuses (`AuditTrailTampered`) a missing head or one that does not
+        match its signature, rather than extend and re-sign over it."""
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
-        select = f"SELECT seq, log_offset, record FROM audit_head WHERE part = ?{lock}"  # noqa: S608
-        row = await tx.fetchone(select, (part,))
-        if row is None:  # the partition's first record: create its head row, then lock it
-            await tx.execute(
-                "INSERT INTO audit_head (part, seq, hash, log_offset) VALUES (?, 0, '', -1)"
-                " ON CONFLICT (part) DO NOTHING",
-                (part,),
-            )
-            row = await tx.fetchone(select, (part,))
-        assert row is not None
-        head: AuditRecord | None = (
-            AuditRecord.model_validate(orjson.loads(bytes(row[2]))) if row[2] else None
+        select = (
+            f"SELECT seq, hash, log_offset, record, signature FROM audit_head WHERE part = ?{lock}"  # noqa: S608
         )
-        offset = int(row[1])
+        row = await tx.fetchone(select, (part,))
+        chain = chain_name(part)
+        if row is None:
+            raise AuditTrailTampered(f"chain {chain} has no head; run `hub audit verify`")
+        seq, hash_ = int(row[0]), str(row[1]) or GENESIS_HASH
+        signed = SignedHead(
+            chain=chain,
+            seq=seq,
+            hash=hash_,
+            chains=self._log.partitions(LogName.AUDIT),
+            signature=str(row[4] or ""),
+        )
+        head: AuditRecord | None = (
+            AuditRecord.model_validate(orjson.loads(bytes(row[3]))) if row[3] else None
+        )
+        at_head = (head.seq, head.hash) if head is not None else (0, GENESIS_HASH)
+        if not self._signer.check(signed) or at_head != (seq, hash_):
+            raise AuditTrailTampered(
+                f"the head of chain {chain} does not match its signature; run `hub audit verify`"
+            )
+        offset = int(row[2])
         # adopt records appended after the head (a crash between append and head update)
         while True:
             orphans = await self._log.read(LogName.AUDIT, part, offset + 1, 500)
@@ -229,15 +299,35 @@ class LogAuditTrail:
             offset = batch[-1].offset + 1
         return lines
 
-    async def verify(self) -> VerifyResult:
-        """Verify every chain; report the first broken record (with its partition:offset)."""
-        checked = 0
-        chains = 0
-        for part in range(self._log.partitions(LogName.AUDIT)):
-            lines = await self.read_all(part)
-            result = verify_lines(lines)
-            if not result.ok:
-                return result.model_copy(update={"checked": checked + result.checked})
-            checked += result.checked
-            chains += 1 if lines else 0
-        return VerifyResult(ok=True, checked=checked, chains=chains)
+    async def _signed_heads(self) -> dict[str, SignedHead]:
+        n = self._log.partitions(LogName.AUDIT)
+        rows = await self._store.fetchall(
+            "SELECT part, seq, hash, signature FROM audit_head ORDER BY part"
+        )
+        return {
+            chain_name(int(part)): SignedHead(
+                chain=chain_name(int(part)),
+                seq=int(seq),
+                hash=str(hash_) or GENESIS_HASH,
+                chains=n,
+                signature=str(signature or ""),
+            )
+            for part, seq, hash_, signature in rows
+        }
+
+    async def verify(self, exported: HeadsExport | None = None) -> VerifyResult:
+        """Verify every chain and check each against its signed head and the number of
+        chains (and against heads exported earlier, when given); report the first broken
+        record and every chain that does not match."""
+        await self._ensure_heads()
+        heads = await self._signed_heads()
+        n = self._log.partitions(LogName.AUDIT)
+        chains = {chain_name(part): await self.read_all(part) for part in range(n)}
+        expected = [chain_name(p) for p in range(n)]
+        return verify_against_heads(chains, heads, expected, self._signer, exported=exported)
+
+    async def signed_heads(self) -> HeadsExport:
+        """Every chain's signed head as stored, with the public key (for IG)."""
+        await self._ensure_heads()
+        heads = await self._signed_heads()
+        return export_heads(list(heads.values()), self._signer, self._log.partitions(LogName.AUDIT))

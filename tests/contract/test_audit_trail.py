@@ -21,6 +21,7 @@ import orjson
 import pytest
 
 from hub.consent.audit_chain import AuditRecord
+from hub.consent.audit_heads import HeadSigner
 from hub.consent.audit_trail import AuditEntry, AuditTrail, MemoryAuditTrail
 from hub.log import EventLog, LogName, NewRecord, Position
 from hub.store import ReadStore, Tx
@@ -28,6 +29,7 @@ from hub.store.audit_trail import LogAuditTrail
 from tests.contract.test_event_log import make_log, read_all
 from tests.support.stores import make_store
 
+SIGNER = HeadSigner(bytes(range(32)))
 COMBOS = [("sqlite", "sqlite"), ("kafka", "postgres")]
 COMBO_IDS = [f"{a}-log+{b}-store" for a, b in COMBOS]
 
@@ -42,7 +44,7 @@ async def logged(
     await log.start()
     await store.start()
     try:
-        yield LogAuditTrail(log, store)
+        yield LogAuditTrail(log, store, signer=SIGNER)
     finally:
         await store.close()
         await log.close()
@@ -249,7 +251,7 @@ class CountedStore:
 
 def counted_trail(trail: LogAuditTrail) -> tuple[LogAuditTrail, CountedLog, CountedStore]:
     log, store = CountedLog(log_of(trail)), CountedStore(trail._store)
-    return LogAuditTrail(log, store), log, store  # type: ignore[arg-type]
+    return LogAuditTrail(log, store, signer=SIGNER), log, store  # type: ignore[arg-type]
 
 
 async def test_concurrent_appenders_share_commits_and_each_get_their_own_records(
@@ -338,7 +340,7 @@ async def test_two_group_committing_writers_on_one_store_never_fork_a_chain(
 ) -> None:
     """Two trails over the same log and store (as two API processes are): each batches
     its own callers, and the head rows keep their batches from interleaving a chain."""
-    other = LogAuditTrail(log_of(log_trail), log_trail._store)
+    other = LogAuditTrail(log_of(log_trail), log_trail._store, signer=SIGNER)
     children = [f"child-{i:03d}" for i in range(30)]
     calls = [
         (log_trail if k % 2 else other).append([read(c, k) for c in children[k % 5 :: 3]])

@@ -222,6 +222,12 @@ async def bad_credentials(app: FastAPI, deployment: Deployment) -> list[tuple[st
         (f"Bearer {hs_jwt}", "random HMAC JWT"),
         (f"Bearer {forged}", "RS256 JWT signed by a stranger"),
         ("Bearer not-a-token-at-all", "garbage"),
+        # RFC 6750 §2.1: `Bearer SP b64token`, nothing looser
+        (f"Bearer  {live}", "two spaces after the scheme"),
+        (f"Bearer\t{live}", "a tab after the scheme"),
+        (f"Bearer {live} {live}", "two tokens"),
+        (f"Bearer {live},Basic x", "a list of credentials"),
+        (f"Bearer {live}!", "a character outside b64token"),
     ]
     if deployment.jwks is not None:
         server_key = deployment.jwks.keys["k1"]
@@ -349,6 +355,22 @@ async def test_whoami_answers_each_role_with_its_name_role_and_agency(
             "via": "api_key",
         }
         assert token not in response.text
+
+
+async def test_the_bearer_scheme_is_case_insensitive_and_the_rest_strict(
+    client: httpx.AsyncClient, tokens: dict[Role, str]
+) -> None:
+    token = tokens[Role.ADMIN]
+    for scheme in ("Bearer", "bearer", "BEARER", "bEaReR"):  # RFC 9110 §11.1
+        response = await client.get("/whoami", headers={"Authorization": f"{scheme} {token}"})
+        assert response.status_code == 200, (scheme, response.text)
+    for header in (f"Bearer  {token}", f"Bearer {token} x", f"Bearer {token}=x"):
+        response = await client.get("/whoami", headers={"Authorization": header})
+        assert_unauthorized(response, token)
+        assert response.json()["detail"].startswith("Bearer token is malformed"), header
+    tabbed = await client.get("/whoami", headers={"Authorization": f"Bearer\t{token}"})
+    assert_unauthorized(tabbed, token)
+    assert tabbed.json()["detail"].startswith("Authorization header is malformed")
 
 
 async def test_whoami_answers_an_oidc_caller(jwks: JwksServer, tmp_path: Path) -> None:

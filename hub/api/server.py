@@ -1,0 +1,92 @@
+"""Serving the app over HTTP with uvicorn, with the limits a client cannot stretch.
+
+`run_server(app, settings)` runs uvicorn on h11 with: request headers capped at
+`H11_MAX_HEADER_BYTES` (uvicorn's `h11_max_incomplete_event_size`; more is refused 400),
+idle keep-alive connections closed after `keep_alive_timeout_seconds` (uvicorn's
+`timeout_keep_alive`), and — which uvicorn has no setting for — a connection whose
+request headers are not all in within `header_timeout_seconds` of its opening, or of its
+previous response, closed (`HeaderTimeoutH11Protocol`), so that a client sending its
+headers a byte at a time holds nothing for long. Body size and body read time are
+`hub.api.request_guard`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import h11
+import structlog
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from hub.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+H11_MAX_HEADER_BYTES = 64 * 1024
+
+
+class HeaderTimeoutH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, closing a connection whose request headers are late."""
+
+    header_timeout: float = 10.0
+
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_late)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_late(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.info("http.headers_timed_out", timeout=self.header_timeout)
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_timer()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # a request's headers are all in
+            self._disarm_header_timer()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm_header_timer()  # the next request's headers are timed afresh
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        super().connection_lost(exc)
+
+
+def protocol_for(settings: Settings) -> type[H11Protocol]:
+    """The h11 protocol class with this hub's header timeout."""
+    return type(
+        "HubH11Protocol",
+        (HeaderTimeoutH11Protocol,),
+        {"header_timeout": settings.header_timeout_seconds},
+    )
+
+
+def run_server(app: Any, settings: Settings) -> None:
+    """Serve `app` on `settings.host:port` until stopped (SIGINT/SIGTERM)."""
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=protocol_for(settings),
+        h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
+        timeout_keep_alive=settings.keep_alive_timeout_seconds,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
