@@ -68,6 +68,8 @@ class SessionCodec:
             body = orjson.loads(raw)
         except (InvalidToken, UnicodeEncodeError, orjson.JSONDecodeError):
             return None
+        if not isinstance(body, dict):
+            return None
         csrf, token = body.get("c"), body.get("t")
         if not isinstance(csrf, str) or not (token is None or isinstance(token, str)):
             return None
