@@ -418,7 +418,14 @@ def _demo_load_and_describe(
     """Load the synthetic cohort into a fresh demo dir; the lines to print about it."""
     import os
 
-    from hub.demo import COORDINATOR, IG_AUDITOR, DemoLoadError, run_demo_load
+    from hub.demo import (
+        COORDINATOR,
+        FAMILY_INVITATION,
+        IG_AUDITOR,
+        PRACTITIONER,
+        DemoLoadError,
+        run_demo_load,
+    )
 
     say(f"loading {args.children} synthetic children (seed {args.seed}) into {data_dir.resolve()}")
     try:
@@ -450,6 +457,7 @@ def _demo_load_and_describe(
         "",
         f"(admin and agency tokens: {keys_file.resolve()})",
         "",
+        *_web_sign_ins(url, result.keys.tokens, PRACTITIONER, FAMILY_INVITATION),
         "try:",
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
@@ -458,6 +466,28 @@ def _demo_load_and_describe(
         "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
     return lines
+
+
+def _web_sign_ins(
+    url: str, tokens: dict[str, str], practitioner: str, invitation: str
+) -> list[str]:
+    """The lines telling a person how to sign in to the web pages as each demo role."""
+    lines = [
+        f"web pages: open {url}/sign-in and sign in with the coordinator's or the IG "
+        "auditor's token above, or as",
+    ]
+    if practitioner in tokens:
+        lines += [
+            "  the SENCO on demo-child-000's team (practitioner):",
+            f"  {tokens[practitioner]}",
+        ]
+    if invitation in tokens:
+        lines += [
+            "  a parent of demo-child-000 (family), with the invitation code (works once;",
+            "  the next page shows the family key to sign in with afterwards):",
+            f"  {tokens[invitation]}",
+        ]
+    return [*lines, ""]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -470,7 +500,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hub.api.app import create_app
     from hub.demo import (
         COORDINATOR,
+        FAMILY_INVITATION,
         IG_AUDITOR,
+        PRACTITIONER,
         DemoDirError,
         prepare_demo_dir,
     )
@@ -525,6 +557,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "",
             f"(admin and agency tokens: {keys_file.resolve()})",
             "",
+            *_web_sign_ins(url, tokens, PRACTITIONER, FAMILY_INVITATION),
             "try:",
             f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
             f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,11 +90,9 @@ def _seed(settings: Settings) -> Seeded:
         return pool.submit(asyncio.run, go()).result(timeout=120)
 
 
-@pytest.fixture
-def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
-    """The hub on a loopback port (uvicorn in a thread), seeded through its API first."""
-    settings = embedded(tmp_path)
-    seeded = _seed(settings)
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The hub of `settings` on a loopback port (uvicorn in a thread); its address."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -106,10 +105,19 @@ def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
         assert time.monotonic() < deadline, "uvicorn did not start within 30 s"
         time.sleep(0.02)
     try:
-        yield LiveHub(f"http://127.0.0.1:{port}", seeded)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.fixture
+def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
+    """The hub served, seeded through its API first."""
+    settings = embedded(tmp_path)
+    seeded = _seed(settings)
+    with serving(settings) as url:
+        yield LiveHub(url, seeded)
 
 
 @pytest.fixture
@@ -125,8 +133,8 @@ def browser(chromium_path: Path) -> Iterator[Any]:
 class Tab:
     """One signed-in (or not) browser context and page, with the checks every page gets."""
 
-    def __init__(self, browser: Any, hub: LiveHub, who: str) -> None:
-        self.hub = hub
+    def __init__(self, browser: Any, url: str, who: str) -> None:
+        self.url = url
         self.who = who
         self.context = browser.new_context(viewport=WIDE)
         self.page = self.context.new_page()
@@ -140,7 +148,7 @@ class Tab:
             self.csp_breaches.append(message.text)
 
     def goto(self, path: str) -> Any:
-        response = self.page.goto(self.hub.url + path)
+        response = self.page.goto(self.url + path)
         assert response is not None
         return response
 
@@ -189,7 +197,7 @@ def test_a_coordinator_filters_the_caseload_opens_the_child_and_reads_the_timeli
     browser: Any, live_hub: LiveHub
 ) -> None:
     s = live_hub.seeded
-    tab = Tab(browser, live_hub, "coordinator")
+    tab = Tab(browser, live_hub.url, "coordinator")
     tab.goto("/")
     assert tab.page.url.endswith("/sign-in")
     tab.check("sign-in")
@@ -255,7 +263,7 @@ def test_the_family_withdraws_a_consent_and_the_teacher_page_loses_what_it_share
     browser: Any, live_hub: LiveHub
 ) -> None:
     s = live_hub.seeded
-    teacher = Tab(browser, live_hub, "practitioner")
+    teacher = Tab(browser, live_hub.url, "practitioner")
     teacher.sign_in(s.tokens["teacher"])
     page = teacher.page
     assert page.get_by_role("heading", name="Your children").is_visible()
@@ -267,7 +275,7 @@ def test_the_family_withdraws_a_consent_and_the_teacher_page_loses_what_it_share
     assert page.get_by_test_id("agency-health").count() == 0  # health is not shared with them
     teacher.check("child-before-withdrawal")
 
-    family = Tab(browser, live_hub, "family")
+    family = Tab(browser, live_hub.url, "family")
     family.sign_in(s.invitation_code)
     fpage = family.page
     key = text_of(fpage, "family-key").strip()
@@ -310,7 +318,7 @@ def test_ig_reads_a_childs_trail_and_verifies_the_whole_trail(
     browser: Any, live_hub: LiveHub
 ) -> None:
     s = live_hub.seeded
-    tab = Tab(browser, live_hub, "ig")
+    tab = Tab(browser, live_hub.url, "ig")
     tab.sign_in(s.tokens["ig"])
     page = tab.page
     assert page.get_by_role("heading", name="Audit").is_visible()
@@ -337,7 +345,7 @@ def test_ig_reads_a_childs_trail_and_verifies_the_whole_trail(
 def test_the_api_docs_render_from_the_package_under_their_policy(
     browser: Any, live_hub: LiveHub
 ) -> None:
-    tab = Tab(browser, live_hub, "anyone")
+    tab = Tab(browser, live_hub.url, "anyone")
     answered: list[str] = []  # what came back: a request the policy blocks gets no response
     tab.page.on("response", lambda r: answered.append(r.url))
     tab.goto("/docs")
@@ -356,3 +364,76 @@ def test_the_api_docs_render_from_the_package_under_their_policy(
     # is the only thing it blocks
     assert all("cdn.redoc.ly" in breach for breach in tab.csp_breaches), tab.csp_breaches
     tab.close()
+
+
+# --------------------------------------------------------------------------- the demo
+
+
+@dataclass
+class LiveDemo:
+    url: str
+    tokens: dict[str, str]
+    big_team_child: str
+
+
+@pytest.fixture
+def live_demo(tmp_path: Path) -> Iterator[LiveDemo]:
+    """`hub demo`'s data (three children, the first with a team of thirty), served."""
+    from hub.demo import prepare_demo_dir, run_demo_load
+
+    settings = Settings(
+        data_dir=prepare_demo_dir(tmp_path / "demo"), sqlite_synchronous="NORMAL", _env_file=None
+    )  # type: ignore[call-arg]
+    with ThreadPoolExecutor(1) as pool:
+        cohort, result = pool.submit(
+            asyncio.run, run_demo_load(settings, children=3, seed=7)
+        ).result(timeout=300)
+    big = result.child_id(cohort.big_team_child)
+    with serving(settings) as url:
+        yield LiveDemo(url, dict(result.keys.tokens), big)
+
+
+def test_each_demo_role_signs_in_with_what_hub_demo_prints_and_reads_a_team_of_thirty(
+    browser: Any, live_demo: LiveDemo
+) -> None:
+    hub = live_demo.url
+    big, tokens = live_demo.big_team_child, live_demo.tokens
+
+    coordinator = Tab(browser, hub, "demo-coordinator")
+    coordinator.sign_in(tokens["demo-coordinator"])
+    page = coordinator.page
+    assert page.get_by_test_id("caseload-row").count() == 3
+    coordinator.check("caseload")
+    coordinator.goto(f"/child/{big}")
+    members = page.get_by_test_id("member").count()
+    assert members >= 25, members  # the team of thirty, less what consent keeps from them
+    assert page.get_by_test_id("key-worker").count() >= 1
+    coordinator.check("team-of-thirty")
+    coordinator.close()
+
+    senco = Tab(browser, hub, "demo-senco")
+    senco.sign_in(tokens["demo-senco"])
+    links = senco.page.get_by_test_id("my-children").get_by_role("link")
+    assert links.count() >= 1
+    senco.goto(f"/child/{big}")
+    assert senco.page.get_by_test_id("member").count() >= 1
+    senco.check("child")
+    senco.close()
+
+    family = Tab(browser, hub, "demo-family")
+    family.sign_in(tokens["demo-family-invitation"])
+    with family.page.expect_navigation():
+        family.page.get_by_role("link", name="Continue").click()
+    assert family.page.url.endswith(f"/our-child/{big}")
+    assert family.page.get_by_test_id("member").count() >= 25
+    family.check("our-child")
+    family.close()
+
+    ig = Tab(browser, hub, "demo-ig")
+    ig.sign_in(tokens["demo-ig-auditor"])
+    ig.goto(f"/trail/{big}")
+    assert ig.page.get_by_test_id("trail-record").count() > 30
+    ig.check("trail")
+    ig.goto("/verify")
+    assert "The trail verifies" in text_of(ig.page, "verify-ok")
+    ig.close()
