@@ -418,14 +418,7 @@ def _demo_load_and_describe(
     """Load the synthetic cohort into a fresh demo dir; the lines to print about it."""
     import os
 
-    from hub.demo import (
-        COORDINATOR,
-        FAMILY_INVITATION,
-        IG_AUDITOR,
-        PRACTITIONER,
-        DemoLoadError,
-        run_demo_load,
-    )
+    from hub.demo import COORDINATOR, IG_AUDITOR, DemoLoadError, run_demo_load
 
     say(f"loading {args.children} synthetic children (seed {args.seed}) into {data_dir.resolve()}")
     try:
@@ -455,39 +448,55 @@ def _demo_load_and_describe(
         f"IG auditor ({IG_AUDITOR}):",
         auditor,
         "",
+        *_team_token_lines(result.keys.tokens, big),
         f"(admin and agency tokens: {keys_file.resolve()})",
         "",
-        *_web_sign_ins(url, result.keys.tokens, PRACTITIONER, FAMILY_INVITATION),
+        *_web_sign_in_lines(url),
         "try:",
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
         f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+        *_team_try_lines(result.keys.tokens, url, big),
         "",
         "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
     return lines
 
 
-def _web_sign_ins(
-    url: str, tokens: dict[str, str], practitioner: str, invitation: str
-) -> list[str]:
-    """The lines telling a person how to sign in to the web pages as each demo role."""
-    lines = [
-        f"web pages: open {url}/sign-in and sign in with the coordinator's or the IG "
-        "auditor's token above, or as",
+def _web_sign_in_lines(url: str) -> list[str]:
+    """Where a person signs in to the web pages, and with what."""
+    return [
+        f"web pages: open {url}/sign-in and sign in with any token above (coordinator, IG",
+        "auditor, practitioner, parent): each sees the pages of its role",
+        "",
     ]
-    if practitioner in tokens:
-        lines += [
-            "  the SENCO on demo-child-000's team (practitioner):",
-            f"  {tokens[practitioner]}",
-        ]
-    if invitation in tokens:
-        lines += [
-            "  a parent of demo-child-000 (family), with the invitation code (works once;",
-            "  the next page shows the family key to sign in with afterwards):",
-            f"  {tokens[invitation]}",
-        ]
-    return [*lines, ""]
+
+
+def _team_token_lines(tokens: dict[str, str], child: str | None) -> list[str]:
+    """The practitioner's and the parent's tokens, for the demo's printout."""
+    from hub.demo import PARENT, PRACTITIONER
+
+    lines = []
+    if PRACTITIONER in tokens:
+        lines += [f"a practitioner ({PRACTITIONER}: the SENCo on child {child}'s team):",
+                  tokens[PRACTITIONER], ""]  # fmt: skip
+    if PARENT in tokens:
+        lines += [f"a parent ({PARENT}: of child {child}, from a redeemed invitation):",
+                  tokens[PARENT], ""]  # fmt: skip
+    return lines
+
+
+def _team_try_lines(tokens: dict[str, str], url: str, child: str | None) -> list[str]:
+    from hub.demo import PARENT, PRACTITIONER
+
+    lines = []
+    if PRACTITIONER in tokens:
+        lines.append(f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" {url}/me/children')
+    if PARENT in tokens and child:
+        lines.append(
+            f'  curl -H "Authorization: Bearer {tokens[PARENT]}" {url}/children/{child}/access-log'
+        )
+    return lines
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -500,9 +509,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from hub.api.app import create_app
     from hub.demo import (
         COORDINATOR,
-        FAMILY_INVITATION,
         IG_AUDITOR,
-        PRACTITIONER,
         DemoDirError,
         prepare_demo_dir,
     )
@@ -555,12 +562,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"IG auditor ({IG_AUDITOR}):",
             auditor,
             "",
+            *_team_token_lines(tokens, None),
             f"(admin and agency tokens: {keys_file.resolve()})",
             "",
-            *_web_sign_ins(url, tokens, PRACTITIONER, FAMILY_INVITATION),
+            *_web_sign_in_lines(url),
             "try:",
             f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
             f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',
+            *_team_try_lines(tokens, url, None),
             "",
         ]
     else:

@@ -31,3 +31,15 @@ class NotFound(HubError):
 
 class TransientError(HubError):
     """Retrying later may succeed (a store or broker briefly unavailable)."""
+
+
+class InvalidQuery(HubError):
+    """A query the caller asked cannot be answered as asked: `field` names the input
+    (`nhs_number`, `query.cursor`), `rule` the rule it breaks (`nhs_number.check_digit`),
+    `reason` says so in words, never echoing the value. The API answers 422."""
+
+    def __init__(self, field: str, rule: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.rule = rule
+        self.reason = reason

@@ -43,11 +43,22 @@ _TITLES = {
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    from hub.errors import NotFound
+    from hub.errors import InvalidQuery, NotFound
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return problem(404, "Not Found", str(exc))
+
+    @app.exception_handler(InvalidQuery)
+    async def invalid_query(request: Request, exc: InvalidQuery) -> JSONResponse:
+        return problem(
+            422,
+            "Unprocessable Content",
+            str(exc),
+            field=exc.field,
+            rule=exc.rule,
+            errors=[{"field": exc.field, "reason": exc.reason}],
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

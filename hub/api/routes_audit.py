@@ -1,10 +1,11 @@
 """Information-governance routes and erasure.
 
 `GET /audit/children/{id}` shows one child's consent trail and access log (filter by
-date, agency, outcome); `GET /audit/export` streams the trail as JSON lines or CSV;
-`GET /audit/verify` re-derives every hash of the stored trail and names the first record
-that does not fit. `POST /children/{id}/erase` (admin) crypto-shreds the child's data.
-Audit records hold ids and decisions only; IG reads of a child's trail are audited too.
+date, agency, outcome; a page at a time, by cursor); `GET /audit/export` streams the
+trail as JSON lines or CSV; `GET /audit/verify` re-derives every hash of the stored trail
+and names the first record that does not fit. `POST /children/{id}/erase` (admin)
+crypto-shreds the child's data. Audit records hold ids and decisions only; IG reads of a
+child's trail are audited too.
 """
 
 from __future__ import annotations
@@ -22,17 +23,39 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
-from hub.queries.audit import child_trail_view, trail_lines
+from hub.queries.audit import TRAIL_LIMIT, TRAIL_MAX_LIMIT, child_trail_view, trail_lines
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
 
 
+class ChildTrail(BaseModel):
+    """One page of a child's trail: the records as stored (canonical, hash-chained)."""
+
+    child_id: str
+    records: list[dict[str, Any]] = Field(description="Trail records, in the trail's order")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` (with the same filters) for the next page; none on the last"
+    )
+
+
+BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "A query parameter is not valid, or the cursor is not one this "
+        "listing issued (problem details naming it: `query.cursor`)",
+    }
+}
+
+
 @router.get(
     "/audit/children/{child_id}",
-    summary="One child's consent trail and access log, in order (IG auditor)",
-    responses=AUTH_RESPONSES,
+    summary="One child's consent trail and access log, in order, a page at a time (IG auditor)",
+    description=f"`limit` records a page (default {TRAIL_LIMIT}, at most {TRAIL_MAX_LIMIT}); "
+    "pass the answer's `next_cursor` as `cursor` for the next page. The order is the "
+    "trail's own (its position on the audit log), so pages never overlap or skip.",
+    response_model=ChildTrail,
+    responses={**AUTH_RESPONSES, **BAD_CURSOR},
 )
 async def child_trail(
     request: Request,
@@ -42,12 +65,16 @@ async def child_trail(
     until: Annotated[datetime | None, Query(alias="to")] = None,
     agency: str | None = None,
     outcome: str | None = None,
-) -> dict[str, Any]:
-    records = await child_trail_view(
+    limit: Annotated[int, Query(ge=1, le=TRAIL_MAX_LIMIT)] = TRAIL_LIMIT,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="The previous page's `next_cursor`")
+    ] = None,
+) -> ChildTrail:
+    page = await child_trail_view(
         reads_of(request), principal, child_id,
-        since=since, until=until, agency=agency, outcome=outcome,
+        since=since, until=until, agency=agency, outcome=outcome, limit=limit, cursor=cursor,
     )  # fmt: skip
-    return {"child_id": child_id, "records": records}
+    return ChildTrail(child_id=child_id, records=page.records, next_cursor=page.next_cursor)
 
 
 @router.get(

@@ -345,25 +345,41 @@ class ResolveOut(BaseModel):
 @router.get(
     "/match-queue",
     tags=["identity"],
-    summary="Records waiting for a person to confirm who they are about (admin, coordinator; "
-    "audited)",
-    responses=AUTH_RESPONSES,
+    summary="Records waiting for a person to confirm who they are about, in the order they "
+    "were queued, a page at a time (admin, coordinator; audited)",
+    description="`limit` items a page (default 100, at most 500); pass the answer's "
+    "`next_cursor` as `cursor` (with the same `status`) for the next page; it is null on "
+    "the last page.",
+    responses={
+        **AUTH_RESPONSES,
+        422: {
+            "description": "A query parameter is not valid, or the cursor is not one this "
+            "listing issued (problem details naming it: `query.cursor`)"
+        },
+    },
 )
 async def match_queue(
     request: Request,
     principal: Decider,
     status: Annotated[Literal["pending", "resolved", "all"], Query()] = "pending",
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[
+        str | None, Query(max_length=512, description="The previous page's `next_cursor`")
+    ] = None,
 ) -> dict[str, Any]:
-    from hub.queries.match_queue import review_queue
+    from hub.queries.match_queue import review_queue_page
 
     the_hub = hub_of(request)
-    items = await review_queue(
+    page = await review_queue_page(
         the_hub.matches, the_hub.persons, the_hub.trail,
         actor=principal.actor, route="GET /match-queue",
-        status=None if status == "all" else status, limit=limit,
+        status=None if status == "all" else status, limit=limit, cursor=cursor,
     )  # fmt: skip
-    return {"as_of": datetime.now(UTC).isoformat(), "items": items}
+    return {
+        "as_of": datetime.now(UTC).isoformat(),
+        "items": page.items,
+        "next_cursor": page.next_cursor,
+    }
 
 
 _MATCH_STATUS = {"no_such_item": 404, "no_such_child": 404, "decided_already": 409, "invalid": 422}

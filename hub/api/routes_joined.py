@@ -20,11 +20,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import reads_of
+from hub.api.deps import hub_of, reads_of
 from hub.plans.clock import Se7Stage
 from hub.projections.plan_timeline import TimelineView
 from hub.projections.team_around_child import TeamView
 from hub.queries.joined import (
+    CASELOAD_LIMIT,
+    CASELOAD_MAX_LIMIT,
     CaseloadView,
     ChildPlans,
     caseload_view,
@@ -32,6 +34,7 @@ from hub.queries.joined import (
     team_view,
     timeline_view,
 )
+from hub.queries.search import ChildSearch, SearchResults, find_children
 
 router = APIRouter()
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
@@ -79,6 +82,32 @@ BAD_QUERY: dict[int | str, dict[str, Any]] = {
                             "reason": "Input should be a valid date or datetime",
                         }
                     ],
+                }
+            }
+        },
+    }
+}
+PageCursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        description="The `next_cursor` of the previous page (opaque); none for the first",
+    ),
+]
+BAD_CURSOR: dict[int | str, dict[str, Any]] = {
+    422: {
+        "description": "A query parameter is not valid, or the cursor is not one this "
+        "listing issued (problem details naming it)",
+        "content": {
+            PROBLEM: {
+                "example": {
+                    "type": "about:blank",
+                    "title": "Unprocessable Content",
+                    "status": 422,
+                    "detail": "query.cursor: not a cursor this hub issued",
+                    "field": "query.cursor",
+                    "rule": "cursor.malformed",
+                    "errors": [{"field": "query.cursor", "reason": "not a cursor this hub issued"}],
                 }
             }
         },
@@ -378,8 +407,10 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
             },
             "overdue_count": 1,
             "days_to_20_week_date": 65,
+            "consent_status": "consent given; refused for health",
         }
     ],
+    "next_cursor": None,
 }
 
 
@@ -387,12 +418,16 @@ CASELOAD_EXAMPLE: dict[str, Any] = {
     "/caseload",
     tags=["joined view"],
     summary="The caller's children, most urgent first: overdue first, then the nearest "
-    "deadline; each with stage, next deadline, overdue count and days to the "
-    "20-week date (coordinator; audited)",
+    "deadline; each with stage, next deadline, overdue count, days to the "
+    "20-week date and consent status; a page at a time (coordinator; audited)",
+    description="Pages: `limit` children a page (default 100, at most 1000); pass the "
+    "answer's `next_cursor` as `cursor` for the next page, with the same filters "
+    "(the cursor keeps the first page's `as_of`, so the order holds across pages). "
+    "`next_cursor` is null on the last page; `total` counts every page.",
     response_model=CaseloadView,
     responses={
         **AUTH_RESPONSES,
-        **BAD_QUERY,
+        **BAD_CURSOR,
         200: {"content": {"application/json": {"example": CASELOAD_EXAMPLE}}},
     },
 )
@@ -407,8 +442,68 @@ async def caseload(
             description="true: only children with something overdue; false: only those with nothing"
         ),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    limit: Annotated[
+        int, Query(ge=1, le=CASELOAD_MAX_LIMIT, description="Children on this page")
+    ] = CASELOAD_LIMIT,
+    cursor: PageCursor = None,
 ) -> CaseloadView:
     return await caseload_view(
-        reads_of(request), principal, as_of=as_of, stage=stage, overdue=overdue, limit=limit
-    )
+        reads_of(request), principal,
+        as_of=as_of, stage=stage, overdue=overdue, limit=limit, cursor=cursor,
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- search
+
+SEARCH_EXAMPLE: dict[str, Any] = {
+    "key": "nhs_number",
+    "count": 1,
+    "children": [{"child_id": "hc-7f3a9c2e41d8", "name": "Ava Thompson"}],
+}
+
+
+@router.post(
+    "/children/search",
+    tags=["joined view"],
+    summary="Find a child in your reach by NHS number, UPN, LA child id, or name and "
+    "date of birth (coordinator, practitioner, family; audited without the value)",
+    description="The key goes in the JSON body, never the URL. Give exactly one of: "
+    "`nhs_number`; `upn`; `la_code` with `la_child_id`; `given_name` with `family_name` and "
+    "`date_of_birth`. Identifiers are checked first (an NHS number's check digit, a UPN's "
+    "check letter, an LA code): a broken one is a 422 naming the field and the rule. The "
+    "answer lists only children in your reach (a coordinator's caseload, the teams a "
+    "practitioner is on, a family member's own children): any other child is not in it, "
+    "exactly as for one the hub does not know. A name and date of birth match the "
+    "fingerprints of records already linked to a child (never a guess). The audit trail "
+    "records the kind of key and the children found, never the value searched.",
+    response_model=SearchResults,
+    responses={
+        **AUTH_RESPONSES,
+        200: {"content": {"application/json": {"example": SEARCH_EXAMPLE}}},
+        422: {
+            "description": "Not exactly one whole key, or an identifier that breaks its "
+            "rule (problem details naming the field and the rule, never the value)",
+            "content": {
+                PROBLEM: {
+                    "example": {
+                        "type": "about:blank",
+                        "title": "Unprocessable Content",
+                        "status": 422,
+                        "detail": "nhs_number: the NHS number's modulus-11 check digit does "
+                        "not match",
+                        "field": "nhs_number",
+                        "rule": "nhs_number.check_digit",
+                        "errors": [
+                            {
+                                "field": "nhs_number",
+                                "reason": "the NHS number's modulus-11 check digit does not match",
+                            }
+                        ],
+                    }
+                }
+            },
+        },
+    },
+)
+async def search_children(request: Request, body: ChildSearch, principal: Reader) -> SearchResults:
+    return await find_children(reads_of(request), hub_of(request).matches, principal, body)

@@ -64,7 +64,7 @@ from hub.events.team import (
     MeetingKind,
     key_worker_id,
 )
-from hub.queries.context import plan_on_caseload, require_on_caseload
+from hub.queries.context import plan_in_reach, require_in_reach
 from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
@@ -313,7 +313,7 @@ async def _on_plan(
     key: str | None,
 ) -> Recorded | JSONResponse:
     """Record the steps `build` makes on a plan of a child on the caller's caseload."""
-    child_id = await plan_on_caseload(hub_of(request).reads, principal, plan_id)
+    child_id = await plan_in_reach(hub_of(request).reads, principal, plan_id)
     return await _run(
         request, response, principal, child_id, plan_id, build, route=route, idempotency_key=key
     )
@@ -391,7 +391,7 @@ async def record_request(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     if body.reassessment:
         if body.plan_id is None:
             return _invalid(
@@ -399,7 +399,7 @@ async def record_request(
                 "plan_id",
                 "a re-assessment names the plan it re-assesses",
             )
-        if child_id != await plan_on_caseload(the_hub.reads, principal, body.plan_id):
+        if child_id != await plan_in_reach(the_hub.reads, principal, body.plan_id):
             raise HTTPException(404, "no such plan on your caseload")
         plan_id = body.plan_id
     elif body.plan_id is not None:
@@ -821,8 +821,8 @@ async def record_meeting(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
-    if body.plan_id is not None and child_id != await plan_on_caseload(
+    await require_in_reach(the_hub.reads, principal, child_id)
+    if body.plan_id is not None and child_id != await plan_in_reach(
         the_hub.reads, principal, body.plan_id
     ):
         raise HTTPException(404, "no such plan on your caseload")
@@ -900,7 +900,7 @@ async def record_key_worker(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     return await _run(
         request,
         response,
@@ -973,7 +973,7 @@ async def record_key_worker_handover(
     """Two events: the incoming key worker's assignment from `handed_over_on`, and the
     handover that ends the outgoing one's period on `overlap_until`."""
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     incoming = body.incoming
     incoming_id = key_worker_id(
         incoming.practitioner_id, incoming.family_member, incoming.family_member_ref
@@ -1043,7 +1043,7 @@ async def record_key_worker_cover(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     return await _run(
         request,
         response,
@@ -1089,7 +1089,7 @@ async def record_key_working_end(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     return await _run(
         request,
         response,

@@ -31,7 +31,7 @@ from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.model import FactOutcome, InboundFact, Subject
 from hub.projections.gate_views import consent_owner
-from hub.queries.context import require_on_caseload
+from hub.queries.context import require_in_reach
 from hub.queries.record import consents_view, shared_record_view
 
 router = APIRouter()
@@ -328,7 +328,7 @@ async def record_consent(
     request: Request, child_id: str, body: ConsentIn, principal: Coordinator
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     if (
         body.child_date_of_birth is not None
         and await the_hub.persons.date_of_birth(child_id) is None
@@ -370,7 +370,7 @@ async def withdraw_consent(
     child_id = await consent_owner(the_hub.store, consent_id)
     if child_id is None:
         raise HTTPException(404, "no such consent on your caseload")
-    await require_on_caseload(the_hub.reads, principal, child_id)
+    await require_in_reach(the_hub.reads, principal, child_id)
     payload = _validated(
         ConsentWithdrawn,
         {

@@ -12,7 +12,7 @@ listed in `anomalies`, because a fold over an immutable log must never fail.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
@@ -291,3 +291,43 @@ def describe_record(record: ConsentRecord, at: datetime) -> str:
         n = len(c.exceptions)
         text += f", with {n} exception{'s' if n > 1 else ''}"
     return f"{text} — {_STATUS_WORDS[record.status_at(at)]}"
+
+
+_ENDED_WORDS: dict[RecordStatus, str] = {
+    "not_yet_started": "not yet in force",
+    "period_ended": "ended",
+    "withdrawn": "withdrawn",
+    "expired": "expired",
+}
+
+
+def summarise_consent(
+    state: ConsentState, at: datetime, *, may_see: Callable[[str], bool] = lambda _: True
+) -> str:
+    """The child's consent at `at` in a few words, for one row of a list: "consent
+    given", "consent given for education", "refused for health", "consent given; refused
+    for social care", "no consent recorded", or — when nothing is in force — how the last
+    recorded one stopped ("withdrawn", "expired", "ended", "not yet in force"). Only
+    categories the viewer may ever see (`may_see`) are named: a grant or refusal that
+    names only others is left out, as if it were not there."""
+    shown = [
+        r for r in state.records if not r.consent.scope.categories or any(
+            may_see(c) for c in r.consent.scope.categories
+        )
+    ]  # fmt: skip
+    if not shown:
+        return "no consent recorded"
+    in_force = [r for r in shown if r.effective_at(at)]
+    if not in_force:
+        return _ENDED_WORDS.get(shown[-1].status_at(at), "not in force")
+    parts = []
+    for decision, verb in (("permit", "consent given"), ("deny", "refused")):
+        chosen = [r for r in in_force if r.decision == decision]
+        if not chosen:
+            continue
+        if any(not r.consent.scope.categories for r in chosen):
+            parts.append(verb)
+            continue
+        named = dict.fromkeys(c for r in chosen for c in r.consent.scope.categories if may_see(c))
+        parts.append(f"{verb} for {_axis(tuple(named), 'any data')}")
+    return "; ".join(parts)

@@ -18,19 +18,20 @@ from hub.demo.load import (
     ADMIN,
     COORDINATOR,
     IG_AUDITOR,
+    PARENT,
+    PRACTITIONER,
     DemoKeys,
     DemoLoadError,
     DemoResult,
     Progress,
     create_demo_keys,
+    create_team_keys,
     load_cohort,
     open_in_process,
     principal_of,
 )
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from hub.bootstrap import Hub
     from hub.demo.cohort import Cohort
     from hub.settings import Settings
@@ -38,27 +39,21 @@ if TYPE_CHECKING:
 __all__ = [
     "ADMIN",
     "COORDINATOR",
-    "FAMILY_INVITATION",
     "IG_AUDITOR",
     "MARKER",
+    "PARENT",
     "PRACTITIONER",
     "DemoDirError",
     "DemoKeys",
     "DemoLoadError",
     "DemoResult",
     "create_demo_keys",
-    "create_web_sign_ins",
     "load_cohort",
     "open_in_process",
     "prepare_demo_dir",
     "principal_of",
     "run_demo_load",
 ]
-
-PRACTITIONER = "demo-senco"
-"""The demo practitioner: the SENCO on the team of the child with the big team."""
-FAMILY_INVITATION = "demo-family-invitation"
-"""Where the demo keeps the invitation code of a parent of the child with the big team."""
 
 MARKER = ".tac-hub-demo"
 """The file that marks a directory as the demo's own, and so safe to wipe."""
@@ -109,35 +104,12 @@ async def run_demo_load(
         the_hub: Hub = app.state.hub
         keys = await create_demo_keys(the_hub.store)
         result = await load_cohort(client, keys, cohort, progress)
-        await create_web_sign_ins(app, cohort, result)
+        big = cohort.big_team_child
+        await create_team_keys(
+            client, the_hub.store, the_hub.policy, keys, big, result.child_id(big)
+        )
         for runner in the_hub.runners:
             for log_name in runner.projection.logs:
                 for part in range(the_hub.log.partitions(log_name)):
                     await runner.catch_up(log_name, part)
     return cohort, result
-
-
-async def create_web_sign_ins(app: FastAPI, cohort: Cohort, result: DemoResult) -> None:
-    """A sign-in for each role the web pages serve beyond the coordinator and IG: a key for
-    the SENCO on the big team (as team events name them), and a one-time invitation code
-    for a parent of that child (redeemed at the sign-in page). Both go in `result.keys`."""
-    from hub.auth.invitations import FamilyInvitations
-    from hub.auth.keys import ApiKeyStore, Identity
-
-    the_hub: Hub = app.state.hub
-    child = cohort.big_team_child
-    senco = child.member("senco")
-    keys = ApiKeyStore(the_hub.store)
-    if senco is not None:
-        identity = Identity(
-            practitioner_id=senco.practitioner_id,
-            policy_role=senco.role,
-            organisation=senco.organisation_code,
-        )
-        _, result.keys.tokens[PRACTITIONER] = await keys.create(
-            "practitioner", PRACTITIONER, senco.agency, identity
-        )
-    invitation = await FamilyInvitations(the_hub.store, keys).issue(
-        result.child_id(child), "parent_with_pr", invited_by=f"coordinator:{COORDINATOR}"
-    )
-    result.keys.tokens[FAMILY_INVITATION] = invitation.code

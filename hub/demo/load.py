@@ -29,6 +29,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
+from hub.consent.policy import SharingPolicy
 from hub.demo.cohort import (
     ACUTE_TRUST,
     AGENCIES,
@@ -61,6 +62,10 @@ from hub.store import ReadStore
 COORDINATOR = "demo-coordinator"
 IG_AUDITOR = "demo-ig-auditor"
 ADMIN = "demo-admin"
+PRACTITIONER = "demo-practitioner"
+"""The SENCo on the big team child's team, as a practitioner key."""
+PARENT = "demo-parent"
+"""A parent of the big team child, from a redeemed invitation."""
 PURPOSES = ["ehc_assessment", "plan_delivery", "review", "direct_care"]
 
 Progress = Callable[[str], None]
@@ -123,6 +128,38 @@ async def create_demo_keys(store: ReadStore) -> DemoKeys:
         name = principal_of(system)
         _, out.tokens[name] = await keys.create("agency", name, system.agency)
     return out
+
+
+async def create_team_keys(
+    client: httpx.AsyncClient, store: ReadStore, policy: SharingPolicy, keys: DemoKeys,
+    child: Child, child_id: str,
+) -> str | None:  # fmt: skip
+    """A practitioner key for the child's SENCo and a parent's key from an invitation the
+    coordinator issues and the parent redeems, as a family would; returns the practitioner
+    id (None when the child has no SENCo)."""
+    from hub.auth.keys import ApiKeyStore, Identity
+
+    senco = child.member("senco")
+    if senco is not None:
+        agency, identity = Identity.practitioner(
+            policy, senco.practitioner_id, senco.role, senco.organisation_code
+        )
+        _, keys.tokens[PRACTITIONER] = await ApiKeyStore(store).create(
+            "practitioner", PRACTITIONER, agency, identity
+        )
+    coordinator = {"Authorization": f"Bearer {keys.coordinator}"}
+    r = await client.post(
+        f"/children/{child_id}/invitations",
+        json={"capacity": "parent_with_pr"},
+        headers=coordinator,
+    )
+    if r.status_code != 201:
+        raise DemoLoadError(f"inviting the parent answered {r.status_code}: {r.text[:200]}")
+    r = await client.post("/invitations/redeem", json={"code": r.json()["code"]})
+    if r.status_code != 200:
+        raise DemoLoadError(f"redeeming the invitation answered {r.status_code}: {r.text[:200]}")
+    keys.tokens[PARENT] = r.json()["token"]
+    return None if senco is None else senco.practitioner_id
 
 
 @asynccontextmanager

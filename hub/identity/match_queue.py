@@ -245,9 +245,14 @@ class MatchQueue(Protocol):
     async def get(self, item_id: str) -> QueueItem | None: ...
 
     async def items(
-        self, *, status: Status | None = "pending", limit: int = 100
+        self,
+        *,
+        status: Status | None = "pending",
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
     ) -> list[QueueItem]:
-        """Items in the order they were queued (all statuses when `status` is None)."""
+        """Items in the order they were queued, (created at, item id) (all statuses when
+        `status` is None); with `after`, only those that sort after that pair (paging)."""
         ...
 
     async def open_subject(self, item: QueueItem) -> Subject | None:
@@ -338,9 +343,18 @@ class MemoryMatchQueue:
         return self._items.get(item_id)
 
     async def items(
-        self, *, status: Status | None = "pending", limit: int = 100
+        self,
+        *,
+        status: Status | None = "pending",
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
     ) -> list[QueueItem]:
-        chosen = [i for i in self._items.values() if status is None or i.status == status]
+        chosen = [
+            i
+            for i in self._items.values()
+            if (status is None or i.status == status)
+            and (after is None or (i.created_at, i.item_id) > after)
+        ]
         return sorted(chosen, key=lambda i: (i.created_at, i.item_id))[:limit]
 
     async def open_subject(self, item: QueueItem) -> Subject | None:

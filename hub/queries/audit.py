@@ -1,8 +1,10 @@
 """The audit trail as information governance reads it: one child's consent trail and
-access log, and the trail for a period (for export). Each read is itself audited."""
+access log (a page at a time), and the trail for a period (for export). Each read is
+itself audited."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,6 +13,21 @@ import orjson
 from hub.auth.principal import Principal
 from hub.consent.audit_trail import AuditEntry
 from hub.queries.context import Reads
+from hub.queries.paging import decode_cursor, encode_cursor
+
+
+@dataclass(frozen=True)
+class TrailPage:
+    """One page of a child's trail records, and the cursor of the next (none at the end)."""
+
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+TRAIL_LIMIT = 500
+"""Records on one page of a child's trail unless the caller asks for another number."""
+TRAIL_MAX_LIMIT = 5000
+TRAIL_CURSOR = "child_trail"
 
 
 async def child_trail_view(
@@ -22,15 +39,28 @@ async def child_trail_view(
     until: datetime | None = None,
     agency: str | None = None,
     outcome: str | None = None,
-) -> list[dict[str, Any]]:
-    """One child's trail records in order (filtered by time, agency and outcome)."""
-    await reads.views.catch_up_partitions(["audit_index"])
+    limit: int = TRAIL_LIMIT,
+    cursor: str | None = None,
+) -> TrailPage:
+    """One child's trail records in order (filtered by time, agency and outcome), `limit`
+    of them after `cursor` (a page's `next_cursor`): the trail's own order, its position
+    on the audit log, which later records never change."""
     where, params = _where(child_id, since, until, agency, outcome)
+    if cursor is not None:
+        part, offset = decode_cursor(TRAIL_CURSOR, cursor, (int, int))
+        where += " AND (part > ? OR (part = ? AND log_offset > ?))"
+        params += [part, part, offset]
+    await reads.views.catch_up_partitions(["audit_index"])
     rows = await reads.store.fetchall(
-        f"SELECT line FROM audit_entry{where} ORDER BY part, log_offset",  # noqa: S608 - fixed clauses
-        params,
+        f"SELECT line, part, log_offset FROM audit_entry{where}"  # noqa: S608 - fixed clauses
+        " ORDER BY part, log_offset LIMIT ?",
+        [*params, limit + 1],
     )
-    records = [orjson.loads(bytes(r[0])) for r in rows]
+    page = rows[:limit]
+    records = [orjson.loads(bytes(r[0])) for r in page]
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor(TRAIL_CURSOR, [int(page[-1][1]), int(page[-1][2])])
     await reads.trail.append(
         [
             AuditEntry(
@@ -45,7 +75,7 @@ async def child_trail_view(
             )
         ]
     )
-    return records
+    return TrailPage(records, next_cursor)
 
 
 async def trail_lines(

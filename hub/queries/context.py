@@ -65,20 +65,6 @@ async def viewer_for(
     return viewer
 
 
-async def require_on_caseload(
-    reads: Reads, caller: Principal, child_id: str, *, also: Sequence[str] = ()
-) -> None:
-    """`NotFound` unless the child exists and is on the caller's caseload. The caseload
-    and the projections named in `also` (which the query reads next) are caught up on the
-    child's partition first, together."""
-    await reads.views.catch_up(["caseload", *also], [child_id])
-    row = await reads.store.fetchone(
-        "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?", (caller.name, child_id)
-    )
-    if row is None:
-        raise NotFound("no such child on your caseload")
-
-
 MEMBERSHIP_EVENTS = ("team.practitioner_joined", "team.practitioner_left")
 
 
@@ -121,6 +107,36 @@ async def in_reach(reads: Reads, caller: Principal, child_id: str) -> bool:
     return False
 
 
+async def children_in_reach(
+    reads: Reads, caller: Principal, candidates: Sequence[str]
+) -> list[str]:
+    """Those of the candidates the caller reaches now, in child id order (the projection
+    each role's reach rests on caught up first): a coordinator's caseload in batches of
+    500, the teams a practitioner is on, a family member's own children that exist."""
+    unique = sorted(set(candidates))
+    if not unique:
+        return []
+    if caller.role is Role.COORDINATOR:
+        await reads.views.catch_up(["caseload"], unique)
+        reached: set[str] = set()
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await reads.store.fetchall(
+                f"SELECT child_id FROM caseload WHERE coordinator = ? AND child_id IN ({marks})",  # noqa: S608 - placeholders
+                (caller.name, *chunk),
+            )
+            reached.update(str(r[0]) for r in rows)
+        return sorted(reached)
+    if caller.role is Role.PRACTITIONER and caller.practitioner_id:
+        teams = set(await teams_of(reads, caller.practitioner_id))
+        return [c for c in unique if c in teams]
+    if caller.role is Role.FAMILY:
+        own = [c for c in unique if caller.acts_for(c)]
+        return sorted(await reads.persons.existing(own)) if own else []
+    return []
+
+
 REACH_VIEWS: dict[Role, str] = {
     Role.COORDINATOR: "caseload",
     Role.PRACTITIONER: "team_around_child",
@@ -157,24 +173,6 @@ async def plan_in_reach(
             continue
         return child
     raise NotFound("no such plan in your reach")
-
-
-async def plan_on_caseload(
-    reads: Reads, caller: Principal, plan_id: str, *, also: Sequence[str] = ()
-) -> str:
-    """The child of a plan on the caller's caseload, else `NotFound` (as for a missing
-    plan); `also`: projections caught up on the child's partition with the caseload."""
-    children = await plan_children(reads.store, plan_id)
-    if not children:
-        await reads.views.catch_up_partitions(["caseload_view"])
-        children = await plan_children(reads.store, plan_id)
-    for child in children:
-        try:
-            await require_on_caseload(reads, caller, child, also=also)
-        except NotFound:
-            continue
-        return child
-    raise NotFound("no such plan on your caseload")
 
 
 async def open_facts(

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.auth.principal import Principal
 from hub.consent.authority import capacity_applies, young_person_decides_from
-from hub.consent.state import GRANTOR_WORDS, ConsentState
+from hub.consent.state import GRANTOR_WORDS, ConsentState, summarise_consent
 from hub.consent.viewer import Viewer
-from hub.errors import NotFound
+from hub.errors import InvalidQuery, NotFound
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (
     ClockFact,
@@ -55,6 +55,7 @@ from hub.queries.context import (
     require_in_reach,
     viewer_for,
 )
+from hub.queries.paging import CURSOR_FIELD, decode_cursor, encode_cursor, malformed_cursor
 
 
 class ChildPlans(BaseModel):
@@ -112,6 +113,13 @@ class CaseloadEntry(BaseModel):
         description="`no_single_point_of_contact`: the current plan is in the 20-week process "
         "and no current key worker the caller may see holds the single point of contact",
     )
+    consent_status: str = Field(
+        default="no consent recorded",
+        description="The child's consent in force now, in a few words: 'consent given', "
+        "'consent given for education', 'refused for health', 'consent given; refused for "
+        "social care', 'no consent recorded', or how the last one stopped ('withdrawn', "
+        "'expired', 'ended', 'not yet in force'); only categories the caller may see are named",
+    )
 
 
 class CaseloadView(BaseModel):
@@ -119,8 +127,19 @@ class CaseloadView(BaseModel):
 
     coordinator: str
     as_of: date
-    total: int = Field(description="Children matching the filters")
+    total: int = Field(description="Children matching the filters (on every page)")
     children: list[CaseloadEntry]
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page (it keeps this page's `as_of`); "
+        "none on the last page",
+    )
+
+
+CASELOAD_LIMIT = 100
+"""Children on one page of the caseload unless the caller asks for another number."""
+CASELOAD_MAX_LIMIT = 1000
+CASELOAD_CURSOR = "caseload"
 
 
 # --------------------------------------------------------------------------- queries
@@ -237,9 +256,21 @@ async def caseload_view(
     as_of: date | None = None,
     stage: Se7Stage | None = None,
     overdue: bool | None = None,
-    limit: int = 1000,
+    limit: int = CASELOAD_LIMIT,
+    cursor: str | None = None,
 ) -> CaseloadView:
-    """The caller's children, most urgent first: overdue first, then the nearest deadline."""
+    """The caller's children, most urgent first: overdue first, then the nearest deadline,
+    then by child id; `limit` of them after `cursor` (a page's `next_cursor`, which keeps
+    the first page's `as_of` so that the order is the same on every page). Each row says
+    the child's consent in force in a few words."""
+    after = None
+    if cursor is not None:
+        day, after = _caseload_after(cursor)
+        if as_of is not None and as_of != day:
+            raise InvalidQuery(
+                CURSOR_FIELD, "cursor.other_day", "the cursor pages the caseload on another as_of"
+            )
+        as_of = day
     await reads.views.catch_up_partitions(["caseload", "caseload_view", "team_around_child"])
     now = datetime.now(UTC)
     today = as_of or now.date()
@@ -258,16 +289,31 @@ async def caseload_view(
     slow = [c for c, ps in by_child.items() if not all(fast_path(viewer, c, s) for _, s in ps)]
     facts = await load_clock_facts(reads.store, slow) if slow else {}
     entries: list[tuple[CaseloadEntry, list[PlanStanding]]] = []
+    role = caller.viewer_role
+
+    def may_see(category: str) -> bool:
+        spec = reads.policy.category(category)
+        return spec is not None and role in spec.visible_to
+
     for child, summaries in by_child.items():
         standing = standings(viewer, child, summaries, facts.get(child), today)
-        entry = _entry(child, standing)
+        entry = _entry(child, standing).model_copy(
+            update={"consent_status": summarise_consent(viewer.states[child], now, may_see=may_see)}
+        )
         if stage is not None and entry.stage != stage:
             continue
         if overdue is not None and (entry.overdue_count > 0) != overdue:
             continue
         entries.append((entry, standing))
     entries.sort(key=lambda e: _urgency(e[0]))
-    shown = entries[:limit]
+    rest = entries if after is None else [e for e in entries if _urgency(e[0]) > after]
+    shown = rest[:limit]
+    next_cursor = None
+    if len(rest) > limit:
+        flag, due, last = _urgency(shown[-1][0])
+        next_cursor = encode_cursor(
+            CASELOAD_CURSOR, [today.isoformat(), flag, due.isoformat(), last]
+        )
     names = await child_names(reads, viewer, [e.child_id for e, _ in shown])
     in_progress = [e.child_id for e, _ in shown if e.status in IN_PROGRESS]
     contacts = await single_points_of_contact(reads, viewer, in_progress, today)
@@ -304,7 +350,17 @@ async def caseload_view(
             )
             for e, _ in shown
         ],
+        next_cursor=next_cursor,
     )
+
+
+def _caseload_after(cursor: str) -> tuple[date, tuple[int, date, str]]:
+    """The day a caseload cursor pages on, and the urgency of the last row it showed."""
+    day, flag, due, child = decode_cursor(CASELOAD_CURSOR, cursor, (str, int, str, str))
+    try:
+        return date.fromisoformat(day), (flag, date.fromisoformat(due), child)
+    except ValueError:
+        raise malformed_cursor() from None
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,7 +1,9 @@
-"""The match queue as a person decides from it (`GET /match-queue`, `hub match list`)."""
+"""The match queue as a person decides from it (`GET /match-queue`, a page at a time by
+cursor; `hub match list`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +11,7 @@ from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.identity.match_queue import MatchQueue, Status, strong_identifiers
 from hub.identity.person_index import PersonIndex
 from hub.identity.subject import Subject
+from hub.queries.paging import decode_cursor, encode_cursor
 
 
 def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dict[str, Any]:
@@ -38,6 +41,19 @@ def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dic
     }
 
 
+@dataclass(frozen=True)
+class QueuePage:
+    """One page of the queue as `review_queue` shows it, and the next page's cursor."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+QUEUE_LIMIT = 100
+QUEUE_MAX_LIMIT = 500
+QUEUE_CURSOR = "match_queue"
+
+
 async def review_queue(
     queue: MatchQueue,
     persons: PersonIndex,
@@ -46,16 +62,41 @@ async def review_queue(
     actor: str,
     route: str,
     status: Status | None = "pending",
-    limit: int = 100,
+    limit: int = QUEUE_LIMIT,
 ) -> list[dict[str, Any]]:
-    """The queue as a coordinator decides from it: each item's reason and candidates, the
+    """The first `limit` items of the queue as `review_queue_page` shows them."""
+    page = await review_queue_page(
+        queue, persons, trail, actor=actor, route=route, status=status, limit=limit
+    )
+    return page.items
+
+
+async def review_queue_page(
+    queue: MatchQueue,
+    persons: PersonIndex,
+    trail: AuditTrail,
+    *,
+    actor: str,
+    route: str,
+    status: Status | None = "pending",
+    limit: int = QUEUE_LIMIT,
+    cursor: str | None = None,
+) -> QueuePage:
+    """The queue as a coordinator decides from it, in the order it was queued, `limit`
+    items after `cursor` (a page's `next_cursor`): each item's reason and candidates, the
     record's demographics and identifiers (decrypted), and per candidate only what the hub
     records to compare (date of birth, whether the name and date of birth match). Every
     item shown and every candidate compared is an audited read."""
+    after = None
+    if cursor is not None:
+        created_at, item_id = decode_cursor(QUEUE_CURSOR, cursor, (str, str))
+        after = (created_at, item_id)
     now = datetime.now(UTC)
     out: list[dict[str, Any]] = []
     audit: list[AuditEntry] = []
-    for item in await queue.items(status=status, limit=limit):
+    fetched = await queue.items(status=status, limit=limit + 1, after=after)
+    page = fetched[:limit]
+    for item in page:
         subject = await queue.open_subject(item) if item.status == "pending" else None
         owners: dict[str, str | None] = {}
         fingerprint = None
@@ -135,4 +176,7 @@ async def review_queue(
         )
     if audit:
         await trail.append(audit)
-    return out
+    next_cursor = None
+    if len(fetched) > limit:
+        next_cursor = encode_cursor(QUEUE_CURSOR, [page[-1].created_at, page[-1].item_id])
+    return QueuePage(out, next_cursor)

@@ -294,6 +294,7 @@ ROUTE_WORDS = {
     "GET /caseload": "their caseload list",
     "GET /me/children": "their list of children",
     "GET /audit/children/{id}": "the audit trail (information governance)",
+    "POST /children/search": "a search that found the child",
 }
 
 

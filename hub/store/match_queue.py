@@ -195,11 +195,23 @@ class SqlMatchQueue:
         return None if row is None else _item(row)
 
     async def items(
-        self, *, status: Status | None = "pending", limit: int = 100
+        self,
+        *,
+        status: Status | None = "pending",
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
     ) -> list[QueueItem]:
-        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        clauses: list[str] = []
+        params: list[Any] = []
+        if status:
+            clauses.append("status = ?")
+            params.append(status)
+        if after is not None:
+            clauses.append("(created_at > ? OR (created_at = ? AND item_id > ?))")
+            params += [after[0], after[0], after[1]]
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = await self._store.fetchall(
-            f"SELECT {_COLUMNS} FROM match_queue_item {where}"  # noqa: S608
+            f"SELECT {_COLUMNS} FROM match_queue_item {where}"  # noqa: S608 - fixed clauses
             " ORDER BY created_at, item_id LIMIT ?",
             [*params, limit],
         )

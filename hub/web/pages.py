@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import jinja2
 import structlog
@@ -28,7 +28,7 @@ from hub.auth.invitations import FamilyInvitations, InvitationError, normalise
 from hub.auth.keys import ApiKeyStore
 from hub.auth.principal import AuthError, Principal, Role
 from hub.bootstrap import Hub
-from hub.errors import NotFound
+from hub.errors import InvalidQuery, NotFound
 from hub.plans.clock import Se7Stage
 from hub.queries.audit import child_trail_view
 from hub.queries.context import require_in_reach
@@ -300,7 +300,12 @@ async def sign_out(request: Request) -> Response:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def home(request: Request, stage: str | None = None, overdue: str | None = None) -> Response:
+async def home(
+    request: Request,
+    stage: str | None = None,
+    overdue: str | None = None,
+    cursor: str | None = None,
+) -> Response:
     visit = await visit_of(request)
     principal = visit.principal
     if principal is None:
@@ -309,7 +314,7 @@ async def home(request: Request, stage: str | None = None, overdue: str | None =
             set_session(request, response, visit.session)
         return response
     if principal.role is Role.COORDINATOR:
-        return await _caseload(visit, principal, stage, overdue)
+        return await _caseload(visit, principal, stage, overdue, cursor)
     if principal.role is Role.PRACTITIONER:
         mine = await my_children(visit.hub.reads, principal)
         return render(visit, "my_children.html", title="Your children", mine=mine)
@@ -324,15 +329,36 @@ async def home(request: Request, stage: str | None = None, overdue: str | None =
 
 
 async def _caseload(
-    visit: Visit, principal: Principal, stage: str | None, overdue: str | None
+    visit: Visit,
+    principal: Principal,
+    stage: str | None,
+    overdue: str | None,
+    cursor: str | None,
 ) -> HTMLResponse:
     chosen_stage = stage if stage in STAGES else None
     chosen_overdue = {"yes": True, "no": False}.get(overdue or "")
-    view = await caseload_view(
-        visit.hub.reads,
-        principal,
-        stage=chosen_stage,  # type: ignore[arg-type]  # checked against STAGES above
-        overdue=chosen_overdue,
+    try:
+        view = await caseload_view(
+            visit.hub.reads,
+            principal,
+            stage=chosen_stage,  # type: ignore[arg-type]  # checked against STAGES above
+            overdue=chosen_overdue,
+            cursor=cursor or None,
+        )
+    except InvalidQuery as exc:
+        raise PageRefused(
+            visit, 400, f"This page of the caseload cannot be shown: {exc.reason}."
+        ) from None
+    filters = {
+        k: v
+        for k, v in (
+            ("stage", chosen_stage),
+            ("overdue", overdue if chosen_overdue is not None else None),
+        )
+        if v
+    }
+    next_page = (
+        "/?" + urlencode({**filters, "cursor": view.next_cursor}) if view.next_cursor else None
     )
     return render(
         visit,
@@ -341,6 +367,8 @@ async def _caseload(
         stages=STAGES,
         chosen_stage=chosen_stage,
         chosen_overdue=overdue if chosen_overdue is not None else "",
+        next_page=next_page,
+        first_page="/?" + urlencode(filters) if cursor else None,
     )
 
 
@@ -452,11 +480,28 @@ async def trail_search(request: Request, child_id: str | None = None) -> Respons
 
 
 @router.get("/trail/{child_id}", response_class=HTMLResponse)
-async def trail_page(request: Request, child_id: str) -> Response:
+async def trail_page(request: Request, child_id: str, cursor: str | None = None) -> Response:
     visit = await signed_in(request, Role.IG_AUDITOR)
     assert visit.principal is not None
-    records = await child_trail_view(visit.hub.reads, visit.principal, child_id)
-    return render(visit, "trail.html", child_id=child_id, records=records)
+    try:
+        page = await child_trail_view(
+            visit.hub.reads, visit.principal, child_id, cursor=cursor or None
+        )
+    except InvalidQuery as exc:
+        raise PageRefused(
+            visit, 400, f"This page of the trail cannot be shown: {exc.reason}."
+        ) from None
+    next_page = (
+        f"/trail/{child_id}?{urlencode({'cursor': page.next_cursor})}" if page.next_cursor else None
+    )
+    return render(
+        visit,
+        "trail.html",
+        child_id=child_id,
+        records=page.records,
+        next_page=next_page,
+        first_page=f"/trail/{child_id}" if cursor else None,
+    )
 
 
 @router.get("/verify", response_class=HTMLResponse)

@@ -175,6 +175,33 @@ async def test_items_are_listed_in_the_order_they_were_queued(queue: MatchQueue)
     assert len(await queue.items(status=None)) == 3
 
 
+async def test_items_after_a_position_page_through_the_queue_once_each(
+    queue: MatchQueue,
+) -> None:
+    # two items queued at the same instant are told apart by their ids
+    queued = [
+        await enqueue(queue, [f"k{i}"], now=NOW + timedelta(minutes=i // 2)) for i in range(5)
+    ]
+    order = sorted(queued, key=lambda i: (i.created_at, i.item_id))
+    seen: list[str] = []
+    after: tuple[str, str] | None = None
+    while True:
+        page = await queue.items(limit=2, after=after)
+        if not page:
+            break
+        seen += [i.item_id for i in page]
+        after = (page[-1].created_at, page[-1].item_id)
+    assert seen == [i.item_id for i in order]
+    await queue.mark_resolved(
+        order[1].item_id, decision="link", child_id="hc-a", actor="coordinator:casey", now=NOW
+    )
+    first = (order[0].created_at, order[0].item_id)
+    assert [i.item_id for i in await queue.items(after=first)] == [i.item_id for i in order[2:]]
+    assert [i.item_id for i in await queue.items(status="resolved", after=first)] == [
+        order[1].item_id
+    ]
+
+
 async def test_a_decision_is_recorded_and_the_sealed_subject_dropped(queue: MatchQueue) -> None:
     item = await enqueue(queue, ["k1"])
     later = NOW + timedelta(hours=1)

@@ -16,7 +16,15 @@ import pytest
 
 from hub.api.app import create_app
 from hub.cli import main as hub_main
-from hub.demo import MARKER, DemoDirError, open_in_process, prepare_demo_dir, run_demo_load
+from hub.demo import (
+    MARKER,
+    PARENT,
+    PRACTITIONER,
+    DemoDirError,
+    open_in_process,
+    prepare_demo_dir,
+    run_demo_load,
+)
 from hub.demo.cohort import COMMUNITY_TRUST, SCHOOLS, build_cohort
 from hub.demo.journeys import final_date
 from hub.demo.messages import cin_census_message, ctf_message, health_bundle
@@ -119,6 +127,24 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
             e["status"] in ("requested", "assessing", "drafting") for e in flagged
         )
         assert team["open_actions"]
+
+        # the big team child's SENCo and parent have their own tokens, and reach the child
+        senco = {"Authorization": f"Bearer {result.keys.tokens[PRACTITIONER]}"}
+        r = await client.get("/me/children", headers=senco)
+        assert r.status_code == 200 and big in [c["child_id"] for c in r.json()["children"]]
+        r = await client.get(f"/children/{big}/team", headers=senco)
+        assert r.status_code == 200, r.text
+        assert 0 < r.json()["member_count"] <= 30
+        parent = {"Authorization": f"Bearer {result.keys.tokens[PARENT]}"}
+        r = await client.get(f"/children/{big}/team", headers=parent)
+        assert r.status_code == 200 and r.json()["member_count"] > 0, r.text
+        r = await client.get(f"/children/{big}/access-log", headers=parent)
+        assert r.status_code == 200 and any(
+            "(senco) looked at the team around the child" in line["text"]
+            for line in r.json()["lines"]
+        ), r.text
+        other = next(result.child_id(c) for c in cohort.children[1:])
+        assert (await client.get(f"/children/{other}/team", headers=parent)).status_code == 404
 
         auditor = {"Authorization": f"Bearer {result.keys.ig_auditor}"}
         r = await client.get("/audit/verify", headers=auditor)

@@ -56,5 +56,5 @@ def assert_prints_a_sign_in_for_each_role(printed: str, tokens: str, port: int) 
     """The web pages' sign-in address, and a credential for each role that has pages."""
     assert f"http://127.0.0.1:{port}/sign-in" in printed, printed
     by_name = dict(line.split("\t", 1) for line in tokens.splitlines() if "\t" in line)
-    for name in ("demo-coordinator", "demo-ig-auditor", "demo-senco", "demo-family-invitation"):
+    for name in ("demo-coordinator", "demo-ig-auditor", "demo-practitioner", "demo-parent"):
         assert by_name[name] in printed, name

@@ -453,3 +453,29 @@ async def test_a_family_member_signing_in_with_an_identity_provider_links_their_
                 headers={"Authorization": f"Bearer {coordinator}"},
             )
             assert r.status_code == 401 and "only a family sign-in" in r.json()["detail"]
+
+
+async def test_a_practitioner_and_a_parent_find_only_the_children_in_their_reach(
+    api: Api,
+) -> None:
+    child = await a_child_with_a_team(api)
+    other = await a_child_with_a_team(api, upn=OTHER_UPN, dob="2014-05-05")
+    left = event(
+        "team.practitioner_left", {"practitioner_id": SENCO, "until": "2024-12-20"},
+        message_id="l-other", subject={"upn": OTHER_UPN},
+    )  # fmt: skip
+    await ingest(api, "oak-school-mis", [left])
+    await family_token(api, child, "parent_with_pr", "parent")
+    for who in ("senco", "parent"):
+        found = await api.client.post("/children/search", json={"upn": UPN}, headers=api.auth(who))
+        assert found.status_code == 200, found.text
+        assert [c["child_id"] for c in found.json()["children"]] == [child]
+        hidden = await api.client.post(
+            "/children/search", json={"upn": OTHER_UPN}, headers=api.auth(who)
+        )
+        assert hidden.json()["count"] == 0 and other not in hidden.text
+    # the teacher is still on the other child's team, so finds it
+    r = await api.client.post(
+        "/children/search", json={"upn": OTHER_UPN}, headers=api.auth("teacher")
+    )
+    assert [c["child_id"] for c in r.json()["children"]] == [other]

@@ -327,3 +327,19 @@ async def test_the_api_docs_are_served_from_the_package_not_a_cdn(api: Api) -> N
             assert f'src="{asset}"' in r.text
             got = await client.get(asset)
             assert got.status_code == 200 and len(got.content) > 100, asset
+
+
+async def test_a_malformed_page_cursor_is_a_page_saying_so_and_one_page_has_no_next_link(
+    api: Api, seeded: Seeded
+) -> None:
+    casey = await signed_in_as(api, seeded, "casey")
+    ig = await signed_in_as(api, seeded, "ig")
+    first = await casey.get("/?stage=enter")
+    assert first.status_code == 200 and 'data-testid="next-page"' not in first.text
+    assert 'data-testid="caseload-row"' in first.text
+    for client, path in ((casey, "/?cursor=not-a-cursor"), (ig, f"/trail/{seeded.child}?cursor=x")):
+        r = await client.get(path)
+        assert r.status_code == 400, (path, r.status_code)
+        assert "cannot be shown" in r.text and "not-a-cursor" not in r.text
+    trail = await ig.get(f"/trail/{seeded.child}")
+    assert trail.status_code == 200 and 'data-testid="trail-record"' in trail.text
