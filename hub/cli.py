@@ -469,6 +469,7 @@ def _demo_load_and_describe(
         *_team_token_lines(result.keys.tokens, big),
         f"(admin and agency tokens: {keys_file.resolve()})",
         "",
+        *_web_sign_in_lines(url),
         "try:",
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
@@ -478,6 +479,15 @@ def _demo_load_and_describe(
         "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
     return lines
+
+
+def _web_sign_in_lines(url: str) -> list[str]:
+    """Where a person signs in to the web pages, and with what."""
+    return [
+        f"web pages: open {url}/sign-in and sign in with any token above (coordinator, IG",
+        "auditor, practitioner, parent): each sees the pages of its role",
+        "",
+    ]
 
 
 def _team_token_lines(tokens: dict[str, str], child: str | None) -> list[str]:
@@ -572,6 +582,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             *_team_token_lines(tokens, None),
             f"(admin and agency tokens: {keys_file.resolve()})",
             "",
+            *_web_sign_in_lines(url),
             "try:",
             f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
             f'  curl -H "Authorization: Bearer {auditor}" {url}/audit/verify',

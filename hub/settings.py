@@ -85,6 +85,14 @@ class Settings(BaseSettings):
     )
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
 
+    # -- web pages ------------------------------------------------------------------
+    web_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Seals the web pages' session cookies (16+ characters); unset, each "
+        "process makes its own at start-up, so a restart signs everyone out and several "
+        "API processes behind one address need it set, alike, on each",
+    )
+
     # -- keys -----------------------------------------------------------------------
     master_key: SecretStr | None = Field(
         default=None, description="base64 32-byte key wrapping each child's data key"

@@ -1,5 +1,6 @@
-"""The FastAPI application factory: health, readiness and metrics now; the ingest,
-coordinator and IG routers mount here as they arrive. Built by `create_app(settings)`."""
+"""The FastAPI application factory: health, readiness and metrics, the ingest,
+coordinator, team and IG routers, and the web pages with their static files
+(`hub.web`). Built by `create_app(settings)`."""
 
 from __future__ import annotations
 
@@ -52,6 +53,9 @@ def create_app(
             "child with SEND into one consent-checked picture for the team around the child."
         ),
         lifespan=lifespan,
+        # Served by hub.web from the copies shipped in the package, not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     from hub.api.problems import install_problem_handlers
 
@@ -83,4 +87,7 @@ def create_app(
     from hub.api import routes_ingest
 
     app.include_router(routes_ingest.router)
+    from hub.web import install_web
+
+    install_web(app, settings)
     return app

@@ -33,6 +33,7 @@ from hub.api.auth import current_principal, require_roles, route_roles
 from hub.auth import Authenticator, Principal, Role
 from hub.auth.keys import Identity
 from hub.settings import Settings
+from hub.web import pages as web_pages
 from tests.unit.test_oidc import JwksServer, claims, sign
 
 # Routes that answer without credentials, and why. Anything else must authenticate.
@@ -79,11 +80,17 @@ def _is_api_route(route: Any) -> bool:
     return isinstance(getattr(route, "original_route", route), APIRoute)
 
 
+# The web pages (hub.web.pages) and their static files authenticate by session cookie,
+# not bearer token: tests/e2e/test_web_pages.py walks every page route with no session,
+# each role and a child out of reach, and checks that it knows every page route.
+WEB_PAGES: frozenset[str] = frozenset(r.path for r in web_pages.router.routes) | {"/static"}
+
+
 def _endpoints_of(app: FastAPI) -> list[Endpoint]:
     found = []
     for route in _routes(app):
         path = getattr(route, "path", None) or repr(route)
-        if path in PUBLIC:
+        if path in PUBLIC or path in WEB_PAGES:
             continue
         for method in sorted(getattr(route, "methods", None) or {"*"}):
             found.append(Endpoint(method, path))
@@ -447,7 +454,7 @@ async def test_the_api_description_is_public_and_names_the_bearer_scheme(
     doc = response.json()
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     for route in _routes(app):
-        if not _is_api_route(route) or route.path in PUBLIC:
+        if not _is_api_route(route) or route.path in PUBLIC or route.path in WEB_PAGES:
             continue
         for method in route.methods:
             operation = doc["paths"][route.path][method.lower()]

@@ -27,6 +27,7 @@ def test_demo_restarts_on_its_own_data(tmp_path: Path) -> None:
     first = asyncio.run(count_events(data))
     assert first > 0
     tokens = (data / "demo-keys.txt").read_text()
+    assert_prints_a_sign_in_for_each_role(logfile.read_text(), tokens, port)
 
     proc = start_hub(args, hub_env(), logfile)
     try:
@@ -46,5 +47,14 @@ def test_demo_restarts_on_its_own_data(tmp_path: Path) -> None:
     finally:
         assert stop(proc) in (0, -15)
     assert "kept" in logfile.read_text()
+    assert_prints_a_sign_in_for_each_role(logfile.read_text(), tokens, port)
     assert asyncio.run(count_events(data)) == first
     assert (data / "demo-keys.txt").read_text() == tokens
+
+
+def assert_prints_a_sign_in_for_each_role(printed: str, tokens: str, port: int) -> None:
+    """The web pages' sign-in address, and a credential for each role that has pages."""
+    assert f"http://127.0.0.1:{port}/sign-in" in printed, printed
+    by_name = dict(line.split("\t", 1) for line in tokens.splitlines() if "\t" in line)
+    for name in ("demo-coordinator", "demo-ig-auditor", "demo-practitioner", "demo-parent"):
+        assert by_name[name] in printed, name

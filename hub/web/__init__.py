@@ -1,0 +1,43 @@
+"""The hub's web pages (server-rendered, GOV.UK Frontend) and the API documentation pages,
+served by the API's own process: `install_web(app, settings)` adds the security headers,
+the session codec, the templates, the static files under `/static` (GOV.UK Frontend,
+Swagger UI and ReDoc shipped inside the package) and the page routes."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+from fastapi import FastAPI, Request, Response
+from fastapi.staticfiles import StaticFiles
+
+from hub.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install_web(app: FastAPI, settings: Settings) -> None:
+    from hub.web import docs, pages
+    from hub.web.security import SecurityHeaders
+    from hub.web.sessions import SessionCodec
+
+    secret = settings.web_session_secret
+    app.state.web_sessions = SessionCodec(
+        secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
+    )
+    app.state.web_templates = pages.create_templates()
+    app.add_middleware(SecurityHeaders)
+    app.add_exception_handler(pages.PageRefused, _refused)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(pages.router)
+    app.include_router(docs.router)
+
+
+async def _refused(request: Request, exc: Exception) -> Response:
+    from hub.web.pages import PageRefused, refused_page
+
+    assert isinstance(exc, PageRefused)
+    return refused_page(exc)
+
+
+__all__ = ["STATIC", "install_web"]
