@@ -58,6 +58,7 @@ def auth_refusal_headers(exc: AuthError, authorization: str | None) -> dict[str,
 def _public_paths(app: Any) -> list[re.Pattern[str]]:
     """The path patterns of the routes that take no credentials."""
     import fastapi.routing
+    from starlette.routing import Mount
 
     from hub.api.auth import route_roles
 
@@ -65,7 +66,10 @@ def _public_paths(app: Any) -> list[re.Pattern[str]]:
     patterns = []
     for route in contexts:
         path = getattr(route, "path", None)
-        if isinstance(path, str) and route_roles(route) is None:
+        if isinstance(getattr(route, "original_route", route), Mount) and isinstance(path, str):
+            # a mounted app (the packaged static assets) answers everything under its path
+            patterns.append(re.compile(re.escape(path.rstrip("/")) + "(/.*)?"))
+        elif isinstance(path, str) and route_roles(route) is None:
             patterns.append(compile_path(path)[0])
     return patterns
 
