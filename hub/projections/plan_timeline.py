@@ -220,6 +220,9 @@ class ActionState(_Out):
     action_id: str
     text: str
     owner_id: str
+    owner_name: str | None = Field(
+        default=None, description="Who owns the action, where a visible joining fact names them"
+    )
     due_on: date
     completed_on: date | None = None
     state: Literal["done", "open", "overdue"]
@@ -231,6 +234,11 @@ class MeetingOut(_Out):
     meeting_id: str
     meeting_kind: str
     attendee_ids: list[str] = []
+    attendees: list[str] = Field(
+        default=[],
+        description="The attendees in words ('Dr Priya Shah, educational psychologist'), in "
+        "`attendee_ids` order; an attendee no visible joining fact names is left out",
+    )
     family_attended: bool = False
     decisions: list[str] = []
     actions: list[ActionState] = []
@@ -472,6 +480,9 @@ def build_timeline(
     for item, ids in _child_level(
         acc.child_level, plan_id, first_request, clock.ceased_on, hidden, today
     ):
+        if isinstance(item, MeetingOut):
+            item, named_ids = _named_meeting(item, people, roles)
+            ids = [*ids, *named_ids]
         add(item.on, item)
         shown.extend(i for i in ids if i not in shown)
     shown.extend(
@@ -505,6 +516,27 @@ def build_timeline(
         unlinked_provision=unlinked,
         facts_shown=shown,
     )
+
+
+def _named_meeting(
+    meeting: MeetingOut, people: Mapping[str, PractitionerNaming], roles: RoleVocabulary
+) -> tuple[MeetingOut, list[str]]:
+    """The meeting with its attendees and action owners named, where the caller may see
+    them named, and the joining facts that naming rests on."""
+    rests_on: list[str] = []
+
+    def named(practitioner_id: str) -> PractitionerNaming | None:
+        who = people.get(practitioner_id)
+        if who is not None:
+            rests_on.extend(who.event_ids)
+        return who
+
+    attendees = [w.words(roles) for a in meeting.attendee_ids if (w := named(a)) is not None]
+    actions = [
+        a.model_copy(update={"owner_name": w.name}) if (w := named(a.owner_id)) else a
+        for a in meeting.actions
+    ]
+    return meeting.model_copy(update={"attendees": attendees, "actions": actions}), rests_on
 
 
 def _advice(
