@@ -13,10 +13,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.test_plan_journey import get, post, set_up_child
 from tests.support.api import Api, embedded, running_api
+from tests.support.web import sign_in
 
 
 @pytest.fixture
@@ -262,6 +264,18 @@ async def test_a_plan_is_reviewed_and_learnt_from(api: Api) -> None:
     assert "Review concluded; next review by 1 May 2026" in steps
     assert "Indicative personal budget: £900.00 (annual)" in steps
     assert tl["prompts"] == []  # Year 6 in 2025: not yet preparing for adulthood
+
+    # -- the coordinator's page of the plan says the same ---------------------------------
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=api.app), base_url="http://hub.test"
+    ) as page:
+        assert (await sign_in(page, api.tokens["casey"])).status_code == 303
+        r = await page.get(f"/plan/{plan}")
+    assert r.status_code == 200, r.text
+    assert 'data-testid="next-review">1 May 2026<' in r.text
+    assert 'data-testid="progress">Partly achieved<' in r.text
+    assert "What worked: Small-group phonics" in r.text
+    assert "Reads a short book aloud to the class" in r.text
 
     # -- from Year 9 (this child, born March 2015, from September 2028) -----------------
     later = await get(api, f"/plans/{plan}/timeline?as_of=2028-09-01")
