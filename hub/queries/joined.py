@@ -150,7 +150,12 @@ CASELOAD_CURSOR = "caseload"
 
 
 async def team_view(
-    reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
+    reads: Reads,
+    caller: Principal,
+    child_id: str,
+    *,
+    as_of: date | None = None,
+    route: str = "GET /children/{id}/team",
 ) -> TeamView:
     """The team around the child: the child, the family, the key worker, every
     practitioner by agency, open actions and consent, as the caller may see them."""
@@ -171,9 +176,7 @@ async def team_view(
         who_decides=await who_decides(reads, child_id, state, now),
         consent=state.describe(now),
     )
-    await audit_reads(
-        reads, caller, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
-    )
+    await audit_reads(reads, caller, route, now, [(child_id, view.facts_shown, {})])
     return view
 
 

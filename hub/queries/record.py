@@ -11,6 +11,7 @@ from hub.auth.principal import Principal
 from hub.consent.audit_trail import AuditEntry
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
+from hub.consent.state import ConsentRecord
 from hub.consent.viewer import SharingKey
 from hub.errors import PermanentError
 from hub.queries.context import Reads, audit_reads, require_in_reach, viewer_for
@@ -82,6 +83,31 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
         "agencies": by_agency,
         "facts_shown": len(shown),
     }
+
+
+async def consent_records(
+    reads: Reads, caller: Principal, child_id: str, *, route: str
+) -> tuple[list[ConsentRecord], datetime]:
+    """The child's recorded consents and refusals (one audited read through `route`)."""
+    await require_in_reach(reads, caller, child_id)
+    state = await reads.views.consent_state(child_id)
+    now = datetime.now(UTC)
+    await reads.trail.append(
+        [
+            AuditEntry(
+                kind="read",
+                actor=caller.actor,
+                child_id=child_id,
+                at=now,
+                details={
+                    "route": route,
+                    "outcome": "shown",
+                    "consent_ids": [r.consent_id for r in state.records],
+                },
+            )
+        ]
+    )
+    return list(state.records), now
 
 
 async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
