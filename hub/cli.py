@@ -510,6 +510,11 @@ def _team_try_lines(tokens: dict[str, str], url: str, child: str | None) -> list
     lines = []
     if PRACTITIONER in tokens:
         lines.append(f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" {url}/me/children')
+        if child:
+            lines.append(
+                f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" '
+                f'"{url}/fhir/CareTeam?patient={child}"'
+            )
     if PARENT in tokens and child:
         lines.append(
             f'  curl -H "Authorization: Bearer {tokens[PARENT]}" {url}/children/{child}/access-log'
