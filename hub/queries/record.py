@@ -112,10 +112,11 @@ async def consent_records(
 
 async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
     """The child's consent state in plain words."""
-    await require_in_reach(reads, caller, child_id)
+    records, now = await consent_records(
+        reads, caller, child_id, route="GET /children/{id}/consents"
+    )
     state = await reads.views.consent_state(child_id)
-    now = datetime.now(UTC)
-    records = [
+    rows = [
         {
             "consent_id": r.consent_id,
             "decision": r.decision,
@@ -126,26 +127,11 @@ async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[
             "period": r.consent.period.model_dump(mode="json"),
             "grantor_capacity": r.consent.grantor.capacity,
         }
-        for r in state.records
+        for r in records
     ]
-    await reads.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=caller.actor,
-                child_id=child_id,
-                at=now,
-                details={
-                    "route": "GET /children/{id}/consents",
-                    "outcome": "shown",
-                    "consent_ids": [r["consent_id"] for r in records],
-                },
-            )
-        ]
-    )
     return {
         "child_id": child_id,
         "as_of": now.isoformat(),
         "summary": state.describe(now),
-        "consents": records,
+        "consents": rows,
     }
