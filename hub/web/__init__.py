@@ -17,19 +17,27 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    from hub.web import docs, pages
+    from hub.web import docs, oidc, pages
     from hub.web.security import SecurityHeaders
     from hub.web.sessions import SessionCodec
+    from hub.web.throttle import SignInThrottle
 
     secret = settings.web_session_secret
     app.state.web_sessions = SessionCodec(
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
     )
     app.state.web_templates = pages.create_templates()
+    app.state.web_throttle = SignInThrottle()
+    if settings.oidc_issuer and settings.oidc_client_id:
+        app.state.web_oidc = oidc.OidcSignIn(settings)
+        app.state.web_templates.globals["oidc_sign_in"] = settings.oidc_display_name
+    else:
+        app.state.web_templates.globals["oidc_sign_in"] = None
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(pages.PageRefused, _refused)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(oidc.router)
     app.include_router(docs.router)
 
 
