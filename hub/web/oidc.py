@@ -285,11 +285,7 @@ async def oidc_start(request: Request, next: str | None = None) -> Response:
     try:
         url = await sign_in.authorization_url(_redirect_uri(request, sign_in), pending)
     except ProviderError as exc:
-        return _sign_in_error(
-            visit,
-            503,
-            f"You cannot sign in with {sign_in.display_name} now: {exc}. Try again later",
-        )
+        return _unavailable(visit, sign_in, exc)
     response = RedirectResponse(url, status_code=303)
     response.set_cookie(
         PENDING_COOKIE,
@@ -336,11 +332,7 @@ async def oidc_callback(
         token = await sign_in.exchange(_redirect_uri(request, sign_in), code, pending["verifier"])
         claims = kept_claims(sign_in.settings, await sign_in.id_claims(token, pending["nonce"]))
     except ProviderError as exc:
-        return _sign_in_error(
-            visit,
-            503,
-            f"You cannot sign in with {sign_in.display_name} now: {exc}. Try again later",
-        )
+        return _unavailable(visit, sign_in, exc)
     except AuthError as exc:
         log.info("web.oidc_refused", reason="token")
         return _sign_in_error(visit, 400, f"You could not be signed in: {exc}. Sign in again")
