@@ -204,9 +204,8 @@ async def test_state_nonce_and_code_are_checked_and_a_code_works_once(
     codec = api.app.state.web_sessions
     pending = codec.open_value(client.cookies.get(PENDING_COOKIE), PENDING_SECONDS)
     wrong_nonce = browser(api)
-    wrong_nonce.cookies.set(
-        PENDING_COOKIE, codec.seal_value({**pending, "nonce": "another-nonce"}), path="/sign-in/oidc"
-    )
+    sealed = codec.seal_value({**pending, "nonce": "another-nonce"})
+    wrong_nonce.cookies.set(PENDING_COOKIE, sealed, path="/sign-in/oidc")
     r = await wrong_nonce.get(path)
     assert r.status_code == 400 and "ID token did not check out" in r.text
     # the code was used up by that exchange: the right browser cannot use it either
