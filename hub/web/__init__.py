@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from hub.settings import Settings
@@ -36,9 +36,17 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(pages.PageRefused, _refused)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(pages.router)
-    app.include_router(oidc.router)
+    for router in page_routers():
+        app.include_router(router)
     app.include_router(docs.router)
+
+
+def page_routers() -> list[APIRouter]:
+    """Every router of web pages (authenticated by the session cookie, not a bearer
+    token: tests/e2e/test_auth_routes.py leaves them to the web page tests)."""
+    from hub.web import oidc, pages, pages_family, pages_practitioner
+
+    return [pages.router, oidc.router, pages_family.router, pages_practitioner.router]
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -48,4 +56,4 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return refused_page(exc)
 
 
-__all__ = ["STATIC", "install_web"]
+__all__ = ["STATIC", "install_web", "page_routers"]

@@ -47,6 +47,8 @@ FORM_LIMIT = 16 * 1024
 """The largest form any page posts (a credential and a CSRF token, or a button)."""
 
 STAGES: tuple[str, ...] = get_args(Se7Stage)
+FAMILY_DONE = ("withdrawn", "given", "refused", "views", "views_withheld", "comments")
+"""What the family page thanks the family for, after one of their forms."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -167,10 +169,11 @@ async def posted(visit: Visit) -> dict[str, str]:
         if len(body) > FORM_LIMIT:
             raise PageRefused(visit, 400, "This form is too large.")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
     except (UnicodeDecodeError, ValueError):
         raise PageRefused(visit, 400, "This form could not be read.") from None
     form = {k: v[0] for k, v in fields.items() if v}
+    visit.extra["form_lists"] = fields  # every value of a repeated field (checkboxes)
     if not visit.session.csrf_matches(form.get("csrf_token")):
         log.info("web.csrf_refused", path=request.url.path)
         raise PageRefused(
@@ -228,7 +231,7 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def refused_page(exc: PageRefused) -> HTMLResponse:
+def refused_page(exc: PageRefused) -> Response:
     visit = exc.visit
     if exc.status == 401 and visit.extra.get("unlinked"):
         return RedirectResponse("/sign-in/oidc/link", status_code=303)
@@ -463,7 +466,7 @@ async def _family_page(
 @router.get("/our-child/{child_id}", response_class=HTMLResponse)
 async def family_page(request: Request, child_id: str, done: str | None = None) -> Response:
     visit = await signed_in(request, Role.FAMILY)
-    return await _family_page(visit, child_id, done=done if done == "withdrawn" else None)
+    return await _family_page(visit, child_id, done=done if done in FAMILY_DONE else None)
 
 
 @router.post("/our-child/{child_id}/consents/{consent_id}/withdraw")
