@@ -11,6 +11,7 @@ same audited reads; a child off the practitioner's team is the 404 page.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -72,7 +73,7 @@ async def shared_record_page(request: Request, child_id: str) -> Response:
                 {
                     "what": fact["event_type"].partition(".")[2].replace("_", " ").capitalize(),
                     "category": fact["category"].replace("_", " "),
-                    "on": fact["occurred_at"][:10],
+                    "on": date.fromisoformat(fact["occurred_at"][:10]),
                     "source": fact["source"].get("system") or agency,
                     "basis": fact["basis"],
                     "erased": bool(fact["payload"].get("erased")),
