@@ -234,3 +234,47 @@ async def test_an_unreachable_provider_is_a_page_saying_so(tmp_path: Path) -> No
         await client.get("/sign-in")
         r = await client.get("/sign-in/oidc")
         assert r.status_code == 503 and "cannot be reached" in r.text
+
+
+OIDC_ROUTES = {"/sign-in/oidc", "/sign-in/oidc/callback", "/sign-in/oidc/link"}
+
+
+def test_the_oidc_routes_are_all_tested_here() -> None:
+    from hub.web.oidc import router
+
+    assert {r.path for r in router.routes} == OIDC_ROUTES
+
+
+async def test_the_link_page_is_for_an_unlinked_family_sign_in_only(
+    api: Api, seeded: Seeded, provider: Provider
+) -> None:
+    anonymous = browser(api)
+    page = await anonymous.get("/sign-in")
+    assert (await anonymous.get("/sign-in/oidc/link")).status_code == 401
+    r = await anonymous.post(
+        "/sign-in/oidc/link", data={"csrf_token": csrf_of(page.text), "code": "ABCD-EFGH-JKLM"}
+    )
+    assert r.status_code == 401
+    for sub in ("casey-sub", "senco-sub"):  # signed in with a role: nothing to link
+        client = browser(api)
+        await through_provider(client, provider, sub)
+        assert (await client.get("/sign-in/oidc/link")).headers["location"] == "/"
+    key_holder = browser(api)
+    page = await key_holder.get("/sign-in")
+    r = await key_holder.post(
+        "/sign-in",
+        data={"csrf_token": csrf_of(page.text), "credential": seeded.tokens["casey"]},
+    )
+    assert r.status_code == 303
+    assert (await key_holder.get("/sign-in/oidc/link")).status_code == 303
+
+
+async def test_without_a_client_id_there_is_no_provider_sign_in(tmp_path: Path) -> None:
+    from tests.support.api import embedded
+
+    async with running_api(embedded(tmp_path)) as api:
+        client = browser(api)
+        page = await client.get("/sign-in")
+        assert 'data-testid="oidc-sign-in"' not in page.text
+        assert (await client.get("/sign-in/oidc")).status_code == 404
+        assert (await client.get("/sign-in/oidc/callback?code=x&state=y")).status_code == 404
