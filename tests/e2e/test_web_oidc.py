@@ -278,3 +278,28 @@ async def test_without_a_client_id_there_is_no_provider_sign_in(tmp_path: Path) 
         assert 'data-testid="oidc-sign-in"' not in page.text
         assert (await client.get("/sign-in/oidc")).status_code == 404
         assert (await client.get("/sign-in/oidc/callback?code=x&state=y")).status_code == 404
+
+
+async def test_guessing_invitation_codes_at_the_link_page_is_throttled(
+    api: Api, seeded: Seeded, provider: Provider
+) -> None:
+    from hub.web.throttle import MAX_FAILURES
+
+    client = browser(api)
+    await through_provider(client, provider, "parent-sub")
+    page = await client.get("/sign-in/oidc/link")
+    token = csrf_of(page.text)
+    for _ in range(MAX_FAILURES - 1):
+        r = await client.post(
+            "/sign-in/oidc/link", data={"csrf_token": token, "code": "ABCD-EFGH-JKLM"}
+        )
+        assert r.status_code == 400
+    r = await client.post(
+        "/sign-in/oidc/link", data={"csrf_token": token, "code": "ABCD-EFGH-JKLM"}
+    )
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    assert 'href="#code"' in r.text and "too many failed sign-ins" in r.text
+    r = await client.post(
+        "/sign-in/oidc/link", data={"csrf_token": token, "code": seeded.invitation_code}
+    )
+    assert r.status_code == 429  # even the right code waits
