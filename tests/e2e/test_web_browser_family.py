@@ -213,7 +213,7 @@ def through_the_provider(tab: Tab, sub: str) -> None:
         page.get_by_role("button", name="Sign in with Test Council").click()
     assert page.url.startswith("http://127.0.0.1:") and "/oauth2/authorize" in page.url
     page.locator("input[name=sub]").first.fill(sub)
-    page.get_by_role("button", name="Authorize").click()
+    page.get_by_role("button", name="Authorize", exact=True).click()
     page.wait_for_url(re.compile(r"/sign-in/oidc/callback"))
     # the callback's page moves on by itself (a same-site navigation, so the new
     # SameSite=Strict session cookie goes with it)
