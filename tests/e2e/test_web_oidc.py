@@ -1,6 +1,6 @@
 """Signing in to the web pages through a real OpenID Connect provider on loopback (a
-separate process with its own signing key and discovery document): the authorisation
-code flow with PKCE, the state and nonce checked, the ID token's claims mapped to a hub
+separate process with its own signing key and discovery document, enforcing PKCE): the
+authorisation code flow with PKCE, the state, nonce and verifier checked, the ID token's claims mapped to a hub
 role exactly as a bearer JWT's are, and a family sign-in linked to a child once with an
 invitation code. No HTTP client is mocked: the hub fetches the discovery document, the
 keys and the token from the provider process."""
@@ -215,6 +215,24 @@ async def test_state_nonce_and_code_are_checked_and_a_code_works_once(
 
     # a fresh sign-in works
     assert target_of(await through_provider(client, provider, "senco-sub")) == "/"
+    assert (await client.get("/")).status_code == 200
+
+
+async def test_the_provider_refuses_a_code_sent_without_the_matching_pkce_verifier(
+    api: Api, seeded: Seeded, provider: Provider
+) -> None:
+    client = browser(api)
+    back = await provider.authorise(await start(client), "senco-sub")
+    codec = api.app.state.web_sessions
+    pending = codec.open_value(client.cookies.get(PENDING_COOKIE), PENDING_SECONDS)
+    thief = browser(api)  # has the code and the state, not the verifier
+    sealed = codec.seal_value({**pending, "verifier": "x" * 64})
+    thief.cookies.set(PENDING_COOKIE, sealed, path="/sign-in/oidc")
+    r = await thief.get(back.removeprefix(HUB))
+    assert r.status_code == 400 and "did not accept the sign-in" in r.text
+    assert (await thief.get("/")).status_code == 303
+    # the browser that holds the verifier completes the same code
+    assert target_of(await client.get(back.removeprefix(HUB))) == "/"
     assert (await client.get("/")).status_code == 200
 
 

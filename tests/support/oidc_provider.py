@@ -1,12 +1,9 @@
 """A real OpenID Connect provider on loopback for the web sign-in tests: the
 `oidc-provider-mock` package (authlib and Flask), run as its own process with its own
 RS256 signing key, a discovery document, the authorisation and token endpoints, and
-users whose claims the test sets; nonces are required. It issues codes for whichever
-subject the authorisation form names, as a test wants.
-
-What it does not do is check a PKCE verifier against the challenge (its authlib grant
-has no code-challenge extension): the tests check the hub's challenge and verifier
-themselves, from the authorisation request and the sealed pending state."""
+users whose claims the test sets; nonces are required, and PKCE is enforced
+(`tests.support.oidc_pkce_provider`, since the mock's own grant does not check it). It
+issues codes for whichever subject the authorisation form names, as a test wants."""
 
 from __future__ import annotations
 
@@ -23,6 +20,8 @@ from typing import Any
 import httpx
 
 from tests.support.broker import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -53,7 +52,8 @@ def oidc_provider(log_file: Path) -> Iterator[Provider]:
     port = free_port()
     out = log_file.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "oidc_provider_mock", "--port", str(port), "--require-nonce"],
+        [sys.executable, "-m", "tests.support.oidc_pkce_provider", "--port", str(port)],
+        cwd=ROOT,
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,
