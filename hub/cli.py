@@ -485,7 +485,9 @@ def _web_sign_in_lines(url: str) -> list[str]:
     """Where a person signs in to the web pages, and with what."""
     return [
         f"web pages: open {url}/sign-in and sign in with any token above (coordinator, IG",
-        "auditor, practitioner, parent): each sees the pages of its role",
+        "auditor, practitioner, parent): each sees the pages of its role (the practitioner",
+        f"also their actions and advice due at {url}/my-work; the parent who can see what at",
+        "/our-child/<id>/sharing, and the forms to give consent, add views and comment on a draft)",
         "",
     ]
 
