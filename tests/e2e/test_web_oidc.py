@@ -1,9 +1,9 @@
 """Signing in to the web pages through a real OpenID Connect provider on loopback (a
 separate process with its own signing key and discovery document, enforcing PKCE): the
-authorisation code flow with PKCE, the state, nonce and verifier checked, the ID token's claims mapped to a hub
-role exactly as a bearer JWT's are, and a family sign-in linked to a child once with an
-invitation code. No HTTP client is mocked: the hub fetches the discovery document, the
-keys and the token from the provider process."""
+authorisation code flow with PKCE, the state, nonce and verifier checked, the ID token's
+claims mapped to a hub role exactly as a bearer JWT's are, and a family sign-in linked to
+a child once with an invitation code. No HTTP client is mocked: the hub fetches the
+discovery document, the keys and the token from the provider process."""
 
 from __future__ import annotations
 
