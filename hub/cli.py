@@ -644,11 +644,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        from hub.adapters.registry import parse
+        from hub.adapters.registry import check_format, parse
         from hub.errors import PermanentError
 
         try:
             fmt, content_type = _content_type_for(args.format, path, data)
+            # a file of another format is refused, never read as this one (a CTF as CIN)
+            check_format(fmt, data, accepted=(fmt,), where=f"--format {args.format}")
             result = parse(fmt, data, content_type, args.agency, la_code=args.la_code)
         except PermanentError as exc:
             raise CliError(f"{path.name} cannot be read as {args.format}: {exc}") from None

@@ -7,7 +7,10 @@ CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the fami
 form) take one message each, from the `agency` role as its own agency. The content type
 picks the adapter (`hub.adapters.registry`); the body is read in chunks and refused with
 413 as soon as it passes `max_body_bytes` (by Content-Length before anything is read); a
-media type the route does not take is 415 naming those it does; a body the adapter cannot
+media type the route does not take is 415 naming those it does; a body in a media type
+the route takes that is another route's format (a CTF file on the social care route) is 422
+naming what it is and the formats the route takes (`accepted_formats`), never read as
+one of the route's own; a body the adapter cannot
 read is 400 (not well-formed, wrong encoding, refused XML) or 422 (well-formed but not a
 valid message), with the adapter's reason. Otherwise the answer lists, per fact, the event
 id appended or withheld, or why not (queued for the match queue, duplicate, rejected),
@@ -132,12 +135,18 @@ def refusal(exc: PermanentError, fmt: str) -> JSONResponse:
     """Problem details for a body the adapter could not read: 400 when it is not
     well-formed (syntax, encoding, refused XML features), 422 when it is well-formed but not
     a valid message; `field` and `reason` as the adapter gave them (never a value)."""
+    from hub.adapters.registry import WrongFormat
+
     field = exc.field or ""
     syntax = field.split(".", 1)[0].split("/", 1)[0].lower() in _SYNTAX_FIELDS
     status = 400 if syntax else 422
+    extra: dict[str, Any] = {}
+    if isinstance(exc, WrongFormat):  # a message of another route's format
+        extra = {"rule": exc.rule, "detected_format": exc.detected,
+                 "accepted_formats": list(exc.accepted)}  # fmt: skip
     return problem(
         status, "Bad Request" if syntax else "Unprocessable Content", str(exc),
-        format=fmt, field=exc.field, reason=exc.reason,
+        format=fmt, field=exc.field, reason=exc.reason, **extra,
     )  # fmt: skip
 
 
@@ -214,7 +223,9 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"description": "The route does not take this media type; the detail lists those it does",
           "content": {PROBLEM_JSON: {}}},
     422: {"description": "Well-formed, but not a valid message of its format (the reason "
-          "names the field and rule)", "content": {PROBLEM_JSON: {}}},
+          "names the field and rule), or a message of another route's format (`field: "
+          "format`, `rule: hub.route_format`, `detected_format`, `accepted_formats`)",
+          "content": {PROBLEM_JSON: {}}},
 }  # fmt: skip
 
 
