@@ -599,8 +599,9 @@ class _CinReader:
             broken.append(("1103", "AssessmentActualStartDate"))
         if authorised is not None and authorised < start:
             broken.append(("8608", "AssessmentAuthorisationDate"))
-        if episode.after_closure(start, authorised):
-            broken.append(("8565", "AssessmentActualStartDate"))
+        broken += episode.after_closure(
+            AssessmentActualStartDate=start, AssessmentAuthorisationDate=authorised
+        )
         factors: list[str] = []
         for k, item in enumerate(
             el.findall("FactorsIdentifiedAtAssessment/AssessmentFactors"), start=1
@@ -648,8 +649,7 @@ class _CinReader:
             broken.append(("4008", "CINPlanStartDate"))
         if episode.death is not None and end is not None and end > episode.death:
             broken.append(("4009Q", "CINPlanEndDate"))
-        if episode.after_closure(start, end):
-            broken.append(("8565", "CINPlanStartDate"))
+        broken += episode.after_closure(CINPlanStartDate=start, CINPlanEndDate=end)
         self.finish(
             broken, ok, CinPlanRecorded,
             {"referral_date": episode.referral, "start_date": start, "end_date": end},
@@ -673,8 +673,7 @@ class _CinReader:
             broken.append(("2889", "S47ActualStartDate"))
         if episode.referral is not None and icpc is not None and icpc < episode.referral:
             broken.append(("1104", "DateOfInitialCPC"))
-        if episode.after_closure(start, icpc):
-            broken.append(("8565", "S47ActualStartDate"))
+        broken += episode.after_closure(S47ActualStartDate=start, DateOfInitialCPC=icpc)
         try:
             not_required = flag(text_of(el, "ICPCnotRequired")) or False
         except ValueError:
@@ -719,8 +718,7 @@ class _CinReader:
             broken.append(("8915", "CPPstartDate"))
         if episode.death is not None and end is not None and end > episode.death:
             broken.append(("8920", "CPPendDate"))
-        if episode.after_closure(end):
-            broken.append(("8565", "CPPendDate"))
+        broken += episode.after_closure(CPPendDate=end)
         reviews: list[date] = []
         for k, review_el in enumerate(el.findall("Reviews/CPPreviewDate"), start=1):
             review_ref = f"{ref}/Reviews/CPPreviewDate[{k}]"
@@ -766,8 +764,13 @@ class _Episode:
         self.closure = closure
         self.death = death
 
-    def after_closure(self, *dates: date | None) -> bool:
-        return self.closure is not None and any(d is not None and d > self.closure for d in dates)
+    def after_closure(self, **dates: date | None) -> list[tuple[str, str]]:
+        """Rule 8565 against each element dated after the episode closed (the late one,
+        never another date of the same activity)."""
+        closure = self.closure
+        if closure is None:
+            return []
+        return [("8565", name) for name, d in dates.items() if d is not None and d > closure]
 
 
 _SUBJECT_ELEMENTS = {

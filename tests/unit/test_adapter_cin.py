@@ -538,6 +538,28 @@ def test_a_fact_breaking_an_enforced_rule_is_not_taken_with_its_code(
     explained(result)
 
 
+@pytest.mark.parametrize(
+    ("activity", "late"),
+    [
+        (ASSESSMENT.format("2024-01-10", "<AssessmentAuthorisationDate>2024-02-20"
+                           "</AssessmentAuthorisationDate>"), "AssessmentAuthorisationDate"),
+        (ASSESSMENT.format("2024-02-10", "<AssessmentAuthorisationDate>2024-02-20"
+                           "</AssessmentAuthorisationDate>"),
+         "AssessmentActualStartDate AssessmentAuthorisationDate"),
+        ("<CINPlanDates><CINPlanStartDate>2024-01-10</CINPlanStartDate><CINPlanEndDate>"
+         "2024-02-20</CINPlanEndDate></CINPlanDates>", "CINPlanEndDate"),
+        ("<Section47><S47ActualStartDate>2024-01-10</S47ActualStartDate><DateOfInitialCPC>"
+         "2024-02-20</DateOfInitialCPC><ICPCnotRequired>false</ICPCnotRequired></Section47>",
+         "DateOfInitialCPC"),
+    ],
+)  # fmt: skip
+def test_activity_after_closure_is_reported_against_the_late_date(activity: str, late: str) -> None:
+    """Rule 8565 names the element dated after the closure (2024-02-01), not another date
+    of the same activity."""
+    result = parse_cin(census(child(episode(activity))), agency="la", now=NOW)
+    assert sorted(n.field or "" for n in result.not_taken if n.rule == "8565") == late.split()
+
+
 def test_a_valid_episode_yields_every_fact_within_it() -> None:
     details = episode(
         ASSESSMENT.format(
