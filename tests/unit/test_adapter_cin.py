@@ -246,8 +246,8 @@ def test_the_liia_2022_sample_rejects_activity_before_referral_or_after_closure(
     explained(result)
     assert rules(result) == Counter(
         {
-            ("1103", "AssessmentActualStartDate"): 1,
-            ("8565", "AssessmentActualStartDate"): 1,
+            ("1103", "AssessmentActualStartDate"): 1,  # started before the referral
+            ("8565", "AssessmentAuthorisationDate"): 1,  # authorised after the closure
             ("2889", "S47ActualStartDate"): 1,
             ("1104", "DateOfInitialCPC"): 1,
             ("1105", "CPPstartDate"): 1,
