@@ -458,7 +458,7 @@ class _CinReader:
         elif referral is not None and referral > self.bound:
             broken.append(("8600", "CINreferralDate"))
             referral = None
-        if referral is not None and born is not None and referral < born - UNBORN_REFERRAL_WINDOW:
+        if referral is not None and born is not None and referral + UNBORN_REFERRAL_WINDOW < born:
             broken.append(("8606", "CINreferralDate"))
         if referral is not None and death is not None and referral > death:
             broken.append(("8555Q", "CINreferralDate"))
