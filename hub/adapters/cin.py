@@ -56,6 +56,7 @@ from hub.events.social_care import (
 from hub.ingest.model import AdapterResult, InboundFact, NotTaken, Subject
 
 RULES: dict[str, str] = {
+    "100": "Reference Date is incorrect",
     "1103": "The assessment start date cannot be before the referral date",
     "1104": (
         "The date of the initial child protection conference cannot be before the referral date"
@@ -232,6 +233,7 @@ class _CinReader:
             self.reference_date = self.read.date(
                 ref_text, "Header/CollectionDetails", "ReferenceDate"
             )
+        self.check_reference_date(text_of(header, "CollectionDetails/Year"))
         self.bound = min(self.reference_date or self.today, self.today)
         """Latest date a referral or birth can have: the census reference date, or today."""
 
@@ -266,6 +268,30 @@ class _CinReader:
             raise PermanentError(
                 "the agency name must be 1-64 characters", field="agency"
             ) from None
+
+    def check_reference_date(self, year_text: str | None) -> None:
+        """Rule 100: the ReferenceDate is 31 March of the collection Year. A header that
+        breaks it is reported (a not-taken line naming ReferenceDate, and a warning naming
+        both dates), never silently reconciled: the date checks that rely on the collection
+        period (8600, 8520, dates after the return was produced) use the ReferenceDate as
+        sent, and the warning says so."""
+        year = int(year_text) if year_text and year_text.isascii() and year_text.isdigit() else None
+        if year is None or not 1900 < year < 10000:
+            if year_text is not None:
+                self.read.reject(
+                    "Header/CollectionDetails/Year", "Year", "not a year (yyyy)", RULE_DATE_FORMAT
+                )
+            return
+        expected = date(year, 3, 31)
+        if self.reference_date == expected:
+            return
+        self.rule("Header/CollectionDetails/ReferenceDate", "100", "ReferenceDate")
+        sent = self.reference_date.isoformat() if self.reference_date else "none"
+        self.result.warnings.append(
+            f"rule 100: the header's ReferenceDate ({sent}) is not 31 March of its collection "
+            f"Year ({expected.isoformat()}); the dates of this return are checked against "
+            + (f"the ReferenceDate as sent ({sent})" if self.reference_date else "today")
+        )
 
     # --- helpers -------------------------------------------------------------------------
 
