@@ -23,7 +23,6 @@ from hub.adapters.xml_safety import (
     RULE_CODE_LIST,
     RULE_DATE_FORMAT,
     RULE_DATE_IN_FUTURE,
-    RULE_NOT_READ,
     RULE_REQUIRED,
     RULE_SUBJECT,
     Element,
@@ -31,10 +30,12 @@ from hub.adapters.xml_safety import (
     build_payload,
     content_message_id,
     day_start,
+    element_paths,
     flag,
     parse_date,
     parse_local_datetime,
     parse_xml,
+    report_unread,
     text_of,
     validation_not_taken,
 )
@@ -146,26 +147,63 @@ RULE_EPISODE_NOT_TAKEN = "hub.episode_not_taken"
 """A fact within an episode whose referral date is missing or not taken: it has nothing
 to name its episode by."""
 
-_HANDLED_CHILD = frozenset({"ChildIdentifiers", "ChildCharacteristics", "CINdetails"})
-_HANDLED_IDS = frozenset(
-    {
+_CHILD = "Children/Child"
+_DETAILS = f"{_CHILD}/CINdetails"
+
+
+TAKEN_ELEMENTS = element_paths(
+    ("Header", ("CollectionDetails", "Source")),
+    ("Header/CollectionDetails", ("Collection", "Year", "ReferenceDate")),
+    ("Header/Source", ("LEA", "SoftwareCode", "DateTime")),
+    ("Children", ("Child",)),
+    (_CHILD, ("ChildIdentifiers", "ChildCharacteristics", "CINdetails")),
+    (f"{_CHILD}/ChildIdentifiers", (
         "LAchildID", "UPN", "FormerUPN", "UPNunknown", "PersonBirthDate", "ExpectedPersonBirthDate",
         "GenderCurrent", "Sex", "PersonDeathDate", "NHSnumber", "NHSNumber",
-    }
-)  # fmt: skip
-_HANDLED_CHARACTERISTICS = frozenset({"Disabilities"})
-_HANDLED_DETAILS = frozenset(
-    {
+    )),
+    (f"{_CHILD}/ChildCharacteristics", ("Disabilities",)),
+    (f"{_CHILD}/ChildCharacteristics/Disabilities", ("Disability",)),
+    (_DETAILS, (
         "CINreferralDate", "ReferralSource", "PrimaryNeedCode", "CINclosureDate",
-        "ReasonForClosure",
-        "DateOfInitialCPC", "Assessments", "CINPlanDates", "Section47", "ReferralNFA",
-        "ChildProtectionPlans",
-    }
+        "ReasonForClosure", "DateOfInitialCPC", "Assessments", "CINPlanDates", "Section47",
+        "ReferralNFA", "ChildProtectionPlans",
+    )),
+    (f"{_DETAILS}/Assessments", (
+        "AssessmentActualStartDate", "AssessmentInternalReviewDate",
+        "AssessmentAuthorisationDate", "FactorsIdentifiedAtAssessment",
+    )),
+    (f"{_DETAILS}/Assessments/FactorsIdentifiedAtAssessment", ("AssessmentFactors",)),
+    (f"{_DETAILS}/CINPlanDates", ("CINPlanStartDate", "CINPlanEndDate")),
+    (f"{_DETAILS}/Section47", (
+        "S47ActualStartDate", "InitialCPCtarget", "DateOfInitialCPC", "ICPCnotRequired",
+    )),
+    (f"{_DETAILS}/ChildProtectionPlans", (
+        "CPPstartDate", "CPPendDate", "InitialCategoryOfAbuse", "LatestCategoryOfAbuse",
+        "NumberOfPreviousCPP", "Reviews",
+    )),
+    (f"{_DETAILS}/ChildProtectionPlans/Reviews", ("CPPreviewDate",)),
 )  # fmt: skip
+"""Every element the adapter reads (a path below Message, without indices); every other
+element of a return gets a not-taken line (`report_unread`), so none is dropped unexplained."""
+
+
+def _ref_of(path: str) -> str:
+    """A path below Message in the adapter's ref style: `Child[*]/ChildCharacteristics/...`."""
+    if path.startswith(f"{_CHILD}/") or path == _CHILD:
+        return "Child[*]" + path[len(_CHILD) :]
+    return path
+
+
 _UNSUPPORTED_REASONS = {
     "Ethnicity": "ethnicity is special category data not among the facts the hub takes "
     "(data minimisation)",
 }
+_UNSUPPORTED_REASONS.update({
+    "SourceLevel": "the return's source level is not a fact about a child",
+    "Release": "the sending software's release is not a fact about a child",
+    "SerialNo": "the return's serial number is not a fact about a child (the hub keys a "
+    "return by its content)",
+})  # fmt: skip
 _DEFAULT_UNSUPPORTED = "not read by the hub's CIN census adapter"
 
 
@@ -187,6 +225,10 @@ def parse_cin(
         raise PermanentError("the CIN census has no Children element", field="Message/Children")
     reader = _CinReader(root.find("Header"), agency=agency, la_code=la_code, data=data, now=now)
     reader.read_children(children_el.findall("Child"))
+    report_unread(
+        root, TAKEN_ELEMENTS, reader.result.not_taken,
+        ref_of=_ref_of, reasons=_UNSUPPORTED_REASONS, default=_DEFAULT_UNSUPPORTED,
+    )  # fmt: skip
     return reader.result
 
 
@@ -206,7 +248,6 @@ class _CinReader:
         self.today = self.now.date()
         self.result = AdapterResult(message_id=content_message_id("cin", data))
         self.read = Reader(self.result.not_taken)
-        self.unsupported: dict[str, str] = {}
         warnings = self.result.warnings
 
         header_la = text_of(header, "Source/LEA")
@@ -321,20 +362,6 @@ class _CinReader:
             return True
         return False
 
-    def note_unsupported(self, el: Element | None, handled: frozenset[str], prefix: str) -> None:
-        if el is None:
-            return
-        for child in el:
-            tag = child.tag
-            if (
-                isinstance(tag, str)
-                and tag not in handled
-                and f"{prefix}/{tag}" not in self.unsupported
-            ):
-                self.unsupported[f"{prefix}/{tag}"] = _UNSUPPORTED_REASONS.get(
-                    tag, _DEFAULT_UNSUPPORTED
-                )
-
     # --- children ------------------------------------------------------------------------
 
     def read_children(self, children: list[Element]) -> None:
@@ -356,27 +383,10 @@ class _CinReader:
             upn = upns[index - 1]
             duplicate_upn = upn is not None and upn_counts[upn.upper()] > 1
             self.read_child(child, ref, child_id, duplicate_upn)
-        for ref, reason in self.unsupported.items():
-            self.result.not_taken.append(
-                NotTaken(
-                    ref=ref,
-                    reason=reason,
-                    kind="unsupported",
-                    field=ref.rsplit("/", 1)[-1],
-                    rule=RULE_NOT_READ,
-                )
-            )
 
     def read_child(self, child: Element, ref: str, child_id: str, duplicate_upn: bool) -> None:
         ids_ref = f"{ref}/ChildIdentifiers"
         ids = child.find("ChildIdentifiers")
-        self.note_unsupported(child, _HANDLED_CHILD, "Child[*]")
-        self.note_unsupported(ids, _HANDLED_IDS, "Child[*]/ChildIdentifiers")
-        self.note_unsupported(
-            child.find("ChildCharacteristics"),
-            _HANDLED_CHARACTERISTICS,
-            "Child[*]/ChildCharacteristics",
-        )
 
         upn = text_of(ids, "UPN")
         if duplicate_upn:
@@ -475,7 +485,6 @@ class _CinReader:
     def read_episode(
         self, el: Element, subject: Subject, ref: str, born: date | None, death: date | None
     ) -> None:
-        self.note_unsupported(el, _HANDLED_DETAILS, "Child[*]/CINdetails")
         broken: list[tuple[str, str]] = []
         referral_text = text_of(el, "CINreferralDate")
         referral = self.read.date(referral_text, ref, "CINreferralDate")

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET  # types and ParseError only: parsing is defusedxml's
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -101,6 +101,68 @@ def leaf_texts(el: Element) -> dict[str, str]:
             if text:
                 out[child.tag] = text
     return out
+
+
+def element_paths(*groups: tuple[str, tuple[str, ...]]) -> frozenset[str]:
+    """The paths an adapter reads (below the root, `/`-joined, no indices), from (parent,
+    children) groups; each parent is itself a path."""
+    return frozenset(
+        path for parent, kids in groups for path in (parent, *(f"{parent}/{k}" for k in kids))
+    )
+
+
+RULE_STRAY_TEXT = "hub.stray_text"
+
+
+def report_unread(
+    root: Element,
+    taken: frozenset[str],
+    not_taken: list[NotTaken],
+    *,
+    ref_of: Callable[[str], str],
+    reasons: Mapping[str, str],
+    default: str,
+) -> None:
+    """Account for every element of a document: an element whose path (tags from below
+    the root, `/`-joined, no indices) is not in `taken` gets one not-taken line per path
+    (`hub.not_read`, the reason by tag from `reasons`, else `default`) and its subtree is
+    not walked; text beside child elements (mixed content, which no format here has) gets
+    one `hub.stray_text` line per path. `ref_of` turns a path into the adapter's ref style
+    (e.g. `Pupil[*]/Address/Easting`). So nothing a file holds is dropped unexplained."""
+    seen: set[str] = set()
+    containers = {t.rpartition("/")[0] for t in taken}
+
+    def note(path: str, tag: str, reason: str, rule: str) -> None:
+        if path not in seen:
+            seen.add(path)
+            not_taken.append(
+                NotTaken(ref=ref_of(path), reason=reason, kind="unsupported", field=tag, rule=rule)
+            )
+
+    def stray(el: Element) -> bool:
+        if el.text is not None and el.text.strip():
+            return True
+        return any(c.tail is not None and c.tail.strip() for c in el)
+
+    def walk(el: Element, path: str) -> None:
+        if (len(el) or path in containers) and stray(el):
+            note(
+                f"{path}#text" if path else "#text", el.tag,
+                "text beside the child elements is not read (it is no element of the format)",
+                RULE_STRAY_TEXT,
+            )  # fmt: skip
+        for child in el:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            sub = f"{path}/{tag}" if path else tag
+            if sub in taken:
+                if len(child) or sub in containers:
+                    walk(child, sub)
+            else:
+                note(sub, tag, reasons.get(sub) or reasons.get(tag, default), RULE_NOT_READ)
+
+    walk(root, "")
 
 
 def content_message_id(kind: str, data: bytes) -> str:

@@ -40,6 +40,10 @@ def rules(result: AdapterResult) -> Counter[tuple[str, str | None]]:
     return Counter((n.rule or "", n.field) for n in result.not_taken)
 
 
+HEADER_NOT_READ = {("hub.not_read", tag): 1 for tag in ("SourceLevel", "Release", "SerialNo")}
+"""The header elements each published sample carries that are not facts about a child."""
+
+
 def explained(result: AdapterResult) -> None:
     for n in result.not_taken:
         assert n.ref and n.reason and n.rule, n.ref
@@ -134,6 +138,7 @@ def test_the_332_child_census_yields_identities_disabilities_and_episodes(
             ("8790", "Disability"): 3,  # NONE recorded with other disabilities
             ("100", "ReferenceDate"): 1,  # 2022-07-21 is not 31 March of the Year (2022)
             ("hub.not_read", "Ethnicity"): 1,
+            **HEADER_NOT_READ,
         }
     )
     # 402 episodes in the file: 372 taken, 30 not (two children break two rules at once)
@@ -198,6 +203,11 @@ def test_the_2024_census_sample_takes_what_is_valid_and_explains_the_rest(
         ("Child[2]/CINdetails[1]/Assessments[1]", "hub.episode_not_taken"),
         ("Child[*]/ChildCharacteristics/Ethnicity", "hub.not_read"),
         ("Header/CollectionDetails/ReferenceDate", "100"),  # 2024-03-31 with Year 2023
+        ("Child[*]/ChildIdentifiers#text", "hub.stray_text"),  # "PersonBirthDate" as text
+        *(
+            (f"Header/Source/{tag}", "hub.not_read")
+            for tag in ("SourceLevel", "Release", "SerialNo")
+        ),
     }
     s47 = next(n for n in result.not_taken if n.rule == "2889")
     assert s47.reason == "The S47 start date cannot be before the referral date."
@@ -226,6 +236,8 @@ def test_the_2021_sample_without_factors_yields_its_assessment(samples_dir: Path
             ("8565", "CPPendDate"): 1,
             ("100", "ReferenceDate"): 1,  # 2024-03-31 with Year 2023
             ("hub.not_read", "Ethnicity"): 1,
+            ("hub.stray_text", "ChildIdentifiers"): 1,
+            **HEADER_NOT_READ,
         }
     )
 
@@ -256,6 +268,7 @@ def test_the_liia_2022_sample_rejects_activity_before_referral_or_after_closure(
             ("1105", "CPPstartDate"): 1,
             ("8565", "CPPendDate"): 1,
             ("hub.not_read", "Ethnicity"): 1,
+            **HEADER_NOT_READ,
         }
     )
 
@@ -622,7 +635,10 @@ def test_a_valid_episode_yields_every_fact_within_it() -> None:
     result = parse_cin(
         census(child(details, disabilities="<Disability>AUT</Disability>")), agency="la", now=NOW
     )
-    assert [n.ref for n in result.not_taken] == ["Child[*]/ChildCharacteristics/Ethnicity"]
+    assert [n.ref for n in result.not_taken] == [
+        "Header/Source/SourceLevel",
+        "Child[*]/ChildCharacteristics/Ethnicity",
+    ]
     refs = by_ref(result)
     assert refs["Child[1]/CINdetails[1]/Assessments[1]"] == AssessmentRecorded(
         referral_date=date(2023, 6, 1),
