@@ -245,6 +245,8 @@ def format_for(channel: str, content_type: str | None, data: bytes = b"") -> str
 class Options:
     la_code: str | None = None
     now: datetime | None = None
+    header: bytes | None = None
+    """The SSDA903 Header table CSV, sent beside an Episodes CSV (the command line)."""
 
 
 def _ctf(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
@@ -267,7 +269,7 @@ def _ssda903(data: bytes, content_type: str, agency: str, o: Options) -> Adapter
             "an SSDA903 return names its local authority: send la_code (3 digits)",
             field="la_code",
         )
-    return parse_ssda903(data, agency=agency, la_code=o.la_code, now=o.now)
+    return parse_ssda903(data, agency=agency, la_code=o.la_code, header=o.header, now=o.now)
 
 
 def _fhir(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
@@ -322,8 +324,10 @@ def parse(
     *,
     la_code: str | None = None,
     now: datetime | None = None,
+    header: bytes | None = None,
 ) -> AdapterResult:
-    """Run the adapter of `format` over one message. Raises `PermanentError` when the body
+    """Run the adapter of `format` over one message (`header`: an SSDA903 Header CSV sent
+    beside an Episodes CSV). Raises `PermanentError` when the body
     cannot be read at all (with the adapter's reason: field, position, rule)."""
     adapter = _ADAPTERS.get(format)
     if adapter is None:
@@ -334,7 +338,7 @@ def parse(
         bytes(data),
         content_type or DEFAULT_CONTENT_TYPE[format],
         agency,
-        Options(la_code=la_code, now=now),
+        Options(la_code=la_code, now=now, header=header),
     )
 
 

@@ -1,5 +1,6 @@
 """Social care adapter for SSDA903 (children looked after) returns: the Episodes table as
-CSV (with the Header table CSV when sent) or the expanded XML (root EXPSSDA903/CHILD with
+CSV (with the Header table CSV when sent, or the Header table CSV on its own, told by its
+columns) or the expanded XML (root EXPSSDA903/CHILD with
 HEADER and EPISODE). Each episode becomes `social_care.looked_after_episode_recorded`
 (DECOM, RNE, LS, CIN, PLACE, PLACE_PROVIDER, DEC, REC, REASON_PLACE_CHANGE, URN) and each
 header row `social_care.child_identified`, the child named by CHILD qualified by the LA
@@ -132,24 +133,42 @@ def parse_ssda903(
     head = bytes(data[:64]).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"<"):
         return parse_ssda903_xml(data, agency=agency, la_code=la_code, now=now)
+    if header is None and csv_table(data) == "Header":  # the Header table on its own
+        return parse_ssda903_csv(None, agency=agency, la_code=la_code, header=data, now=now)
     return parse_ssda903_csv(data, agency=agency, la_code=la_code, header=header, now=now)
 
 
+def csv_table(data: bytes) -> str | None:
+    """Which 903 table a CSV is, by its column names: `Episodes` (it has DECOM), `Header`
+    (CHILD with SEX, DOB or UPN, and no DECOM), or None."""
+    first = bytes(data[:4096]).split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+    columns = {c.strip().strip('"').upper() for c in first.split(",")}
+    if "DECOM" in columns:
+        return "Episodes"
+    if "CHILD" in columns and columns & {"SEX", "DOB", "UPN"}:
+        return "Header"
+    return None
+
+
 def parse_ssda903_csv(
-    episodes: bytes,
+    episodes: bytes | None,
     *,
     agency: str,
     la_code: str,
     header: bytes | None = None,
     now: datetime | None = None,
 ) -> AdapterResult:
-    """Parse the Episodes CSV (and the Header CSV when given). Raises `PermanentError` when a
+    """Parse the Episodes CSV (and the Header CSV when given; either alone). The Header
+    table is read first: its UPN and date of birth name each child in the episodes too, so
+    they link on LA code + CHILD + the header's identifiers. Raises `PermanentError` when a
     file is not UTF-8 CSV with the required columns; bad rows are reported, not fatal."""
     reader = _Ssda903Reader(
-        agency=agency, la_code=la_code, data=episodes + (header or b""), now=now
+        agency=agency, la_code=la_code, data=(episodes or b"") + (header or b""), now=now
     )
     header_rows = _csv_rows(header, "Header", HEADER_COLUMNS) if header is not None else ([], [])
-    episode_rows = _csv_rows(episodes, "Episodes", EPISODE_COLUMNS)
+    episode_rows = (
+        _csv_rows(episodes, "Episodes", EPISODE_COLUMNS) if episodes is not None else ([], [])
+    )
     for table, (columns, _rows) in (("Header", header_rows), ("Episodes", episode_rows)):
         read = _READ_HEADER if table == "Header" else _READ_EPISODE
         for column in columns:
