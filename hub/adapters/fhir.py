@@ -763,7 +763,9 @@ class _Reader:
                     )
                 )
         for entry in valid:
-            if entry.resource_type in CONTEXT_TYPES and not entry.used:
+            if entry.resource_type in CONTEXT_TYPES and entry.used:
+                result.context.append(entry.ref)
+            elif entry.resource_type in CONTEXT_TYPES:
                 result.not_taken.append(
                     NotTaken(
                         entry.ref,

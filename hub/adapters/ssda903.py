@@ -30,8 +30,10 @@ from hub.adapters.xml_safety import (
     build_payload,
     content_message_id,
     day_start,
+    element_paths,
     parse_date,
     parse_xml,
+    report_unread,
     text_of,
     validation_not_taken,
 )
@@ -197,26 +199,35 @@ def parse_ssda903_xml(
         head = child.find("HEADER")
         if head is not None:
             row = {el.tag: _clean(el.text) for el in head if isinstance(el.tag, str)}
-            for tag in row:
-                if tag not in _READ_HEADER:
-                    reader.not_read(f"CHILD[*]/HEADER/{tag}", tag)
             row["CHILD"] = row.get("CHILDID")
             reader.read_header(row, f"CHILD[{i}]/HEADER")
         child_id = text_of(head, "CHILDID") if head is not None else None
         for j, episode in enumerate(child.findall("EPISODE"), start=1):
             row = {el.tag: _clean(el.text) for el in episode if isinstance(el.tag, str)}
-            for tag in row:
-                if tag not in _READ_EPISODE:
-                    reader.not_read(f"CHILD[*]/EPISODE/{tag}", tag)
             row["CHILD"] = child_id
             if "PLACE" not in row:
                 row["PLACE"] = row.get("PL")
             reader.read_episode(row, f"CHILD[{i}]/EPISODE[{j}]")
-        for el in child:
-            if isinstance(el.tag, str) and el.tag not in ("HEADER", "EPISODE"):
-                reader.not_read(f"CHILD[*]/{el.tag}", el.tag)
     reader.finish()
+    report_unread(
+        root, TAKEN_ELEMENTS, reader.result.not_taken,
+        ref_of=_ref_of, reasons=_NOT_TAKEN_REASONS, default=_DEFAULT_NOT_TAKEN,
+    )  # fmt: skip
     return reader.result
+
+
+TAKEN_ELEMENTS = element_paths(
+    ("CHILD", ("HEADER", "EPISODE")),
+    ("CHILD/HEADER", tuple(sorted(_READ_HEADER - {"CHILD"}))),
+    ("CHILD/EPISODE", tuple(sorted(_READ_EPISODE - {"CHILD"}))),
+)
+"""Every element the XML reader reads (below EXPSSDA903, without indices); every other
+element gets a not-taken line (`report_unread`), so none is dropped unexplained."""
+
+
+def _ref_of(path: str) -> str:
+    """A path below EXPSSDA903 in the adapter's ref style: `CHILD[*]/HEADER/ETHNIC`."""
+    return "CHILD[*]" + path[len("CHILD") :] if path.split("/", 1)[0] == "CHILD" else path
 
 
 def _clean(value: str | None) -> str | None:
