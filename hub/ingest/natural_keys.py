@@ -6,7 +6,7 @@ and disabilities; a school's next CTF repeats the SEN history; a FHIR server re-
 resource unchanged. The message id (a content hash) differs each time, so the message-
 scoped idempotency key (agency, message, place in the message) would take each restatement
 as a new fact. A fact's natural key is its source (agency and organisation), the child as
-the source names them (LA code + LA child id, else UPN, else NHS number), its type and the
+the source names them (every identifier and demographic it sent), its type and the
 payload fields that identify it in its own format — a CIN episode by its referral date, an
 SEN status by its start date, a FHIR resource by its id (the part of the fact's ref that
 names it). `restatement_key` adds a digest of the payload: the same fact with the same
@@ -57,17 +57,13 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
 
 
-def _child(subject: Subject) -> tuple[str, ...] | None:
-    """The child as the source names them, strongest local id first."""
-    if subject.la_code and subject.la_child_id:
-        return ("la", subject.la_code, subject.la_child_id)
-    if subject.upn:
-        return ("upn", subject.upn.upper())
-    if subject.nhs_number:
-        return ("nhs", subject.nhs_number)
-    if subject.hub_child_id:
-        return ("hub", subject.hub_child_id)
-    return None
+def _child(subject: Subject) -> dict[str, object] | None:
+    """The child exactly as the source names them (every identifier and demographic it
+    sent): a fact restated about the same child as before is the same fact, while one
+    naming the child differently (another date of birth, an added identifier) goes through
+    identity resolution again, so a contradiction still reaches the match queue."""
+    named = subject.model_dump(mode="json", exclude_none=True)
+    return named or None
 
 
 def fact_key(source: Source, payload: EventPayload, ref: str = "") -> str | None:
