@@ -189,7 +189,7 @@ element of a return gets a not-taken line (`report_unread`), so none is dropped 
 
 def _ref_of(path: str) -> str:
     """A path below Message in the adapter's ref style: `Child[*]/ChildCharacteristics/...`."""
-    if path.startswith(f"{_CHILD}/") or path == _CHILD:
+    if path == _CHILD or path.startswith((f"{_CHILD}/", f"{_CHILD}#")):
         return "Child[*]" + path[len(_CHILD) :]
     return path
 

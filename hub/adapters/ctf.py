@@ -172,7 +172,7 @@ _DEFAULT_UNSUPPORTED = "not read by the hub's CTF adapter"
 
 def _ref_of(path: str) -> str:
     """A path below CTfile in the adapter's ref style: `Pupil[*]/Address/Easting`."""
-    if path.startswith(f"{_PUPIL}/") or path == _PUPIL:
+    if path == _PUPIL or path.startswith((f"{_PUPIL}/", f"{_PUPIL}#")):
         return "Pupil[*]" + path[len(_PUPIL) :]
     return path
 

@@ -227,7 +227,7 @@ element gets a not-taken line (`report_unread`), so none is dropped unexplained.
 
 def _ref_of(path: str) -> str:
     """A path below EXPSSDA903 in the adapter's ref style: `CHILD[*]/HEADER/ETHNIC`."""
-    return "CHILD[*]" + path[len("CHILD") :] if path.split("/", 1)[0] == "CHILD" else path
+    return "CHILD[*]" + path[len("CHILD") :] if re.match(r"CHILD(?:$|[/#])", path) else path
 
 
 def _clean(value: str | None) -> str | None:

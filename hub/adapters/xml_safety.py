@@ -130,7 +130,10 @@ def report_unread(
     one `hub.stray_text` line per path. `ref_of` turns a path into the adapter's ref style
     (e.g. `Pupil[*]/Address/Easting`). So nothing a file holds is dropped unexplained."""
     seen: set[str] = set()
-    containers = {t.rpartition("/")[0] for t in taken}
+    kids: dict[str, dict[str, str]] = {}  # parent path -> {child tag: child path} taken
+    for t in taken:
+        parent, _, tag = t.rpartition("/")
+        kids.setdefault(parent, {})[tag] = t
 
     def note(path: str, tag: str, reason: str, rule: str) -> None:
         if path not in seen:
@@ -139,13 +142,9 @@ def report_unread(
                 NotTaken(ref=ref_of(path), reason=reason, kind="unsupported", field=tag, rule=rule)
             )
 
-    def stray(el: Element) -> bool:
-        if el.text is not None and el.text.strip():
-            return True
-        return any(c.tail is not None and c.tail.strip() for c in el)
-
-    def walk(el: Element, path: str) -> None:
-        if (len(el) or path in containers) and stray(el):
+    def walk(el: Element, path: str, known: dict[str, str]) -> None:
+        text = el.text
+        if (text and not text.isspace()) or any(c.tail and not c.tail.isspace() for c in el):
             note(
                 f"{path}#text" if path else "#text", el.tag,
                 "text beside the child elements is not read (it is no element of the format)",
@@ -153,16 +152,17 @@ def report_unread(
             )  # fmt: skip
         for child in el:
             tag = child.tag
-            if not isinstance(tag, str):
+            sub = known.get(tag) if isinstance(tag, str) else None
+            if sub is None:
+                if isinstance(tag, str):
+                    full = f"{path}/{tag}" if path else tag
+                    note(full, tag, reasons.get(full) or reasons.get(tag, default), RULE_NOT_READ)
                 continue
-            sub = f"{path}/{tag}" if path else tag
-            if sub in taken:
-                if len(child) or sub in containers:
-                    walk(child, sub)
-            else:
-                note(sub, tag, reasons.get(sub) or reasons.get(tag, default), RULE_NOT_READ)
+            below = kids.get(sub)
+            if below is not None or len(child):
+                walk(child, sub, below or {})
 
-    walk(root, "")
+    walk(root, "", kids.get("", {}))
 
 
 def content_message_id(kind: str, data: bytes) -> str:

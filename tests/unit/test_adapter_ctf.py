@@ -556,3 +556,28 @@ def element_values(draw: st.DrawFn) -> bytes:
 def test_arbitrary_element_values_are_reported_never_raised(data: bytes) -> None:
     result = parse_ctf(data, agency="s", now=NOW)
     assert counts(result).get("education.pupil_identified", 0) <= 3
+
+
+def test_every_element_not_read_and_stray_text_get_one_line_each_per_path() -> None:
+    pupil = (
+        f"<UPN>{UPN}</UPN>stray words<Surname>Example</Surname>"
+        "<Address><PostCode>ZZ99 9ZZ</PostCode><Easting>1</Easting><Country>ENG</Country>"
+        "<Made><Up>1</Up></Made></Address>"
+        "<Contacts><Contact><Surname>Parent</Surname><Gender>F</Gender>"
+        "<Responsibility>true</Responsibility></Contact><Contact><Surname>Other</Surname>"
+        "<Gender>M</Gender><Responsibility>true</Responsibility></Contact></Contacts>"
+    )
+    result = parse_ctf(ctf(pupil, pupil), agency="s", now=NOW)
+    lines = {n.ref: n for n in result.not_taken if n.rule in ("hub.not_read", "hub.stray_text")}
+    assert set(lines) == {
+        "Pupil[*]#text",
+        "Pupil[*]/Address/Easting",
+        "Pupil[*]/Address/Country",
+        "Pupil[*]/Address/Made",  # reported once, its children with it
+        "Pupil[*]/Contacts/Contact/Gender",  # two contacts, two pupils: one line
+    }
+    assert lines["Pupil[*]#text"].rule == "hub.stray_text"
+    assert "gender" in lines["Pupil[*]/Contacts/Contact/Gender"].reason
+    assert all(n.kind == "unsupported" and n.field for n in lines.values())
+    for n in result.not_taken:  # reasons never quote a value
+        assert "stray words" not in n.reason and "ZZ99" not in n.reason
