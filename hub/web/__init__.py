@@ -1,7 +1,10 @@
 """The hub's web pages (server-rendered, GOV.UK Frontend) and the API documentation pages,
 served by the API's own process: `install_web(app, settings)` adds the security headers,
 the session codec, the templates, the static files under `/static` (GOV.UK Frontend,
-Swagger UI and ReDoc shipped inside the package) and the page routes."""
+Swagger UI and ReDoc shipped inside the package) and the page routes: `pages` (sign-in,
+caseload, child, timeline, family, trail, verify), `pages_coordinator` (the forms for the
+LA's steps, search, contributions, meetings), `pages_ig` (access log, downloads,
+erasure)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    from hub.web import docs, pages
+    from hub.web import docs, pages, pages_coordinator, pages_ig, step_forms
+    from hub.web.forms import TEMPLATE_GLOBALS
     from hub.web.security import SecurityHeaders
     from hub.web.sessions import SessionCodec
 
@@ -26,10 +30,13 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
     )
     app.state.web_templates = pages.create_templates()
+    app.state.web_templates.globals.update(TEMPLATE_GLOBALS, **step_forms.TEMPLATE_GLOBALS)
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(pages.PageRefused, _refused)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(pages.router)
+    app.include_router(pages_coordinator.router)
+    app.include_router(pages_ig.router)
     app.include_router(docs.router)
 
 
