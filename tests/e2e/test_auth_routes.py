@@ -82,8 +82,9 @@ def _is_api_route(route: Any) -> bool:
     return isinstance(getattr(route, "original_route", route), APIRoute)
 
 
-# The web pages (hub.web.pages, pages_coordinator, pages_ig) and their static files authenticate by session cookie,
-# not bearer token: tests/e2e/test_web_pages.py walks every page route with no session,
+# The web pages (hub.web.pages, pages_coordinator, pages_ig) and their static files
+# authenticate by session cookie, not bearer token: tests/e2e/test_web_pages.py and
+# tests/e2e/test_web_coordinator_ig.py walk every page route with no session,
 # each role and a child out of reach, and checks that it knows every page route.
 WEB_PAGES: frozenset[str] = frozenset(
     r.path for m in (web_pages, web_coordinator, web_ig) for r in m.router.routes
