@@ -161,8 +161,7 @@ async def posted_lists(visit: Visit, *, max_fields: int = 20) -> dict[str, list[
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise PageRefused(visit, 400, "This form could not be read.") from None
-    token = fields.get("csrf_token") or [None]
-    if not visit.session.csrf_matches(token[0]):
+    if not visit.session.csrf_matches((fields.get("csrf_token") or [""])[0] or None):
         log.info("web.csrf_refused", path=request.url.path)
         raise PageRefused(
             visit,

@@ -221,7 +221,7 @@ async def search(request: Request) -> Response:
     posted = await posted_lists(visit)
     dob = Field("date_of_birth", "Date of birth", "date")
     read = to_body([*(Field(f, f) for f in SEARCH_FIELDS), dob], posted)
-    values = {k: (posted.get(k) or [""])[0] for k in SEARCH_FIELDS}
+    values: dict[str, Any] = {k: (posted.get(k) or [""])[0] for k in SEARCH_FIELDS}
     values["date_of_birth"] = read.values.get("date_of_birth") or {}
 
     def again(errors: list[dict[str, str]]) -> HTMLResponse:
