@@ -178,6 +178,13 @@ async def test_no_form_is_taken_without_the_sessions_csrf_token(api: Api, seeded
         "/erasure/confirm", data={**erase, "csrf_token": csrf_of((await casey.get("/")).text)}
     )
     assert r.status_code == 403
+    casey_token = csrf_of((await casey.get("/")).text)
+    for template, allowed in POSTS.items():  # every form, by the role it is for
+        client, other = (casey, stolen) if "casey" in allowed else (ig, casey_token)
+        for url in urls(template, seeded):
+            for data in ({}, {"csrf_token": ""}, {"csrf_token": other}):
+                r = await client.post(url, data=data)
+                assert r.status_code == 403 and "could not be sent" in r.text, (url, data)
     timeline = await casey.get(f"/plan/{seeded.plan}")
     assert "The LA decided to assess" not in timeline.text  # nothing was recorded
     assert (await casey.get(f"/child/{seeded.child}")).status_code == 200  # nor erased
@@ -361,6 +368,11 @@ async def test_opening_a_form_and_the_plan_pages_are_audited_reads(
         ("GET /plans/{id}/timeline", None),
     ]
     assert new[0]["plan_id"] == seeded.plan
+    parent = await signed_in_as(api, seeded, "parent")
+    looked = (await parent.get(f"/our-child/{seeded.child}")).text.split(
+        'data-testid="who-looked"'
+    )[1]
+    assert "casey (coordinator) looked at a form to record a step for the child" in looked
 
 
 async def test_the_search_takes_its_key_in_the_body_and_names_a_broken_one(
