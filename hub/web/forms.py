@@ -36,6 +36,12 @@ class Field:
     options: tuple[tuple[str, str], ...] = ()
     """(value, words) of a select, radios or checkboxes."""
     width: str = "govuk-input--width-20"
+    name: str | None = None
+    """What an error calls the field, where the label is a question."""
+
+    @property
+    def error_name(self) -> str:
+        return self.name or self.label
 
     @property
     def id(self) -> str:
@@ -166,22 +172,23 @@ def to_body(fields: Sequence[Field], posted: Mapping[str, list[str]]) -> Read:
 
 
 def _label(fields: Sequence[Field], path: str | None) -> tuple[Field | None, str]:
-    """The field a path names (the longest field path it starts with), and its label."""
+    """The field a path names (the longest field path it starts with) and its name in
+    errors; for a part the form shows as several fields (`decision` of `decision.*`) the
+    first of them; else the form's first field, and the path in words."""
+    first = fields[0] if fields else None
     if not path:
-        return (fields[0] if fields else None), ""
+        return first, ""
     best: Field | None = None
     for fld in fields:
         if (path == fld.path or path.startswith(fld.path + ".")) and (
             best is None or len(fld.path) > len(best.path)
         ):
             best = fld
-    if best is None:
-        # a nested path the form shows as one field (`decision` for `decision.decided_on`)
-        for fld in fields:
-            if fld.path.startswith(path + ".") or fld.path.split(".")[0] == path.split(".")[0]:
-                best = fld
-                break
-    return best, best.label if best else path.replace("_", " ")
+    if best is not None:
+        return best, best.error_name
+    words = path.replace(".", " ").replace("_", " ").strip().capitalize()
+    inside = next((f for f in fields if f.path.startswith(path + ".")), None)
+    return inside or first, words
 
 
 def _words(err: Mapping[str, Any], label: str, kind: FieldKind | None) -> str:

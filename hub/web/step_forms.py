@@ -82,6 +82,7 @@ DECISION = StepForm(
                     "decision",
                     "What did the local authority decide?",
                     "radios",
+                    name="The decision",
                     options=(
                         ("assess", "To assess the child's needs"),
                         ("refuse", "Not to assess"),
@@ -247,6 +248,7 @@ REVIEW = StepForm(
                     "decision.decision",
                     "What did the local authority decide?",
                     "select",
+                    name="The review's decision",
                     options=_opts(ReviewDecision),
                 ),
                 _date("decision.decided_on", "Date of the decision", hint=None),
@@ -453,6 +455,7 @@ def consent_sections(categories: tuple[str, ...]) -> tuple[Section, ...]:
                     "consent.decision",
                     "What did the family decide?",
                     "radios",
+                    name="The family's decision",
                     options=(("permit", "To share"), ("deny", "Not to share")),
                 ),
                 Field(

@@ -284,6 +284,14 @@ async def test_each_of_the_las_steps_records_through_the_api_handler(
         page = await casey.get(r.headers["location"])
         assert "govuk-notification-banner--success" in page.text, path
         assert shows in page.text, (path, shows)
+    # advice from CAMHS no consent covers: recorded, kept back, and the banner says so
+    camhs = {"reg6_category": "medical", "practitioner_id": "camhs-1", "agency": "health",
+             "advice_category": "mental_health", **d("requested_on", day)}  # fmt: skip
+    r = await send(casey, f"{plan}/record/advice-request", camhs)
+    assert r.status_code == 303 and r.headers["location"].endswith("&held=yes"), r.headers
+    held = await casey.get(r.headers["location"])
+    assert "kept back until a consent covers it" in held.text
+    assert "govuk-notification-banner--success" not in held.text
     meetings = await casey.get(f"{plan}/meetings")
     assert 'data-testid="meeting"' in meetings.text
     assert "Book the sensory assessment" in meetings.text and SENCO in meetings.text
@@ -396,7 +404,9 @@ async def test_the_search_takes_its_key_in_the_body_and_names_a_broken_one(
     assert r.status_code == 200 and 'data-testid="search-none"' in r.text
     await api.hub.views.catch_up_partitions(["audit_index"])
     rows = await api.hub.store.fetchall(
-        "SELECT line FROM audit_entry WHERE kind = 'read' AND actor = 'coordinator:casey'", ()
+        "SELECT line FROM audit_entry WHERE kind = 'read' AND actor = 'coordinator:casey'"
+        " ORDER BY at, part, log_offset",
+        (),
     )
     searches = [orjson.loads(bytes(r[0]))["details"] for r in rows]
     searches = [s for s in searches if s.get("route") == "POST /children/search"]
