@@ -197,7 +197,12 @@ def _words(err: Mapping[str, Any], label: str, kind: FieldKind | None) -> str:
     ctx = err.get("ctx") or {}
     if kind_of == "missing":
         verb = "Select" if kind in ("select", "radios", "checkboxes") else "Enter"
-        return f"{verb} {label[0].lower()}{label[1:]}" if label else "Enter a value"
+        if not label:
+            return "Enter a value"
+        what = f"{label[0].lower()}{label[1:]}"
+        return (
+            f"{verb} the {what}" if kind == "date" and what.startswith("date") else f"{verb} {what}"
+        )
     if kind_of.startswith(("date_", "datetime_")):
         return f"{label} must be a real date"
     if kind_of in ("literal_error", "enum"):

@@ -63,8 +63,10 @@ def _opts(literal: Any, words: dict[str, str] | None = None) -> tuple[tuple[str,
     return options(get_args(literal), words)
 
 
-def _date(path: str, label: str, hint: str | None = "For example, 27 3 2024") -> Field:
-    return Field(path, label, "date", hint=hint)
+def _date(
+    path: str, label: str, hint: str | None = "For example, 27 3 2024", name: str | None = None
+) -> Field:
+    return Field(path, label, "date", hint=hint, name=name)
 
 
 DECISION = StepForm(
@@ -206,8 +208,13 @@ EXCEPTION = StepForm(
                     "radios",
                     options=_opts(ExceptionKind),
                 ),
-                _date("starts_on", "Starts on"),
-                _date("ends_on", "Ends on", hint="Leave blank if it has not ended yet"),
+                _date("starts_on", "Starts on", name="The start date"),
+                _date(
+                    "ends_on",
+                    "Ends on",
+                    hint="Leave blank if it has not ended yet",
+                    name="The end date",
+                ),
                 Field(
                     "advice_request_ids",
                     "Only these advice requests",
@@ -271,7 +278,7 @@ _ACTIONS: tuple[Section, ...] = tuple(
         (
             Field(f"actions.{i}.text", "What is to be done", "textarea"),
             Field(f"actions.{i}.owner_id", "Who owns it", hint="Their practitioner id"),
-            _date(f"actions.{i}.due_on", "Due by", hint=None),
+            _date(f"actions.{i}.due_on", "Due by", hint=None, name="The due date"),
         ),
     )
     for i in range(ACTION_SLOTS)
@@ -340,7 +347,12 @@ def _who(prefix: str = "") -> tuple[Field, ...]:
             options=_FUNCTIONS.options,
         ),
         Field(f"{prefix}level", "Level of support", "select", options=_opts(KeyWorkingLevel)),
-        _date(f"{prefix}family_agreed_on", "The family agreed on", hint="Optional"),
+        _date(
+            f"{prefix}family_agreed_on",
+            "The family agreed on",
+            hint="Optional",
+            name="The date the family agreed",
+        ),
         Field(f"{prefix}choice_reason", "Why this key worker (optional)", "textarea"),
     )
 
@@ -351,7 +363,7 @@ KEY_WORKER = StepForm(
     "Assign a key worker",
     "Who holds which key working functions for the child, from when.",
     plans.KeyWorkerIn,
-    ((None, (*_who(), _date("assigned_on", "Assigned on"))),),
+    ((None, (*_who(), _date("assigned_on", "Assigned on", name="The date assigned"))),),
     "The key worker was recorded",
     plans.key_worker_steps,
 )
@@ -406,8 +418,8 @@ COVER = StepForm(
                     hint="Optional",
                     width="govuk-input--width-30",
                 ),
-                _date("arranged_on", "Arranged on"),
-                _date("until", "Until", hint="Optional"),
+                _date("arranged_on", "Arranged on", name="The date arranged"),
+                _date("until", "Until", hint="Optional", name="The end date"),
             ),
         ),
     ),
@@ -503,8 +515,13 @@ def consent_sections(categories: tuple[str, ...]) -> tuple[Section, ...]:
         (
             "When and how",
             (
-                _date("consent.period.start", "In force from"),
-                _date("consent.period.end", "Until", hint="Leave blank for no end date"),
+                _date("consent.period.start", "In force from", name="The start date"),
+                _date(
+                    "consent.period.end",
+                    "Until",
+                    hint="Leave blank for no end date",
+                    name="The end date",
+                ),
                 Field(
                     "consent.capture_method",
                     "How it was given",

@@ -110,7 +110,7 @@ def test_a_coordinator_finds_the_child_and_records_the_las_steps(
     page.get_by_label("To assess the child's needs").check()
     submit(page, "Save")
     summary = page.locator(".govuk-error-summary")
-    assert "Enter date of the decision" in summary.inner_text()
+    assert "Enter the date of the decision" in summary.inner_text()
     assert page.title().startswith("Error: ")
     tab.check("decision-error")
     summary.get_by_role("link").first.click()
