@@ -510,3 +510,22 @@ async def test_verify_names_the_first_record_someone_altered(
     assert broken.status_code == 200 and 'data-testid="verify-broken"' in broken.text
     named = broken.text.split('data-testid="first-broken"')[1].split("</p>")[0]
     assert record["record_id"] in named and record["chain"] in named
+
+
+async def test_verify_names_a_chain_cut_short_though_every_record_left_fits(
+    api: Api, seeded: Seeded, tmp_path: Path
+) -> None:
+    ig = await signed_in_as(api, seeded, "ig")
+    await api.hub.trail.signed_heads()  # the heads are signed as the trail grows
+    with sqlite3.connect(tmp_path / "data" / "log.db") as db:  # someone cuts a chain's tail
+        db.execute("DROP TRIGGER IF EXISTS log_hub_audit_no_delete")
+        part, last = db.execute(
+            "SELECT partition, MAX(offset) FROM log_hub_audit GROUP BY partition"
+            " ORDER BY MAX(offset) DESC LIMIT 1"
+        ).fetchone()
+        db.execute("DELETE FROM log_hub_audit WHERE partition = ? AND offset = ?", (part, last))
+    broken = await ig.get("/verify")
+    assert broken.status_code == 200 and 'data-testid="verify-broken"' in broken.text
+    problems = broken.text.split('data-testid="chain-problems"')[1].split("</ul>")[0]
+    assert f"hub.audit/{part}" in problems and "truncated" in problems
+    assert 'data-testid="first-broken"' not in broken.text  # every record left fits
