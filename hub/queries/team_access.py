@@ -295,7 +295,6 @@ ROUTE_WORDS = {
     "GET /me/children": "their list of children",
     "GET /audit/children/{id}": "the audit trail (information governance)",
     "POST /children/search": "a search that found the child",
-    "GET /web/step-form": "a form to record a step for the child",
 }
 
 

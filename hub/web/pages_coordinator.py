@@ -6,14 +6,15 @@ builder, so a step the API refuses the form refuses alike, the error on the fiel
 names. A recorded step answers with a redirect (POST, redirect, GET) to the plan's
 timeline or the child's page, whose banner says what was recorded. Every form carries
 the session's CSRF token and a one-time idempotency key, so a form sent twice records
-once. The search takes its key in a POST body, as `POST /children/search` does: nothing
-personal goes in an address. Every page view of a child is an audited read.
+once. A form shows the team around the child (whose ids it asks for), so opening one is
+the team view's audited read. The search takes its key in a POST body, as `POST
+/children/search` does: nothing personal goes in an address. Every page view of a child
+is an audited read.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -23,8 +24,9 @@ from pydantic import ValidationError
 from hub.api.routes_record import ConsentIn, ConsentNotRecorded, record_consent_of
 from hub.auth.principal import Role
 from hub.errors import InvalidQuery
-from hub.queries.context import audit_reads, plan_in_reach, require_in_reach
-from hub.queries.joined import timeline_view
+from hub.projections.team_around_child import TeamView
+from hub.queries.context import plan_in_reach, require_in_reach
+from hub.queries.joined import team_view, timeline_view
 from hub.queries.search import ChildSearch, find_children
 from hub.service_layer.plan_steps import StepRefused
 from hub.web.forms import Field, FormError, refusal_error, to_body, validation_errors
@@ -35,8 +37,6 @@ router = APIRouter(include_in_schema=False)
 
 FORM_FIELDS = 80
 """The most fields a step form posts (the meeting's three actions, the date boxes)."""
-FORM_ROUTE = "GET /web/step-form"
-"""The audited read of opening a form on a child or plan (it shows their ids only)."""
 
 
 def _form(visit: Visit, slug: str, on: str) -> StepForm:
@@ -59,6 +59,7 @@ def _fields(sections: tuple[Section, ...]) -> list[Field]:
 def _show(
     visit: Visit,
     form: StepForm,
+    team: TeamView,
     *,
     action: str,
     back: str,
@@ -71,6 +72,7 @@ def _show(
         "step_form.html",
         status=422 if errors else 200,
         form=form,
+        team=team,
         sections=_sections(visit, form),
         action=action,
         back=back,
@@ -81,11 +83,12 @@ def _show(
     )
 
 
-async def _audit_form_view(visit: Visit, child_id: str, **details: Any) -> None:
+async def _team(visit: Visit, child_id: str) -> TeamView:
+    """The team around the child, whose ids the form asks for (the team view's audited
+    read: opening a form is a page view of the child)."""
     assert visit.principal is not None
-    await audit_reads(
-        visit.hub.reads, visit.principal, FORM_ROUTE, datetime.now(UTC), [(child_id, [], details)]
-    )
+    with in_reach(visit):
+        return await team_view(visit.hub.reads, visit.principal, child_id)
 
 
 # --------------------------------------------------------------------------- step forms
@@ -98,10 +101,11 @@ async def plan_form(request: Request, plan_id: str, step: str) -> Response:
     form = _form(visit, step, "plan")
     with in_reach(visit):
         child_id = await plan_in_reach(visit.hub.reads, visit.principal, plan_id)
-    await _audit_form_view(visit, child_id, plan_id=plan_id, form=form.slug)
+    team = await _team(visit, child_id)
     return _show(
-        visit, form, action=request.url.path, back=f"/plan/{plan_id}", caption=f"Plan {plan_id}"
-    )
+        visit, form, team, action=request.url.path, back=f"/plan/{plan_id}",
+        caption=f"Plan {plan_id}",
+    )  # fmt: skip
 
 
 @router.post("/plan/{plan_id}/record/{step}", response_class=HTMLResponse)
@@ -117,8 +121,8 @@ async def plan_form_post(request: Request, plan_id: str, step: str) -> Response:
     if isinstance(status, list):
         read_values = to_body(_fields(_sections(visit, form)), posted).values
         return _show(
-            visit, form, action=request.url.path, back=f"/plan/{plan_id}",
-            caption=f"Plan {plan_id}", values=read_values, errors=status,
+            visit, form, await _team(visit, child_id), action=request.url.path,
+            back=f"/plan/{plan_id}", caption=f"Plan {plan_id}", values=read_values, errors=status,
         )  # fmt: skip
     return RedirectResponse(f"/plan/{plan_id}?{_done(form, status)}", status_code=303)
 
@@ -130,10 +134,11 @@ async def child_form(request: Request, child_id: str, step: str) -> Response:
     form = _form(visit, step, "child")
     with in_reach(visit):
         await require_in_reach(visit.hub.reads, visit.principal, child_id)
-    await _audit_form_view(visit, child_id, form=form.slug)
+    team = await _team(visit, child_id)
     return _show(
-        visit, form, action=request.url.path, back=f"/child/{child_id}", caption=f"Child {child_id}"
-    )
+        visit, form, team, action=request.url.path, back=f"/child/{child_id}",
+        caption=f"Child {child_id}",
+    )  # fmt: skip
 
 
 @router.post("/child/{child_id}/record/{step}", response_class=HTMLResponse)
@@ -148,8 +153,9 @@ async def child_form_post(request: Request, child_id: str, step: str) -> Respons
     if isinstance(status, list):
         read_values = to_body(_fields(_sections(visit, form)), posted).values
         return _show(
-            visit, form, action=request.url.path, back=f"/child/{child_id}",
-            caption=f"Child {child_id}", values=read_values, errors=status,
+            visit, form, await _team(visit, child_id), action=request.url.path,
+            back=f"/child/{child_id}", caption=f"Child {child_id}", values=read_values,
+            errors=status,
         )  # fmt: skip
     return RedirectResponse(f"/child/{child_id}?{_done(form, status)}", status_code=303)
 

@@ -25,7 +25,6 @@ import pytest
 
 from hub.consent.audit_heads import check_export
 from hub.web import pages_coordinator, pages_ig
-from hub.web.pages_coordinator import FORM_ROUTE
 from hub.web.step_forms import STEP_FORMS
 from tests.e2e.test_team_access import NHS, OTHER_UPN, SENCO, UPN
 from tests.e2e.test_web_pages import audited_reads, browser, signed_in_as
@@ -369,18 +368,20 @@ async def test_opening_a_form_and_the_plan_pages_are_audited_reads(
     assert (await casey.get(f"/plan/{seeded.plan}/meetings")).status_code == 200
     assert (await casey.get(f"/plan/{seeded.plan}/contributions")).status_code == 200
     new = (await audited_reads(api, seeded.child, "coordinator:casey"))[before:]
-    assert [(n["route"], n.get("form")) for n in new] == [
-        (FORM_ROUTE, "draft"),
-        (FORM_ROUTE, "consent"),
-        ("GET /plans/{id}/timeline", None),
-        ("GET /plans/{id}/timeline", None),
+    assert [n["route"] for n in new] == [
+        "GET /children/{id}/team",  # a form shows the team, whose ids it asks for
+        "GET /children/{id}/team",
+        "GET /plans/{id}/timeline",
+        "GET /plans/{id}/timeline",
     ]
-    assert new[0]["plan_id"] == seeded.plan
+    assert all(n["outcome"] == "shown" and n["event_ids"] for n in new)
+    page = await casey.get(f"/child/{seeded.child}/record/key-worker")
+    assert SENCO in page.text.split('data-testid="team-ids"')[1].split("</details>")[0]
     parent = await signed_in_as(api, seeded, "parent")
     looked = (await parent.get(f"/our-child/{seeded.child}")).text.split(
         'data-testid="who-looked"'
     )[1]
-    assert "casey (coordinator) looked at a form to record a step for the child" in looked
+    assert "casey (coordinator) looked at the team around the child" in looked
 
 
 async def test_the_search_takes_its_key_in_the_body_and_names_a_broken_one(
