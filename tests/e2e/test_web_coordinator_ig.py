@@ -148,6 +148,14 @@ async def test_every_page_and_form_admits_its_roles_only(api: Api, seeded: Seede
                 token = csrf_of((await client.get("/", follow_redirects=True)).text)
                 r = await client.post(path, data={"csrf_token": token})
                 assert r.status_code == 403, (path, who, r.status_code)
+    # the forms are linked for the coordinator only
+    plan_page = await clients["senco"].get(f"/plan/{seeded.plan}")
+    assert plan_page.status_code == 200 and 'data-testid="plan-forms"' not in plan_page.text
+    child_page = await clients["senco"].get(f"/child/{seeded.child}")
+    assert 'data-testid="child-forms"' not in child_page.text
+    assert (
+        'data-testid="child-forms"' in (await clients["casey"].get(f"/child/{seeded.child}")).text
+    )
     # out of reach (or no such plan): the 404 page, for forms as for pages
     casey = clients["casey"]
     for path in (
@@ -447,6 +455,9 @@ async def test_ig_reads_the_access_log_and_downloads_the_trail_and_heads_each_au
     assert check_export(export, public_key=export["public_key"]) == []
     whole = await ig.get("/trail-export?format=jsonl")
     assert whole.status_code == 200 and len(whole.content.splitlines()) > len(records)
+    by_api = await api.client.get("/audit/export?format=csv", headers=api.auth("ig"))
+    web_csv = await ig.get("/trail-export?format=csv")
+    assert by_api.text.splitlines()[0] == web_csv.text.splitlines()[0] == lines[0]
 
     await api.hub.views.catch_up_partitions(["audit_index"])
     rows = await api.hub.store.fetchall(
