@@ -72,6 +72,7 @@ def create_app(
         routes_identity,
         routes_joined,
         routes_ops,
+        routes_plan_content,
         routes_plans,
         routes_record,
         routes_team,
@@ -83,6 +84,7 @@ def create_app(
     app.include_router(routes_audit.router)
     app.include_router(routes_joined.router)
     app.include_router(routes_plans.router)
+    app.include_router(routes_plan_content.router)
     app.include_router(routes_team.router)
     from hub.api import routes_ingest
 
