@@ -450,13 +450,17 @@ async def record_completion(
     await require_in_reach(the_hub.reads, principal, child_id)
     if action_id not in await open_action_ids(the_hub.reads, child_id):
         raise HTTPException(404, "no such open action for this child")
-    data = {**body.model_dump(), "action_id": action_id}
     return await _run(
         request,
         response,
         principal,
         child_id,
         None,
-        lambda: Steps([_build(MeetingActionCompleted, data)], "action-completion", check=False),
+        lambda: completion_steps(action_id, body),
         idempotency_key=idempotency_key,
     )
+
+
+def completion_steps(action_id: str, body: CompletionIn) -> Steps:
+    data = {**body.model_dump(), "action_id": action_id}
+    return Steps([_build(MeetingActionCompleted, data)], "action-completion", check=False)

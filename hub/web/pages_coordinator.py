@@ -15,16 +15,19 @@ is an audited read.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from hub.api.routes_plan_content import CompletionIn, completion_steps
 from hub.api.routes_record import ConsentIn, ConsentNotRecorded, record_consent_of
 from hub.auth.principal import Role
 from hub.errors import InvalidQuery
 from hub.projections.team_around_child import TeamView
+from hub.queries.actions import open_action_ids
 from hub.queries.context import plan_in_reach, require_in_reach
 from hub.queries.joined import team_view, timeline_view
 from hub.queries.search import ChildSearch, find_children
@@ -287,10 +290,49 @@ async def contributions_page(request: Request, plan_id: str) -> Response:
 
 
 @router.get("/plan/{plan_id}/meetings", response_class=HTMLResponse)
-async def meetings_page(request: Request, plan_id: str) -> Response:
+async def meetings_page(request: Request, plan_id: str, done: str | None = None) -> Response:
     visit = await signed_in(request, Role.COORDINATOR)
     assert visit.principal is not None
     with in_reach(visit):
         timeline = await timeline_view(visit.hub.reads, visit.principal, plan_id)
     meetings = [c for c in timeline.contributions if c.kind == "meeting"]
-    return render(visit, "meetings.html", timeline=timeline, meetings=meetings)
+    return render(
+        visit,
+        "meetings.html",
+        timeline=timeline,
+        meetings=meetings,
+        done=done == "action",
+        idempotency_key=uuid.uuid4().hex,
+    )
+
+
+@router.post("/plan/{plan_id}/actions/{action_id}/done", response_class=HTMLResponse)
+async def action_done(request: Request, plan_id: str, action_id: str) -> Response:
+    """An open action from a meeting, done today (`POST
+    /children/{id}/actions/{action_id}/completion`'s builder and handler)."""
+    visit = await signed_in(request, Role.COORDINATOR)
+    assert visit.principal is not None
+    posted = await posted_lists(visit)
+    reads = visit.hub.reads
+    with in_reach(visit):
+        child_id = await plan_in_reach(reads, visit.principal, plan_id)
+    if action_id not in await open_action_ids(reads, child_id):
+        raise PageRefused(visit, 404)
+    key = (posted.get("idempotency_key") or [""])[0][:64] or None
+    steps = completion_steps(action_id, CompletionIn(completed_on=datetime.now(UTC).date()))
+    try:
+        await visit.hub.handlers.record_plan_steps(
+            steps.payloads,
+            actor=visit.principal.actor,
+            caller=visit.principal.name,
+            child_id=child_id,
+            plan_id=None,
+            route=steps.route,
+            idempotency_key=key,
+            check=steps.check,
+        )
+    except StepRefused as refused:
+        raise PageRefused(
+            visit, 400, f"The action was not marked done: {refused.message}."
+        ) from None
+    return RedirectResponse(f"/plan/{plan_id}/meetings?done=action", status_code=303)

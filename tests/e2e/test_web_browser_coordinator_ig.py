@@ -77,7 +77,7 @@ def fill_date(page: Any, field_id: str, day: Any) -> None:
     page.locator(f"#{field_id}-year").fill(str(day.year))
 
 
-def submit(page: Any, name: str) -> None:
+def submit(page: Any, name: str | re.Pattern[str]) -> None:
     with page.expect_navigation():
         page.get_by_role("button", name=name).click()
 
@@ -144,6 +144,10 @@ def test_a_coordinator_finds_the_child_and_records_the_las_steps(
     assert "Book the sensory assessment" in meeting.inner_text()
     assert "Open" in meeting.get_by_test_id("action").inner_text()
     tab.check("meetings")
+    submit(page, re.compile("Mark as done"))
+    assert "The action was marked done" in page.locator(".govuk-notification-banner").inner_text()
+    assert "Done" in page.get_by_test_id("action").first.inner_text()
+    tab.check("meetings-action-done")
     tab.goto(f"/plan/{s.plan}/contributions")
     assert page.get_by_test_id("contribution").count() >= 1
     tab.check("contributions")

@@ -63,6 +63,7 @@ POSTS: dict[str, set[str]] = {
     "/plan/{plan_id}/record/{step}": {"casey"},
     "/child/{child_id}/record/{step}": {"casey"},
     "/search": {"casey"},
+    "/plan/{plan_id}/actions/{action_id}/done": {"casey"},
     "/erasure": {"ig"},
     "/erasure/confirm": {"ig"},
 }
@@ -72,6 +73,7 @@ POSTS: dict[str, set[str]] = {
 def urls(template: str, s: Seeded) -> list[str]:
     """The page's addresses: one for each form of a form route."""
     url = template.replace("{child_id}", s.child).replace("{plan_id}", s.plan)
+    url = url.replace("{action_id}", "act-1")
     if "{step}" in url:
         on = "plan" if template.startswith("/plan") else "child"
         return [url.replace("{step}", f.slug) for f in STEP_FORMS.values() if f.on == on]
@@ -303,6 +305,15 @@ async def test_each_of_the_las_steps_records_through_the_api_handler(
     assert 'data-testid="meeting"' in meetings.text
     assert "Book the sensory assessment" in meetings.text and SENCO in meetings.text
     assert "Refer for a sensory assessment" in meetings.text
+    # the action is marked done through the completion route's builder and handler
+    [done_url] = re.findall(r'action="(/plan/[^"]+/actions/[^"]+/done)"', meetings.text)
+    r = await casey.post(done_url, data={"csrf_token": csrf_of(meetings.text)})
+    assert r.status_code == 303 and r.headers["location"] == f"{plan}/meetings?done=action"
+    after = await casey.get(r.headers["location"])
+    assert "The action was marked done" in after.text and "/done" not in after.text
+    assert 'govuk-tag--green">Done' in after.text
+    again = await casey.post(done_url, data={"csrf_token": csrf_of(after.text)})
+    assert again.status_code == 404  # no longer an open action
     contributions = await casey.get(f"{plan}/contributions")
     assert contributions.text.count('data-testid="contribution"') >= 2  # the advice and the meeting
 
