@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from hub.settings import Settings
@@ -20,7 +20,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    from hub.web import docs, pages, pages_coordinator, pages_ig, step_forms
+    from hub.web import docs, pages, step_forms
     from hub.web.forms import TEMPLATE_GLOBALS
     from hub.web.security import SecurityHeaders
     from hub.web.sessions import SessionCodec
@@ -34,10 +34,17 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(pages.PageRefused, _refused)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(pages.router)
-    app.include_router(pages_coordinator.router)
-    app.include_router(pages_ig.router)
+    for router in page_routers():
+        app.include_router(router)
     app.include_router(docs.router)
+
+
+def page_routers() -> list[APIRouter]:
+    """Every router of web pages (authenticated by the session cookie, not a bearer
+    token: tests/e2e/test_auth_routes.py leaves them to the web page tests)."""
+    from hub.web import pages, pages_coordinator, pages_ig
+
+    return [pages.router, pages_coordinator.router, pages_ig.router]
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -47,4 +54,4 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return refused_page(exc)
 
 
-__all__ = ["STATIC", "install_web"]
+__all__ = ["STATIC", "install_web", "page_routers"]

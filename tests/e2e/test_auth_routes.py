@@ -33,9 +33,7 @@ from hub.api.auth import current_principal, require_roles, route_roles
 from hub.auth import Authenticator, Principal, Role
 from hub.auth.keys import Identity
 from hub.settings import Settings
-from hub.web import pages as web_pages
-from hub.web import pages_coordinator as web_coordinator
-from hub.web import pages_ig as web_ig
+from hub.web import page_routers
 from tests.unit.test_oidc import JwksServer, claims, sign
 
 # Routes that answer without credentials, and why. Anything else must authenticate.
@@ -82,12 +80,11 @@ def _is_api_route(route: Any) -> bool:
     return isinstance(getattr(route, "original_route", route), APIRoute)
 
 
-# The web pages (hub.web.pages, pages_coordinator, pages_ig) and their static files
-# authenticate by session cookie, not bearer token: tests/e2e/test_web_pages.py and
-# tests/e2e/test_web_coordinator_ig.py walk every page route with no session,
+# The web pages (hub.web.pages) and their static files authenticate by session cookie,
+# not bearer token: tests/e2e/test_web_pages.py walks every page route with no session,
 # each role and a child out of reach, and checks that it knows every page route.
 WEB_PAGES: frozenset[str] = frozenset(
-    r.path for m in (web_pages, web_coordinator, web_ig) for r in m.router.routes
+    r.path for router in page_routers() for r in router.routes
 ) | {"/static"}
 
 
