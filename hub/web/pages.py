@@ -146,8 +146,9 @@ async def posted(visit: Visit) -> dict[str, str]:
     return {k: v[0] for k, v in (await posted_lists(visit)).items() if v}
 
 
-async def posted_lists(visit: Visit, *, max_fields: int = 20) -> dict[str, list[str]]:
-    """As `posted`, with every value of each field (checkboxes), up to `max_fields`."""
+async def posted_lists(visit: Visit, *, max_fields: int = 64) -> dict[str, list[str]]:
+    """As `posted`, with every value of each field (checkboxes), up to `max_fields`
+    (also kept as `visit.extra["form_lists"]`)."""
     request = visit.request
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     if kind not in ("application/x-www-form-urlencoded", ""):
@@ -161,6 +162,7 @@ async def posted_lists(visit: Visit, *, max_fields: int = 20) -> dict[str, list[
         fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise PageRefused(visit, 400, "This form could not be read.") from None
+    visit.extra["form_lists"] = fields  # every value of a repeated field (checkboxes)
     if not visit.session.csrf_matches((fields.get("csrf_token") or [""])[0] or None):
         log.info("web.csrf_refused", path=request.url.path)
         raise PageRefused(
