@@ -69,6 +69,7 @@ def create_app(
     )
     from hub.api import (
         routes_audit,
+        routes_fhir,
         routes_identity,
         routes_joined,
         routes_ops,
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(routes_plans.router)
     app.include_router(routes_plan_content.router)
     app.include_router(routes_team.router)
+    app.include_router(routes_fhir.router)
     from hub.api import routes_ingest
 
     app.include_router(routes_ingest.router)

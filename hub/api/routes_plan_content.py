@@ -104,6 +104,22 @@ async def _record(
     )
 
 
+async def _one(
+    request: Request,
+    response: Response,
+    principal: Coordinator,
+    plan_id: str,
+    step: tuple[type[EventPayload], dict[str, Any]],
+    route: str,
+    key: str | None,
+) -> Recorded | JSONResponse:
+    """Record one step (its payload class and data) on the plan."""
+    cls, data = step
+    return await _record(
+        request, response, principal, plan_id, lambda: [_build(cls, data)], route, key
+    )
+
+
 # --------------------------------------------------------------------------- outcomes
 
 
@@ -134,14 +150,8 @@ async def record_outcome(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     data = {**body.model_dump(), "outcome_id": body.outcome_id or _new("out")}
-    return await _record(
-        request,
-        response,
-        principal,
-        plan_id,
-        lambda: [_build(OutcomeAgreed, data)],
-        "outcome",
-        idempotency_key,
+    return await _one(
+        request, response, principal, plan_id, (OutcomeAgreed, data), "outcome", idempotency_key
     )
 
 
@@ -168,12 +178,12 @@ async def record_progress(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     data = {**body.model_dump(), "outcome_id": outcome_id}
-    return await _record(
+    return await _one(
         request,
         response,
         principal,
         plan_id,
-        lambda: [_build(OutcomeProgressRecorded, data)],
+        (OutcomeProgressRecorded, data),
         "outcome-progress",
         idempotency_key,
     )
@@ -206,12 +216,12 @@ async def record_revision(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     data = {**body.model_dump(), "outcome_id": outcome_id}
-    return await _record(
+    return await _one(
         request,
         response,
         principal,
         plan_id,
-        lambda: [_build(OutcomeRevised, data)],
+        (OutcomeRevised, data),
         "outcome-revision",
         idempotency_key,
     )
@@ -247,14 +257,8 @@ async def record_provision(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     data = {**body.model_dump(), "provision_id": body.provision_id or _new("prov")}
-    return await _record(
-        request,
-        response,
-        principal,
-        plan_id,
-        lambda: [_build(ProvisionAgreed, data)],
-        "provision",
-        idempotency_key,
+    return await _one(
+        request, response, principal, plan_id, (ProvisionAgreed, data), "provision", idempotency_key
     )
 
 
@@ -280,12 +284,12 @@ async def record_support(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     data = {**body.model_dump(), "support_id": body.support_id or _new("sup")}
-    return await _record(
+    return await _one(
         request,
         response,
         principal,
         plan_id,
-        lambda: [_build(InformalSupportRecorded, data)],
+        (InformalSupportRecorded, data),
         "informal-support",
         idempotency_key,
     )
@@ -412,12 +416,12 @@ async def record_conclusion(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     data: dict[str, Any] = {**body.model_dump(), "review_id": review_id}
-    return await _record(
+    return await _one(
         request,
         response,
         principal,
         plan_id,
-        lambda: [_build(ReviewConcluded, data)],
+        (ReviewConcluded, data),
         "review-conclusion",
         idempotency_key,
     )

@@ -20,10 +20,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    from hub.web import docs, pages, step_forms
+    from hub.web import docs, oidc, pages, step_forms
     from hub.web.forms import TEMPLATE_GLOBALS
     from hub.web.security import SecurityHeaders
     from hub.web.sessions import SessionCodec
+    from hub.web.throttle import SignInThrottle
 
     secret = settings.web_session_secret
     app.state.web_sessions = SessionCodec(
@@ -31,6 +32,12 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     )
     app.state.web_templates = pages.create_templates()
     app.state.web_templates.globals.update(TEMPLATE_GLOBALS, **step_forms.TEMPLATE_GLOBALS)
+    app.state.web_throttle = SignInThrottle()
+    if settings.oidc_issuer and settings.oidc_client_id:
+        app.state.web_oidc = oidc.OidcSignIn(settings)
+        app.state.web_templates.globals["oidc_sign_in"] = settings.oidc_display_name
+    else:
+        app.state.web_templates.globals["oidc_sign_in"] = None
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(pages.PageRefused, _refused)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -42,9 +49,16 @@ def install_web(app: FastAPI, settings: Settings) -> None:
 def page_routers() -> list[APIRouter]:
     """Every router of web pages (authenticated by the session cookie, not a bearer
     token: tests/e2e/test_auth_routes.py leaves them to the web page tests)."""
-    from hub.web import pages, pages_coordinator, pages_ig
+    from hub.web import oidc, pages, pages_coordinator, pages_family, pages_ig, pages_practitioner
 
-    return [pages.router, pages_coordinator.router, pages_ig.router]
+    return [
+        pages.router,
+        oidc.router,
+        pages_family.router,
+        pages_practitioner.router,
+        pages_coordinator.router,
+        pages_ig.router,
+    ]
 
 
 async def _refused(request: Request, exc: Exception) -> Response:

@@ -46,6 +46,9 @@ PUBLIC: dict[str, str] = {
     "/docs": "Swagger UI over the OpenAPI document",
     "/docs/oauth2-redirect": "Swagger UI helper page",
     "/redoc": "ReDoc over the OpenAPI document",
+    # FHIR clients read a server's CapabilityStatement before they authenticate (like
+    # /openapi.json it holds what the server can do, never data).
+    "/fhir/metadata": "the FHIR CapabilityStatement",
     # Exchanging a one-time invitation code for a family key is how a family member gets
     # a credential at all (like a sign-in); the code is the secret. Tested in
     # tests/e2e/test_team_access.py (used, expired and unknown codes refused alike).
