@@ -5,7 +5,7 @@ date, agency, outcome; a page at a time, by cursor); `GET /audit/export` streams
 trail as JSON lines or CSV; `GET /audit/verify` re-derives every hash of the stored trail,
 names the first record that does not fit and every chain that does not match its signed
 head (truncated, deleted, head edited); `GET /audit/heads` exports the signed heads with
-the public key, for IG to keep and check offline. `POST /children/{id}/erase` (admin)
+the public key, for IG to keep and check offline. `POST /children/{id}/erase` (IG auditor or admin)
 crypto-shreds the child's data. Audit records hold ids and decisions only; IG reads of a
 child's trail are audited too.
 """
@@ -31,6 +31,9 @@ from hub.queries.audit import TRAIL_LIMIT, TRAIL_MAX_LIMIT, child_trail_view, tr
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
 Admin = Annotated[Principal, Depends(require_roles("admin"))]
+Eraser = Annotated[Principal, Depends(require_roles("admin", "ig_auditor"))]
+"""Erasure requests are information governance's to carry out (the web's erasure page is
+the IG auditor's); an admin may too."""
 
 
 class ChildTrail(BaseModel):
@@ -168,10 +171,12 @@ class EraseIn(BaseModel):
 @router.post(
     "/children/{child_id}/erase",
     tags=["erasure"],
-    summary="Erase a child's personal data by deleting their data keys (admin)",
+    summary="Erase a child's personal data by deleting their data keys (IG auditor, admin)",
     responses={**AUTH_RESPONSES, 404: {"description": "No such child"}},
 )
-async def erase(request: Request, child_id: str, body: EraseIn, principal: Admin) -> dict[str, Any]:
+async def erase(
+    request: Request, child_id: str, body: EraseIn, principal: Eraser
+) -> dict[str, Any]:
     the_hub = hub_of(request)
     deleted = await the_hub.handlers.erase_child(
         child_id, actor=principal.actor, reason=body.reason

@@ -44,7 +44,7 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 Reader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner", "family"))]
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
 
-_FHIR = {"content": {FHIR_JSON: {}}}
+_FHIR: dict[str, Any] = {"content": {FHIR_JSON: {}}}
 _ANSWERS: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     200: {"description": "The resource or search Bundle", **_FHIR},
