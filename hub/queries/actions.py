@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hub.events.team import MeetingActionCompleted, MeetingHeld
 from hub.projections.team_around_child import load_team_facts
 from hub.queries.context import Reads, open_facts
 
@@ -20,8 +21,8 @@ async def open_action_ids(reads: Reads, child_id: str) -> set[str]:
     done: set[str] = set()
     for _, env in await open_facts(reads, facts):
         p = env.payload
-        if env.event_type == "team.meeting_held":
+        if isinstance(p, MeetingHeld):
             agreed.update(a.action_id for a in p.actions)
-        else:
+        elif isinstance(p, MeetingActionCompleted):
             done.add(p.action_id)
     return agreed - done
