@@ -199,9 +199,14 @@ def encrypt_value(value: Any, key: bytes, *, aad: str, field: str) -> dict[str, 
     """One JSON value as an encrypted envelope, authenticated with `aad` and `field`."""
     if len(key) != KEY_BYTES:
         raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
+    return _seal_value(AESGCM(key), value, aad=aad, field=field)
+
+
+def _seal_value(aead: AESGCM, value: Any, *, aad: str, field: str) -> dict[str, str]:
+    """`encrypt_value` with the cipher built once per key by the caller."""
     nonce = os.urandom(NONCE_BYTES)
     plaintext = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    ct = AESGCM(key).encrypt(nonce, plaintext, _field_aad(aad, field))
+    ct = aead.encrypt(nonce, plaintext, _field_aad(aad, field))
     return {"enc": ENVELOPE_VERSION, "nonce": _b64(nonce), "ct": _b64(ct)}
 
 
@@ -255,11 +260,16 @@ def encrypt_fields(
     encrypted; absent fields are skipped, already encrypted ones left as they are.
     `aad` is the child id: a field cannot be moved to another child's record."""
     out = dict(payload)
+    aead: AESGCM | None = None  # built once, for the first field to seal
     for field in fields:
         value = _get(out, field)
         if value is _MISSING or is_encrypted(value):
             continue
-        out = _replaced(out, field, encrypt_value(value, key, aad=aad, field=field))
+        if aead is None:
+            if len(key) != KEY_BYTES:
+                raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
+            aead = AESGCM(key)
+        out = _replaced(out, field, _seal_value(aead, value, aad=aad, field=field))
     return out
 
 

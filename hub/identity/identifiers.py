@@ -47,6 +47,16 @@ class InvalidIdentifier(ValueError):
 
 
 def check_nhs_number(raw: str) -> Identifier:
+    if type(raw) is str and len(raw) == 10 and raw.isascii() and raw.isdigit():
+        # already compact (most senders): stdnum's separator and Unicode clean-up would
+        # give it back unchanged, so only the check digit is left to test
+        if nhs.checksum(raw) == 0:
+            return Identifier(IdSystem.NHS_NUMBER, raw)
+        raise InvalidIdentifier(
+            IdSystem.NHS_NUMBER,
+            "check_digit",
+            "the NHS number's modulus-11 check digit does not match",
+        )
     compact = nhs.compact(raw or "")
     if not compact.isdigit() or len(compact) != 10:
         raise InvalidIdentifier(

@@ -191,8 +191,9 @@ class SubmitFacts:
             pending = _Pending()
             resolved: dict[str, _Resolved] = {}
             by_subject: dict[str, list[InboundFact]] = {}
-            for fact in facts:
-                by_subject.setdefault(fact.subject.model_dump_json(), []).append(fact)
+            subject_keys = [f.subject.model_dump_json() for f in facts]
+            for fact, skey in zip(facts, subject_keys, strict=True):
+                by_subject.setdefault(skey, []).append(fact)
             fingerprints: list[tuple[str, str]] = []
             answers = await self._resolve_all([g[0].subject for g in by_subject.values()])
             for (skey, group), answer in zip(by_subject.items(), answers, strict=True):
@@ -221,7 +222,6 @@ class SubmitFacts:
             outcomes: list[FactOutcome] = []
             states = await self.views.consent_states(children)
             seen_keys: set[str] = set()
-            subject_keys = [f.subject.model_dump_json() for f in facts]
             await self._prepare_keys(
                 facts,
                 {

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import structlog
 
-from hub.consent.audit_chain import GENESIS_HASH, AuditRecord, VerifyResult, seal
+from hub.consent.audit_chain import GENESIS_HASH, AuditRecord, VerifyResult, seal_line
 from hub.consent.audit_heads import (
     HeadsExport,
     HeadSigner,
@@ -199,13 +199,12 @@ class LogAuditTrail:
                         if not p.done.done():
                             p.done.set_exception(exc)
                         continue
-                    for rec, part in zip(mine, p_parts, strict=True):
+                    for (rec, line), part in zip(mine, p_parts, strict=True):
                         heads[part] = rec
-                        line = rec.to_line()
                         last[part] = (rec, line)
                         records.append(NewRecord(key=rec.child_id or GLOBAL_CHAIN_KEY, value=line))
                         sealed_parts.append(part)
-                    taken.append((p, mine))
+                    taken.append((p, [rec for rec, _ in mine]))
                 if not records:
                     return
                 # each partition's records in chain order, so its chain is the log's order
@@ -231,16 +230,17 @@ class LogAuditTrail:
     @staticmethod
     def _seal(
         entries: Sequence[AuditEntry], parts: Sequence[int], heads: dict[int, AuditRecord | None]
-    ) -> list[AuditRecord]:
+    ) -> list[tuple[AuditRecord, bytes]]:
         """One caller's entries sealed after the batch's heads so far (which are not
-        moved: a caller whose entries do not seal leaves the chain as it was)."""
-        mine: list[AuditRecord] = []
+        moved: a caller whose entries do not seal leaves the chain as it was), each with
+        its stored line."""
+        mine: list[tuple[AuditRecord, bytes]] = []
         tips: dict[int, AuditRecord | None] = {}
         for entry, part in zip(entries, parts, strict=True):
             prev = tips.get(part, _UNSEALED)
             if prev is _UNSEALED:
                 prev = heads[part]
-            rec = seal(
+            rec, line = seal_line(
                 prev,
                 chain=chain_name(part),
                 kind=entry.kind,
@@ -250,7 +250,7 @@ class LogAuditTrail:
                 details=entry.details,
             )
             tips[part] = rec
-            mine.append(rec)
+            mine.append((rec, line))
         return mine
 
     async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
