@@ -238,6 +238,8 @@ def seal_line(
 
 
 _KINDS = frozenset(get_args(AuditKind))
+_ALLOWED_KEYS: set[str] = set()
+"""Detail keys (exact `str`) already found not to name personal data."""
 _AT_JSON: TypeAdapter[datetime] = TypeAdapter(datetime)
 """`AuditRecord.at` in JSON form, exactly as the model's serializer writes it."""
 
@@ -266,8 +268,11 @@ def _plain_details(value: Any) -> bool:
     or any doubt, is left to the full check)."""
     if type(value) is dict:
         for key, inner in value.items():
-            if type(key) is not str or key.lower() in _FORBIDDEN_DETAIL_KEYS:
-                return False
+            if key not in _ALLOWED_KEYS:
+                if type(key) is not str or key.lower() in _FORBIDDEN_DETAIL_KEYS:
+                    return False
+                if len(_ALLOWED_KEYS) < 4096:  # the keys our own entries use, remembered
+                    _ALLOWED_KEYS.add(key)
             if type(inner) not in _PLAIN and not _plain_details(inner):
                 return False
         return True
