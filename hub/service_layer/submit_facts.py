@@ -759,10 +759,11 @@ class SubmitFacts:
         # the decision first: a fact is never on a log without its decision in the trail
         if pending.audit:
             await self.trail.append(pending.audit)
-        if pending.events:
-            await self.log.append(LogName.EVENTS, pending.events)
-        if pending.withheld:
-            await self.log.append(LogName.WITHHELD, pending.withheld)
+        # then both logs at once (the embedded log writes them in one transaction)
+        await asyncio.gather(
+            self.log.append(LogName.EVENTS, pending.events),
+            self.log.append(LogName.WITHHELD, pending.withheld),
+        )
 
 
 @functools.lru_cache(maxsize=256)
