@@ -3,9 +3,11 @@
 Writes go through one connection on one worker thread (SQLite has one writer anyway);
 reads use a second connection on another thread so a subscriber never waits behind an
 append. An append wakes only the subscribers of the log it appended to (an audited read
-does not send every projection to read every partition of `hub.events`). Each append is
-one transaction: positions are handed out from `log_head` inside it, so several
-processes (the server and a CLI ingest) can append to the same file.
+does not send every projection to read every partition of `hub.events`). Appends are
+group-committed: those made while one is being written share the next transaction (one
+fsync), whole and in the order they were made. Positions are handed out from `log_head`
+inside the transaction, so several processes (the server and a CLI ingest) can append to
+the same file.
 Triggers refuse UPDATE and DELETE: the log is immutable.
 """
 
