@@ -192,7 +192,8 @@ def _field_aad(aad: str, field: str) -> bytes:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    """Standard base64 with padding (what `base64.b64encode` gives), in one C call."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def encrypt_value(value: Any, key: bytes, *, aad: str, field: str) -> dict[str, str]:
@@ -262,14 +263,19 @@ def encrypt_fields(
     out = dict(payload)
     aead: AESGCM | None = None  # built once, for the first field to seal
     for field in fields:
-        value = _get(out, field)
+        top = "." not in field  # a top-level field is set in `out`, already a copy
+        value = out.get(field, _MISSING) if top else _get(out, field)
         if value is _MISSING or is_encrypted(value):
             continue
         if aead is None:
             if len(key) != KEY_BYTES:
                 raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
             aead = AESGCM(key)
-        out = _replaced(out, field, _seal_value(aead, value, aad=aad, field=field))
+        sealed = _seal_value(aead, value, aad=aad, field=field)
+        if top:
+            out[field] = sealed
+        else:
+            out = _replaced(out, field, sealed)
     return out
 
 
