@@ -47,9 +47,11 @@ def parse_xml(data: bytes, *, document: str) -> Element:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise PermanentError(f"{document} must be sent as bytes", field="body")
     try:
-        root: Element = defused_fromstring(
-            bytes(data), forbid_dtd=True, forbid_entities=True, forbid_external=True
-        )
+        root = _screened_fromstring(bytes(data))
+        if root is None:  # not plainly well-formed and safe: defusedxml says why
+            root = defused_fromstring(
+                bytes(data), forbid_dtd=True, forbid_entities=True, forbid_external=True
+            )
     except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden):
         raise PermanentError(
             f"{document}: XML with a document type declaration or entity declarations is "
@@ -77,6 +79,42 @@ def parse_xml(data: bytes, *, document: str) -> Element:
         if isinstance(tag, str) and tag[:1] == "{":
             el.tag = tag.rpartition("}")[2]
     return root
+
+
+def _refuse_doctype(name: object, *args: object) -> None:
+    raise DTDForbidden(name, None, None)
+
+
+def _refuse_entity(name: object, *args: object) -> None:
+    raise EntitiesForbidden(name, None, None, None, None, None)
+
+
+def _refuse_external(context: object, base: object, sysid: object, pubid: object) -> None:
+    raise ExternalReferenceForbidden(context, base, sysid, pubid)
+
+
+def _screened_fromstring(data: bytes) -> Element | None:
+    """`data` parsed by the C ElementTree parser once expat — with the handlers defusedxml
+    sets, and no others — has read it through and found no document type declaration, no
+    entity declaration and no external reference (so there is nothing to expand or fetch).
+    Raises defusedxml's own exceptions for those; returns None for anything else amiss, for
+    `defusedxml` to report as it always has. Both passes run in C, where defusedxml's
+    parser calls Python for every element (10x the time on a 2 MB CTF file)."""
+    screen = expat.ParserCreate(None, "}")
+    screen.StartDoctypeDeclHandler = _refuse_doctype
+    screen.EntityDeclHandler = _refuse_entity
+    screen.UnparsedEntityDeclHandler = _refuse_entity
+    screen.ExternalEntityRefHandler = _refuse_external
+    try:
+        screen.Parse(data, True)
+    except (DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden):
+        raise
+    except Exception:
+        return None
+    try:
+        return ET.fromstring(data)  # noqa: S314 - screened above: no DTD, entities or refs
+    except Exception:
+        return None
 
 
 def text_of(el: Element | None, path: str) -> str | None:

@@ -16,10 +16,12 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from hub.events.trusted import trusted
 
 GENESIS_HASH = "0" * 64
 
@@ -153,21 +155,131 @@ def seal(
     record_id: uuid.UUID | None = None,
 ) -> AuditRecord:
     """The next record of `chain` after `prev` (None for the first), hashed."""
+    return seal_line(
+        prev,
+        chain=chain,
+        kind=kind,
+        at=at,
+        actor=actor,
+        child_id=child_id,
+        details=details,
+        record_id=record_id,
+    )[0]
+
+
+def seal_line(
+    prev: AuditRecord | None,
+    *,
+    chain: str,
+    kind: AuditKind,
+    at: datetime,
+    actor: str,
+    child_id: str | None = None,
+    details: Mapping[str, Any] | None = None,
+    record_id: uuid.UUID | None = None,
+) -> tuple[AuditRecord, bytes]:
+    """`seal`, with the record's stored line (`to_line()`), made in one pass.
+
+    Input that plainly meets every rule of `AuditRecord` (the gate's own entries) is
+    hashed from its JSON form directly and the record built without validating it again;
+    anything else goes through the model's validation, which raises its usual errors.
+    Both give the same record and the same bytes."""
     if prev is not None and prev.chain != chain:
         raise ValueError("the previous record belongs to another chain")
-    body: dict[str, Any] = {
-        "record_id": record_id or uuid.uuid4(),
+    seq = 1 if prev is None else prev.seq + 1
+    prev_hash = GENESIS_HASH if prev is None else prev.hash
+    rid = record_id or uuid.uuid4()
+    kept = dict(details or {})
+    if not _plainly_valid(chain, kind, at, actor, child_id, kept):
+        body: dict[str, Any] = {
+            "record_id": rid,
+            "chain": chain,
+            "seq": seq,
+            "kind": kind,
+            "at": at,
+            "actor": actor,
+            "child_id": child_id,
+            "details": kept,
+            "prev_hash": prev_hash,
+        }
+        draft = AuditRecord.model_validate({**body, "hash": GENESIS_HASH})
+        record = draft.model_copy(update={"hash": draft.expected_hash()})
+        return record, record.to_line()
+    data: dict[str, Any] = {
+        "record_id": str(rid),
         "chain": chain,
-        "seq": 1 if prev is None else prev.seq + 1,
+        "seq": seq,
         "kind": kind,
-        "at": at,
+        "at": _AT_JSON.dump_python(at, mode="json"),
         "actor": actor,
         "child_id": child_id,
-        "details": dict(details or {}),
-        "prev_hash": GENESIS_HASH if prev is None else prev.hash,
+        "details": kept,
+        "prev_hash": prev_hash,
     }
-    draft = AuditRecord.model_validate({**body, "hash": GENESIS_HASH})
-    return draft.model_copy(update={"hash": draft.expected_hash()})
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    hash_ = digest.hexdigest()
+    data["hash"] = hash_
+    record = trusted(
+        AuditRecord,
+        {
+            "record_id": rid,
+            "chain": chain,
+            "seq": seq,
+            "kind": kind,
+            "at": at,
+            "actor": actor,
+            "child_id": child_id,
+            "details": kept,
+            "prev_hash": prev_hash,
+            "hash": hash_,
+        },
+    )
+    return record, orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+
+
+_KINDS = frozenset(get_args(AuditKind))
+_ALLOWED_KEYS: set[str] = set()
+"""Detail keys (exact `str`) already found not to name personal data."""
+_AT_JSON: TypeAdapter[datetime] = TypeAdapter(datetime)
+"""`AuditRecord.at` in JSON form, exactly as the model's serializer writes it."""
+
+
+def _plainly_valid(
+    chain: Any, kind: Any, at: Any, actor: Any, child_id: Any, details: dict[str, Any]
+) -> bool:
+    """Whether the fields meet every rule of `AuditRecord` with nothing to convert (exact
+    types only): then validating them again could neither change nor refuse them."""
+    return (
+        type(chain) is str
+        and 1 <= len(chain) <= 128
+        and type(kind) is str
+        and kind in _KINDS
+        and type(actor) is str
+        and 1 <= len(actor) <= 256
+        and (child_id is None or (type(child_id) is str and len(child_id) <= 64))
+        and type(at) is datetime
+        and at.utcoffset() is not None
+        and _plain_details(details)
+    )
+
+
+def _plain_details(value: Any) -> bool:
+    """`_check_details` as a test, for values of exact plain types only (anything else,
+    or any doubt, is left to the full check)."""
+    if type(value) is dict:
+        for key, inner in value.items():
+            if key not in _ALLOWED_KEYS:
+                if type(key) is not str or key.lower() in _FORBIDDEN_DETAIL_KEYS:
+                    return False
+                if len(_ALLOWED_KEYS) < 4096:  # the keys our own entries use, remembered
+                    _ALLOWED_KEYS.add(key)
+            if type(inner) not in _PLAIN and not _plain_details(inner):
+                return False
+        return True
+    if type(value) is list:
+        return all(type(inner) in _PLAIN or _plain_details(inner) for inner in value)
+    return type(value) in _PLAIN
 
 
 class BrokenLink(BaseModel):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal
+from hub.consent.audit_chain import AuditKind, AuditRecord, VerifyResult, seal_line
 from hub.consent.audit_heads import (
     HeadsExport,
     HeadSigner,
@@ -74,9 +74,10 @@ class MemoryAuditTrail:
     async def append(self, entries: Sequence[AuditEntry]) -> list[AuditRecord]:
         heads = dict(self._heads)
         out: list[AuditRecord] = []
+        lines: list[bytes] = []
         for entry in entries:
             chain = entry.child_id or GLOBAL_CHAIN_KEY
-            record = seal(
+            record, line = seal_line(
                 heads.get(chain),
                 chain=chain,
                 kind=entry.kind,
@@ -87,10 +88,11 @@ class MemoryAuditTrail:
             )
             heads[chain] = record
             out.append(record)
+            lines.append(line)
         # sealed all before keeping any: an entry that does not seal leaves no trace
         self._heads = heads
-        for record in out:
-            self._lines.setdefault(record.chain, []).append(record.to_line())
+        for record, line in zip(out, lines, strict=True):
+            self._lines.setdefault(record.chain, []).append(line)
         # the set of chains grows here, so every head is signed again with the new count
         n = len(self._heads)
         self.signed = {

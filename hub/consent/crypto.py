@@ -192,16 +192,22 @@ def _field_aad(aad: str, field: str) -> bytes:
 
 
 def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    """Standard base64 with padding (what `base64.b64encode` gives), in one C call."""
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
 def encrypt_value(value: Any, key: bytes, *, aad: str, field: str) -> dict[str, str]:
     """One JSON value as an encrypted envelope, authenticated with `aad` and `field`."""
     if len(key) != KEY_BYTES:
         raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
+    return _seal_value(AESGCM(key), value, aad=aad, field=field)
+
+
+def _seal_value(aead: AESGCM, value: Any, *, aad: str, field: str) -> dict[str, str]:
+    """`encrypt_value` with the cipher built once per key by the caller."""
     nonce = os.urandom(NONCE_BYTES)
     plaintext = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    ct = AESGCM(key).encrypt(nonce, plaintext, _field_aad(aad, field))
+    ct = aead.encrypt(nonce, plaintext, _field_aad(aad, field))
     return {"enc": ENVELOPE_VERSION, "nonce": _b64(nonce), "ct": _b64(ct)}
 
 
@@ -255,11 +261,21 @@ def encrypt_fields(
     encrypted; absent fields are skipped, already encrypted ones left as they are.
     `aad` is the child id: a field cannot be moved to another child's record."""
     out = dict(payload)
+    aead: AESGCM | None = None  # built once, for the first field to seal
     for field in fields:
-        value = _get(out, field)
+        top = "." not in field  # a top-level field is set in `out`, already a copy
+        value = out.get(field, _MISSING) if top else _get(out, field)
         if value is _MISSING or is_encrypted(value):
             continue
-        out = _replaced(out, field, encrypt_value(value, key, aad=aad, field=field))
+        if aead is None:
+            if len(key) != KEY_BYTES:
+                raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
+            aead = AESGCM(key)
+        sealed = _seal_value(aead, value, aad=aad, field=field)
+        if top:
+            out[field] = sealed
+        else:
+            out = _replaced(out, field, sealed)
     return out
 
 

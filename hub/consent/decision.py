@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from itertools import product
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,9 @@ from hub.consent.policy import CategoryPolicy, SharingPolicy, StatutoryBasis
 from hub.consent.state import GRANTOR_WORDS, ConsentRecord, ConsentState, utc
 from hub.events.consent import ConsentDecision, ConsentException, ConsentScope, Purpose
 from hub.events.envelope import ConsentRef, Envelope
+from hub.events.trusted import trusted
+
+_PURPOSES = frozenset(get_args(Purpose))
 
 DECISION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://tac-hub.example/consent/decision")
 
@@ -58,6 +61,26 @@ class Fact(_Frozen):
         purposes: Iterable[Purpose],
         basis_claimed: str | None = None,
     ) -> Fact:
+        purposes = tuple(purposes)
+        if (
+            cls is Fact
+            and purposes
+            and all(type(p) is str and p in _PURPOSES for p in purposes)
+            and (basis_claimed is None or type(basis_claimed) is str)
+        ):  # the rest comes from a validated envelope, which holds to the same rules
+            return trusted(
+                cls,
+                {
+                    "event_id": envelope.event_id,
+                    "child_id": envelope.child_id,
+                    "category": envelope.category,
+                    "source_agency": envelope.source.agency,
+                    "source_organisation": envelope.source.organisation_code,
+                    "purposes": purposes,
+                    "occurred_at": envelope.occurred_at,
+                    "basis_claimed": basis_claimed,
+                },
+            )
         return cls(
             event_id=envelope.event_id,
             child_id=envelope.child_id,
@@ -616,6 +639,7 @@ class DecisionMemo:
         self.policy = policy
         self.at = utc(at)
         self._made: dict[tuple[object, ...], Decision] = {}
+        self._name_tail = f"{self.at.isoformat()}|{policy.digest}"
         self._signatures: dict[tuple[str, int], tuple[str, ...]] = {}
 
     def _signature(self, state: ConsentState) -> tuple[str, ...]:
@@ -643,10 +667,14 @@ class DecisionMemo:
             return made
         if fact.child_id != state.child_id:
             raise ValueError(f"fact {fact.event_id} is about another child than this consent state")
-        return made.model_copy(
-            update={
-                "decision_id": decision_id_for(fact, state, self.policy, self.at),
+        # `decision_id_for`, with the part that is the same for the whole batch made once
+        name = f"{fact.event_id}|{state.version}|{self._name_tail}"
+        return trusted(
+            Decision,
+            {
+                **made.__dict__,
+                "decision_id": uuid.uuid5(DECISION_NAMESPACE, name),
                 "event_id": fact.event_id,
                 "child_id": fact.child_id,
-            }
+            },
         )

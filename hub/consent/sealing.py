@@ -37,8 +37,17 @@ which parts are."""
 
 def personal_fields(payload_cls: type[EventPayload]) -> tuple[str, ...] | None:
     """The payload's personal fields, or None when the class does not say (seal it whole)."""
+    try:
+        return _PERSONAL[payload_cls]
+    except KeyError:
+        pass
+    # an absent attribute is slow to find on a model class: looked up once per class
     fields: tuple[str, ...] | None = getattr(payload_cls, "personal_fields", None)
+    _PERSONAL[payload_cls] = fields
     return fields
+
+
+_PERSONAL: dict[type[EventPayload], tuple[str, ...] | None] = {}
 
 
 def seal_envelope(

@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 
+from hub.events.trusted import trusted
+
 
 class Agency(StrEnum):
     """The worlds a fact can come from."""
@@ -115,11 +117,49 @@ class Envelope(BaseModel):
         occurred_at: datetime,
         **fields: Any,
     ) -> Envelope:
-        """Build an envelope whose type, version and category come from the payload class."""
+        """Build an envelope whose type, version and category come from the payload class.
+
+        Parts that plainly meet every rule of the envelope (validated models, exact types,
+        lengths in range: what the gate hands it) are taken as they are; anything else
+        is validated, with pydantic's errors."""
+        kind = type(payload)
+        category = fields.pop("category", kind.category)
+        plan_id = fields.get("plan_id")
+        if (
+            cls is Envelope
+            and fields.keys() <= {"plan_id"}
+            and (plan_id is None or (type(plan_id) is str and len(plan_id) <= 64))
+            and type(child_id) is str
+            and 1 <= len(child_id) <= 64
+            and type(category) is str
+            and 1 <= len(category) <= 64
+            and type(source) is Source
+            and isinstance(payload, EventPayload)
+            and type(occurred_at) is datetime
+            and occurred_at.utcoffset() is not None
+        ):
+            return trusted(
+                cls,
+                {
+                    "event_id": new_event_id(),
+                    "event_type": kind.event_type,
+                    "schema_version": kind.schema_version,
+                    "child_id": child_id,
+                    "plan_id": plan_id,
+                    "source": source,
+                    "category": category,
+                    "occurred_at": occurred_at,
+                    "recorded_at": utcnow(),
+                    "correlation_id": None,
+                    "causation_id": None,
+                    "consent": None,
+                    "payload": payload,
+                },
+            )
         return cls(
-            event_type=type(payload).event_type,
-            schema_version=type(payload).schema_version,
-            category=fields.pop("category", type(payload).category),
+            event_type=kind.event_type,
+            schema_version=kind.schema_version,
+            category=category,
             child_id=child_id,
             source=source,
             occurred_at=occurred_at,

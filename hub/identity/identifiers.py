@@ -8,6 +8,7 @@ breaks, in words an integrator can act on, without echoing the value.
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -46,7 +47,20 @@ class InvalidIdentifier(ValueError):
         self.message = message
 
 
+_NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
+
+
 def check_nhs_number(raw: str) -> Identifier:
+    if type(raw) is str and len(raw) == 10 and raw.isascii() and raw.isdigit():
+        # already compact (most senders): stdnum's separator and Unicode clean-up would
+        # give it back unchanged, so only the check digit is left to test
+        if sum(map(operator.mul, _NHS_WEIGHTS, map(int, raw))) % 11 == 0:  # nhs.checksum
+            return Identifier(IdSystem.NHS_NUMBER, raw)
+        raise InvalidIdentifier(
+            IdSystem.NHS_NUMBER,
+            "check_digit",
+            "the NHS number's modulus-11 check digit does not match",
+        )
     compact = nhs.compact(raw or "")
     if not compact.isdigit() or len(compact) != 10:
         raise InvalidIdentifier(

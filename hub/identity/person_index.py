@@ -42,14 +42,17 @@ class Resolution:
 class IdentifierHash:
     """The keyed hash an index stores in place of an identifier's value."""
 
-    __slots__ = ("_secret",)
+    __slots__ = ("_keyed",)
 
     def __init__(self, secret: bytes) -> None:
-        self._secret = hashlib.sha256(b"hub-person-index|" + secret).digest()
+        key = hashlib.sha256(b"hub-person-index|" + secret).digest()
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
+        """HMAC-SHA256 with the key already taken in: copied for each identifier."""
 
     def __call__(self, ident: Identifier) -> str:
-        msg = f"{ident.system.value}:{ident.value}".encode()
-        return hmac.new(self._secret, msg, hashlib.sha256).hexdigest()
+        mac = self._keyed.copy()
+        mac.update(f"{ident.system.value}:{ident.value}".encode())
+        return mac.hexdigest()
 
     def __repr__(self) -> str:
         return "IdentifierHash(<hidden>)"

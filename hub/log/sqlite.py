@@ -5,9 +5,11 @@ reads run on the event loop's thread on a read-only connection that never waits 
 lock (a hand-off to a thread costs several times a short read), and one that would wait
 goes to a reader connection on another thread, so a subscriber never waits behind an
 append. An append wakes only the subscribers of the log it appended to (an audited read
-does not send every projection to read every partition of `hub.events`). Each append is
-one transaction: positions are handed out from `log_head` inside it, so several
-processes (the server and a CLI ingest) can append to the same file.
+does not send every projection to read every partition of `hub.events`). Appends are
+group-committed: those made while one is being written share the next transaction (one
+fsync), whole and in the order they were made. Positions are handed out from `log_head`
+inside the transaction, so several processes (the server and a CLI ingest) can append to
+the same file.
 Triggers refuse UPDATE and DELETE: the log is immutable.
 """
 
@@ -17,6 +19,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +57,15 @@ def _decode_headers(raw: bytes | None) -> Headers:
     return tuple((k, bytes.fromhex(v)) for k, v in orjson.loads(raw))
 
 
+@dataclass
+class _PendingAppend:
+    """One caller's records, waiting for the group that writes them."""
+
+    log: LogName
+    records: list[NewRecord]
+    done: asyncio.Future[list[Position]]
+
+
 class SqliteEventLog:
     """`EventLog` on a SQLite file (the embedded default)."""
 
@@ -77,6 +89,8 @@ class SqliteEventLog:
         self._wpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-w")
         self._rpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-r")
         self._waiters: dict[LogName, set[asyncio.Event]] = {name: set() for name in LogName}
+        self._queue: list[_PendingAppend] = []
+        self._appender: asyncio.Task[None] | None = None
 
     # -- plumbing -------------------------------------------------------------------
     async def _on(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> Any:
@@ -169,45 +183,93 @@ class SqliteEventLog:
 
     # -- append ---------------------------------------------------------------------
     async def append(self, log: LogName, records: Sequence[NewRecord]) -> list[Position]:
+        """Appends are group-committed: appends made while one is being written (to any
+        log) are written together after it, in one transaction (one fsync), in the order
+        they were made; each caller gets its own positions once they are committed. A
+        failed write fails every append of its group."""
         if not records:
             return []
-        positions: list[Position] = await self._on(self._wpool, self._append, log, records)
-        for waiter in list(self._waiters[log]):  # only the subscribers of this log
-            waiter.set()
-        return positions
+        pending = _PendingAppend(log, list(records), asyncio.get_running_loop().create_future())
+        self._queue.append(pending)
+        if self._appender is None:
+            # a task of its own: a caller cancelled while its group is being written
+            # does not cancel the write under the other callers of the group
+            self._appender = asyncio.create_task(self._drain(), name="sqlite-log-appender")
+        return await pending.done
 
-    def _append(self, log: LogName, records: Sequence[NewRecord]) -> list[Position]:
+    async def _drain(self) -> None:
+        group: list[_PendingAppend] = []
+        try:
+            while self._queue:
+                group = [p for p in self._queue if not p.done.done()]
+                self._queue.clear()
+                if not group:
+                    continue
+                try:
+                    written = await self._on(
+                        self._wpool, self._append_all, [(p.log, p.records) for p in group]
+                    )
+                except Exception as exc:
+                    for p in group:
+                        if not p.done.done():
+                            p.done.set_exception(exc)
+                else:
+                    for p, positions in zip(group, written, strict=True):
+                        if not p.done.done():
+                            p.done.set_result(positions)
+                    for name in dict.fromkeys(p.log for p in group):
+                        for waiter in list(self._waiters[name]):  # only this log's subscribers
+                            waiter.set()
+                group = []
+        except BaseException:  # cancelled (the loop is closing): nobody is left waiting
+            for p in (*group, *self._queue):
+                if not p.done.done():
+                    p.done.cancel()
+            self._queue.clear()
+            raise
+        finally:
+            self._appender = None
+
+    def _append_all(
+        self, appends: Sequence[tuple[LogName, Sequence[NewRecord]]]
+    ) -> list[list[Position]]:
         conn = self._require(self._writer)
-        n = self._partitions
         now = datetime.now(UTC).isoformat()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            heads = dict(
-                conn.execute(
-                    "SELECT partition, next_offset FROM log_head WHERE log = ?", (log.value,)
-                ).fetchall()
-            )
-            positions: list[Position] = []
-            rows: list[tuple[int, int, str, bytes, bytes | None, str]] = []
-            for rec in records:
-                part = partition_for(rec.key, n)
-                off = heads[part]
-                heads[part] = off + 1
-                positions.append(Position(part, off))
-                rows.append((part, off, rec.key, rec.value, _encode_headers(rec.headers), now))
-            conn.executemany(
-                f"INSERT INTO {_table(log)} (partition, offset, key, value, headers, ts)"  # noqa: S608
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.executemany(
-                "UPDATE log_head SET next_offset = ? WHERE log = ? AND partition = ?",
-                [(off, log.value, part) for part, off in heads.items()],
-            )
+            out = [self._append(conn, log, records, now) for log, records in appends]
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return out
+
+    def _append(
+        self, conn: sqlite3.Connection, log: LogName, records: Sequence[NewRecord], now: str
+    ) -> list[Position]:
+        n = self._partitions
+        heads = dict(
+            conn.execute(
+                "SELECT partition, next_offset FROM log_head WHERE log = ?", (log.value,)
+            ).fetchall()
+        )
+        positions: list[Position] = []
+        rows: list[tuple[int, int, str, bytes, bytes | None, str]] = []
+        for rec in records:
+            part = partition_for(rec.key, n)
+            off = heads[part]
+            heads[part] = off + 1
+            positions.append(Position(part, off))
+            rows.append((part, off, rec.key, rec.value, _encode_headers(rec.headers), now))
+        conn.executemany(
+            f"INSERT INTO {_table(log)} (partition, offset, key, value, headers, ts)"  # noqa: S608
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        conn.executemany(
+            "UPDATE log_head SET next_offset = ? WHERE log = ? AND partition = ?",
+            [(off, log.value, part) for part, off in heads.items()],
+        )
         return positions
 
     # -- read -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ Bad input is answered per fact with the field and the rule.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -69,13 +70,13 @@ class _Pending:
     """The idempotency keys the appends will take, claimed just before them."""
 
     def note_claim(
-        self, fact: InboundFact, outcome: FactOutcome, resolved: _Resolved, now: datetime
+        self, key: str, outcome: FactOutcome, resolved: _Resolved, now: datetime
     ) -> None:
         """Note the claim a fact that is taken (appended, withheld or held) will need."""
         if outcome.status in ("appended", "withheld", "queued") and outcome.event_id:
             holder = resolved.queued.provisional_child_id if resolved.queued else resolved.child_id
             if holder is not None:
-                self.claims.append(Claim(dedupe_key(fact), outcome.event_id, holder, now))
+                self.claims.append(Claim(key, outcome.event_id, holder, now))
 
     def drop(self, keys: set[str], event_ids: set[str]) -> None:
         """Leave out the facts of `keys` (another taker holds them) and their decisions."""
@@ -198,8 +199,9 @@ class SubmitFacts:
             pending = _Pending()
             resolved: dict[str, _Resolved] = {}
             by_subject: dict[str, list[InboundFact]] = {}
-            for fact in facts:
-                by_subject.setdefault(fact.subject.model_dump_json(), []).append(fact)
+            subject_keys = [f.subject.model_dump_json() for f in facts]
+            for fact, skey in zip(facts, subject_keys, strict=True):
+                by_subject.setdefault(skey, []).append(fact)
             fingerprints: list[tuple[str, str]] = []
             answers = await self._resolve_all([g[0].subject for g in by_subject.values()])
             for (skey, group), answer in zip(by_subject.items(), answers, strict=True):
@@ -224,23 +226,25 @@ class SubmitFacts:
             held = {r.child_id for r in resolved.values() if r.queued is not None and r.child_id}
             children = {r.child_id for r in resolved.values() if r.child_id} - held
             extra = {c for r in resolved.values() for c in r.also_catch_up}
-            known = await self._taken([dedupe_key(f) for f in facts], children | held | extra, now)
+            dedupe_keys = [dedupe_key(f) for f in facts]
+            known = await self._taken(dedupe_keys, children | held | extra, now)
             outcomes: list[FactOutcome] = []
             states = await self.views.consent_states(children)
             seen_keys: set[str] = set()
-            subject_keys = [f.subject.model_dump_json() for f in facts]
             await self._prepare_keys(
                 facts,
                 {
                     i: r.child_id
                     for i, k in enumerate(subject_keys)
-                    if (r := resolved[k]).child_id and known.get(dedupe_key(facts[i])) is None
+                    if (r := resolved[k]).child_id and known.get(dedupe_keys[i]) is None
                 },
             )
-            for fact, skey in zip(facts, subject_keys, strict=True):
+            for fact, skey, key in zip(facts, subject_keys, dedupe_keys, strict=True):
                 who = resolved[skey]
-                outcome = await self._one(fact, who, actor, now, pending, states, seen_keys, known)
-                pending.note_claim(fact, outcome, who, now)
+                outcome = await self._one(
+                    fact, key, who, actor, now, pending, states, seen_keys, known
+                )
+                pending.note_claim(key, outcome, who, now)
                 outcomes.append(outcome)
             outcomes = await self._claim(pending, outcomes)
             try:
@@ -461,6 +465,7 @@ class SubmitFacts:
     async def _one(
         self,
         fact: InboundFact,
+        key: str,
         resolved: _Resolved,
         actor: str,
         now: datetime,
@@ -481,7 +486,6 @@ class SubmitFacts:
                 rule=resolved.rule,
             )
         shown_child = None if resolved.queued is not None else child_id
-        key = dedupe_key(fact)
         if key in seen_keys:
             return FactOutcome(
                 fact.ref,
@@ -530,7 +534,7 @@ class SubmitFacts:
             )
         headers = (
             (DEDUPE_HEADER, key.encode()),
-            (PURPOSES_HEADER, ",".join(fact.purposes or DEFAULT_PURPOSES).encode()),
+            (PURPOSES_HEADER, _purposes_header(tuple(fact.purposes or DEFAULT_PURPOSES))),
             *(((BASIS_HEADER, fact.statutory_basis.encode()),) if fact.statutory_basis else ()),
         )
         if resolved.queued is not None:
@@ -754,7 +758,7 @@ class SubmitFacts:
             or personal_fields(type(envelope.payload)) == ()
         ):
             return encode(envelope)  # ids and decisions only: readable by the IG trail
-        data = orjson.loads(encode(envelope))
+        data = envelope.model_dump(mode="json")  # the JSON form `encode` writes
         key = await self.keys.create(data_key_id(envelope.child_id, envelope.category))
         return orjson.dumps(seal_envelope(data, key))
 
@@ -762,10 +766,16 @@ class SubmitFacts:
         # the decision first: a fact is never on a log without its decision in the trail
         if pending.audit:
             await self.trail.append(pending.audit)
-        if pending.events:
-            await self.log.append(LogName.EVENTS, pending.events)
-        if pending.withheld:
-            await self.log.append(LogName.WITHHELD, pending.withheld)
+        # then both logs at once (the embedded log writes them in one transaction)
+        await asyncio.gather(
+            self.log.append(LogName.EVENTS, pending.events),
+            self.log.append(LogName.WITHHELD, pending.withheld),
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _purposes_header(purposes: tuple[str, ...]) -> bytes:
+    return ",".join(purposes).encode()
 
 
 def _keys_and_ids(claims: Sequence[Claim]) -> tuple[list[str], list[str]]:

@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 import structlog
 
-from hub.consent.audit_chain import GENESIS_HASH, AuditRecord, VerifyResult, seal
+from hub.consent.audit_chain import GENESIS_HASH, AuditRecord, VerifyResult, seal_line
 from hub.consent.audit_heads import (
     HeadsExport,
     HeadSigner,
@@ -188,7 +188,7 @@ class LogAuditTrail:
             for part in parts:
                 await held.enter_async_context(self._lock(part))
             async with self._store.transaction() as tx:
-                heads = {part: await self._head(tx, part) for part in parts}
+                heads = await self._heads(tx, parts)
                 last: dict[int, tuple[AuditRecord, bytes]] = {}
                 records: list[NewRecord] = []
                 sealed_parts: list[int] = []
@@ -199,13 +199,12 @@ class LogAuditTrail:
                         if not p.done.done():
                             p.done.set_exception(exc)
                         continue
-                    for rec, part in zip(mine, p_parts, strict=True):
+                    for (rec, line), part in zip(mine, p_parts, strict=True):
                         heads[part] = rec
-                        line = rec.to_line()
                         last[part] = (rec, line)
                         records.append(NewRecord(key=rec.child_id or GLOBAL_CHAIN_KEY, value=line))
                         sealed_parts.append(part)
-                    taken.append((p, mine))
+                    taken.append((p, [rec for rec, _ in mine]))
                 if not records:
                     return
                 # each partition's records in chain order, so its chain is the log's order
@@ -231,16 +230,17 @@ class LogAuditTrail:
     @staticmethod
     def _seal(
         entries: Sequence[AuditEntry], parts: Sequence[int], heads: dict[int, AuditRecord | None]
-    ) -> list[AuditRecord]:
+    ) -> list[tuple[AuditRecord, bytes]]:
         """One caller's entries sealed after the batch's heads so far (which are not
-        moved: a caller whose entries do not seal leaves the chain as it was)."""
-        mine: list[AuditRecord] = []
+        moved: a caller whose entries do not seal leaves the chain as it was), each with
+        its stored line."""
+        mine: list[tuple[AuditRecord, bytes]] = []
         tips: dict[int, AuditRecord | None] = {}
         for entry, part in zip(entries, parts, strict=True):
             prev = tips.get(part, _UNSEALED)
             if prev is _UNSEALED:
                 prev = heads[part]
-            rec = seal(
+            rec, line = seal_line(
                 prev,
                 chain=chain_name(part),
                 kind=entry.kind,
@@ -250,18 +250,30 @@ class LogAuditTrail:
                 details=entry.details,
             )
             tips[part] = rec
-            mine.append(rec)
+            mine.append((rec, line))
         return mine
 
-    async def _head(self, tx: Tx, part: int) -> AuditRecord | None:
-        """The partition's head, locked: the signed head row, then any records a crash
-        left after it. Refuses (`AuditTrailTampered`) a missing head or one that does not
-        match its signature, rather than extend and re-sign over it."""
+    async def _heads(self, tx: Tx, parts: Sequence[int]) -> dict[int, AuditRecord | None]:
+        """The partitions' heads, locked (in partition order), read in one query: each
+        signed head row, then any records a crash left after it. Refuses
+        (`AuditTrailTampered`) a missing head or one that does not match its signature,
+        rather than extend and re-sign over it."""
         lock = " FOR UPDATE" if tx.dialect == "postgres" else ""
+        marks = ", ".join("?" for _ in parts)
         select = (
-            f"SELECT seq, hash, log_offset, record, signature FROM audit_head WHERE part = ?{lock}"  # noqa: S608
+            "SELECT part, seq, hash, log_offset, record, signature FROM audit_head"  # noqa: S608 - placeholders only
+            f" WHERE part IN ({marks}) ORDER BY part{lock}"
         )
-        row = await tx.fetchone(select, (part,))
+        rows = {int(r[0]): r[1:] for r in await tx.fetchall(select, list(parts))}
+        signed = [self._signed_head(part, rows.get(part)) for part in parts]
+        # the partitions' logs are read for orphans all at once
+        adopted = await asyncio.gather(
+            *(self._adopt(part, *at) for part, at in zip(parts, signed, strict=True))
+        )
+        return dict(zip(parts, adopted, strict=True))
+
+    def _signed_head(self, part: int, row: Sequence[Any] | None) -> tuple[AuditRecord | None, int]:
+        """The head record a partition's head row holds, and its log offset."""
         chain = chain_name(part)
         if row is None:
             raise AuditTrailTampered(f"chain {chain} has no head; run `hub audit verify`")
@@ -281,8 +293,10 @@ class LogAuditTrail:
             raise AuditTrailTampered(
                 f"the head of chain {chain} does not match its signature; run `hub audit verify`"
             )
-        offset = int(row[2])
-        # adopt records appended after the head (a crash between append and head update)
+        return head, int(row[2])
+
+    async def _adopt(self, part: int, head: AuditRecord | None, offset: int) -> AuditRecord | None:
+        """Adopt records appended after the head (a crash between append and head update)."""
         while True:
             orphans = await self._log.read(LogName.AUDIT, part, offset + 1, 500)
             if not orphans:

@@ -4,6 +4,7 @@ meet at that key: the second INSERT waits for the first to commit, then finds it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ _CLAIM = (
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
+@functools.lru_cache(maxsize=1024)  # a batch's claims share one time
 def _at(text: object) -> datetime:
     try:
         return datetime.fromisoformat(str(text))
@@ -55,11 +57,17 @@ class SqlIngestClaims:
     async def claim(self, wanted: Sequence[Claim]) -> dict[str, Claim]:
         if not wanted:
             return {}
+        stamps: dict[datetime, tuple[str, str]] = {}  # a batch's claims share one time
+
+        def stamp(at: datetime) -> tuple[str, str]:
+            if at not in stamps:
+                stamps[at] = (at.isoformat(), (at - LEASE).isoformat())
+            return stamps[at]
+
         rows = [
-            (w.dedupe_key, w.event_id, w.child_id, w.claimed_at.isoformat(),
-             (w.claimed_at - LEASE).isoformat())
+            (w.dedupe_key, w.event_id, w.child_id, *stamp(w.claimed_at))
             for w in sorted(wanted, key=lambda w: w.dedupe_key)  # one lock order for all
-        ]  # fmt: skip
+        ]
         keys = [r[0] for r in rows]
         out: dict[str, Claim] = {}
         async with self._store.transaction() as tx:

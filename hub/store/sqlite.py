@@ -26,30 +26,58 @@ T = TypeVar("T")
 
 
 class _SqliteTx:
+    """One transaction on the writer connection. Statements whose result is not asked
+    for (`execute`, `executemany`, and the `BEGIN IMMEDIATE` itself) are queued and run,
+    in order, on the writer thread together with the next statement that returns rows,
+    `lock`, or the `COMMIT`: one hop to that thread instead of one each. Nothing outside
+    sees the difference (the transaction's writes are only visible once committed, and
+    it reads its own writes in order); an error in a queued statement is raised by the
+    call that runs it, inside the transaction, which is then rolled back."""
+
     dialect: Dialect = "sqlite"
 
     def __init__(self, store: SqliteReadStore, conn: sqlite3.Connection) -> None:
         self._store = store
         self._conn = conn
+        self._queued: list[Callable[[], object]] = [lambda: conn.execute("BEGIN IMMEDIATE")]
+
+    async def _run(self, fn: Callable[[], T]) -> T:
+        """Run what is queued, then `fn`, in one hop to the writer thread."""
+        queued, self._queued = self._queued, []
+        if not queued:
+            return await self._store._on_writer(fn)
+
+        def steps() -> T:
+            for step in queued:
+                step()
+            return fn()
+
+        return await self._store._on_writer(steps)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        await self._store._on_writer(lambda: self._conn.execute(sql, params))
+        kept = params if isinstance(params, tuple) else list(params)  # as it is now
+        self._queued.append(lambda: self._conn.execute(sql, kept))
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            await self._store._on_writer(lambda: self._conn.executemany(sql, rows))
+            kept = list(rows)  # as they are now, should the caller reuse its list
+            self._queued.append(lambda: self._conn.executemany(sql, kept))
 
     async def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        result: list[Row] = await self._store._on_writer(
-            lambda: self._conn.execute(sql, params).fetchall()
-        )
+        result: list[Row] = await self._run(lambda: self._conn.execute(sql, params).fetchall())
         return result
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        result: Row | None = await self._store._on_writer(
-            lambda: self._conn.execute(sql, params).fetchone()
-        )
+        result: Row | None = await self._run(lambda: self._conn.execute(sql, params).fetchone())
         return result
+
+    async def _commit(self) -> None:
+        await self._run(lambda: self._conn.execute("COMMIT"))
+
+    async def _rollback(self) -> None:
+        self._queued = []
+        conn = self._conn
+        await self._store._on_writer(lambda: conn.in_transaction and conn.execute("ROLLBACK"))
 
     async def lock_offsets(self, projection: str, log: str, parts: Sequence[int]) -> dict[int, int]:
         # BEGIN IMMEDIATE already holds the database's write lock.
@@ -61,7 +89,8 @@ class _SqliteTx:
         return {p: found.get(p, -1) for p in parts}
 
     async def lock(self, names: Sequence[str]) -> None:
-        """Nothing to take: BEGIN IMMEDIATE already holds the database's one write lock."""
+        """The database's one write lock: BEGIN IMMEDIATE takes it (now, if still queued)."""
+        await self._run(lambda: None)
 
     async def set_offset(self, projection: str, log: str, part: int, offset: int) -> None:
         await self.execute(
@@ -141,15 +170,13 @@ class SqliteReadStore:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_SqliteTx]:
         async with self._tx_lock:
-            conn = self._w()
-            await self._on_writer(lambda: conn.execute("BEGIN IMMEDIATE"))
+            tx = _SqliteTx(self, self._w())
             try:
-                yield _SqliteTx(self, conn)
+                yield tx
+                await tx._commit()
             except BaseException:
-                await self._on_writer(lambda: conn.execute("ROLLBACK"))
+                await tx._rollback()
                 raise
-            else:
-                await self._on_writer(lambda: conn.execute("COMMIT"))
 
     @asynccontextmanager
     async def held(self, name: str) -> AsyncIterator[None]:

@@ -63,6 +63,24 @@ async def test_append_returns_positions_in_order_per_partition(event_log: EventL
     assert offsets == sorted(offsets) and len(set(offsets)) == 5
 
 
+async def test_concurrent_appends_each_get_their_own_records(event_log: EventLog) -> None:
+    """Appends made at once (to one log or several; the embedded log writes them in one
+    transaction) each land whole, in the order they were made, and answer their own
+    positions."""
+    first, second, withheld = await asyncio.gather(
+        event_log.append(LogName.EVENTS, records(3)),
+        event_log.append(LogName.EVENTS, records(2, start=3)),
+        event_log.append(LogName.WITHHELD, records(2, start=10)),
+    )
+    assert len(first) == 3 and len(second) == 2 and len(withheld) == 2
+    assert max(p.offset for p in first) < min(p.offset for p in second)
+    stored = await read_all(event_log, LogName.EVENTS)
+    values = [r.value for r in stored]
+    assert values[-5:] == [b"v0", b"v1", b"v2", b"v3", b"v4"]
+    assert {r.position for r in stored if r.value in values[-5:]} == {*first, *second}
+    assert [r.value for r in await read_all(event_log, LogName.WITHHELD)] == [b"v10", b"v11"]
+
+
 async def test_read_returns_what_was_appended_with_headers(event_log: EventLog) -> None:
     positions = await event_log.append(LogName.EVENTS, records(3))
     first = positions[0]

@@ -45,6 +45,33 @@ async def test_a_failed_transaction_leaves_nothing_behind(store: ReadStore) -> N
     assert await store.offsets("p", "hub.events") == {}
 
 
+async def test_a_failing_statement_fails_its_transaction_whole(store: ReadStore) -> None:
+    """Whenever the store runs a statement (at once, or with the next read or the commit),
+    its error reaches the caller inside the transaction and nothing of it is kept."""
+    async with store.transaction() as tx:
+        await tx.execute("INSERT INTO widget (id, n) VALUES (?, ?)", ("a", 1))
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        async with store.transaction() as tx:
+            await tx.execute("INSERT INTO widget (id, n) VALUES (?, ?)", ("b", 2))
+            await tx.execute("INSERT INTO widget (id, n) VALUES (?, ?)", ("a", 3))
+    assert await store.fetchall("SELECT id, n FROM widget ORDER BY id") == [("a", 1)]
+    async with store.transaction() as tx:  # the store is usable after it
+        await tx.execute("INSERT INTO widget (id, n) VALUES (?, ?)", ("c", 4))
+    assert await store.fetchall("SELECT id FROM widget ORDER BY id") == [("a",), ("c",)]
+
+
+async def test_a_transaction_reads_its_own_writes_in_order(store: ReadStore) -> None:
+    rows = [("a", 1), ("b", 2)]
+    async with store.transaction() as tx:
+        await tx.executemany("INSERT INTO widget (id, n) VALUES (?, ?)", rows)
+        rows.append(("z", 26))  # the caller's list changing afterwards changes nothing
+        await tx.execute("UPDATE widget SET n = n + 10 WHERE id = ?", ("a",))
+        assert await tx.fetchall("SELECT id, n FROM widget ORDER BY id") == [("a", 11), ("b", 2)]
+        await tx.execute("DELETE FROM widget WHERE id = ?", ("b",))
+        assert await tx.fetchone("SELECT count(*) FROM widget") == (1,)
+    assert await store.fetchall("SELECT id, n FROM widget") == [("a", 11)]
+
+
 async def test_offsets_commit_with_the_results(store: ReadStore) -> None:
     async with store.transaction() as tx:
         assert await tx.lock_offsets("p", "hub.events", [0, 1]) == {0: -1, 1: -1}
