@@ -34,6 +34,7 @@ AuditKind = Literal[
     "key_deleted",
     "retention",
     "coordinator_change",
+    "notification",
 ]
 
 # Keys that would carry personal data; details hold ids and decisions only.
