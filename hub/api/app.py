@@ -82,6 +82,7 @@ def create_app(
         routes_audit,
         routes_identity,
         routes_joined,
+        routes_notify,
         routes_ops,
         routes_plan_content,
         routes_plans,
@@ -97,6 +98,7 @@ def create_app(
     app.include_router(routes_plans.router)
     app.include_router(routes_plan_content.router)
     app.include_router(routes_team.router)
+    app.include_router(routes_notify.router)
     from hub.api import routes_ingest
 
     app.include_router(routes_ingest.router)

@@ -261,3 +261,43 @@ def test_two_notifiers_at_once_on_postgresql_never_send_a_notice_twice(
     assert set(counts) == set(ids) and max(counts.values()) == 1, counts.most_common(3)
     both = [(tmp_path / f"n{i}.log").read_text().count("sent ntc-") for i in range(2)]
     assert sum(both) == len(ids) and min(both) > 0, both  # both took part
+
+
+# ------------------------------------------------------------------ preferences over HTTP
+
+
+async def test_a_coordinator_sets_their_own_preference_and_the_notifier_uses_it(
+    tmp_path: Path,
+) -> None:
+    from tests.support.api import embedded, running_api
+
+    settings = embedded(tmp_path)
+    async with running_api(settings) as api:
+        await api.key("cm.one", "coordinator")
+        await api.key("cm.two", "coordinator")
+        r = await api.client.get("/me/notification-preferences", headers=api.auth("cm.one"))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"channel": "mailbox", "address": None, "digest": False,
+                            "default": True}  # fmt: skip
+        r = await api.client.put(
+            "/me/notification-preferences", headers=api.auth("cm.one"),
+            json={"channel": "email", "address": "one@la.example.org", "digest": True},
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+        assert r.json()["channel"] == "email" and r.json()["default"] is False
+        # each coordinator's own: the other's is untouched
+        r = await api.client.get("/me/notification-preferences", headers=api.auth("cm.two"))
+        assert r.json()["default"] is True
+        # bad input: a clear problem naming the field
+        for body, field in (
+            ({"channel": "email"}, "address"),
+            ({"channel": "pigeon"}, "channel"),
+            ({"channel": "email", "address": "not an address"}, "address"),
+            ({"channel": "none", "extra": 1}, "extra"),
+        ):
+            r = await api.client.put(
+                "/me/notification-preferences", headers=api.auth("cm.one"), json=body
+            )
+            assert r.status_code == 422 and field in r.text, (body, r.text)
+        pref = await SqlOutbox(api.hub.store).preference("coordinator:cm.one")
+        assert pref is not None and pref.address == "one@la.example.org" and pref.digest
