@@ -191,6 +191,8 @@ def cmd_deadletter_replay(args: argparse.Namespace) -> int:
         entry = entries.get(args.id)
         if entry is None:
             raise CliError(f"no dead-letter with id {args.id} (see `hub deadletter list`)")
+        if entry.consumer == "notifier":
+            return await _replay_notice(the_hub, entry, args.id)
         kind, _, name = entry.consumer.partition(":")
         if kind != "projection":
             raise CliError(f"dead-letters of consumer {entry.consumer!r} cannot be replayed yet")
@@ -208,6 +210,22 @@ def cmd_deadletter_replay(args: argparse.Namespace) -> int:
         return 0 if outcome == "applied" else 1
 
     return _with_hub(args, run)
+
+
+async def _replay_notice(the_hub: Hub, entry: Any, dlq_id: str) -> int:
+    """A dead notification is queued to be sent again, its attempts counted afresh."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from hub.store.notify_outbox import SqlOutbox
+
+    notice = orjson.loads(entry.record.value).get("notice_id")
+    if not isinstance(notice, str):
+        raise CliError(f"dead-letter {dlq_id} names no notice")
+    again = await SqlOutbox(the_hub.store).revive(notice, datetime.now(UTC))
+    print(f"{dlq_id}: " + ("queued to be sent again" if again else "not dead (replayed before)"))  # noqa: T201
+    return 0 if again else 1
 
 
 # -- schema ---------------------------------------------------------------------------

@@ -177,6 +177,16 @@ class SqlOutbox:
         )
         return [_notice(r) for r in rows]
 
+    async def revive(self, notice_id: str, at: datetime) -> bool:
+        """Queue a dead notice to be sent again (False: it is not dead)."""
+        async with self.store.transaction() as tx:
+            rows = await tx.fetchall(
+                "UPDATE notify_outbox SET status = 'pending', attempts = 0, next_attempt_at = ?,"
+                " last_error = NULL WHERE notice_id = ? AND status = 'dead' RETURNING notice_id",
+                (at.isoformat(), notice_id),
+            )
+        return bool(rows)
+
     async def counts(self) -> dict[str, int]:
         rows = await self.store.fetchall(
             "SELECT status, COUNT(*) FROM notify_outbox GROUP BY status ORDER BY status"

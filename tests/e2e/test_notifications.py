@@ -226,6 +226,12 @@ def test_an_smtp_server_that_is_down_is_retried_then_dead_lettered(tmp_path: Pat
     r = hub_cli(["deadletter", "list"], env)
     assert r.returncode == 0 and "notifier" in r.stdout and notice in r.stdout, r.stdout
     assert "smtp:" in r.stdout
+    # after the fix, the dead-letter is replayed: queued again, once
+    [dlq] = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", r.stdout)
+    r = hub_cli(["deadletter", "replay", dlq], env)
+    assert r.returncode == 0 and "queued to be sent again" in r.stdout, r.stdout + r.stderr
+    assert hub_cli(["notify", "status"], env).stdout.strip() == "1 pending"
+    assert hub_cli(["deadletter", "replay", dlq], env).returncode == 1
     # a backoff keeps the next attempt in the outbox: not tried again before it is due
     data2 = tmp_path / "data2"
     asyncio.run(_seed(Settings(data_dir=data2, _env_file=None), 1))
