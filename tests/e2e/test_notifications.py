@@ -307,3 +307,17 @@ async def test_a_coordinator_sets_their_own_preference_and_the_notifier_uses_it(
             assert r.status_code == 422 and field in r.text, (body, r.text)
         pref = await SqlOutbox(api.hub.store).preference("coordinator:cm.one")
         assert pref is not None and pref.address == "one@la.example.org" and pref.digest
+
+
+def test_hub_serve_runs_the_notifier_when_enabled(tmp_path: Path) -> None:
+    data, maildir = tmp_path / "data", tmp_path / "maildir"
+    ids = asyncio.run(_seed(Settings(data_dir=data, _env_file=None), 3))
+    with smtp_server(maildir, tmp_path / "smtp.log") as smtp:
+        env = hub_env(data_dir=str(data), notify_enabled="true", notify_smtp_host="127.0.0.1",
+                      notify_smtp_port=str(smtp), notify_interval_seconds="0.2")  # fmt: skip
+        proc = start_hub(["serve", "--port", str(free_port())], env, tmp_path / "serve.log")
+        try:
+            wait_until(lambda: set(_message_ids(maildir)) >= set(ids), "the seeded notices", 120)
+        finally:
+            assert stop(proc) in (0, -15), (tmp_path / "serve.log").read_text()[-2000:]
+    assert sorted(_message_ids(maildir).elements()) == sorted(ids)
