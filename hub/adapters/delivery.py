@@ -90,7 +90,7 @@ class NotifyDelivery:
         from notifications_python_client.notifications import NotificationsAPIClient
 
         kwargs = {"base_url": base_url} if base_url else {}
-        self.client = NotificationsAPIClient(api_key, **kwargs)
+        self.client = NotificationsAPIClient(api_key, **kwargs)  # type: ignore[no-untyped-call]
         self.template_id = template_id
 
     async def send(self, message: Message) -> None:
@@ -100,7 +100,7 @@ class NotifyDelivery:
         from notifications_python_client.errors import HTTPError
 
         try:
-            self.client.send_email_notification(
+            self.client.send_email_notification(  # type: ignore[no-untyped-call]
                 email_address=message.to,
                 template_id=self.template_id,
                 personalisation={

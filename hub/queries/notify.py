@@ -36,9 +36,9 @@ async def my_notification_preference(
 ) -> NotificationPreference:
     pref = await outbox.preference(recipient_of(principal))
     if pref is None:
-        return NotificationPreference(channel=default_channel, default=True)  # type: ignore[arg-type]
+        return NotificationPreference(channel=default_channel, default=True)
     return NotificationPreference(
-        channel=pref.channel,  # type: ignore[arg-type]
+        channel=pref.channel,
         address=pref.address,
         digest=pref.digest,
     )
