@@ -316,7 +316,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
 
 
 # -- notifications ---------------------------------------------------------------------
-NOTIFY_READS = ("caseload", "caseload_view", "notify_outbox")
+NOTIFY_READS = ("caseload", "caseload_view", "notify_outbox", "consent_state")
 """The projections the notifier derives from (caught up before each sweep)."""
 
 
@@ -370,7 +370,7 @@ def notify_channels(settings: Settings) -> dict[str, Delivery]:
 
 
 def build_notifier(the_hub: Hub, *, owner: str | None = None) -> Notifier:
-    from hub.service_layer.notify import DeriveNotices, NotifyConfig, SendNotices
+    from hub.service_layer.notify import ConsentReads, DeriveNotices, NotifyConfig, SendNotices
     from hub.store.notify_outbox import SqlOutbox
 
     s = the_hub.settings
@@ -388,7 +388,12 @@ def build_notifier(the_hub: Hub, *, owner: str | None = None) -> Notifier:
     outbox = SqlOutbox(the_hub.store)
     return Notifier(
         hub=the_hub,
-        derive=DeriveNotices(the_hub.store, outbox, config),
+        derive=DeriveNotices(
+            the_hub.store,
+            outbox,
+            config,
+            ConsentReads(the_hub.views, the_hub.policy, the_hub.reads.decisions),
+        ),
         send=SendNotices(
             outbox=outbox,
             log=the_hub.log,

@@ -31,6 +31,8 @@ import orjson
 import structlog
 
 from hub.consent.audit_trail import AuditEntry, AuditTrail
+from hub.consent.policy import SharingPolicy
+from hub.consent.viewer import DecisionCache, Viewer
 from hub.deadletter import dead_letter_for
 from hub.log import EventLog, LogName
 from hub.notify.model import (
@@ -46,6 +48,7 @@ from hub.notify.model import (
 from hub.notify.ports import Claimed, Delivery, DeliveryFailed, Message
 from hub.plans.clock import compute_clock
 from hub.projections.caseload_view import PlanSummary, load_clock_facts, split_plans, state_on
+from hub.service_layer.views import GateViews
 from hub.store import ReadStore
 from hub.store.notify_outbox import SqlOutbox
 
@@ -101,18 +104,34 @@ def _open_from_summary(summary: PlanSummary, today: date) -> list[_Open]:
     ]
 
 
+@dataclass(frozen=True)
+class ConsentReads:
+    """What a coordinator's view-time consent decisions need (the caseload's own)."""
+
+    views: GateViews
+    policy: SharingPolicy
+    decisions: DecisionCache
+
+
 class DeriveNotices:
     """Every notice due on a day, for every recipient, from the projections."""
 
-    def __init__(self, store: ReadStore, outbox: SqlOutbox, config: NotifyConfig) -> None:
+    def __init__(
+        self,
+        store: ReadStore,
+        outbox: SqlOutbox,
+        config: NotifyConfig,
+        consent: ConsentReads | None = None,
+    ) -> None:
         self.store = store
         self.outbox = outbox
         self.config = config
+        self.consent = consent
 
     async def __call__(self, today: date, at: datetime) -> int:
         holders = await self._holders()
         notices = [
-            *await self._milestones(holders, today),
+            *await self._milestones(holders, today, at),
             *await self._sources(holders, today),
             *await self._unassigned(holders, today),
         ]
@@ -127,38 +146,59 @@ class DeriveNotices:
             out.setdefault(str(child), []).append(str(who))
         return out
 
-    async def _milestones(self, holders: Mapping[str, list[str]], today: date) -> list[Notice]:
+    async def _viewer(self, children: Sequence[str], at: datetime) -> Viewer | None:
+        """A coordinator as the caseload judges one (every coordinator alike: the policy
+        decides by role), with the children's consent states loaded."""
+        if self.consent is None:
+            return None
+        viewer = Viewer(
+            self.consent.policy, self.consent.decisions, role="coordinator", agency=None, now=at
+        )
+        if children:
+            viewer.add(await self.consent.views.consent_states(sorted(children), fresh=True))
+        return viewer
+
+    async def _milestones(
+        self, holders: Mapping[str, list[str]], today: date, at: datetime
+    ) -> list[Notice]:
+        """Each plan's open milestones as the caseload shows them to its coordinators:
+        from the stored summary when every fact it rests on is visible to a coordinator
+        and no exception moves its dates, else recomputed from the visible stored facts."""
         rows = await self.store.fetchall(
             "SELECT child_id, plan_id, summary FROM caseload_plan ORDER BY child_id, plan_id"
         )
+        held = [(str(c), str(p), PlanSummary.model_validate_json(s)) for c, p, s in rows
+                if str(c) in holders]  # fmt: skip
+        viewer = await self._viewer(sorted({c for c, _, _ in held}), at)
         notices: list[Notice] = []
-        recompute: list[tuple[str, str]] = []
-        for child, plan, raw in rows:
-            if str(child) not in holders:
-                continue
-            summary = PlanSummary.model_validate_json(raw)
-            if summary.has_exceptions:
-                recompute.append((str(child), str(plan)))
-                continue
-            notices += self._for_plan(
-                holders, str(child), str(plan), _open_from_summary(summary, today)
+        slow: list[tuple[str, str]] = []
+        for child, plan, summary in held:
+            fast = not summary.has_exceptions and (
+                viewer is None or all(viewer.sees_key(child, k) for k in summary.keys)
             )
-        for child, plan, opened in await self._recomputed(recompute, today):
+            if fast:
+                notices += self._for_plan(holders, child, plan, _open_from_summary(summary, today))
+            else:
+                slow.append((child, plan))
+        for child, plan, opened in await self._recomputed(slow, today, viewer):
             notices += self._for_plan(holders, child, plan, opened)
         return notices
 
     async def _recomputed(
-        self, plans: Sequence[tuple[str, str]], today: date
+        self, plans: Sequence[tuple[str, str]], today: date, viewer: Viewer | None
     ) -> list[tuple[str, str, list[_Open]]]:
-        """Plans with a recorded exception: the clock on `today` from the stored facts."""
+        """The clock on `today` from the stored facts a coordinator may see."""
         if not plans:
             return []
         facts = await load_clock_facts(self.store, [c for c, _ in plans])
         out = []
         for child, plan in plans:
-            by_plan, dob = split_plans(facts[child])
+            visible = [f for f in facts[child] if viewer is None or viewer.sees_key(child, f.key)]
+            by_plan, dob = split_plans(visible)
+            if not by_plan.get(plan):
+                continue
             clock = compute_clock(
-                [f.payload() for f in by_plan.get(plan, [])],
+                [f.payload() for f in by_plan[plan]],
                 today=today,
                 date_of_birth=dob.date_of_birth if dob else None,
             )
@@ -380,7 +420,7 @@ class SendNotices:
         if pref is not None and pref.address:
             return pref.address
         if channel in ("email", "notify") and "@" not in who:
-            raise DeliveryFailed(f"no email address for {notice.recipient}", permanent=True)
+            raise DeliveryFailed("no email address for the recipient", permanent=True)
         return who if "@" in who else f"{who}@hub.invalid"
 
     async def _delivery(self, notice: Notice, channel: str) -> Delivery:
@@ -425,7 +465,7 @@ class SendNotices:
             {**webhook_body(notice, self.config.base_url), "channel": channel,
              "recipient": notice.recipient}
         )  # fmt: skip
-        reason = f"notification {notice.id} to {notice.recipient} by {channel}: {exc.reason}"
+        reason = f"notification {notice.id} by {channel}: {exc.reason}"
         await self.log.append(
             LogName.DEADLETTER,
             [
