@@ -97,6 +97,7 @@ def test_coordinators_by_email_and_agencies_by_signed_webhook_once_each_without_
         # the coordinator: one message per notice, Message-ID the notice id, a link, no names
         subjects = Counter(m["Subject"] for m in mails)
         assert any("Advice for an EHC needs assessment is overdue" in s for s in subjects)
+        assert any("Consent to share has changed" in s for s in subjects)  # from the log
         assert {m["To"] for m in mails} == {"coordinator@la.example.org"}
         ids = [m["Message-ID"] for m in mails]
         assert len(ids) == len(set(ids))
