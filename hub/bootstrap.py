@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import structlog
@@ -26,11 +27,13 @@ if TYPE_CHECKING:
     from hub.identity.match_queue import MatchQueue
     from hub.identity.person_index import PersonIndex
     from hub.ingest.claims import IngestClaims
+    from hub.notify.ports import Delivery
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.family_consent import FamilyConsent
     from hub.service_layer.matching import ResolveMatch
+    from hub.service_layer.notify import DeriveNotices, SendNotices, SendReport
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
     from hub.service_layer.submit_facts import SubmitFacts
@@ -320,3 +323,112 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         ),
         runners=runners,
     )
+
+
+# -- notifications ---------------------------------------------------------------------
+NOTIFY_READS = ("caseload", "caseload_view", "notify_outbox", "consent_state")
+"""The projections the notifier derives from (caught up before each sweep)."""
+
+
+@dataclass
+class Notifier:
+    """The notifier of one process: derives due notices and sends them."""
+
+    hub: Hub
+    derive: DeriveNotices
+    send: SendNotices
+
+    async def once(self, today: date | None = None) -> tuple[int, int, SendReport]:
+        """Catch up the projections it reads, derive today's notices, make the day's
+        digests, send everything due. Returns (new notices, digests made, send report)."""
+        derive, send = self.derive, self.send
+        for name in NOTIFY_READS:
+            runner = self.hub.runner(name)
+            for part in range(self.hub.log.partitions(LogName.EVENTS)):
+                await runner.catch_up(LogName.EVENTS, part)
+        now = datetime.now(UTC)
+        day = today or now.date()
+        new = await derive(day, now)
+        digests = await send.make_digests(day)
+        report = await send.run_once()
+        return new, digests, report
+
+
+def notify_channels(settings: Settings) -> dict[str, Delivery]:
+    """The delivery channels the settings configure (webhooks are per agency, built when
+    sent)."""
+    from hub.adapters.delivery import MailboxDelivery, NotifyDelivery, SmtpDelivery
+
+    channels: dict[str, Delivery] = {
+        "mailbox": MailboxDelivery(settings.mailbox_dir, settings.notify_from)
+    }
+    if settings.notify_smtp_host:
+        channels["email"] = SmtpDelivery(
+            settings.notify_smtp_host,
+            settings.notify_smtp_port,
+            settings.notify_from,
+            timeout=settings.notify_smtp_timeout_seconds,
+            starttls=settings.notify_smtp_starttls,
+        )
+    if settings.notify_govuk_api_key and settings.notify_govuk_template_id:
+        channels["notify"] = NotifyDelivery(
+            settings.notify_govuk_api_key.get_secret_value(),
+            settings.notify_govuk_template_id,
+            base_url=settings.notify_govuk_base_url,
+        )
+    return channels
+
+
+def build_notifier(the_hub: Hub, *, owner: str | None = None) -> Notifier:
+    from hub.service_layer.notify import ConsentReads, DeriveNotices, NotifyConfig, SendNotices
+    from hub.store.notify_outbox import SqlOutbox
+
+    s = the_hub.settings
+    config = NotifyConfig(
+        base_url=s.notify_base_url,
+        default_channel=s.notify_default_channel or ("email" if s.notify_smtp_host else "mailbox"),
+        max_attempts=s.notify_max_attempts,
+        backoff_seconds=s.notify_backoff_seconds,
+        lease_seconds=s.notify_lease_seconds,
+        batch=s.notify_batch,
+        lookback_days=s.notify_lookback_days,
+        unassigned_after_days=s.notify_unassigned_after_days,
+        triage=tuple(s.notify_triage),
+    )
+    outbox = SqlOutbox(the_hub.store)
+    return Notifier(
+        hub=the_hub,
+        derive=DeriveNotices(
+            the_hub.store,
+            outbox,
+            config,
+            ConsentReads(the_hub.views, the_hub.policy, the_hub.reads.decisions),
+        ),
+        send=SendNotices(
+            outbox=outbox,
+            log=the_hub.log,
+            trail=the_hub.trail,
+            config=config,
+            channels=notify_channels(s),
+            owner=owner,
+        ),
+    )
+
+
+async def run_notifier(
+    notifier: Notifier, stop: asyncio.Event, say: Callable[[str], None] | None = None
+) -> None:
+    """Sweep and send every `notify_interval_seconds` until `stop` is set; a failed
+    sweep is logged and the next one comes as usual."""
+    interval = notifier.hub.settings.notify_interval_seconds
+    while not stop.is_set():
+        try:
+            new, digests, report = await notifier.once()
+            if say is not None:
+                say(f"notify: {new} new notice(s), {digests} digest(s); {report.line()}")
+        except Exception as exc:
+            log.error("notify.sweep_failed", exception_type=type(exc).__name__)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass

@@ -191,6 +191,8 @@ def cmd_deadletter_replay(args: argparse.Namespace) -> int:
         entry = entries.get(args.id)
         if entry is None:
             raise CliError(f"no dead-letter with id {args.id} (see `hub deadletter list`)")
+        if entry.consumer == "notifier":
+            return await _replay_notice(the_hub, entry, args.id)
         kind, _, name = entry.consumer.partition(":")
         if kind != "projection":
             raise CliError(f"dead-letters of consumer {entry.consumer!r} cannot be replayed yet")
@@ -208,6 +210,22 @@ def cmd_deadletter_replay(args: argparse.Namespace) -> int:
         return 0 if outcome == "applied" else 1
 
     return _with_hub(args, run)
+
+
+async def _replay_notice(the_hub: Hub, entry: Any, dlq_id: str) -> int:
+    """A dead notification is queued to be sent again, its attempts counted afresh."""
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from hub.store.notify_outbox import SqlOutbox
+
+    notice = orjson.loads(entry.record.value).get("notice_id")
+    if not isinstance(notice, str):
+        raise CliError(f"dead-letter {dlq_id} names no notice")
+    again = await SqlOutbox(the_hub.store).revive(notice, datetime.now(UTC))
+    print(f"{dlq_id}: " + ("queued to be sent again" if again else "not dead (replayed before)"))  # noqa: T201
+    return 0 if again else 1
 
 
 # -- schema ---------------------------------------------------------------------------
@@ -470,6 +488,7 @@ def _demo_load_and_describe(
         f"(admin and agency tokens: {keys_file.resolve()})",
         "",
         *_web_sign_in_lines(url),
+        *_demo_notify_lines(settings),
         "try:",
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/caseload',
         f'  curl -H "Authorization: Bearer {coordinator}" {url}/children/{big}/team',
@@ -479,6 +498,19 @@ def _demo_load_and_describe(
         "Ctrl-C stops it; `hub demo` again serves the same data (`--fresh` reloads it).",
     ]
     return lines
+
+
+def _demo_notify_lines(settings: Settings) -> list[str]:
+    """Run the notifier once over the loaded demo (into the local mailbox) and say where
+    the demo coordinator's overdue-advice notification is."""
+    from hub.demo import COORDINATOR
+    from hub.demo.notices import send_demo_notices
+
+    out = asyncio.run(send_demo_notices(settings, COORDINATOR))
+    lines = [f"notifications: {out.sent} written to the local mailbox {out.mailbox}"]
+    if out.overdue_advice is not None:
+        lines.append(f"an overdue-advice notification: {out.overdue_advice}")
+    return [*lines, ""]
 
 
 def _web_sign_in_lines(url: str) -> list[str]:
@@ -554,7 +586,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(
         argparse.Namespace(data_dir=data_dir), host=args.host, port=args.port,
         log_backend="sqlite", store_backend="sqlite", sqlite_synchronous="NORMAL",
-        log_level="WARNING",
+        log_level="WARNING", notify_default_channel="mailbox",
+        notify_base_url=f"http://{args.host}:{args.port}",
     )  # fmt: skip
     _configure_logging(settings)
     with socket.socket() as probe:  # fail before loading, not after, if the port is taken
@@ -791,6 +824,127 @@ def cmd_inbound(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- notifications --------------------------------------------------------------------------
+def cmd_notify_once(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    async def run(the_hub: Hub) -> int:
+        from hub.bootstrap import build_notifier
+
+        today = date.fromisoformat(args.today) if args.today else None
+        new, digests, report = await build_notifier(the_hub).once(today)
+        print(f"notify: {new} new notice(s), {digests} digest(s); {report.line()}", flush=True)  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_notify_run(args: argparse.Namespace) -> int:
+    import signal
+
+    async def run(the_hub: Hub) -> int:
+        from hub.bootstrap import build_notifier, run_notifier
+
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        notifier = build_notifier(the_hub)
+
+        def say(line: str) -> None:
+            print(line, flush=True)  # noqa: T201
+
+        notifier.send.on_sent = lambda n, ch: say(f"sent {n.id} {n.kind} by {ch}")
+        say(
+            f"notifier running every {the_hub.settings.notify_interval_seconds:g} s; Ctrl-C to stop"
+        )
+        await run_notifier(notifier, stop, say)
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_notify_prefs(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from datetime import UTC, datetime
+
+        from hub.notify.model import Preference
+        from hub.store.notify_outbox import SqlOutbox
+
+        outbox = SqlOutbox(the_hub.store)
+        recipient = args.recipient if ":" in args.recipient else f"coordinator:{args.recipient}"
+        if args.channel is None:
+            pref = await outbox.preference(recipient)
+            if pref is None:
+                print(f"{recipient}: no preference (the default channel applies)")  # noqa: T201
+            else:
+                print(f"{recipient}: {pref.channel}" + (" daily digest" if pref.digest else "")  # noqa: T201
+                      + (" (address set)" if pref.address else ""))  # fmt: skip
+            return 0
+        pref = Preference(recipient, args.channel, args.address, args.digest)
+        await outbox.set_preference(pref, datetime.now(UTC))
+        print(f"{recipient}: {args.channel}" + (" daily digest" if args.digest else ""))  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_notify_webhook(args: argparse.Namespace) -> int:
+    import os
+
+    async def run(the_hub: Hub) -> int:
+        from datetime import UTC, datetime
+
+        from hub.store.notify_outbox import SqlOutbox
+
+        if not args.url.startswith(("https://", "http://")):
+            raise CliError("--url: must be an http(s) URL")
+        secret = args.secret or os.environ.get("HUB_NOTIFY_WEBHOOK_SECRET")
+        if not secret or len(secret) < 16:
+            raise CliError("--secret (or HUB_NOTIFY_WEBHOOK_SECRET): 16 characters or more")
+        await SqlOutbox(the_hub.store).set_webhook(args.agency, args.url, secret, datetime.now(UTC))
+        print(f"agency {args.agency}: webhook set (signed with its secret)")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def cmd_notify_status(args: argparse.Namespace) -> int:
+    async def run(the_hub: Hub) -> int:
+        from hub.store.notify_outbox import SqlOutbox
+
+        counts = await SqlOutbox(the_hub.store).counts()
+        print(", ".join(f"{n} {s}" for s, n in counts.items()) or "the outbox is empty")  # noqa: T201
+        return 0
+
+    return _with_hub(args, run)
+
+
+def _add_notify_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    notify = sub.add_parser("notify", help="notifications: send, preferences, webhooks")
+    nsub = notify.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = nsub.add_parser(
+        "once", help="derive today's notices and send what is due", parents=[common]
+    )
+    p.add_argument("--today", default=None, help="as of this date (YYYY-MM-DD; default today)")
+    p.set_defaults(fn=cmd_notify_once)
+    p = nsub.add_parser("run", help="run the notifier loop alone", parents=[common])
+    p.set_defaults(fn=cmd_notify_run)
+    p = nsub.add_parser("prefs", help="show or set how a recipient is told", parents=[common])
+    p.add_argument("recipient", help="a coordinator's name (or coordinator:NAME, agency:NAME)")
+    p.add_argument("--channel", choices=("email", "notify", "mailbox", "webhook", "none"))
+    p.add_argument("--address", default=None, help="email address for email / notify")
+    p.add_argument("--digest", action="store_true", help="one message a day instead of each")
+    p.set_defaults(fn=cmd_notify_prefs)
+    p = nsub.add_parser("webhook", help="set an agency's webhook URL and secret", parents=[common])
+    p.add_argument("agency")
+    p.add_argument("--url", required=True)
+    p.add_argument("--secret", default=None, help="signing secret (or HUB_NOTIFY_WEBHOOK_SECRET)")
+    p.set_defaults(fn=cmd_notify_webhook)
+    p = nsub.add_parser("status", help="notices in the outbox by status", parents=[common])
+    p.set_defaults(fn=cmd_notify_status)
+
+
 # -- parser ---------------------------------------------------------------------------
 ROLES = ("agency", "coordinator", "practitioner", "ig_auditor", "admin")
 
@@ -956,6 +1110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--details", action="store_true", help="list every fact rejected and every part not taken"
     )
     p.add_argument("--by", default="admin", help="who ran it (recorded in the audit trail)")
+    _add_notify_parser(sub, common)
     match = sub.add_parser(
         "match", help="the match queue: records waiting for a person to confirm who they are about"
     )

@@ -113,6 +113,50 @@ class Settings(BaseSettings):
         "API processes behind one address need it set, alike, on each",
     )
 
+    # -- notifications --------------------------------------------------------------
+    notify_enabled: bool = Field(
+        default=False, description="`hub serve` runs the notifier loop (`hub notify run` alone)"
+    )
+    notify_interval_seconds: float = Field(default=300, gt=0, le=86_400)
+    notify_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="The hub's address, for links in notices"
+    )
+    notify_default_channel: Literal["email", "notify", "mailbox", "none"] | None = Field(
+        default=None,
+        description="How a coordinator without a preference is told; unset: email when "
+        "HUB_NOTIFY_SMTP_HOST is set, else the local mailbox",
+    )
+    notify_mailbox_dir: Path | None = Field(
+        default=None, description="Where mailbox messages are written (default <data_dir>/mailbox)"
+    )
+    notify_smtp_host: str | None = None
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notify_smtp_starttls: bool = False
+    notify_smtp_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    notify_from: str = "tac-hub@localhost"
+    notify_govuk_api_key: SecretStr | None = Field(
+        default=None, description="GOV.UK Notify API key: the `notify` channel"
+    )
+    notify_govuk_template_id: str | None = Field(
+        default=None, description="GOV.UK Notify email template with ((subject)), ((body))"
+    )
+    notify_govuk_base_url: str | None = None
+    notify_max_attempts: int = Field(default=5, ge=1, le=100)
+    notify_backoff_seconds: float = Field(default=30, ge=0, le=86_400)
+    notify_lease_seconds: float = Field(default=120, gt=0, le=86_400)
+    notify_batch: int = Field(default=50, ge=1, le=10_000)
+    notify_lookback_days: int = Field(
+        default=7, ge=0, description="Handovers and consent changes older than this are not told"
+    )
+    notify_unassigned_after_days: int = Field(
+        default=1, ge=0, description="A child on nobody's caseload this long is told"
+    )
+    notify_triage: list[str] = Field(
+        default_factory=list,
+        description="Coordinators told of children on nobody's caseload (empty: every "
+        "coordinator holding any child)",
+    )
+
     # -- keys -----------------------------------------------------------------------
     master_key: SecretStr | None = Field(
         default=None, description="base64 32-byte key wrapping each child's data key"
@@ -137,7 +181,15 @@ class Settings(BaseSettings):
             raise ValueError("HUB_OIDC_JWKS_URL is required when HUB_OIDC_ISSUER is set")
         if self.oidc_client_id and not self.oidc_issuer:
             raise ValueError("HUB_OIDC_ISSUER is required when HUB_OIDC_CLIENT_ID is set")
+        if self.notify_govuk_api_key and not self.notify_govuk_template_id:
+            raise ValueError(
+                "HUB_NOTIFY_GOVUK_TEMPLATE_ID is required when HUB_NOTIFY_GOVUK_API_KEY is set"
+            )
         return self
+
+    @property
+    def mailbox_dir(self) -> Path:
+        return self.notify_mailbox_dir or self.data_dir / "mailbox"
 
     @property
     def log_path(self) -> Path:

@@ -4,6 +4,7 @@ coordinator, team and IG routers, and the web pages with their static files
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,13 @@ def create_app(
         app.state.auth = await create_authenticator(settings, the_hub.store)
         if run_projector:
             await the_hub.start_projector()
+        notifier_stop, notifier_task = asyncio.Event(), None
+        if settings.notify_enabled:
+            from hub.bootstrap import build_notifier, run_notifier
+
+            notifier_task = asyncio.create_task(
+                run_notifier(build_notifier(the_hub), notifier_stop)
+            )
         # What start-up built lives as long as the process: keep it out of the garbage
         # collector's full passes, whose pauses otherwise land in requests' tail latency
         # (collected first, so no garbage is frozen; thawed at shutdown).
@@ -40,6 +48,9 @@ def create_app(
             yield
         finally:
             gc.unfreeze()
+            notifier_stop.set()
+            if notifier_task is not None:
+                await asyncio.gather(notifier_task, return_exceptions=True)
             if run_projector:
                 await the_hub.stop_projector()
             if owned:
@@ -72,6 +83,7 @@ def create_app(
         routes_fhir,
         routes_identity,
         routes_joined,
+        routes_notify,
         routes_ops,
         routes_plan_content,
         routes_plans,
@@ -88,6 +100,7 @@ def create_app(
     app.include_router(routes_plan_content.router)
     app.include_router(routes_team.router)
     app.include_router(routes_fhir.router)
+    app.include_router(routes_notify.router)
     from hub.api import routes_ingest
 
     app.include_router(routes_ingest.router)

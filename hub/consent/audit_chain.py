@@ -37,6 +37,7 @@ AuditKind = Literal[
     "retention",
     "coordinator_change",
     "sign_in_refused",
+    "notification",
 ]
 
 # Keys that would carry personal data; details hold ids and decisions only.

@@ -18,6 +18,7 @@ def all_projections() -> list[Projection]:
         SharedRecordProjection,
         WithheldIndexProjection,
     )
+    from hub.projections.notify_outbox import NotifyOutboxProjection
     from hub.projections.plan_timeline import PlanTimelineProjection
     from hub.projections.team_around_child import TeamAroundChildProjection
 
@@ -32,4 +33,5 @@ def all_projections() -> list[Projection]:
         TeamAroundChildProjection(),
         PlanTimelineProjection(),
         CaseloadViewProjection(),
+        NotifyOutboxProjection(),
     ]

@@ -396,7 +396,7 @@ def summarise_child(facts: Iterable[ClockFact]) -> dict[str, PlanSummary]:
     return {plan_id: summarise(pf, dob) for plan_id, pf in plans.items()}
 
 
-def _state_on(kind: str, due: date, today: date) -> MilestoneState:
+def state_on(kind: str, due: date, today: date) -> MilestoneState:
     if kind == "family_period":
         return "period_open" if today <= due else "period_ended"
     if kind in ("practice", "advised"):
@@ -427,10 +427,10 @@ def standing_on(plan_id: str, summary: PlanSummary, today: date) -> PlanStanding
             rule=first.rule,
             title=first.title,
             due_on=first.due_on,
-            state=_state_on(first.kind, first.due_on, today),
+            state=state_on(first.kind, first.due_on, today),
             days_remaining=(first.due_on - today).days,
         ),
-        overdue_count=sum(1 for m in open_now if _state_on(m.kind, m.due_on, today) == "overdue"),
+        overdue_count=sum(1 for m in open_now if state_on(m.kind, m.due_on, today) == "overdue"),
         days_to_final_due=None if final is None else (final.due_on - today).days,
         event_ids=summary.event_ids,
     )

@@ -7,6 +7,7 @@ make."""
 
 from __future__ import annotations
 
+import email
 from collections import Counter
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from hub.api.app import create_app
 from hub.cli import main as hub_main
 from hub.demo import (
+    COORDINATOR,
     MARKER,
     PARENT,
     PRACTITIONER,
@@ -28,6 +30,7 @@ from hub.demo import (
 from hub.demo.cohort import COMMUNITY_TRUST, SCHOOLS, build_cohort
 from hub.demo.journeys import final_date
 from hub.demo.messages import cin_census_message, ctf_message, health_bundle
+from hub.demo.notices import send_demo_notices
 from hub.identity.identifiers import check_nhs_number, check_upn
 from hub.settings import Settings
 
@@ -189,6 +192,25 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
         r = await client.get("/audit/verify", headers=auditor)
         assert r.status_code == 200, r.text
         assert r.json()["ok"] is True
+
+    # the notifier, run once as `hub demo` runs it, writes the overdue advice to the mailbox
+    out = await send_demo_notices(settings, COORDINATOR)
+    assert out.mailbox == (settings.data_dir / "mailbox").resolve()
+    assert out.overdue_advice is not None and out.overdue_advice.is_file(), out
+    assert out.sent == len(list(out.mailbox.glob("*.eml")))
+    mail = email.message_from_bytes(out.overdue_advice.read_bytes())
+    assert mail["Message-ID"] == f"<{out.overdue_advice.stem}@tac-hub>"
+    assert "Advice" in mail["Subject"] and "overdue" in mail["Subject"]
+    body = mail.get_payload(decode=True).decode()
+    overdue_plans = {e["plan_id"] for e in entries if e["next_deadline"]
+                     and e["next_deadline"]["rule"] == "advice"}  # fmt: skip
+    assert any(f"/plan/{p}" in body for p in overdue_plans), body
+    # no names, in the subject or the body, of any child in the cohort
+    for child in cohort.children:
+        assert child.given not in body and child.family not in body
+    # a second run derives the same notices and sends nothing again
+    again = await send_demo_notices(settings, COORDINATOR)
+    assert again.sent == 0 and again.overdue_advice == out.overdue_advice
 
 
 def test_the_cohort_is_the_same_for_the_same_seed_and_its_identifiers_pass_their_checks() -> None:

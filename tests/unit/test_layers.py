@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 HUB = Path(__file__).resolve().parents[2] / "hub"
-DOMAIN = ("hub.events", "hub.consent", "hub.identity", "hub.plans")
+DOMAIN = ("hub.events", "hub.consent", "hub.identity", "hub.plans", "hub.notify")
 OUTER = (
     "hub.store",
     "hub.log",
