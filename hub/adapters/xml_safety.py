@@ -89,7 +89,7 @@ def _refuse_entity(name: object, *args: object) -> None:
     raise EntitiesForbidden(name, None, None, None, None, None)
 
 
-def _refuse_external(context: object, base: object, sysid: object, pubid: object) -> None:
+def _refuse_external(context: str, base: str | None, sysid: str | None, pubid: str | None) -> int:
     raise ExternalReferenceForbidden(context, base, sysid, pubid)
 
 

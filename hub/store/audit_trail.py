@@ -223,9 +223,9 @@ class LogAuditTrail:
                         " signature = ? WHERE part = ?",
                         (rec.seq, rec.hash, landed[part], line, signed.signature, part),
                     )
-        for p, mine in taken:  # committed: each caller gets its own records, in its order
+        for p, theirs in taken:  # committed: each caller gets its own records, in its order
             if not p.done.done():
-                p.done.set_result(mine)
+                p.done.set_result(theirs)
 
     @staticmethod
     def _seal(
