@@ -229,7 +229,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.store.match_queue import SqlMatchQueue
     from hub.store.person_index import SqlPersonIndex
 
-    policy = load_policy()
+    policy = load_policy(settings.consent_policy)
     master = load_master_key(settings)
     keys = SqlKeyStore(store, master)
     persons = SqlPersonIndex(store, master.derive(b"person-index"))

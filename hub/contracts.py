@@ -8,9 +8,18 @@ files drift from it.
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
 
-CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
+
+def packaged(*parts: str) -> Path:
+    """A file of the contracts shipped inside the package. `hub/_contracts` is a symlink to
+    the repository's `contracts/` (the one source of truth), so in a checkout this is that
+    file, and in an installed wheel the copy the build took of it."""
+    return Path(str(files("hub").joinpath("_contracts", *parts)))
+
+
+CONTRACTS = packaged()
 
 
 def inbound_events_schema() -> str:
