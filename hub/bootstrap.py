@@ -183,10 +183,11 @@ class Hub:
         await self.log.close()
 
 
-async def open_hub(settings: Settings) -> Hub:
+async def open_hub(settings: Settings, metrics: Metrics | None = None) -> Hub:
     """Connect the log and the store (the store migrates its schema as it starts), then
-    build the ports, the projection runners and the handlers."""
-    metrics = create_metrics()
+    build the ports, the projection runners and the handlers. `metrics` is the process's
+    registry when the caller made it first (the API records HTTP metrics in it)."""
+    metrics = metrics or create_metrics()
     event_log = create_log(settings)
     store = create_store(settings)
     await event_log.start()
