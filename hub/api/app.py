@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hub import __version__
+from hub.api.openapi import install_openapi, operation_id
 from hub.bootstrap import Hub, open_hub
 from hub.observability import create_metrics
 from hub.settings import Settings
@@ -58,6 +59,8 @@ def create_app(
         # Served by hub.web from the copies shipped in the package, not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # operationIds are the endpoint functions' names, not FastAPI's path-derived ones.
+        generate_unique_id_function=operation_id,
     )
     from hub.api.problems import install_problem_handlers
 
@@ -97,4 +100,5 @@ def create_app(
     from hub.web import install_web
 
     install_web(app, settings)
+    install_openapi(app)
     return app

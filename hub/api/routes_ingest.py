@@ -318,8 +318,18 @@ class ResolveIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"decision": "link", "child_id": "hc-0192..."},
-                                        {"decision": "keep_separate"}]},
+        json_schema_extra={
+            "examples": [{"decision": "link", "child_id": "hc-0192..."},
+                         {"decision": "keep_separate"}],
+            # what `_child_for_link` checks, said in the schema: link names a child,
+            # keep_separate names none
+            "oneOf": [
+                {"properties": {"decision": {"const": "link"}, "child_id": {"type": "string"}},
+                 "required": ["decision", "child_id"]},
+                {"properties": {"decision": {"const": "keep_separate"},
+                                "child_id": {"type": "null"}}},
+            ],
+        },
     )  # fmt: skip
 
     decision: Literal["link", "keep_separate"]

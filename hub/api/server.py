@@ -102,6 +102,7 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise StartupFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)  # uvicorn's backlog: connections queue until the server accepts
     sock.set_inheritable(True)
     return sock
 
