@@ -116,6 +116,17 @@ class _Body:
             self.complete = True
         return message
 
+    async def drain(self, declared: str | None) -> None:
+        """Read and drop the rest of a small declared body, if it comes in time."""
+        if declared is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
+            return
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not self.complete:
+                    await self()
+        except (TimeoutError, BodyTooLarge, BodyTimedOut):
+            return
+
 
 async def _drained(receive: Receive, declared: str | None) -> bool:
     """Read and drop a small declared body (True once it is all read)."""
@@ -193,6 +204,8 @@ class RequestGuard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if has_body and not body.complete and "transfer-encoding" not in headers:
+                    await body.drain(declared)  # a small body: read, so no reset
                 if has_body and not body.complete:  # the rest of the body is not wanted
                     message = {**message, "headers": [
                         *(h for h in message.get("headers", ()) if h[0].lower() != b"connection"),

@@ -55,16 +55,23 @@ _KEY_FIELDS = (
 )
 
 
+_GIVEN: dict[str, Any] = {"not": {"type": "null"}}
+_NAMED: dict[str, Any] = {"type": "string", "pattern": "[^\\W_]"}
+"""A name searched for has a letter or digit (`_has_letters`)."""
+
+
 def _one_key_variants() -> list[dict[str, Any]]:
     """JSON Schema of "exactly one key, whole": each variant gives one key's fields and
     none of the others'."""
     every = [f for fields in _KEY_FIELDS for f in fields]
+
+    def given(field: str) -> dict[str, Any]:
+        return _NAMED if field in ("given_name", "family_name") else _GIVEN
+
     return [
         {
             "required": list(fields),
-            "properties": {
-                f: ({"not": {"type": "null"}} if f in fields else {"type": "null"}) for f in every
-            },
+            "properties": {f: given(f) if f in fields else {"type": "null"} for f in every},
         }
         for fields in _KEY_FIELDS
     ]
