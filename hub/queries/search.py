@@ -66,6 +66,8 @@ def _one_key_variants() -> list[dict[str, Any]]:
     every = [f for fields in _KEY_FIELDS for f in fields]
 
     def given(field: str) -> dict[str, Any]:
+        if field == "la_code":
+            return {"type": "string", "pattern": "^[0-9]{3}$"}
         return _NAMED if field in ("given_name", "family_name") else _GIVEN
 
     return [
