@@ -412,10 +412,12 @@ def specification(broker: KafkaBroker) -> AsyncAPI:
 
     return AsyncAPI(
         broker,
-        title="TAC Hub inbound topics",
+        title="TAC Hub topics",
         version=__version__,
         description="Agency systems publish their records to `hub.inbound.<agency>`; the hub "
-        "reads them through the same adapters and consent gate as `POST /ingest/*`.",
+        "reads them through the same adapters and consent gate as `POST /ingest/*`. The hub "
+        "writes hub.events, hub.withheld, hub.audit and hub.deadletter (each name after "
+        "`HUB_KAFKA_TOPIC_PREFIX`).",
         schema_version="3.0.0",
     )
 
@@ -434,7 +436,12 @@ def asyncapi_yaml(settings: Settings | None = None) -> str:
         raise TransientError("documentation only")
 
     broker = create_inbound_broker(settings, InboundHandler(no_hub))
-    return specification(broker).to_specification().to_yaml()
+    import yaml
+
+    from hub.contracts import add_written_topics
+
+    doc = add_written_topics(specification(broker).to_specification().to_jsonable())
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=88)
 
 
 if __name__ == "__main__":  # python -m hub.adapters.inbound_kafka: rewrite the contract
