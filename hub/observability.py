@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +41,9 @@ def log_ref(value: str | None) -> str | None:
     return "h:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
-def add_request_id(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def add_request_id(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: the id of the HTTP request being answered, if any."""
     from asgi_correlation_id import correlation_id
 

@@ -98,8 +98,8 @@ def _complete_operation(operation: dict[str, Any], path: str) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     for status in _responses_for(operation, path):
         responses.setdefault(str(status), {"description": _STANDARD[status]})
-    for status, response in responses.items():
-        code = int(status) if status.isdigit() else 0
+    for key, response in responses.items():
+        code = int(key) if key.isdigit() else 0
         content = response.get("content") or {}
         if code >= 400 and (not content or _is_validation_error(content)):
             examples = content.get("application/json", {}).get("example")

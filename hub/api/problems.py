@@ -53,7 +53,7 @@ def allowed_methods(request: Request) -> str:
     for route in fastapi.routing.iter_route_contexts(request.app.routes):
         match, _child = route.matches(request.scope)
         if match is not Match.NONE and getattr(route, "methods", None):
-            methods |= set(route.methods)
+            methods |= set(route.methods or ())
     return ", ".join(sorted(methods))
 
 

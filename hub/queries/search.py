@@ -60,7 +60,7 @@ _NAMED: dict[str, Any] = {"type": "string", "pattern": "[^\\W_]"}
 """A name searched for has a letter or digit (`_has_letters`)."""
 
 
-def _one_key_variants() -> list[dict[str, Any]]:
+def _one_key_variants() -> list[Any]:
     """JSON Schema of "exactly one key, whole": each variant gives one key's fields and
     none of the others'."""
     every = [f for fields in _KEY_FIELDS for f in fields]
