@@ -3,8 +3,8 @@ operation of a running `hub serve` (as an admin, then as a coordinator) with exa
 boundary values and generated input, valid and not, and checks each answer against the
 document: a documented status, content type, headers and schema, no 5xx, bad input
 refused, good input taken, and 401 without credentials. Bounded (a few examples per
-operation, one seed) so the run is bounded and the same each time (about two minutes a
-role on two cores, most of it the coverage phase's boundary values).
+operation, one seed) so the run is bounded and the same each time (about 80 s a role on
+two cores, most of it the coverage phase's boundary values).
 
 The document is also checked in (`contracts/openapi.json`, rewritten by
 `python -m hub.api.openapi`), with stable names: operationIds are the endpoint
