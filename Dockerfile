@@ -14,16 +14,15 @@ RUN groupadd --system --gid 10001 hub \
 # All dependencies ship manylinux wheels for CPython 3.11: no compiler in the image.
 # The build tree is removed in the same layer, so only the installed package remains.
 WORKDIR /tmp/src
+# hub/_contracts is a symlink to contracts/: the wheel carries the sharing policy and the
+# contracts inside the package (a deployment may name another policy: HUB_CONSENT_POLICY).
 COPY pyproject.toml README.md ./
 COPY hub ./hub
+COPY contracts ./contracts
 RUN pip install --no-cache-dir . \
     && cd / && rm -rf /tmp/src
 
-# The sharing policy and event contracts live outside the package; the policy loader
-# reads $HUB_CONSENT_POLICY.
-COPY contracts /opt/hub/contracts
-ENV HUB_CONSENT_POLICY=/opt/hub/contracts/consent-policy.yaml \
-    HUB_DATA_DIR=/var/lib/hub/data \
+ENV HUB_DATA_DIR=/var/lib/hub/data \
     HUB_LOG_FORMAT=json
 
 WORKDIR /var/lib/hub

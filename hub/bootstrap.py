@@ -186,10 +186,11 @@ class Hub:
         await self.log.close()
 
 
-async def open_hub(settings: Settings) -> Hub:
+async def open_hub(settings: Settings, metrics: Metrics | None = None) -> Hub:
     """Connect the log and the store (the store migrates its schema as it starts), then
-    build the ports, the projection runners and the handlers."""
-    metrics = create_metrics()
+    build the ports, the projection runners and the handlers. `metrics` is the process's
+    registry when the caller made it first (the API records HTTP metrics in it)."""
+    metrics = metrics or create_metrics()
     event_log = create_log(settings)
     store = create_store(settings)
     await event_log.start()
@@ -233,7 +234,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.store.match_queue import SqlMatchQueue
     from hub.store.person_index import SqlPersonIndex
 
-    policy = load_policy()
+    policy = load_policy(settings.consent_policy)
     master = load_master_key(settings)
     opened = OpenedFacts()
     keys = SqlKeyStore(

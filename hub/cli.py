@@ -50,9 +50,13 @@ def _with_hub(args: argparse.Namespace, fn: Callable[[Hub], Awaitable[int]]) -> 
     _configure_logging(settings)
 
     async def run() -> int:
+        from hub.api.server import one_line
         from hub.bootstrap import open_hub
 
-        the_hub = await open_hub(settings)
+        try:
+            the_hub = await open_hub(settings)
+        except Exception as exc:  # one line, never a traceback
+            raise CliError(f"cannot start: {type(exc).__name__}: {one_line(exc)}") from None
         try:
             return await fn(the_hub)
         finally:
@@ -64,18 +68,27 @@ def _with_hub(args: argparse.Namespace, fn: Callable[[Hub], Awaitable[int]]) -> 
 # -- serve / api / projector -------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace, *, run_projector: bool = True) -> int:
     from hub.api.app import create_app
-    from hub.api.server import run_server
+    from hub.api.server import StartupFailed, one_line, serve
 
     settings = _settings(args, host=args.host, port=args.port)
     _configure_logging(settings)
-    app = create_app(settings, run_projector=run_projector)
     where = "embedded SQLite" if settings.log_backend == "sqlite" else "Kafka"
-    print(  # noqa: T201 - the one line a person starting the hub looks for
-        f"TAC Hub on http://{settings.host}:{settings.port} "
-        f"(log: {where}; data dir: {settings.data_dir.resolve()})",
-        flush=True,
-    )
-    run_server(app, settings)
+
+    def ready(port: int) -> None:
+        print(  # noqa: T201 - the one line a person starting the hub looks for
+            f"TAC Hub on http://{settings.host}:{port} "
+            f"(log: {where}; data dir: {settings.data_dir.resolve()})",
+            flush=True,
+        )
+
+    try:
+        app = create_app(settings, run_projector=run_projector)
+    except Exception as exc:  # one line, never a traceback
+        raise CliError(f"cannot start: {type(exc).__name__}: {one_line(exc)}") from None
+    try:
+        asyncio.run(serve(app, settings, ready))
+    except StartupFailed as exc:
+        raise CliError(f"cannot start: {exc}") from None
     return 0
 
 
@@ -562,7 +575,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import socket
 
     from hub.api.app import create_app
-    from hub.api.server import run_server
+    from hub.api.server import StartupFailed, serve
     from hub.demo import (
         COORDINATOR,
         IG_AUDITOR,
@@ -632,7 +645,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         lines = _demo_load_and_describe(args, settings, data_dir, url, say)
     print("\n".join(lines), flush=True)  # noqa: T201
-    run_server(create_app(settings), settings)
+    try:
+        asyncio.run(serve(create_app(settings), settings, lambda _port: None))
+    except StartupFailed as exc:
+        raise CliError(f"cannot start: {exc}") from None
     return 0
 
 
@@ -695,7 +711,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             # a file of another format is refused, never read as this one (a CTF as CIN)
             check_format(fmt, data, accepted=(fmt,), where=f"--format {args.format}")
             result = parse(
-                fmt, data, content_type, args.agency, la_code=args.la_code, header=header
+                fmt,
+                data,
+                content_type,
+                args.agency,
+                la_code=args.la_code,
+                header=header,
+                policy=the_hub.policy,
             )
         except PermanentError as exc:
             raise CliError(f"{path.name} cannot be read as {args.format}: {exc}") from None

@@ -8,9 +8,19 @@ files drift from it.
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
-CONTRACTS = Path(__file__).resolve().parents[1] / "contracts"
+
+def packaged(*parts: str) -> Path:
+    """A file of the contracts shipped inside the package. `hub/_contracts` is a symlink to
+    the repository's `contracts/` (the one source of truth), so in a checkout this is that
+    file, and in an installed wheel the copy the build took of it."""
+    return Path(str(files("hub").joinpath("_contracts", *parts)))
+
+
+CONTRACTS = packaged()
 
 
 def inbound_events_schema() -> str:
@@ -50,3 +60,105 @@ def export() -> list[Path]:
 if __name__ == "__main__":
     for p in export():
         print(p)  # noqa: T201 - a command-line entry point prints what it wrote
+
+
+# -- AsyncAPI: the topics the hub writes ----------------------------------------------------
+_KAFKA_KEY = {"type": "string", "description": "The hub child id (the partition key)"}
+_SEALED = (
+    "Personal fields of a payload (those its event type names) are sealed: each is the "
+    'object `{"enc": "v1", "nonce": <base64>, "ct": <base64>}`, AES-GCM under the '
+    "child's data key, in place of the value its schema describes; erasing the child "
+    "deletes the key (crypto-shredding)."
+)
+_WRITTEN: dict[str, tuple[str, str]] = {
+    "hub.events": (
+        "events",
+        "Every fact the hub took, as the envelope of its event type "
+        "(contracts/events/<event_type>.schema.json), keyed by the hub child id, in the "
+        "order the hub took them per child. " + _SEALED,
+    ),
+    "hub.withheld": (
+        "events",
+        "Facts the consent gate held back (no consent or statutory basis yet), as the same "
+        "envelopes; released to hub.events, in order, when consent or a basis arrives. " + _SEALED,
+    ),
+    "hub.audit": (
+        "audit",
+        "The hash-chained audit trail: one record per read of a child's record, per "
+        "consent decision and per change, per chain (a child's, or the hub's own), ids "
+        "only. `hub audit verify` checks the chains.",
+    ),
+    "hub.deadletter": (
+        "deadletter",
+        "What could not be taken: the original value and headers as received, plus the "
+        "`x-dlq-*` headers saying why (field and rule, never the value), from where "
+        "(topic, partition, offset), by which consumer, when and after how many attempts. "
+        "`hub deadletter replay` sends them back.",
+    ),
+}
+_DLQ_HEADERS = (
+    "x-dlq-reason",
+    "x-dlq-exception-type",
+    "x-dlq-source-topic",
+    "x-dlq-source-partition",
+    "x-dlq-source-offset",
+    "x-dlq-attempts",
+    "x-dlq-id",
+    "x-dlq-consumer",
+    "x-dlq-at",
+)
+
+
+def _payload(kind: str) -> dict[str, object]:
+    if kind == "events":
+        import hub.events  # noqa: F401 - registers every event type
+        from hub.events.schemas import all_schemas
+
+        return {"oneOf": [{"$ref": f"./events/{name}"} for name in sorted(all_schemas())]}
+    if kind == "audit":
+        return {"$ref": "#/components/schemas/AuditRecord"}
+    return {"type": "string", "format": "binary", "description": "The original value"}
+
+
+def add_written_topics(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` (the inbound app's AsyncAPI 3 document) with a channel, message and `send`
+    operation for each topic the hub writes. Topic names carry `HUB_KAFKA_TOPIC_PREFIX`."""
+    from hub.consent.audit_chain import AuditRecord
+
+    channels = doc.setdefault("channels", {})
+    operations = doc.setdefault("operations", {})
+    components = doc.setdefault("components", {})
+    messages = components.setdefault("messages", {})
+    schemas = components.setdefault("schemas", {})
+    audit = AuditRecord.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(audit.pop("$defs", {}))
+    schemas["AuditRecord"] = audit
+    for topic, (kind, description) in _WRITTEN.items():
+        message: dict[str, Any] = {
+            "name": topic,
+            "title": f"A record of {topic}",
+            "contentType": "application/octet-stream" if kind == "deadletter" else
+            "application/json",
+            "payload": _payload(kind),
+            "bindings": {"kafka": {"key": _KAFKA_KEY, "bindingVersion": "0.5.0"}},
+        }  # fmt: skip
+        if kind == "deadletter":
+            message["headers"] = {
+                "type": "object",
+                "properties": {h: {"type": "string"} for h in _DLQ_HEADERS},
+                "required": ["x-dlq-reason", "x-dlq-source-topic", "x-dlq-id"],
+            }
+        messages[f"{topic}:record"] = message
+        channels[topic] = {
+            "address": topic,
+            "description": description,
+            "servers": [{"$ref": "#/servers/development"}],
+            "messages": {"record": {"$ref": f"#/components/messages/{topic}:record"}},
+            "bindings": {"kafka": {"topic": topic, "bindingVersion": "0.5.0"}},
+        }
+        operations[f"{topic}:write"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{topic}"},
+            "messages": [{"$ref": f"#/channels/{topic}/messages/record"}],
+        }
+    return doc

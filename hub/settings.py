@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         default=None, description="base64 32-byte key wrapping each child's data key"
     )
 
+    # -- the sharing policy --------------------------------------------------------
+    consent_policy: Path | None = Field(
+        default=None,
+        description="The sharing policy file; unset, the one shipped in the package "
+        "(contracts/consent-policy.yaml)",
+    )
+
     # -- logging --------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

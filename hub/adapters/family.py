@@ -27,6 +27,7 @@ from hub.adapters.xml_safety import (
     parse_json,
     validate_part,
 )
+from hub.contracts import packaged
 from hub.errors import PermanentError
 from hub.events.envelope import Source
 from hub.events.family import (
@@ -39,7 +40,7 @@ from hub.events.family import (
 )
 from hub.ingest.model import AdapterResult, InboundFact, NotTaken, Subject
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "contracts" / "inbound" / "family.schema.json"
+SCHEMA_PATH = packaged("inbound", "family.schema.json")
 SCHEMA_ID = "https://tac-hub.example/contracts/inbound/family.schema.json"
 _CONFIG = ConfigDict(frozen=True, extra="ignore")
 

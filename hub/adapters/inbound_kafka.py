@@ -134,6 +134,7 @@ class InboundHandler:
         content_type = record.header("content-type")
         named = record.header(FORMAT_HEADER)
         fmt = "-"
+        policy = self._hub().policy  # outside the try: no hub yet is not the message's fault
         try:
             if named is not None and named not in FORMATS:
                 raise PermanentError(
@@ -141,7 +142,12 @@ class InboundHandler:
                 )
             fmt = named or format_for("any", content_type, record.value)
             result = parse(
-                fmt, record.value, content_type, agency, la_code=record.header(LA_CODE_HEADER)
+                fmt,
+                record.value,
+                content_type,
+                agency,
+                la_code=record.header(LA_CODE_HEADER),
+                policy=policy,
             )
         except PermanentError as exc:
             await self._dead_letter(record, str(exc), type(exc).__name__, agency=agency)
@@ -406,10 +412,12 @@ def specification(broker: KafkaBroker) -> AsyncAPI:
 
     return AsyncAPI(
         broker,
-        title="TAC Hub inbound topics",
+        title="TAC Hub topics",
         version=__version__,
         description="Agency systems publish their records to `hub.inbound.<agency>`; the hub "
-        "reads them through the same adapters and consent gate as `POST /ingest/*`.",
+        "reads them through the same adapters and consent gate as `POST /ingest/*`. The hub "
+        "writes hub.events, hub.withheld, hub.audit and hub.deadletter (each name after "
+        "`HUB_KAFKA_TOPIC_PREFIX`).",
         schema_version="3.0.0",
     )
 
@@ -428,12 +436,17 @@ def asyncapi_yaml(settings: Settings | None = None) -> str:
         raise TransientError("documentation only")
 
     broker = create_inbound_broker(settings, InboundHandler(no_hub))
-    return specification(broker).to_specification().to_yaml()
+    import yaml
+
+    from hub.contracts import add_written_topics
+
+    doc = add_written_topics(specification(broker).to_specification().to_jsonable())
+    return yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=88)
 
 
 if __name__ == "__main__":  # python -m hub.adapters.inbound_kafka: rewrite the contract
-    from pathlib import Path
+    from hub.contracts import packaged
 
-    target = Path(__file__).resolve().parents[2] / "contracts" / "asyncapi.yaml"
+    target = packaged("asyncapi.yaml")
     target.write_text(asyncapi_yaml(), encoding="utf-8")
     print(target)  # noqa: T201 - a command-line entry point prints what it wrote

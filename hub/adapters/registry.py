@@ -20,12 +20,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
 
 import orjson
 
 from hub.errors import PermanentError
 from hub.ingest.model import AdapterResult
+
+if TYPE_CHECKING:
+    from hub.consent.policy import SharingPolicy
 
 Format = Literal[
     "ctf", "cin", "ssda903", "fhir", "school-mis-json", "social-care-json", "family-json"
@@ -247,6 +250,7 @@ class Options:
     now: datetime | None = None
     header: bytes | None = None
     """The SSDA903 Header table CSV, sent beside an Episodes CSV (the command line)."""
+    policy: SharingPolicy | None = None
 
 
 def _ctf(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
@@ -275,7 +279,9 @@ def _ssda903(data: bytes, content_type: str, agency: str, o: Options) -> Adapter
 def _fhir(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
     from hub.adapters.fhir import parse_fhir
 
-    return parse_fhir(data, content_type=content_type, agency=agency, received_at=o.now)
+    return parse_fhir(
+        data, content_type=content_type, agency=agency, received_at=o.now, policy=o.policy
+    )
 
 
 def _school_mis_json(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
@@ -325,10 +331,12 @@ def parse(
     la_code: str | None = None,
     now: datetime | None = None,
     header: bytes | None = None,
+    policy: SharingPolicy | None = None,
 ) -> AdapterResult:
     """Run the adapter of `format` over one message (`header`: an SSDA903 Header CSV sent
-    beside an Episodes CSV). Raises `PermanentError` when the body
-    cannot be read at all (with the adapter's reason: field, position, rule)."""
+    beside an Episodes CSV). Raises `PermanentError` when the body cannot be read at all
+    (with the adapter's reason: field, position, rule). `policy` is the hub's sharing
+    policy (FHIR Consent imports; default: the packaged one)."""
     adapter = _ADAPTERS.get(format)
     if adapter is None:
         raise PermanentError(f"unknown format; formats are: {', '.join(FORMATS)}", field="format")
@@ -338,7 +346,7 @@ def parse(
         bytes(data),
         content_type or DEFAULT_CONTENT_TYPE[format],
         agency,
-        Options(la_code=la_code, now=now, header=header),
+        Options(la_code=la_code, now=now, header=header, policy=policy),
     )
 
 

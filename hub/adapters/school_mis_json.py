@@ -26,6 +26,7 @@ from hub.adapters.xml_safety import (
     parse_json,
     validate_part,
 )
+from hub.contracts import packaged
 from hub.errors import PermanentError
 from hub.events.education import (
     AttendanceRecorded,
@@ -51,9 +52,7 @@ from hub.events.social_care import DisabilityCode, DisabilityRecorded
 from hub.events.team import PractitionerJoined
 from hub.ingest.model import AdapterResult, InboundFact, NotTaken, Subject
 
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "contracts" / "inbound" / "school-mis.schema.json"
-)
+SCHEMA_PATH = packaged("inbound", "school-mis.schema.json")
 SCHEMA_ID = "https://tac-hub.example/contracts/inbound/school-mis.schema.json"
 _CONFIG = ConfigDict(frozen=True, extra="ignore")
 

@@ -29,6 +29,7 @@ from hub.adapters.xml_safety import (
     parse_json,
     validate_part,
 )
+from hub.contracts import packaged
 from hub.errors import PermanentError
 from hub.events.envelope import EventPayload, Source
 from hub.events.safeguarding import CategoryOfAbuse, ChildProtectionPlanRecorded, Section47Recorded
@@ -56,9 +57,7 @@ from hub.events.social_care import (
 from hub.events.team import PractitionerJoined
 from hub.ingest.model import AdapterResult, InboundFact, NotTaken, Subject
 
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "contracts" / "inbound" / "social-care.schema.json"
-)
+SCHEMA_PATH = packaged("inbound", "social-care.schema.json")
 SCHEMA_ID = "https://tac-hub.example/contracts/inbound/social-care.schema.json"
 _CONFIG = ConfigDict(frozen=True, extra="ignore")
 

@@ -12,7 +12,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from hub import __version__
+from hub.api.openapi import install_openapi, operation_id
 from hub.bootstrap import Hub, open_hub
+from hub.observability import create_metrics
 from hub.settings import Settings
 
 
@@ -21,11 +23,12 @@ def create_app(
 ) -> FastAPI:
     """Build the API. With `run_projector` the projections run in this process too (the
     embedded default); `hub` lets a test hand in an already-open hub."""
+    metrics = hub.metrics if hub is not None else create_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = hub is None
-        the_hub = hub or await open_hub(settings)
+        the_hub = hub or await open_hub(settings, metrics)
         app.state.hub = the_hub
         from hub.api.auth import create_authenticator
 
@@ -67,6 +70,8 @@ def create_app(
         # Served by hub.web from the copies shipped in the package, not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # operationIds are the endpoint functions' names, not FastAPI's path-derived ones.
+        generate_unique_id_function=operation_id,
     )
     from hub.api.problems import install_problem_handlers
 
@@ -78,6 +83,11 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.body_read_timeout_seconds,
     )
+    from hub.api.observe import install_observability
+
+    # Added after RequestGuard, so outside it: its refusals get a request id, a log line
+    # and their count too.
+    install_observability(app, metrics)
     from hub.api import (
         routes_audit,
         routes_fhir,
@@ -107,4 +117,5 @@ def create_app(
     from hub.web import install_web
 
     install_web(app, settings)
+    install_openapi(app)
     return app

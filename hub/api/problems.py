@@ -43,6 +43,20 @@ _TITLES = {
 }
 
 
+def allowed_methods(request: Request) -> str:
+    """The `Allow` of a 405: the methods of every route on this path (Starlette names only
+    the first route's, and one path may have a GET and a POST in different routers)."""
+    import fastapi.routing
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in fastapi.routing.iter_route_contexts(request.app.routes):
+        match, _child = route.matches(request.scope)
+        if match is not Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods or ())
+    return ", ".join(sorted(methods))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     from hub.errors import InvalidQuery, NotFound
 
@@ -64,11 +78,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else None
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
         return problem(
-            exc.status_code,
-            _TITLES.get(exc.status_code, "Error"),
-            detail,
-            headers=getattr(exc, "headers", None),
+            exc.status_code, _TITLES.get(exc.status_code, "Error"), detail, headers=headers or None
         )
 
     @app.exception_handler(RequestValidationError)

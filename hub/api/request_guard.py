@@ -10,7 +10,11 @@ before anything is read, and a body without one (chunked) is counted as it arriv
 refused 413 the moment it passes the limit; a body that has not all arrived within
 `body_timeout` seconds of the app starting to read it is answered 408. A response sent
 before its request's body was all read says `Connection: close`, so the server drops the
-rest instead of waiting for it. (Slow headers are the server's job: `hub.api.server`.)
+rest instead of waiting for it. A refused request whose declared body is small
+(`DRAIN_BYTES`) has it read and dropped first, within `DRAIN_SECONDS`, as servers' lingering
+close does: a client that writes its body after its headers would otherwise meet a reset
+connection (its body arriving at a closed socket) instead of the 401, and the connection
+stays open for its next request. (Slow headers are the server's job: `hub.api.server`.)
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ from hub.api.problems import problem
 from hub.auth import Authenticator, AuthError
 
 log = structlog.get_logger(__name__)
+
+DRAIN_BYTES = 64 * 1024
+"""A refused request's declared body up to this size is read and dropped before the answer."""
+DRAIN_SECONDS = 2.0
 
 PRINCIPAL_KEY = "hub.principal"
 """Where in `scope["state"]` the guard keeps the authenticated principal."""
@@ -108,6 +116,37 @@ class _Body:
             self.complete = True
         return message
 
+    async def drain(self, declared: str | None) -> None:
+        """Read and drop the rest of a small declared body, if it comes in time."""
+        if declared is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
+            return
+        try:
+            async with asyncio.timeout(DRAIN_SECONDS):
+                while not self.complete:
+                    await self()
+        except (TimeoutError, BodyTooLarge, BodyTimedOut):
+            return
+
+
+async def _drained(receive: Receive, declared: str | None) -> bool:
+    """Read and drop a small declared body (True once it is all read)."""
+    if declared is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
+        return False
+    received = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return False
+                received += len(message.get("body", b""))
+                if received > DRAIN_BYTES:
+                    return False
+                if not message.get("more_body", False):
+                    return True
+    except TimeoutError:
+        return False
+
 
 class RequestGuard:
     """Authenticate first, then read at most `max_body_bytes`, within `body_timeout`."""
@@ -146,6 +185,8 @@ class RequestGuard:
             except AuthError as exc:
                 title = "Unauthorized" if exc.status == 401 else "Service Unavailable"
                 extra = auth_refusal_headers(exc, authorization) or {}
+                if has_body and "transfer-encoding" not in headers:
+                    close = {} if await _drained(receive, declared) else close
                 await problem(exc.status, title, exc.reason, headers={**extra, **close})(
                     scope, receive, send
                 )
@@ -163,6 +204,8 @@ class RequestGuard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if has_body and not body.complete and "transfer-encoding" not in headers:
+                    await body.drain(declared)  # a small body: read, so no reset
                 if has_body and not body.complete:  # the rest of the body is not wanted
                     message = {**message, "headers": [
                         *(h for h in message.get("headers", ()) if h[0].lower() != b"connection"),

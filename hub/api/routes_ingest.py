@@ -183,14 +183,17 @@ async def ingest_message(
         pass  # needs the body to decide (JSON or XML of several kinds)
     data = await read_limited(request, hub_of(request).settings.max_body_bytes)
     fmt = channel
+    policy = hub_of(request).policy
     try:
         fmt = format_for(channel, content_type, data)
         if len(data) >= PARSE_OFF_LOOP_BYTES:  # a large file: parsed beside the event loop
             result = await asyncio.to_thread(
-                parse, fmt, data, content_type, principal.agency, la_code=la_code
+                parse, fmt, data, content_type, principal.agency, la_code=la_code, policy=policy
             )
         else:
-            result = parse(fmt, data, content_type, principal.agency, la_code=la_code)
+            result = parse(
+                fmt, data, content_type, principal.agency, la_code=la_code, policy=policy
+            )
     except UnsupportedMediaType as exc:
         raise HTTPException(415, exc.reason) from None
     except PermanentError as exc:
@@ -354,8 +357,18 @@ class ResolveIn(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"decision": "link", "child_id": "hc-0192..."},
-                                        {"decision": "keep_separate"}]},
+        json_schema_extra={
+            "examples": [{"decision": "link", "child_id": "hc-0192..."},
+                         {"decision": "keep_separate"}],
+            # what `_child_for_link` checks, said in the schema: link names a child,
+            # keep_separate names none
+            "oneOf": [
+                {"properties": {"decision": {"const": "link"}, "child_id": {"type": "string"}},
+                 "required": ["decision", "child_id"]},
+                {"properties": {"decision": {"const": "keep_separate"},
+                                "child_id": {"type": "null"}}},
+            ],
+        },
     )  # fmt: skip
 
     decision: Literal["link", "keep_separate"]

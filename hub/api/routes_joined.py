@@ -14,10 +14,12 @@ details.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BeforeValidator
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
@@ -41,8 +43,19 @@ Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 Reader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner", "family"))]
 """Who reads a child's joined view: the coordinator (caseload), a practitioner on the
 child's team now, the family (their own child); each sees what the policy lets them."""
+
+
+def _iso_day(value: Any) -> Any:
+    """A query's day is written YYYY-MM-DD (pydantic alone would read `0` as 1970-01-01)."""
+    if isinstance(value, str) and not _ISO_DAY.fullmatch(value):
+        raise ValueError("Input should be a valid date or datetime (YYYY-MM-DD)")
+    return value
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 AsOf = Annotated[
     date | None,
+    BeforeValidator(_iso_day),
     Query(
         description="The day the statutory clock is read on (default: today, UTC). "
         "Consent is always judged as of now."

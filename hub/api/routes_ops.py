@@ -23,7 +23,13 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     summary="Readiness: log and store reachable, with projection lag",
-    responses={503: {"description": "A backend is unreachable"}},
+    responses={
+        200: {"description": "Ready: the log and the store answer"},
+        503: {
+            "description": "A backend is unreachable (the same body, status `not ready`)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
 )
 async def readyz(request: Request) -> JSONResponse:
     ok, checks = await readiness(hub_of(request))

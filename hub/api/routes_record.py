@@ -52,7 +52,7 @@ class IngestRequest(BaseModel):
     events: list[dict[str, Any]] = Field(min_length=1, max_length=5000)
 
 
-class OutcomeOut(BaseModel):
+class IngestOutcome(BaseModel):
     index: int
     status: str
     event_type: str | None = None
@@ -64,7 +64,7 @@ class OutcomeOut(BaseModel):
 
 
 class IngestResponse(BaseModel):
-    results: list[OutcomeOut]
+    results: list[IngestOutcome]
     summary: dict[str, int]
 
 
@@ -91,12 +91,12 @@ INGEST_EXAMPLE = {
 }
 
 
-def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact | OutcomeOut:
+def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact | IngestOutcome:
     try:
         ev = InboundEvent.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        return OutcomeOut(
+        return IngestOutcome(
             index=i,
             status="rejected",
             event_type=raw.get("event_type") if isinstance(raw.get("event_type"), str) else None,
@@ -104,7 +104,7 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
             field=".".join(str(p) for p in err["loc"]),
         )
     if ev.source.agency != principal.agency:
-        return OutcomeOut(
+        return IngestOutcome(
             index=i,
             status="rejected",
             event_type=ev.event_type,
@@ -113,7 +113,7 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
             rule="own_agency",
         )
     if ev.occurred_at.tzinfo is None:
-        return OutcomeOut(
+        return IngestOutcome(
             index=i,
             status="rejected",
             event_type=ev.event_type,
@@ -121,7 +121,7 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
             reason="must carry a timezone",
         )
     if ev.event_type.startswith(("consent.", "casework.", "identity.")):
-        return OutcomeOut(
+        return IngestOutcome(
             index=i,
             status="rejected",
             event_type=ev.event_type,
@@ -133,12 +133,12 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
         cls = registry.payload_class(ev.event_type)
         payload = cls.model_validate(registry.upcast(ev.event_type, ev.schema_version, ev.payload))
     except PermanentError as exc:
-        return OutcomeOut(
+        return IngestOutcome(
             index=i, status="rejected", event_type=ev.event_type, reason=exc.reason, field=exc.field
         )
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        return OutcomeOut(
+        return IngestOutcome(
             index=i,
             status="rejected",
             event_type=ev.event_type,
@@ -167,8 +167,8 @@ def _to_fact(i: int, raw: dict[str, Any], principal: Principal) -> InboundFact |
     )
 
 
-def _out(i: int, o: FactOutcome) -> OutcomeOut:
-    return OutcomeOut(
+def _out(i: int, o: FactOutcome) -> IngestOutcome:
+    return IngestOutcome(
         index=i,
         status=o.status,
         event_type=o.event_type,
@@ -195,15 +195,15 @@ async def ingest_events(
     ],
 ) -> IngestResponse:
     the_hub = hub_of(request)
-    results: list[OutcomeOut | None] = [None] * len(body.events)
+    results: list[IngestOutcome | None] = [None] * len(body.events)
     facts: list[tuple[int, InboundFact]] = []
     for i, raw in enumerate(body.events):
         parsed = (
             _to_fact(i, raw, principal)
             if isinstance(raw, dict)
-            else OutcomeOut(index=i, status="rejected", reason="an event must be a JSON object")
+            else IngestOutcome(index=i, status="rejected", reason="an event must be a JSON object")
         )
-        if isinstance(parsed, OutcomeOut):
+        if isinstance(parsed, IngestOutcome):
             results[i] = parsed
         else:
             facts.append((i, parsed))

@@ -1,18 +1,22 @@
 """Serving the app over HTTP with uvicorn, with the limits a client cannot stretch.
 
-`run_server(app, settings)` runs uvicorn on h11 with: request headers capped at
+`serve(app, settings, on_ready)` runs uvicorn on h11 with: request headers capped at
 `H11_MAX_HEADER_BYTES` (uvicorn's `h11_max_incomplete_event_size`; more is refused 400),
 idle keep-alive connections closed after `keep_alive_timeout_seconds` (uvicorn's
 `timeout_keep_alive`), and — which uvicorn has no setting for — a connection whose
 request headers are not all in within `header_timeout_seconds` of its opening, or of its
 previous response, closed (`HeaderTimeoutH11Protocol`), so that a client sending its
 headers a byte at a time holds nothing for long. Body size and body read time are
-`hub.api.request_guard`'s.
+`hub.api.request_guard`'s. `serve()` runs the app's start-up itself first, so that a hub
+that cannot start says why in one line (`StartupFailed`) and exits non-zero.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import h11
@@ -77,16 +81,66 @@ def protocol_for(settings: Settings) -> type[H11Protocol]:
     )
 
 
-def run_server(app: Any, settings: Settings) -> None:
-    """Serve `app` on `settings.host:port` until stopped (SIGINT/SIGTERM)."""
-    uvicorn.run(
+class StartupFailed(Exception):
+    """The hub could not start: its reason, in one line, for the person starting it."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its message's first line, else its class's name."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts, so that a port in use is
+    one clear line and not a hub opened for nothing."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StartupFailed(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)  # uvicorn's backlog: connections queue until the server accepts
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(app: Any, settings: Settings, on_ready: Callable[[int], None]) -> None:
+    """Serve `app` on `settings.host:port` until stopped (SIGINT/SIGTERM).
+
+    The app's start-up (its lifespan up to `yield`: opening the log and the store, loading
+    the policy, starting the projector) runs here first, so that a failure is raised as
+    `StartupFailed` with one line, not logged by uvicorn as a traceback; its shutdown is
+    handed to uvicorn's lifespan, which runs it on SIGTERM/SIGINT before the server exits.
+    `on_ready(port)` is called once the hub has started and the socket is bound."""
+    sock = listen(settings.host, settings.port)
+    stack = AsyncExitStack()
+    try:
+        await stack.enter_async_context(app.router.lifespan_context(app))
+    except Exception as exc:
+        sock.close()
+        await stack.aclose()
+        raise StartupFailed(f"{type(exc).__name__}: {one_line(exc)}") from None
+
+    @asynccontextmanager
+    async def shutdown_only(_app: Any) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await stack.aclose()
+
+    app.router.lifespan_context = shutdown_only
+    config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         http=protocol_for(settings),
         h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
         timeout_keep_alive=settings.keep_alive_timeout_seconds,
         log_level="warning",
-        access_log=False,
+        access_log=False,  # hub.api.access_log writes one line per request instead
         server_header=False,
+        lifespan="on",
     )
+    on_ready(sock.getsockname()[1])
+    await uvicorn.Server(config).serve(sockets=[sock])

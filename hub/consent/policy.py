@@ -46,8 +46,6 @@ REQUIRED_CATEGORIES: tuple[str, ...] = (
     "identity",
 )
 
-POLICY_ENV_VAR = "HUB_CONSENT_POLICY"
-
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=400, strip_whitespace=True)]
 Uri = Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=300)]
@@ -409,8 +407,9 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> SharingPolicy:
 
 
 def default_policy_path() -> Path:
-    """`$HUB_CONSENT_POLICY` if set, else the repository's `contracts/consent-policy.yaml`."""
-    override = os.environ.get(POLICY_ENV_VAR)
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "contracts" / "consent-policy.yaml"
+    """The policy shipped inside the package (`hub/_contracts/consent-policy.yaml`, a copy of
+    the repository's `contracts/consent-policy.yaml`). A deployment names another with the
+    `consent_policy` setting (`HUB_CONSENT_POLICY`, in the environment or `.env`)."""
+    from hub.contracts import packaged
+
+    return packaged("consent-policy.yaml")

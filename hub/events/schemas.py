@@ -14,11 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, create_model
 
+from hub.contracts import packaged
 from hub.events.envelope import ConsentRef, Envelope, Source
 from hub.events.registry import EventRegistry
 from hub.events.registry import registry as default_registry
 
-CONTRACTS_EVENTS = Path(__file__).resolve().parents[2] / "contracts" / "events"
+CONTRACTS_EVENTS = packaged("events")
 SCHEMA_ID_BASE = "https://tac-hub.example/contracts/events/"
 
 

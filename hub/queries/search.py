@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -47,6 +47,38 @@ class Fingerprints(Protocol):
     async def children_with(self, fingerprint: str | None) -> tuple[str, ...]: ...
 
 
+_KEY_FIELDS = (
+    ("nhs_number",),
+    ("upn",),
+    ("la_code", "la_child_id"),
+    ("given_name", "family_name", "date_of_birth"),
+)
+
+
+_GIVEN: dict[str, Any] = {"not": {"type": "null"}}
+_NAMED: dict[str, Any] = {"type": "string", "pattern": "[^\\W_]"}
+"""A name searched for has a letter or digit (`_has_letters`)."""
+
+
+def _one_key_variants() -> list[Any]:
+    """JSON Schema of "exactly one key, whole": each variant gives one key's fields and
+    none of the others'."""
+    every = [f for fields in _KEY_FIELDS for f in fields]
+
+    def given(field: str) -> dict[str, Any]:
+        if field == "la_code":
+            return {"type": "string", "pattern": "^[0-9]{3}$"}
+        return _NAMED if field in ("given_name", "family_name") else _GIVEN
+
+    return [
+        {
+            "required": list(fields),
+            "properties": {f: given(f) if f in fields else {"type": "null"} for f in every},
+        }
+        for fields in _KEY_FIELDS
+    ]
+
+
 class ChildSearch(BaseModel):
     """One search key: an NHS number, a UPN, an LA code with the LA's child id, or a given
     name, family name and date of birth (all three)."""
@@ -54,7 +86,10 @@ class ChildSearch(BaseModel):
     model_config = ConfigDict(
         frozen=True,
         extra="forbid",
-        json_schema_extra={"examples": [{"nhs_number": "943 476 5919"}]},
+        json_schema_extra={
+            "examples": [{"nhs_number": "943 476 5919"}],
+            "oneOf": _one_key_variants(),  # what `key()` checks, said in the schema
+        },
     )
 
     nhs_number: str | None = Field(default=None, max_length=32, description="10 digits")

@@ -168,6 +168,35 @@ def test_a_bad_token_with_a_huge_declared_body_is_refused_unread(served: Served)
         assert closed_by_server(sock)
 
 
+def test_a_small_body_sent_after_its_headers_is_read_before_the_401(served: Served) -> None:
+    # As clients send it: the headers, then the body in a second write. The hub reads the
+    # small body before answering, so the 401 is not lost to a reset (the body arriving at
+    # a closed socket), and the connection serves the next request.
+    body = b'{"events": []}'
+    with served.connect() as sock:
+        sock.sendall(request_head("POST", "/ingest/events", length=len(body)))
+        sock.sendall(body)
+        answer = read_answer(sock)
+        assert answer.status == 401 and answer.headers.get("connection") != "close"
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hub.test\r\n\r\n")
+        assert read_answer(sock).status == 200
+
+
+def test_a_small_body_the_app_never_reads_is_drained_before_its_answer(served: Served) -> None:
+    # The router answers 405 without reading the body; the guard reads the small rest
+    # first, so the answer arrives (not a reset) and names every method of the path.
+    body = b'{"events": []}'
+    with served.connect() as sock:
+        sock.sendall(request_head("PUT", "/children/x/consents", token=served.admin,
+                                  length=len(body)))  # fmt: skip
+        sock.sendall(body)
+        answer = read_answer(sock)
+        assert answer.status == 405 and answer.headers["allow"] == "GET, POST"
+        assert answer.headers.get("connection") != "close"
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: hub.test\r\n\r\n")
+        assert read_answer(sock).status == 200
+
+
 @pytest.mark.parametrize("path", ["/ingest/events", "/invitations/redeem"])
 def test_a_declared_length_over_the_limit_is_refused_413_before_reading(
     served: Served, path: str

@@ -41,11 +41,33 @@ def test_the_asyncapi_document_has_not_drifted() -> None:
 def test_the_asyncapi_document_describes_the_inbound_topics() -> None:
     doc = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
     assert doc["asyncapi"].startswith("3.")
-    [channel] = doc["channels"].values()
-    assert channel["address"] == "hub.inbound.{agency}"
+    [channel] = [c for c in doc["channels"].values() if c["address"] == "hub.inbound.{agency}"]
     assert "content-type" in channel["description"] and "hub.deadletter" in channel["description"]
-    [operation] = doc["operations"].values()
-    assert operation["action"] == "receive"
+    [operation] = [o for o in doc["operations"].values() if o["action"] == "receive"]
+    assert operation["channel"]["$ref"].endswith("hub.inbound.%7Bagency%7D:take")
+
+
+def test_the_asyncapi_document_describes_every_topic_the_hub_writes() -> None:
+    doc = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
+    sent = {
+        o["channel"]["$ref"].removeprefix("#/channels/")
+        for o in doc["operations"].values()
+        if o["action"] == "send"
+    }
+    assert sent == {name.value for name in LogName}
+    events = sorted(p.name for p in (CONTRACT.parent / "events").glob("*.schema.json"))
+    for topic in ("hub.events", "hub.withheld"):
+        message = doc["components"]["messages"][f"{topic}:record"]
+        refs = [r["$ref"] for r in message["payload"]["oneOf"]]
+        assert refs == [f"./events/{name}" for name in events]  # every event schema, and only
+        assert all((CONTRACT.parent / r).is_file() for r in refs)
+    audit = doc["components"]["messages"]["hub.audit:record"]["payload"]["$ref"]
+    assert set(doc["components"]["schemas"]["AuditRecord"]["required"]) >= {"hash", "prev_hash"}
+    assert audit == "#/components/schemas/AuditRecord"
+    dead = doc["components"]["messages"]["hub.deadletter:record"]["headers"]["properties"]
+    from hub import deadletter
+
+    assert {deadletter.REASON, deadletter.SRC_TOPIC, deadletter.ATTEMPTS} <= set(dead)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from hub.consent.policy import (
-    POLICY_ENV_VAR,
     REQUIRED_CATEGORIES,
     PolicyError,
     SharingPolicy,
@@ -40,20 +39,27 @@ def raw() -> dict[str, Any]:
     return data
 
 
-def test_the_default_path_is_the_repository_contract(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(POLICY_ENV_VAR, raising=False)
-    assert default_policy_path() == POLICY_FILE
+def test_the_default_path_is_the_repository_contract_shipped_in_the_package() -> None:
+    assert default_policy_path().parent.name == "_contracts"
+    assert default_policy_path().read_bytes() == POLICY_FILE.read_bytes()
     assert load_policy() == load_policy(POLICY_FILE)
 
 
-def test_an_environment_variable_overrides_the_policy_path(
+def test_the_consent_policy_setting_names_another_policy_from_env_or_dotenv(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from hub.settings import Settings
+
     other = tmp_path / "other.yaml"
     other.write_text(POLICY_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    monkeypatch.setenv(POLICY_ENV_VAR, str(other))
-    assert default_policy_path() == other
-    assert load_policy().digest == load_policy(POLICY_FILE).digest
+    monkeypatch.delenv("HUB_CONSENT_POLICY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings().consent_policy is None
+    (tmp_path / ".env").write_text(f"HUB_CONSENT_POLICY={other}\n", encoding="utf-8")
+    assert Settings().consent_policy == other
+    assert load_policy(Settings().consent_policy).digest == load_policy(POLICY_FILE).digest
+    monkeypatch.setenv("HUB_CONSENT_POLICY", str(tmp_path / "env.yaml"))
+    assert Settings().consent_policy == tmp_path / "env.yaml"
 
 
 def test_the_shipped_policy_declares_every_required_category(policy: SharingPolicy) -> None:
