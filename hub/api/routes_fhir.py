@@ -18,8 +18,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
@@ -40,7 +42,28 @@ from hub.queries.joined import team_view
 from hub.queries.record import consent_records
 from hub.queries.search import ChildSearch, find_children
 
+
+class _LogicalId(Convertor[str]):
+    """A FHIR logical id: never `_search` and the like (FHIR's `_` names), so
+    `POST Patient/_search` is not also `GET Patient/{id}`."""
+
+    regex = "[A-Za-z0-9][A-Za-z0-9.:-]{0,79}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("fhir_id", _LogicalId())
+LogicalId = Annotated[str, Path(pattern=f"^{_LogicalId.regex}$")]
+
 router = APIRouter(prefix="/fhir", tags=["fhir"])
+_IDENTIFIER_PATTERN = (
+    r"^(https://fhir\.nhs\.uk/Id/nhs-number|"
+    r"https://tac-hub\.example/fhir/NamingSystem/(upn|la-child-id))\|[A-Za-z0-9: ]{1,64}$"
+)
 Reader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner", "family"))]
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
 
@@ -49,7 +72,21 @@ _ANSWERS: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     200: {"description": "The resource or search Bundle", **_FHIR},
     400: {"description": "Not a valid search (OperationOutcome)", **_FHIR},
+    422: {
+        "description": "A search value that cannot be a real identifier (a check digit "
+        "fails) or a cursor the hub did not issue (OperationOutcome); problem details for "
+        "a parameter of the wrong type",
+        "content": {FHIR_JSON: {}, "application/problem+json": {}},
+    },
     404: {"description": "No such child in your reach (OperationOutcome)", **_FHIR},
+}
+_BY_ID: dict[int | str, dict[str, Any]] = {
+    **_ANSWERS,
+    404: {
+        "description": "No such child in your reach (OperationOutcome); problem details "
+        "when the path's id is not a FHIR logical id at all",
+        "content": {FHIR_JSON: {}, "application/problem+json": {}},
+    },
 }
 PatientRef = Annotated[
     str,
@@ -71,6 +108,12 @@ def _refused(status: int, code: str, words: str, expression: str | None = None) 
     return _fhir(outcome([issue]), status)
 
 
+def _words(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]) for e in exc.errors(include_url=False))
+    return str(exc)
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/") + "/fhir"
 
@@ -90,13 +133,13 @@ async def metadata(request: Request) -> Response:
 
 
 @router.get(
-    "/Patient/{child_id}",
+    "/Patient/{child_id:fhir_id}",
     summary="The child as a UK Core Patient, as the caller may see them (coordinator, "
     "practitioner, family)",
     response_class=Response,
-    responses=_ANSWERS,
+    responses=_BY_ID,
 )
-async def read_patient(request: Request, child_id: str, principal: Reader) -> Response:
+async def read_patient(request: Request, child_id: LogicalId, principal: Reader) -> Response:
     try:
         view = await team_view(
             reads_of(request), principal, child_id, route="GET /fhir/Patient/{id}"
@@ -118,7 +161,13 @@ async def read_patient(request: Request, child_id: str, principal: Reader) -> Re
                 "application/x-www-form-urlencoded": {
                     "schema": {
                         "type": "object",
-                        "properties": {"identifier": {"type": "string"}},
+                        "properties": {
+                            "identifier": {
+                                "type": "string",
+                                "pattern": _IDENTIFIER_PATTERN,
+                                "description": "system|value",
+                            }
+                        },
                         "required": ["identifier"],
                     }
                 }
@@ -138,15 +187,15 @@ async def search_patient(request: Request, principal: Reader) -> Response:
     if key is None or key == "uln":
         known = ", ".join(s for s, k in IDENTIFIER_KEYS.items() if k != "uln")
         return _refused(400, "not-supported", f"search by {known}", "Parameters.identifier.system")
-    if key == "la_child_id":
-        la_code, _, local = value.partition(":")
-        search = ChildSearch(la_code=la_code, la_child_id=local or None)
-    else:
-        search = ChildSearch.model_validate({key: value})
     try:
+        if key == "la_child_id":
+            la_code, _, local = value.partition(":")
+            search = ChildSearch(la_code=la_code, la_child_id=local or None)
+        else:
+            search = ChildSearch.model_validate({key: value})
         found = await find_children(reads_of(request), hub_of(request).matches, principal, search)
-    except InvalidQuery as exc:
-        return _refused(400, "invalid", str(exc), "Parameters.identifier.value")
+    except (InvalidQuery, ValidationError) as exc:
+        return _refused(422, "invalid", _words(exc), "Parameters.identifier.value")
     systems = reads_of(request).policy.fhir.systems
     resources = [
         {"resourceType": "Patient", "id": c.child_id, "identifier": [
@@ -178,12 +227,12 @@ async def search_care_team(
 
 
 @router.get(
-    "/CareTeam/{care_team_id}",
+    "/CareTeam/{care_team_id:fhir_id}",
     summary="The team around the child (`tac-{child id}`) (coordinator, practitioner, family)",
     response_class=Response,
-    responses=_ANSWERS,
+    responses=_BY_ID,
 )
-async def read_care_team(request: Request, care_team_id: str, principal: Reader) -> Response:
+async def read_care_team(request: Request, care_team_id: LogicalId, principal: Reader) -> Response:
     if not care_team_id.startswith("tac-"):
         return _refused(404, "not-found", "no such care team in your reach")
     return await _care_team(request, principal, care_team_id.removeprefix("tac-"), search=False)
@@ -247,7 +296,7 @@ async def search_audit_events(
             reads_of(request), principal, child_id, limit=count, cursor=cursor
         )
     except InvalidQuery as exc:
-        return _refused(400, "invalid", str(exc), "_cursor")
+        return _refused(422, "invalid", str(exc), "_cursor")
     base = _base(request)
     query = {"patient": patient_ref, "_count": count}
     next_link = None

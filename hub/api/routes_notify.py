@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of
@@ -39,7 +39,7 @@ class PreferenceIn(BaseModel):
     address: str | None = Field(
         default=None, max_length=254, pattern=ADDRESS, description="Email address"
     )
-    digest: bool = Field(default=False, description="One message a day instead of each")
+    digest: StrictBool = Field(default=False, description="One message a day instead of each")
 
 
 def _default_channel(request: Request) -> str:

@@ -17,11 +17,11 @@ import uuid
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from hub.api.deps import hub_of
 from hub.api.routes_plans import (
@@ -40,11 +40,12 @@ from hub.api.routes_plans import (
 )
 from hub.events.envelope import EventPayload
 from hub.events.plan import (
-    Amount,
+    AmountUnit,
     BudgetArea,
     BudgetFinding,
     BudgetPeriod,
     BudgetRequester,
+    Frequency,
     InformalSupportRecorded,
     NeedSection,
     OutcomeAgreed,
@@ -69,6 +70,54 @@ from hub.queries.context import require_in_reach
 from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
+
+_POSITIVE = r"^([1-9][0-9]{0,7}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$"
+_NOT_NEGATIVE = r"^[0-9]{1,8}(\.[0-9]{1,2})?$"
+_MOST = 99_999_999
+
+# Decimal amounts are sent as a string of digits with up to 2 decimal places, or as whole
+# units: their schemas say exactly what the models take.
+Positive = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=10, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _POSITIVE},
+                {"type": "integer", "minimum": 1, "maximum": _MOST},
+            ]
+        }
+    ),
+]
+"""More than zero: an amount of money."""
+Quantity = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=8, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "string",
+                    "pattern": r"^([1-9][0-9]{0,5}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$",
+                },
+                {"type": "integer", "minimum": 1, "maximum": 999_999},
+            ]
+        }
+    ),
+]
+"""More than zero, up to 6 digits before the point (provision's quantity)."""
+NotNegative = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=10, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _NOT_NEGATIVE},
+                {"type": "integer", "minimum": 0, "maximum": _MOST},
+            ]
+        }
+    ),
+]
 
 Text = Field(min_length=1, max_length=4000)
 
@@ -230,12 +279,21 @@ async def record_revision(
 # --------------------------------------------------------------------------- provision, support
 
 
+class AmountIn(_In):
+    """How much: a quantity (more than zero, up to 2 decimal places) of a unit at a
+    frequency."""
+
+    quantity: Quantity
+    unit: AmountUnit
+    frequency: Frequency
+
+
 class ProvisionIn(_In):
     provision_id: Ref | None = Field(default=None, description="Generated when absent")
     section: ProvisionSection
     description: str = Text
     provider: Provider
-    amount: Amount | None = None
+    amount: AmountIn | None = None
     outcome_ids: list[Ref] = Field(min_length=1)
     agreed_on: date
     starts_on: date | None = None
@@ -306,13 +364,13 @@ class BudgetRequestIn(_In):
 
 class BudgetIndicationIn(_In):
     indicated_on: date
-    amount: Decimal = Field(gt=0, max_digits=10, decimal_places=2)
+    amount: Positive
     period: BudgetPeriod
 
 
 class BudgetAgreementIn(_In):
     agreed_on: date
-    amount: Decimal = Field(gt=0, max_digits=10, decimal_places=2)
+    amount: Positive
     period: BudgetPeriod
     direct_payment: bool
     covers: list[BudgetArea] = Field(min_length=1)
@@ -324,7 +382,7 @@ class BudgetAgreementIn(_In):
 class BudgetAuditIn(_In):
     review_id: Ref | None = None
     audited_on: date
-    spent: Decimal = Field(ge=0, max_digits=10, decimal_places=2)
+    spent: NotNegative
     finding: BudgetFinding
     notes: str | None = Field(default=None, min_length=1, max_length=4000)
 
