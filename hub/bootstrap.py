@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
+    from hub.service_layer.sender_claims import SubmitAsSender
     from hub.service_layer.submit_facts import SubmitFacts
     from hub.service_layer.views import GateViews
 
@@ -125,6 +126,8 @@ class Handlers:
     """The write side's use cases, each built with the ports it needs."""
 
     submit_facts: SubmitFacts
+    submit_as_sender: SubmitAsSender
+    """The agency ingest paths: the sender's claims checked, then `submit_facts`."""
     reconsider_withheld: ReconsiderWithheld
     erase_child: EraseChild
     apply_retention: ApplyRetention
@@ -221,6 +224,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
+    from hub.service_layer.sender_claims import SubmitAsSender
     from hub.service_layer.submit_facts import SubmitFacts
     from hub.service_layer.views import GateViews
     from hub.store.audit_trail import LogAuditTrail
@@ -273,6 +277,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     erase = EraseChild(**shredding, credentials=family_credentials)  # type: ignore[arg-type]
     handlers = Handlers(
         submit_facts=submit,
+        submit_as_sender=SubmitAsSender(submit=submit, policy=policy, trail=trail, persons=persons),
         reconsider_withheld=reconsider,
         erase_child=erase,
         apply_retention=ApplyRetention(**shredding),  # type: ignore[arg-type]

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
 from hub.api.deps import hub_of
 from hub.api.problems import PROBLEM_JSON, problem
 from hub.errors import PermanentError
@@ -197,7 +197,10 @@ async def ingest_message(
             "the hub's operators can see it in the log",
             format=fmt, field=None, reason="adapter failure",
         )  # fmt: skip
-    outcomes = await the_hub.handlers.submit_facts(result.facts, actor=principal.actor)
+    sender = await sender_of(request, principal)
+    outcomes = await the_hub.handlers.submit_as_sender(
+        result.facts, sender=sender, actor=principal.actor
+    )
     out = answer(fmt, result, outcomes)
     log.info("ingest.message", route=channel, format=fmt, agency=principal.agency,
              message_ref=log_ref(result.message_id), bytes=len(data), **out.summary)  # fmt: skip

@@ -20,7 +20,7 @@ import orjson
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
 from hub.api.deps import hub_of, reads_of
 from hub.bootstrap import Hub
 from hub.errors import PermanentError
@@ -207,7 +207,10 @@ async def ingest_events(
             results[i] = parsed
         else:
             facts.append((i, parsed))
-    outcomes = await the_hub.handlers.submit_facts([f for _, f in facts], actor=principal.actor)
+    sender = await sender_of(request, principal)
+    outcomes = await the_hub.handlers.submit_as_sender(
+        [f for _, f in facts], sender=sender, actor=principal.actor
+    )
     for (i, _), outcome in zip(facts, outcomes, strict=True):
         results[i] = _out(i, outcome)
     final = [r for r in results if r is not None]

@@ -112,6 +112,9 @@ class CategoryPolicy(_Strict):
     visible_to: tuple[Code, ...] = Field(min_length=1)
     consent_basis: LawfulBasis
     retention: RetentionRule | None = None
+    may_be_sent_as: tuple[Code, ...] = ()
+    """The other categories a fact whose event type is of this category may be sent under
+    (by the sender, or by an adapter reading its codes); any other is refused."""
 
     @property
     def special(self) -> bool:
@@ -138,6 +141,13 @@ class StatutoryBasis(_Strict):
     purposes: tuple[Purpose, ...] = Field(min_length=1)
     audience: AudienceSpec
     overrides_refusal: bool = False
+
+
+class SenderSpec(_Strict):
+    """What one kind of sending agency may claim: the statutory bases it may rely on."""
+
+    description: Text
+    statutory_bases: tuple[Code, ...] = ()
 
 
 class FhirSystems(_Strict):
@@ -189,6 +199,7 @@ class SharingPolicy(_Strict):
     categories: dict[Code, CategoryPolicy]
     default_retention: RetentionRule
     statutory_bases: dict[Code, StatutoryBasis] = Field(default_factory=dict)
+    senders: dict[Code, SenderSpec] = Field(default_factory=dict)
     family_access: FamilyAccess | None = None
     fhir: FhirMapping
 
@@ -323,6 +334,23 @@ def _check_family_access(policy: SharingPolicy) -> None:
             raise PolicyError("a category is listed twice", path=base)
 
 
+def _check_senders(policy: SharingPolicy) -> None:
+    for name, cat in policy.categories.items():
+        for i, other in enumerate(cat.may_be_sent_as):
+            if other not in policy.categories or other == name:
+                raise PolicyError(
+                    f"undefined or same category {other!r}",
+                    path=f"categories.{name}.may_be_sent_as[{i}]",
+                )
+    for name, sender in policy.senders.items():
+        for i, basis in enumerate(sender.statutory_bases):
+            if basis not in policy.statutory_bases:
+                raise PolicyError(
+                    f"undefined statutory basis {basis!r}",
+                    path=f"senders.{name}.statutory_bases[{i}]",
+                )
+
+
 def _cross_check(policy: SharingPolicy) -> None:
     for name in REQUIRED_CATEGORIES:
         if name not in policy.categories:
@@ -345,6 +373,7 @@ def _cross_check(policy: SharingPolicy) -> None:
                 path=f"{base}.consent_basis.art9",
             )
     _check_family_access(policy)
+    _check_senders(policy)
     for name, basis in policy.statutory_bases.items():
         base = f"statutory_bases.{name}"
         for i, purpose in enumerate(basis.purposes):
