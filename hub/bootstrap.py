@@ -241,6 +241,17 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     trail = LogAuditTrail(event_log, store, signer=HeadSigner.from_master(master))
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)
+
+    async def after_tombstone(children: Sequence[str]) -> None:
+        # an erasure (by this process or another): no cached key or link outlives it, and
+        # the rows the projections just deleted are folded out of the SQLite files
+        for child_id in children:
+            keys.forget_child(child_id)
+            persons.forget_cached(child_id)
+        checkpoint = getattr(store, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
+
     runners = [
         ProjectionRunner(
             p,
@@ -250,6 +261,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             retries=settings.projector_retries,
             backoff=settings.projector_backoff_seconds,
             opener=opener,
+            after_tombstone=after_tombstone,
         )
         for p in all_projections()
     ]
@@ -274,7 +286,11 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         "trail": trail,
     }  # fmt: skip
     family_credentials = FamilyInvitations(store, ApiKeyStore(store))
-    erase = EraseChild(**shredding, credentials=family_credentials)  # type: ignore[arg-type]
+    erase = EraseChild(
+        **shredding,  # type: ignore[arg-type]
+        credentials=family_credentials,
+        fingerprints=matches,
+    )
     handlers = Handlers(
         submit_facts=submit,
         submit_as_sender=SubmitAsSender(submit=submit, policy=policy, trail=trail, persons=persons),

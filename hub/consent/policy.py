@@ -200,6 +200,9 @@ class SharingPolicy(_Strict):
     default_retention: RetentionRule
     statutory_bases: dict[Code, StatutoryBasis] = Field(default_factory=dict)
     senders: dict[Code, SenderSpec] = Field(default_factory=dict)
+    event_types_sent_as: dict[str, tuple[Code, ...]] = Field(default_factory=dict)
+    """Per event type, further categories its facts may be sent under (beyond its
+    category's `may_be_sent_as`)."""
     family_access: FamilyAccess | None = None
     fhir: FhirMapping
 
@@ -216,6 +219,13 @@ class SharingPolicy(_Strict):
 
     def category(self, name: str) -> CategoryPolicy | None:
         return self.categories.get(name)
+
+    def may_send_as(self, event_type: str, type_category: str) -> tuple[str, ...]:
+        """The categories other than its type's own that a fact of `event_type` may be sent
+        under (`categories.*.may_be_sent_as` and `event_types_sent_as`)."""
+        own = self.categories.get(type_category)
+        general = own.may_be_sent_as if own is not None else ()
+        return (*general, *self.event_types_sent_as.get(event_type, ()))
 
     def retention_for(self, category: str) -> RetentionRule:
         cat = self.categories.get(category)
@@ -341,6 +351,12 @@ def _check_senders(policy: SharingPolicy) -> None:
                 raise PolicyError(
                     f"undefined or same category {other!r}",
                     path=f"categories.{name}.may_be_sent_as[{i}]",
+                )
+    for event_type, cats in policy.event_types_sent_as.items():
+        for i, other in enumerate(cats):
+            if other not in policy.categories:
+                raise PolicyError(
+                    f"undefined category {other!r}", path=f"event_types_sent_as.{event_type}[{i}]"
                 )
     for name, sender in policy.senders.items():
         for i, basis in enumerate(sender.statutory_bases):

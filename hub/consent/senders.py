@@ -48,6 +48,7 @@ def judge_claims(
     policy: SharingPolicy,
     sender: Sender,
     *,
+    event_type: str,
     type_category: str,
     category: str | None,
     statutory_basis: str | None,
@@ -55,19 +56,18 @@ def judge_claims(
 ) -> ClaimRefusal | None:
     """None when the sender may send this fact as it claims, else why not."""
     return (
-        _category(policy, type_category, category)
+        _category(policy, event_type, type_category, category)
         or _basis(policy, sender, statutory_basis)
         or _organisation(sender, organisation_code)
     )
 
 
 def _category(
-    policy: SharingPolicy, type_category: str, category: str | None
+    policy: SharingPolicy, event_type: str, type_category: str, category: str | None
 ) -> ClaimRefusal | None:
     if category is None or category == type_category:
         return None
-    own = policy.categories.get(type_category)
-    allowed = own.may_be_sent_as if own is not None else ()
+    allowed = policy.may_send_as(event_type, type_category)
     if category in allowed:
         return None
     listed = ", ".join(allowed) or "no other"

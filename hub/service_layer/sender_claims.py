@@ -54,6 +54,7 @@ class SubmitAsSender:
             refusal = judge_claims(
                 self.policy,
                 sender,
+                event_type=fact.payload.event_type,
                 type_category=type(fact.payload).category,
                 category=fact.category,
                 statutory_basis=fact.statutory_basis,
