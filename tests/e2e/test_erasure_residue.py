@@ -74,7 +74,7 @@ def residue(data_dir: Path) -> dict[str, list[str]]:
 
 def hub_cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "HUB_DATA_DIR": str(data_dir)}
-    return subprocess.run(  # noqa: S603 - our own CLI, by the test's interpreter
+    return subprocess.run(
         [sys.executable, "-m", "hub.cli", *args],
         env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
@@ -159,8 +159,11 @@ async def test_rows_the_tombstone_deletes_are_not_left_in_the_sqlite_files(
         )
         assert r.status_code == 200, r.text
         child = r.json()["results"][0]["child_id"]
-        r = await api.client.post(f"/children/{child}/coordinators",
-                                  json={"coordinator": "casey"}, headers=api.auth("ops"))  # fmt: skip
+        r = await api.client.post(
+            f"/children/{child}/coordinators",
+            json={"coordinator": "casey"},
+            headers=api.auth("ops"),
+        )
         assert r.status_code == 200, r.text
         consent = {
             "consent": {
