@@ -282,7 +282,7 @@ async def ingest_social_care(
     principal: Agency,
     la_code: Annotated[
         str | None,
-        Query(pattern=r"^\d{3}$", description="The LA's 3-digit code (required for SSDA903)"),
+        Query(pattern=r"^[0-9]{3}$", description="The LA's 3-digit code (required for SSDA903)"),
     ] = None,
     agency: Annotated[
         str | None, Query(max_length=64, description="Must be the caller's own")
