@@ -14,14 +14,18 @@ id appended or withheld, or why not (queued for the match queue, duplicate, reje
 plus what the adapter did not take and a summary. `GET /match-queue` and
 `POST /match-queue/{id}/resolve` (admin or coordinator) show the queue — the record's
 demographics beside what the hub records of each candidate, an audited read — and carry
-out a person's decision: link to a child, or keep separate as a new one.
+out a person's decision: link to a child, or keep separate as a new one. A coordinator
+sees only the items whose candidates include a child on their caseload (and items about
+no known child); an item, or a child to link to, outside their caseload answers 404
+exactly as one that does not exist. The admin lists items without their demographics.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -29,11 +33,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
-from hub.api.deps import hub_of
+from hub.api.deps import hub_of, reads_of
 from hub.api.problems import PROBLEM_JSON, problem
 from hub.errors import PermanentError
 from hub.ingest.model import AdapterResult, FactOutcome
 from hub.observability import log_ref
+
+if TYPE_CHECKING:
+    from hub.queries.match_queue import QueueScope
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -378,12 +385,51 @@ async def match_queue(
         the_hub.matches, the_hub.persons, the_hub.trail,
         actor=principal.actor, route="GET /match-queue",
         status=None if status == "all" else status, limit=limit, cursor=cursor,
+        scope=queue_scope(request, principal),
     )  # fmt: skip
     return {
         "as_of": datetime.now(UTC).isoformat(),
         "items": page.items,
         "next_cursor": page.next_cursor,
     }
+
+
+def queue_scope(request: Request, principal: Principal) -> QueueScope:
+    """A coordinator sees the items about children on their caseload (and those about no
+    known child); the admin lists every item without its demographics."""
+    from hub.auth import Role
+    from hub.queries.context import children_in_reach
+    from hub.queries.match_queue import QueueScope
+
+    if principal.role is Role.COORDINATOR:
+        reads = reads_of(request)
+
+        async def reach(children: Sequence[str]) -> list[str]:
+            return await children_in_reach(reads, principal, children)
+
+        return QueueScope(reach=reach)
+    return QueueScope(demographics=False)
+
+
+async def _check_decider(
+    request: Request, principal: Principal, item_id: str, body: ResolveIn
+) -> None:
+    """404 for an item, or a child to link to, outside a coordinator's reach: answered
+    exactly as for one that does not exist."""
+    from hub.auth import Role
+    from hub.errors import NotFound
+    from hub.queries.context import require_in_reach
+    from hub.queries.match_queue import item_in_scope
+
+    if principal.role is not Role.COORDINATOR:
+        return
+    if not await item_in_scope(hub_of(request).matches, queue_scope(request, principal), item_id):
+        raise HTTPException(404, f"no match queue item {item_id}")
+    if body.decision == "link" and body.child_id is not None:
+        try:
+            await require_in_reach(reads_of(request), principal, body.child_id)
+        except NotFound:
+            raise HTTPException(404, f"no child {body.child_id} to link to") from None
 
 
 _MATCH_STATUS = {"no_such_item": 404, "no_such_child": 404, "decided_already": 409, "invalid": 422}
@@ -404,6 +450,7 @@ async def resolve(
     from hub.identity.match_queue import MatchError
 
     the_hub = hub_of(request)
+    await _check_decider(request, principal, item_id, body)
     try:
         outcome = await the_hub.handlers.resolve_match(
             item_id, decision=body.decision, child_id=body.child_id,
