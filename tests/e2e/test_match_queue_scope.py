@@ -41,7 +41,7 @@ def sen(subject: dict[str, Any], message_id: str) -> dict[str, Any]:
             "sen_provision": "K",
             "start_date": "2024-09-01",
             "needs": [{"type": "SLCN", "rank": 1}],
-        },  # fmt: skip
+        },
     }
 
 
