@@ -5,8 +5,9 @@ record is about.
 JSON, XML or ndjson), `/ingest/social-care` (CIN census or SSDA903 XML, SSDA903 episodes
 CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the family JSON
 form) take one message each, from the `agency` role as its own agency. The content type
-picks the adapter (`hub.adapters.registry`); the body is read in chunks and refused with
-413 as soon as it passes `max_body_bytes` (by Content-Length before anything is read); a
+picks the adapter (`hub.adapters.registry`); the body is bounded by `RequestGuard`
+(`hub.api.request_guard`: 413 past `max_body_bytes`, by Content-Length before anything is
+read, or as a chunked body passes it; 408 when it is slower than the timeout); a
 media type the route does not take is 415 naming those it does; a body the adapter cannot
 read is 400 (not well-formed, wrong encoding, refused XML) or 422 (well-formed but not a
 valid message), with the adapter's reason. Otherwise the answer lists, per fact, the event
@@ -118,23 +119,6 @@ def answer(fmt: str, result: AdapterResult, outcomes: list[FactOutcome]) -> Inge
     )
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes: by its
-    Content-Length before a byte is read, and by counting while it streams in."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise HTTPException(400, "Content-Length is not a number")
-        if int(declared) > limit:
-            raise HTTPException(413, f"the body is larger than the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"the body is larger than the limit of {limit} bytes")
-    return bytes(body)
-
-
 def refusal(exc: PermanentError, fmt: str) -> JSONResponse:
     """Problem details for a body the adapter could not read: 400 when it is not
     well-formed (syntax, encoding, refused XML features), 422 when it is well-formed but not
@@ -177,7 +161,7 @@ async def ingest_message(
         raise HTTPException(415, exc.reason) from None
     except PermanentError:
         pass  # needs the body to decide (JSON or XML of several kinds)
-    data = await read_limited(request, hub_of(request).settings.max_body_bytes)
+    data = await request.body()  # bounded by RequestGuard: 413 past HUB_MAX_BODY_BYTES
     fmt = channel
     try:
         fmt = format_for(channel, content_type, data)

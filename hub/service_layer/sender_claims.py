@@ -5,11 +5,14 @@ the policy and the sender's credential (`hub.consent.senders.judge_claims`). A f
 claims do not hold is refused, with the rule, the field and the reason, and the refusal
 is audited (on the chain of the child its identifiers already name, else the hub's own
 chain; the entry names the rule and field, never a value). The rest go through
-`SubmitFacts` as before, and the answers come back in the order of the facts.
+`SubmitFacts`, a bounded batch at a time (`HUB_INGEST_BATCH_FACTS`), so one big file
+does not hold the write side from every other request; the answers come back in the order
+of the facts.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -34,7 +37,9 @@ class SubmitAsSender:
         policy: SharingPolicy,
         trail: AuditTrail,
         persons: PersonIndex,
+        batch_facts: int = 1000,
     ) -> None:
+        self.batch_facts = batch_facts
         self.submit = submit
         self.policy = policy
         self.trail = trail
@@ -70,14 +75,24 @@ class SubmitAsSender:
                 facts=len(refused),
                 rules=sorted({r.rule for r in refused.values()}),
             )
-        taken = await self.submit(
-            [f for i, f in enumerate(facts) if i not in refused], actor=actor, now=now
-        )
+        taken = await self._in_batches([f for i, f in enumerate(facts) if i not in refused], actor)
         answers = iter(taken)
         return [
             _refused(fact, refused[i]) if i in refused else next(answers)
             for i, fact in enumerate(facts)
         ]
+
+    async def _in_batches(self, facts: Sequence[InboundFact], actor: str) -> list[FactOutcome]:
+        """Submit `batch_facts` facts at a time: a 50,000-episode return does not hold the
+        write side (one submit at a time per process) while other requests wait; between
+        batches the event loop lets them take their turn (the submit lock is first come,
+        first served)."""
+        out: list[FactOutcome] = []
+        for start in range(0, len(facts), self.batch_facts):
+            if start:
+                await asyncio.sleep(0)  # a turn for whoever waits on the write side
+            out += await self.submit(facts[start : start + self.batch_facts], actor=actor)
+        return out
 
     async def _audit(
         self,
