@@ -293,7 +293,13 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     )
     handlers = Handlers(
         submit_facts=submit,
-        submit_as_sender=SubmitAsSender(submit=submit, policy=policy, trail=trail, persons=persons),
+        submit_as_sender=SubmitAsSender(
+            submit=submit,
+            policy=policy,
+            trail=trail,
+            persons=persons,
+            batch_facts=settings.ingest_batch_facts,
+        ),
         reconsider_withheld=reconsider,
         erase_child=erase,
         apply_retention=ApplyRetention(**shredding),  # type: ignore[arg-type]

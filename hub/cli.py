@@ -497,7 +497,9 @@ def _web_sign_in_lines(url: str) -> list[str]:
     """Where a person signs in to the web pages, and with what."""
     return [
         f"web pages: open {url}/sign-in and sign in with any token above (coordinator, IG",
-        "auditor, practitioner, parent): each sees the pages of its role",
+        "auditor, practitioner, parent): each sees the pages of its role (the practitioner",
+        f"also their actions and advice due at {url}/my-work; the parent who can see what at",
+        "/our-child/<id>/sharing, and the forms to give consent, add views and comment on a draft)",
         "",
     ]
 
@@ -522,6 +524,11 @@ def _team_try_lines(tokens: dict[str, str], url: str, child: str | None) -> list
     lines = []
     if PRACTITIONER in tokens:
         lines.append(f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" {url}/me/children')
+        if child:
+            lines.append(
+                f'  curl -H "Authorization: Bearer {tokens[PRACTITIONER]}" '
+                f'"{url}/fhir/CareTeam?patient={child}"'
+            )
     if PARENT in tokens and child:
         lines.append(
             f'  curl -H "Authorization: Bearer {tokens[PARENT]}" {url}/children/{child}/access-log'

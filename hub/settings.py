@@ -93,6 +93,26 @@ class Settings(BaseSettings):
         default_factory=dict, description="Maps claim values to hub roles; empty = identity"
     )
     oidc_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="The web pages' client id at the issuer; set (with HUB_OIDC_ISSUER), the "
+        "sign-in page offers the issuer's sign-in (authorisation code flow with PKCE)",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The client's secret, if the issuer gave one (else a public client)",
+    )
+    oidc_display_name: str = Field(
+        default="your organisation's account",
+        max_length=80,
+        description='Shown on the sign-in button: "Sign in with <this>"',
+    )
+    oidc_redirect_url: str | None = Field(
+        default=None,
+        description="The callback address registered at the issuer (…/sign-in/oidc/callback); "
+        "unset, it is made from the address the browser used",
+    )
+    oidc_scopes: str = "openid profile"
 
     # -- web pages ------------------------------------------------------------------
     web_session_secret: SecretStr | None = Field(
@@ -124,6 +144,8 @@ class Settings(BaseSettings):
             )
         if self.oidc_issuer and not self.oidc_jwks_url:
             raise ValueError("HUB_OIDC_JWKS_URL is required when HUB_OIDC_ISSUER is set")
+        if self.oidc_client_id and not self.oidc_issuer:
+            raise ValueError("HUB_OIDC_ISSUER is required when HUB_OIDC_CLIENT_ID is set")
         return self
 
     @property

@@ -69,9 +69,11 @@ def create_app(
     )
     from hub.api import (
         routes_audit,
+        routes_fhir,
         routes_identity,
         routes_joined,
         routes_ops,
+        routes_plan_content,
         routes_plans,
         routes_record,
         routes_team,
@@ -83,7 +85,9 @@ def create_app(
     app.include_router(routes_audit.router)
     app.include_router(routes_joined.router)
     app.include_router(routes_plans.router)
+    app.include_router(routes_plan_content.router)
     app.include_router(routes_team.router)
+    app.include_router(routes_fhir.router)
     from hub.api import routes_ingest
 
     app.include_router(routes_ingest.router)

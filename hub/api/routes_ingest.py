@@ -28,13 +28,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import orjson
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
 from hub.api.deps import hub_of, reads_of
+from hub.api.fhir_out import FHIR_JSON, ingest_outcome, problem_outcome
 from hub.api.problems import PROBLEM_JSON, problem
 from hub.errors import PermanentError
 from hub.ingest.model import AdapterResult, FactOutcome
@@ -243,8 +245,14 @@ async def ingest_school_mis(
     "/ingest/fhir",
     tags=["ingest"],
     summary="A FHIR R4 Bundle or resource (JSON, XML) or bulk ndjson (agency, as itself)",
+    description="With `Accept: application/fhir+json` the answer (and a refusal of a "
+    "message that was read) is a FHIR OperationOutcome: an issue per fact and per part not "
+    "taken, each naming its element in FHIRPath.",
     response_model=IngestAnswer,
-    responses=_INGEST_RESPONSES,
+    responses={
+        **_INGEST_RESPONSES,
+        200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}},
+    },
     openapi_extra=_body_doc(
         "application/fhir+json", "application/fhir+xml", "application/fhir+ndjson"
     ),
@@ -255,8 +263,28 @@ async def ingest_fhir(
     agency: Annotated[
         str | None, Query(max_length=64, description="Must be the caller's own")
     ] = None,
-) -> IngestAnswer | JSONResponse:
-    return await ingest_message(request, principal, "fhir", agency=agency)
+) -> IngestAnswer | JSONResponse | Response:
+    answer = await ingest_message(request, principal, "fhir", agency=agency)
+    if FHIR_JSON in request.headers.get("accept", ""):
+        return as_operation_outcome(answer)
+    return answer
+
+
+def as_operation_outcome(answer: IngestAnswer | JSONResponse) -> Response:
+    """The answer as a FHIR OperationOutcome (asked for with `Accept: application/fhir+json`):
+    an issue per fact and per part not taken, each naming its element in FHIRPath."""
+    if isinstance(answer, JSONResponse):
+        body = orjson.loads(bytes(answer.body))
+        resource = problem_outcome(body)
+        status = answer.status_code
+    else:
+        resource = ingest_outcome(answer.model_dump(mode="json"))
+        status = 200
+    return Response(
+        resource.model_dump_json(by_alias=True, exclude_none=True),
+        status_code=status,
+        media_type=FHIR_JSON,
+    )
 
 
 @router.post(

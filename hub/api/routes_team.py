@@ -8,29 +8,30 @@ handler (`hub.service_layer.family_consent`); a child out of the caller's reach 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
 from hub.auth.invitations import DEFAULT_DAYS, MAX_DAYS, FamilyInvitations, InvitationError
 from hub.auth.keys import ApiKeyStore
 from hub.auth.principal import AuthError
-from hub.events.plan import CommentsReceived
 from hub.ingest.model import FactOutcome
 from hub.queries.context import plan_in_reach, require_in_reach
+from hub.queries.my_work import MyWork, my_work
 from hub.queries.team_access import AccessLog, MyChildren, WhoCanSee, access_log, my_children
 from hub.queries.team_access import who_can_see as who_can_see_query
-from hub.service_layer.family_consent import FamilyRefused
+from hub.service_layer.family_consent import FamilyRefused, comment_on_draft
 from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
 
 Coordinator = Annotated[Principal, Depends(require_roles("coordinator"))]
 Family = Annotated[Principal, Depends(require_roles("family"))]
+Practitioner = Annotated[Principal, Depends(require_roles("practitioner"))]
 Reader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner", "family"))]
 AccessReader = Annotated[
     Principal, Depends(require_roles("coordinator", "family", "ig_auditor", "admin"))
@@ -171,6 +172,18 @@ async def me_children(request: Request, principal: Reader) -> MyChildren:
 
 
 @router.get(
+    "/me/work",
+    tags=["team access"],
+    summary="Your open meeting actions and the advice you were asked for that is not in "
+    "yet, across the children whose team you are on (practitioner; audited)",
+    response_model=MyWork,
+    responses=AUTH_RESPONSES,
+)
+async def me_work(request: Request, principal: Practitioner) -> MyWork:
+    return await my_work(reads_of(request), principal)
+
+
+@router.get(
     "/children/{child_id}/access",
     tags=["team access"],
     summary="Who can see the child now, why, and what of the record each sees "
@@ -301,22 +314,17 @@ async def family_comments(
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
     child_id = await plan_in_reach(the_hub.reads, principal, plan_id)
-    by = "young_person" if principal.capacity == "young_person" else "parent"
     try:
-        payload = CommentsReceived(received_on=datetime.now(UTC).date(), by=by, **body.model_dump())
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        raise HTTPException(422, f"{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
-    try:
-        recorded = await the_hub.handlers.record_plan_steps(
-            [payload],
-            actor=principal.actor,
-            caller=principal.name,
-            child_id=child_id,
-            plan_id=plan_id,
+        recorded = await comment_on_draft(
+            the_hub.handlers.record_plan_steps,
+            principal,
+            child_id,
+            plan_id,
+            body.model_dump(),
             route="POST /family/plans/{id}/comments",
-            idempotency_key=None,
         )
+    except FamilyRefused as exc:
+        raise HTTPException(422, str(exc)) from None
     except StepRefused as exc:
         where = f"{exc.field}: " if exc.field else ""
         raise HTTPException(409 if exc.conflict else 422, f"{where}{exc.message}") from None

@@ -15,6 +15,8 @@ id at most.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 
@@ -88,7 +90,15 @@ class Authenticator:
             return principal
         if self.oidc is None:
             raise AuthError("token is not an API key, and OIDC is not configured on this hub")
-        claims = await self.oidc.verified_claims(token)
+        return await self.principal_of_claims(await self.oidc.verified_claims(token))
+
+    async def principal_of_claims(self, claims: Mapping[str, Any]) -> Principal:
+        """The principal an identity provider's verified claims stand for (a bearer JWT's,
+        or the web sign-in's ID token's): the role by the role claim, a practitioner's
+        identity from their claims, a family member's children from the invitations
+        their subject redeemed (`AuthError` until there is one)."""
+        if self.oidc is None:
+            raise AuthError("OIDC is not configured on this hub")
         if self.oidc.role_of(claims) is not Role.FAMILY:
             return self.oidc.principal(claims)
         subject = self.oidc.subject_of(claims)

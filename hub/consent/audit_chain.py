@@ -34,6 +34,7 @@ AuditKind = Literal[
     "key_deleted",
     "retention",
     "coordinator_change",
+    "sign_in_refused",
 ]
 
 # Keys that would carry personal data; details hold ids and decisions only.

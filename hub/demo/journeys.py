@@ -28,7 +28,7 @@ from hub.demo.cohort import Child, Practitioner, Scenario
 StepKind = Literal[
     "request", "decision", "advice_request", "advice_answer", "exception", "draft", "comments",
     "final", "outcome", "provision", "budget", "review", "meeting", "key_worker",
-    "key_worker_handover", "key_worker_cover",
+    "key_worker_handover", "key_worker_cover", "progress", "conclusion",
 ]  # fmt: skip
 
 
@@ -151,6 +151,7 @@ def plan_steps(child: Child, today: date) -> list[PlanStep]:
     )
     steps += _contents(child, final, rng)
     if child.scenario in ("phase_transfer", "post16_transfer", "big_team"):
+        last: date | None = None
         review = final + timedelta(days=350)
         while review < today - timedelta(days=30):
             steps.append(PlanStep("review", review, {
@@ -158,7 +159,40 @@ def plan_steps(child: Child, today: date) -> list[PlanStep]:
                 "report_sent_on": (review + timedelta(days=10)).isoformat(),
                 "decision": "maintain", "decided_on": (review + timedelta(days=20)).isoformat(),
             }))  # fmt: skip
+            last = review
             review += timedelta(days=350)
+        if last is not None:
+            steps += _learning(child, last)
+    return steps
+
+
+_PROGRESS = ("achieved", "partly_achieved", "not_yet_achieved")
+
+
+def _learning(child: Child, review: date) -> list[PlanStep]:
+    """What the latest annual review found: progress towards each section E outcome, and
+    its conclusions with the next review agreed with the family."""
+    review_id = f"rv-{child.index:03d}-{review.isoformat()}"
+    steps = [
+        PlanStep(
+            "progress",
+            review,
+            {
+                "outcome_id": f"oc-{child.index:03d}-{k}",
+                "review_id": review_id,
+                "progress": _PROGRESS[(child.index + k) % 3],
+                "evidence": "Seen in the review report and the provider's records",
+            },
+        )
+        for k, _ in enumerate(child.needs, start=1)
+    ]
+    steps.append(PlanStep("conclusion", review, {
+        "review_id": review_id,
+        "what_worked": ["Small-group sessions with a familiar adult"],
+        "what_did_not_work": ["Homework set online"],
+        "next_review_on": (review + timedelta(days=350)).isoformat(),
+        "agreed_with_family": True,
+    }))  # fmt: skip
     return steps
 
 

@@ -439,9 +439,10 @@ class _Loader:
         histories = {c.index: plan_steps(c, self.today) for c in self.cohort.children}
         later = {"advice_answer", "comments", "draft", "final", "review"}
         contents = {"outcome", "provision", "budget"}
+        learning = {"progress", "conclusion"}
         for child in self.cohort.children:
             for step in histories[child.index]:
-                if step.kind not in later | contents:
+                if step.kind not in later | contents | learning:
                     await self.plan_step(child, step)
         answers = [
             (c, s) for c in self.cohort.children for s in histories[c.index]
@@ -459,11 +460,25 @@ class _Loader:
         results, content_counts = await self.events(SEN_SERVICE, events)
         if content_counts.get("rejected"):
             raise DemoLoadError(f"plan contents rejected: {results}")
+        agreed = {  # an outcome kept back (no consent covers it) is not on the plan yet
+            e["payload"]["outcome_id"]
+            for e, r in zip(events, results, strict=True)
+            if e["event_type"] == "plan.outcome_agreed" and r.get("status") == "appended"
+        }
+        learnt = 0
+        for child in self.cohort.children:
+            for step in histories[child.index]:
+                if step.kind == "conclusion" or (
+                    step.kind == "progress" and step.data["outcome_id"] in agreed
+                ):
+                    await self.plan_step(child, step)
+                    learnt += step.kind == "conclusion"
         stages = Counter(c.scenario for c in self.cohort.children if histories[c.index])
         self.say(
             f"recorded {sum(stages.values())} EHC plans at every stage, from a request received "
             f"this month to annual reviews and phase transfers; {len(answers)} pieces of advice "
-            f"answered ({words(counts)}); {len(events)} outcomes, provisions and budgets agreed"
+            f"answered ({words(counts)}); {len(events)} outcomes, provisions and budgets agreed; "
+            f"{learnt} annual reviews concluded with progress towards each outcome"
         )
 
     async def plan_step(self, child: Child, step: PlanStep) -> None:
@@ -663,6 +678,12 @@ def plan_route(step: PlanStep, plan_id: str) -> tuple[str, dict[str, Any]]:
             "review_id": d["review_id"], "held_on": on, "kind": d["kind"],
             "family_attended": True, "report_sent_on": d["report_sent_on"], "decision": decision,
         }  # fmt: skip
+    if step.kind == "progress":
+        body = {k: v for k, v in d.items() if k != "outcome_id"} | {"recorded_on": on}
+        return f"{base}/outcomes/{d['outcome_id']}/progress", body
+    if step.kind == "conclusion":
+        body = {k: v for k, v in d.items() if k != "review_id"} | {"concluded_on": on}
+        return f"{base}/reviews/{d['review_id']}/conclusion", body
     raise ValueError(f"no coordinator route records a {step.kind} step")
 
 

@@ -165,6 +165,16 @@ Frequency = Literal[
     "daily", "weekly", "fortnightly", "monthly", "half_termly", "termly", "annually", "once"
 ]
 BudgetPeriod = Literal["weekly", "monthly", "termly", "annual", "one_off"]
+OutcomeHorizon = Literal["short_term", "long_term"]
+"""A step on the way (a year or a key stage) or an ambition for the end of a phase of
+education or adulthood (Code of Practice 9.64-9.66)."""
+Progress = Literal["achieved", "partly_achieved", "not_yet_achieved"]
+"""Progress towards an outcome, as a review finds it (Code of Practice 9.176)."""
+BudgetFinding = Literal["used_as_agreed", "underspent", "overspent", "not_used"]
+"""What the audit of a personal budget at a review found."""
+SupportKind = Literal["family", "friends", "community", "voluntary_sector"]
+"""Informal and community support the plan relies on (Code of Practice 9.62, 9.69)."""
+BudgetRequester = Literal["parent", "young_person"]
 BudgetArea = Literal["education", "health", "social_care"]
 CommentsBy = Literal["parent", "young_person", "representative"]
 
@@ -422,6 +432,12 @@ class OutcomeAgreed(PlanEvent):
     by_when: date
     how_measured: Text
     agreed_on: date
+    priority: int | None = Field(
+        default=None, ge=1, le=20, description="1 is the family's first priority"
+    )
+    horizon: OutcomeHorizon | None = Field(
+        default=None, description="A short-term step or a long-term ambition"
+    )
     personal_fields = ("what", "how_measured")
 
     @model_validator(mode="after")
@@ -429,6 +445,61 @@ class OutcomeAgreed(PlanEvent):
         if self.by_when <= self.agreed_on:
             raise ValueError("by_when: must be after agreed_on")
         return self
+
+
+@registry.register
+class OutcomeProgressRecorded(PlanEvent):
+    """Progress towards an agreed outcome, usually found at a review: achieved, partly or
+    not yet, with the evidence."""
+
+    event_type = "plan.outcome_progress_recorded"
+
+    outcome_id: Reference
+    review_id: Reference | None = Field(default=None, description="The review that found it")
+    recorded_on: date
+    progress: Progress
+    evidence: Text | None = None
+    personal_fields = ("evidence",)
+
+
+@registry.register
+class OutcomeRevised(PlanEvent):
+    """An outcome was revised (usually at a review): its new wording, date and measure
+    replace the old, which stays in its history."""
+
+    event_type = "plan.outcome_revised"
+
+    outcome_id: Reference
+    review_id: Reference | None = None
+    revised_on: date
+    what: Text
+    by_when: date
+    how_measured: Text
+    priority: int | None = Field(default=None, ge=1, le=20)
+    horizon: OutcomeHorizon | None = None
+    reason: Text | None = None
+    personal_fields = ("what", "how_measured", "reason")
+
+    @model_validator(mode="after")
+    def _time_bound(self) -> OutcomeRevised:
+        if self.by_when <= self.revised_on:
+            raise ValueError("by_when: must be after revised_on")
+        return self
+
+
+@registry.register
+class InformalSupportRecorded(PlanEvent):
+    """Support from family, friends, the community or the voluntary sector that the plan
+    relies on alongside the statutory provision."""
+
+    event_type = "plan.informal_support_recorded"
+
+    support_id: Reference
+    kind: SupportKind
+    description: Text
+    recorded_on: date
+    outcome_ids: tuple[Reference, ...] = ()
+    personal_fields = ("description",)
 
 
 @registry.register
@@ -489,7 +560,59 @@ class PersonalBudgetAgreed(PlanEvent):
         return self.covers[0] if len(self.covers) == 1 else "education"
 
 
+@registry.register
+class PersonalBudgetRequested(PlanEvent):
+    """The family asked for a personal budget (reg 3(1), Personal Budgets Regulations 2014):
+    it may be asked for while the draft is being written or at a review."""
+
+    event_type = "plan.personal_budget_requested"
+
+    budget_id: Reference
+    requested_on: date
+    requested_by: BudgetRequester
+    covers: tuple[BudgetArea, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _once_each(self) -> PersonalBudgetRequested:
+        if len(set(self.covers)) != len(self.covers):
+            raise ValueError("covers: listed twice")
+        return self
+
+    def data_category(self) -> str:
+        return self.covers[0] if len(self.covers) == 1 else "education"
+
+
+@registry.register
+class PersonalBudgetIndicated(PlanEvent):
+    """The LA told the family the indicative amount of the budget they asked for."""
+
+    event_type = "plan.personal_budget_indicated"
+
+    budget_id: Reference
+    indicated_on: date
+    amount: Decimal = Field(gt=0, max_digits=10, decimal_places=2, description="GBP")
+    period: BudgetPeriod
+
+
+@registry.register
+class PersonalBudgetAudited(PlanEvent):
+    """A review audited the personal budget: what was spent against what was agreed."""
+
+    event_type = "plan.personal_budget_audited"
+
+    budget_id: Reference
+    review_id: Reference | None = None
+    audited_on: date
+    spent: Decimal = Field(ge=0, max_digits=10, decimal_places=2, description="GBP")
+    finding: BudgetFinding
+    notes: Text | None = None
+    personal_fields = ("notes",)
+
+
 # --------------------------------------------------------------------------- reviews
+
+REVIEW_WITHIN_MONTHS = 12
+"""A plan is reviewed at least every 12 months (CFA 2014 s.44(1); reg 18)."""
 
 
 @registry.register
@@ -529,6 +652,44 @@ class ReviewDecided(PlanEvent):
     decision: ReviewDecision
     decided_on: date
     phase_transfer: PhaseTransferKind | None = None
+
+
+@registry.register
+class ReviewConcluded(PlanEvent):
+    """What a review concluded: what worked and what did not, and the date of the next
+    review agreed with the family (within 12 months)."""
+
+    event_type = "plan.review_concluded"
+
+    review_id: Reference
+    concluded_on: date
+    what_worked: tuple[Text, ...] = ()
+    what_did_not_work: tuple[Text, ...] = ()
+    next_review_on: date
+    agreed_with_family: bool = False
+    personal_fields = ("what_worked", "what_did_not_work")
+
+    @model_validator(mode="after")
+    def _next_review(self) -> ReviewConcluded:
+        if self.next_review_on <= self.concluded_on:
+            raise ValueError("next_review_on: must be after concluded_on")
+        if self.next_review_on > _months_after(self.concluded_on, REVIEW_WITHIN_MONTHS):
+            raise ValueError(
+                "next_review_on: a plan is reviewed at least every 12 months (CFA 2014 s.44)"
+            )
+        return self
+
+
+def _months_after(day: date, months: int) -> date:
+    """The same day `months` later (the month's last day where it has no such day)."""
+    total = day.month - 1 + months
+    year, month = day.year + total // 12, total % 12 + 1
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
 
 
 @registry.register
@@ -589,10 +750,17 @@ PLAN_EVENTS: tuple[type[PlanEvent], ...] = (
     Finalised,
     NoPlanDecided,
     OutcomeAgreed,
+    OutcomeProgressRecorded,
+    OutcomeRevised,
     ProvisionAgreed,
+    InformalSupportRecorded,
+    PersonalBudgetRequested,
+    PersonalBudgetIndicated,
     PersonalBudgetAgreed,
+    PersonalBudgetAudited,
     ReviewMeetingHeld,
     ReviewReportSent,
+    ReviewConcluded,
     ReviewDecided,
     AmendmentProposed,
     Amended,

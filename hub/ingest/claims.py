@@ -56,7 +56,7 @@ class IngestClaims(Protocol):
 
     async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
         """Claim a consent id for a child; returns the child that holds it. Consent ids are
-        scoped per child (migration 0007), so that is always `child_id`: another child's
+        scoped per child (migration 0008), so that is always `child_id`: another child's
         consent id of the same name is neither learnt of nor taken."""
         ...
 

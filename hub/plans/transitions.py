@@ -29,16 +29,23 @@ from hub.events.plan import (
     DraftIssued,
     ExceptionRecorded,
     Finalised,
+    InformalSupportRecorded,
     NoPlanDecided,
     OutcomeAgreed,
+    OutcomeProgressRecorded,
+    OutcomeRevised,
     PersonalBudgetAgreed,
+    PersonalBudgetAudited,
+    PersonalBudgetIndicated,
+    PersonalBudgetRequested,
     PlanEvent,
     ProvisionAgreed,
+    ReviewConcluded,
     ReviewDecided,
     ReviewMeetingHeld,
     ReviewReportSent,
 )
-from hub.plans.clock import _Cycle, _Facts, _fold
+from hub.plans.clock import _Cycle, _Facts, _fold, _payloads
 
 
 class Violation(BaseModel):
@@ -86,10 +93,102 @@ def check_transition(
     """The first rule `payload` breaks given the plan's `history` (log order), or None."""
     if not isinstance(payload, PlanEvent):
         return None
-    f = _fold(history)
+    events = list(history)
+    f = _fold(events)
     if f.ceased is not None:
         return _state("plan_ceased", f"the plan ceased on {f.ceased.ceased_on.isoformat()}")
+    if isinstance(payload, _REVIEW_AND_LEARN):
+        return _check_review_and_learn(f, _Learning.of(events), payload)
     return _check(f, payload)
+
+
+_REVIEW_AND_LEARN = (
+    OutcomeProgressRecorded,
+    OutcomeRevised,
+    InformalSupportRecorded,
+    PersonalBudgetRequested,
+    PersonalBudgetIndicated,
+    PersonalBudgetAudited,
+    ReviewConcluded,
+)
+
+
+class _Learning:
+    """What the review-and-learn rules need beyond the clock's fold: each budget's stages
+    and the reviews already concluded."""
+
+    def __init__(self) -> None:
+        self.budgets: dict[str, set[str]] = {}
+        self.concluded: set[str] = set()
+
+    @classmethod
+    def of(cls, history: Iterable[EventPayload | Envelope]) -> _Learning:
+        out = cls()
+        for p in _payloads(history):
+            if isinstance(p, PersonalBudgetRequested):
+                out.budgets.setdefault(p.budget_id, set()).add("requested")
+            elif isinstance(p, PersonalBudgetIndicated):
+                out.budgets.setdefault(p.budget_id, set()).add("indicated")
+            elif isinstance(p, PersonalBudgetAgreed):
+                out.budgets.setdefault(p.budget_id, set()).add("agreed")
+            elif isinstance(p, ReviewConcluded):
+                out.concluded.add(p.review_id)
+        return out
+
+
+def _known_review(f: _Facts, review_id: str | None) -> Violation | None:
+    if review_id is not None and all(r.review_id != review_id for r in f.reviews):
+        return _invalid("unknown_review", "review_id", f"no review {review_id} on this plan")
+    return None
+
+
+def _check_review_and_learn(f: _Facts, learning: _Learning, p: PlanEvent) -> Violation | None:
+    """Progress, revised outcomes, informal support, the personal budget's life and a
+    review's conclusions: each refers to what the plan already holds."""
+    if isinstance(p, OutcomeProgressRecorded | OutcomeRevised):
+        if p.outcome_id not in f.outcome_ids:
+            return _invalid(
+                "unknown_outcome", "outcome_id", f"no outcome {p.outcome_id} is agreed on this plan"
+            )
+        return _known_review(f, p.review_id)
+    if isinstance(p, InformalSupportRecorded | PersonalBudgetRequested):
+        if _assessing(f.current) is None and not f.finals:
+            return _state(
+                "contents_need_assessment",
+                "support and budgets belong to a plan being written or issued",
+            )
+        for i, oid in enumerate(getattr(p, "outcome_ids", ())):
+            if oid not in f.outcome_ids:
+                return _invalid(
+                    "unknown_outcome",
+                    f"outcome_ids[{i}]",
+                    f"no outcome {oid} is agreed on this plan",
+                )
+        return None
+    if isinstance(p, PersonalBudgetIndicated):
+        if "requested" not in learning.budgets.get(p.budget_id, set()):
+            return _state(
+                "budget_not_requested",
+                f"no request for personal budget {p.budget_id} is recorded",
+                "budget_id",
+            )
+        return None
+    if isinstance(p, PersonalBudgetAudited):
+        if "agreed" not in learning.budgets.get(p.budget_id, set()):
+            return _state(
+                "budget_not_agreed", f"personal budget {p.budget_id} was never agreed", "budget_id"
+            )
+        return _known_review(f, p.review_id)
+    if isinstance(p, ReviewConcluded):
+        meeting = next((r for r in f.reviews if r.review_id == p.review_id), None)
+        if meeting is None:
+            return _invalid("unknown_review", "review_id", f"no review {p.review_id} on this plan")
+        if p.review_id in learning.concluded:
+            return _state(
+                "review_concluded", f"review {p.review_id} is already concluded", "review_id"
+            )
+        return _not_before(p.concluded_on, meeting.held_on, "concluded_on", "review meeting")
+    return None
 
 
 def _check(f: _Facts, p: PlanEvent) -> Violation | None:

@@ -35,16 +35,24 @@ from hub.events.plan import (
     DraftIssued,
     ExceptionRecorded,
     Finalised,
+    InformalSupportRecorded,
     NoPlanDecided,
     OutcomeAgreed,
+    OutcomeProgressRecorded,
+    OutcomeRevised,
     PersonalBudgetAgreed,
+    PersonalBudgetAudited,
+    PersonalBudgetIndicated,
+    PersonalBudgetRequested,
     PlanEvent,
     ProvisionAgreed,
+    ReviewConcluded,
     ReviewDecided,
     ReviewMeetingHeld,
     ReviewReportSent,
 )
 from hub.log import LogName
+from hub.plans.adulthood import adulthood_prompts
 from hub.plans.clock import Milestone, MilestoneState, Se7Stage, StatutoryStatus, compute_clock
 from hub.projections.base import Applied
 from hub.projections.team_around_child import (
@@ -192,6 +200,25 @@ class ProvisionOut(_Out):
     event_id: str
 
 
+class ProgressOut(_Out):
+    on: date
+    progress: str = Field(description="achieved, partly_achieved or not_yet_achieved")
+    evidence: str | None = None
+    review_id: str | None = None
+    event_id: str
+
+
+class OutcomeVersionOut(_Out):
+    """An earlier wording of a revised outcome."""
+
+    on: date
+    what: str | None = None
+    by_when: date
+    how_measured: str | None = None
+    reason: str | None = Field(default=None, description="Why the next version replaced it")
+    event_id: str
+
+
 class OutcomeOut(_Out):
     kind: Literal["outcome"] = "outcome"
     on: date
@@ -201,18 +228,68 @@ class OutcomeOut(_Out):
     what: str
     by_when: date
     how_measured: str
+    priority: int | None = None
+    horizon: str | None = Field(default=None, description="short_term or long_term")
+    revised_on: date | None = Field(default=None, description="When this wording was agreed")
+    history: list[OutcomeVersionOut] = Field(
+        default=[], description="The outcome's earlier wordings, oldest first"
+    )
+    progress: list[ProgressOut] = Field(default=[], description="Oldest first")
+    latest_progress: str | None = None
     provision: list[ProvisionOut] = []
     event_ids: list[str]
 
 
+class SupportOut(_Out):
+    kind: Literal["informal_support"] = "informal_support"
+    on: date
+    support_id: str
+    support_kind: str
+    description: str
+    outcome_ids: list[str] = []
+    event_ids: list[str]
+
+
+class ReviewOut(_Out):
+    """What a review concluded, and the next review agreed with the family."""
+
+    kind: Literal["review"] = "review"
+    on: date
+    review_id: str
+    what_worked: list[str] = []
+    what_did_not_work: list[str] = []
+    next_review_on: date
+    agreed_with_family: bool = False
+    event_ids: list[str]
+
+
+class BudgetAuditOut(_Out):
+    on: date
+    spent: str
+    finding: str
+    notes: str | None = None
+    review_id: str | None = None
+    event_id: str
+
+
 class BudgetOut(_Out):
+    """A personal budget from the family's request to its audits; `amount`, `period`,
+    `direct_payment` are the agreed budget's (absent until it is agreed)."""
+
     kind: Literal["personal_budget"] = "personal_budget"
     on: date
     budget_id: str
-    amount: str
-    period: str
-    direct_payment: bool
+    stage: Literal["requested", "indicated", "agreed"] = "agreed"
+    requested_on: date | None = None
+    requested_by: str | None = None
+    indicative_amount: str | None = None
+    indicated_on: date | None = None
+    agreed_on: date | None = None
+    amount: str | None = None
+    period: str | None = None
+    direct_payment: bool | None = None
     covers: list[str]
+    audits: list[BudgetAuditOut] = []
     event_ids: list[str]
 
 
@@ -220,6 +297,9 @@ class ActionState(_Out):
     action_id: str
     text: str
     owner_id: str
+    owner_name: str | None = Field(
+        default=None, description="Who owns the action, where a visible joining fact names them"
+    )
     due_on: date
     completed_on: date | None = None
     state: Literal["done", "open", "overdue"]
@@ -231,6 +311,11 @@ class MeetingOut(_Out):
     meeting_id: str
     meeting_kind: str
     attendee_ids: list[str] = []
+    attendees: list[str] = Field(
+        default=[],
+        description="The attendees in words ('Dr Priya Shah, educational psychologist'), in "
+        "`attendee_ids` order; an attendee no visible joining fact names is left out",
+    )
     family_attended: bool = False
     decisions: list[str] = []
     actions: list[ActionState] = []
@@ -238,9 +323,21 @@ class MeetingOut(_Out):
 
 
 Contribution = Annotated[
-    AdviceOut | FamilyViewsOut | DocumentOut | OutcomeOut | BudgetOut | MeetingOut,
+    AdviceOut
+    | FamilyViewsOut
+    | DocumentOut
+    | OutcomeOut
+    | BudgetOut
+    | MeetingOut
+    | SupportOut
+    | ReviewOut,
     Field(discriminator="kind"),
 ]
+
+
+class PromptOut(_Out):
+    rule: str
+    text: str
 
 
 class TimelineView(_Out):
@@ -265,6 +362,12 @@ class TimelineView(_Out):
     contributions: list[Contribution]
     unlinked_provision: list[ProvisionOut] = Field(
         default=[], description="Provision whose outcomes the caller cannot see"
+    )
+    next_review_on: date | None = Field(
+        default=None, description="The next review as the latest review's conclusion agreed it"
+    )
+    prompts: list[PromptOut] = Field(
+        default=[], description="What the plan should turn to now (preparation for adulthood)"
     )
     facts_shown: list[str]
 
@@ -318,6 +421,30 @@ def _step(p: PlanEvent) -> tuple[date, str] | None:
         return p.amended_on, "Amended plan issued"
     if isinstance(p, Ceased):
         return p.ceased_on, f"The plan ceased ({p.reason.replace('_', ' ')})"
+    return _review_and_learn_step(p)
+
+
+def _review_and_learn_step(p: PlanEvent) -> tuple[date, str] | None:
+    if isinstance(p, OutcomeProgressRecorded):
+        return p.recorded_on, f"Progress towards an outcome: {p.progress.replace('_', ' ')}"
+    if isinstance(p, OutcomeRevised):
+        return p.revised_on, "An outcome was revised"
+    if isinstance(p, ReviewConcluded):
+        return p.concluded_on, (
+            f"Review concluded; next review by {p.next_review_on.strftime('%-d %B %Y')}"
+        )
+    if isinstance(p, PersonalBudgetRequested):
+        return p.requested_on, (
+            f"Personal budget requested by {_REQUESTED_BY.get(p.requested_by, p.requested_by)}"
+        )
+    if isinstance(p, PersonalBudgetIndicated):
+        return p.indicated_on, f"Indicative personal budget: £{p.amount:,.2f} ({p.period})"
+    if isinstance(p, PersonalBudgetAgreed):
+        return p.agreed_on, f"Personal budget agreed: £{p.amount:,.2f} ({p.period})"
+    if isinstance(p, PersonalBudgetAudited):
+        return p.audited_on, f"Personal budget audited: {p.finding.replace('_', ' ')}"
+    if isinstance(p, InformalSupportRecorded):
+        return p.recorded_on, f"Informal support recorded ({p.kind.replace('_', ' ')})"
     return None
 
 
@@ -395,6 +522,9 @@ def build_timeline(
     submissions: list[tuple[SealedFact, AdviceSubmitted]] = []
     outcomes: dict[str, tuple[SealedFact, OutcomeAgreed]] = {}
     provisions: list[tuple[SealedFact, ProvisionAgreed]] = []
+    learning: dict[str, list[tuple[SealedFact, OutcomeProgressRecorded | OutcomeRevised]]] = {}
+    budgets: dict[str, list[tuple[SealedFact, PlanEvent]]] = {}
+    next_review_on: date | None = None
     order = 0
 
     def add(on: date, item: Any) -> None:
@@ -440,21 +570,36 @@ def build_timeline(
             )
         elif isinstance(p, OutcomeAgreed):
             outcomes[p.outcome_id] = (row, p)
+        elif isinstance(p, OutcomeProgressRecorded | OutcomeRevised):
+            learning.setdefault(p.outcome_id, []).append((row, p))
         elif isinstance(p, ProvisionAgreed):
             provisions.append((row, p))
-        elif isinstance(p, PersonalBudgetAgreed):
+        elif isinstance(p, _BUDGET_EVENTS):
+            budgets.setdefault(p.budget_id, []).append((row, p))
+        elif isinstance(p, InformalSupportRecorded):
             add(
-                p.agreed_on,
-                BudgetOut(
-                    on=p.agreed_on,
-                    budget_id=p.budget_id,
-                    amount=str(p.amount),
-                    period=p.period,
-                    direct_payment=p.direct_payment,
-                    covers=list(p.covers),
+                p.recorded_on,
+                SupportOut(
+                    on=p.recorded_on,
+                    support_id=p.support_id,
+                    support_kind=p.kind,
+                    description=p.description,
+                    outcome_ids=list(p.outcome_ids),
                     event_ids=[row.event_id],
                 ),
             )
+        elif isinstance(p, ReviewConcluded):
+            concluded = ReviewOut(
+                on=p.concluded_on,
+                review_id=p.review_id,
+                what_worked=list(p.what_worked),
+                what_did_not_work=list(p.what_did_not_work),
+                next_review_on=p.next_review_on,
+                agreed_with_family=p.agreed_with_family,
+                event_ids=[row.event_id],
+            )
+            next_review_on = p.next_review_on
+            add(concluded.on, concluded)
 
     for advice in _advice(requests, submissions, milestones):
         named = people.get(advice.practitioner_id or "")
@@ -464,7 +609,11 @@ def build_timeline(
         add(advice.on, advice)
     linked, unlinked = _outcomes(outcomes, provisions)
     for outcome in linked:
+        outcome = _learnt(outcome, learning.get(outcome.outcome_id, []))
         add(outcome.on, outcome)
+    for stages in budgets.values():
+        budget = _budget(stages)
+        add(budget.on, budget)
     first_request = min(
         (p.received_on for _, p in acc.plan_events if isinstance(p, AssessmentRequested)),
         default=None,
@@ -472,6 +621,9 @@ def build_timeline(
     for item, ids in _child_level(
         acc.child_level, plan_id, first_request, clock.ceased_on, hidden, today
     ):
+        if isinstance(item, MeetingOut):
+            item, named_ids = _named_meeting(item, people, roles)
+            ids = [*ids, *named_ids]
         add(item.on, item)
         shown.extend(i for i in ids if i not in shown)
     shown.extend(
@@ -503,8 +655,137 @@ def build_timeline(
         exceptions=sorted(exceptions.values(), key=lambda e: (e.starts_on, e.exception_id)),
         contributions=[c for _, _, c in sorted(contributions, key=lambda c: (c[0], c[1]))],
         unlinked_provision=unlinked,
+        next_review_on=next_review_on,
+        prompts=[
+            PromptOut(rule=rule, text=text)
+            for rule, text in adulthood_prompts(
+                acc.dob, today, [o for _, o in outcomes.values()], [p for _, p in acc.plan_events]
+            )
+        ],
         facts_shown=shown,
     )
+
+
+def _named_meeting(
+    meeting: MeetingOut, people: Mapping[str, PractitionerNaming], roles: RoleVocabulary
+) -> tuple[MeetingOut, list[str]]:
+    """The meeting with its attendees and action owners named, where the caller may see
+    them named, and the joining facts that naming rests on."""
+    rests_on: list[str] = []
+
+    def named(practitioner_id: str) -> PractitionerNaming | None:
+        who = people.get(practitioner_id)
+        if who is not None:
+            rests_on.extend(who.event_ids)
+        return who
+
+    attendees = [w.words(roles) for a in meeting.attendee_ids if (w := named(a)) is not None]
+    actions = [
+        a.model_copy(update={"owner_name": w.name}) if (w := named(a.owner_id)) else a
+        for a in meeting.actions
+    ]
+    return meeting.model_copy(update={"attendees": attendees, "actions": actions}), rests_on
+
+
+_BUDGET_EVENTS = (
+    PersonalBudgetRequested,
+    PersonalBudgetIndicated,
+    PersonalBudgetAgreed,
+    PersonalBudgetAudited,
+)
+
+
+def _learnt(
+    outcome: OutcomeOut,
+    later: list[tuple[SealedFact, OutcomeProgressRecorded | OutcomeRevised]],
+) -> OutcomeOut:
+    """The outcome at its latest wording, with its earlier ones and its progress."""
+    history: list[OutcomeVersionOut] = []
+    progress: list[ProgressOut] = []
+    current = outcome.model_copy()
+    ids = list(outcome.event_ids)
+    wording_from = outcome.event_ids[0]
+    for row, p in later:
+        ids.append(row.event_id)
+        if isinstance(p, OutcomeProgressRecorded):
+            progress.append(
+                ProgressOut(
+                    on=p.recorded_on,
+                    progress=p.progress,
+                    evidence=p.evidence,
+                    review_id=p.review_id,
+                    event_id=row.event_id,
+                )
+            )
+            continue
+        history.append(
+            OutcomeVersionOut(
+                on=current.revised_on or current.on,
+                what=current.what,
+                by_when=current.by_when,
+                how_measured=current.how_measured,
+                reason=p.reason,
+                event_id=wording_from,
+            )
+        )
+        wording_from = row.event_id
+        current = current.model_copy(
+            update={
+                "what": p.what,
+                "by_when": p.by_when,
+                "how_measured": p.how_measured,
+                "priority": p.priority if p.priority is not None else current.priority,
+                "horizon": p.horizon or current.horizon,
+                "revised_on": p.revised_on,
+            }
+        )
+    progress.sort(key=lambda x: x.on)
+    return current.model_copy(
+        update={
+            "history": history,
+            "progress": progress,
+            "latest_progress": progress[-1].progress if progress else None,
+            "event_ids": ids,
+        }
+    )
+
+
+def _budget(stages: list[tuple[SealedFact, PlanEvent]]) -> BudgetOut:
+    """One personal budget from its stages (log order)."""
+    out: dict[str, Any] = {"covers": [], "audits": [], "event_ids": [], "stage": "requested"}
+    for row, p in stages:
+        out["event_ids"].append(row.event_id)
+        out.setdefault("budget_id", getattr(p, "budget_id", ""))
+        if isinstance(p, PersonalBudgetRequested):
+            out |= {"requested_on": p.requested_on, "requested_by": p.requested_by}
+            out["covers"] = out["covers"] or list(p.covers)
+        elif isinstance(p, PersonalBudgetIndicated):
+            out |= {"indicative_amount": str(p.amount), "indicated_on": p.indicated_on}
+            out["stage"] = "indicated" if out["stage"] == "requested" else out["stage"]
+        elif isinstance(p, PersonalBudgetAgreed):
+            out |= {
+                "agreed_on": p.agreed_on,
+                "amount": str(p.amount),
+                "period": p.period,
+                "direct_payment": p.direct_payment,
+                "covers": list(p.covers),
+                "stage": "agreed",
+            }
+        elif isinstance(p, PersonalBudgetAudited):
+            out["audits"].append(
+                BudgetAuditOut(
+                    on=p.audited_on,
+                    spent=str(p.spent),
+                    finding=p.finding,
+                    notes=p.notes,
+                    review_id=p.review_id,
+                    event_id=row.event_id,
+                )
+            )
+    out["on"] = out.get("requested_on") or out.get("indicated_on") or out.get("agreed_on")
+    if out["on"] is None:  # only audits visible: date it by the first
+        out["on"] = out["audits"][0].on
+    return BudgetOut(**out)
 
 
 def _advice(
@@ -620,6 +901,8 @@ def _outcomes(
             what=o.what,
             by_when=o.by_when,
             how_measured=o.how_measured,
+            priority=o.priority,
+            horizon=o.horizon,
             provision=serving.get(oid, []),
             event_ids=[row.event_id, *(x.event_id for x in serving.get(oid, []))],
         )

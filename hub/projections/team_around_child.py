@@ -431,6 +431,8 @@ class CoverOut(_Out):
     )
     role: str | None = None
     role_label: str | None = None
+    name: str | None = Field(default=None, description="The covering practitioner's name")
+    organisation_name: str | None = None
     contact: str | None = Field(default=None, description="The covering practitioner's contact")
     cover_contact: str | None = Field(default=None, description="A work contact for absence")
     arranged_on: date
@@ -1174,6 +1176,8 @@ def _with_key_working(
             cover_practitioner_id=cover_by.practitioner_id if cover_by else None,
             role=role,
             role_label=label,
+            name=cover_by.name if cover_by else None,
+            organisation_name=cover_by.organisation_name if cover_by else None,
             contact=cover_by.contact if cover_by else None,
             cover_contact=c.cover_contact,
             arranged_on=c.arranged_on,

@@ -150,10 +150,16 @@ CASELOAD_CURSOR = "caseload"
 
 
 async def team_view(
-    reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
+    reads: Reads,
+    caller: Principal,
+    child_id: str,
+    *,
+    as_of: date | None = None,
+    route: str = "GET /children/{id}/team",
 ) -> TeamView:
     """The team around the child: the child, the family, the key worker, every
-    practitioner by agency, open actions and consent, as the caller may see them."""
+    practitioner by agency, open actions and consent, as the caller may see them
+    (audited as a read through `route`)."""
     await require_in_reach(reads, caller, child_id, also=("team_around_child", "consent_state"))
     now = datetime.now(UTC)
     viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
@@ -171,9 +177,7 @@ async def team_view(
         who_decides=await who_decides(reads, child_id, state, now),
         consent=state.describe(now),
     )
-    await audit_reads(
-        reads, caller, "GET /children/{id}/team", now, [(child_id, view.facts_shown, {})]
-    )
+    await audit_reads(reads, caller, route, now, [(child_id, view.facts_shown, {})])
     return view
 
 
@@ -212,9 +216,15 @@ async def child_plans_view(
 
 
 async def timeline_view(
-    reads: Reads, caller: Principal, plan_id: str, *, as_of: date | None = None
+    reads: Reads,
+    caller: Principal,
+    plan_id: str,
+    *,
+    as_of: date | None = None,
+    route: str = "GET /plans/{id}/timeline",
 ) -> TimelineView:
-    """One plan's statutory clock and every contribution in order."""
+    """One plan's statutory clock and every contribution in order (audited through
+    `route`)."""
     child_id = await plan_in_reach(
         reads, caller, plan_id, also=("plan_timeline", "team_around_child", "consent_state")
     )
@@ -242,7 +252,7 @@ async def timeline_view(
     await audit_reads(
         reads,
         caller,
-        "GET /plans/{id}/timeline",
+        route,
         now,
         [(child_id, view.facts_shown, {"plan_id": plan_id})],
     )

@@ -11,6 +11,7 @@ from hub.auth.principal import Principal
 from hub.consent.audit_trail import AuditEntry
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
+from hub.consent.state import ConsentRecord
 from hub.consent.viewer import SharingKey
 from hub.errors import PermanentError
 from hub.queries.context import Reads, audit_reads, require_in_reach, viewer_for
@@ -84,12 +85,38 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
     }
 
 
-async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
-    """The child's consent state in plain words."""
+async def consent_records(
+    reads: Reads, caller: Principal, child_id: str, *, route: str
+) -> tuple[list[ConsentRecord], datetime]:
+    """The child's recorded consents and refusals (one audited read through `route`)."""
     await require_in_reach(reads, caller, child_id)
     state = await reads.views.consent_state(child_id)
     now = datetime.now(UTC)
-    records = [
+    await reads.trail.append(
+        [
+            AuditEntry(
+                kind="read",
+                actor=caller.actor,
+                child_id=child_id,
+                at=now,
+                details={
+                    "route": route,
+                    "outcome": "shown",
+                    "consent_ids": [r.consent_id for r in state.records],
+                },
+            )
+        ]
+    )
+    return list(state.records), now
+
+
+async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[str, Any]:
+    """The child's consent state in plain words."""
+    records, now = await consent_records(
+        reads, caller, child_id, route="GET /children/{id}/consents"
+    )
+    state = await reads.views.consent_state(child_id)
+    rows = [
         {
             "consent_id": r.consent_id,
             "decision": r.decision,
@@ -100,26 +127,11 @@ async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[
             "period": r.consent.period.model_dump(mode="json"),
             "grantor_capacity": r.consent.grantor.capacity,
         }
-        for r in state.records
+        for r in records
     ]
-    await reads.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=caller.actor,
-                child_id=child_id,
-                at=now,
-                details={
-                    "route": "GET /children/{id}/consents",
-                    "outcome": "shown",
-                    "consent_ids": [r["consent_id"] for r in records],
-                },
-            )
-        ]
-    )
     return {
         "child_id": child_id,
         "as_of": now.isoformat(),
         "summary": state.describe(now),
-        "consents": records,
+        "consents": rows,
     }

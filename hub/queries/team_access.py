@@ -293,6 +293,7 @@ ROUTE_WORDS = {
     "GET /children/{id}/access-log": "this access log",
     "GET /caseload": "their caseload list",
     "GET /me/children": "their list of children",
+    "GET /me/work": "their list of actions and advice due",
     "GET /audit/children/{id}": "the audit trail (information governance)",
     "POST /children/search": "a search that found the child",
 }

@@ -24,9 +24,11 @@ from hub.errors import NotFound, PermanentError
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn
 from hub.events.envelope import EventPayload, Source
 from hub.events.family import ViewsRecorded
+from hub.events.plan import CommentsReceived
 from hub.identity.person_index import PersonIndex
 from hub.identity.subject import Subject
 from hub.ingest.model import FactOutcome, InboundFact
+from hub.service_layer.plan_steps import RecordPlanSteps, StepsRecorded
 from hub.service_layer.submit_facts import SubmitFacts
 from hub.service_layer.views import GateViews
 
@@ -147,3 +149,42 @@ class FamilyConsent:
         return await self._submit(
             caller, child_id, payload, f"views:{caller.name}:{datetime.now(UTC).isoformat()}"
         )
+
+
+async def comment_on_draft(
+    steps: RecordPlanSteps,
+    caller: Principal,
+    child_id: str,
+    plan_id: str,
+    comments: Mapping[str, Any],
+    *,
+    route: str,
+) -> StepsRecorded:
+    """The family member's own comments on the draft plan (or proposed amendments):
+    `comments` holds `summary`, and optionally `requested_placement` and `amendment_id`.
+    `FamilyRefused` naming the field when they are not valid; the plan step's own
+    `StepRefused` when the plan has no draft to comment on."""
+    if not caller.acts_for(child_id) or not caller.capacity:
+        raise NotFound("no such child in your reach")
+    for own in ("by", "received_on"):
+        if own in comments:
+            raise FamilyRefused("set by the hub from who you are", field=own)
+    try:
+        payload = CommentsReceived(
+            received_on=datetime.now(UTC).date(),
+            by=WHOSE_VIEWS[caller.capacity],
+            **comments,
+        )
+    except ValidationError as exc:
+        raise _first_error(exc, "") from None
+    except TypeError as exc:
+        raise FamilyRefused(str(exc)) from None
+    return await steps(
+        [payload],
+        actor=caller.actor,
+        caller=caller.name,
+        child_id=child_id,
+        plan_id=plan_id,
+        route=route,
+        idempotency_key=None,
+    )

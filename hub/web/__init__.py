@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.staticfiles import StaticFiles
 
 from hub.settings import Settings
@@ -17,20 +17,36 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    from hub.web import docs, pages
+    from hub.web import docs, oidc, pages
     from hub.web.security import SecurityHeaders
     from hub.web.sessions import SessionCodec
+    from hub.web.throttle import SignInThrottle
 
     secret = settings.web_session_secret
     app.state.web_sessions = SessionCodec(
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
     )
     app.state.web_templates = pages.create_templates()
+    app.state.web_throttle = SignInThrottle()
+    if settings.oidc_issuer and settings.oidc_client_id:
+        app.state.web_oidc = oidc.OidcSignIn(settings)
+        app.state.web_templates.globals["oidc_sign_in"] = settings.oidc_display_name
+    else:
+        app.state.web_templates.globals["oidc_sign_in"] = None
     app.add_middleware(SecurityHeaders)
     app.add_exception_handler(pages.PageRefused, _refused)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(pages.router)
+    for router in page_routers():
+        app.include_router(router)
     app.include_router(docs.router)
+
+
+def page_routers() -> list[APIRouter]:
+    """Every router of web pages (authenticated by the session cookie, not a bearer
+    token: tests/e2e/test_auth_routes.py leaves them to the web page tests)."""
+    from hub.web import oidc, pages, pages_family, pages_practitioner
+
+    return [pages.router, oidc.router, pages_family.router, pages_practitioner.router]
 
 
 async def _refused(request: Request, exc: Exception) -> Response:
@@ -40,4 +56,4 @@ async def _refused(request: Request, exc: Exception) -> Response:
     return refused_page(exc)
 
 
-__all__ = ["STATIC", "install_web"]
+__all__ = ["STATIC", "install_web", "page_routers"]

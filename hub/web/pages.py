@@ -37,6 +37,7 @@ from hub.queries.record import consents_view
 from hub.queries.team_access import access_log, my_children
 from hub.service_layer.family_consent import FamilyRefused
 from hub.web.sessions import COOKIE, SessionCodec, WebSession
+from hub.web.throttle import Refusal, SignInGuard
 from hub.web.words import FILTERS
 
 log = structlog.get_logger(__name__)
@@ -46,6 +47,8 @@ FORM_LIMIT = 16 * 1024
 """The largest form any page posts (a credential and a CSRF token, or a button)."""
 
 STAGES: tuple[str, ...] = get_args(Se7Stage)
+FAMILY_DONE = ("withdrawn", "given", "refused", "views", "views_withheld", "comments")
+"""What the family page thanks the family for, after one of their forms."""
 
 router = APIRouter(include_in_schema=False)
 
@@ -108,17 +111,30 @@ async def visit_of(request: Request) -> Visit:
     session = _codec(request).open(request.cookies.get(COOKIE))
     if session is None:
         return Visit(request, WebSession.new(), set_cookie=True)
-    if session.token is None:
+    if session.token is None and session.oidc is None:
         return Visit(request, session)
     try:
-        principal = await request.app.state.auth.authenticate(f"Bearer {session.token}")
+        if session.oidc is not None:
+            principal = await request.app.state.auth.principal_of_claims(session.oidc)
+        else:
+            principal = await request.app.state.auth.authenticate(f"Bearer {session.token}")
     except AuthError:
+        if session.oidc is not None and _family_claims(request, session.oidc):
+            # A family sign-in not linked to a child yet: it links with an invitation code.
+            return Visit(request, session, extra={"unlinked": True})
         # Revoked, expired or erased: the browser is signed out, and told so on sign-in.
         return Visit(request, WebSession.new(), set_cookie=True, extra={"ended": True})
     structlog.contextvars.bind_contextvars(
         auth_role=principal.role.value, auth_key_id=principal.key_id
     )
     return Visit(request, session, principal)
+
+
+def _family_claims(request: Request, claims: Mapping[str, Any]) -> bool:
+    try:
+        return bool(request.app.state.auth.oidc.role_of(claims) is Role.FAMILY)
+    except (AuthError, AttributeError):
+        return False
 
 
 async def signed_in(request: Request, *roles: Role) -> Visit:
@@ -153,10 +169,11 @@ async def posted(visit: Visit) -> dict[str, str]:
         if len(body) > FORM_LIMIT:
             raise PageRefused(visit, 400, "This form is too large.")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=20)
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
     except (UnicodeDecodeError, ValueError):
         raise PageRefused(visit, 400, "This form could not be read.") from None
     form = {k: v[0] for k, v in fields.items() if v}
+    visit.extra["form_lists"] = fields  # every value of a repeated field (checkboxes)
     if not visit.session.csrf_matches(form.get("csrf_token")):
         log.info("web.csrf_refused", path=request.url.path)
         raise PageRefused(
@@ -197,6 +214,16 @@ def set_session(request: Request, response: Response, session: WebSession) -> No
     )
 
 
+def throttled(
+    visit: Visit, refusal: Refusal, template: str, field_name: str, context: Mapping[str, Any]
+) -> HTMLResponse:
+    """The form again, refused 429 with `Retry-After`: too many failed sign-ins."""
+    errors = [{"field": field_name, "text": refusal.message}]
+    response = render(visit, template, status=429, errors=errors, **context)
+    response.headers["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def safe_next(value: str | None) -> str:
     """Where to go after signing in: a path on this site only (never another host)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
@@ -204,8 +231,10 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def refused_page(exc: PageRefused) -> HTMLResponse:
+def refused_page(exc: PageRefused) -> Response:
     visit = exc.visit
+    if exc.status == 401 and visit.extra.get("unlinked"):
+        return RedirectResponse("/sign-in/oidc/link", status_code=303)
     if exc.status == 401:
         request = visit.request
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -246,36 +275,44 @@ async def sign_in(request: Request) -> Response:
     form = await posted(visit)
     credential = form.get("credential", "").strip()
     target = safe_next(form.get("next"))
+    guard = SignInGuard.of(request)
+    context = {"next": target, "ended": False, "signed_out": False}
+    if (refusal := guard.refused()) is not None:
+        return throttled(visit, refusal, "sign_in.html", "credential", context)
 
-    def again(message: str) -> HTMLResponse:
-        return render(
-            visit,
-            "sign_in.html",
-            status=400,
-            next=target,
-            errors=[{"field": "credential", "text": message}],
-            ended=False,
-            signed_out=False,
-        )
+    async def again(message: str, reason: str | None = None) -> HTMLResponse:
+        refusal = await guard.failed(visit.hub.trail, reason) if reason else None
+        if refusal is not None:
+            return throttled(visit, refusal, "sign_in.html", "credential", context)
+        errors = [{"field": "credential", "text": message}]
+        return render(visit, "sign_in.html", status=400, errors=errors, **context)
 
     if not credential:
-        return again("Enter your API key or your invitation code")
+        return await again("Enter your API key or your invitation code")
     redeemed_key: str | None = None
     if credential.startswith("thk_"):
         token = credential
     else:
         if not 8 <= len(normalise(credential)) <= 64:
-            return again("Enter an API key (it starts thk_) or an invitation code")
+            return await again(
+                "Enter an API key (it starts thk_) or an invitation code", "malformed"
+            )
         keys: ApiKeyStore = request.app.state.auth.keys
         try:
             redeemed = await FamilyInvitations(visit.hub.store, keys).redeem(credential)
         except InvitationError:
-            return again("This invitation code is not valid: it is unknown, used or expired")
+            return await again(
+                "This invitation code is not valid: it is unknown, used or expired",
+                "invitation_code",
+            )
         token = redeemed_key = redeemed.token
     try:
         principal = await request.app.state.auth.authenticate(f"Bearer {token}")
     except AuthError:
-        return again("This API key is not valid: it is unknown, revoked or expired")
+        return await again(
+            "This API key is not valid: it is unknown, revoked or expired", "api_key"
+        )
+    guard.succeeded()
     log.info("web.signed_in", auth_role=principal.role.value, auth_key_id=principal.key_id)
     session = WebSession.new(token)
     if redeemed_key is not None:
@@ -429,7 +466,7 @@ async def _family_page(
 @router.get("/our-child/{child_id}", response_class=HTMLResponse)
 async def family_page(request: Request, child_id: str, done: str | None = None) -> Response:
     visit = await signed_in(request, Role.FAMILY)
-    return await _family_page(visit, child_id, done=done if done == "withdrawn" else None)
+    return await _family_page(visit, child_id, done=done if done in FAMILY_DONE else None)
 
 
 @router.post("/our-child/{child_id}/consents/{consent_id}/withdraw")

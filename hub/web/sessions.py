@@ -8,6 +8,11 @@ family key the invitation code was exchanged for). Every request re-authenticate
 credential, so revoking the key ends the session at once. A browser that has not signed
 in gets a session with a CSRF token only, so the sign-in form is protected too. Sessions
 expire `SESSION_SECONDS` after sign-in, however active.
+
+A browser signed in through the identity provider (`hub.web.oidc`) holds no bearer
+credential: its session carries the ID token's claims the hub maps to a principal
+(`oidc`), checked once at the callback and mapped again on every request, so a family
+member's link to a child is re-read each time (an erasure ends it at once).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import base64
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
@@ -30,14 +36,16 @@ SESSION_SECONDS = 8 * 60 * 60
 @dataclass(frozen=True, slots=True)
 class WebSession:
     """`token`: the credential the browser signed in with (none before sign-in);
-    `csrf`: the token every form of this session carries."""
+    `csrf`: the token every form of this session carries; `oidc`: the verified claims
+    of an identity provider's sign-in (none for a key)."""
 
     csrf: str
     token: str | None = None
+    oidc: dict[str, Any] | None = None
 
     @staticmethod
-    def new(token: str | None = None) -> WebSession:
-        return WebSession(csrf=secrets.token_urlsafe(32), token=token)
+    def new(token: str | None = None, oidc: dict[str, Any] | None = None) -> WebSession:
+        return WebSession(csrf=secrets.token_urlsafe(32), token=token, oidc=oidc)
 
     def csrf_matches(self, sent: str | None) -> bool:
         return sent is not None and hmac.compare_digest(self.csrf.encode(), sent.encode())
@@ -57,20 +65,31 @@ class SessionCodec:
         self.max_age = max_age
 
     def seal(self, session: WebSession) -> str:
-        body = {"c": session.csrf, "t": session.token}
+        body: dict[str, Any] = {"c": session.csrf, "t": session.token}
+        if session.oidc is not None:
+            body["o"] = session.oidc
+        return self.seal_value(body)
+
+    def seal_value(self, body: Any) -> str:
+        """Any JSON value, sealed alike (the sign-in's pending state uses it too)."""
         return self._fernet.encrypt(orjson.dumps(body)).decode("ascii")
 
-    def open(self, value: str | None) -> WebSession | None:
+    def open_value(self, value: str | None, max_age: int) -> Any:
+        """A sealed value no older than `max_age` seconds, else None."""
         if not value:
             return None
         try:
-            raw = self._fernet.decrypt(value.encode("ascii"), ttl=self.max_age)
-            body = orjson.loads(raw)
+            return orjson.loads(self._fernet.decrypt(value.encode("ascii"), ttl=max_age))
         except (InvalidToken, UnicodeEncodeError, orjson.JSONDecodeError):
             return None
+
+    def open(self, value: str | None) -> WebSession | None:
+        body = self.open_value(value, self.max_age)
         if not isinstance(body, dict):
             return None
-        csrf, token = body.get("c"), body.get("t")
+        csrf, token, oidc = body.get("c"), body.get("t"), body.get("o")
         if not isinstance(csrf, str) or not (token is None or isinstance(token, str)):
             return None
-        return WebSession(csrf=csrf, token=token)
+        if not (oidc is None or isinstance(oidc, dict)):
+            return None
+        return WebSession(csrf=csrf, token=token, oidc=oidc)

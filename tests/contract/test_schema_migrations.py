@@ -119,3 +119,31 @@ async def test_stores_starting_at_once_on_an_empty_database_all_come_up(
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_the_pages_of_a_trail_and_of_the_match_queue_are_read_by_index(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The paging queries' plans use the paging indexes (revision 0006), not a sort of
+    the child's whole trail or the whole queue."""
+    store = await make_store("sqlite", request, tmp_path)
+    await store.start()
+    try:
+        trail = await store.fetchall(
+            "EXPLAIN QUERY PLAN SELECT line, part, log_offset FROM audit_entry"
+            " WHERE child_id = ? AND (part > ? OR (part = ? AND log_offset > ?))"
+            " ORDER BY part, log_offset LIMIT ?",
+            ["hc-1", 0, 0, 5, 51],
+        )
+        queue = await store.fetchall(
+            "EXPLAIN QUERY PLAN SELECT item_id FROM match_queue_item"
+            " WHERE (created_at > ? OR (created_at = ? AND item_id > ?))"
+            " ORDER BY created_at, item_id LIMIT ?",
+            ["2024-01-01", "2024-01-01", "mq-1", 51],
+        )
+    finally:
+        await store.close()
+    trail_plan = " ".join(str(r[-1]) for r in trail)
+    queue_plan = " ".join(str(r[-1]) for r in queue)
+    assert "audit_entry_child_log" in trail_plan and "TEMP B-TREE" not in trail_plan, trail_plan
+    assert "TEMP B-TREE" not in queue_plan, queue_plan

@@ -33,7 +33,7 @@ from hub.api.auth import current_principal, require_roles, route_roles
 from hub.auth import Authenticator, Principal, Role
 from hub.auth.keys import Identity
 from hub.settings import Settings
-from hub.web import pages as web_pages
+from hub.web import page_routers
 from tests.unit.test_oidc import JwksServer, claims, sign
 
 # Routes that answer without credentials, and why. Anything else must authenticate.
@@ -46,6 +46,9 @@ PUBLIC: dict[str, str] = {
     "/docs": "Swagger UI over the OpenAPI document",
     "/docs/oauth2-redirect": "Swagger UI helper page",
     "/redoc": "ReDoc over the OpenAPI document",
+    # FHIR clients read a server's CapabilityStatement before they authenticate (like
+    # /openapi.json it holds what the server can do, never data).
+    "/fhir/metadata": "the FHIR CapabilityStatement",
     # Exchanging a one-time invitation code for a family key is how a family member gets
     # a credential at all (like a sign-in); the code is the secret. Tested in
     # tests/e2e/test_team_access.py (used, expired and unknown codes refused alike).
@@ -83,7 +86,9 @@ def _is_api_route(route: Any) -> bool:
 # The web pages (hub.web.pages) and their static files authenticate by session cookie,
 # not bearer token: tests/e2e/test_web_pages.py walks every page route with no session,
 # each role and a child out of reach, and checks that it knows every page route.
-WEB_PAGES: frozenset[str] = frozenset(r.path for r in web_pages.router.routes) | {"/static"}
+WEB_PAGES: frozenset[str] = frozenset(
+    r.path for router in page_routers() for r in router.routes
+) | {"/static"}
 
 
 def _endpoints_of(app: FastAPI) -> list[Endpoint]:

@@ -112,6 +112,20 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
             == cohort.big_team_child.member("social_worker").practitioner_id
         )  # type: ignore[union-attr]
         assert cover["cover_contact"].startswith("SEN team duty line")
+        assert cover["name"] == cohort.big_team_child.member("social_worker").name  # type: ignore[union-attr]
+        # the latest annual review is concluded, with progress towards each outcome
+        reviewed = next(c for c in cohort.children if c.scenario == "phase_transfer")
+        plan = result.plan_ids[reviewed.index]
+        r = await client.get(f"/plans/{plan}/timeline", headers=coordinator)
+        assert r.status_code == 200, r.text
+        timeline = r.json()
+        [review] = [c for c in timeline["contributions"] if c["kind"] == "review"]
+        assert (
+            review["agreed_with_family"] and timeline["next_review_on"] == review["next_review_on"]
+        )
+        section_e = [c for c in timeline["contributions"] if c["kind"] == "outcome"]
+        progressed = [o for o in section_e if o["latest_progress"]]
+        assert len(progressed) == len(reviewed.needs) >= 1, section_e
         # a key worker hands over to the casework officer: both shown while the overlap runs
         handing = [
             c for c in cohort.children if c.scenario == "review_due" and c.member("key_worker")

@@ -47,7 +47,10 @@ async def get(api: Api, url: str) -> dict[str, Any]:
     return out
 
 
-def joined(child: str, pid: str, role: str, contact: str) -> dict[str, Any]:
+def joined(
+    child: str, pid: str, role: str, contact: str, name: str | None = None
+) -> dict[str, Any]:
+    named = {"name": name, "organisation_name": "Leeds City Council"} if name else {}
     return {
         "event_type": "team.practitioner_joined",
         "schema_version": 1,
@@ -61,6 +64,7 @@ def joined(child: str, pid: str, role: str, contact: str) -> dict[str, Any]:
             "agency": "local_authority",
             "since": "2024-01-10",
             "contact": contact,
+            **named,
         },
     }
 
@@ -97,7 +101,7 @@ async def a_child_in_the_20_week_process(api: Api) -> str:
         "la-case-system",
         joined(child, "kw-1", "key_worker", "01632 960001"),
         joined(child, "kw-2", "key_worker", "01632 960002"),
-        joined(child, "sen-9", "la_sen_officer", "sen-team@la.example"),
+        joined(child, "sen-9", "la_sen_officer", "sen-team@la.example", "Sam Okafor"),
     )
     assert [x["status"] for x in results] == ["appended"] * 3, results
     await post(
@@ -209,6 +213,10 @@ async def test_a_handover_and_a_cover_contact_through_the_api(api: Api) -> None:
         "sen-team@la.example",
     )
     assert kw["cover"]["cover_contact"] == "SEN duty line 01632 960999"
+    assert (kw["cover"]["name"], kw["cover"]["organisation_name"]) == (
+        "Sam Okafor",
+        "Leeds City Council",
+    )
     assert [k["practitioner_id"] for k in after["key_workers"]] == ["kw-2"]
     assert [
         (p["key_worker_id"], p["ended_on"], p["ended_because"], p["current"])

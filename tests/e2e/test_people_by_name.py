@@ -211,6 +211,42 @@ async def test_the_team_and_timeline_name_people_and_the_names_are_sealed_and_er
         [advice] = [c for c in tl["contributions"] if c["kind"] == "advice"]
         assert advice["practitioner_name"] == EP_NAME
 
+        # a meeting names its attendees and its actions' owners (the unnamed one by id only)
+        await post(
+            api,
+            f"/children/{child}/meetings",
+            {
+                "plan_id": plan,
+                "held_on": "2024-03-06",
+                "kind": "tac",
+                "attendee_ids": ["ep-9", "gmc:C9900011", "gmc:C9900010"],
+                "actions": [
+                    {
+                        "action_id": "act-ep",
+                        "text": "Observe in class",
+                        "owner_id": "ep-9",
+                        "due_on": "2024-03-20",
+                    },
+                    {
+                        "action_id": "act-x",
+                        "text": "Send the letter",
+                        "owner_id": "gmc:C9900011",
+                        "due_on": "2024-03-20",
+                    },
+                ],
+            },
+        )
+        tl = await get(api, f"/plans/{plan}/timeline?as_of=2024-03-10")
+        [meeting] = [c for c in tl["contributions"] if c["kind"] == "meeting"]
+        assert meeting["attendees"] == [
+            "Dr Priya Shah, educational psychologist",
+            "Dr Amirah Quennell, community or acute paediatrician",
+        ]
+        assert [(a["owner_id"], a["owner_name"]) for a in meeting["actions"]] == [
+            ("ep-9", EP_NAME),
+            ("gmc:C9900011", None),
+        ]
+
     # names never reach a log line (the routes take ids only, so never a URL either)
     lines = json.dumps(logs, default=str)
     assert "ingest.message" in lines  # the log lines were captured (so this can fail)

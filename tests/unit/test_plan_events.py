@@ -30,11 +30,18 @@ from hub.events.plan import (
     DraftIssued,
     ExceptionRecorded,
     Finalised,
+    InformalSupportRecorded,
     NoPlanDecided,
     OutcomeAgreed,
+    OutcomeProgressRecorded,
+    OutcomeRevised,
     PersonalBudgetAgreed,
+    PersonalBudgetAudited,
+    PersonalBudgetIndicated,
+    PersonalBudgetRequested,
     PlanEvent,
     ProvisionAgreed,
+    ReviewConcluded,
     ReviewDecided,
     ReviewMeetingHeld,
     ReviewReportSent,
@@ -175,6 +182,52 @@ SAMPLES: list[PlanEvent] = [
     AmendmentProposed(amendment_id="a-1", proposed_on=D(2025, 5, 21)),
     Amended(amendment_id="a-1", amended_on=D(2025, 7, 1), phase_transfer="primary_to_secondary"),
     Ceased(ceased_on=D(2030, 7, 31), reason="left_education_or_training"),
+    # review and learn (appended: the indexes above are used by the tests below)
+    OutcomeProgressRecorded(
+        outcome_id="o-1",
+        review_id="r-1",
+        recorded_on=D(2025, 5, 1),
+        progress="partly_achieved",
+        evidence="Reads 40 words a minute",
+    ),
+    OutcomeRevised(
+        outcome_id="o-1",
+        review_id="r-1",
+        revised_on=D(2025, 5, 1),
+        what="Reads a short book aloud",
+        by_when=D(2026, 4, 30),
+        how_measured="Teacher assessment",
+        horizon="short_term",
+        priority=1,
+    ),
+    InformalSupportRecorded(
+        support_id="s-1",
+        kind="community",
+        description="Saturday football club",
+        recorded_on=D(2024, 4, 20),
+        outcome_ids=("o-1",),
+    ),
+    PersonalBudgetRequested(
+        budget_id="b-1", requested_on=D(2024, 3, 1), requested_by="parent", covers=("social_care",)
+    ),
+    PersonalBudgetIndicated(
+        budget_id="b-1", indicated_on=D(2024, 3, 20), amount=Decimal("1000"), period="annual"
+    ),
+    PersonalBudgetAudited(
+        budget_id="b-1",
+        review_id="r-1",
+        audited_on=D(2025, 5, 1),
+        spent=Decimal("1150.50"),
+        finding="used_as_agreed",
+    ),
+    ReviewConcluded(
+        review_id="r-1",
+        concluded_on=D(2025, 5, 1),
+        what_worked=("Small-group phonics",),
+        what_did_not_work=("Homework diary",),
+        next_review_on=D(2026, 4, 30),
+        agreed_with_family=True,
+    ),
 ]
 
 
@@ -327,6 +380,32 @@ def test_outcome_must_be_due_after_it_was_agreed() -> None:
         lambda: SAMPLES[9].model_validate({**SAMPLES[9].model_dump(), "by_when": "2024-04-20"}),
         "by_when",
         "after agreed_on",
+    )
+
+
+def test_the_next_review_is_after_the_review_and_within_twelve_months() -> None:
+    concluded = SAMPLES[-1].model_dump()
+    _raises(
+        lambda: ReviewConcluded.model_validate({**concluded, "next_review_on": "2025-05-01"}),
+        "next_review_on",
+        "after concluded_on",
+    )
+    _raises(
+        lambda: ReviewConcluded.model_validate({**concluded, "next_review_on": "2026-05-02"}),
+        "next_review_on",
+        "at least every 12 months",
+    )
+    leap = {**concluded, "concluded_on": "2024-02-29", "next_review_on": "2025-02-28"}
+    assert ReviewConcluded.model_validate(leap).next_review_on == D(2025, 2, 28)
+
+
+def test_a_revised_outcome_is_due_after_its_revision() -> None:
+    _raises(
+        lambda: OutcomeRevised.model_validate(
+            {**SAMPLES[19].model_dump(), "by_when": "2025-04-01"}
+        ),
+        "by_when",
+        "after revised_on",
     )
 
 
