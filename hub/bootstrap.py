@@ -215,9 +215,10 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.auth.invitations import FamilyInvitations
     from hub.auth.keys import ApiKeyStore
     from hub.consent.audit_heads import HeadSigner
-    from hub.consent.opener import EnvelopeOpener
+    from hub.consent.opener import EnvelopeOpener, child_of_key
     from hub.consent.policy import load_policy
     from hub.queries.context import Reads
+    from hub.queries.opened import OpenedFacts
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.family_consent import FamilyConsent
@@ -235,7 +236,10 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
 
     policy = load_policy()
     master = load_master_key(settings)
-    keys = SqlKeyStore(store, master)
+    opened = OpenedFacts()
+    keys = SqlKeyStore(
+        store, master, on_delete=lambda key_id: opened.forget_child(child_of_key(key_id))
+    )
     persons = SqlPersonIndex(store, master.derive(b"person-index"))
     matches = SqlMatchQueue(store, keys)
     trail = LogAuditTrail(event_log, store, signer=HeadSigner.from_master(master))
@@ -333,7 +337,13 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         views=views,
         handlers=handlers,
         reads=Reads(
-            store=store, views=views, opener=opener, persons=persons, trail=trail, policy=policy
+            store=store,
+            views=views,
+            opener=opener,
+            persons=persons,
+            trail=trail,
+            policy=policy,
+            opened=opened,
         ),
         runners=runners,
     )

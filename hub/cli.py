@@ -657,18 +657,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     path: Path = args.file
     try:
         data = path.read_bytes()
+        header = args.header.read_bytes() if args.header is not None else None
     except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror}") from None
+        raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if header is not None and args.format != "ssda903":
+        raise CliError("--header is the SSDA903 Header table: only with --format ssda903")
 
     async def run(the_hub: Hub) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-        from hub.adapters.registry import parse
+        from hub.adapters.registry import check_format, parse
         from hub.errors import PermanentError
 
         try:
             fmt, content_type = _content_type_for(args.format, path, data)
-            result = parse(fmt, data, content_type, args.agency, la_code=args.la_code)
+            # a file of another format is refused, never read as this one (a CTF as CIN)
+            check_format(fmt, data, accepted=(fmt,), where=f"--format {args.format}")
+            result = parse(
+                fmt, data, content_type, args.agency, la_code=args.la_code, header=header
+            )
         except PermanentError as exc:
             raise CliError(f"{path.name} cannot be read as {args.format}: {exc}") from None
         except (ValueError, TypeError, LookupError, ArithmeticError, RecursionError) as exc:
@@ -961,6 +968,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--la-code",
         default=None,
         help="the LA's 3-digit code (SSDA903; CIN files without an LEA in their header)",
+    )
+    p.add_argument(
+        "--header",
+        type=Path,
+        default=None,
+        help="SSDA903: the Header table CSV sent with an Episodes CSV (its UPN and date of "
+        "birth name each child in the episodes too)",
     )
     p.add_argument("--batch", type=int, default=2000, help="facts per gate batch (default 2000)")
     p.add_argument(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 WAL_SWITCH_SECONDS = 30.0
 
@@ -24,6 +25,39 @@ def connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA busy_timeout=30000")
     return conn
+
+
+def connect_inline(path: Path) -> sqlite3.Connection:
+    """A read-only connection for short reads on the event loop's own thread, where a
+    hand-off to a reader thread costs several times the read itself. It never waits for
+    a lock (busy timeout 0): a read that would have to wait raises at once, and the
+    caller hands it to its reader thread instead (see `inline_read`)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=0)
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def inline_read(
+    conn: sqlite3.Connection | None, sql: str, params: Any, *, one: bool = False
+) -> list[Any] | None:
+    """The rows of a read run on this thread (`one`: at most the first), or None when it
+    must wait for a lock (or there is no inline connection): then run it on the reader
+    thread as before."""
+    if conn is None:
+        return None
+    try:
+        cursor = conn.execute(sql, params)
+        try:
+            if one:
+                row = cursor.fetchone()
+                return [] if row is None else [row]
+            return cursor.fetchall()
+        finally:
+            cursor.close()  # ends the statement, and with it the read's snapshot
+    except sqlite3.OperationalError as exc:
+        if is_transient(exc):
+            return None
+        raise
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:

@@ -23,7 +23,6 @@ from hub.adapters.xml_safety import (
     RULE_CODE_LIST,
     RULE_DATE_FORMAT,
     RULE_DATE_IN_FUTURE,
-    RULE_NOT_READ,
     RULE_REQUIRED,
     RULE_SUBJECT,
     Element,
@@ -31,10 +30,12 @@ from hub.adapters.xml_safety import (
     build_payload,
     content_message_id,
     day_start,
+    element_paths,
     flag,
     parse_date,
     parse_local_datetime,
     parse_xml,
+    report_unread,
     text_of,
     validation_not_taken,
 )
@@ -56,6 +57,7 @@ from hub.events.social_care import (
 from hub.ingest.model import AdapterResult, InboundFact, NotTaken, Subject
 
 RULES: dict[str, str] = {
+    "100": "Reference Date is incorrect",
     "1103": "The assessment start date cannot be before the referral date",
     "1104": (
         "The date of the initial child protection conference cannot be before the referral date"
@@ -145,26 +147,63 @@ RULE_EPISODE_NOT_TAKEN = "hub.episode_not_taken"
 """A fact within an episode whose referral date is missing or not taken: it has nothing
 to name its episode by."""
 
-_HANDLED_CHILD = frozenset({"ChildIdentifiers", "ChildCharacteristics", "CINdetails"})
-_HANDLED_IDS = frozenset(
-    {
+_CHILD = "Children/Child"
+_DETAILS = f"{_CHILD}/CINdetails"
+
+
+TAKEN_ELEMENTS = element_paths(
+    ("Header", ("CollectionDetails", "Source")),
+    ("Header/CollectionDetails", ("Collection", "Year", "ReferenceDate")),
+    ("Header/Source", ("LEA", "SoftwareCode", "DateTime")),
+    ("Children", ("Child",)),
+    (_CHILD, ("ChildIdentifiers", "ChildCharacteristics", "CINdetails")),
+    (f"{_CHILD}/ChildIdentifiers", (
         "LAchildID", "UPN", "FormerUPN", "UPNunknown", "PersonBirthDate", "ExpectedPersonBirthDate",
         "GenderCurrent", "Sex", "PersonDeathDate", "NHSnumber", "NHSNumber",
-    }
-)  # fmt: skip
-_HANDLED_CHARACTERISTICS = frozenset({"Disabilities"})
-_HANDLED_DETAILS = frozenset(
-    {
+    )),
+    (f"{_CHILD}/ChildCharacteristics", ("Disabilities",)),
+    (f"{_CHILD}/ChildCharacteristics/Disabilities", ("Disability",)),
+    (_DETAILS, (
         "CINreferralDate", "ReferralSource", "PrimaryNeedCode", "CINclosureDate",
-        "ReasonForClosure",
-        "DateOfInitialCPC", "Assessments", "CINPlanDates", "Section47", "ReferralNFA",
-        "ChildProtectionPlans",
-    }
+        "ReasonForClosure", "DateOfInitialCPC", "Assessments", "CINPlanDates", "Section47",
+        "ReferralNFA", "ChildProtectionPlans",
+    )),
+    (f"{_DETAILS}/Assessments", (
+        "AssessmentActualStartDate", "AssessmentInternalReviewDate",
+        "AssessmentAuthorisationDate", "FactorsIdentifiedAtAssessment",
+    )),
+    (f"{_DETAILS}/Assessments/FactorsIdentifiedAtAssessment", ("AssessmentFactors",)),
+    (f"{_DETAILS}/CINPlanDates", ("CINPlanStartDate", "CINPlanEndDate")),
+    (f"{_DETAILS}/Section47", (
+        "S47ActualStartDate", "InitialCPCtarget", "DateOfInitialCPC", "ICPCnotRequired",
+    )),
+    (f"{_DETAILS}/ChildProtectionPlans", (
+        "CPPstartDate", "CPPendDate", "InitialCategoryOfAbuse", "LatestCategoryOfAbuse",
+        "NumberOfPreviousCPP", "Reviews",
+    )),
+    (f"{_DETAILS}/ChildProtectionPlans/Reviews", ("CPPreviewDate",)),
 )  # fmt: skip
+"""Every element the adapter reads (a path below Message, without indices); every other
+element of a return gets a not-taken line (`report_unread`), so none is dropped unexplained."""
+
+
+def _ref_of(path: str) -> str:
+    """A path below Message in the adapter's ref style: `Child[*]/ChildCharacteristics/...`."""
+    if path == _CHILD or path.startswith((f"{_CHILD}/", f"{_CHILD}#")):
+        return "Child[*]" + path[len(_CHILD) :]
+    return path
+
+
 _UNSUPPORTED_REASONS = {
     "Ethnicity": "ethnicity is special category data not among the facts the hub takes "
     "(data minimisation)",
 }
+_UNSUPPORTED_REASONS.update({
+    "SourceLevel": "the return's source level is not a fact about a child",
+    "Release": "the sending software's release is not a fact about a child",
+    "SerialNo": "the return's serial number is not a fact about a child (the hub keys a "
+    "return by its content)",
+})  # fmt: skip
 _DEFAULT_UNSUPPORTED = "not read by the hub's CIN census adapter"
 
 
@@ -186,6 +225,10 @@ def parse_cin(
         raise PermanentError("the CIN census has no Children element", field="Message/Children")
     reader = _CinReader(root.find("Header"), agency=agency, la_code=la_code, data=data, now=now)
     reader.read_children(children_el.findall("Child"))
+    report_unread(
+        root, TAKEN_ELEMENTS, reader.result.not_taken,
+        ref_of=_ref_of, reasons=_UNSUPPORTED_REASONS, default=_DEFAULT_UNSUPPORTED,
+    )  # fmt: skip
     return reader.result
 
 
@@ -205,7 +248,6 @@ class _CinReader:
         self.today = self.now.date()
         self.result = AdapterResult(message_id=content_message_id("cin", data))
         self.read = Reader(self.result.not_taken)
-        self.unsupported: dict[str, str] = {}
         warnings = self.result.warnings
 
         header_la = text_of(header, "Source/LEA")
@@ -232,6 +274,7 @@ class _CinReader:
             self.reference_date = self.read.date(
                 ref_text, "Header/CollectionDetails", "ReferenceDate"
             )
+        self.check_reference_date(text_of(header, "CollectionDetails/Year"))
         self.bound = min(self.reference_date or self.today, self.today)
         """Latest date a referral or birth can have: the census reference date, or today."""
 
@@ -267,6 +310,30 @@ class _CinReader:
                 "the agency name must be 1-64 characters", field="agency"
             ) from None
 
+    def check_reference_date(self, year_text: str | None) -> None:
+        """Rule 100: the ReferenceDate is 31 March of the collection Year. A header that
+        breaks it is reported (a not-taken line naming ReferenceDate, and a warning naming
+        both dates), never silently reconciled: the date checks that rely on the collection
+        period (8600, 8520, dates after the return was produced) use the ReferenceDate as
+        sent, and the warning says so."""
+        year = int(year_text) if year_text and year_text.isascii() and year_text.isdigit() else None
+        if year is None or not 1900 < year < 10000:
+            if year_text is not None:
+                self.read.reject(
+                    "Header/CollectionDetails/Year", "Year", "not a year (yyyy)", RULE_DATE_FORMAT
+                )
+            return
+        expected = date(year, 3, 31)
+        if self.reference_date == expected:
+            return
+        self.rule("Header/CollectionDetails/ReferenceDate", "100", "ReferenceDate")
+        sent = self.reference_date.isoformat() if self.reference_date else "none"
+        self.result.warnings.append(
+            f"rule 100: the header's ReferenceDate ({sent}) is not 31 March of its collection "
+            f"Year ({expected.isoformat()}); the dates of this return are checked against "
+            + (f"the ReferenceDate as sent ({sent})" if self.reference_date else "today")
+        )
+
     # --- helpers -------------------------------------------------------------------------
 
     def rule(self, ref: str, code: str, field: str | None) -> None:
@@ -295,20 +362,6 @@ class _CinReader:
             return True
         return False
 
-    def note_unsupported(self, el: Element | None, handled: frozenset[str], prefix: str) -> None:
-        if el is None:
-            return
-        for child in el:
-            tag = child.tag
-            if (
-                isinstance(tag, str)
-                and tag not in handled
-                and f"{prefix}/{tag}" not in self.unsupported
-            ):
-                self.unsupported[f"{prefix}/{tag}"] = _UNSUPPORTED_REASONS.get(
-                    tag, _DEFAULT_UNSUPPORTED
-                )
-
     # --- children ------------------------------------------------------------------------
 
     def read_children(self, children: list[Element]) -> None:
@@ -330,27 +383,10 @@ class _CinReader:
             upn = upns[index - 1]
             duplicate_upn = upn is not None and upn_counts[upn.upper()] > 1
             self.read_child(child, ref, child_id, duplicate_upn)
-        for ref, reason in self.unsupported.items():
-            self.result.not_taken.append(
-                NotTaken(
-                    ref=ref,
-                    reason=reason,
-                    kind="unsupported",
-                    field=ref.rsplit("/", 1)[-1],
-                    rule=RULE_NOT_READ,
-                )
-            )
 
     def read_child(self, child: Element, ref: str, child_id: str, duplicate_upn: bool) -> None:
         ids_ref = f"{ref}/ChildIdentifiers"
         ids = child.find("ChildIdentifiers")
-        self.note_unsupported(child, _HANDLED_CHILD, "Child[*]")
-        self.note_unsupported(ids, _HANDLED_IDS, "Child[*]/ChildIdentifiers")
-        self.note_unsupported(
-            child.find("ChildCharacteristics"),
-            _HANDLED_CHARACTERISTICS,
-            "Child[*]/ChildCharacteristics",
-        )
 
         upn = text_of(ids, "UPN")
         if duplicate_upn:
@@ -449,7 +485,6 @@ class _CinReader:
     def read_episode(
         self, el: Element, subject: Subject, ref: str, born: date | None, death: date | None
     ) -> None:
-        self.note_unsupported(el, _HANDLED_DETAILS, "Child[*]/CINdetails")
         broken: list[tuple[str, str]] = []
         referral_text = text_of(el, "CINreferralDate")
         referral = self.read.date(referral_text, ref, "CINreferralDate")
@@ -458,7 +493,7 @@ class _CinReader:
         elif referral is not None and referral > self.bound:
             broken.append(("8600", "CINreferralDate"))
             referral = None
-        if referral is not None and born is not None and referral < born - UNBORN_REFERRAL_WINDOW:
+        if referral is not None and born is not None and referral + UNBORN_REFERRAL_WINDOW < born:
             broken.append(("8606", "CINreferralDate"))
         if referral is not None and death is not None and referral > death:
             broken.append(("8555Q", "CINreferralDate"))
@@ -599,8 +634,9 @@ class _CinReader:
             broken.append(("1103", "AssessmentActualStartDate"))
         if authorised is not None and authorised < start:
             broken.append(("8608", "AssessmentAuthorisationDate"))
-        if episode.after_closure(start, authorised):
-            broken.append(("8565", "AssessmentActualStartDate"))
+        broken += episode.after_closure(
+            AssessmentActualStartDate=start, AssessmentAuthorisationDate=authorised
+        )
         factors: list[str] = []
         for k, item in enumerate(
             el.findall("FactorsIdentifiedAtAssessment/AssessmentFactors"), start=1
@@ -648,8 +684,7 @@ class _CinReader:
             broken.append(("4008", "CINPlanStartDate"))
         if episode.death is not None and end is not None and end > episode.death:
             broken.append(("4009Q", "CINPlanEndDate"))
-        if episode.after_closure(start, end):
-            broken.append(("8565", "CINPlanStartDate"))
+        broken += episode.after_closure(CINPlanStartDate=start, CINPlanEndDate=end)
         self.finish(
             broken, ok, CinPlanRecorded,
             {"referral_date": episode.referral, "start_date": start, "end_date": end},
@@ -673,8 +708,7 @@ class _CinReader:
             broken.append(("2889", "S47ActualStartDate"))
         if episode.referral is not None and icpc is not None and icpc < episode.referral:
             broken.append(("1104", "DateOfInitialCPC"))
-        if episode.after_closure(start, icpc):
-            broken.append(("8565", "S47ActualStartDate"))
+        broken += episode.after_closure(S47ActualStartDate=start, DateOfInitialCPC=icpc)
         try:
             not_required = flag(text_of(el, "ICPCnotRequired")) or False
         except ValueError:
@@ -719,8 +753,7 @@ class _CinReader:
             broken.append(("8915", "CPPstartDate"))
         if episode.death is not None and end is not None and end > episode.death:
             broken.append(("8920", "CPPendDate"))
-        if episode.after_closure(end):
-            broken.append(("8565", "CPPendDate"))
+        broken += episode.after_closure(CPPendDate=end)
         reviews: list[date] = []
         for k, review_el in enumerate(el.findall("Reviews/CPPreviewDate"), start=1):
             review_ref = f"{ref}/Reviews/CPPreviewDate[{k}]"
@@ -766,8 +799,13 @@ class _Episode:
         self.closure = closure
         self.death = death
 
-    def after_closure(self, *dates: date | None) -> bool:
-        return self.closure is not None and any(d is not None and d > self.closure for d in dates)
+    def after_closure(self, **dates: date | None) -> list[tuple[str, str]]:
+        """Rule 8565 against each element dated after the episode closed (the late one,
+        never another date of the same activity)."""
+        closure = self.closure
+        if closure is None:
+            return []
+        return [("8565", name) for name, d in dates.items() if d is not None and d > closure]
 
 
 _SUBJECT_ELEMENTS = {

@@ -23,7 +23,6 @@ from hub.adapters.xml_safety import (
     RULE_DATE_FORMAT,
     RULE_DATE_IN_FUTURE,
     RULE_DATES_IN_ORDER,
-    RULE_NOT_READ,
     RULE_REQUIRED,
     RULE_SUBJECT,
     Element,
@@ -31,10 +30,12 @@ from hub.adapters.xml_safety import (
     build_payload,
     content_message_id,
     day_start,
+    element_paths,
     flag,
     leaf_texts,
     parse_local_datetime,
     parse_xml,
+    report_unread,
     text_of,
     validation_not_taken,
 )
@@ -56,7 +57,7 @@ from hub.events.envelope import EventPayload, Source
 from hub.events.family import ContactPoint, ContactRecorded
 from hub.events.family import PostalAddress as ContactAddress
 from hub.events.social_care import DisabilityCode, DisabilityRecorded
-from hub.ingest.model import AdapterResult, InboundFact, NotTaken, Subject
+from hub.ingest.model import AdapterResult, InboundFact, Subject
 
 SUPPORTED_VERSIONS = (19, 20, 21)
 NEED_TYPES = frozenset(get_args(SenNeedType))
@@ -73,18 +74,61 @@ RULE_SEN_NEED_WITHOUT_PROVISION = "hub.sen_need_without_provision"
 RULE_CONTACT_WITHOUT_PR = "hub.contact_without_parental_responsibility"
 RULE_NOT_COLLECTED = "hub.not_collected"
 
-_HANDLED_PUPIL = frozenset(
-    {
+
+_LINES = ("SAON", "PAON", "Street", "Locality", "Town", "PostTown")
+_ADDRESS_LINES = tuple(f"AddressLine{i}" for i in range(1, 6))
+_PUPIL = "CTFpupilData/Pupil"
+_CONTACT = f"{_PUPIL}/Contacts/Contact"
+TAKEN_ELEMENTS = element_paths(
+    ("Header", ("CTFversion", "DateTime", "DocumentQualifier", "SupplierID", "SourceSchool")),
+    ("Header/SourceSchool", ("LEA", "Estab", "URN")),
+    ("CTFpupilData", ("Pupil",)),
+    (_PUPIL, (
         "UPN", "UniqueLearnerNumber", "Surname", "Forename", "DOB", "Gender", "BasicDetails",
         "SENhistory", "Address", "Contacts", "Attendance", "SchoolHistory", "Exclusions",
-    }
-)  # fmt: skip
-_HANDLED_BASIC = frozenset(
-    {
+    )),
+    (f"{_PUPIL}/BasicDetails", (
         "FormerUPN", "PreferredSurname", "PreferredForename", "MiddleNames", "NCyearActual",
         "EnrolStatus", "Disabilities",
-    }
+    )),
+    (f"{_PUPIL}/BasicDetails/Disabilities", ("Disability",)),
+    (f"{_PUPIL}/Address", ("BS7666Address", "AddressLines", "County", "PostCode")),
+    (f"{_PUPIL}/Address/BS7666Address", (*_LINES, "UniquePropertyReferenceNumber")),
+    (f"{_PUPIL}/Address/AddressLines", _ADDRESS_LINES),
+    (f"{_PUPIL}/SENhistory", ("SENneeds", "SEN")),
+    (f"{_PUPIL}/SENhistory/SENneeds", ("SENneed",)),
+    (f"{_PUPIL}/SENhistory/SENneeds/SENneed", ("SENtype", "SENtypeRank", "NeedStartDate")),
+    (f"{_PUPIL}/SENhistory/SEN", ("SENprovision", "StartDate", "EndDate")),
+    (f"{_PUPIL}/Attendance", ("YearData",)),
+    (f"{_PUPIL}/Attendance/YearData", (
+        "LEA", "Estab", "URN", "SchoolName", "Year", "SessionsPossible", "SessionsAttended",
+        "SessionsAuthorised", "SessionsUnauthorised",
+    )),
+    (f"{_PUPIL}/Exclusions", ("Exclusion",)),
+    (f"{_PUPIL}/Exclusions/Exclusion", (
+        "Category", "ExclusionCategory", "StartDate", "EndDate", "ActualSessions", "Sessions",
+        "Reason", "Reasons", "LEA", "Estab", "URN",
+    )),
+    (f"{_PUPIL}/Exclusions/Exclusion/Reasons", ("Reason",)),
+    (f"{_PUPIL}/SchoolHistory", ("School",)),
+    (f"{_PUPIL}/SchoolHistory/School", (
+        "EntryDate", "LeavingDate", "LEA", "Estab", "URN", "SchoolName", "LeavingReason",
+    )),
+    (f"{_PUPIL}/Contacts", ("Contact",)),
+    (_CONTACT, (
+        "Order", "Title", "Surname", "Forename", "MiddleNames", "Relationship", "Responsibility",
+        "CourtOrder", "SuppInfo", "Address", "Phones", "Email",
+    )),
+    (f"{_CONTACT}/SuppInfo", ("CourtOrder",)),
+    (f"{_CONTACT}/Phones", ("Phone",)),
+    (f"{_CONTACT}/Phones/Phone", ("PhoneNo", "TelephoneType")),
+    (f"{_CONTACT}/Address", ("AddressAsPupil", "BS7666Address", "AddressLines", "County",
+                             "PostCode")),
+    (f"{_CONTACT}/Address/BS7666Address", _LINES),
+    (f"{_CONTACT}/Address/AddressLines", _ADDRESS_LINES),
 )  # fmt: skip
+"""Every element the adapter reads (a path below CTfile, without indices); every other
+element of a file gets a not-taken line (`report_unread`), so none is dropped unexplained."""
 _MINIMISED = "not among the facts the hub takes (data minimisation)"
 _UNSUPPORTED_REASONS = {
     "UCI": "the unique candidate identifier (exam entries) is not used by the hub",
@@ -105,7 +149,32 @@ _UNSUPPORTED_REASONS = {
     "FormerSurname": f"former surnames are {_MINIMISED}",
     "YSSA": f"youth support services agreement is {_MINIMISED}",
 }
+_NOT_NEEDED = "is not needed by the hub: the postcode places an address"
+_UNSUPPORTED_REASONS.update({
+    "Country": f"the country of an address {_NOT_NEEDED}",
+    "Easting": f"a grid reference {_NOT_NEEDED}",
+    "Northing": f"a grid reference {_NOT_NEEDED}",
+    "DestSchool": "the destination school is the receiving end of the transfer, not a fact "
+    "about the child (the receiving school sends its own records)",
+    "DocumentName": "the document's name is not a fact about a child",
+    "AcademicYear": "the sending school's academic year is not taken: facts carry their "
+    "own dates",
+    "SchoolName": "the sending school is named by its URN or DfE number (the header's school "
+    "name is not taken)",
+    f"{_CONTACT}/Gender": f"a contact's gender is {_MINIMISED}",
+    f"{_CONTACT}/Address/BS7666Address/UniquePropertyReferenceNumber": "a contact's UPRN is "
+    f"{_MINIMISED} (their postal address is taken)",
+    "SuppID": "the MIS supplier's own record id is not taken (the hub keys facts by their "
+    "identifiers)",
+})  # fmt: skip
 _DEFAULT_UNSUPPORTED = "not read by the hub's CTF adapter"
+
+
+def _ref_of(path: str) -> str:
+    """A path below CTfile in the adapter's ref style: `Pupil[*]/Address/Easting`."""
+    if path == _PUPIL or path.startswith((f"{_PUPIL}/", f"{_PUPIL}#")):
+        return "Pupil[*]" + path[len(_PUPIL) :]
+    return path
 
 
 def parse_ctf(data: bytes, *, agency: str, now: datetime | None = None) -> AdapterResult:
@@ -128,7 +197,10 @@ def parse_ctf(data: bytes, *, agency: str, now: datetime | None = None) -> Adapt
         reader.result.warnings.append("the CTF holds no pupils")
     for index, pupil in enumerate(pupils, start=1):
         reader.read_pupil(pupil, f"Pupil[{index}]")
-    reader.report_unsupported()
+    report_unread(
+        root, TAKEN_ELEMENTS, reader.result.not_taken,
+        ref_of=_ref_of, reasons=_UNSUPPORTED_REASONS, default=_DEFAULT_UNSUPPORTED,
+    )  # fmt: skip
     return reader.result
 
 
@@ -185,7 +257,6 @@ class _CtfReader:
         self.now = (now or datetime.now(UTC)).astimezone(UTC)
         self.result = AdapterResult(message_id=message_id)
         self.read = Reader(self.result.not_taken)
-        self.unsupported: dict[str, str] = {}
         warnings = self.result.warnings
 
         version = text_of(header, "CTFversion")
@@ -262,26 +333,6 @@ class _CtfReader:
             return False
         return True
 
-    def note_unsupported(self, el: Element, handled: frozenset[str], prefix: str) -> None:
-        for child in el:
-            tag = child.tag
-            if isinstance(tag, str) and tag not in handled:
-                key = f"{prefix}/{tag}"
-                if key not in self.unsupported:
-                    self.unsupported[key] = _UNSUPPORTED_REASONS.get(tag, _DEFAULT_UNSUPPORTED)
-
-    def report_unsupported(self) -> None:
-        for ref, reason in self.unsupported.items():
-            self.result.not_taken.append(
-                NotTaken(
-                    ref=ref,
-                    reason=reason,
-                    kind="unsupported",
-                    field=ref.rsplit("/", 1)[-1],
-                    rule=RULE_NOT_READ,
-                )
-            )
-
     def pupil_address(self, el: Element | None, ref: str) -> PostalAddress | None:
         if el is None:
             return None
@@ -325,9 +376,6 @@ class _CtfReader:
 
     def read_pupil(self, pupil: Element, ref: str) -> None:
         basic = pupil.find("BasicDetails")
-        self.note_unsupported(pupil, _HANDLED_PUPIL, "Pupil[*]")
-        if basic is not None:
-            self.note_unsupported(basic, _HANDLED_BASIC, "Pupil[*]/BasicDetails")
 
         upn = text_of(pupil, "UPN")
         former = tuple(

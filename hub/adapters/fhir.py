@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
+from xml.parsers import expat
 
 import orjson
 from pydantic import ValidationError
@@ -162,7 +163,7 @@ def parse_fhir(
         raise PermanentError("the sending agency must be named (1-64 characters)", field="agency")
     fmt, charset = _media_type(content_type)
     if not data:
-        raise PermanentError("the body is empty")
+        raise PermanentError("the body is empty", field="body")
     if fmt == "xml":
         message = _read_xml(data)
     elif fmt == "ndjson":
@@ -218,7 +219,7 @@ def _load_json(data: bytes, charset: str | None) -> Any:
         return orjson.loads(_as_text(data, charset))
     except orjson.JSONDecodeError as exc:
         raise PermanentError(
-            f"not valid JSON ({exc.msg}) at line {exc.lineno}, column {exc.colno}"
+            f"not valid JSON ({exc.msg}) at line {exc.lineno}, column {exc.colno}", field="json"
         ) from None
 
 
@@ -234,12 +235,20 @@ def _screen_xml(data: bytes) -> None:
         fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException as exc:
         raise PermanentError(
-            f"unsafe XML refused ({exc.__class__.__name__}): DTDs and entities are not accepted"
+            f"unsafe XML refused ({exc.__class__.__name__}): DTDs and entities are not accepted",
+            field="xml.doctype",
         ) from None
     except ParseError as exc:
-        raise PermanentError(f"not well-formed XML: {exc}") from None
+        line, column = getattr(exc, "position", (0, 0))
+        code = getattr(exc, "code", None)
+        what = expat.ErrorString(code) if isinstance(code, int) else "not well-formed"
+        raise PermanentError(
+            f"not well-formed XML: {what} at line {line}, column {column}", field="xml"
+        ) from None
     except (ValueError, LookupError, UnicodeError) as exc:
-        raise PermanentError(f"not readable XML ({exc.__class__.__name__})") from None
+        raise PermanentError(
+            f"not readable XML ({exc.__class__.__name__})", field="xml.encoding"
+        ) from None
 
 
 def _parse_xml(data: bytes) -> Any:
@@ -257,8 +266,16 @@ def _parse_xml(data: bytes) -> Any:
     )
     try:
         return etree.fromstring(data, parser=parser)
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise PermanentError(f"not well-formed XML: {exc.__class__.__name__}") from None
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position if exc.position else (0, 0)
+        raise PermanentError(
+            f"not well-formed XML: {exc.__class__.__name__} at line {line}, column {column}",
+            field="xml",
+        ) from None
+    except ValueError as exc:
+        raise PermanentError(
+            f"not well-formed XML: {exc.__class__.__name__}", field="xml"
+        ) from None
 
 
 # --------------------------------------------------------------------------- the message
@@ -448,10 +465,12 @@ def _read_ndjson(text: str | bytes) -> _Message:
             _Entry(n, where, doc["resourceType"], _str(doc.get("id")), None, doc)
         )
     if not message.entries:
+        first = message.not_taken[0] if message.not_taken else None
         raise PermanentError(
-            "no line of the ndjson body is a FHIR resource"
-            if message.not_taken
-            else "the ndjson body holds no resource"
+            f"no line of the ndjson body is a FHIR resource ({first.ref}: {first.reason})"
+            if first is not None
+            else "the ndjson body holds no resource",
+            field="ndjson",
         )
     return message
 
@@ -492,7 +511,8 @@ def _read_xml(data: bytes) -> _Message:
     root = _parse_xml(data)
     if _ns(root) != FHIR_NS:
         raise PermanentError(
-            "not FHIR XML: the root element is not in the FHIR namespace (http://hl7.org/fhir)"
+            "not FHIR XML: the root element is not in the FHIR namespace (http://hl7.org/fhir)",
+            field="resourceType",
         )
     rtype = _local(root)
     meta: Json = {}
@@ -743,7 +763,9 @@ class _Reader:
                     )
                 )
         for entry in valid:
-            if entry.resource_type in CONTEXT_TYPES and not entry.used:
+            if entry.resource_type in CONTEXT_TYPES and entry.used:
+                result.context.append(entry.ref)
+            elif entry.resource_type in CONTEXT_TYPES:
                 result.not_taken.append(
                     NotTaken(
                         entry.ref,

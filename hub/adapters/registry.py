@@ -74,6 +74,47 @@ _JSON_KEYS: Final[tuple[tuple[str, str], ...]] = (
 )
 
 
+_CHANNEL_FORMATS: Final[dict[str, tuple[str, ...]]] = {
+    "school-mis": ("ctf", "school-mis-json"),
+    "fhir": ("fhir",),
+    "social-care": ("cin", "ssda903", "social-care-json"),
+    "family": ("family-json",),
+    "any": FORMATS,
+}
+FORMAT_NAMES: Final[dict[str, str]] = {
+    "ctf": "a DfE Common Transfer File (XML, root CTfile)",
+    "cin": "a CIN census return (XML, root Message)",
+    "ssda903": "an SSDA903 return (XML, root EXPSSDA903; or CSV tables with la_code)",
+    "fhir": "FHIR R4 (JSON, XML in the FHIR namespace, or ndjson)",
+    "school-mis-json": "the school MIS JSON form",
+    "social-care-json": "the social care JSON form",
+    "family-json": "the family JSON form",
+}
+"""Each format in words, as a refusal names what a route takes."""
+
+
+def channel_formats(channel: str) -> tuple[str, ...]:
+    """The formats a channel takes (an HTTP route takes only its own agencies' formats)."""
+    return _CHANNEL_FORMATS[channel]
+
+
+class WrongFormat(PermanentError):
+    """The body is well-formed, in a media type the channel takes, but it is a message of
+    another format (a CTF file on the social care route): 422, naming what it is and the
+    formats the channel takes (`accepted`)."""
+
+    rule = "hub.route_format"
+
+    def __init__(self, detected: str, accepted: tuple[str, ...], where: str) -> None:
+        super().__init__(
+            f"this is {FORMAT_NAMES[detected]}, which {where} does not take; it takes "
+            + "; ".join(FORMAT_NAMES[f] for f in accepted),
+            field="format",
+        )
+        self.detected = detected
+        self.accepted = accepted
+
+
 class UnsupportedMediaType(PermanentError):
     """The channel takes no format in this media type; `supported` lists what it takes."""
 
@@ -96,9 +137,9 @@ def supported_media_types(channel: str) -> tuple[str, ...]:
 
 
 def _xml_root(data: bytes) -> tuple[str | None, bool]:
-    """The root element's local name in the first bytes (after the prolog), and whether
-    the FHIR namespace appears there. Never parses: a hostile document is the adapter's to
-    refuse, with its reason."""
+    """The root element's local name in the first bytes (after the prolog; None when the
+    body does not start with an element), and whether the FHIR namespace appears there.
+    Never parses: a hostile document is the adapter's to refuse, with its reason."""
     head = bytes(data[:_HEAD])
     if head.startswith(b"\xef\xbb\xbf"):
         head = head[3:]
@@ -107,8 +148,10 @@ def _xml_root(data: bytes) -> tuple[str | None, bool]:
             head = head.decode("utf-16").encode()
         except UnicodeError:
             return None, False
-    head = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S)
-    match = _ROOT.search(head)
+    head = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S).lstrip()
+    if head.startswith(b"<!"):  # a document type declaration: the adapter refuses it
+        return None, False
+    match = _ROOT.match(head)
     if match is None:
         return None, False
     name = match.group(1).decode("ascii").rsplit(":", 1)[-1]
@@ -140,9 +183,43 @@ def _json_format(data: bytes) -> str:
     )
 
 
+def detect_format(data: bytes) -> str | None:
+    """Which format a body is, from its first bytes whatever media type it was sent as
+    (XML: the root element's name or the FHIR namespace; JSON: the top-level keys), or
+    None when it cannot be told (not well-formed, an unknown root or keys, CSV, ndjson):
+    the adapter then says why."""
+    head = bytes(data[:_HEAD]).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"<"):
+        root, fhir_ns = _xml_root(data)
+        return "fhir" if fhir_ns else _XML_ROOTS.get(root or "")
+    if head.startswith(b"{"):
+        try:
+            return _json_format(data)
+        except PermanentError:  # ndjson, perhaps: its first line is a FHIR resource
+            first = head.split(b"\n", 1)[0]
+            try:
+                doc = orjson.loads(first)
+            except orjson.JSONDecodeError:
+                return None
+            return "fhir" if isinstance(doc, dict) and "resourceType" in doc else None
+    return None
+
+
+def check_format(fmt: str, data: bytes, *, accepted: tuple[str, ...], where: str) -> None:
+    """Raise `WrongFormat` when the body is recognisably a format outside `accepted`
+    (checked before `fmt`'s adapter reads it, so a CTF file is never read as CIN)."""
+    if fmt == "fhir" and b'"resourceType"' in data[:_HEAD]:
+        return  # FHIR JSON or ndjson (the adapter checks the rest): not parsed twice
+    detected = detect_format(data)
+    if detected is not None and detected not in accepted:
+        raise WrongFormat(detected, accepted, where)
+
+
 def format_for(channel: str, content_type: str | None, data: bytes = b"") -> str:
     """The format of a message arriving on `channel` with `content_type`; raises
-    `UnsupportedMediaType` (415) when the channel takes nothing in that media type."""
+    `UnsupportedMediaType` (415) when the channel takes nothing in that media type, and
+    `WrongFormat` (422) when the body is a format of another channel. Without `data`
+    only the media type is checked."""
     if channel not in _CHANNEL_TYPES:
         raise ValueError(f"unknown channel {channel!r}")
     media = media_type(content_type)
@@ -155,7 +232,9 @@ def format_for(channel: str, content_type: str | None, data: bytes = b"") -> str
         root, fhir_ns = _xml_root(data)
         if fhir_ns and channel == "any":
             return "fhir"
-        return _XML_ROOTS.get(root or "", _XML_DEFAULT[channel])
+        fmt = _XML_ROOTS.get(root or "", _XML_DEFAULT[channel])
+    if data and channel != "any":
+        check_format(fmt, data, accepted=channel_formats(channel), where=f"the {channel} route")
     return fmt
 
 
@@ -166,6 +245,8 @@ def format_for(channel: str, content_type: str | None, data: bytes = b"") -> str
 class Options:
     la_code: str | None = None
     now: datetime | None = None
+    header: bytes | None = None
+    """The SSDA903 Header table CSV, sent beside an Episodes CSV (the command line)."""
 
 
 def _ctf(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
@@ -188,7 +269,7 @@ def _ssda903(data: bytes, content_type: str, agency: str, o: Options) -> Adapter
             "an SSDA903 return names its local authority: send la_code (3 digits)",
             field="la_code",
         )
-    return parse_ssda903(data, agency=agency, la_code=o.la_code, now=o.now)
+    return parse_ssda903(data, agency=agency, la_code=o.la_code, header=o.header, now=o.now)
 
 
 def _fhir(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
@@ -243,8 +324,10 @@ def parse(
     *,
     la_code: str | None = None,
     now: datetime | None = None,
+    header: bytes | None = None,
 ) -> AdapterResult:
-    """Run the adapter of `format` over one message. Raises `PermanentError` when the body
+    """Run the adapter of `format` over one message (`header`: an SSDA903 Header CSV sent
+    beside an Episodes CSV). Raises `PermanentError` when the body
     cannot be read at all (with the adapter's reason: field, position, rule)."""
     adapter = _ADAPTERS.get(format)
     if adapter is None:
@@ -255,7 +338,7 @@ def parse(
         bytes(data),
         content_type or DEFAULT_CONTENT_TYPE[format],
         agency,
-        Options(la_code=la_code, now=now),
+        Options(la_code=la_code, now=now, header=header),
     )
 
 

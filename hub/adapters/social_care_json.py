@@ -490,8 +490,11 @@ class _ChildReader:
                 ref,
             )
 
-        def after_closure(*dates: date | None) -> bool:
-            return closure is not None and any(d is not None and d > closure for d in dates)
+        def after_closure(**dates: date | None) -> list[tuple[str, str]]:
+            """Rule 8565 against each field dated after the episode closed (the late one)."""
+            if closure is None:
+                return []
+            return [("8565", name) for name, d in dates.items() if d is not None and d > closure]
 
         for k, item in enumerate(items_of(raw, "assessments", ref, self.nt)):
             a_ref = f"{ref}/assessments/{k}"
@@ -505,8 +508,9 @@ class _ChildReader:
                 broken.append(("1103", "start_date"))
             if a.authorisation_date is not None and a.authorisation_date < a.start_date:
                 broken.append(("8608", "authorisation_date"))
-            if after_closure(a.start_date, a.authorisation_date):
-                broken.append(("8565", "start_date"))
+            broken += after_closure(
+                start_date=a.start_date, authorisation_date=a.authorisation_date
+            )
             if "21" in a.factors and len(set(a.factors)) > 1:
                 broken.append(("8869", "factors"))
             ok = self.future(
@@ -532,8 +536,7 @@ class _ChildReader:
                 broken.append(("4011", "end_date"))
             if plan.start_date < referral:
                 broken.append(("4015", "start_date"))
-            if after_closure(plan.start_date, plan.end_date):
-                broken.append(("8565", "start_date"))
+            broken += after_closure(start_date=plan.start_date, end_date=plan.end_date)
             ok = self.future(p_ref, start_date=plan.start_date, end_date=plan.end_date)
             if self.rules(p_ref, broken) and ok:
                 payload = build_payload(
@@ -557,8 +560,9 @@ class _ChildReader:
                 broken.append(("2889", "start_date"))
             if s47.initial_cpc_date is not None and s47.initial_cpc_date < referral:
                 broken.append(("1104", "initial_cpc_date"))
-            if after_closure(s47.start_date, s47.initial_cpc_date):
-                broken.append(("8565", "start_date"))
+            broken += after_closure(
+                start_date=s47.start_date, initial_cpc_date=s47.initial_cpc_date
+            )
             ok = self.future(
                 s_ref, start_date=s47.start_date, initial_cpc_date=s47.initial_cpc_date
             )
@@ -586,8 +590,7 @@ class _ChildReader:
                 broken.append(("8840", "end_date"))
             if any(r <= cpp.start_date for r in cpp.review_dates):
                 broken.append(("8841", "review_dates"))
-            if after_closure(cpp.end_date):
-                broken.append(("8565", "end_date"))
+            broken += after_closure(end_date=cpp.end_date)
             ok = self.future(c_ref, start_date=cpp.start_date, end_date=cpp.end_date)
             if self.rules(c_ref, broken) and ok:
                 values = {

@@ -1,5 +1,6 @@
 """Social care adapter for SSDA903 (children looked after) returns: the Episodes table as
-CSV (with the Header table CSV when sent) or the expanded XML (root EXPSSDA903/CHILD with
+CSV (with the Header table CSV when sent, or the Header table CSV on its own, told by its
+columns) or the expanded XML (root EXPSSDA903/CHILD with
 HEADER and EPISODE). Each episode becomes `social_care.looked_after_episode_recorded`
 (DECOM, RNE, LS, CIN, PLACE, PLACE_PROVIDER, DEC, REC, REASON_PLACE_CHANGE, URN) and each
 header row `social_care.child_identified`, the child named by CHILD qualified by the LA
@@ -29,8 +30,10 @@ from hub.adapters.xml_safety import (
     build_payload,
     content_message_id,
     day_start,
+    element_paths,
     parse_date,
     parse_xml,
+    report_unread,
     text_of,
     validation_not_taken,
 )
@@ -132,24 +135,42 @@ def parse_ssda903(
     head = bytes(data[:64]).lstrip(b"\xef\xbb\xbf \t\r\n")
     if head.startswith(b"<"):
         return parse_ssda903_xml(data, agency=agency, la_code=la_code, now=now)
+    if header is None and csv_table(data) == "Header":  # the Header table on its own
+        return parse_ssda903_csv(None, agency=agency, la_code=la_code, header=data, now=now)
     return parse_ssda903_csv(data, agency=agency, la_code=la_code, header=header, now=now)
 
 
+def csv_table(data: bytes) -> str | None:
+    """Which 903 table a CSV is, by its column names: `Episodes` (it has DECOM), `Header`
+    (CHILD with SEX, DOB or UPN, and no DECOM), or None."""
+    first = bytes(data[:4096]).split(b"\n", 1)[0].decode("utf-8-sig", "replace")
+    columns = {c.strip().strip('"').upper() for c in first.split(",")}
+    if "DECOM" in columns:
+        return "Episodes"
+    if "CHILD" in columns and columns & {"SEX", "DOB", "UPN"}:
+        return "Header"
+    return None
+
+
 def parse_ssda903_csv(
-    episodes: bytes,
+    episodes: bytes | None,
     *,
     agency: str,
     la_code: str,
     header: bytes | None = None,
     now: datetime | None = None,
 ) -> AdapterResult:
-    """Parse the Episodes CSV (and the Header CSV when given). Raises `PermanentError` when a
+    """Parse the Episodes CSV (and the Header CSV when given; either alone). The Header
+    table is read first: its UPN and date of birth name each child in the episodes too, so
+    they link on LA code + CHILD + the header's identifiers. Raises `PermanentError` when a
     file is not UTF-8 CSV with the required columns; bad rows are reported, not fatal."""
     reader = _Ssda903Reader(
-        agency=agency, la_code=la_code, data=episodes + (header or b""), now=now
+        agency=agency, la_code=la_code, data=(episodes or b"") + (header or b""), now=now
     )
     header_rows = _csv_rows(header, "Header", HEADER_COLUMNS) if header is not None else ([], [])
-    episode_rows = _csv_rows(episodes, "Episodes", EPISODE_COLUMNS)
+    episode_rows = (
+        _csv_rows(episodes, "Episodes", EPISODE_COLUMNS) if episodes is not None else ([], [])
+    )
     for table, (columns, _rows) in (("Header", header_rows), ("Episodes", episode_rows)):
         read = _READ_HEADER if table == "Header" else _READ_EPISODE
         for column in columns:
@@ -178,26 +199,35 @@ def parse_ssda903_xml(
         head = child.find("HEADER")
         if head is not None:
             row = {el.tag: _clean(el.text) for el in head if isinstance(el.tag, str)}
-            for tag in row:
-                if tag not in _READ_HEADER:
-                    reader.not_read(f"CHILD[*]/HEADER/{tag}", tag)
             row["CHILD"] = row.get("CHILDID")
             reader.read_header(row, f"CHILD[{i}]/HEADER")
         child_id = text_of(head, "CHILDID") if head is not None else None
         for j, episode in enumerate(child.findall("EPISODE"), start=1):
             row = {el.tag: _clean(el.text) for el in episode if isinstance(el.tag, str)}
-            for tag in row:
-                if tag not in _READ_EPISODE:
-                    reader.not_read(f"CHILD[*]/EPISODE/{tag}", tag)
             row["CHILD"] = child_id
             if "PLACE" not in row:
                 row["PLACE"] = row.get("PL")
             reader.read_episode(row, f"CHILD[{i}]/EPISODE[{j}]")
-        for el in child:
-            if isinstance(el.tag, str) and el.tag not in ("HEADER", "EPISODE"):
-                reader.not_read(f"CHILD[*]/{el.tag}", el.tag)
     reader.finish()
+    report_unread(
+        root, TAKEN_ELEMENTS, reader.result.not_taken,
+        ref_of=_ref_of, reasons=_NOT_TAKEN_REASONS, default=_DEFAULT_NOT_TAKEN,
+    )  # fmt: skip
     return reader.result
+
+
+TAKEN_ELEMENTS = element_paths(
+    ("CHILD", ("HEADER", "EPISODE")),
+    ("CHILD/HEADER", tuple(sorted(_READ_HEADER - {"CHILD"}))),
+    ("CHILD/EPISODE", tuple(sorted(_READ_EPISODE - {"CHILD"}))),
+)
+"""Every element the XML reader reads (below EXPSSDA903, without indices); every other
+element gets a not-taken line (`report_unread`), so none is dropped unexplained."""
+
+
+def _ref_of(path: str) -> str:
+    """A path below EXPSSDA903 in the adapter's ref style: `CHILD[*]/HEADER/ETHNIC`."""
+    return "CHILD[*]" + path[len("CHILD") :] if re.match(r"CHILD(?:$|[/#])", path) else path
 
 
 def _clean(value: str | None) -> str | None:

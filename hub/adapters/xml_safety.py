@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET  # types and ParseError only: parsing is defusedxml's
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, tzinfo
 from functools import lru_cache
 from typing import Any, Literal, TypeVar
@@ -101,6 +101,68 @@ def leaf_texts(el: Element) -> dict[str, str]:
             if text:
                 out[child.tag] = text
     return out
+
+
+def element_paths(*groups: tuple[str, tuple[str, ...]]) -> frozenset[str]:
+    """The paths an adapter reads (below the root, `/`-joined, no indices), from (parent,
+    children) groups; each parent is itself a path."""
+    return frozenset(
+        path for parent, kids in groups for path in (parent, *(f"{parent}/{k}" for k in kids))
+    )
+
+
+RULE_STRAY_TEXT = "hub.stray_text"
+
+
+def report_unread(
+    root: Element,
+    taken: frozenset[str],
+    not_taken: list[NotTaken],
+    *,
+    ref_of: Callable[[str], str],
+    reasons: Mapping[str, str],
+    default: str,
+) -> None:
+    """Account for every element of a document: an element whose path (tags from below
+    the root, `/`-joined, no indices) is not in `taken` gets one not-taken line per path
+    (`hub.not_read`, the reason by tag from `reasons`, else `default`) and its subtree is
+    not walked; text beside child elements (mixed content, which no format here has) gets
+    one `hub.stray_text` line per path. `ref_of` turns a path into the adapter's ref style
+    (e.g. `Pupil[*]/Address/Easting`). So nothing a file holds is dropped unexplained."""
+    seen: set[str] = set()
+    kids: dict[str, dict[str, str]] = {}  # parent path -> {child tag: child path} taken
+    for t in taken:
+        parent, _, tag = t.rpartition("/")
+        kids.setdefault(parent, {})[tag] = t
+
+    def note(path: str, tag: str, reason: str, rule: str) -> None:
+        if path not in seen:
+            seen.add(path)
+            not_taken.append(
+                NotTaken(ref=ref_of(path), reason=reason, kind="unsupported", field=tag, rule=rule)
+            )
+
+    def walk(el: Element, path: str, known: dict[str, str]) -> None:
+        text = el.text
+        if (text and not text.isspace()) or any(c.tail and not c.tail.isspace() for c in el):
+            note(
+                f"{path}#text" if path else "#text", el.tag,
+                "text beside the child elements is not read (it is no element of the format)",
+                RULE_STRAY_TEXT,
+            )  # fmt: skip
+        for child in el:
+            tag = child.tag
+            sub = known.get(tag) if isinstance(tag, str) else None
+            if sub is None:
+                if isinstance(tag, str):
+                    full = f"{path}/{tag}" if path else tag
+                    note(full, tag, reasons.get(full) or reasons.get(tag, default), RULE_NOT_READ)
+                continue
+            below = kids.get(sub)
+            if below is not None or len(child):
+                walk(child, sub, below or {})
+
+    walk(root, "", kids.get("", {}))
 
 
 def content_message_id(kind: str, data: bytes) -> str:

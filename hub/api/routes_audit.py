@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -80,6 +80,42 @@ async def child_trail(
     return ChildTrail(child_id=child_id, records=page.records, next_cursor=page.next_cursor)
 
 
+CSV_COLUMNS = (
+    "record_id", "chain", "seq", "kind", "at", "actor", "child_id", "details", "prev_hash", "hash",
+)  # fmt: skip
+
+
+def export_chunks(rows: Iterable[bytes], format: Literal["jsonl", "csv"]) -> Iterator[bytes]:
+    """Stored trail records (canonical JSON lines) as JSON lines, or as CSV with a header
+    row and the details as JSON: the export's bytes (`GET /audit/export` and the IG page)."""
+    if format == "jsonl":
+        for line in rows:
+            yield line + b"\n"
+        return
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_COLUMNS)
+    for line in rows:
+        rec = orjson.loads(line)
+        writer.writerow(
+            [
+                rec["record_id"],
+                rec["chain"],
+                rec["seq"],
+                rec["kind"],
+                rec["at"],
+                rec["actor"],
+                rec.get("child_id") or "",
+                orjson.dumps(rec["details"]).decode(),
+                rec["prev_hash"],
+                rec["hash"],
+            ]
+        )
+        yield buf.getvalue().encode()
+        buf.seek(0)
+        buf.truncate()
+
+
 @router.get(
     "/audit/export",
     summary="The audit trail between two times, as JSON lines or CSV (IG auditor)",
@@ -95,45 +131,8 @@ async def export(
     rows = await trail_lines(reads_of(request), principal, since=since, until=until)
 
     async def lines() -> AsyncIterator[bytes]:
-        if format == "jsonl":
-            for line in rows:
-                yield line + b"\n"
-            return
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(
-            [
-                "record_id",
-                "chain",
-                "seq",
-                "kind",
-                "at",
-                "actor",
-                "child_id",
-                "details",
-                "prev_hash",
-                "hash",
-            ]
-        )
-        for line in rows:
-            rec = orjson.loads(line)
-            writer.writerow(
-                [
-                    rec["record_id"],
-                    rec["chain"],
-                    rec["seq"],
-                    rec["kind"],
-                    rec["at"],
-                    rec["actor"],
-                    rec.get("child_id") or "",
-                    orjson.dumps(rec["details"]).decode(),
-                    rec["prev_hash"],
-                    rec["hash"],
-                ]
-            )
-            yield buf.getvalue().encode()
-            buf.seek(0)
-            buf.truncate()
+        for chunk in export_chunks(rows, format):
+            yield chunk
 
     media = "application/x-ndjson" if format == "jsonl" else "text/csv"
     return StreamingResponse(lines(), media_type=media)

@@ -2,23 +2,24 @@
 record is about.
 
 `POST /ingest/school-mis` (CTF XML or the school MIS JSON form), `/ingest/fhir` (FHIR R4
-JSON, XML or ndjson), `/ingest/social-care` (CIN census or SSDA903 XML, SSDA903 episodes
-CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the family JSON
-form) take one message each, from the `agency` role as its own agency. The content type
-picks the adapter (`hub.adapters.registry`); the body is bounded by `RequestGuard`
-(`hub.api.request_guard`: 413 past `max_body_bytes`, by Content-Length before anything is
-read, or as a chunked body passes it; 408 when it is slower than the timeout); a
-media type the route does not take is 415 naming those it does; a body the adapter cannot
-read is 400 (not well-formed, wrong encoding, refused XML) or 422 (well-formed but not a
-valid message), with the adapter's reason. Otherwise the answer lists, per fact, the event
-id appended or withheld, or why not (queued for the match queue, duplicate, rejected),
-plus what the adapter did not take and a summary. `GET /match-queue` and
-`POST /match-queue/{id}/resolve` (admin or coordinator) show the queue — the record's
-demographics beside what the hub records of each candidate, an audited read — and carry
-out a person's decision: link to a child, or keep separate as a new one. A coordinator
-sees only the items whose candidates include a child on their caseload (and items about
-no known child); an item, or a child to link to, outside their caseload answers 404
-exactly as one that does not exist. The admin lists items without their demographics.
+JSON, XML or ndjson), `/ingest/social-care` (CIN census or SSDA903 XML, an SSDA903 Episodes
+or Header table CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the
+family JSON form) take one message each, from the `agency` role as its own agency. The
+content type picks the adapter (`hub.adapters.registry`); the body is bounded by
+`RequestGuard` (413 past `max_body_bytes`, 408 when slower than the timeout); a media type the route does not take is 415 naming those it does; a body in a media
+type the route takes that is another route's format (a CTF file on the social care route) is
+422 naming what it is and the formats the route takes (`accepted_formats`), never read as
+one of the route's own; a body the adapter cannot read is 400 (not well-formed, wrong
+encoding, refused XML) or 422 (well-formed but not a valid message), with the adapter's
+reason. Otherwise the answer lists, per fact, the event id appended or withheld, or why not
+(queued for the match queue, duplicate, rejected), plus what the adapter did not take and a
+summary. `GET /match-queue` and `POST /match-queue/{id}/resolve` (admin or coordinator) show
+the queue — the record's demographics beside what the hub records of each candidate, an
+audited read — and carry out a person's decision: link to a child, or keep separate as a new
+one. A coordinator sees only the items whose candidates include a child on their caseload
+(and items about no known child); an item, or a child to link to, outside their caseload
+answers 404 exactly as one that does not exist. The admin lists items without their
+demographics.
 """
 
 from __future__ import annotations
@@ -125,12 +126,18 @@ def refusal(exc: PermanentError, fmt: str) -> JSONResponse:
     """Problem details for a body the adapter could not read: 400 when it is not
     well-formed (syntax, encoding, refused XML features), 422 when it is well-formed but not
     a valid message; `field` and `reason` as the adapter gave them (never a value)."""
+    from hub.adapters.registry import WrongFormat
+
     field = exc.field or ""
     syntax = field.split(".", 1)[0].split("/", 1)[0].lower() in _SYNTAX_FIELDS
     status = 400 if syntax else 422
+    extra: dict[str, Any] = {}
+    if isinstance(exc, WrongFormat):  # a message of another route's format
+        extra = {"rule": exc.rule, "detected_format": exc.detected,
+                 "accepted_formats": list(exc.accepted)}  # fmt: skip
     return problem(
         status, "Bad Request" if syntax else "Unprocessable Content", str(exc),
-        format=fmt, field=exc.field, reason=exc.reason,
+        format=fmt, field=exc.field, reason=exc.reason, **extra,
     )  # fmt: skip
 
 
@@ -210,7 +217,9 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     415: {"description": "The route does not take this media type; the detail lists those it does",
           "content": {PROBLEM_JSON: {}}},
     422: {"description": "Well-formed, but not a valid message of its format (the reason "
-          "names the field and rule)", "content": {PROBLEM_JSON: {}}},
+          "names the field and rule), or a message of another route's format (`field: "
+          "format`, `rule: hub.route_format`, `detected_format`, `accepted_formats`)",
+          "content": {PROBLEM_JSON: {}}},
 }  # fmt: skip
 
 
@@ -290,8 +299,8 @@ def as_operation_outcome(answer: IngestAnswer | JSONResponse) -> Response:
 @router.post(
     "/ingest/social-care",
     tags=["ingest"],
-    summary="A CIN census or SSDA903 return (XML; SSDA903 episodes as CSV with la_code), or the "
-    "social care JSON form (agency, as itself)",
+    summary="A CIN census or SSDA903 return (XML; the SSDA903 Episodes or Header table as CSV "
+    "with la_code), or the social care JSON form (agency, as itself)",
     response_model=IngestAnswer,
     responses=_INGEST_RESPONSES,
     openapi_extra=_body_doc("application/xml", "text/csv", "application/json"),

@@ -30,10 +30,9 @@ from hub.api.routes_plans import (
     IdempotencyKey,
     Recorded,
     Ref,
+    Steps,
     _build,
     _In,
-    _Invalid,
-    _invalid,
     _on_plan,
     _responses,
     _Route,
@@ -67,6 +66,7 @@ from hub.events.plan import (
 from hub.events.team import MeetingActionCompleted
 from hub.queries.actions import open_action_ids
 from hub.queries.context import require_in_reach
+from hub.service_layer.plan_steps import StepRefused
 
 router = APIRouter()
 
@@ -99,7 +99,9 @@ async def _record(
     route: str,
     key: str | None,
 ) -> Recorded | JSONResponse:
-    return await _on_plan(request, response, principal, plan_id, build, route=route, key=key)
+    return await _on_plan(
+        request, response, principal, plan_id, lambda: Steps(build(), route), key=key
+    )
 
 
 async def _one(
@@ -363,16 +365,18 @@ async def record_budget(
     def build() -> list[EventPayload]:
         given = [(name, cls) for name, cls in _BUDGET_STAGES if getattr(body, name) is not None]
         if not given:
-            raise _Invalid(
-                _invalid(
-                    "budget_needs_a_stage",
-                    "request",
-                    "give the request, the indication, the agreement or the audit",
-                )
+            raise StepRefused(
+                "budget_needs_a_stage",
+                "request",
+                "give the request, the indication, the agreement or the audit",
+                conflict=False,
             )
         if body.budget_id is None and given[0][0] != "request":
-            raise _Invalid(
-                _invalid("budget_needs_id", "budget_id", "name the budget this stage belongs to")
+            raise StepRefused(
+                "budget_needs_id",
+                "budget_id",
+                "name the budget this stage belongs to",
+                conflict=False,
             )
         budget_id = body.budget_id or _new("pb")
         return [
@@ -450,15 +454,17 @@ async def record_completion(
     await require_in_reach(the_hub.reads, principal, child_id)
     if action_id not in await open_action_ids(the_hub.reads, child_id):
         raise HTTPException(404, "no such open action for this child")
-    data = {**body.model_dump(), "action_id": action_id}
     return await _run(
         request,
         response,
         principal,
         child_id,
         None,
-        lambda: [_build(MeetingActionCompleted, data)],
-        route="action-completion",
+        lambda: completion_steps(action_id, body),
         idempotency_key=idempotency_key,
-        check=False,
     )
+
+
+def completion_steps(action_id: str, body: CompletionIn) -> Steps:
+    data = {**body.model_dump(), "action_id": action_id}
+    return Steps([_build(MeetingActionCompleted, data)], "action-completion", check=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -199,8 +200,8 @@ def _invalid(rule: str, field: str | None, detail: str) -> JSONResponse:
     )
 
 
-def _build(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> EventPayload:
-    """The payload, or a 422 problem naming the field (raised as `_Invalid`)."""
+def build_payload(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> EventPayload:
+    """The payload, or `StepRefused` naming the field and the rule (`invalid_<payload>`)."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:
@@ -209,19 +210,27 @@ def _build(cls: type[EventPayload], data: dict[str, Any], prefix: str = "") -> E
         msg = str(err["msg"]).removeprefix("Value error, ")
         if not loc and ": " in msg:  # a rule across fields names its field first
             loc, msg = msg.split(": ", 1)
-        raise _Invalid(
-            _invalid(
-                "invalid_" + cls.__name__.lower(),
-                prefix + loc or None,
-                f"{prefix}{loc}: {msg}" if loc else msg,
-            )
+        raise StepRefused(
+            "invalid_" + cls.__name__.lower(),
+            prefix + loc or None,
+            f"{prefix}{loc}: {msg}" if loc else msg,
+            conflict=False,
         ) from None
 
 
-class _Invalid(Exception):
-    def __init__(self, response: JSONResponse) -> None:
-        super().__init__("invalid step")
-        self.response = response
+_build = build_payload
+
+
+@dataclass(frozen=True)
+class Steps:
+    """What one call records: the payloads (built from the request body, ids generated
+    where absent), the route name its idempotency refs carry, and whether each step is
+    checked against the plan's history. The API routes and the web forms both build
+    their steps with the `*_steps` functions below."""
+
+    payloads: list[EventPayload]
+    route: str
+    check: bool = True
 
 
 async def append_steps(
@@ -279,26 +288,24 @@ async def _run(
     principal: Principal,
     child_id: str,
     plan_id: str | None,
-    build: Callable[[], Sequence[EventPayload]],
+    build: Callable[[], Steps],
     *,
-    route: str,
     idempotency_key: str | None,
-    check: bool = True,
 ) -> Recorded | JSONResponse:
     try:
-        payloads = build()
-    except _Invalid as exc:
-        return exc.response
+        steps = build()
+    except StepRefused as refused:
+        return _invalid(refused.rule, refused.field, refused.message)
     return await append_steps(
         request,
         response,
         principal,
         child_id,
         plan_id,
-        payloads,
-        route=route,
+        steps.payloads,
+        route=steps.route,
         idempotency_key=idempotency_key,
-        check=check,
+        check=steps.check,
     )
 
 
@@ -307,16 +314,13 @@ async def _on_plan(
     response: Response,
     principal: Principal,
     plan_id: str,
-    build: Callable[[], Sequence[EventPayload]],
+    build: Callable[[], Steps],
     *,
-    route: str,
     key: str | None,
 ) -> Recorded | JSONResponse:
     """Record the steps `build` makes on a plan of a child on the caller's caseload."""
     child_id = await plan_in_reach(hub_of(request).reads, principal, plan_id)
-    return await _run(
-        request, response, principal, child_id, plan_id, build, route=route, idempotency_key=key
-    )
+    return await _run(request, response, principal, child_id, plan_id, build, idempotency_key=key)
 
 
 _EXAMPLE_PLAN_ID = "0192f0e2-7c1d-7e3a-9d2b-5f1e2a3b4c5d"
@@ -416,8 +420,9 @@ async def record_request(
         principal,
         child_id,
         plan_id,
-        lambda: [_build(AssessmentRequested, body.model_dump(exclude={"plan_id"}))],
-        route="request",
+        lambda: Steps(
+            [_build(AssessmentRequested, body.model_dump(exclude={"plan_id"}))], "request"
+        ),
         idempotency_key=idempotency_key,
     )
 
@@ -455,14 +460,17 @@ async def record_decision(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    def build() -> list[EventPayload]:
-        if body.decision == "no_plan":
-            return [_build(NoPlanDecided, {"decided_on": body.decided_on, "letter": body.letter})]
-        return [_build(AssessmentDecided, body.model_dump())]
-
     return await _on_plan(
-        request, response, principal, plan_id, build, route="decision", key=idempotency_key
+        request, response, principal, plan_id, lambda: decision_steps(body), key=idempotency_key
     )
+
+
+def decision_steps(body: DecisionIn) -> Steps:
+    if body.decision == "no_plan":
+        payload = _build(NoPlanDecided, {"decided_on": body.decided_on, "letter": body.letter})
+    else:
+        payload = _build(AssessmentDecided, body.model_dump())
+    return Steps([payload], "decision")
 
 
 class AdviceRequestIn(_In):
@@ -507,17 +515,20 @@ async def record_advice_request(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    data = body.model_dump()
-    data["advice_request_id"] = body.advice_request_id or f"adv-{uuid.uuid4().hex[:12]}"
     return await _on_plan(
         request,
         response,
         principal,
         plan_id,
-        lambda: [_build(AdviceRequested, data)],
-        route="advice-request",
+        lambda: advice_request_steps(body),
         key=idempotency_key,
     )
+
+
+def advice_request_steps(body: AdviceRequestIn) -> Steps:
+    data = body.model_dump()
+    data["advice_request_id"] = body.advice_request_id or f"adv-{uuid.uuid4().hex[:12]}"
+    return Steps([_build(AdviceRequested, data)], "advice-request")
 
 
 class DraftIn(_In):
@@ -548,14 +559,12 @@ async def record_draft(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     return await _on_plan(
-        request,
-        response,
-        principal,
-        plan_id,
-        lambda: [_build(DraftIssued, body.model_dump())],
-        route="draft",
-        key=idempotency_key,
+        request, response, principal, plan_id, lambda: draft_steps(body), key=idempotency_key
     )
+
+
+def draft_steps(body: DraftIn) -> Steps:
+    return Steps([_build(DraftIssued, body.model_dump())], "draft")
 
 
 class FinalIn(_In):
@@ -587,14 +596,12 @@ async def record_final(
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
     return await _on_plan(
-        request,
-        response,
-        principal,
-        plan_id,
-        lambda: [_build(Finalised, body.model_dump())],
-        route="final",
-        key=idempotency_key,
+        request, response, principal, plan_id, lambda: final_steps(body), key=idempotency_key
     )
+
+
+def final_steps(body: FinalIn) -> Steps:
+    return Steps([_build(Finalised, body.model_dump())], "final")
 
 
 class ExceptionIn(_In):
@@ -640,17 +647,15 @@ async def record_exception(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
+    return await _on_plan(
+        request, response, principal, plan_id, lambda: exception_steps(body), key=idempotency_key
+    )
+
+
+def exception_steps(body: ExceptionIn) -> Steps:
     data = body.model_dump()
     data["exception_id"] = body.exception_id or f"exc-{uuid.uuid4().hex[:12]}"
-    return await _on_plan(
-        request,
-        response,
-        principal,
-        plan_id,
-        lambda: [_build(ExceptionRecorded, data)],
-        route="exception",
-        key=idempotency_key,
-    )
+    return Steps([_build(ExceptionRecorded, data)], "exception")
 
 
 class ReviewDecisionIn(_In):
@@ -703,62 +708,44 @@ async def record_review(
     ],
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    def build() -> list[EventPayload]:
-        if body.held_on is None and body.report_sent_on is None and body.decision is None:
-            raise _Invalid(
-                _invalid(
-                    "review_needs_a_step",
-                    "held_on",
-                    "give the meeting (held_on), the report (report_sent_on) or the decision",
-                )
-            )
-        if body.held_on is None and body.review_id is None:
-            raise _Invalid(
-                _invalid(
-                    "review_needs_id",
-                    "review_id",
-                    "name the review the report or decision belongs to",
-                )
-            )
-        review_id = body.review_id or f"rev-{uuid.uuid4().hex[:12]}"
-        out: list[EventPayload] = []
-        if body.held_on is not None:
-            out.append(
-                _build(
-                    ReviewMeetingHeld,
-                    {
-                        "review_id": review_id,
-                        "held_on": body.held_on,
-                        "kind": body.kind,
-                        "attendee_ids": body.attendee_ids,
-                        "family_attended": body.family_attended,
-                    },
-                )
-            )
-        if body.report_sent_on is not None:
-            out.append(
-                _build(
-                    ReviewReportSent,
-                    {
-                        "review_id": review_id,
-                        "sent_on": body.report_sent_on,
-                        "document": body.report,
-                    },
-                )
-            )
-        if body.decision is not None:
-            out.append(
-                _build(
-                    ReviewDecided,
-                    {"review_id": review_id, **body.decision.model_dump()},
-                    "decision.",
-                )
-            )
-        return out
-
     return await _on_plan(
-        request, response, principal, plan_id, build, route="review", key=idempotency_key
+        request, response, principal, plan_id, lambda: review_steps(body), key=idempotency_key
     )
+
+
+def review_steps(body: ReviewIn) -> Steps:
+    if body.held_on is None and body.report_sent_on is None and body.decision is None:
+        raise StepRefused(
+            "review_needs_a_step",
+            "held_on",
+            "give the meeting (held_on), the report (report_sent_on) or the decision",
+            conflict=False,
+        )
+    if body.held_on is None and body.review_id is None:
+        raise StepRefused(
+            "review_needs_id",
+            "review_id",
+            "name the review the report or decision belongs to",
+            conflict=False,
+        )
+    review_id = body.review_id or f"rev-{uuid.uuid4().hex[:12]}"
+    out: list[EventPayload] = []
+    if body.held_on is not None:
+        meeting = {
+            "review_id": review_id,
+            "held_on": body.held_on,
+            "kind": body.kind,
+            "attendee_ids": body.attendee_ids,
+            "family_attended": body.family_attended,
+        }
+        out.append(_build(ReviewMeetingHeld, meeting))
+    if body.report_sent_on is not None:
+        report = {"review_id": review_id, "sent_on": body.report_sent_on, "document": body.report}
+        out.append(_build(ReviewReportSent, report))
+    if body.decision is not None:
+        decided = {"review_id": review_id, **body.decision.model_dump()}
+        out.append(_build(ReviewDecided, decided, "decision."))
+    return Steps(out, "review")
 
 
 # --------------------------------------------------------------------------- the team
@@ -826,23 +813,25 @@ async def record_meeting(
         the_hub.reads, principal, body.plan_id
     ):
         raise HTTPException(404, "no such plan on your caseload")
-    data = body.model_dump(exclude={"plan_id"})
-    data["meeting_id"] = body.meeting_id or f"mtg-{uuid.uuid4().hex[:12]}"
-    data["actions"] = [
-        {**a, "action_id": a["action_id"] or f"act-{uuid.uuid4().hex[:12]}"}
-        for a in data["actions"]
-    ]
     return await _run(
         request,
         response,
         principal,
         child_id,
         body.plan_id,
-        lambda: [_build(MeetingHeld, data)],
-        route="meeting",
+        lambda: meeting_steps(body),
         idempotency_key=idempotency_key,
-        check=False,
     )
+
+
+def meeting_steps(body: MeetingIn) -> Steps:
+    data = body.model_dump(exclude={"plan_id"})
+    data["meeting_id"] = body.meeting_id or f"mtg-{uuid.uuid4().hex[:12]}"
+    data["actions"] = [
+        {**a, "action_id": a["action_id"] or f"act-{uuid.uuid4().hex[:12]}"}
+        for a in data["actions"]
+    ]
+    return Steps([_build(MeetingHeld, data)], "meeting", check=False)
 
 
 class KeyWorkerIn(_In):
@@ -907,12 +896,14 @@ async def record_key_worker(
         principal,
         child_id,
         None,
-        lambda: [_build(KeyWorkerAssigned, body.model_dump())],
-        route=f"key-worker:"
-        f"{key_worker_id(body.practitioner_id, body.family_member, body.family_member_ref)}",
+        lambda: key_worker_steps(body),
         idempotency_key=idempotency_key,
-        check=False,
     )
+
+
+def key_worker_steps(body: KeyWorkerIn) -> Steps:
+    who = key_worker_id(body.practitioner_id, body.family_member, body.family_member_ref)
+    return Steps([_build(KeyWorkerAssigned, body.model_dump())], f"key-worker:{who}", check=False)
 
 
 class IncomingKeyWorkerIn(_In):
@@ -974,6 +965,18 @@ async def record_key_worker_handover(
     handover that ends the outgoing one's period on `overlap_until`."""
     the_hub = hub_of(request)
     await require_in_reach(the_hub.reads, principal, child_id)
+    return await _run(
+        request,
+        response,
+        principal,
+        child_id,
+        None,
+        lambda: handover_steps(body),
+        idempotency_key=idempotency_key,
+    )
+
+
+def handover_steps(body: HandoverIn) -> Steps:
     incoming = body.incoming
     incoming_id = key_worker_id(
         incoming.practitioner_id, incoming.family_member, incoming.family_member_ref
@@ -986,18 +989,12 @@ async def record_key_worker_handover(
         "overlap_until": body.overlap_until,
         "reason": body.reason,
     }
-    return await _run(
-        request,
-        response,
-        principal,
-        child_id,
-        None,
-        lambda: [
+    return Steps(
+        [
             _build(KeyWorkerAssigned, assignment, "incoming."),
             _build(KeyWorkerHandoverStarted, handover),
         ],
-        route=f"key-worker-handover:{body.outgoing_id}:{incoming_id}",
-        idempotency_key=idempotency_key,
+        f"key-worker-handover:{body.outgoing_id}:{incoming_id}",
         check=False,
     )
 
@@ -1050,9 +1047,15 @@ async def record_key_worker_cover(
         principal,
         child_id,
         None,
-        lambda: [_build(KeyWorkerCoverArranged, body.model_dump())],
-        route=f"key-worker-cover:{body.key_worker_id}",
+        lambda: cover_steps(body),
         idempotency_key=idempotency_key,
+    )
+
+
+def cover_steps(body: CoverIn) -> Steps:
+    return Steps(
+        [_build(KeyWorkerCoverArranged, body.model_dump())],
+        f"key-worker-cover:{body.key_worker_id}",
         check=False,
     )
 
@@ -1096,8 +1099,14 @@ async def record_key_working_end(
         principal,
         child_id,
         None,
-        lambda: [_build(KeyWorkingEnded, body.model_dump())],
-        route=f"key-working-end:{body.key_worker_id or '-'}",
+        lambda: key_working_end_steps(body),
         idempotency_key=idempotency_key,
+    )
+
+
+def key_working_end_steps(body: KeyWorkingEndIn) -> Steps:
+    return Steps(
+        [_build(KeyWorkingEnded, body.model_dump())],
+        f"key-working-end:{body.key_worker_id or '-'}",
         check=False,
     )

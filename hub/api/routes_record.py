@@ -330,25 +330,60 @@ class ConsentIn(BaseModel):
 async def record_consent(
     request: Request, child_id: str, body: ConsentIn, principal: Coordinator
 ) -> dict[str, Any]:
-    the_hub = hub_of(request)
-    await require_in_reach(the_hub.reads, principal, child_id)
+    try:
+        consent_id, event_id = await record_consent_of(hub_of(request), principal, child_id, body)
+    except ConsentNotRecorded as exc:
+        raise HTTPException(exc.status, exc.detail) from None
+    return {"status": "recorded", "consent_id": consent_id, "event_id": event_id}
+
+
+class ConsentNotRecorded(Exception):
+    """Why a consent was not recorded: 404 (no such child), 409 (recorded before) or 422
+    (`field`, when one is to blame, and the reason)."""
+
+    def __init__(self, status: int, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.field = field
+
+    @property
+    def detail(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+async def record_consent_of(
+    the_hub: Hub, principal: Principal, child_id: str, body: ConsentIn
+) -> tuple[str, str | None]:
+    """Record the family's decision as the coordinator captured it (`POST
+    /children/{id}/consents` and the web consent form): its consent id and event id."""
+    await require_in_reach(the_hub.reads, principal, child_id)  # else NotFound
     if (
         body.child_date_of_birth is not None
         and await the_hub.persons.date_of_birth(child_id) is None
     ):
         await the_hub.persons.set_date_of_birth(child_id, body.child_date_of_birth)
-    payload = _validated(
-        ConsentRecorded, {**body.consent, "recorded_by": principal.name}, prefix="consent."
-    )
-    event_id = await _record_one(
-        the_hub,
-        principal,
-        child_id,
-        payload,
-        ref=f"consent:{child_id}:{payload.consent_id}",  # consent ids are per child
-        duplicate=f"consent {payload.consent_id} was recorded before",
-    )
-    return {"status": "recorded", "consent_id": payload.consent_id, "event_id": event_id}
+    try:
+        payload = ConsentRecorded.model_validate({**body.consent, "recorded_by": principal.name})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"])
+        if not loc and ": " in msg:  # a rule across fields names its field first
+            loc, msg = msg.removeprefix("Value error, ").split(": ", 1)
+        raise ConsentNotRecorded(422, msg, f"consent.{loc}") from None
+    try:
+        event_id = await _record_one(
+            the_hub,
+            principal,
+            child_id,
+            payload,
+            ref=f"consent:{child_id}:{payload.consent_id}",  # consent ids are per child
+            duplicate=f"consent {payload.consent_id} was recorded before",
+        )
+    except HTTPException as exc:
+        raise ConsentNotRecorded(exc.status_code, str(exc.detail)) from None
+    return payload.consent_id, event_id
 
 
 class WithdrawIn(BaseModel):

@@ -30,10 +30,23 @@ def data_key_id(child_id: str, category: str) -> str:
     return f"{child_id}/{category}"
 
 
+def child_of_key(key_id: str) -> str:
+    """The child a data key id belongs to (`data_key_id`'s inverse, for the child part)."""
+    return key_id.partition("/")[0]
+
+
+SEALED_MARK = b'"enc":"v1"'
+"""Present in every record with an encrypted field (absent: nothing to decrypt)."""
+
+
 class EnvelopeOpener:
     def __init__(self, keys: KeyStore | None, registry: EventRegistry = default_registry) -> None:
         self._keys = keys
         self._registry = registry
+
+    async def data_key(self, child_id: str, category: str) -> bytes | None:
+        """The key the child's facts of the category are opened with (None: none, or erased)."""
+        return None if self._keys is None else await self._keys.get(data_key_id(child_id, category))
 
     async def open_value(self, value: bytes) -> Envelope:
         """One record's envelope; raises `PermanentError` if it cannot be read."""
@@ -47,7 +60,7 @@ class EnvelopeOpener:
         keys: dict[str, bytes | None] = {}
         for value in values:
             try:
-                if b'"enc":"v1"' not in value:
+                if SEALED_MARK not in value:
                     out.append(decode(value, self._registry))
                     continue
                 try:

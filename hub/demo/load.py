@@ -356,17 +356,20 @@ class _Loader:
         )
 
     async def social_care(self) -> None:
-        census = cin_census_message(self.cohort)
-        counts = await self.ingest(
-            CHILDRENS_SERVICES, "/ingest/social-care", census, "application/xml"
-        )
+        counts: Counter[str] = Counter()
+        for years_back in (1, 0):  # last year's return, then this year's restating it
+            census = cin_census_message(self.cohort, years_back)
+            counts += await self.ingest(
+                CHILDRENS_SERVICES, "/ingest/social-care", census, "application/xml"
+            )
         case = social_care_message(self.cohort)
         counts += await self.ingest(
             CHILDRENS_SERVICES, "/ingest/social-care", case, "application/json"
         )
         self.say(
-            "loaded children's services' CIN census return and case-system message: "
-            + words(counts)
+            "loaded children's services' CIN census returns of two years (the later one "
+            "restating and closing the episodes the earlier reported open) and case-system "
+            "message: " + words(counts)
         )
 
     async def family(self) -> None:

@@ -396,15 +396,19 @@ def advice_bundle(
 # --------------------------------------------------------------------------- social care
 
 
-def _census_child(cohort: Cohort, child: Child) -> str:
+def _census_child(cohort: Cohort, child: Child, reference: date) -> str:
+    """One child's census entry as a return with this `reference` date reports them:
+    what had happened by then (a return a year earlier reports the episode still open)."""
     today = cohort.today
     rng = _rng(cohort.seed, "cin", child.index)
     referral = today - timedelta(days=rng.randint(300, 420))
     assessment = referral + timedelta(days=rng.randint(2, 8))
     authorised = assessment + timedelta(days=rng.randint(20, 40))
     closure = today - timedelta(days=rng.randint(20, 80))
+    if referral > reference:
+        return ""
     s47 = ""
-    if child.safeguarding_enquiry:
+    if child.safeguarding_enquiry and referral + timedelta(days=15) <= reference:
         start = referral + timedelta(days=15)
         s47 = (
             f"<Section47>{_el('S47ActualStartDate', start.isoformat())}"
@@ -413,6 +417,25 @@ def _census_child(cohort: Cohort, child: Child) -> str:
         )
     upn = _el("UPN", child.upn) if child.upn else _el("UPNunknown", "UN1")
     disabilities = "".join(_el("Disability", d) for d in child.disabilities or ["NONE"])
+    closed = ""
+    if closure <= reference:
+        closed = f"{_el('CINclosureDate', closure.isoformat())}{_el('ReasonForClosure', 'RC4')}"
+    assessed = ""
+    if authorised <= reference:
+        assessed = (
+            f"<Assessments>{_el('AssessmentActualStartDate', assessment.isoformat())}"
+            f"{_el('AssessmentAuthorisationDate', authorised.isoformat())}"
+            "<FactorsIdentifiedAtAssessment>"
+            f"{_el('AssessmentFactors', '5A')}{_el('AssessmentFactors', '6A')}"
+            "</FactorsIdentifiedAtAssessment></Assessments>"
+        )
+    planned = ""
+    plan_start = authorised + timedelta(days=10)
+    if plan_start <= reference:
+        ended = _el("CINPlanEndDate", (closure - timedelta(days=1)).isoformat()) if closed else ""
+        planned = (
+            f"<CINPlanDates>{_el('CINPlanStartDate', plan_start.isoformat())}{ended}</CINPlanDates>"
+        )
     return (
         f"<Child><ChildIdentifiers>{_el('LAchildID', child.la_child_id)}{upn}"
         f"{_el('NHSnumber', child.nhs_number)}"
@@ -421,34 +444,30 @@ def _census_child(cohort: Cohort, child: Child) -> str:
         f"<ChildCharacteristics><Disabilities>{disabilities}</Disabilities></ChildCharacteristics>"
         f"<CINdetails>{_el('CINreferralDate', referral.isoformat())}"
         f"{_el('ReferralSource', '3A')}{_el('PrimaryNeedCode', 'N2')}"
-        f"{_el('CINclosureDate', closure.isoformat())}{_el('ReasonForClosure', 'RC4')}"
-        f"<Assessments>{_el('AssessmentActualStartDate', assessment.isoformat())}"
-        f"{_el('AssessmentAuthorisationDate', authorised.isoformat())}"
-        "<FactorsIdentifiedAtAssessment>"
-        f"{_el('AssessmentFactors', '5A')}{_el('AssessmentFactors', '6A')}"
-        "</FactorsIdentifiedAtAssessment></Assessments>"
-        f"<CINPlanDates>{_el('CINPlanStartDate', (authorised + timedelta(days=10)).isoformat())}"
-        f"{_el('CINPlanEndDate', (closure - timedelta(days=1)).isoformat())}</CINPlanDates>"
-        f"{s47}{_el('ReferralNFA', '0')}</CINdetails></Child>"
+        f"{closed}{assessed}{planned}{s47}{_el('ReferralNFA', '0')}</CINdetails></Child>"
     )
 
 
-def cin_census_message(cohort: Cohort) -> bytes:
+def cin_census_message(cohort: Cohort, years_back: int = 0) -> bytes:
     """Children's services' CIN census return for the children it reports that way:
     identifiers (LA child id, UPN, NHS number), disabilities, and a closed CIN episode for
     the child's disability with its assessment and CIN plan; one episode includes a
-    section 47 enquiry (filed under safeguarding, which no consent here names)."""
-    reference = cohort.today - timedelta(days=1)
+    section 47 enquiry (filed under safeguarding, which no consent here names).
+    `years_back=1`: the return of a year before, reporting what had happened by then
+    (the same episodes, still open: the later return restates and corrects them)."""
+    reference = cohort.today - timedelta(days=1 + 365 * years_back)
     children = "".join(
-        _census_child(cohort, c) for c in cohort.children if c.social_care == "cin_census"
+        _census_child(cohort, c, reference)
+        for c in cohort.children
+        if c.social_care == "cin_census"
     )
     text = (
         '<?xml version="1.0" encoding="utf-8"?>\n<Message><Header><CollectionDetails>'
-        f"<Collection>CIN</Collection>{_el('Year', academic_year_start(cohort.today))}"
+        f"<Collection>CIN</Collection>{_el('Year', academic_year_start(reference))}"
         f"{_el('ReferenceDate', reference.isoformat())}</CollectionDetails>"
         f"<Source><SourceLevel>L</SourceLevel>{_el('LEA', LA_CODE)}"
         f"{_el('SoftwareCode', CHILDRENS_SERVICES.system)}<Release>demo</Release>"
-        f"{_el('SerialNo', f'{cohort.seed % 1000:03d}')}"
+        f"{_el('SerialNo', f'{(cohort.seed + years_back) % 1000:03d}')}"
         f"{_el('DateTime', f'{reference.isoformat()}T18:00:00')}</Source></Header>"
         f"<Children>{children}</Children></Message>\n"
     )

@@ -21,7 +21,9 @@ class InboundSource(BaseModel):
     message_id: str | None = Field(
         default=None,
         max_length=256,
-        description="The sender's id for this event: a repeat with the same id is taken once",
+        description="The sender's id for this event: a repeat with the same id is taken "
+        "once; for event types with a natural key (hub/ingest/natural_keys.py) the same fact "
+        "with the same content under any id is taken once, and other content is a new version",
     )
 
 

@@ -52,6 +52,9 @@ class AdapterResult:
     """The source message id (CTF header, Bundle id, message id) or, failing that, a
     content hash — the idempotency key of the message."""
     warnings: list[str] = field(default_factory=list)
+    context: list[str] = field(default_factory=list)
+    """Refs of the parts read only as context for the facts (a FHIR Organization whose ODS
+    code and name go into a fact's source): taken, though no fact is theirs alone."""
 
 
 Status = Literal["appended", "withheld", "queued", "rejected", "duplicate"]

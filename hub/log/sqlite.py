@@ -1,7 +1,9 @@
 """The embedded `EventLog`: append-only SQLite tables, one per hub log, in one WAL file.
 
 Writes go through one connection on one worker thread (SQLite has one writer anyway);
-reads use a second connection on another thread so a subscriber never waits behind an
+reads run on the event loop's thread on a read-only connection that never waits for a
+lock (a hand-off to a thread costs several times a short read), and one that would wait
+goes to a reader connection on another thread, so a subscriber never waits behind an
 append. An append wakes only the subscribers of the log it appended to (an audited read
 does not send every projection to read every partition of `hub.events`). Each append is
 one transaction: positions are handed out from `log_head` inside it, so several
@@ -31,7 +33,7 @@ from hub.log.base import (
     StoredRecord,
     partition_for,
 )
-from hub.sqlite_support import connect, is_transient
+from hub.sqlite_support import connect, connect_inline, inline_read, is_transient
 
 T = TypeVar("T")
 
@@ -71,6 +73,7 @@ class SqliteEventLog:
         self._poll_interval = poll_interval
         self._writer: sqlite3.Connection | None = None
         self._reader: sqlite3.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
         self._wpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-w")
         self._rpool = ThreadPoolExecutor(1, thread_name_prefix="hub-log-r")
         self._waiters: dict[LogName, set[asyncio.Event]] = {name: set() for name in LogName}
@@ -96,6 +99,7 @@ class SqliteEventLog:
         self._writer = await self._on(self._wpool, connect, self.path, self._synchronous)
         await self._on(self._wpool, self._create)
         self._reader = await self._on(self._rpool, connect, self.path, self._synchronous)
+        self._inline = connect_inline(self.path)
 
     def _create(self) -> None:
         conn = self._require(self._writer)
@@ -147,6 +151,9 @@ class SqliteEventLog:
             raise
 
     async def close(self) -> None:
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         for conn, pool in ((self._writer, self._wpool), (self._reader, self._rpool)):
             if conn is not None:
                 await asyncio.get_running_loop().run_in_executor(pool, conn.close)
@@ -207,20 +214,16 @@ class SqliteEventLog:
     async def read(
         self, log: LogName, partition: int, from_offset: int, limit: int = 1000
     ) -> list[StoredRecord]:
-        result: list[StoredRecord] = await self._on(
-            self._rpool, self._read, log, partition, from_offset, limit
-        )
-        return result
-
-    def _read(
-        self, log: LogName, partition: int, from_offset: int, limit: int
-    ) -> list[StoredRecord]:
-        conn = self._require(self._reader)
-        rows = conn.execute(
+        sql = (
             f"SELECT offset, key, value, headers, ts FROM {_table(log)}"  # noqa: S608
-            " WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT ?",
-            (partition, from_offset, limit),
-        ).fetchall()
+            " WHERE partition = ? AND offset >= ? ORDER BY offset LIMIT ?"
+        )
+        rows = inline_read(self._inline, sql, (partition, from_offset, limit))
+        if rows is None:  # it would wait for a lock: on the reader thread
+            conn = self._require(self._reader)
+            rows = await self._on(
+                self._rpool, lambda: conn.execute(sql, (partition, from_offset, limit)).fetchall()
+            )
         return [
             StoredRecord(
                 log=log,

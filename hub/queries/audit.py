@@ -39,13 +39,18 @@ async def child_trail_view(
     until: datetime | None = None,
     agency: str | None = None,
     outcome: str | None = None,
+    kind: str | None = None,
     limit: int = TRAIL_LIMIT,
     cursor: str | None = None,
 ) -> TrailPage:
     """One child's trail records in order (filtered by time, agency and outcome), `limit`
     of them after `cursor` (a page's `next_cursor`): the trail's own order, its position
-    on the audit log, which later records never change."""
+    on the audit log, which later records never change. `kind="read"` is the child's
+    access log: every look at their record."""
     where, params = _where(child_id, since, until, agency, outcome)
+    if kind is not None:
+        where += " AND kind = ?"
+        params.append(kind)
     if cursor is not None:
         part, offset = decode_cursor(TRAIL_CURSOR, cursor, (int, int))
         where += " AND (part > ? OR (part = ? AND log_offset > ?))"
@@ -71,6 +76,7 @@ async def child_trail_view(
                     "route": "GET /audit/children/{id}",
                     "outcome": "shown",
                     "records": len(records),
+                    **({"kind": kind} if kind else {}),
                 },
             )
         ]

@@ -18,15 +18,18 @@ from typing import Any
 
 from hub.auth.principal import Principal, Role
 from hub.consent.audit_trail import AuditEntry, AuditTrail
-from hub.consent.opener import EnvelopeOpener
+from hub.consent.opener import SEALED_MARK, EnvelopeOpener
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import ErasedPayload
+from hub.consent.state import ConsentState
 from hub.consent.viewer import DecisionCache, Viewer
 from hub.errors import NotFound
 from hub.events import Envelope
 from hub.identity.person_index import PersonIndex
 from hub.projections.caseload_view import plan_children
+from hub.projections.gate_views import consent_bodies
 from hub.projections.team_around_child import SealedFact
+from hub.queries.opened import OpenedFacts
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
 
@@ -43,6 +46,8 @@ class Reads:
     policy: SharingPolicy
     decisions: DecisionCache = field(default_factory=dict)
     """View-time decisions kept across reads (see `hub.consent.viewer`)."""
+    opened: OpenedFacts = field(default_factory=OpenedFacts)
+    """Facts opened before, by fact id, body and key (see `hub.queries.opened`)."""
 
 
 async def viewer_for(
@@ -61,8 +66,31 @@ async def viewer_for(
     )
     wanted = sorted(set(children))
     if wanted:
-        viewer.add(await reads.views.consent_states(wanted, fresh=fresh))
+        viewer.add(await consent_states(reads, wanted, fresh=fresh))
     return viewer
+
+
+async def consent_states(
+    reads: Reads, children: Sequence[str], *, fresh: bool
+) -> dict[str, ConsentState]:
+    """The children's consent states (`fresh`: caught up first), as `GateViews` folds
+    them; a state folded before from exactly the same stored consent events (none of
+    them sealed) is taken from the memo."""
+    if fresh:
+        await reads.views.catch_up(["consent_state"], children)
+    out: dict[str, ConsentState] = {}
+    for child, values in (await consent_bodies(reads.store, children)).items():
+        key = (child, "consent_state", *values)
+        kept = reads.opened.view(key)
+        if isinstance(kept, ConsentState):
+            out[child] = kept
+            continue
+        opened = await reads.opener.open_values(values)
+        state = ConsentState.fold(child, [e for e in opened if isinstance(e, Envelope)])
+        if not any(SEALED_MARK in v for v in values):
+            reads.opened.keep_view(key, state)
+        out[child] = state
+    return out
 
 
 MEMBERSHIP_EVENTS = ("team.practitioner_joined", "team.practitioner_left")
@@ -178,13 +206,28 @@ async def plan_in_reach(
 async def open_facts(
     reads: Reads, facts: Sequence[SealedFact]
 ) -> list[tuple[SealedFact, Envelope]]:
-    """Open (decrypt) the facts; what cannot be read any more (erased) is left out."""
-    opened = await reads.opener.open_values([f.body for f in facts])
-    return [
-        (f, env)
-        for f, env in zip(facts, opened, strict=True)
-        if isinstance(env, Envelope) and not isinstance(env.payload, ErasedPayload)
-    ]
+    """Open (decrypt) the facts; what cannot be read any more (erased) is left out. A fact
+    opened before with the same body and the same data key is taken from the memo."""
+    keys: dict[tuple[str, str], bytes | None] = {}
+    found: list[Envelope | None] = []
+    for f in facts:
+        key = None
+        if SEALED_MARK in f.body:
+            kid = (f.child_id, f.category)
+            if kid not in keys:
+                keys[kid] = await reads.opener.data_key(*kid)
+            key = keys[kid]
+        found.append(reads.opened.get(f.event_id, f.body, key))
+    missed = [i for i, env in enumerate(found) if env is None]
+    if missed:
+        opened = await reads.opener.open_values([facts[i].body for i in missed])
+        for i, env in zip(missed, opened, strict=True):
+            if isinstance(env, Envelope) and not isinstance(env.payload, ErasedPayload):
+                f = facts[i]
+                key = keys.get((f.child_id, f.category)) if SEALED_MARK in f.body else None
+                reads.opened.put(f.event_id, f.child_id, f.body, key, env)
+                found[i] = env
+    return [(f, env) for f, env in zip(facts, found, strict=True) if env is not None]
 
 
 async def audit_reads(

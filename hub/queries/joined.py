@@ -167,16 +167,33 @@ async def team_view(
     hidden = hidden_practitioners(facts, viewer.sees)
     opened = await open_facts(reads, [f for f in facts if viewer.sees(f)])
     state = viewer.states[child_id]
-    roles = practitioner_roles(reads)
-    view = fold_team(
+    today = as_of or now.date()
+    deciding = await who_decides(reads, child_id, state, now)
+    consent = state.describe(now)
+    key = (
         child_id,
-        opened,
-        today=as_of or now.date(),
-        hidden=hidden,
-        roles=roles,
-        who_decides=await who_decides(reads, child_id, state, now),
-        consent=state.describe(now),
+        "team",
+        tuple(f.event_id for f, _ in opened),
+        today,
+        hidden,
+        reads.policy.digest,
+        deciding.decides,
+        deciding.summary,
+        tuple(deciding.consents_given_by),
+        tuple(consent),
     )
+    view = reads.opened.view(key)
+    if not isinstance(view, TeamView):
+        view = fold_team(
+            child_id,
+            opened,
+            today=today,
+            hidden=hidden,
+            roles=practitioner_roles(reads),
+            who_decides=deciding,
+            consent=consent,
+        )
+        reads.opened.keep_view(key, view)
     await audit_reads(reads, caller, route, now, [(child_id, view.facts_shown, {})])
     return view
 

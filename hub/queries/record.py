@@ -14,6 +14,7 @@ from hub.consent.sealing import ErasedPayload
 from hub.consent.state import ConsentRecord
 from hub.consent.viewer import SharingKey
 from hub.errors import PermanentError
+from hub.ingest.natural_keys import fact_key, group_versions
 from hub.queries.context import Reads, audit_reads, require_in_reach, viewer_for
 from hub.service_layer.reconsider import sharing_context, stored_fact
 
@@ -42,6 +43,7 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
         (child_id,),
     )
     by_agency: dict[str, list[dict[str, Any]]] = {}
+    keys: dict[int, str | None] = {}
     shown: list[str] = []
     for _event_id, body, purposes, basis in rows:
         data = orjson.loads(bytes(body))
@@ -64,18 +66,22 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
             payload = {"erased": True}
         else:
             payload = env.payload.model_dump(mode="json")
-        by_agency.setdefault(env.source.agency, []).append(
-            {
-                "event_id": str(env.event_id),
-                "event_type": env.event_type,
-                "category": env.category,
-                "occurred_at": env.occurred_at.isoformat(),
-                "source": env.source.model_dump(mode="json"),
-                "basis": None if ground is None else ground.model_dump(mode="json"),
-                "payload": payload,
-            }
-        )
+        entry = {
+            "event_id": str(env.event_id),
+            "event_type": env.event_type,
+            "category": env.category,
+            "occurred_at": env.occurred_at.isoformat(),
+            "recorded_at": env.recorded_at.isoformat(),
+            "source": env.source.model_dump(mode="json"),
+            "basis": None if ground is None else ground.model_dump(mode="json"),
+            "payload": payload,
+        }
+        erased = isinstance(env.payload, ErasedPayload)
+        keys[id(entry)] = None if erased else fact_key(env.source, env.payload)
+        by_agency.setdefault(env.source.agency, []).append(entry)
         shown.append(str(env.event_id))
+    for agency, entries in by_agency.items():
+        by_agency[agency] = with_history(entries, keys)
     await audit_reads(reads, caller, "GET /children/{id}/record", now, [(child_id, shown, {})])
     return {
         "child_id": child_id,
@@ -83,6 +89,23 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
         "agencies": by_agency,
         "facts_shown": len(shown),
     }
+
+
+def with_history(
+    entries: list[dict[str, Any]], keys: dict[int, str | None]
+) -> list[dict[str, Any]]:
+    """One entry per fact: versions of one fact (the same natural key, `hub.ingest.
+    natural_keys`: a correction a later message made) show as the latest recorded, with
+    the earlier ones under `history` (oldest first)."""
+    ordered = sorted(entries, key=lambda e: e["recorded_at"])
+    current = {
+        id(now): [
+            {k: v[k] for k in ("event_id", "occurred_at", "recorded_at", "payload")}
+            for v in earlier
+        ]
+        for now, earlier in group_versions(ordered, lambda e: keys[id(e)])
+    }
+    return [{**e, "history": current[id(e)]} for e in entries if id(e) in current]
 
 
 async def consent_records(

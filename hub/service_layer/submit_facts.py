@@ -40,6 +40,7 @@ from hub.identity.person_index import PersonIndex, Resolution
 from hub.identity.subject import Subject
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.ingest.model import FactOutcome, InboundFact
+from hub.ingest.natural_keys import restatement_key
 from hub.log import EventLog, LogName, NewRecord
 from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER, landed_keys
 from hub.service_layer.reconsider import DEFAULT_PURPOSES, ReconsiderWithheld
@@ -106,6 +107,12 @@ class _Resolved:
 
 
 def dedupe_key(fact: InboundFact) -> str:
+    """The fact's idempotency key: its natural key and content when its type has one
+    (`hub.ingest.natural_keys`: a restatement in a later message is the same fact), else
+    its place in its message."""
+    natural = restatement_key(fact)
+    if natural is not None:
+        return natural
     message = fact.source.message_id or "-"
     return f"{fact.source.agency}|{message}|{fact.ref or fact.payload.event_type}"
 

@@ -4,7 +4,7 @@ stays so that an erased child never silently gets a fresh key."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from hub.consent.crypto import KeyErasedError, MasterKey, new_data_key
@@ -15,11 +15,20 @@ _SELECT_IN = "SELECT child_id, wrapped, erased_at FROM data_key WHERE child_id I
 
 
 class SqlKeyStore:
-    def __init__(self, store: ReadStore, master: MasterKey, *, cache_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: ReadStore,
+        master: MasterKey,
+        *,
+        cache_size: int = 10_000,
+        on_delete: Callable[[str], None] | None = None,
+    ) -> None:
         self._store = store
         self._master = master
         self._cache: dict[str, bytes] = {}
         self._cache_size = cache_size
+        self._on_delete = on_delete
+        """Told each key id this process deletes (to drop what was opened with it)."""
 
     def forget(self, child_id: str) -> None:
         """Drop a cached key (after an erasure seen from another process)."""
@@ -108,6 +117,8 @@ class SqlKeyStore:
 
     async def delete(self, child_id: str) -> bool:
         self._cache.pop(child_id, None)
+        if self._on_delete is not None:
+            self._on_delete(child_id)
         now = datetime.now(UTC).isoformat()
         async with self._store.transaction() as tx:
             row = await tx.fetchone("SELECT wrapped FROM data_key WHERE child_id = ?", (child_id,))

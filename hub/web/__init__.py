@@ -1,7 +1,10 @@
 """The hub's web pages (server-rendered, GOV.UK Frontend) and the API documentation pages,
 served by the API's own process: `install_web(app, settings)` adds the security headers,
 the session codec, the templates, the static files under `/static` (GOV.UK Frontend,
-Swagger UI and ReDoc shipped inside the package) and the page routes."""
+Swagger UI and ReDoc shipped inside the package) and the page routes: `pages` (sign-in,
+caseload, child, timeline, family, trail, verify), `pages_coordinator` (the forms for the
+LA's steps, search, contributions, meetings), `pages_ig` (access log, downloads,
+erasure)."""
 
 from __future__ import annotations
 
@@ -17,7 +20,8 @@ STATIC = Path(__file__).parent / "static"
 
 
 def install_web(app: FastAPI, settings: Settings) -> None:
-    from hub.web import docs, oidc, pages
+    from hub.web import docs, oidc, pages, step_forms
+    from hub.web.forms import TEMPLATE_GLOBALS
     from hub.web.security import SecurityHeaders
     from hub.web.sessions import SessionCodec
     from hub.web.throttle import SignInThrottle
@@ -27,6 +31,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
         secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
     )
     app.state.web_templates = pages.create_templates()
+    app.state.web_templates.globals.update(TEMPLATE_GLOBALS, **step_forms.TEMPLATE_GLOBALS)
     app.state.web_throttle = SignInThrottle()
     if settings.oidc_issuer and settings.oidc_client_id:
         app.state.web_oidc = oidc.OidcSignIn(settings)
@@ -44,9 +49,16 @@ def install_web(app: FastAPI, settings: Settings) -> None:
 def page_routers() -> list[APIRouter]:
     """Every router of web pages (authenticated by the session cookie, not a bearer
     token: tests/e2e/test_auth_routes.py leaves them to the web page tests)."""
-    from hub.web import oidc, pages, pages_family, pages_practitioner
+    from hub.web import oidc, pages, pages_coordinator, pages_family, pages_ig, pages_practitioner
 
-    return [pages.router, oidc.router, pages_family.router, pages_practitioner.router]
+    return [
+        pages.router,
+        oidc.router,
+        pages_family.router,
+        pages_practitioner.router,
+        pages_coordinator.router,
+        pages_ig.router,
+    ]
 
 
 async def _refused(request: Request, exc: Exception) -> Response:

@@ -159,6 +159,12 @@ def in_reach(visit: Visit) -> Iterator[None]:
 async def posted(visit: Visit) -> dict[str, str]:
     """The form's fields (first value of each), once its CSRF token matches the session's;
     a 403 page otherwise, and a 400 page for a form too large to be ours."""
+    return {k: v[0] for k, v in (await posted_lists(visit)).items() if v}
+
+
+async def posted_lists(visit: Visit, *, max_fields: int = 64) -> dict[str, list[str]]:
+    """As `posted`, with every value of each field (checkboxes), up to `max_fields`
+    (also kept as `visit.extra["form_lists"]`)."""
     request = visit.request
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     if kind not in ("application/x-www-form-urlencoded", ""):
@@ -169,12 +175,11 @@ async def posted(visit: Visit) -> dict[str, str]:
         if len(body) > FORM_LIMIT:
             raise PageRefused(visit, 400, "This form is too large.")
     try:
-        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+        fields = parse_qs(body.decode("utf-8"), keep_blank_values=True, max_num_fields=max_fields)
     except (UnicodeDecodeError, ValueError):
         raise PageRefused(visit, 400, "This form could not be read.") from None
-    form = {k: v[0] for k, v in fields.items() if v}
     visit.extra["form_lists"] = fields  # every value of a repeated field (checkboxes)
-    if not visit.session.csrf_matches(form.get("csrf_token")):
+    if not visit.session.csrf_matches((fields.get("csrf_token") or [""])[0] or None):
         log.info("web.csrf_refused", path=request.url.path)
         raise PageRefused(
             visit,
@@ -182,7 +187,7 @@ async def posted(visit: Visit) -> dict[str, str]:
             "This form could not be sent, because it did not come from this page as you "
             "last opened it. Go back, reload the page and try again.",
         )
-    return form
+    return fields
 
 
 def render(visit: Visit, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
@@ -413,17 +418,23 @@ async def _caseload(
 
 
 @router.get("/child/{child_id}", response_class=HTMLResponse)
-async def child_page(request: Request, child_id: str) -> Response:
+async def child_page(
+    request: Request, child_id: str, recorded: str | None = None, held: str | None = None
+) -> Response:
     visit = await signed_in(request, Role.COORDINATOR, Role.PRACTITIONER)
     assert visit.principal is not None
     with in_reach(visit):
         team = await team_view(visit.hub.reads, visit.principal, child_id)
         plans = await child_plans_view(visit.hub.reads, visit.principal, child_id)
-    return render(visit, "child.html", team=team, plans=plans)
+    return render(
+        visit, "child.html", team=team, plans=plans, recorded=recorded, held=held == "yes"
+    )
 
 
 @router.get("/plan/{plan_id}", response_class=HTMLResponse)
-async def plan_page(request: Request, plan_id: str) -> Response:
+async def plan_page(
+    request: Request, plan_id: str, recorded: str | None = None, held: str | None = None
+) -> Response:
     visit = await signed_in(request, Role.COORDINATOR, Role.PRACTITIONER, Role.FAMILY)
     assert visit.principal is not None
     with in_reach(visit):
@@ -433,7 +444,9 @@ async def plan_page(request: Request, plan_id: str) -> Response:
         if visit.principal.role is Role.FAMILY
         else f"/child/{timeline.child_id}"
     )
-    return render(visit, "timeline.html", timeline=timeline, back=back)
+    return render(
+        visit, "timeline.html", timeline=timeline, back=back, recorded=recorded, held=held == "yes"
+    )
 
 
 # --------------------------------------------------------------------------- family

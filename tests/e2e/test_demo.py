@@ -123,6 +123,27 @@ async def test_the_demo_shows_overdue_advice_a_team_of_thirty_and_a_trail_that_v
         assert (
             review["agreed_with_family"] and timeline["next_review_on"] == review["next_review_on"]
         )
+        # two years of census returns: each CIN episode once, last year's open version
+        # under its history
+        episodes = []
+        for c in cohort.children:
+            if c.social_care != "cin_census":
+                continue
+            r = await client.get(f"/children/{result.child_id(c)}/record", headers=coordinator)
+            assert r.status_code == 200, r.text
+            episodes += [
+                e
+                for entries in r.json()["agencies"].values()
+                for e in entries
+                if e["event_type"] == "social_care.cin_episode_recorded"
+            ]
+        assert episodes, "the coordinator sees the census children's CIN episodes"
+        by_referral = Counter(e["payload"]["referral_date"] for e in episodes)
+        assert max(by_referral.values()) == 1, by_referral  # one fact per episode
+        restated = [e for e in episodes if e["history"]]
+        assert restated, "an episode reported open last year and closed this year"
+        assert all(e["payload"]["closure_date"] for e in restated)
+        assert all(h["payload"].get("closure_date") is None for e in restated for h in e["history"])
         section_e = [c for c in timeline["contributions"] if c["kind"] == "outcome"]
         progressed = [o for o in section_e if o["latest_progress"]]
         assert len(progressed) == len(reviewed.needs) >= 1, section_e

@@ -40,6 +40,10 @@ def rules(result: AdapterResult) -> Counter[tuple[str, str | None]]:
     return Counter((n.rule or "", n.field) for n in result.not_taken)
 
 
+HEADER_NOT_READ = {("hub.not_read", tag): 1 for tag in ("SourceLevel", "Release", "SerialNo")}
+"""The header elements each published sample carries that are not facts about a child."""
+
+
 def explained(result: AdapterResult) -> None:
     for n in result.not_taken:
         assert n.ref and n.reason and n.rule, n.ref
@@ -132,7 +136,9 @@ def test_the_332_child_census_yields_identities_disabilities_and_episodes(
             ("8600", "CINreferralDate"): 8,  # referred after the census reference date
             ("hub.date_in_future", "DateOfInitialCPC"): 6,
             ("8790", "Disability"): 3,  # NONE recorded with other disabilities
+            ("100", "ReferenceDate"): 1,  # 2022-07-21 is not 31 March of the Year (2022)
             ("hub.not_read", "Ethnicity"): 1,
+            **HEADER_NOT_READ,
         }
     )
     # 402 episodes in the file: 372 taken, 30 not (two children break two rules at once)
@@ -196,6 +202,12 @@ def test_the_2024_census_sample_takes_what_is_valid_and_explains_the_rest(
         ("Child[2]/CINdetails[1]", "hub.date_in_future"),
         ("Child[2]/CINdetails[1]/Assessments[1]", "hub.episode_not_taken"),
         ("Child[*]/ChildCharacteristics/Ethnicity", "hub.not_read"),
+        ("Header/CollectionDetails/ReferenceDate", "100"),  # 2024-03-31 with Year 2023
+        ("Child[*]/ChildIdentifiers#text", "hub.stray_text"),  # "PersonBirthDate" as text
+        *(
+            (f"Header/Source/{tag}", "hub.not_read")
+            for tag in ("SourceLevel", "Release", "SerialNo")
+        ),
     }
     s47 = next(n for n in result.not_taken if n.rule == "2889")
     assert s47.reason == "The S47 start date cannot be before the referral date."
@@ -222,7 +234,10 @@ def test_the_2021_sample_without_factors_yields_its_assessment(samples_dir: Path
             ("1104", "DateOfInitialCPC"): 1,
             ("1105", "CPPstartDate"): 1,
             ("8565", "CPPendDate"): 1,
+            ("100", "ReferenceDate"): 1,  # 2024-03-31 with Year 2023
             ("hub.not_read", "Ethnicity"): 1,
+            ("hub.stray_text", "ChildIdentifiers"): 1,
+            **HEADER_NOT_READ,
         }
     )
 
@@ -246,13 +261,14 @@ def test_the_liia_2022_sample_rejects_activity_before_referral_or_after_closure(
     explained(result)
     assert rules(result) == Counter(
         {
-            ("1103", "AssessmentActualStartDate"): 1,
-            ("8565", "AssessmentActualStartDate"): 1,
+            ("1103", "AssessmentActualStartDate"): 1,  # started before the referral
+            ("8565", "AssessmentAuthorisationDate"): 1,  # authorised after the closure
             ("2889", "S47ActualStartDate"): 1,
             ("1104", "DateOfInitialCPC"): 1,
             ("1105", "CPPstartDate"): 1,
             ("8565", "CPPendDate"): 1,
             ("hub.not_read", "Ethnicity"): 1,
+            **HEADER_NOT_READ,
         }
     )
 
@@ -538,6 +554,64 @@ def test_a_fact_breaking_an_enforced_rule_is_not_taken_with_its_code(
     explained(result)
 
 
+@pytest.mark.parametrize(
+    ("activity", "late"),
+    [
+        (ASSESSMENT.format("2024-01-10", "<AssessmentAuthorisationDate>2024-02-20"
+                           "</AssessmentAuthorisationDate>"), "AssessmentAuthorisationDate"),
+        (ASSESSMENT.format("2024-02-10", "<AssessmentAuthorisationDate>2024-02-20"
+                           "</AssessmentAuthorisationDate>"),
+         "AssessmentActualStartDate AssessmentAuthorisationDate"),
+        ("<CINPlanDates><CINPlanStartDate>2024-01-10</CINPlanStartDate><CINPlanEndDate>"
+         "2024-02-20</CINPlanEndDate></CINPlanDates>", "CINPlanEndDate"),
+        ("<Section47><S47ActualStartDate>2024-01-10</S47ActualStartDate><DateOfInitialCPC>"
+         "2024-02-20</DateOfInitialCPC><ICPCnotRequired>false</ICPCnotRequired></Section47>",
+         "DateOfInitialCPC"),
+    ],
+)  # fmt: skip
+def test_activity_after_closure_is_reported_against_the_late_date(activity: str, late: str) -> None:
+    """Rule 8565 names the element dated after the closure (2024-02-01), not another date
+    of the same activity."""
+    result = parse_cin(census(child(episode(activity))), agency="la", now=NOW)
+    assert sorted(n.field or "" for n in result.not_taken if n.rule == "8565") == late.split()
+
+
+def header(year: str, reference: str | None) -> str:
+    ref = f"<ReferenceDate>{reference}</ReferenceDate>" if reference else ""
+    return (
+        f"<Header><CollectionDetails><Collection>CIN</Collection><Year>{year}</Year>{ref}"
+        "</CollectionDetails><Source><SourceLevel>L</SourceLevel><LEA>999</LEA>"
+        "<DateTime>2024-04-10T09:00:00</DateTime></Source></Header>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("year", "reference", "broken"),
+    [
+        ("2024", "2024-03-31", False),
+        ("2024", "2024-07-21", True),  # after the collection year
+        ("2023", "2024-03-31", True),  # the next year's reference date
+        ("2024", None, True),  # missing
+    ],
+)
+def test_a_reference_date_outside_the_collection_year_is_reported_by_rule_100(
+    year: str, reference: str | None, broken: bool
+) -> None:
+    result = parse_cin(census(child(episode()), header=header(year, reference)), agency="la",
+                       now=NOW)  # fmt: skip
+    lines = [n for n in result.not_taken if n.rule == "100"]
+    if not broken:
+        assert lines == [] and not any("rule 100" in w for w in result.warnings)
+        return
+    [line] = lines
+    assert (line.ref, line.field) == ("Header/CollectionDetails/ReferenceDate", "ReferenceDate")
+    assert line.reason == RULES["100"]
+    [warning] = [w for w in result.warnings if w.startswith("rule 100")]
+    assert f"{year}-03-31" in warning and (reference or "none") in warning
+    assert ("the ReferenceDate as sent" if reference else "today") in warning
+    explained(result)
+
+
 def test_a_valid_episode_yields_every_fact_within_it() -> None:
     details = episode(
         ASSESSMENT.format(
@@ -561,7 +635,10 @@ def test_a_valid_episode_yields_every_fact_within_it() -> None:
     result = parse_cin(
         census(child(details, disabilities="<Disability>AUT</Disability>")), agency="la", now=NOW
     )
-    assert [n.ref for n in result.not_taken] == ["Child[*]/ChildCharacteristics/Ethnicity"]
+    assert [n.ref for n in result.not_taken] == [
+        "Header/Source/SourceLevel",
+        "Child[*]/ChildCharacteristics/Ethnicity",
+    ]
     refs = by_ref(result)
     assert refs["Child[1]/CINdetails[1]/Assessments[1]"] == AssessmentRecorded(
         referral_date=date(2023, 6, 1),

@@ -147,6 +147,10 @@ def test_y12_sample_yields_identity_sen_attendance_history_and_parents(samples_d
         n.kind == "unsupported" and "parental responsibility" in n.reason for n in without_pr
     )
     assert unsupported(result) == {
+        "Header/DocumentName",
+        "Header/DestSchool",
+        "Header/SourceSchool/SchoolName",
+        "Header/SourceSchool/AcademicYear",
         "Pupil[*]/UCI",
         "Pupil[*]/FSMhistory",
         "Pupil[*]/StageAssessments",
@@ -157,8 +161,11 @@ def test_y12_sample_yields_identity_sen_attendance_history_and_parents(samples_d
         "Pupil[*]/BasicDetails/ServiceChild",
         "Pupil[*]/BasicDetails/MedicalFlag",
         "Pupil[*]/BasicDetails/SuppInfo",
+        "Pupil[*]/Address/Country",
+        "Pupil[*]/Contacts/Contact/Gender",
+        "Pupil[*]/Contacts/Contact/SuppInfo/SuppID",
     }
-    assert len(result.not_taken) == 12
+    assert len(result.not_taken) == 19
     assert result.warnings == []
 
 
@@ -211,6 +218,10 @@ def test_y7_sample_attaches_ranked_needs_to_the_sen_support_period(samples_dir: 
         "Pupil[2]/Contacts/Contact[1]",
     ]
     assert unsupported(result) == {
+        "Header/DocumentName",
+        "Header/DestSchool",
+        "Header/SourceSchool/SchoolName",
+        "Header/SourceSchool/AcademicYear",
         "Pupil[*]/Phones",
         "Pupil[*]/StageAssessments",
         "Pupil[*]/SuppInfo",
@@ -219,8 +230,16 @@ def test_y7_sample_attaches_ranked_needs_to_the_sen_support_period(samples_dir: 
         "Pupil[*]/BasicDetails/Languages",
         "Pupil[*]/BasicDetails/MedicalFlag",
         "Pupil[*]/BasicDetails/SuppInfo",
+        "Pupil[*]/Address/Country",
+        "Pupil[*]/Address/Easting",
+        "Pupil[*]/Address/Northing",
+        "Pupil[*]/Contacts/Contact/Gender",
+        "Pupil[*]/Contacts/Contact/SuppInfo/SuppID",
+        "Pupil[*]/Contacts/Contact/Address/Country",
+        "Pupil[*]/Contacts/Contact/Address/Easting",
+        "Pupil[*]/Contacts/Contact/Address/Northing",
     }
-    assert len(result.not_taken) == 12
+    assert len(result.not_taken) == 24
 
 
 @pytest.mark.samples
@@ -243,7 +262,7 @@ def test_partial_sample_is_read_for_what_it_carries(samples_dir: Path) -> None:
     )
     explained(result)
     assert {n.rule for n in result.not_taken} == {"hub.not_read"}
-    assert len(result.not_taken) == 7
+    assert len(result.not_taken) == 12  # 4 header elements, 8 of the pupil's
 
 
 @pytest.mark.samples
@@ -282,7 +301,11 @@ def test_a_generated_1000_pupil_ctf_parses_to_its_expected_counts() -> None:
     explained(result)
     rules = Counter(n.rule for n in result.not_taken)
     assert set(rules) == {"hub.contact_without_parental_responsibility", "hub.not_read"}
-    assert unsupported(result) == {"Pupil[*]/FSMhistory", "Pupil[*]/BasicDetails/Ethnicity"}
+    assert unsupported(result) == {
+        "Header/DocumentName", "Header/DestSchool", "Header/SourceSchool/SchoolName",
+        "Header/SourceSchool/AcademicYear", "Pupil[*]/FSMhistory",
+        "Pupil[*]/BasicDetails/Ethnicity",
+    }  # fmt: skip
 
 
 # --- bad input ---------------------------------------------------------------------------
@@ -533,3 +556,28 @@ def element_values(draw: st.DrawFn) -> bytes:
 def test_arbitrary_element_values_are_reported_never_raised(data: bytes) -> None:
     result = parse_ctf(data, agency="s", now=NOW)
     assert counts(result).get("education.pupil_identified", 0) <= 3
+
+
+def test_every_element_not_read_and_stray_text_get_one_line_each_per_path() -> None:
+    pupil = (
+        f"<UPN>{UPN}</UPN>stray words<Surname>Example</Surname>"
+        "<Address><PostCode>ZZ99 9ZZ</PostCode><Easting>1</Easting><Country>ENG</Country>"
+        "<Made><Up>1</Up></Made></Address>"
+        "<Contacts><Contact><Surname>Parent</Surname><Gender>F</Gender>"
+        "<Responsibility>true</Responsibility></Contact><Contact><Surname>Other</Surname>"
+        "<Gender>M</Gender><Responsibility>true</Responsibility></Contact></Contacts>"
+    )
+    result = parse_ctf(ctf(pupil, pupil), agency="s", now=NOW)
+    lines = {n.ref: n for n in result.not_taken if n.rule in ("hub.not_read", "hub.stray_text")}
+    assert set(lines) == {
+        "Pupil[*]#text",
+        "Pupil[*]/Address/Easting",
+        "Pupil[*]/Address/Country",
+        "Pupil[*]/Address/Made",  # reported once, its children with it
+        "Pupil[*]/Contacts/Contact/Gender",  # two contacts, two pupils: one line
+    }
+    assert lines["Pupil[*]#text"].rule == "hub.stray_text"
+    assert "gender" in lines["Pupil[*]/Contacts/Contact/Gender"].reason
+    assert all(n.kind == "unsupported" and n.field for n in lines.values())
+    for n in result.not_taken:  # reasons never quote a value
+        assert "stray words" not in n.reason and "ZZ99" not in n.reason

@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import json
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -249,6 +249,24 @@ def test_episode_rules_apply_with_the_census_codes_and_the_rest_is_taken() -> No
     ]
     assert [e.placement_type for e in looked_after] == ["K2"]
     assert counts(result)["social_care.child_identified"] == 2
+
+
+def test_activity_after_closure_is_reported_against_the_late_date() -> None:
+    message = care()
+    episode = message["children"][0]["cin_episodes"][0]
+    episode.update(closure_date="2024-04-01", closure_reason="RC7")
+    closure = date(2024, 4, 1)
+    before, after = str(closure - timedelta(days=5)), str(closure + timedelta(days=5))
+    episode["assessments"] = [{"start_date": before, "authorisation_date": after}]
+    episode["cin_plans"] = [{"start_date": before, "end_date": after}]
+    episode["section47_enquiries"] = [{"start_date": before, "initial_cpc_date": after}]
+    result = parse_social_care_json(as_bytes(message), agency="la-csc", now=NOW)
+    late = sorted((n.ref.rsplit("/", 2)[-2], n.field) for n in result.not_taken if n.rule == "8565")
+    assert late == [
+        ("assessments", "authorisation_date"),
+        ("cin_plans", "end_date"),
+        ("section47_enquiries", "initial_cpc_date"),
+    ]
 
 
 def test_dates_after_the_message_was_sent_are_not_taken() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,12 @@ NAMES = {"given_name": "Zebedee", "family_name": "Quillfeather"}
 def fact(
     subject: Subject, message: str, ref: str = "f1", agency: str = "city-health"
 ) -> InboundFact:
+    # one SEN status per ref: facts at different places are different facts (the same
+    # status again, wherever it is sent, is a restatement: hub.ingest.natural_keys)
+    start = date(2024, 9, 1) + timedelta(days=sum(map(ord, ref)) % 28)
     return InboundFact(
         subject=subject,
-        payload=SenStatusRecorded(sen_provision="K", start_date=date(2024, 9, 1)),
+        payload=SenStatusRecorded(sen_provision="K", start_date=start),
         occurred_at=datetime(2024, 9, 2, 9, tzinfo=UTC),
         source=Source(agency=agency, message_id=message),
         ref=ref,

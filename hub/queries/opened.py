@@ -1,0 +1,88 @@
+"""Facts opened before: the read side's memo of decrypted, validated envelopes.
+
+Opening a sealed fact (decrypt its personal fields with the child's data key, validate
+the envelope and its payload) is the dearest step of a read, and the same facts are
+opened again on every read of the same child. A stored fact never changes: its body is
+the record exactly as logged. So what opening it gives is fixed by two things, the body
+and the data key it is opened with, and the memo keeps, per fact id, the body and the key
+it was opened with beside the envelope, and gives it back only when both are the same
+again: a fact whose key has been deleted (erasure, retention) is never given back, it is
+opened again (and is then unreadable). What a read shows is still decided at read time:
+the memo is asked only for the facts the consent policy lets the caller see now, in the
+set the projection holds now (caught up first), so a withdrawal or an erasure takes
+effect on the very next read as before.
+
+Beside the facts, the memo keeps views folded from them (`view`, `keep_view`): a fold is a
+pure function of the facts it is given and of its other arguments, so a view kept under a
+key made of the child, the ids of exactly the facts it was folded from and every other
+argument is the view that folding them again would give.
+
+Bounded (the oldest entries go first when it is full); `forget_child` drops everything
+kept of a child at once, and the composition root calls it whenever this process deletes
+one of the child's data keys. Another process's erasure reaches this one as the tombstone
+that drops the child's rows from the projections (and so from every read): what this
+process kept of the child is no longer reachable and goes as the memo turns over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+from hub.events import Envelope
+
+FACTS_KEPT = 20_000
+"""Opened facts kept per process (a few KiB each)."""
+VIEWS_KEPT = 2_000
+"""Folded views kept per process (a few KiB to tens of KiB each)."""
+
+
+@dataclass
+class OpenedFacts:
+    """Envelopes opened before, by fact id, each with the body and key it came from."""
+
+    size: int = FACTS_KEPT
+    views_size: int = VIEWS_KEPT
+    _kept: dict[str, tuple[str, bytes, bytes | None, Envelope]] = field(default_factory=dict)
+    _views: dict[tuple[Hashable, ...], object] = field(default_factory=dict)
+
+    def get(self, event_id: str, body: bytes, key: bytes | None) -> Envelope | None:
+        entry = self._kept.get(event_id)
+        if entry is None:
+            return None
+        if entry[1] != body or entry[2] != key:
+            del self._kept[event_id]
+            return None
+        return entry[3]
+
+    def put(
+        self, event_id: str, child_id: str, body: bytes, key: bytes | None, env: Envelope
+    ) -> None:
+        if self.size <= 0:
+            return
+        while len(self._kept) >= self.size:
+            self._kept.pop(next(iter(self._kept)))
+        self._kept[event_id] = (child_id, body, key, env)
+
+    def view(self, key: tuple[Hashable, ...]) -> object | None:
+        """The view kept under `key` (its first element the child id), or None."""
+        return self._views.get(key)
+
+    def keep_view(self, key: tuple[Hashable, ...], view: object) -> None:
+        if self.views_size <= 0:
+            return
+        while len(self._views) >= self.views_size:
+            self._views.pop(next(iter(self._views)))
+        self._views[key] = view
+
+    def forget_child(self, child_id: str) -> None:
+        """Drop every fact and view kept of the child (its record, or a category, was
+        erased)."""
+        gone = [e for e, entry in self._kept.items() if entry[0] == child_id]
+        for event_id in gone:
+            del self._kept[event_id]
+        for key in [k for k in self._views if k[0] == child_id]:
+            del self._views[key]
+
+    def __len__(self) -> int:
+        return len(self._kept)

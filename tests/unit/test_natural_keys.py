@@ -1,0 +1,57 @@
+"""Natural keys are pure: the same fact in any message and at any place has one key; other
+content, another child as the source names them or another source is another key; a FHIR
+fact is keyed by its resource; no key holds an identifier; versions group latest-last."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, date, datetime
+
+from hub.events.education import SenStatusRecorded
+from hub.events.envelope import Source
+from hub.events.team import PractitionerJoined
+from hub.ingest.model import InboundFact, Subject
+from hub.ingest.natural_keys import fact_key, group_versions, restatement_key
+
+UPN = "H801200001001"
+
+
+def sen(message: str, ref: str, **payload: object) -> InboundFact:
+    return InboundFact(
+        subject=Subject(upn=UPN, date_of_birth=date(2015, 3, 2)),
+        payload=SenStatusRecorded(sen_provision="K", start_date=date(2024, 9, 1), **payload),
+        occurred_at=datetime(2024, 9, 2, tzinfo=UTC),
+        source=Source(agency="oak-school", organisation_code="8881234", message_id=message),
+        ref=ref,
+    )
+
+
+def test_a_restatement_has_the_key_of_the_fact_it_restates_and_a_change_does_not() -> None:
+    first = restatement_key(sen("ctf:2024", "Pupil[1]/SENhistory/SEN[1]"))
+    assert first is not None and UPN not in first and "8881234" not in first
+    assert restatement_key(sen("ctf:2025", "Pupil[7]/SENhistory/SEN[2]")) == first
+    assert restatement_key(sen("ctf:2025", "x", end_date=date(2025, 3, 31))) != first
+    other_child = replace(sen("m", "x"), subject=Subject(upn=UPN, date_of_birth=date(2014, 1, 1)))
+    assert restatement_key(other_child) != first  # named otherwise: identity decides again
+    other_school = replace(sen("m", "x"), source=Source(agency="elm-school", message_id="m"))
+    assert restatement_key(other_school) != first
+
+
+def test_the_versions_of_one_fact_share_a_fact_key_and_group_latest_last() -> None:
+    a, b = sen("m1", "r").payload, sen("m2", "r", end_date=date(2025, 3, 31)).payload
+    source = sen("m1", "r").source
+    assert fact_key(source, a) == fact_key(source, b) is not None
+    assert group_versions(["x1", "y", "x2"], lambda s: s[0] if s != "y" else None) == [
+        ("x2", ["x1"]),
+        ("y", []),
+    ]
+
+
+def test_a_fhir_fact_is_keyed_by_its_resource_and_a_type_without_fields_by_nothing() -> None:
+    joined = PractitionerJoined(practitioner_id="p1", role="gp", agency="health",
+                                since=date(2024, 1, 1))  # fmt: skip
+    source = Source(agency="city-health")
+    one = fact_key(source, joined, "Bundle.entry[3].resource(PractitionerRole/r1)")
+    assert one == fact_key(source, joined, "Bundle.entry[9].resource(PractitionerRole/r1)")
+    assert one != fact_key(source, joined, "Bundle.entry[3].resource(PractitionerRole/r2)")
+    assert fact_key(source, joined, "Team[1]") is None  # no natural key: the message's applies
