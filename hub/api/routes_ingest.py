@@ -6,7 +6,8 @@ JSON, XML or ndjson), `/ingest/social-care` (CIN census or SSDA903 XML, an SSDA9
 or Header table CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the
 family JSON form) take one message each, from the `agency` role as its own agency. The
 content type picks the adapter (`hub.adapters.registry`); the body is bounded by
-`RequestGuard` (413 past `max_body_bytes`, 408 when slower than the timeout); a media type the route does not take is 415 naming those it does; a body in a media
+`RequestGuard` (413 past `max_body_bytes`, 408 when slower than the timeout); a media
+type the route does not take is 415 naming those it does; a body in a media
 type the route takes that is another route's format (a CTF file on the social care route) is
 422 naming what it is and the formats the route takes (`accepted_formats`), never read as
 one of the route's own; a body the adapter cannot read is 400 (not well-formed, wrong
