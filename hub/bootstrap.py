@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from hub.service_layer.notify import DeriveNotices, SendNotices, SendReport
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
+    from hub.service_layer.sender_claims import SubmitAsSender
     from hub.service_layer.submit_facts import SubmitFacts
     from hub.service_layer.views import GateViews
 
@@ -128,6 +129,8 @@ class Handlers:
     """The write side's use cases, each built with the ports it needs."""
 
     submit_facts: SubmitFacts
+    submit_as_sender: SubmitAsSender
+    """The agency ingest paths: the sender's claims checked, then `submit_facts`."""
     reconsider_withheld: ReconsiderWithheld
     erase_child: EraseChild
     apply_retention: ApplyRetention
@@ -226,6 +229,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
+    from hub.service_layer.sender_claims import SubmitAsSender
     from hub.service_layer.submit_facts import SubmitFacts
     from hub.service_layer.views import GateViews
     from hub.store.audit_trail import LogAuditTrail
@@ -245,6 +249,17 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     trail = LogAuditTrail(event_log, store, signer=HeadSigner.from_master(master))
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)
+
+    async def after_tombstone(children: Sequence[str]) -> None:
+        # an erasure (by this process or another): no cached key or link outlives it, and
+        # the rows the projections just deleted are folded out of the SQLite files
+        for child_id in children:
+            keys.forget_child(child_id)
+            persons.forget_cached(child_id)
+        checkpoint = getattr(store, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
+
     runners = [
         ProjectionRunner(
             p,
@@ -254,6 +269,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             retries=settings.projector_retries,
             backoff=settings.projector_backoff_seconds,
             opener=opener,
+            after_tombstone=after_tombstone,
         )
         for p in all_projections()
     ]
@@ -278,9 +294,20 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         "trail": trail,
     }  # fmt: skip
     family_credentials = FamilyInvitations(store, ApiKeyStore(store))
-    erase = EraseChild(**shredding, credentials=family_credentials)  # type: ignore[arg-type]
+    erase = EraseChild(
+        **shredding,  # type: ignore[arg-type]
+        credentials=family_credentials,
+        fingerprints=matches,
+    )
     handlers = Handlers(
         submit_facts=submit,
+        submit_as_sender=SubmitAsSender(
+            submit=submit,
+            policy=policy,
+            trail=trail,
+            persons=persons,
+            batch_facts=settings.ingest_batch_facts,
+        ),
         reconsider_withheld=reconsider,
         erase_child=erase,
         apply_retention=ApplyRetention(**shredding),  # type: ignore[arg-type]

@@ -283,9 +283,10 @@ def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeyStore], Awaitable[i
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore, Identity
+        from hub.auth.keys import ApiKeyStore, Identity, Publishing
 
-        agency, identity = args.agency, None
+        agency, identity, publishing = args.agency, None, None
+        organisations: list[str] = args.organisation or []
         try:
             if args.role == "practitioner":
                 if not args.practitioner_id or not args.policy_role:
@@ -293,13 +294,24 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                         "a practitioner key needs --practitioner-id (as team events name "
                         "them, e.g. gmc:C9900010) and --policy-role (e.g. senco)"
                     )
+                if len(organisations) > 1:
+                    raise ValueError("a practitioner key names one --organisation")
                 agency, identity = Identity.practitioner(
-                    the_hub.policy, args.practitioner_id, args.policy_role, args.organisation
+                    the_hub.policy,
+                    args.practitioner_id,
+                    args.policy_role,
+                    organisations[0] if organisations else None,
                 )
-            elif args.practitioner_id or args.policy_role or args.organisation:
+            elif args.practitioner_id or args.policy_role:
+                raise ValueError("--practitioner-id and --policy-role are for --role practitioner")
+            elif args.role == "agency":
+                if args.sender is not None and args.sender not in the_hub.policy.senders:
+                    kinds = ", ".join(the_hub.policy.senders)
+                    raise ValueError(f"--sender must be one of the policy's senders: {kinds}")
+                publishing = Publishing(args.sender, tuple(organisations))
+            elif organisations or args.sender:
                 raise ValueError(
-                    "--practitioner-id, --policy-role and --organisation are for "
-                    "--role practitioner"
+                    "--organisation is for --role practitioner or agency; --sender for agency"
                 )
             if args.role == "family":
                 raise ValueError(
@@ -307,7 +319,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                     "POST /children/{id}/invitations and the family redeems it"
                 )
             key_id, token = await ApiKeyStore(the_hub.store).create(
-                args.role, args.name, agency, identity
+                args.role, args.name, agency, identity, publishing
             )
         except ValueError as exc:
             raise CliError(str(exc)) from None
@@ -1098,7 +1110,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="a practitioner key: their role in the policy's vocabulary (e.g. senco)",
     )
-    p.add_argument("--organisation", default=None, help="a practitioner key: their ODS/URN code")
+    p.add_argument(
+        "--organisation",
+        action="append",
+        default=None,
+        help="a practitioner key: their ODS/URN code; an agency key: an organisation code it "
+        "publishes as (repeat for each; a key with none may not name a code bound to another key)",
+    )
+    p.add_argument(
+        "--sender",
+        default=None,
+        help="an agency key: its kind of sender in the policy's `senders` (education, health, "
+        "social_care, local_authority, ...), which says the statutory bases it may claim; "
+        "without it the key claims none",
+    )
     p.set_defaults(fn=cmd_keys_create)
     p = keys_sub.add_parser("revoke", help="revoke a key by id or name", parents=[common])
     p.add_argument("key", help="key id or name")

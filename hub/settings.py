@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     projector_retries: int = Field(default=3, ge=0, le=20)
     projector_backoff_seconds: float = Field(default=0.2, ge=0)
 
+    # -- ingest ---------------------------------------------------------------------
+    ingest_batch_facts: int = Field(
+        default=1000,
+        ge=1,
+        le=50_000,
+        description="A message's facts are taken this many at a time, and other requests "
+        "take their turn on the write side between batches",
+    )
+
     # -- HTTP -----------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

@@ -268,7 +268,7 @@ def _cin(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResu
 def _ssda903(data: bytes, content_type: str, agency: str, o: Options) -> AdapterResult:
     from hub.adapters.ssda903 import parse_ssda903
 
-    if not o.la_code or not re.fullmatch(r"\d{3}", o.la_code):
+    if not o.la_code or not re.fullmatch(r"[0-9]{3}", o.la_code):
         raise PermanentError(
             "an SSDA903 return names its local authority: send la_code (3 digits)",
             field="la_code",

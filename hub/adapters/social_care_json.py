@@ -252,7 +252,7 @@ class SocialCareMessage(BaseModel):
     )
     sent_at: AwareDatetime = Field(description="When the case system produced the message")
     la_code: str = Field(
-        pattern=r"^\d{3}$", description="DfE 3-digit code of the LA whose child ids these are"
+        pattern=r"^[0-9]{3}$", description="DfE 3-digit code of the LA whose child ids these are"
     )
     la_name: str | None = Field(
         default=None,

@@ -31,6 +31,7 @@ from hub.auth import (
     create_authenticator,
     parse_role,
 )
+from hub.consent.senders import Sender
 
 __all__ = [
     "AUTH_RESPONSES",
@@ -92,6 +93,12 @@ def _authenticator(request: Request) -> Authenticator:
         # Fail closed: an app started without its lifespan has no way to check anyone.
         raise HTTPException(503, detail="authentication is not initialised")
     return auth
+
+
+async def sender_of(request: Request, principal: Principal) -> Sender:
+    """What the calling agency may claim about its facts (its credential's sender kind and
+    organisation codes), for `handlers.submit_as_sender`."""
+    return await _authenticator(request).keys.sender_of(principal)
 
 
 async def current_principal(

@@ -5,9 +5,9 @@ record is about.
 JSON, XML or ndjson), `/ingest/social-care` (CIN census or SSDA903 XML, an SSDA903 Episodes
 or Header table CSV with `la_code`, or the social care JSON form) and `/ingest/family` (the
 family JSON form) take one message each, from the `agency` role as its own agency. The
-content type picks the adapter (`hub.adapters.registry`); the body is read in chunks and
-refused with 413 as soon as it passes `max_body_bytes` (by Content-Length before anything is
-read); a media type the route does not take is 415 naming those it does; a body in a media
+content type picks the adapter (`hub.adapters.registry`); the body is bounded by
+`RequestGuard` (413 past `max_body_bytes`, 408 when slower than the timeout); a media
+type the route does not take is 415 naming those it does; a body in a media
 type the route takes that is another route's format (a CTF file on the social care route) is
 422 naming what it is and the formats the route takes (`accepted_formats`), never read as
 one of the route's own; a body the adapter cannot read is 400 (not well-formed, wrong
@@ -17,14 +17,18 @@ reason. Otherwise the answer lists, per fact, the event id appended or withheld,
 summary. `GET /match-queue` and `POST /match-queue/{id}/resolve` (admin or coordinator) show
 the queue — the record's demographics beside what the hub records of each candidate, an
 audited read — and carry out a person's decision: link to a child, or keep separate as a new
-one.
+one. A coordinator sees only the items whose candidates include a child on their caseload
+(and items about no known child); an item, or a child to link to, outside their caseload
+answers 404 exactly as one that does not exist. The admin lists items without their
+demographics.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 import structlog
@@ -32,13 +36,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import hub_of
+from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
+from hub.api.deps import hub_of, reads_of
 from hub.api.fhir_out import FHIR_JSON, ingest_outcome, problem_outcome
 from hub.api.problems import PROBLEM_JSON, problem
 from hub.errors import PermanentError
 from hub.ingest.model import AdapterResult, FactOutcome
 from hub.observability import log_ref
+
+if TYPE_CHECKING:
+    from hub.queries.match_queue import QueueScope
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
@@ -116,23 +123,6 @@ def answer(fmt: str, result: AdapterResult, outcomes: list[FactOutcome]) -> Inge
     )
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` bytes: by its
-    Content-Length before a byte is read, and by counting while it streams in."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.strip().isdigit():
-            raise HTTPException(400, "Content-Length is not a number")
-        if int(declared) > limit:
-            raise HTTPException(413, f"the body is larger than the limit of {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"the body is larger than the limit of {limit} bytes")
-    return bytes(body)
-
-
 def refusal(exc: PermanentError, fmt: str) -> JSONResponse:
     """Problem details for a body the adapter could not read: 400 when it is not
     well-formed (syntax, encoding, refused XML features), 422 when it is well-formed but not
@@ -181,7 +171,7 @@ async def ingest_message(
         raise HTTPException(415, exc.reason) from None
     except PermanentError:
         pass  # needs the body to decide (JSON or XML of several kinds)
-    data = await read_limited(request, hub_of(request).settings.max_body_bytes)
+    data = await request.body()  # bounded by RequestGuard: 413 past HUB_MAX_BODY_BYTES
     fmt = channel
     policy = hub_of(request).policy
     try:
@@ -211,7 +201,10 @@ async def ingest_message(
             "the hub's operators can see it in the log",
             format=fmt, field=None, reason="adapter failure",
         )  # fmt: skip
-    outcomes = await the_hub.handlers.submit_facts(result.facts, actor=principal.actor)
+    sender = await sender_of(request, principal)
+    outcomes = await the_hub.handlers.submit_as_sender(
+        result.facts, sender=sender, actor=principal.actor
+    )
     out = answer(fmt, result, outcomes)
     log.info("ingest.message", route=channel, format=fmt, agency=principal.agency,
              message_ref=log_ref(result.message_id), bytes=len(data), **out.summary)  # fmt: skip
@@ -321,7 +314,7 @@ async def ingest_social_care(
     principal: Agency,
     la_code: Annotated[
         str | None,
-        Query(pattern=r"^\d{3}$", description="The LA's 3-digit code (required for SSDA903)"),
+        Query(pattern=r"^[0-9]{3}$", description="The LA's 3-digit code (required for SSDA903)"),
     ] = None,
     agency: Annotated[
         str | None, Query(max_length=64, description="Must be the caller's own")
@@ -427,12 +420,51 @@ async def match_queue(
         the_hub.matches, the_hub.persons, the_hub.trail,
         actor=principal.actor, route="GET /match-queue",
         status=None if status == "all" else status, limit=limit, cursor=cursor,
+        scope=queue_scope(request, principal),
     )  # fmt: skip
     return {
         "as_of": datetime.now(UTC).isoformat(),
         "items": page.items,
         "next_cursor": page.next_cursor,
     }
+
+
+def queue_scope(request: Request, principal: Principal) -> QueueScope:
+    """A coordinator sees the items about children on their caseload (and those about no
+    known child); the admin lists every item without its demographics."""
+    from hub.auth import Role
+    from hub.queries.context import children_in_reach
+    from hub.queries.match_queue import QueueScope
+
+    if principal.role is Role.COORDINATOR:
+        reads = reads_of(request)
+
+        async def reach(children: Sequence[str]) -> list[str]:
+            return await children_in_reach(reads, principal, children)
+
+        return QueueScope(reach=reach)
+    return QueueScope(demographics=False)
+
+
+async def _check_decider(
+    request: Request, principal: Principal, item_id: str, body: ResolveIn
+) -> None:
+    """404 for an item, or a child to link to, outside a coordinator's reach: answered
+    exactly as for one that does not exist."""
+    from hub.auth import Role
+    from hub.errors import NotFound
+    from hub.queries.context import require_in_reach
+    from hub.queries.match_queue import item_in_scope
+
+    if principal.role is not Role.COORDINATOR:
+        return
+    if not await item_in_scope(hub_of(request).matches, queue_scope(request, principal), item_id):
+        raise HTTPException(404, f"no match queue item {item_id}")
+    if body.decision == "link" and body.child_id is not None:
+        try:
+            await require_in_reach(reads_of(request), principal, body.child_id)
+        except NotFound:
+            raise HTTPException(404, f"no child {body.child_id} to link to") from None
 
 
 _MATCH_STATUS = {"no_such_item": 404, "no_such_child": 404, "decided_already": 409, "invalid": 422}
@@ -453,6 +485,7 @@ async def resolve(
     from hub.identity.match_queue import MatchError
 
     the_hub = hub_of(request)
+    await _check_decider(request, principal, item_id, body)
     try:
         outcome = await the_hub.handlers.resolve_match(
             item_id, decision=body.decision, child_id=body.child_id,

@@ -20,18 +20,18 @@ import orjson
 from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
+from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
 from hub.api.deps import hub_of, reads_of
 from hub.bootstrap import Hub
-from hub.errors import PermanentError
+from hub.errors import NotFound, PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.model import FactOutcome, InboundFact, Subject
-from hub.projections.gate_views import consent_owner
-from hub.queries.context import require_in_reach
+from hub.projections.gate_views import consent_children
+from hub.queries.context import children_in_reach, require_in_reach
 from hub.queries.record import consents_view, shared_record_view
 
 router = APIRouter()
@@ -207,7 +207,10 @@ async def ingest_events(
             results[i] = parsed
         else:
             facts.append((i, parsed))
-    outcomes = await the_hub.handlers.submit_facts([f for _, f in facts], actor=principal.actor)
+    sender = await sender_of(request, principal)
+    outcomes = await the_hub.handlers.submit_as_sender(
+        [f for _, f in facts], sender=sender, actor=principal.actor
+    )
     for (i, _), outcome in zip(facts, outcomes, strict=True):
         results[i] = _out(i, outcome)
     final = [r for r in results if r is not None]
@@ -375,7 +378,7 @@ async def record_consent_of(
             principal,
             child_id,
             payload,
-            ref=f"consent:{payload.consent_id}",
+            ref=f"consent:{child_id}:{payload.consent_id}",  # consent ids are per child
             duplicate=f"consent {payload.consent_id} was recorded before",
         )
     except HTTPException as exc:
@@ -392,20 +395,52 @@ class WithdrawIn(BaseModel):
     )
 
 
+NO_SUCH_CONSENT = "no such consent on your caseload"
+"""The one answer for a consent id that does not exist and one of a child out of reach."""
+
+
+@router.post(
+    "/children/{child_id}/consents/{consent_id}/withdraw",
+    tags=["consent"],
+    summary="Record that one of the child's consents was withdrawn (coordinator, caseload)",
+    responses={**AUTH_RESPONSES, 404: {"description": "No such consent on your caseload"}},
+)
+async def withdraw_childs_consent(
+    request: Request, child_id: str, consent_id: str, body: WithdrawIn, principal: Coordinator
+) -> dict[str, Any]:
+    the_hub = hub_of(request)
+    try:
+        await require_in_reach(the_hub.reads, principal, child_id)
+    except NotFound:
+        raise HTTPException(404, NO_SUCH_CONSENT) from None
+    if child_id not in await consent_children(the_hub.store, consent_id):
+        raise HTTPException(404, NO_SUCH_CONSENT)
+    return await _withdraw(the_hub, principal, child_id, consent_id, body)
+
+
 @router.post(
     "/consents/{consent_id}/withdraw",
     tags=["consent"],
-    summary="Record that a consent was withdrawn (coordinator, caseload)",
+    summary="Record that a consent was withdrawn, when one child on your caseload has a "
+    "consent of this id (coordinator, caseload); else use the child's own route",
     responses={**AUTH_RESPONSES, 404: {"description": "No such consent on your caseload"}},
 )
 async def withdraw_consent(
     request: Request, consent_id: str, body: WithdrawIn, principal: Coordinator
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    child_id = await consent_owner(the_hub.store, consent_id)
-    if child_id is None:
-        raise HTTPException(404, "no such consent on your caseload")
-    await require_in_reach(the_hub.reads, principal, child_id)
+    # consent ids are per child: only the caller's own children's consents are looked at,
+    # so another child's consent of this id answers exactly as one that does not exist
+    children = await consent_children(the_hub.store, consent_id)
+    reached = await children_in_reach(the_hub.reads, principal, children)
+    if len(reached) != 1:
+        raise HTTPException(404, NO_SUCH_CONSENT)
+    return await _withdraw(the_hub, principal, reached[0], consent_id, body)
+
+
+async def _withdraw(
+    the_hub: Hub, principal: Principal, child_id: str, consent_id: str, body: WithdrawIn
+) -> dict[str, Any]:
     payload = _validated(
         ConsentWithdrawn,
         {
@@ -420,7 +455,7 @@ async def withdraw_consent(
         principal,
         child_id,
         payload,
-        ref=f"withdraw:{consent_id}",
+        ref=f"withdraw:{child_id}:{consent_id}",
         duplicate=f"consent {consent_id} was withdrawn before",
     )
     return {"status": "withdrawn", "consent_id": consent_id, "event_id": event_id}

@@ -22,6 +22,7 @@ import structlog
 
 from hub.auth.principal import FAMILY_VIEWER_ROLES, FamilyCapacity, Principal, Role, parse_role
 from hub.consent.policy import SharingPolicy
+from hub.consent.senders import Sender
 from hub.store import ReadStore
 
 log = structlog.get_logger(__name__)
@@ -31,6 +32,9 @@ MAX_NAME = 128
 MAX_AGENCY = 128
 _TOKEN = re.compile(r"thk_([0-9a-f]{16})_([A-Za-z0-9_-]{32,128})")
 _REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/|-]{0,127}")
+_ORGANISATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+"""An organisation code as a fact's source names it (URN, DfE number, ODS code, LA code)."""
+_SENDER = re.compile(r"[a-z][a-z0-9_]{0,63}")
 """An id as team events name a practitioner (or a child): never a name, no spaces."""
 
 
@@ -92,6 +96,35 @@ class Identity:
 
 
 @dataclass(frozen=True, slots=True)
+class Publishing:
+    """What an agency key may claim: its kind of sender in the policy (`senders`: the
+    statutory bases it may rely on) and the organisation codes it publishes as."""
+
+    sender: str | None = None
+    organisations: tuple[str, ...] = ()
+
+    def check(self, role: Role) -> None:
+        if (self.sender or self.organisations) and role is not Role.AGENCY:
+            raise ValueError("only an agency key has a sender kind or organisation codes")
+        if self.sender is not None and not _SENDER.fullmatch(self.sender):
+            raise ValueError("sender must be a lower-case code of the policy's senders")
+        for code in self.organisations:
+            if not _ORGANISATION.fullmatch(code) or not code.isascii():
+                raise ValueError(
+                    "an organisation code is letters, digits and . _ - (ASCII, no spaces), "
+                    "at most 32 characters"
+                )
+
+    @property
+    def stored(self) -> str | None:
+        return " ".join(sorted(set(self.organisations))) or None
+
+
+def _organisations(stored: object) -> tuple[str, ...]:
+    return tuple(str(stored).split()) if stored else ()
+
+
+@dataclass(frozen=True, slots=True)
 class KeyInfo:
     """What `ApiKeyStore.list()` shows of a key: everything but the secret."""
 
@@ -102,6 +135,7 @@ class KeyInfo:
     created_at: datetime
     revoked_at: datetime | None
     identity: Identity = Identity()
+    publishing: Publishing = Publishing()
 
     @property
     def active(self) -> bool:
@@ -154,13 +188,17 @@ class ApiKeyStore:
         name: str,
         agency: str | None = None,
         identity: Identity | None = None,
+        publishing: Publishing | None = None,
     ) -> tuple[str, str]:
         """Issue a key; returns `(key_id, token)`. The token is not stored and cannot be
         shown again. `agency` is required for roles `agency` and `practitioner`;
         `identity` carries a practitioner's id, policy role and organisation, or the child
-        and capacity of a family member."""
+        and capacity of a family member; `publishing` an agency's sender kind and the
+        organisation codes it may publish as."""
         the_role = parse_role(role)
         who = identity or Identity()
+        pub = publishing or Publishing()
+        pub.check(the_role)
         _check_text("name", name, MAX_NAME)
         if agency is not None:
             _check_text("agency", agency, MAX_AGENCY)
@@ -172,8 +210,9 @@ class ApiKeyStore:
         async with self._store.transaction() as tx:
             await tx.execute(
                 "INSERT INTO api_key (key_id, name, role, agency, secret_hash, created_at,"
-                " revoked_at, practitioner_id, policy_role, organisation, child_id, capacity)"
-                " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+                " revoked_at, practitioner_id, policy_role, organisation, child_id, capacity,"
+                " sender, organisations)"
+                " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     key_id,
                     name,
@@ -186,6 +225,8 @@ class ApiKeyStore:
                     who.organisation,
                     who.child_id,
                     who.capacity,
+                    pub.sender,
+                    pub.stored,
                 ),
             )
         log.info("api_key.created", key_id=key_id, role=the_role.value)
@@ -200,7 +241,8 @@ class ApiKeyStore:
         key_id, secret = match.group(1), match.group(2)
         row = await self._store.fetchone(
             "SELECT name, role, agency, secret_hash, revoked_at, practitioner_id, policy_role,"
-            " organisation, child_id, capacity FROM api_key WHERE key_id = ?",
+            " organisation, child_id, capacity, sender, organisations FROM api_key"
+            " WHERE key_id = ?",
             (key_id,),
         )
         presented = _digest(key_id, secret)
@@ -222,6 +264,8 @@ class ApiKeyStore:
                 organisation=row[7],
                 children=(row[8],) if row[8] else (),
                 capacity=row[9],
+                sender=row[10],
+                organisations=_organisations(row[11]),
             )
         except ValueError:  # a row edited by hand into an impossible state
             log.warning("api_key.unusable_row", key_id=key_id)
@@ -245,7 +289,7 @@ class ApiKeyStore:
         """Every key, active and revoked, oldest first, without secrets or digests."""
         rows = await self._store.fetchall(
             "SELECT key_id, name, role, agency, created_at, revoked_at, practitioner_id,"
-            " policy_role, organisation, child_id, capacity FROM api_key"
+            " policy_role, organisation, child_id, capacity, sender, organisations FROM api_key"
             " ORDER BY created_at, key_id"
         )
         return [
@@ -257,6 +301,21 @@ class ApiKeyStore:
                 created_at=datetime.fromisoformat(r[4]),
                 revoked_at=datetime.fromisoformat(r[5]) if r[5] is not None else None,
                 identity=Identity(*r[6:11]),
+                publishing=Publishing(r[11], _organisations(r[12])),
             )
             for r in rows
         ]
+
+    async def sender_of(self, principal: Principal) -> Sender:
+        """What `principal` (an agency) may claim: its sender kind and organisation codes;
+        for a credential bound to none, the codes other active keys are bound to (which it
+        may not name)."""
+        agency = principal.agency or ""
+        if principal.organisations:
+            return Sender(agency, principal.sender, frozenset(principal.organisations))
+        rows = await self._store.fetchall(
+            "SELECT organisations FROM api_key WHERE revoked_at IS NULL"
+            " AND organisations IS NOT NULL"
+        )
+        taken = frozenset(c for r in rows for c in _organisations(r[0]))
+        return Sender(agency, principal.sender, taken_elsewhere=taken)

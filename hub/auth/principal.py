@@ -65,8 +65,15 @@ class Principal:
     organisation: str | None = None
     children: tuple[str, ...] = ()
     capacity: FamilyCapacity | None = None
+    sender: str | None = None
+    """An agency's kind of sender in the policy (`senders`): which statutory bases it may
+    claim (None: none)."""
+    organisations: tuple[str, ...] = ()
+    """The organisation codes an agency credential may publish as (empty: unbound)."""
 
     def __post_init__(self) -> None:
+        if self.role is not Role.AGENCY and (self.sender or self.organisations):
+            raise ValueError("only an agency principal has a sender kind or organisation codes")
         if self.role is Role.AGENCY and not self.agency:
             raise ValueError("a principal with role agency needs an agency")
         if self.role is Role.PRACTITIONER:

@@ -110,6 +110,9 @@ class CategoryPolicy(_Strict):
     visible_to: tuple[Code, ...] = Field(min_length=1)
     consent_basis: LawfulBasis
     retention: RetentionRule | None = None
+    may_be_sent_as: tuple[Code, ...] = ()
+    """The other categories a fact whose event type is of this category may be sent under
+    (by the sender, or by an adapter reading its codes); any other is refused."""
 
     @property
     def special(self) -> bool:
@@ -136,6 +139,13 @@ class StatutoryBasis(_Strict):
     purposes: tuple[Purpose, ...] = Field(min_length=1)
     audience: AudienceSpec
     overrides_refusal: bool = False
+
+
+class SenderSpec(_Strict):
+    """What one kind of sending agency may claim: the statutory bases it may rely on."""
+
+    description: Text
+    statutory_bases: tuple[Code, ...] = ()
 
 
 class FhirSystems(_Strict):
@@ -187,6 +197,10 @@ class SharingPolicy(_Strict):
     categories: dict[Code, CategoryPolicy]
     default_retention: RetentionRule
     statutory_bases: dict[Code, StatutoryBasis] = Field(default_factory=dict)
+    senders: dict[Code, SenderSpec] = Field(default_factory=dict)
+    event_types_sent_as: dict[str, tuple[Code, ...]] = Field(default_factory=dict)
+    """Per event type, further categories its facts may be sent under (beyond its
+    category's `may_be_sent_as`)."""
     family_access: FamilyAccess | None = None
     fhir: FhirMapping
 
@@ -203,6 +217,13 @@ class SharingPolicy(_Strict):
 
     def category(self, name: str) -> CategoryPolicy | None:
         return self.categories.get(name)
+
+    def may_send_as(self, event_type: str, type_category: str) -> tuple[str, ...]:
+        """The categories other than its type's own that a fact of `event_type` may be sent
+        under (`categories.*.may_be_sent_as` and `event_types_sent_as`)."""
+        own = self.categories.get(type_category)
+        general = own.may_be_sent_as if own is not None else ()
+        return (*general, *self.event_types_sent_as.get(event_type, ()))
 
     def retention_for(self, category: str) -> RetentionRule:
         cat = self.categories.get(category)
@@ -321,6 +342,29 @@ def _check_family_access(policy: SharingPolicy) -> None:
             raise PolicyError("a category is listed twice", path=base)
 
 
+def _check_senders(policy: SharingPolicy) -> None:
+    for name, cat in policy.categories.items():
+        for i, other in enumerate(cat.may_be_sent_as):
+            if other not in policy.categories or other == name:
+                raise PolicyError(
+                    f"undefined or same category {other!r}",
+                    path=f"categories.{name}.may_be_sent_as[{i}]",
+                )
+    for event_type, cats in policy.event_types_sent_as.items():
+        for i, other in enumerate(cats):
+            if other not in policy.categories:
+                raise PolicyError(
+                    f"undefined category {other!r}", path=f"event_types_sent_as.{event_type}[{i}]"
+                )
+    for name, sender in policy.senders.items():
+        for i, basis in enumerate(sender.statutory_bases):
+            if basis not in policy.statutory_bases:
+                raise PolicyError(
+                    f"undefined statutory basis {basis!r}",
+                    path=f"senders.{name}.statutory_bases[{i}]",
+                )
+
+
 def _cross_check(policy: SharingPolicy) -> None:
     for name in REQUIRED_CATEGORIES:
         if name not in policy.categories:
@@ -343,6 +387,7 @@ def _cross_check(policy: SharingPolicy) -> None:
                 path=f"{base}.consent_basis.art9",
             )
     _check_family_access(policy)
+    _check_senders(policy)
     for name, basis in policy.statutory_bases.items():
         base = f"statutory_bases.{name}"
         for i, purpose in enumerate(basis.purposes):

@@ -1,7 +1,9 @@
 """Sealing envelopes for the logs: each payload's personal fields encrypted with the
 child's data key, and opened again on read.
 
-A payload class names its personal fields in `personal_fields` (top-level field names).
+A payload class declares what is NOT about the child in `open_fields` (top-level field
+names: references, organisation codes), and every other field is sealed; an older class
+names its personal fields in `personal_fields` instead (top-level names or dotted paths).
 `seal_envelope` encrypts them inside the encoded envelope; `open_envelope` decrypts and
 validates. When a field cannot be decrypted (the child was erased) the payload is not
 validated but replaced by an `ErasedPayload` carrying only the event type: nothing of
@@ -10,6 +12,7 @@ the child's personal data can be read, and no exception escapes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -35,19 +38,16 @@ field `{"sealed": {...}}`: a fact about a child is personal data unless its clas
 which parts are."""
 
 
+@functools.cache
 def personal_fields(payload_cls: type[EventPayload]) -> tuple[str, ...] | None:
-    """The payload's personal fields, or None when the class does not say (seal it whole)."""
-    try:
-        return _PERSONAL[payload_cls]
-    except KeyError:
-        pass
-    # an absent attribute is slow to find on a model class: looked up once per class
+    """The payload's personal fields, or None when the class does not say (seal it whole):
+    every field but its `open_fields` when it declares those, else its `personal_fields`
+    (looked up once per class: an absent attribute is slow to find on a model class)."""
+    open_fields: tuple[str, ...] | None = payload_cls.__dict__.get("open_fields")
+    if open_fields is not None:
+        return tuple(n for n in payload_cls.model_fields if n not in open_fields)
     fields: tuple[str, ...] | None = getattr(payload_cls, "personal_fields", None)
-    _PERSONAL[payload_cls] = fields
     return fields
-
-
-_PERSONAL: dict[type[EventPayload], tuple[str, ...] | None] = {}
 
 
 def seal_envelope(

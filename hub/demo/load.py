@@ -29,16 +29,20 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
+from hub.auth.keys import Publishing
 from hub.consent.policy import SharingPolicy
 from hub.demo.cohort import (
     ACUTE_TRUST,
     AGENCIES,
+    CARERS_CENTRE,
     CHILDRENS_SERVICES,
     COMMUNITY_TRUST,
     FAMILY_PORTAL,
+    GP_PRACTICES,
     PUBLISHERS,
     SCHOOLS,
     SEN_SERVICE,
+    UPN_LA,
     Agency,
     Child,
     Cohort,
@@ -126,8 +130,26 @@ async def create_demo_keys(store: ReadStore) -> DemoKeys:
     systems: tuple[Publisher, ...] = (*SCHOOLS, *AGENCIES)
     for system in systems:
         name = principal_of(system)
-        _, out.tokens[name] = await keys.create("agency", name, system.agency)
+        _, out.tokens[name] = await keys.create(
+            "agency", name, system.agency, publishing=publishing_of(system)
+        )
     return out
+
+
+def publishing_of(system: Publisher) -> Publishing:
+    """What each demo system may claim: its kind of sender in the policy and the
+    organisation codes its messages name (a school's URN and DfE number; a trust's ODS
+    code and the GP practices whose records it sends; the LA's code)."""
+    if isinstance(system, School):
+        return Publishing("education", (system.urn, f"{UPN_LA}{system.estab}"))
+    kinds = {
+        COMMUNITY_TRUST.agency: "health", ACUTE_TRUST.agency: "health",
+        CHILDRENS_SERVICES.agency: "social_care", SEN_SERVICE.agency: "local_authority",
+        FAMILY_PORTAL.agency: "family", CARERS_CENTRE.agency: "voluntary",
+    }  # fmt: skip
+    kind = kinds[system.agency]
+    codes = (system.organisation_code, *(GP_PRACTICES if kind == "health" else ()))
+    return Publishing(kind, codes)
 
 
 async def create_team_keys(

@@ -73,9 +73,9 @@ def upcast_sen_status_v1_v2(payload: dict[str, Any]) -> dict[str, Any]:
 
 Text100 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-LaCode = Annotated[str, StringConstraints(pattern=r"^\d{3}$")]
-EstabNumber = Annotated[str, StringConstraints(pattern=r"^\d{4}$")]
-SchoolUrn = Annotated[str, StringConstraints(pattern=r"^\d{6,7}$")]
+LaCode = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
+EstabNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}$")]
+SchoolUrn = Annotated[str, StringConstraints(pattern=r"^[0-9]{6,7}$")]
 Phase = Literal["early_years", "primary", "secondary", "post16"]
 """School phase: from the pupil's NC year where known, else from the DfE establishment
 number range (1000-1099 nursery, 2000-3999 primary, 4000-4999 secondary)."""
@@ -101,7 +101,7 @@ class PostalAddress(BaseModel):
     county: Text100 | None = None
     postcode: str | None = Field(default=None, max_length=16)
     uprn: str | None = Field(
-        default=None, pattern=r"^\d{1,12}$", description="Unique property reference"
+        default=None, pattern=r"^[0-9]{1,12}$", description="Unique property reference"
     )
 
 

@@ -148,13 +148,10 @@ class PatientIdentified(EventPayload):
 
     event_type = "health.patient_identified"
     category = "identity"
-    personal_fields: ClassVar[tuple[str, ...]] = (
-        "nhs_number",
-        "given_names",
-        "family_name",
-        "date_of_birth",
-        "gender",
-        "postcode",
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "patient_ref",
+        "gp_practice_code",
+        "managing_organisation_code",
     )
 
     patient_ref: Ref
@@ -179,7 +176,7 @@ class ConditionRecorded(EventPayload):
 
     event_type = "health.condition_recorded"
     category = "health"
-    personal_fields: ClassVar[tuple[str, ...]] = ("notes",)
+    open_fields: ClassVar[tuple[str, ...]] = ("condition_ref", "encounter_ref")
 
     condition_ref: Ref
     code: Concept
@@ -201,7 +198,7 @@ class EncounterRecorded(EventPayload):
 
     event_type = "health.encounter_recorded"
     category = "health"
-    personal_fields: ClassVar[tuple[str, ...]] = ()
+    open_fields: ClassVar[tuple[str, ...]] = ("encounter_ref", "service_provider_code")
 
     encounter_ref: Ref
     status: str = Field(min_length=1, max_length=32, description="Encounter.status as sent")
@@ -222,7 +219,7 @@ class ObservationRecorded(EventPayload):
 
     event_type = "health.observation_recorded"
     category = "health"
-    personal_fields: ClassVar[tuple[str, ...]] = ("value.text", "notes")
+    open_fields: ClassVar[tuple[str, ...]] = ("observation_ref", "members", "encounter_ref")
 
     observation_ref: Ref
     status: str = Field(min_length=1, max_length=32)
@@ -247,7 +244,7 @@ class CarePlanRecorded(EventPayload):
 
     event_type = "health.care_plan_recorded"
     category = "health"
-    personal_fields: ClassVar[tuple[str, ...]] = ("title", "description", "notes")
+    open_fields: ClassVar[tuple[str, ...]] = ("care_plan_ref", "addresses")
 
     care_plan_ref: Ref
     status: str = Field(min_length=1, max_length=32)
@@ -271,7 +268,12 @@ class DocumentRecorded(EventPayload):
 
     event_type = "health.document_recorded"
     category = "health"
-    personal_fields: ClassVar[tuple[str, ...]] = ("description", "attachments")
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "document_ref",
+        "custodian_code",
+        "related",
+        "encounter_refs",
+    )
 
     document_ref: Ref
     status: str = Field(min_length=1, max_length=32)

@@ -89,7 +89,7 @@ class ChildIdentified(EventPayload):
         "sex",
     )
 
-    la_code: str | None = Field(default=None, pattern=r"^\d{3}$")
+    la_code: str | None = Field(default=None, pattern=r"^[0-9]{3}$")
     la_child_id: str = Field(min_length=1, max_length=64)
     upn: str | None = Field(
         default=None, max_length=32, description="As sent; validated by the identity layer"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import operator
 import re
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -50,6 +51,17 @@ class InvalidIdentifier(ValueError):
 _NHS_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 
 
+def ascii_digits(raw: str) -> str:
+    """`raw` with every decimal digit of any script (Arabic-Indic, full-width, Devanagari)
+    as its ASCII digit, after NFKC: one identifier has one spelling, so 999 written in
+    another script cannot split a child."""
+    text = unicodedata.normalize("NFKC", raw)
+    return "".join(
+        str(unicodedata.decimal(c)) if not c.isascii() and unicodedata.category(c) == "Nd" else c
+        for c in text
+    )
+
+
 def check_nhs_number(raw: str) -> Identifier:
     if type(raw) is str and len(raw) == 10 and raw.isascii() and raw.isdigit():
         # already compact (most senders): stdnum's separator and Unicode clean-up would
@@ -61,7 +73,7 @@ def check_nhs_number(raw: str) -> Identifier:
             "check_digit",
             "the NHS number's modulus-11 check digit does not match",
         )
-    compact = nhs.compact(raw or "")
+    compact = nhs.compact(ascii_digits(raw or ""))
     if not compact.isdigit() or len(compact) != 10:
         raise InvalidIdentifier(
             IdSystem.NHS_NUMBER, "format", "an NHS number has exactly 10 digits"
@@ -80,7 +92,7 @@ def check_nhs_number(raw: str) -> Identifier:
 
 
 def check_upn(raw: str) -> Identifier:
-    compact = upn.compact(raw or "")
+    compact = upn.compact(ascii_digits(raw or ""))
     if len(compact) != 13:
         raise InvalidIdentifier(IdSystem.UPN, "format", "a UPN has exactly 13 characters")
     try:
@@ -100,16 +112,16 @@ def check_upn(raw: str) -> Identifier:
     return Identifier(IdSystem.UPN, compact)
 
 
-_LA_CODE = re.compile(r"^\d{3}$")
+_LA_CODE = re.compile(r"^[0-9]{3}$")
 _LA_CHILD = re.compile(r"^[A-Za-z0-9/_.-]{1,40}$")
 
 
 def check_la_child_id(la_code: str, child_id: str) -> Identifier:
-    la_code = (la_code or "").strip()
-    child_id = (child_id or "").strip()
-    if not _LA_CODE.match(la_code):
+    la_code = ascii_digits(la_code or "").strip()
+    child_id = ascii_digits(child_id or "").strip()
+    if not _LA_CODE.fullmatch(la_code):
         raise InvalidIdentifier(IdSystem.LA_CHILD_ID, "la_code", "an LA code has exactly 3 digits")
-    if not _LA_CHILD.match(child_id):
+    if not _LA_CHILD.fullmatch(child_id):
         raise InvalidIdentifier(
             IdSystem.LA_CHILD_ID,
             "format",

@@ -210,6 +210,11 @@ class MatchQueue(Protocol):
         """Record (fingerprint, child id) pairs seen on linked records."""
         ...
 
+    async def forget(self, child_id: str) -> None:
+        """Drop every fingerprint seen with the child, and those of queue items that were
+        or became the child (its erasure: nothing is left to say such a child existed)."""
+        ...
+
     async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
         """The children seen with this fingerprint, in id order."""
         ...
@@ -281,6 +286,9 @@ class MemoryMatchQueue:
 
     async def remember(self, pairs: Iterable[tuple[str, str]]) -> None:
         self._seen.update(pairs)
+
+    async def forget(self, child_id: str) -> None:
+        self._seen = {(f, c) for f, c in self._seen if c != child_id}
 
     async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
         return tuple(sorted(c for f, c in self._seen if f == fingerprint))

@@ -55,8 +55,9 @@ class IngestClaims(Protocol):
         ...
 
     async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
-        """Claim a consent id for a child (consent ids are unique across the hub); returns
-        the child that holds it, which is `child_id` when it was free or already its."""
+        """Claim a consent id for a child; returns the child that holds it. Consent ids are
+        scoped per child (migration 0008), so that is always `child_id`: another child's
+        consent id of the same name is neither learnt of nor taken."""
         ...
 
 
@@ -65,10 +66,11 @@ class MemoryIngestClaims:
 
     def __init__(self) -> None:
         self._held: dict[str, Claim] = {}
-        self._consent_ids: dict[str, str] = {}
+        self._consent_ids: set[tuple[str, str]] = set()
 
     async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
-        return self._consent_ids.setdefault(consent_id, child_id)
+        self._consent_ids.add((child_id, consent_id))
+        return child_id
 
     async def holders(self, keys: Sequence[str]) -> dict[str, Claim]:
         return {k: self._held[k] for k in keys if k in self._held}

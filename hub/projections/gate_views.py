@@ -333,11 +333,14 @@ async def children_with_consents(store: ReadStore) -> list[str]:
     return sorted(str(r[0]) for r in rows)
 
 
-async def consent_owner(store: ReadStore, consent_id: str) -> str | None:
-    row = await store.fetchone(
-        "SELECT child_id FROM consent_event WHERE consent_id = ?", (consent_id,)
+async def consent_children(store: ReadStore, consent_id: str) -> list[str]:
+    """The children with a consent of this id (consent ids are scoped per child, so
+    there may be several), in id order."""
+    rows = await store.fetchall(
+        "SELECT DISTINCT child_id FROM consent_event WHERE consent_id = ? ORDER BY child_id",
+        (consent_id,),
     )
-    return None if row is None else str(row[0])
+    return [str(r[0]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ applied goes to `hub.deadletter` with its reason and the stream goes on: a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -28,6 +28,9 @@ from hub.store import ReadStore, Tx
 log = structlog.get_logger(__name__)
 
 Progress = Callable[[int], None]
+AfterTombstone = Callable[[Sequence[str]], Awaitable[None]]
+"""Called with the children whose erasure tombstones a committed batch applied."""
+TOMBSTONES = frozenset({"identity.child_erased", "identity.category_erased"})
 
 
 @dataclass
@@ -57,8 +60,10 @@ class ProjectionRunner:
         backoff: float = 0.2,
         registry: EventRegistry = default_registry,
         opener: EnvelopeOpener | None = None,
+        after_tombstone: AfterTombstone | None = None,
     ) -> None:
         self.projection = projection
+        self.after_tombstone = after_tombstone
         self.log = event_log
         self.store = store
         self.batch_size = batch_size
@@ -136,6 +141,10 @@ class ProjectionRunner:
             for applied in good:
                 await self._apply_one(applied)
             await self._with_retries(lambda: self._advance(log_name, part, last))
+        if self.after_tombstone is not None:
+            erased = [a.envelope.child_id for a in good if a.envelope.event_type in TOMBSTONES]
+            if erased:  # the derived rows are gone now: fold them out of the files too
+                await self.after_tombstone(erased)
 
     async def _apply_batch(
         self, log_name: LogName, part: int, events: Sequence[Applied], last: int

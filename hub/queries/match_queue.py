@@ -1,8 +1,17 @@
 """The match queue as a person decides from it (`GET /match-queue`, a page at a time by
-cursor; `hub match list`)."""
+cursor; `hub match list`), scoped to who asks.
+
+`QueueScope` says what a caller sees: a coordinator, the items whose candidates include a
+child on their caseload (and of the candidates, only those), plus the items with no
+candidate at all (a record the hub cannot tie to any child: the LA's intake decides it);
+an item it may not see answers exactly as an item that does not exist. `demographics`
+False (the admin) lists items without the record's name, date of birth, postcode or
+identifiers and without the candidates' recorded dates of birth. The operator's CLI sees
+everything. Every item shown and every candidate compared is an audited read."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +50,29 @@ def _subject_view(subject: Subject | None, owners: dict[str, str | None]) -> dic
     }
 
 
+Reach = Callable[[Sequence[str]], Awaitable[list[str]]]
+"""Those of some children the caller reaches (`hub.queries.context.children_in_reach`)."""
+
+
+@dataclass(frozen=True)
+class QueueScope:
+    """What of the queue one caller sees: `reach` None sees every item and candidate."""
+
+    reach: Reach | None = None
+    demographics: bool = True
+
+    async def candidates(self, candidates: Sequence[str]) -> list[str] | None:
+        """The candidates shown, or None when the item is not the caller's to see."""
+        if self.reach is None or not candidates:
+            return list(candidates)
+        reached = set(await self.reach(candidates))
+        shown = [c for c in candidates if c in reached]
+        return shown or None
+
+
+EVERYTHING = QueueScope()
+
+
 @dataclass(frozen=True)
 class QueuePage:
     """One page of the queue as `review_queue` shows it, and the next page's cursor."""
@@ -63,10 +95,11 @@ async def review_queue(
     route: str,
     status: Status | None = "pending",
     limit: int = QUEUE_LIMIT,
+    scope: QueueScope = EVERYTHING,
 ) -> list[dict[str, Any]]:
     """The first `limit` items of the queue as `review_queue_page` shows them."""
     page = await review_queue_page(
-        queue, persons, trail, actor=actor, route=route, status=status, limit=limit
+        queue, persons, trail, actor=actor, route=route, status=status, limit=limit, scope=scope
     )
     return page.items
 
@@ -81,12 +114,14 @@ async def review_queue_page(
     status: Status | None = "pending",
     limit: int = QUEUE_LIMIT,
     cursor: str | None = None,
+    scope: QueueScope = EVERYTHING,
 ) -> QueuePage:
     """The queue as a coordinator decides from it, in the order it was queued, `limit`
     items after `cursor` (a page's `next_cursor`): each item's reason and candidates, the
     record's demographics and identifiers (decrypted), and per candidate only what the hub
-    records to compare (date of birth, whether the name and date of birth match). Every
-    item shown and every candidate compared is an audited read."""
+    records to compare (date of birth, whether the name and date of birth match), as far
+    as `scope` lets the caller see (a page may hold fewer than `limit` items). Every item
+    shown and every candidate compared is an audited read."""
     after = None
     if cursor is not None:
         created_at, item_id = decode_cursor(QUEUE_CURSOR, cursor, (str, str))
@@ -97,7 +132,12 @@ async def review_queue_page(
     fetched = await queue.items(status=status, limit=limit + 1, after=after)
     page = fetched[:limit]
     for item in page:
-        subject = await queue.open_subject(item) if item.status == "pending" else None
+        shown = await scope.candidates(item.candidates)
+        if shown is None:
+            continue  # not this caller's to see, as if it were not queued
+        subject = None
+        if scope.demographics and item.status == "pending":
+            subject = await queue.open_subject(item)
         owners: dict[str, str | None] = {}
         fingerprint = None
         if subject is not None:
@@ -106,8 +146,8 @@ async def review_queue_page(
             fingerprint = await queue.fingerprint(subject)
         same_person = set(await queue.children_with(fingerprint))
         candidates = []
-        for child in item.candidates:
-            dob = await persons.date_of_birth(child)
+        for child in shown:
+            dob = await persons.date_of_birth(child) if scope.demographics else None
             candidates.append(
                 {
                     "child_id": child,
@@ -123,6 +163,8 @@ async def review_queue_page(
                     ),
                 }
             )
+            if not scope.demographics:
+                continue  # nothing of the candidate's record was read
             audit.append(
                 AuditEntry(
                     kind="read",
@@ -151,7 +193,9 @@ async def review_queue_page(
             "candidates": candidates,
         }
         if item.status == "pending":
-            view["record"] = _subject_view(subject, owners)
+            view["record"] = (
+                _subject_view(subject, owners) if scope.demographics else {"readable": False}
+            )
         else:
             view.update(
                 decision=item.decision,
@@ -169,7 +213,7 @@ async def review_queue_page(
                 details={
                     "route": route,
                     "item_id": item.item_id,
-                    "candidate_child_ids": list(item.candidates),
+                    "candidate_child_ids": shown,
                     "outcome": "shown" if subject is not None else "listed",
                 },
             )
@@ -180,3 +224,10 @@ async def review_queue_page(
     if len(fetched) > limit:
         next_cursor = encode_cursor(QUEUE_CURSOR, [page[-1].created_at, page[-1].item_id])
     return QueuePage(out, next_cursor)
+
+
+async def item_in_scope(queue: MatchQueue, scope: QueueScope, item_id: str) -> bool:
+    """Whether the caller may see (and so decide) the item: False for one that does not
+    exist, exactly as for one it may not see."""
+    item = await queue.get(item_id)
+    return item is not None and await scope.candidates(item.candidates) is not None

@@ -1,7 +1,9 @@
 """Erasure by crypto-shredding: a child's whole record (`EraseChild`) or one data
 category whose retention rule has run out (`ApplyRetention`). The data keys are deleted,
 a tombstone is appended so every projection drops what it derived, and the erasure is
-audited. On SQLite the store's write-ahead log is folded in, so no deleted key lingers."""
+audited; the child's name and date-of-birth fingerprints go too. On SQLite the store's
+write-ahead log is folded in, so no deleted key lingers (and again once the projections
+have applied the tombstone: `hub.projections.runner`'s `after_tombstone`)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,12 @@ class ChildCredentials(Protocol):
     async def revoke_child(self, child_id: str) -> int: ...
 
 
+class Fingerprints(Protocol):
+    """Demographic fingerprints seen with a child (the match queue's)."""
+
+    async def forget(self, child_id: str) -> None: ...
+
+
 class _Shredder:
     def __init__(
         self,
@@ -40,6 +48,7 @@ class _Shredder:
         persons: PersonIndex,
         trail: AuditTrail,
         credentials: ChildCredentials | None = None,
+        fingerprints: Fingerprints | None = None,
     ) -> None:
         self.log = log
         self.store = store
@@ -48,6 +57,7 @@ class _Shredder:
         self.persons = persons
         self.trail = trail
         self.credentials = credentials
+        self.fingerprints = fingerprints
 
     async def _tombstone(
         self,
@@ -102,6 +112,8 @@ class EraseChild(_Shredder):
             if await self.keys.delete(data_key_id(child_id, category)):
                 deleted += 1
         await self.persons.erase(child_id)
+        if self.fingerprints is not None:  # a name and date of birth that once named them
+            await self.fingerprints.forget(child_id)
         revoked = 0 if self.credentials is None else await self.credentials.revoke_child(child_id)
         await self._checkpoint()
         await self._tombstone(

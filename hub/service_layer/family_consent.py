@@ -110,7 +110,9 @@ class FamilyConsent:
         except ValidationError as exc:
             raise _first_error(exc, "consent.") from None
         await self._authority(caller, child_id, payload.given_on)
-        return await self._submit(caller, child_id, payload, f"consent:{payload.consent_id}")
+        return await self._submit(
+            caller, child_id, payload, f"consent:{child_id}:{payload.consent_id}"
+        )
 
     async def withdraw(self, caller: Principal, child_id: str, consent_id: str) -> FactOutcome:
         """Withdraw one of the child's consents, if the caller may decide for the child now."""
@@ -121,7 +123,7 @@ class FamilyConsent:
             reason="family_request",
             recorded_by=caller.name,
         )
-        return await self._submit(caller, child_id, payload, f"withdraw:{consent_id}")
+        return await self._submit(caller, child_id, payload, f"withdraw:{child_id}:{consent_id}")
 
     async def add_views(
         self, caller: Principal, child_id: str, views: Mapping[str, Any]

@@ -90,14 +90,11 @@ class SqlIngestClaims:
     async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
         async with self._store.transaction() as tx:
             await tx.execute(
-                "INSERT INTO consent_claim (consent_id, child_id) VALUES (?, ?)"
-                " ON CONFLICT (consent_id) DO NOTHING",
-                (consent_id, child_id),
+                "INSERT INTO consent_claim (child_id, consent_id) VALUES (?, ?)"
+                " ON CONFLICT (child_id, consent_id) DO NOTHING",
+                (child_id, consent_id),
             )
-            row = await tx.fetchone(
-                "SELECT child_id FROM consent_claim WHERE consent_id = ?", (consent_id,)
-            )
-        return str(row[0]) if row else child_id
+        return child_id  # consent ids are per child: another child's says nothing here
 
     async def release(self, keys: Sequence[str], event_ids: Sequence[str]) -> None:
         if keys:

@@ -34,6 +34,13 @@ class SqlKeyStore:
         """Drop a cached key (after an erasure seen from another process)."""
         self._cache.pop(child_id, None)
 
+    def forget_child(self, child_id: str) -> None:
+        """Drop every cached data key of a child (`<child>/<category>`): after its erasure
+        tombstone is applied here, this process reads the keys' erasure from the store."""
+        prefix = f"{child_id}/"
+        for kid in [k for k in self._cache if k == child_id or k.startswith(prefix)]:
+            del self._cache[kid]
+
     def _remember(self, child_id: str, key: bytes) -> None:
         if len(self._cache) >= self._cache_size:
             self._cache.pop(next(iter(self._cache)))

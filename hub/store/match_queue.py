@@ -78,6 +78,15 @@ class SqlMatchQueue:
                 rows,
             )
 
+    async def forget(self, child_id: str) -> None:
+        async with self._store.transaction() as tx:
+            await tx.execute("DELETE FROM match_fingerprint WHERE child_id = ?", (child_id,))
+            await tx.execute(
+                "UPDATE match_queue_item SET fingerprint = NULL"
+                " WHERE provisional_child_id = ? OR resolved_child_id = ?",
+                (child_id, child_id),
+            )
+
     async def children_with(self, fingerprint: str | None) -> tuple[str, ...]:
         if fingerprint is None:
             return ()

@@ -152,9 +152,13 @@ class SqlPersonIndex:
                 (dob.isoformat(), child_id),
             )
 
+    def forget_cached(self, child_id: str) -> None:
+        """Drop this process's cached links to the child (after its erasure elsewhere)."""
+        self._known = {h: c for h, c in self._known.items() if c != child_id}
+
     async def erase(self, child_id: str) -> None:
         """Forget the child's identifiers and date of birth; keep the id as erased."""
-        self._known = {h: c for h, c in self._known.items() if c != child_id}
+        self.forget_cached(child_id)
         async with self._store.transaction() as tx:
             await tx.execute(
                 "INSERT INTO person_suppressed (id_hash, erased_at)"

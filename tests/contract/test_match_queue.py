@@ -248,3 +248,12 @@ async def test_children_seen_with_a_fingerprint_are_remembered(queue: MatchQueue
     await queue.remember([])
     assert await queue.children_with(fingerprint) == ("hc-1", "hc-2")
     assert await queue.children_with(None) == ()
+
+
+async def test_an_erased_childs_fingerprints_are_forgotten(queue: MatchQueue) -> None:
+    fingerprint = await queue.fingerprint(SUBJECT)
+    assert fingerprint is not None
+    await queue.remember([(fingerprint, "hc-1"), (fingerprint, "hc-2"), ("f" * 64, "hc-1")])
+    await queue.forget("hc-1")
+    assert await queue.children_with(fingerprint) == ("hc-2",)
+    assert await queue.children_with("f" * 64) == ()

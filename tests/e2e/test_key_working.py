@@ -14,16 +14,20 @@ from typing import Any
 
 import pytest
 
+from hub.auth.keys import Publishing
 from tests.support.api import Api, embedded, running_api
 
 UPN = "H801200001001"
 
 
+LA = Publishing("local_authority")  # the LA's SEN case system
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(embedded(tmp_path)) as a:
-        await a.key("oak-school-mis", "agency", "oak-school")
-        await a.key("la-case-system", "agency", "local_authority")
+        await a.key("oak-school-mis", "agency", "oak-school", publishing=Publishing("education"))
+        await a.key("la-case-system", "agency", "local_authority", publishing=LA)
         await a.key("casey", "coordinator")
         await a.key("ops", "admin")
         yield a

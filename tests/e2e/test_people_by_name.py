@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from hub.auth.keys import Publishing
 from tests.e2e.test_erasure import opened_text, plaintext_hits, records_of
 from tests.e2e.test_plan_journey import DOB, NHS, event, get, ingest, members, post, set_up_child
 from tests.support.api import Api, embedded, running_api
@@ -27,13 +28,16 @@ NAMES = (EP_NAME, PAED_NAME)
 SNOMED = "http://snomed.info/sct"
 
 
+LA = Publishing("local_authority")  # the LA's SEN case system
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(embedded(tmp_path)) as a:
-        await a.key("oak-school-mis", "agency", "oak-school")
-        await a.key("city-health", "agency", "city-health")
-        await a.key("camhs", "agency", "camhs-north")
-        await a.key("la-case-system", "agency", "local_authority")
+        await a.key("oak-school-mis", "agency", "oak-school", publishing=Publishing("education"))
+        await a.key("city-health", "agency", "city-health", publishing=Publishing("health"))
+        await a.key("camhs", "agency", "camhs-north", publishing=Publishing("health"))
+        await a.key("la-case-system", "agency", "local_authority", publishing=LA)
         await a.key("casey", "coordinator")
         await a.key("ops", "admin")
         await a.key("ig", "ig_auditor")

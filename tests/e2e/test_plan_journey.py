@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hub.auth.keys import Publishing
 from tests.support.api import Api, embedded, running_api
 
 UPN = "H801200001001"
@@ -20,13 +21,16 @@ DOB = "2015-03-02"
 UPN_2 = "X801200001002"  # a second child, with a plan and no exceptions
 
 
+LA = Publishing("local_authority")  # the LA's SEN case system
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(embedded(tmp_path)) as a:
-        await a.key("oak-school-mis", "agency", "oak-school")
-        await a.key("city-health", "agency", "city-health")
-        await a.key("camhs", "agency", "camhs-north")
-        await a.key("la-case-system", "agency", "local_authority")
+        await a.key("oak-school-mis", "agency", "oak-school", publishing=Publishing("education"))
+        await a.key("city-health", "agency", "city-health", publishing=Publishing("health"))
+        await a.key("camhs", "agency", "camhs-north", publishing=Publishing("health"))
+        await a.key("la-case-system", "agency", "local_authority", publishing=LA)
         await a.key("casey", "coordinator")
         await a.key("ops", "admin")
         await a.key("ig", "ig_auditor")

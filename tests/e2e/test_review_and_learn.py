@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_plan_journey import get, post, set_up_child
+from hub.auth.keys import Publishing
+from tests.e2e.test_plan_journey import LA, get, post, set_up_child
 from tests.support.api import Api, embedded, running_api
 from tests.support.web import sign_in
 
@@ -24,10 +25,10 @@ from tests.support.web import sign_in
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(embedded(tmp_path)) as a:
-        await a.key("oak-school-mis", "agency", "oak-school")
-        await a.key("city-health", "agency", "city-health")
-        await a.key("camhs", "agency", "camhs-north")
-        await a.key("la-case-system", "agency", "local_authority")
+        await a.key("oak-school-mis", "agency", "oak-school", publishing=Publishing("education"))
+        await a.key("city-health", "agency", "city-health", publishing=Publishing("health"))
+        await a.key("camhs", "agency", "camhs-north", publishing=Publishing("health"))
+        await a.key("la-case-system", "agency", "local_authority", publishing=LA)
         await a.key("casey", "coordinator")
         await a.key("other", "coordinator")
         await a.key("ops", "admin")

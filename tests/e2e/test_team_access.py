@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from hub.auth.keys import Identity
+from hub.auth.keys import Identity, Publishing
 from tests.support.api import Api, embedded, running_api
 from tests.unit.test_oidc import JwksServer, claims, sign
 
@@ -29,6 +29,8 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(embedded(tmp_path)) as a:
         await a.key("oak-school-mis", "agency", "oak-school")
         await a.key("city-health", "agency", "city-health")
+        await a.key("county-sc", "agency", "county-social-care",
+                    publishing=Publishing("social_care"))  # fmt: skip
         await a.key("casey", "coordinator")
         await a.key("ig", "ig_auditor")
         await a.key("ops", "admin")
@@ -220,12 +222,13 @@ async def test_a_parent_reads_the_team_withdraws_consent_and_the_practitioner_lo
     # the family still sees its own record's team after withdrawing sharing
     assert {SENCO, TEACHER} <= members(await get(api, f"/children/{child}/team", "parent"))
 
-    # a safeguarding fact (shared on its statutory basis) is never shown to the family
+    # a safeguarding fact (shared on its statutory basis, which children's social care
+    # may claim) is never shown to the family
     social_worker = joined(
         "swe:SW123", "social_worker", "social_care", "sg-1", subject={"upn": UPN},
-        category="safeguarding",
+        category="safeguarding", agency="county-social-care",
     ) | {"statutory_basis": "safeguarding", "purposes": ["direct_care"]}  # fmt: skip
-    [res] = await ingest(api, "oak-school-mis", [social_worker])
+    [res] = await ingest(api, "county-sc", [social_worker])
     assert res["status"] == "appended", res
     assert "swe:SW123" in members(await get(api, f"/children/{child}/team", "casey"))
     assert "swe:SW123" not in members(await get(api, f"/children/{child}/team", "parent"))

@@ -21,7 +21,10 @@ it never reads the hub's tables or logs. The properties:
     exactly the withheld facts the oracle now permits, in the order they were withheld
     (and each release points at its own record on `hub.withheld`);
 (c) nothing withheld is ever in the `shared_record` projection, or appended plainly to
-    `hub.events`, unless a later release put it there.
+    `hub.events`, unless a later release put it there;
+(d) what a sender's credential may not claim (a category its event type may not be sent
+    as, a statutory basis its kind of sender may not rely on, another's organisation code:
+    `hub.consent.senders`) is refused with that rule, and so never reaches a view.
 """
 
 from __future__ import annotations
@@ -38,8 +41,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from stdnum.gb import upn as stdnum_upn
 
-from hub.auth.keys import Identity
+from hub.auth.keys import Identity, Publishing
 from hub.consent.decision import Fact
+from hub.consent.policy import load_policy
+from hub.consent.senders import Sender, judge_claims
+from hub.events import registry
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
 from hub.identity.identifiers import check_upn
 from hub.log import LogName, StoredRecord
@@ -61,6 +67,9 @@ SENDERS = (
     ("city-health", "city-health", "RR8"),
     ("county-sc", "county-social-care", "801"),
 )
+SENDER_KINDS = ("education", "health", "social_care")
+"""Each sender's kind in the policy's `senders` (its credential's): what it may claim."""
+POLICY = load_policy()
 BASES = (None, "reg6_ehc_advice", "safeguarding", "no_such_basis")
 DOB = date(2015, 3, 2)  # a parent decides for this child until 2031
 UPNS = tuple(
@@ -86,6 +95,8 @@ class Ingest:
     purposes: tuple[str, ...]
     sealed: bool
     member: tuple[str, str, str] | None = None  # (practitioner id, role, agency) joining
+    as_org: int | None = None  # names another sender's organisation code
+    condition: bool = False  # a health condition (of category health) instead
 
 
 @dataclass(frozen=True)
@@ -149,6 +160,8 @@ ingests = st.builds(
     basis=st.sampled_from((None, None, None, "reg6_ehc_advice", "safeguarding", "no_such_basis")),
     purposes=st.one_of(st.just(()), st.just(()), subset(PURPOSES, 2, min_size=1)),
     sealed=st.booleans(),
+    as_org=st.sampled_from((None,) * 7 + tuple(range(len(SENDERS)))),
+    condition=st.sampled_from((False, False, False, True)),
 )
 
 scopes = st.builds(
@@ -279,11 +292,15 @@ class Run:
 
     async def ingest(self, step: Ingest) -> None:
         child_id, upn = self.child(step.child)
-        who, agency, org = SENDERS[step.sender]
+        who, agency, own_org = SENDERS[step.sender]
+        org = own_org if step.as_org is None else SENDERS[step.as_org][2]
         n = self.next_id()
         occurred = datetime(2024, 9, 1, 9, tzinfo=UTC) + timedelta(hours=n)
         payload: dict[str, Any]
-        if step.sealed:
+        if step.condition:
+            event_type = "health.condition_recorded"
+            payload = {"condition_ref": f"Condition/{n}", "code": {"text": f"Condition {n}"}}
+        elif step.sealed:
             event_type = "education.pupil_identified"
             payload = {"upn": upn, "surname": f"Surname{n}", "forename": "Pat"}
         else:
@@ -315,6 +332,15 @@ class Run:
         t1 = now()
         assert r.status_code == 200, r.text
         [res] = r.json()["results"]
+        sender = Sender(agency, SENDER_KINDS[step.sender], frozenset({own_org}))
+        refusal = judge_claims(
+            POLICY, sender, event_type=event_type,
+            type_category=registry.payload_class(event_type).category,
+            category=step.category, statutory_basis=step.basis, organisation_code=org,
+        )  # fmt: skip
+        if refusal is not None:  # what the credential may not claim never reaches a view
+            assert res["status"] == "rejected" and res["rule"] == refusal.rule, (step, res)
+            return
         assert res["status"] in ("appended", "withheld"), res
         assert res["child_id"] == child_id, res
         fact = Fact(
@@ -571,8 +597,8 @@ async def scenario(
 ) -> Run:  # fmt: skip
     settings = Settings(data_dir=data_dir, _env_file=None)
     async with running_api(settings) as api:
-        for who, agency, _ in SENDERS:
-            await api.key(who, "agency", agency)
+        for (who, agency, org), kind in zip(SENDERS, SENDER_KINDS, strict=True):
+            await api.key(who, "agency", agency, publishing=Publishing(kind, (org,)))
         await api.key(COORDINATOR, "coordinator", viewer_agency)
         await api.key("ops", "admin")
         for who, role, agency in PRACTITIONERS:

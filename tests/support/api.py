@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from hub.api.app import create_app
-from hub.auth.keys import ApiKeyStore, Identity
+from hub.auth.keys import ApiKeyStore, Identity, Publishing
 from hub.bootstrap import Hub
 from hub.settings import Settings
 
@@ -32,10 +32,15 @@ class Api:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
     async def key(
-        self, who: str, role: str, agency: str | None = None, identity: Identity | None = None
+        self,
+        who: str,
+        role: str,
+        agency: str | None = None,
+        identity: Identity | None = None,
+        publishing: Publishing | None = None,
     ) -> str:
         keys = ApiKeyStore(self.hub.store)
-        _, token = await keys.create(role, who, agency, identity)
+        _, token = await keys.create(role, who, agency, identity, publishing)
         self.tokens[who] = token
         return token
 

@@ -81,3 +81,15 @@ async def test_nothing_where_the_record_cannot_be_read() -> None:
         [old_bytes := orjson.dumps({**old, "schema_version": 1})], ["surname"]
     ) == [None]
     assert (await opener.open_fields([old_bytes], ["surname"])) == [{"surname": "Example"}]
+
+
+def test_a_health_payload_declares_what_is_not_sealed_and_seals_the_rest() -> None:
+    from hub.consent.sealing import personal_fields
+    from hub.events.health import ConditionRecorded, EncounterRecorded
+
+    sealed = set(personal_fields(ConditionRecorded) or ())
+    assert {"code", "severity", "notes", "onset"} <= sealed
+    assert "condition_ref" not in sealed
+    encounter = set(personal_fields(EncounterRecorded) or ())
+    assert {"types", "reasons", "service_type", "attendance"} <= encounter
+    assert not encounter & {"encounter_ref", "service_provider_code"}
