@@ -456,7 +456,8 @@ async def run_notifier(
                 say(f"notify: {new} new notice(s), {digests} digest(s); {report.line()}")
         except Exception as exc:
             log.error("notify.sweep_failed", exception_type=type(exc).__name__)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval)
+        try:  # asyncio.timeout: a cancellation is never swallowed (see hub.log.sqlite)
+            async with asyncio.timeout(interval):
+                await stop.wait()
         except TimeoutError:
             pass

@@ -353,8 +353,12 @@ class _SqliteSubscription:
                         if self._closed:
                             return
                 if not got_any:
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a
+                    # cancellation that lands as the wait ends (an append woke it), and
+                    # the subscriber then polls on, cancelled, and never stops
                     try:
-                        await asyncio.wait_for(self._wake.wait(), owner._poll_interval)
+                        async with asyncio.timeout(owner._poll_interval):
+                            await self._wake.wait()
                     except TimeoutError:
                         pass
         finally:

@@ -85,7 +85,7 @@ async def test_after_erasure_and_replay_no_file_holds_the_childs_health_data(
 ) -> None:
     settings = embedded(tmp_path)
     data_dir = settings.data_dir
-    async with running_api(settings) as api:
+    async with running_api(settings, run_projector=True) as api:
         await api.key("city-health", "agency", "city-health",
                       publishing=Publishing("health", ("RR8",)))  # fmt: skip
         await api.key("ops", "admin")
