@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from hub.api.openapi import document
+from tests.conftest import backend_missing
 from tests.e2e.test_serve import hub_cli, wait_http
 from tests.support.broker import free_port
 from tests.support.processes import hub_env, start_hub, stop
@@ -75,7 +76,7 @@ def test_every_error_is_documented_as_problem_details() -> None:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
     if not ST.exists():
-        pytest.skip("needs schemathesis (test extras)")
+        backend_missing("schemathesis", "not installed (the test extras)")
     root = tmp_path_factory.mktemp("schemathesis")
     data = root / "data"
     # Long idle limits: schemathesis keeps connections open while it generates, and a
