@@ -256,6 +256,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         for child_id in children:
             keys.forget_child(child_id)
             persons.forget_cached(child_id)
+            opened.forget_child(child_id)  # what this process opened of them, too
         checkpoint = getattr(store, "checkpoint", None)
         if checkpoint is not None:
             await checkpoint()
