@@ -69,7 +69,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(_CurrentStderr()),  # type: ignore[arg-type]
-        cache_logger_on_first_use=True,
+        # not cached: a module's logger follows a later configure() (the level, or a
+        # test's capture_logs) instead of keeping the chain it first met; the cost is a
+        # few microseconds per log call, a line or two per request
+        cache_logger_on_first_use=False,
     )
     # Third-party libraries log through stdlib logging: keep them quiet and on stderr.
     logging.basicConfig(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -34,8 +35,13 @@ from urllib.parse import quote
 import httpx
 import structlog
 from authlib.common.security import generate_token
-from authlib.integrations.httpx_client import AsyncOAuth2Client
 from authlib.oidc.core import CodeIDToken
+
+with warnings.catch_warnings():
+    # authlib's httpx integration warns on import that it will move to httpx2; the hub
+    # pins httpx, and the warning would be a stray line on every start's stderr
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc import jwt

@@ -462,7 +462,7 @@ async def test_the_api_description_is_public_and_names_the_bearer_scheme(
         if not _is_api_route(route) or route.path in PUBLIC or route.path in WEB_PAGES:
             continue
         for method in route.methods:
-            operation = doc["paths"][route.path][method.lower()]
+            operation = doc["paths"][route.path_format][method.lower()]
             assert operation.get("security") == [{"bearer": []}], (method, route.path)
     assert "security" not in doc["paths"]["/healthz"]["get"]
     whoami = doc["paths"]["/whoami"]["get"]

@@ -86,6 +86,17 @@ PARENT_CATEGORIES = frozenset(("identity", "education", "health", "social_care",
 # --------------------------------------------------------------------------- steps
 
 
+def record_ids(body: dict[str, Any]) -> list[str]:
+    """The ids of every fact a record answer shows: each fact at its current version and
+    the earlier versions under its `history` (a restatement that changed it)."""
+    return [
+        i
+        for group in body["agencies"].values()
+        for f in group
+        for i in (f["event_id"], *(h["event_id"] for h in f.get("history", [])))
+    ]
+
+
 @dataclass(frozen=True)
 class Ingest:
     child: int
@@ -450,7 +461,7 @@ class Run:
         assert r.status_code == 200, r.text
         body = r.json()
         facts = [f for group in body["agencies"].values() for f in group]
-        shown = [f["event_id"] for f in facts]
+        shown = record_ids(body)
         assert len(shown) == len(set(shown)) == body["facts_shown"], body
         self.views.append(set(shown))
         for f in facts:
@@ -481,7 +492,7 @@ class Run:
         r = await self.api.client.get(f"/children/{child_id}/record", headers=self.api.auth(who))
         t1 = now()
         assert r.status_code == 200, (who, r.text)
-        shown = {f["event_id"] for group in r.json()["agencies"].values() for f in group}
+        shown = set(record_ids(r.json()))
         visible = bracket(lambda t: self.oracle.visible(child_id, t, role, agency), t0, t1)
         if visible.settled:
             assert shown == visible.after, (
@@ -504,7 +515,8 @@ class Run:
         expected = self.oracle.family_visible(child_id, PARENT_CATEGORIES)
         assert shown == expected, (
             f"parent's view of {child_id}: shown but not theirs {sorted(shown - expected)}; "
-            f"theirs but not shown {sorted(expected - shown)}"
+            f"theirs but not shown {sorted(expected - shown)} "
+            f"({self.oracle.describe(expected ^ shown)})"
         )
 
     # -- log properties ----------------------------------------------------------------------

@@ -78,6 +78,15 @@ class ConsentOracle:
             if decide_sharing(f.fact, state, self.policy, at=at).allows(role, agency)
         }
 
+    def describe(self, event_ids: set[str]) -> list[tuple[str, str, str, bool, bool]]:
+        """(id, category, event type, withheld, released) of these facts: for messages."""
+        return [
+            (f.event_id, f.fact.category, getattr(f, "event_type", "?"), f.withheld, f.released)
+            for facts in self.facts.values()
+            for f in facts
+            if f.event_id in event_ids
+        ]
+
     def family_visible(self, child_id: str, categories: frozenset[str]) -> set[str]:
         """Event ids of the child's facts the hub holds (appended, or withheld and since
         released) in `categories`: what a family member's own right of access shows them,
