@@ -20,6 +20,8 @@ from hub.settings import Settings
 from hub.store import ReadStore
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from hub.consent.audit_trail import AuditTrail
     from hub.consent.crypto import KeyStore, MasterKey
     from hub.consent.opener import EnvelopeOpener
@@ -117,11 +119,29 @@ def load_master_key(settings: Settings) -> MasterKey:
             log.warning(
                 "master_key.generated", where="data_dir", hint="set HUB_MASTER_KEY in production"
             )
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(MasterKey.generate_base64())
+        _create_once(path, MasterKey.generate_base64())
     return MasterKey.from_base64(path.read_text().strip())
+
+
+def _create_once(path: Path, text: str) -> None:
+    """Write `text` to `path` (mode 0600) unless it exists, so that processes starting
+    at once on one data directory agree: the text goes to a file of this process's own,
+    then is linked into place, which fails for all but the first; nobody reads a
+    half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mine = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(mine, path)
+        except FileExistsError:
+            pass  # another process made it first: theirs is the key
+    finally:
+        mine.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,9 @@ class Settings(BaseSettings):
     # -- web pages ------------------------------------------------------------------
     web_session_secret: SecretStr | None = Field(
         default=None,
-        description="Seals the web pages' session cookies (16+ characters); unset, each "
-        "process makes its own at start-up, so a restart signs everyone out and several "
-        "API processes behind one address need it set, alike, on each",
+        description="Seals the web pages' session cookies (16+ characters); unset, a key "
+        "derived from the master key, so sessions outlive restarts and every process "
+        "sharing the master key accepts the others' cookies",
     )
 
     # -- notifications --------------------------------------------------------------

@@ -18,6 +18,7 @@ from hub.notify.ports import Claimed
 from hub.store import ReadStore
 
 _COLUMNS = "notice_id, kind, recipient, child_id, plan_id, about, due_on, link"
+_RETURNED = ", ".join(f"notify_outbox.{c.strip()}" for c in _COLUMNS.split(","))
 _DUE = "((status = 'pending' AND next_attempt_at <= ?) OR (status = 'sending' AND lease_until < ?))"
 
 
@@ -83,15 +84,30 @@ class SqlOutbox:
     ) -> list[Claimed]:
         now = at.isoformat()
         until = (at + timedelta(seconds=lease_seconds)).isoformat()
-        lock = " FOR UPDATE SKIP LOCKED" if self.store.dialect == "postgres" else ""
         async with self.store.transaction() as tx:
-            rows = await tx.fetchall(
-                "UPDATE notify_outbox SET status = 'sending', lease_owner = ?, lease_until = ?,"  # noqa: S608 - constants
-                " attempts = attempts + 1 WHERE notice_id IN (SELECT notice_id FROM"
-                f" notify_outbox WHERE {_DUE} ORDER BY next_attempt_at, notice_id LIMIT ?{lock})"
-                f" AND {_DUE} RETURNING {_COLUMNS}, attempts",
-                (owner, until, now, now, limit, now, now),
-            )
+            if self.store.dialect == "postgres":
+                # The pick is a materialised CTE so that it runs once: as an IN (...)
+                # subquery the planner may rerun it, and a rerun skips what other
+                # claimants locked meanwhile, leaving due notices unclaimed.
+                rows = await tx.fetchall(
+                    "WITH picked AS MATERIALIZED (SELECT notice_id FROM notify_outbox"  # noqa: S608 - constants
+                    f" WHERE {_DUE} ORDER BY next_attempt_at, notice_id LIMIT ?"
+                    " FOR UPDATE SKIP LOCKED)"
+                    " UPDATE notify_outbox SET status = 'sending', lease_owner = ?,"
+                    " lease_until = ?, attempts = attempts + 1 FROM picked"
+                    " WHERE notify_outbox.notice_id = picked.notice_id"
+                    f" RETURNING {_RETURNED}, notify_outbox.attempts",
+                    (now, now, limit, owner, until),
+                )
+            else:  # SQLite: one writer at a time, the statement is the lock
+                rows = await tx.fetchall(
+                    "UPDATE notify_outbox SET status = 'sending', lease_owner = ?,"  # noqa: S608 - constants
+                    " lease_until = ?, attempts = attempts + 1 WHERE notice_id IN (SELECT"
+                    f" notice_id FROM notify_outbox WHERE {_DUE}"
+                    " ORDER BY next_attempt_at, notice_id LIMIT ?)"
+                    f" RETURNING {_COLUMNS}, attempts",
+                    (owner, until, now, now, limit),
+                )
         return [Claimed(_notice(r), int(r[8])) for r in rows]
 
     async def sent(self, notice_id: str, owner: str, at: datetime, channel: str) -> bool:

@@ -8,7 +8,6 @@ erasure)."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -19,6 +18,20 @@ from hub.settings import Settings
 STATIC = Path(__file__).parent / "static"
 
 
+SESSION_KEY_PURPOSE = b"web-session-cookies"
+
+
+def session_secret(settings: Settings) -> bytes:
+    """What seals the session cookies: the configured secret, else one derived from the
+    master key (HKDF), so sessions outlive a restart and every process that shares the
+    master key reads the others' cookies."""
+    from hub.bootstrap import load_master_key
+
+    if settings.web_session_secret is not None:
+        return settings.web_session_secret.get_secret_value().encode()
+    return load_master_key(settings).derive(SESSION_KEY_PURPOSE)
+
+
 def install_web(app: FastAPI, settings: Settings) -> None:
     from hub.web import docs, oidc, pages, step_forms
     from hub.web.forms import TEMPLATE_GLOBALS
@@ -26,10 +39,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     from hub.web.sessions import SessionCodec
     from hub.web.throttle import SignInThrottle
 
-    secret = settings.web_session_secret
-    app.state.web_sessions = SessionCodec(
-        secret.get_secret_value().encode() if secret else secrets.token_bytes(32)
-    )
+    app.state.web_sessions = SessionCodec(session_secret(settings))
     app.state.web_templates = pages.create_templates()
     app.state.web_templates.globals.update(TEMPLATE_GLOBALS, **step_forms.TEMPLATE_GLOBALS)
     app.state.web_throttle = SignInThrottle()

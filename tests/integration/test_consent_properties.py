@@ -81,6 +81,9 @@ PRACTITIONERS = (("senco", "senco", "education"), ("paed", "paediatrician", "hea
 """(principal name, policy role, agency) of the practitioners on every child's team."""
 PARENT_CATEGORIES = frozenset(("identity", "education", "health", "social_care", "family_views"))
 """What family access gives a parent (contracts/consent-policy.yaml `family_access`)."""
+TEAM_VIEW_TYPES = frozenset(("education.pupil_identified", "team.practitioner_joined"))
+"""The event types this test sends that the team view is made of (a health condition
+belongs to the record, not to the team around the child)."""
 
 
 # --------------------------------------------------------------------------- steps
@@ -370,7 +373,7 @@ class Run:
             assert res["status"] == expected, (
                 f"ingest: the gate said {res['status']}, the oracle says {expected}: {res}"
             )
-        self.oracle.ingested(fact, withheld=res["status"] == "withheld")
+        self.oracle.ingested(fact, withheld=res["status"] == "withheld", event_type=event_type)
 
     async def grant(self, step: Grant) -> str | None:
         child_id, _ = self.child(step.child)
@@ -512,7 +515,7 @@ class Run:
         )
         assert r.status_code == 200, r.text
         shown = set(r.json()["facts_shown"])
-        expected = self.oracle.family_visible(child_id, PARENT_CATEGORIES)
+        expected = self.oracle.family_visible(child_id, PARENT_CATEGORIES, TEAM_VIEW_TYPES)
         assert shown == expected, (
             f"parent's view of {child_id}: shown but not theirs {sorted(shown - expected)}; "
             f"theirs but not shown {sorted(expected - shown)} "

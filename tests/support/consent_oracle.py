@@ -33,6 +33,7 @@ class OracleFact:
     fact: Fact
     withheld: bool
     released: bool = False
+    event_type: str = "?"
 
     @property
     def event_id(self) -> str:
@@ -60,8 +61,10 @@ class ConsentOracle:
         self.states[child_id] = self.state(child_id).apply(payload, at=at, event_id=uuid.uuid4())
         self.withdrawn.add(payload.consent_id)
 
-    def ingested(self, fact: Fact, *, withheld: bool) -> None:
-        self.facts.setdefault(fact.child_id, []).append(OracleFact(fact, withheld))
+    def ingested(self, fact: Fact, *, withheld: bool, event_type: str = "?") -> None:
+        self.facts.setdefault(fact.child_id, []).append(
+            OracleFact(fact, withheld, event_type=event_type)
+        )
 
     # -- questions ------------------------------------------------------------------------
     def permitted(self, fact: Fact, at: datetime) -> bool:
@@ -81,20 +84,25 @@ class ConsentOracle:
     def describe(self, event_ids: set[str]) -> list[tuple[str, str, str, bool, bool]]:
         """(id, category, event type, withheld, released) of these facts: for messages."""
         return [
-            (f.event_id, f.fact.category, getattr(f, "event_type", "?"), f.withheld, f.released)
+            (f.event_id, f.fact.category, f.event_type, f.withheld, f.released)
             for facts in self.facts.values()
             for f in facts
             if f.event_id in event_ids
         ]
 
-    def family_visible(self, child_id: str, categories: frozenset[str]) -> set[str]:
+    def family_visible(
+        self, child_id: str, categories: frozenset[str], event_types: frozenset[str]
+    ) -> set[str]:
         """Event ids of the child's facts the hub holds (appended, or withheld and since
-        released) in `categories`: what a family member's own right of access shows them,
-        whatever the consents say now."""
+        released) in `categories` and of `event_types` (what the view asked for is made
+        of): what a family member's own right of access shows them, whatever the consents
+        say now."""
         return {
             f.event_id
             for f in self.facts.get(child_id, [])
-            if (not f.withheld or f.released) and f.fact.category in categories
+            if (not f.withheld or f.released)
+            and f.fact.category in categories
+            and f.event_type in event_types
         }
 
     def releasable(self, child_id: str, at: datetime) -> list[str]:

@@ -5,6 +5,7 @@ itself; and sign-in sends a browser on only to a path of this site."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -90,3 +91,25 @@ def test_the_words_of_dates_days_tags_and_trail_details() -> None:
     assert state_tag("overdue") == "govuk-tag--red" and state_tag("met") == "govuk-tag--green"
     details = {"route": "GET /x", "outcome": "shown", "event_ids": ["a", "b"], "name": "Sam"}
     assert trail_details(details) == "GET /x · shown · 2 facts"
+
+
+def test_unset_the_session_secret_comes_from_the_master_key(tmp_path: Path) -> None:
+    """Processes (and restarts) sharing a master key open each other's cookies; another
+    master key, or a configured secret, seals differently."""
+    from hub.consent.crypto import MasterKey
+    from hub.settings import Settings
+    from hub.web import session_secret
+
+    one = MasterKey.generate_base64()
+    first = Settings(data_dir=tmp_path / "a", master_key=one, _env_file=None)
+    again = Settings(data_dir=tmp_path / "b", master_key=one, _env_file=None)
+    sealed = SessionCodec(session_secret(first)).seal(WebSession.new(TOKEN))
+    assert SessionCodec(session_secret(again)).open(sealed) is not None
+    other = Settings(data_dir=tmp_path / "c", master_key=MasterKey.generate_base64(),
+                     _env_file=None)  # fmt: skip
+    assert SessionCodec(session_secret(other)).open(sealed) is None
+    configured = Settings(data_dir=tmp_path / "a", master_key=one, _env_file=None,
+                          web_session_secret=SECRET.decode())  # fmt: skip
+    assert session_secret(configured) == SECRET
+    embedded = Settings(data_dir=tmp_path / "d", _env_file=None)  # key kept in the data dir
+    assert session_secret(embedded) == session_secret(embedded)
