@@ -231,12 +231,10 @@ async def _replay_notice(the_hub: Hub, entry: Any, dlq_id: str) -> int:
 
     import orjson
 
-    from hub.store.notify_outbox import SqlOutbox
-
     notice = orjson.loads(entry.record.value).get("notice_id")
     if not isinstance(notice, str):
         raise CliError(f"dead-letter {dlq_id} names no notice")
-    again = await SqlOutbox(the_hub.store).revive(notice, datetime.now(UTC))
+    again = await the_hub.outbox.revive(notice, datetime.now(UTC))
     print(f"{dlq_id}: " + ("queued to be sent again" if again else "not dead (replayed before)"))  # noqa: T201
     return 0 if again else 1
 
@@ -903,9 +901,8 @@ def cmd_notify_prefs(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime
 
         from hub.notify.model import Preference
-        from hub.store.notify_outbox import SqlOutbox
 
-        outbox = SqlOutbox(the_hub.store)
+        outbox = the_hub.outbox
         recipient = args.recipient if ":" in args.recipient else f"coordinator:{args.recipient}"
         if args.channel is None:
             pref = await outbox.preference(recipient)
@@ -929,14 +926,12 @@ def cmd_notify_webhook(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         from datetime import UTC, datetime
 
-        from hub.store.notify_outbox import SqlOutbox
-
         if not args.url.startswith(("https://", "http://")):
             raise CliError("--url: must be an http(s) URL")
         secret = args.secret or os.environ.get("HUB_NOTIFY_WEBHOOK_SECRET")
         if not secret or len(secret) < 16:
             raise CliError("--secret (or HUB_NOTIFY_WEBHOOK_SECRET): 16 characters or more")
-        await SqlOutbox(the_hub.store).set_webhook(args.agency, args.url, secret, datetime.now(UTC))
+        await the_hub.outbox.set_webhook(args.agency, args.url, secret, datetime.now(UTC))
         print(f"agency {args.agency}: webhook set (signed with its secret)")  # noqa: T201
         return 0
 
@@ -945,9 +940,8 @@ def cmd_notify_webhook(args: argparse.Namespace) -> int:
 
 def cmd_notify_status(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.store.notify_outbox import SqlOutbox
 
-        counts = await SqlOutbox(the_hub.store).counts()
+        counts = await the_hub.outbox.counts()
         print(", ".join(f"{n} {s}" for s, n in counts.items()) or "the outbox is empty")  # noqa: T201
         return 0
 
