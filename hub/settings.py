@@ -102,6 +102,17 @@ class Settings(BaseSettings):
         default=None,
         description="The client's secret, if the issuer gave one (else a public client)",
     )
+    oidc_client_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of the client's RSA private key: set, the hub authenticates "
+        "to the token endpoint with a signed client assertion (private_key_jwt, RFC 7523), "
+        "as GOV.UK One Login requires; the issuer holds the public key",
+    )
+    oidc_auth_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further authorisation request parameters, as JSON (GOV.UK One Login: "
+        '{"vtr": "[\\"Cl.Cm\\"]", "ui_locales": "en"})',
+    )
     oidc_display_name: str = Field(
         default="your organisation's account",
         max_length=80,
