@@ -88,6 +88,24 @@ def test_a_coordinator_finds_the_child_and_records_the_las_steps(
     assert "Decision whether to assess" in milestones and "Met" in milestones
     tab.check("timeline-recorded")
 
+    # the plan's contents: an outcome from its form, then the provision form serving it
+    with page.expect_navigation():
+        page.get_by_test_id("plan-forms").get_by_role("link", name="Agree an outcome").click()
+    tab.check("outcome-form")
+    page.get_by_label("Special educational (B)").check()
+    page.get_by_label("What the child will achieve").fill("Reads a short book aloud")
+    fill_date(page, "by_when", TODAY + timedelta(days=300))
+    page.get_by_label("How it will be measured").fill("Reading record")
+    fill_date(page, "agreed_on", TODAY)
+    page.get_by_label("Outcome id (optional)").fill("out-b1")
+    submit(page, "Save")
+    assert "The outcome was recorded" in page.locator(".govuk-notification-banner").inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("plan-forms").get_by_role("link", name="Agree provision").click()
+    tab.check("provision-form")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Back").first.click()
+
     with page.expect_navigation():
         page.get_by_test_id("plan-forms").get_by_role("link", name="Record a meeting").click()
     tab.check("meeting-form")
