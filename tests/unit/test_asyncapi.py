@@ -27,8 +27,14 @@ from hub.adapters.inbound_kafka import (
 from hub.bootstrap import Hub, open_hub
 from hub.deadletter import DeadLetterEntry
 from hub.log import LogName
-from hub.settings import Settings
+from hub.settings import InboundSender, Settings
 
+SENDERS = {
+    "oak-school": InboundSender(sender="education"),
+    "city-health": InboundSender(sender="health"),
+    "family-portal": InboundSender(sender="family"),
+    "county": InboundSender(sender="social_care"),
+}
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "asyncapi.yaml"
 
 
@@ -72,7 +78,12 @@ def test_the_asyncapi_document_describes_every_topic_the_hub_writes() -> None:
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    settings = Settings(data_dir=tmp_path / "data", kafka_topic_prefix="t1.", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        kafka_topic_prefix="t1.",
+        inbound_senders=SENDERS,
+        _env_file=None,  # type: ignore[call-arg]
+    )
     the_hub = await open_hub(settings)
     try:
         yield the_hub
