@@ -1,5 +1,10 @@
 """Submit as a sender: what an agency claims about its facts is checked before the gate.
 
+Every path an agency's facts enter by comes through here, each naming its sender from
+what the hub holds, never from the message: the HTTP ingest routes (the credential), the
+Kafka consumer (the topic's configured sender), `hub ingest --as KEY` (the key), and the
+hub's own routes (the local authority).
+
 Each fact's category, claimed statutory basis and organisation code are judged against
 the policy and the sender's credential (`hub.consent.senders.judge_claims`). A fact whose
 claims do not hold is refused, with the rule, the field and the reason, and the refusal
