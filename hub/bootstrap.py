@@ -150,7 +150,8 @@ class Handlers:
 
     submit_facts: SubmitFacts
     submit_as_sender: SubmitAsSender
-    """The agency ingest paths: the sender's claims checked, then `submit_facts`."""
+    """Every path an agency's facts enter by (HTTP, Kafka, `hub ingest`) and the LA's own
+    recorded facts: the sender's claims checked, then `submit_facts`."""
     reconsider_withheld: ReconsiderWithheld
     erase_child: EraseChild
     apply_retention: ApplyRetention
