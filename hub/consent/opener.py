@@ -16,7 +16,7 @@ from hub.consent.crypto import (
     encrypted_paths,
     is_encrypted,
 )
-from hub.consent.sealing import WHOLE, ErasedPayload, is_sealed, open_envelope
+from hub.consent.sealing import WHOLE, ErasedPayload, is_sealed, merge_whole, open_envelope
 from hub.errors import PermanentError
 from hub.events import Envelope, EventRegistry, decode
 from hub.events import registry as default_registry
@@ -137,9 +137,9 @@ class EnvelopeOpener:
             kid = data_key_id(child, str(data.get("category", "")))
             if kid not in keys and is_sealed(data):
                 keys[kid] = None if self._keys is None else await self._keys.get(kid)
-            if set(payload) == {WHOLE} and is_encrypted(payload[WHOLE]):
+            if is_encrypted(payload.get(WHOLE)):
                 whole = decrypt_value(payload[WHOLE], keys.get(kid), aad=child, field=WHOLE)
-                payload = whole if isinstance(whole, dict) else None
+                payload = merge_whole({**payload, WHOLE: whole}) if isinstance(whole, dict) else None
             if payload is None:
                 out.append(None)
                 continue

@@ -1,13 +1,17 @@
-"""Sealing envelopes for the logs: each payload's personal fields encrypted with the
-child's data key, and opened again on read.
+"""Sealing envelopes for the logs: everything in a payload that is about the child
+encrypted with the child's data key, and opened again on read.
 
 A payload class declares what is NOT about the child in `open_fields` (top-level field
-names: references, organisation codes), and every other field is sealed; an older class
-names its personal fields in `personal_fields` instead (top-level names or dotted paths).
-`seal_envelope` encrypts them inside the encoded envelope; `open_envelope` decrypts and
-validates. When a field cannot be decrypted (the child was erased) the payload is not
-validated but replaced by an `ErasedPayload` carrying only the event type: nothing of
-the child's personal data can be read, and no exception escapes.
+names: references, organisation codes, and for governance events — consent, casework,
+identity — everything, as the gate and the IG trail read them without keys); every other
+field is sealed, together, as one encrypted field `{"sealed": {...}}` beside the open
+ones. A class that declares no `open_fields` is sealed whole (the safe default), and a
+field the class does not know (sent by a newer writer) is sealed with the rest.
+`seal_envelope` encrypts inside the encoded envelope; `open_envelope` decrypts and
+validates, by the encrypted paths it finds (so records of older writers, which sealed
+field by field, open too). When a field cannot be decrypted (the child was erased) the
+payload is not validated but replaced by an `ErasedPayload` carrying only the event type:
+nothing of the child's personal data can be read, and no exception escapes.
 """
 
 from __future__ import annotations
@@ -28,41 +32,53 @@ class ErasedPayload(EventPayload):
 
     event_type: ClassVar[str] = "hub.erased"
     category: ClassVar[str] = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("original_event_type",)
 
     original_event_type: str
 
 
 WHOLE = "sealed"
-"""A payload class that names no `personal_fields` is sealed whole, as one encrypted
-field `{"sealed": {...}}`: a fact about a child is personal data unless its class says
-which parts are."""
+"""The payload key the sealed fields travel under, as one encrypted JSON object (no
+payload class has a field of this name: `tests/unit/test_sealing_declarations.py`)."""
+
+
+def declared_open(payload_cls: type[EventPayload]) -> frozenset[str] | None:
+    """The class's own `open_fields` (None: it declares none, and is sealed whole). Only
+    the class itself counts, not a base class: each event type decides."""
+    found: tuple[str, ...] | None = payload_cls.__dict__.get("open_fields")
+    return None if found is None else frozenset(found)
 
 
 @functools.cache
 def personal_fields(payload_cls: type[EventPayload]) -> tuple[str, ...] | None:
-    """The payload's personal fields, or None when the class does not say (seal it whole):
-    every field but its `open_fields` when it declares those, else its `personal_fields`
-    (looked up once per class: an absent attribute is slow to find on a model class)."""
-    open_fields: tuple[str, ...] | None = payload_cls.__dict__.get("open_fields")
-    if open_fields is not None:
-        return tuple(n for n in payload_cls.model_fields if n not in open_fields)
-    fields: tuple[str, ...] | None = getattr(payload_cls, "personal_fields", None)
-    return fields
+    """The payload's fields that are about the child (sealed): every field but its
+    `open_fields`, or None when the class declares none (sealed whole). `()`: nothing
+    to seal, no key needed. Looked up once per class."""
+    open_fields = declared_open(payload_cls)
+    if open_fields is None:
+        return None
+    return tuple(n for n in payload_cls.model_fields if n not in open_fields)
+
+
+@functools.cache
+def _open_of(payload_cls: type[EventPayload]) -> frozenset[str]:
+    return declared_open(payload_cls) or frozenset()
 
 
 def seal_envelope(
     data: Mapping[str, Any], key: bytes, registry: EventRegistry = default_registry
 ) -> dict[str, Any]:
-    """A copy of an encoded envelope (as a dict) with its payload's personal fields — or
-    the whole payload — encrypted under `key`, bound to the child id."""
+    """A copy of an encoded envelope (as a dict) with every payload field that is not
+    declared open encrypted under `key` as one field `WHOLE`, bound to the child id."""
     cls = registry.payload_class(str(data["event_type"]))
-    fields = personal_fields(cls)
+    keep = _open_of(cls)
+    payload: Mapping[str, Any] = data["payload"]
+    sealed = {k: v for k, v in payload.items() if k not in keep}
     out = dict(data)
-    aad = str(data["child_id"])
-    if fields is None:
-        out["payload"] = encrypt_fields({WHOLE: data["payload"]}, (WHOLE,), key, aad=aad)
-    elif fields:
-        out["payload"] = encrypt_fields(data["payload"], fields, key, aad=aad)
+    if sealed:
+        opened = {k: v for k, v in payload.items() if k in keep}
+        opened[WHOLE] = sealed
+        out["payload"] = encrypt_fields(opened, (WHOLE,), key, aad=str(data["child_id"]))
     return out
 
 
@@ -89,9 +105,9 @@ def open_envelope(
     if not paths:
         return decode_dict(dict(data), registry)
     opened = decrypt_fields(payload, paths, key, aad=str(data.get("child_id", "")))
-    if paths == (WHOLE,) and len(payload) == 1 and isinstance(opened[WHOLE], Mapping):
-        opened = dict(opened[WHOLE])
-    elif any(opened_value(opened, p) == PLACEHOLDER for p in paths):
+    if WHOLE in paths and isinstance(opened[WHOLE], Mapping):
+        opened = merge_whole(opened)
+    if any(opened_value(opened, p) == PLACEHOLDER for p in paths):
         erased = dict(data)
         erased["payload"] = ErasedPayload(original_event_type=str(data.get("event_type", "")))
         # validate the envelope itself without its payload's type
@@ -106,3 +122,11 @@ def opened_value(payload: Mapping[str, Any], path: str) -> Any:
             return None
         node = node.get(part)
     return node
+
+
+def merge_whole(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A payload with its opened `WHOLE` group merged back in beside the open fields."""
+    group = payload[WHOLE]
+    out = {k: v for k, v in payload.items() if k != WHOLE}
+    out.update(group)
+    return out

@@ -1,6 +1,10 @@
-"""Casework events: which coordinator holds a child on their caseload."""
+"""Casework events: which coordinator holds a child on their caseload. The coordinator's
+principal name is open (`open_fields`): it is about the coordinator, and the caseload
+projection folds it without keys (`hub.projections.gate_views`)."""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -14,6 +18,7 @@ class CoordinatorAssigned(EventPayload):
 
     event_type = "casework.coordinator_assigned"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("coordinator",)
 
     coordinator: str = Field(min_length=1, max_length=128)
 
@@ -24,5 +29,6 @@ class CoordinatorUnassigned(EventPayload):
 
     event_type = "casework.coordinator_unassigned"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("coordinator",)
 
     coordinator: str = Field(min_length=1, max_length=128)

@@ -7,13 +7,15 @@ exceptions that carve out of it the way FHIR's nested `Consent.provision` does;
 `consent.capacity_assessed` records that a young person lacks (or has regained) capacity
 for information-sharing decisions and who acts for them. Consent metadata is filed under
 the `identity` category: it says nothing about the child's health or care. Payloads hold
-references (ids), never names.
+references (ids), never names, and every field is open (`open_fields`): the consent gate
+folds a child's consent events without keys (`consent_state` is metadata-only, folded on
+read) and the gate never seals them (`hub.service_layer.submit_facts`).
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -136,6 +138,18 @@ class ConsentRecorded(EventPayload):
 
     event_type = "consent.recorded"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "consent_id",
+        "decision",
+        "grantor",
+        "given_on",
+        "scope",
+        "period",
+        "capture_method",
+        "witness",
+        "recorded_by",
+        "exceptions",
+    )
 
     consent_id: str = Field(min_length=1, max_length=128)
     decision: ConsentDecision
@@ -169,6 +183,7 @@ class ConsentWithdrawn(EventPayload):
 
     event_type = "consent.withdrawn"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "withdrawn_by", "reason", "recorded_by")
 
     consent_id: str = Field(min_length=1, max_length=128)
     withdrawn_by: Grantor | None = Field(
@@ -188,6 +203,7 @@ class ConsentExpired(EventPayload):
 
     event_type = "consent.expired"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "reason", "recorded_by")
 
     consent_id: str = Field(min_length=1, max_length=128)
     reason: ExpiryReason = "period_ended"
@@ -201,6 +217,16 @@ class CapacityAssessed(EventPayload):
 
     event_type = "consent.capacity_assessed"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "assessment_id",
+        "lacks_capacity",
+        "decision",
+        "acting_capacity",
+        "acting_reference",
+        "assessed_on",
+        "review_by",
+        "assessed_by",
+    )
 
     assessment_id: str = Field(min_length=1, max_length=128)
     lacks_capacity: bool

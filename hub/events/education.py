@@ -1,6 +1,8 @@
 """Education events: SEN status and needs, pupil identity, school placements, attendance
-and exclusions, as a school's MIS or the LA records them. Fields a class names in
-`personal_fields` are personal data, which the consent gate encrypts with the child's key.
+and exclusions, as a school's MIS or the LA records them. Everything about the child is
+sealed with the child's key by the consent gate; a class's `open_fields` names what is
+not: the school's own codes (LA code, establishment number, URN), which say which school
+sent or holds the record, as the envelope's source does, and nothing about the pupil.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class SenStatusRecorded(EventPayload):
     event_type = "education.sen_status_recorded"
     schema_version = 2
     category = "education"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     sen_provision: SenProvision
     start_date: date
@@ -112,19 +115,7 @@ class PupilIdentified(EventPayload):
 
     event_type = "education.pupil_identified"
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = (
-        "upn",
-        "former_upns",
-        "uln",
-        "surname",
-        "forename",
-        "middle_names",
-        "preferred_surname",
-        "preferred_forename",
-        "date_of_birth",
-        "gender",
-        "address",
-    )
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     upn: str | None = Field(
         default=None, max_length=32, description="As sent; validated by the identity layer"
@@ -150,6 +141,7 @@ class PlacementRecorded(EventPayload):
 
     event_type = "education.placement_recorded"
     category = "education"
+    open_fields: ClassVar[tuple[str, ...]] = ("la_code", "estab", "urn")
 
     la_code: LaCode | None = None
     estab: EstabNumber | None = None
@@ -184,6 +176,7 @@ class AttendanceRecorded(EventPayload):
 
     event_type = "education.attendance_recorded"
     category = "education"
+    open_fields: ClassVar[tuple[str, ...]] = ("la_code", "estab", "urn")
 
     academic_year: int = Field(
         ge=1990, le=2100, description="Year the academic year starts (2019 = 2019/20)"
@@ -216,6 +209,7 @@ class ExclusionRecorded(EventPayload):
 
     event_type = "education.exclusion_recorded"
     category = "education"
+    open_fields: ClassVar[tuple[str, ...]] = ("la_code", "estab", "urn")
 
     la_code: LaCode | None = None
     estab: EstabNumber | None = None

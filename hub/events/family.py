@@ -2,8 +2,8 @@
 them, and (from the family portal) the family's own contributions.
 
 Filed under the `identity` category: who the child's relatives and carers are, and how to
-reach them. Names, contact details and addresses are personal fields, sealed with the
-child's key on the log.
+reach them. Everything is sealed with the child's key on the log but what each class's
+`open_fields` names: opaque references to people and principals, never names.
 """
 
 from __future__ import annotations
@@ -45,13 +45,7 @@ class RelatedPersonRecorded(EventPayload):
 
     event_type = "family.related_person_recorded"
     category = "identity"
-    personal_fields: ClassVar[tuple[str, ...]] = (
-        "given_names",
-        "family_name",
-        "name_text",
-        "contacts",
-        "address",
-    )
+    open_fields: ClassVar[tuple[str, ...]] = ("related_person_ref",)
 
     related_person_ref: str = Field(
         min_length=1, max_length=256, description="The sender's reference to the person"
@@ -79,14 +73,7 @@ class ContactRecorded(EventPayload):
 
     event_type = "family.contact_recorded"
     category = "identity"
-    personal_fields: ClassVar[tuple[str, ...]] = (
-        "title",
-        "surname",
-        "forename",
-        "middle_names",
-        "address",
-        "contact_points",
-    )
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     contact_order: int | None = Field(
         default=None, ge=1, le=99, description="Priority among contacts"
@@ -123,7 +110,7 @@ class ViewsRecorded(EventPayload):
 
     event_type = "family.views_recorded"
     category = "family_views"
-    personal_fields: ClassVar[tuple[str, ...]] = ("views", "interests", "aspirations")
+    open_fields: ClassVar[tuple[str, ...]] = ("contributor_ref", "recorded_by")
 
     whose: ViewsOf
     contributor_ref: str | None = Field(

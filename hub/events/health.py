@@ -7,8 +7,9 @@ ODS codes of the organisations involved. References to other resources are the s
 own (`Condition/abc`, `urn:uuid:...`), kept so that later facts can be tied together.
 The data category is `health` (`identity` for the patient's demographics); the adapter
 raises it to `mental_health` or `sexual_health` on the envelope when the codes say so.
-Fields holding names, dates of birth, addresses or free text are listed in each class's
-`personal_fields`, and sealed with the child's key on the log.
+Everything about the child — codes, displays, statuses, dates, values, free text — is
+sealed with the child's key on the log; each class's `open_fields` names what is not: the
+sender's resource references and the ODS codes of the organisations involved.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 a person links them), and erasure tombstones.
 
 A tombstone says a child's (or one category of a child's) personal data was
-crypto-shredded: projections drop every row they derived from it.
+crypto-shredded: projections drop every row they derived from it. Every field is open
+(`open_fields`): the hub writes these itself, they hold ids, identifier systems, codes
+and the erasure's own request reference, and a tombstone must be readable once the
+child's keys are gone.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -22,6 +25,7 @@ class IdentifierLinked(EventPayload):
 
     event_type = "identity.identifier_linked"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("system", "reason")
 
     system: str = Field(min_length=1, max_length=32)
     reason: str = Field(min_length=1, max_length=200)
@@ -33,6 +37,7 @@ class ChildErased(EventPayload):
 
     event_type = "identity.child_erased"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("reason", "requested_by")
 
     reason: str = Field(min_length=1, max_length=200)
     requested_by: str = Field(min_length=1, max_length=128)
@@ -44,6 +49,7 @@ class CategoryErased(EventPayload):
 
     event_type = "identity.category_erased"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = ("erased_category", "rule")
 
     erased_category: str = Field(min_length=1, max_length=64)
     rule: str = Field(min_length=1, max_length=200)
@@ -65,6 +71,13 @@ class MatchQueued(EventPayload):
 
     event_type = "identity.match_queued"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "item_id",
+        "reason",
+        "rule",
+        "candidate_child_ids",
+        "facts_held",
+    )
 
     item_id: str = Field(min_length=1, max_length=64)
     reason: MatchReason
@@ -85,6 +98,14 @@ class MatchResolved(EventPayload):
 
     event_type = "identity.match_resolved"
     category = "identity"
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "item_id",
+        "decision",
+        "provisional_child_id",
+        "resolved_by",
+        "identifiers_linked",
+        "facts_released",
+    )
 
     item_id: str = Field(min_length=1, max_length=64)
     decision: Literal["link", "keep_separate"]

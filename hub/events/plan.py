@@ -12,7 +12,11 @@ Every payload dates itself, so the statutory clock (`hub.plans.clock`) needs no 
 input; dates that contradict each other are rejected with the field named. The data
 category is `education` (the process is the LA's), except where the content is health or
 social care: `data_category()` gives the category an envelope of that payload should
-carry, and `personal_fields` lists the free-text fields sealed with the child's key.
+carry. Every field is sealed with the child's key but the opaque ids a class names in
+`open_fields` (of the outcome, review, budget, practitioner, advice request...) and the
+agency and organisation asked for advice: decisions, dates, kinds and placements are
+about the child and sealed. `narrative_fields` names the free text and documents, which
+the caseload's stored copy of a plan's events leaves out (the clock never reads them).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ OrganisationCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-
 """An ODS code, URN, UKPRN or LA code."""
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-"""Free text (personal: listed in `personal_fields`)."""
+"""Free text (listed in `narrative_fields`)."""
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -214,10 +218,11 @@ class Amount(_Part):
 
 
 class PlanEvent(EventPayload):
-    """Base of the plan events: their data category and personal fields."""
+    """Base of the plan events: their data category and free-text fields. Each event
+    type declares its own `open_fields` (a base class's do not count)."""
 
     category: ClassVar[str] = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ()
+    narrative_fields: ClassVar[tuple[str, ...]] = ()
 
     def data_category(self) -> str:
         """The category an envelope of this payload should carry (the class's by default)."""
@@ -240,6 +245,7 @@ class AssessmentRequested(PlanEvent):
     it maintains). The statutory clock runs from `received_on`."""
 
     event_type = "plan.assessment_requested"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     requested_on: date = Field(description="The date on the request")
     received_on: date = Field(description="The day the LA received it: day 0 of the clock")
@@ -257,11 +263,12 @@ class AssessmentDecided(PlanEvent):
     """The LA decided whether to carry out the (re-)assessment, and told the family."""
 
     event_type = "plan.assessment_decided"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     decision: AssessmentDecision
     decided_on: date
     letter: DocumentRef | None = None
-    personal_fields = ("letter",)
+    narrative_fields = ("letter",)
 
 
 @registry.register
@@ -270,6 +277,12 @@ class AdviceRequested(PlanEvent):
     (reg 8), unless it is the family's own (reg 6(1)(a))."""
 
     event_type = "plan.advice_requested"
+    open_fields: ClassVar[tuple[str, ...]] = (
+        "advice_request_id",
+        "practitioner_id",
+        "agency",
+        "organisation_code",
+    )
 
     advice_request_id: Reference
     reg6_category: AdviceCategory
@@ -301,6 +314,7 @@ class AdviceSubmitted(PlanEvent):
     category (health advice is `health`, CAMHS advice `mental_health`)."""
 
     event_type = "plan.advice_submitted"
+    open_fields: ClassVar[tuple[str, ...]] = ("advice_request_id", "practitioner_id", "agency")
 
     advice_request_id: Reference | None = None
     practitioner_id: Reference
@@ -311,7 +325,7 @@ class AdviceSubmitted(PlanEvent):
     reused_existing: bool = Field(
         default=False, description="Existing advice reused with everyone's agreement (reg 6(4))"
     )
-    personal_fields = ("document",)
+    narrative_fields = ("document",)
 
     def data_category(self) -> str:
         return self.advice_category
@@ -325,6 +339,7 @@ class ExceptionRecorded(PlanEvent):
     `exception_id` replaces an earlier one (e.g. to add the end date)."""
 
     event_type = "plan.exception_recorded"
+    open_fields: ClassVar[tuple[str, ...]] = ("exception_id", "advice_request_ids")
 
     exception_id: Reference
     kind: ExceptionKind
@@ -332,7 +347,7 @@ class ExceptionRecorded(PlanEvent):
     ends_on: date | None = None
     advice_request_ids: tuple[Reference, ...] = ()
     details: Text | None = Field(default=None, description="Personal: the circumstances")
-    personal_fields = ("details",)
+    narrative_fields = ("details",)
 
     @model_validator(mode="after")
     def _a_real_exception(self) -> ExceptionRecorded:
@@ -361,11 +376,12 @@ class DraftIssued(PlanEvent):
     school to be named (reg 13(1))."""
 
     event_type = "plan.draft_issued"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     issued_on: date
     comments_by: date | None = Field(default=None, description="The date given to the family")
     document: DocumentRef | None = None
-    personal_fields = ("document",)
+    narrative_fields = ("document",)
 
     @model_validator(mode="after")
     def _fifteen_days(self) -> DraftIssued:
@@ -382,6 +398,7 @@ class CommentsReceived(PlanEvent):
     `amendment_id` is given), perhaps asking for a particular school or college."""
 
     event_type = "plan.comments_received"
+    open_fields: ClassVar[tuple[str, ...]] = ("amendment_id",)
 
     received_on: date
     by: CommentsBy
@@ -390,7 +407,7 @@ class CommentsReceived(PlanEvent):
         default=None, description="URN or UKPRN of the institution the family asked for"
     )
     summary: Text | None = None
-    personal_fields = ("summary",)
+    narrative_fields = ("summary",)
 
 
 @registry.register
@@ -398,13 +415,14 @@ class Finalised(PlanEvent):
     """The LA issued the final plan (after an assessment or a re-assessment)."""
 
     event_type = "plan.finalised"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     finalised_on: date
     placement: OrganisationCode | None = Field(
         default=None, description="Section I: URN or UKPRN of the named institution"
     )
     document: DocumentRef | None = None
-    personal_fields = ("document",)
+    narrative_fields = ("document",)
 
 
 @registry.register
@@ -412,10 +430,11 @@ class NoPlanDecided(PlanEvent):
     """After the assessment the LA decided not to issue a plan and told the family (reg 10)."""
 
     event_type = "plan.no_plan_decided"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     decided_on: date
     letter: DocumentRef | None = None
-    personal_fields = ("letter",)
+    narrative_fields = ("letter",)
 
 
 @registry.register
@@ -424,6 +443,7 @@ class OutcomeAgreed(PlanEvent):
     progress is measured, for a need described in section B, C or D."""
 
     event_type = "plan.outcome_agreed"
+    open_fields: ClassVar[tuple[str, ...]] = ("outcome_id",)
 
     outcome_id: Reference
     need_section: NeedSection
@@ -438,7 +458,7 @@ class OutcomeAgreed(PlanEvent):
     horizon: OutcomeHorizon | None = Field(
         default=None, description="A short-term step or a long-term ambition"
     )
-    personal_fields = ("what", "how_measured")
+    narrative_fields = ("what", "how_measured")
 
     @model_validator(mode="after")
     def _time_bound(self) -> OutcomeAgreed:
@@ -453,13 +473,14 @@ class OutcomeProgressRecorded(PlanEvent):
     not yet, with the evidence."""
 
     event_type = "plan.outcome_progress_recorded"
+    open_fields: ClassVar[tuple[str, ...]] = ("outcome_id", "review_id")
 
     outcome_id: Reference
     review_id: Reference | None = Field(default=None, description="The review that found it")
     recorded_on: date
     progress: Progress
     evidence: Text | None = None
-    personal_fields = ("evidence",)
+    narrative_fields = ("evidence",)
 
 
 @registry.register
@@ -468,6 +489,7 @@ class OutcomeRevised(PlanEvent):
     replace the old, which stays in its history."""
 
     event_type = "plan.outcome_revised"
+    open_fields: ClassVar[tuple[str, ...]] = ("outcome_id", "review_id")
 
     outcome_id: Reference
     review_id: Reference | None = None
@@ -478,7 +500,7 @@ class OutcomeRevised(PlanEvent):
     priority: int | None = Field(default=None, ge=1, le=20)
     horizon: OutcomeHorizon | None = None
     reason: Text | None = None
-    personal_fields = ("what", "how_measured", "reason")
+    narrative_fields = ("what", "how_measured", "reason")
 
     @model_validator(mode="after")
     def _time_bound(self) -> OutcomeRevised:
@@ -493,13 +515,14 @@ class InformalSupportRecorded(PlanEvent):
     relies on alongside the statutory provision."""
 
     event_type = "plan.informal_support_recorded"
+    open_fields: ClassVar[tuple[str, ...]] = ("support_id", "outcome_ids")
 
     support_id: Reference
     kind: SupportKind
     description: Text
     recorded_on: date
     outcome_ids: tuple[Reference, ...] = ()
-    personal_fields = ("description",)
+    narrative_fields = ("description",)
 
 
 @registry.register
@@ -508,6 +531,7 @@ class ProvisionAgreed(PlanEvent):
     and which outcomes it serves."""
 
     event_type = "plan.provision_agreed"
+    open_fields: ClassVar[tuple[str, ...]] = ("provision_id", "outcome_ids")
 
     provision_id: Reference
     section: ProvisionSection
@@ -518,7 +542,7 @@ class ProvisionAgreed(PlanEvent):
     agreed_on: date
     starts_on: date | None = None
     ends_on: date | None = None
-    personal_fields = ("description",)
+    narrative_fields = ("description",)
 
     @model_validator(mode="after")
     def _consistent(self) -> ProvisionAgreed:
@@ -537,6 +561,7 @@ class PersonalBudgetAgreed(PlanEvent):
     and whether it is taken as a direct payment."""
 
     event_type = "plan.personal_budget_agreed"
+    open_fields: ClassVar[tuple[str, ...]] = ("budget_id",)
 
     budget_id: Reference
     amount: Decimal = Field(gt=0, max_digits=10, decimal_places=2, description="GBP")
@@ -547,7 +572,7 @@ class PersonalBudgetAgreed(PlanEvent):
     starts_on: date | None = None
     ends_on: date | None = None
     description: Text | None = None
-    personal_fields = ("description",)
+    narrative_fields = ("description",)
 
     @model_validator(mode="after")
     def _consistent(self) -> PersonalBudgetAgreed:
@@ -566,6 +591,7 @@ class PersonalBudgetRequested(PlanEvent):
     it may be asked for while the draft is being written or at a review."""
 
     event_type = "plan.personal_budget_requested"
+    open_fields: ClassVar[tuple[str, ...]] = ("budget_id",)
 
     budget_id: Reference
     requested_on: date
@@ -587,6 +613,7 @@ class PersonalBudgetIndicated(PlanEvent):
     """The LA told the family the indicative amount of the budget they asked for."""
 
     event_type = "plan.personal_budget_indicated"
+    open_fields: ClassVar[tuple[str, ...]] = ("budget_id",)
 
     budget_id: Reference
     indicated_on: date
@@ -599,6 +626,7 @@ class PersonalBudgetAudited(PlanEvent):
     """A review audited the personal budget: what was spent against what was agreed."""
 
     event_type = "plan.personal_budget_audited"
+    open_fields: ClassVar[tuple[str, ...]] = ("budget_id", "review_id")
 
     budget_id: Reference
     review_id: Reference | None = None
@@ -606,7 +634,7 @@ class PersonalBudgetAudited(PlanEvent):
     spent: Decimal = Field(ge=0, max_digits=10, decimal_places=2, description="GBP")
     finding: BudgetFinding
     notes: Text | None = None
-    personal_fields = ("notes",)
+    narrative_fields = ("notes",)
 
 
 # --------------------------------------------------------------------------- reviews
@@ -621,6 +649,7 @@ class ReviewMeetingHeld(PlanEvent):
     transfer). The report is due 2 weeks after it, the LA's decision 4 weeks after it."""
 
     event_type = "plan.review_meeting_held"
+    open_fields: ClassVar[tuple[str, ...]] = ("review_id", "attendee_ids")
 
     review_id: Reference
     held_on: date
@@ -634,11 +663,12 @@ class ReviewReportSent(PlanEvent):
     """The report of a review meeting was sent to the LA and everyone invited (reg 20)."""
 
     event_type = "plan.review_report_sent"
+    open_fields: ClassVar[tuple[str, ...]] = ("review_id",)
 
     review_id: Reference | None = None
     sent_on: date
     document: DocumentRef | None = None
-    personal_fields = ("document",)
+    narrative_fields = ("document",)
 
 
 @registry.register
@@ -647,6 +677,7 @@ class ReviewDecided(PlanEvent):
     `phase_transfer` marks the review of a transfer between phases (reg 18)."""
 
     event_type = "plan.review_decided"
+    open_fields: ClassVar[tuple[str, ...]] = ("review_id",)
 
     review_id: Reference | None = None
     decision: ReviewDecision
@@ -660,6 +691,7 @@ class ReviewConcluded(PlanEvent):
     review agreed with the family (within 12 months)."""
 
     event_type = "plan.review_concluded"
+    open_fields: ClassVar[tuple[str, ...]] = ("review_id",)
 
     review_id: Reference
     concluded_on: date
@@ -667,7 +699,7 @@ class ReviewConcluded(PlanEvent):
     what_did_not_work: tuple[Text, ...] = ()
     next_review_on: date
     agreed_with_family: bool = False
-    personal_fields = ("what_worked", "what_did_not_work")
+    narrative_fields = ("what_worked", "what_did_not_work")
 
     @model_validator(mode="after")
     def _next_review(self) -> ReviewConcluded:
@@ -698,12 +730,13 @@ class AmendmentProposed(PlanEvent):
     within 8 weeks (reg 22)."""
 
     event_type = "plan.amendment_proposed"
+    open_fields: ClassVar[tuple[str, ...]] = ("amendment_id",)
 
     amendment_id: Reference
     proposed_on: date
     comments_by: date | None = None
     summary: Text | None = None
-    personal_fields = ("summary",)
+    narrative_fields = ("summary",)
 
     @model_validator(mode="after")
     def _fifteen_days(self) -> AmendmentProposed:
@@ -720,13 +753,14 @@ class Amended(PlanEvent):
     school or college for a transfer between phases (reg 18)."""
 
     event_type = "plan.amended"
+    open_fields: ClassVar[tuple[str, ...]] = ("amendment_id",)
 
     amendment_id: Reference | None = None
     amended_on: date
     phase_transfer: PhaseTransferKind | None = None
     placement: OrganisationCode | None = None
     document: DocumentRef | None = None
-    personal_fields = ("document",)
+    narrative_fields = ("document",)
 
 
 @registry.register
@@ -734,6 +768,7 @@ class Ceased(PlanEvent):
     """The LA stopped maintaining the plan."""
 
     event_type = "plan.ceased"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     ceased_on: date
     reason: CeaseReason

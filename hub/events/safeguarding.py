@@ -1,13 +1,13 @@
 """Safeguarding events: section 47 enquiries and child protection plans as children's
 social care records them (DfE CIN census code set). Their category is `safeguarding`,
 which the consent policy shares only under a consent naming it or a safeguarding basis,
-and then to a narrower audience.
+and then to a narrower audience. Every field is sealed with the child's key.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -26,6 +26,7 @@ class Section47Recorded(EventPayload):
 
     event_type = "safeguarding.section47_recorded"
     category = "safeguarding"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     referral_date: date
     start_date: date
@@ -47,6 +48,7 @@ class ChildProtectionPlanRecorded(EventPayload):
 
     event_type = "safeguarding.cp_plan_recorded"
     category = "safeguarding"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     referral_date: date
     start_date: date

@@ -1,8 +1,9 @@
 """Social care events: who a child is to children's social care, their recorded
 disabilities, children-in-need episodes, CIN plans, assessments with their factors, and
 looked-after episodes, in the DfE census (CIN) and SSDA903 code sets. That a child is known
-to social care is itself sensitive, so every type here has the `social_care` category;
-fields named in `personal_fields` are encrypted with the child's key by the consent gate.
+to social care is itself sensitive, so every type here has the `social_care` category,
+and every field is sealed with the child's key by the consent gate (`open_fields` is
+empty) but the LA's code of a child identified, which names the local authority.
 """
 
 from __future__ import annotations
@@ -77,17 +78,7 @@ class ChildIdentified(EventPayload):
 
     event_type = "social_care.child_identified"
     category = "social_care"
-    personal_fields: ClassVar[tuple[str, ...]] = (
-        "la_child_id",
-        "upn",
-        "former_upn",
-        "upn_unknown_reason",
-        "date_of_birth",
-        "expected_date_of_birth",
-        "date_of_death",
-        "gender_current",
-        "sex",
-    )
+    open_fields: ClassVar[tuple[str, ...]] = ("la_code",)
 
     la_code: str | None = Field(default=None, pattern=r"^[0-9]{3}$")
     la_child_id: str = Field(min_length=1, max_length=64)
@@ -120,6 +111,7 @@ class DisabilityRecorded(EventPayload):
 
     event_type = "social_care.disability_recorded"
     category = "social_care"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     disabilities: tuple[DisabilityCode, ...] = Field(min_length=1, max_length=13)
 
@@ -140,6 +132,7 @@ class CinEpisodeRecorded(EventPayload):
 
     event_type = "social_care.cin_episode_recorded"
     category = "social_care"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     referral_date: date
     referral_source: ReferralSource | None = None
@@ -164,6 +157,7 @@ class CinPlanRecorded(EventPayload):
 
     event_type = "social_care.cin_plan_recorded"
     category = "social_care"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     referral_date: date
     start_date: date
@@ -183,6 +177,7 @@ class AssessmentRecorded(EventPayload):
 
     event_type = "social_care.assessment_recorded"
     category = "social_care"
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     referral_date: date
     start_date: date
@@ -209,7 +204,7 @@ class LookedAfterEpisodeRecorded(EventPayload):
 
     event_type = "social_care.looked_after_episode_recorded"
     category = "social_care"
-    personal_fields: ClassVar[tuple[str, ...]] = ("placement_urn",)
+    open_fields: ClassVar[tuple[str, ...]] = ()
 
     start_date: date = Field(description="DECOM")
     reason_new_episode: ReasonNewEpisode = Field(description="RNE")

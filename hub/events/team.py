@@ -5,7 +5,9 @@ Practitioners join and leave in a role from the controlled vocabulary
 (contracts/consent-policy.yaml `roles`); key working is recorded as which of the ten
 functions each holder has (single-person or multi-person model); a meeting records its
 attendees, decisions and actions (owner and due date), and each action's completion.
-Meeting decisions and actions are free text about the child: `personal_fields`.
+Everything is sealed with the child's key but the practitioner, key worker, meeting and
+action ids (and a practitioner's agency and organisation code) each class's `open_fields`
+names: when, what kind, what was decided, why, and how to reach someone are about the child.
 Key working runs in periods, each held by a practitioner or by a parent or the young
 person as their own key worker (with the level of support, the family's agreement and
 the reason for the choice); a period ends on a handover (with an overlap in which both
@@ -28,13 +30,15 @@ from hub.events.registry import registry
 class PractitionerJoined(EventPayload):
     """A practitioner joined the team around the child in a role from the vocabulary.
 
-    It names no `personal_fields`, so the whole payload is sealed with the child's key
-    (`hub.consent.sealing.WHOLE`): the practitioner's name and contact with the rest, and
-    all of it unreadable once the child is erased. `name`, `contact` and
+    Only the practitioner's id, agency and organisation code are open: the role (a CAMHS
+    clinician, a sexual health nurse) says what care the child has, so it is sealed with
+    the child's key with the practitioner's name, contact and organisation name, and all
+    of it is unreadable once the child is erased. `name`, `contact` and
     `organisation_name` are optional additions of version 1: older records lack them."""
 
     event_type = "team.practitioner_joined"
     category = "education"
+    open_fields: ClassVar[tuple[str, ...]] = ("practitioner_id", "agency", "organisation_code")
 
     practitioner_id: str = Field(min_length=1, max_length=128)
     role: str = Field(min_length=1, max_length=64, description="Controlled vocabulary role code")
@@ -70,6 +74,7 @@ class PractitionerLeft(EventPayload):
 
     event_type = "team.practitioner_left"
     category = "education"
+    open_fields: ClassVar[tuple[str, ...]] = ("practitioner_id",)
 
     practitioner_id: str = Field(min_length=1, max_length=128)
     until: date
@@ -153,7 +158,7 @@ class KeyWorkerAssigned(EventPayload):
     event_type = "team.key_worker_assigned"
     schema_version = 2
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ("choice_reason",)
+    open_fields: ClassVar[tuple[str, ...]] = ("practitioner_id", "family_member_ref")
 
     practitioner_id: PractitionerRef | None = Field(
         default=None, description="The practitioner who holds the functions (else family_member)"
@@ -235,7 +240,7 @@ class MeetingHeld(EventPayload):
 
     event_type = "team.meeting_held"
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ("decisions", "actions")
+    open_fields: ClassVar[tuple[str, ...]] = ("meeting_id", "attendee_ids")
 
     meeting_id: PractitionerRef
     held_on: date
@@ -265,7 +270,7 @@ class MeetingActionCompleted(EventPayload):
 
     event_type = "team.meeting_action_completed"
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ()
+    open_fields: ClassVar[tuple[str, ...]] = ("action_id", "meeting_id", "completed_by")
 
     action_id: PractitionerRef
     meeting_id: PractitionerRef | None = None
@@ -285,7 +290,7 @@ class KeyWorkerHandoverStarted(EventPayload):
 
     event_type = "team.key_worker_handover_started"
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
+    open_fields: ClassVar[tuple[str, ...]] = ("outgoing_id", "incoming_id")
 
     outgoing_id: KeyWorkerId = Field(description="The key worker handing over (`KeyWorkerId`)")
     incoming_id: KeyWorkerId = Field(description="The key worker taking over (`KeyWorkerId`)")
@@ -306,11 +311,12 @@ class KeyWorkerHandoverStarted(EventPayload):
 class KeyWorkerCoverArranged(EventPayload):
     """Who to contact when a key worker is absent: a practitioner on the team, or a work
     contact (a duty line or team inbox), from `arranged_on` until `until` (open when
-    none). A later arrangement for the same key worker replaces the earlier one."""
+    none). A later arrangement for the same key worker replaces the earlier one. The work
+    contact is free text, sealed with the rest."""
 
     event_type = "team.key_worker_cover_arranged"
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ()
+    open_fields: ClassVar[tuple[str, ...]] = ("key_worker_id", "cover_practitioner_id")
 
     key_worker_id: KeyWorkerId = Field(description="The key worker covered (`KeyWorkerId`)")
     cover_practitioner_id: PractitionerRef | None = Field(
@@ -344,7 +350,7 @@ class KeyWorkingEnded(EventPayload):
 
     event_type = "team.key_working_ended"
     category = "education"
-    personal_fields: ClassVar[tuple[str, ...]] = ("reason",)
+    open_fields: ClassVar[tuple[str, ...]] = ("key_worker_id",)
 
     key_worker_id: KeyWorkerId | None = Field(
         default=None, description="The key worker whose period ends (none: all of them)"

@@ -1,8 +1,9 @@
 """Where every plan stands, kept ready for the coordinator's caseload.
 
-The projection (`caseload_view`) keeps, per plan, the plan's events with their personal
-fields left out (`caseload_plan_fact`: dates, ids and codes — everything the statutory
-clock reads, nothing it does not) and, recomputed with `hub.plans.clock` each time one
+The projection (`caseload_view`) keeps, per plan, the plan's events (opened with the
+child's keys) with their free text and documents (`narrative_fields`) left out
+(`caseload_plan_fact`: dates, ids and codes — everything the statutory clock reads,
+nothing it does not; the rows are dropped on erasure) and, recomputed with `hub.plans.clock` each time one
 of the plan's events (or the child's date of birth) arrives, a summary (`caseload_plan`):
 status, stage, the milestones still open with their due dates, and the consent-policy
 keys and event ids of the facts it rests on. Milestone due dates do not depend on the
@@ -61,7 +62,7 @@ organisation, purposes (comma-joined) and the claimed statutory basis."""
 
 @dataclass(frozen=True, slots=True)
 class ClockFact:
-    """One stored plan event (or date-of-birth fact) without its personal fields."""
+    """One stored plan event (or date-of-birth fact) without its free text and documents."""
 
     event_id: str
     child_id: str
@@ -84,12 +85,12 @@ class ClockFact:
 
 @functools.cache
 def _stored_model(cls: type[EventPayload]) -> type[EventPayload]:
-    """The payload class with its personal fields optional (they are not stored): its
+    """The payload class with its narrative fields optional (they are not stored): its
     instances are instances of `cls`, validated as `cls` validates everything else."""
-    personal = [n for n in (getattr(cls, "personal_fields", ()) or ()) if n in cls.model_fields]
-    if not personal:
+    text = [n for n in (getattr(cls, "narrative_fields", ()) or ()) if n in cls.model_fields]
+    if not text:
         return cls
-    optional: dict[str, Any] = {name: (Any, None) for name in personal}
+    optional: dict[str, Any] = {name: (Any, None) for name in text}
     model: type[EventPayload] = create_model(
         f"Stored{cls.__name__}", __base__=cls, __module__=__name__, **optional
     )
@@ -97,7 +98,7 @@ def _stored_model(cls: type[EventPayload]) -> type[EventPayload]:
 
 
 def revive(event_type: str, facts: str) -> EventPayload:
-    """A payload rebuilt from its stored non-personal fields (the personal ones are None:
+    """A payload rebuilt from its stored fields (the narrative ones are None:
     nothing that reads a plan's clock or checks its transitions uses them)."""
     return _stored_model(registry.payload_class(event_type)).model_validate_json(facts)
 
@@ -110,8 +111,7 @@ def _stripped(a: Applied) -> dict[str, Any] | None:
         return None if not isinstance(dob, date) else {"date_of_birth": dob.isoformat()}
     if not isinstance(payload, PlanEvent) or env.plan_id is None:
         return None
-    personal = set(getattr(type(payload), "personal_fields", ()) or ())
-    return payload.model_dump(mode="json", exclude=personal)
+    return payload.model_dump(mode="json", exclude=set(type(payload).narrative_fields))
 
 
 def _key_of(a: Applied) -> FactKey:
