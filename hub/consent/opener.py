@@ -139,7 +139,8 @@ class EnvelopeOpener:
                 keys[kid] = None if self._keys is None else await self._keys.get(kid)
             if is_encrypted(payload.get(WHOLE)):
                 whole = decrypt_value(payload[WHOLE], keys.get(kid), aad=child, field=WHOLE)
-                payload = merge_whole({**payload, WHOLE: whole}) if isinstance(whole, dict) else None
+                opened = isinstance(whole, dict)
+                payload = merge_whole({**payload, WHOLE: whole}) if opened else None
             if payload is None:
                 out.append(None)
                 continue

@@ -3,8 +3,9 @@
 The projection (`caseload_view`) keeps, per plan, the plan's events (opened with the
 child's keys) with their free text and documents (`narrative_fields`) left out
 (`caseload_plan_fact`: dates, ids and codes — everything the statutory clock reads,
-nothing it does not; the rows are dropped on erasure) and, recomputed with `hub.plans.clock` each time one
-of the plan's events (or the child's date of birth) arrives, a summary (`caseload_plan`):
+nothing it does not; the rows are dropped on erasure) and, recomputed with
+`hub.plans.clock` each time one of the plan's events (or the child's date of birth)
+arrives, a summary (`caseload_plan`):
 status, stage, the milestones still open with their due dates, and the consent-policy
 keys and event ids of the facts it rests on. Milestone due dates do not depend on the
 day they are looked at unless an exception to the time limits was recorded, so the

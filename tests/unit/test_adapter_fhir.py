@@ -970,7 +970,7 @@ def test_a_related_person_is_a_family_fact_in_the_identity_category() -> None:
     assert recorded.address is not None and recorded.address.postcode == "ZZ99 3VZ"
     assert RelatedPersonRecorded.category == "identity"
     assert {"given_names", "family_name", "contacts", "address"} <= set(
-        RelatedPersonRecorded.personal_fields
+        personal_fields(RelatedPersonRecorded) or ()
     )
     # every fact wraps into an envelope of its declared category
     for fact in result.facts:

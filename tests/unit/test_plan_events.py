@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from hub.consent.sealing import personal_fields
 from hub.errors import PermanentError
 from hub.events import Envelope, EventPayload, Source, decode, encode, registry
 from hub.events.family import ViewsRecorded
@@ -86,7 +87,7 @@ def test_every_plan_event_is_registered_with_its_category_and_personal_fields() 
         assert cls.event_type in types
         assert cls.event_type.startswith("plan.")
         assert cls.category == "education"
-        for name in cls.personal_fields:
+        for name in (*cls.narrative_fields, *cls.open_fields):  # type: ignore[attr-defined]
             assert name in cls.model_fields, (cls.event_type, name)
     others: tuple[type[EventPayload], ...] = (
         KeyWorkerAssigned,
@@ -96,7 +97,7 @@ def test_every_plan_event_is_registered_with_its_category_and_personal_fields() 
     )
     for other in others:
         assert other.event_type in types
-        for name in getattr(other, "personal_fields", ()):
+        for name in other.open_fields:  # type: ignore[attr-defined]
             assert name in other.model_fields, (other.event_type, name)
     assert ViewsRecorded.category == "family_views"
 
@@ -106,13 +107,17 @@ def test_plan_events_do_not_carry_the_plan_id_in_the_payload() -> None:
         assert "plan_id" not in cls.model_fields, cls.event_type
 
 
-def test_free_text_is_personal() -> None:
-    assert set(OutcomeAgreed.personal_fields) == {"what", "how_measured"}
-    assert ProvisionAgreed.personal_fields == ("description",)
-    assert AdviceSubmitted.personal_fields == ("document",)
-    assert ExceptionRecorded.personal_fields == ("details",)
-    assert set(MeetingHeld.personal_fields) == {"decisions", "actions"}
-    assert set(ViewsRecorded.personal_fields) == {"views", "interests", "aspirations"}
+def test_free_text_is_sealed_and_left_out_of_the_caseload() -> None:
+    assert set(OutcomeAgreed.narrative_fields) == {"what", "how_measured"}
+    assert ProvisionAgreed.narrative_fields == ("description",)
+    assert AdviceSubmitted.narrative_fields == ("document",)
+    assert ExceptionRecorded.narrative_fields == ("details",)
+    for cls, text in (
+        (OutcomeAgreed, {"what", "how_measured"}),
+        (MeetingHeld, {"decisions", "actions"}),
+        (ViewsRecorded, {"views", "interests", "aspirations"}),
+    ):
+        assert text <= set(personal_fields(cls) or ()), cls.event_type
 
 
 SAMPLES: list[PlanEvent] = [
