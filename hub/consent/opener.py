@@ -139,8 +139,8 @@ class EnvelopeOpener:
                 keys[kid] = None if self._keys is None else await self._keys.get(kid)
             if is_encrypted(payload.get(WHOLE)):
                 whole = decrypt_value(payload[WHOLE], keys.get(kid), aad=child, field=WHOLE)
-                opened = isinstance(whole, dict)
-                payload = merge_whole({**payload, WHOLE: whole}) if opened else None
+                read = isinstance(whole, dict)
+                payload = merge_whole({**payload, WHOLE: whole}) if read else None
             if payload is None:
                 out.append(None)
                 continue
