@@ -6,8 +6,10 @@ references and organisation codes) is left in the clear.
 The event types come from the registry: every one the hub takes from agencies is sent
 through `POST /ingest/events` with a distinctive value in every string field whose rule
 admits one (the fill walks the payload model, nested models and lists included), and its
-payload dates in years nothing else uses; consent and casework go through their
-coordinator routes and the hub writes the identity events itself: the gate never seals
+payload dates in years nothing else uses; a plan with an exception, a team meeting and the
+family's views are also recorded through the coordinator's and the family's own routes.
+Consent and casework go through their coordinator routes and the hub writes the identity
+events itself: the gate never seals
 these governance events, and they declare every field open (ids, codes, decisions, the
 erasure's request reference). A new event type that is none
 of these fails `test_every_event_type_is_covered`, naming it.
@@ -191,6 +193,13 @@ class Seeds:
                 continue
             return form
         return None  # the rule admits no distinctive value (digits only, a short code)
+
+    def mark(self, event_type: str, top: str) -> str:
+        """A distinctive value for a field a route's body fills."""
+        value = self.token(None, None)
+        assert value is not None
+        self.placed.append((value, event_type, top))
+        return value
 
 
 @dataclass(frozen=True)
@@ -391,6 +400,7 @@ async def test_after_erasure_and_replay_no_file_holds_a_value_of_any_payload(
         for family in sorted({family_of(e["event_type"]) for e in rest}):
             batch = [e for e in rest if family_of(e["event_type"]) == family]
             assert await _send(api, batch) == child
+        await _through_the_routes(api, child, seeds)
         # the facts open with the child's keys: the shared record shows a seeded value
         r = await api.client.get(f"/children/{child}/record", headers=api.auth("casey"))
         assert r.status_code == 200, r.text
@@ -427,3 +437,40 @@ async def _send(api: Any, events: list[dict[str, Any]]) -> str:
     children = {res["child_id"] for res in results}
     assert len(children) == 1, children
     return str(children.pop())
+
+
+async def _through_the_routes(api: Any, child: str, seeds: Seeds) -> None:
+    """What coordinators and families record through their own routes (hub-recorded
+    facts, sealed by the same gate): a plan with an exception, a team meeting, the
+    family's views."""
+    casey = api.auth("casey")
+    request = {"requested_on": "2011-03-01", "received_on": "2011-03-02", "requested_by": "parent"}
+    r = await api.client.post(f"/children/{child}/plans", json=request, headers=casey)
+    assert r.status_code == 201, r.text
+    plan = r.json()["plan_id"]
+    exception = {"kind": "missed_appointment", "starts_on": "2011-04-20", "ends_on": "2011-04-21",
+                 "details": seeds.mark("plan.exception_recorded", "details")}  # fmt: skip
+    r = await api.client.post(f"/plans/{plan}/exceptions", json=exception, headers=casey)
+    assert r.status_code == 201, r.text
+    meeting = {
+        "held_on": "2011-06-05", "kind": "tac",
+        "decisions": [seeds.mark("team.meeting_held", "decisions")],
+        "actions": [{"text": seeds.mark("team.meeting_held", "actions"),
+                     "owner_id": "zq-owner-1", "due_on": "2011-07-05"}],
+    }  # fmt: skip
+    r = await api.client.post(f"/children/{child}/meetings", json=meeting, headers=casey)
+    assert r.status_code == 201, r.text
+    r = await api.client.post(f"/children/{child}/invitations",
+                              json={"capacity": "parent_with_pr"}, headers=casey)  # fmt: skip
+    assert r.status_code == 201, r.text
+    r = await api.client.post("/invitations/redeem", json={"code": r.json()["code"]})
+    assert r.status_code == 200, r.text
+    family = {"Authorization": f"Bearer {r.json()['token']}"}
+    views = {
+        "views": seeds.mark("family.views_recorded", "views"),
+        "interests": [seeds.mark("family.views_recorded", "interests")],
+        "aspirations": [seeds.mark("family.views_recorded", "aspirations")],
+    }
+    r = await api.client.post(f"/family/children/{child}/views", json=views, headers=family)
+    assert r.status_code == 201, r.text
+    assert r.json()["status"] in ("appended", "withheld")
