@@ -9,10 +9,9 @@ admits one (the fill walks the payload model, nested models and lists included),
 payload dates in years nothing else uses; a plan with an exception, a team meeting and the
 family's views are also recorded through the coordinator's and the family's own routes.
 Consent and casework go through their coordinator routes and the hub writes the identity
-events itself: the gate never seals
-these governance events, and they declare every field open (ids, codes, decisions, the
-erasure's request reference). A new event type that is none
-of these fails `test_every_event_type_is_covered`, naming it.
+events itself: the gate never seals these governance events, and they declare every field
+open (ids, codes, decisions, the erasure's request reference). A new event type that is
+none of these fails `test_every_event_type_is_covered`, naming it.
 """
 
 from __future__ import annotations
