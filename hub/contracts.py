@@ -65,10 +65,12 @@ if __name__ == "__main__":
 # -- AsyncAPI: the topics the hub writes ----------------------------------------------------
 _KAFKA_KEY = {"type": "string", "description": "The hub child id (the partition key)"}
 _SEALED = (
-    "Personal fields of a payload (those its event type names) are sealed: each is the "
-    'object `{"enc": "v1", "nonce": <base64>, "ct": <base64>}`, AES-GCM under the '
-    "child's data key, in place of the value its schema describes; erasing the child "
-    "deletes the key (crypto-shredding)."
+    "Every payload field about the child is sealed: the payload keeps only the fields its "
+    "event type's schema lists in `x-open-fields` (references, organisation codes), and "
+    'holds the rest as one field `sealed`, the object `{"enc": "v1", "nonce": <base64>, '
+    '"ct": <base64>}`: AES-GCM under the child\'s data key over the JSON object of those '
+    "fields (in records written by earlier versions, each sealed field holds such an "
+    "object in place of its value). Erasing the child deletes the key (crypto-shredding)."
 )
 _WRITTEN: dict[str, tuple[str, str]] = {
     "hub.events": (

@@ -1,7 +1,8 @@
 """JSON Schemas of every registered event, exported to `contracts/events/`.
 
 One file per event type, `<event_type>.schema.json`: the envelope with that type's payload,
-its `event_type` and current `schema_version` pinned. A test regenerates them and fails on
+its `event_type` and current `schema_version` pinned, and `x-open-fields`: the payload
+fields that are not sealed with the child's key on the logs. A test regenerates them and fails on
 drift; `python -m hub.events.schemas [DIR]` rewrites them.
 """
 
@@ -52,6 +53,11 @@ def schema_for(
     schema["$id"] = f"{SCHEMA_ID_BASE}{event_type}.schema.json"
     schema["title"] = event_type
     schema["description"] = (payload_cls.__doc__ or "").strip().split("\n\n")[0]
+    open_fields = payload_cls.__dict__.get("open_fields")
+    if open_fields is not None:
+        # the payload fields on the logs in the clear; the rest travel sealed (`_SEALED` in
+        # hub/contracts.py: the AsyncAPI document says how)
+        schema["x-open-fields"] = list(open_fields)
     return schema
 
 
