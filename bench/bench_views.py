@@ -28,8 +28,8 @@ slow, so each fact is written to the log as `SubmitFacts._one` writes it: the sa
 envelope (`Envelope.wrap`, with the fact's category), the same headers (`x-dedupe-key`,
 `x-purposes`, `x-basis-claimed`), the same sharing decision (`decide_sharing` against the
 child's consent state folded from its consent events, at ingest time), the consent
-reference on a permitted fact, governance facts (consent, casework, identity) unsealed,
-every other fact sealed with the child's data key for its category (`seal_envelope`;
+reference on a permitted fact, every fact sealed with the child's data key for its
+category as its type declares (`seal_envelope`; casework and identity facts are all open;
 keys created and wrapped by the hub's master key as `SqlKeyStore.create` does, inserted
 in bulk), permitted facts on `hub.events` and withheld ones on `hub.withheld`. Bypassed:
 identity resolution (children are created in the person index directly, with their date
@@ -1025,8 +1025,8 @@ class DirectWriter:
             (PURPOSES_HEADER, ",".join(r.purposes or DEFAULT_PURPOSES).encode()),
             *(((BASIS_HEADER, r.basis.encode()),) if r.basis else ()),
         )
-        if env.event_type.startswith(GOVERNANCE):
-            self.events.append(NewRecord(child_id, encode(env), headers))
+        if env.event_type.startswith(GOVERNANCE):  # permitted, sealed where about the child
+            self.events.append(NewRecord(child_id, self._sealed(child_id, env), headers))
             return
         permitted, basis = self._decide(env, r, state)
         if permitted:
@@ -1035,13 +1035,15 @@ class DirectWriter:
                 lawful_basis=basis,
             )
             env = env.model_copy(update={"consent": ref})
-        if personal_fields(type(env.payload)) == ():
-            value = encode(env)
-        else:
-            value = orjson.dumps(
-                seal_envelope(orjson.loads(encode(env)), self._key(child_id, env.category))
-            )
+        value = self._sealed(child_id, env)
         (self.events if permitted else self.withheld).append(NewRecord(child_id, value, headers))
+
+    def _sealed(self, child_id: str, env: Envelope) -> bytes:
+        if personal_fields(type(env.payload)) == ():
+            return encode(env)
+        return orjson.dumps(
+            seal_envelope(orjson.loads(encode(env)), self._key(child_id, env.category))
+        )
 
     def _decide(self, env: Envelope, r: Raw, state: ConsentState) -> tuple[bool, str]:
         """`decide_sharing`'s outcome and lawful basis, made once per (consents in force,

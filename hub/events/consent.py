@@ -7,9 +7,12 @@ exceptions that carve out of it the way FHIR's nested `Consent.provision` does;
 `consent.capacity_assessed` records that a young person lacks (or has regained) capacity
 for information-sharing decisions and who acts for them. Consent metadata is filed under
 the `identity` category: it says nothing about the child's health or care. Payloads hold
-references (ids), never names, and every field is open (`open_fields`): the consent gate
-folds a child's consent events without keys (`consent_state` is metadata-only, folded on
-read) and the gate never seals them (`hub.service_layer.submit_facts`).
+references (ids), never names. What the family decided (grant or refusal, who, its scope
+and period, how it was captured), and a young person's capacity, are about the child and
+sealed with the child's key like any fact (the consent state is folded from the opened
+events); open (`open_fields`) are only the consent's or assessment's id, which the
+`consent_state` view indexes without keys (which children have a consent of an id), and
+the hub principal who recorded it.
 """
 
 from __future__ import annotations
@@ -138,18 +141,7 @@ class ConsentRecorded(EventPayload):
 
     event_type = "consent.recorded"
     category = "identity"
-    open_fields: ClassVar[tuple[str, ...]] = (
-        "consent_id",
-        "decision",
-        "grantor",
-        "given_on",
-        "scope",
-        "period",
-        "capture_method",
-        "witness",
-        "recorded_by",
-        "exceptions",
-    )
+    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "recorded_by")
 
     consent_id: str = Field(min_length=1, max_length=128)
     decision: ConsentDecision
@@ -183,7 +175,7 @@ class ConsentWithdrawn(EventPayload):
 
     event_type = "consent.withdrawn"
     category = "identity"
-    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "withdrawn_by", "reason", "recorded_by")
+    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "recorded_by")
 
     consent_id: str = Field(min_length=1, max_length=128)
     withdrawn_by: Grantor | None = Field(
@@ -203,7 +195,7 @@ class ConsentExpired(EventPayload):
 
     event_type = "consent.expired"
     category = "identity"
-    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "reason", "recorded_by")
+    open_fields: ClassVar[tuple[str, ...]] = ("consent_id", "recorded_by")
 
     consent_id: str = Field(min_length=1, max_length=128)
     reason: ExpiryReason = "period_ended"
@@ -217,16 +209,7 @@ class CapacityAssessed(EventPayload):
 
     event_type = "consent.capacity_assessed"
     category = "identity"
-    open_fields: ClassVar[tuple[str, ...]] = (
-        "assessment_id",
-        "lacks_capacity",
-        "decision",
-        "acting_capacity",
-        "acting_reference",
-        "assessed_on",
-        "review_by",
-        "assessed_by",
-    )
+    open_fields: ClassVar[tuple[str, ...]] = ("assessment_id", "assessed_by")
 
     assessment_id: str = Field(min_length=1, max_length=128)
     lacks_capacity: bool

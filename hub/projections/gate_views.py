@@ -43,6 +43,16 @@ def _header_text(a: Applied, name: str) -> str | None:
     return None if raw is None else raw.decode("utf-8", "replace")
 
 
+def _open_consent_id(a: Applied) -> str | None:
+    """A consent event's id, an open field (`open_fields`): read from the record as logged,
+    beside the sealed rest this metadata-only view does not open."""
+    found = getattr(a.envelope.payload, "consent_id", None)  # a record of an older writer
+    if found is None:
+        payload = orjson.loads(a.raw).get("payload")
+        found = payload.get("consent_id") if isinstance(payload, dict) else None
+    return found if isinstance(found, str) else None
+
+
 class ConsentStateProjection:
     metadata_only = True  # stores sealed records; never reads payloads it cannot see
     name = "consent_state"
@@ -59,7 +69,7 @@ class ConsentStateProjection:
                         a.envelope.child_id,
                         a.position.partition,
                         a.position.offset,
-                        getattr(a.envelope.payload, "consent_id", None),
+                        _open_consent_id(a),
                         a.raw,
                     )
                 )

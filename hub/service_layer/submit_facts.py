@@ -742,10 +742,7 @@ class SubmitFacts:
         ids = []
         for i, fact in enumerate(facts):
             child = children.get(i)
-            event_type = fact.payload.event_type
-            if child is None or event_type.startswith(GOVERNANCE_PREFIXES):
-                continue
-            if personal_fields(type(fact.payload)) == ():
+            if child is None or personal_fields(type(fact.payload)) == ():
                 continue
             ids.append(data_key_id(child, fact.category or type(fact.payload).category))
         if ids:
@@ -753,11 +750,8 @@ class SubmitFacts:
 
     async def _seal(self, envelope: Envelope) -> bytes:
 
-        if (
-            envelope.event_type.startswith(GOVERNANCE_PREFIXES)
-            or personal_fields(type(envelope.payload)) == ()
-        ):
-            return encode(envelope)  # ids and decisions only: readable by the IG trail
+        if personal_fields(type(envelope.payload)) == ():
+            return encode(envelope)  # nothing about the child (casework, identity): ids only
         data = envelope.model_dump(mode="json")  # the JSON form `encode` writes
         key = await self.keys.create(data_key_id(envelope.child_id, envelope.category))
         return orjson.dumps(seal_envelope(data, key))
