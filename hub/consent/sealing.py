@@ -2,8 +2,8 @@
 encrypted with the child's data key, and opened again on read.
 
 A payload class declares what is NOT about the child in `open_fields` (top-level field
-names: references, organisation codes, and for governance events — consent, casework,
-identity — everything, as the gate and the IG trail read them without keys); every other
+names: references, ids and organisation codes; for casework and identity events every
+field, as the caseload and the erasure tombstones are read without keys); every other
 field is sealed, together, as one encrypted field `{"sealed": {...}}` beside the open
 ones. A class that declares no `open_fields` is sealed whole (the safe default), and a
 field the class does not know (sent by a newer writer) is sealed with the rest.
