@@ -25,6 +25,7 @@ from hub.consent.state import ConsentState
 from hub.consent.viewer import DecisionCache, Viewer
 from hub.errors import NotFound
 from hub.events import Envelope
+from hub.events.consent import ConsentRecorded
 from hub.identity.person_index import PersonIndex
 from hub.projections.caseload_view import plan_children
 from hub.projections.gate_views import consent_bodies
@@ -70,24 +71,31 @@ async def viewer_for(
     return viewer
 
 
+CONSENT_CATEGORY = ConsentRecorded.category
+"""The data category consent events are filed and sealed under (every consent type's)."""
+
+
 async def consent_states(
     reads: Reads, children: Sequence[str], *, fresh: bool
 ) -> dict[str, ConsentState]:
     """The children's consent states (`fresh`: caught up first), as `GateViews` folds
-    them; a state folded before from exactly the same stored consent events (none of
-    them sealed) is taken from the memo."""
+    them; a state folded before from exactly the same stored consent events, opened with
+    the same data key (sealed ones: the child's `identity` key, which erasure deletes), is
+    taken from the memo."""
     if fresh:
         await reads.views.catch_up(["consent_state"], children)
     out: dict[str, ConsentState] = {}
     for child, values in (await consent_bodies(reads.store, children)).items():
-        key = (child, "consent_state", *values)
+        sealed = any(SEALED_MARK in v for v in values)
+        data_key = await reads.opener.data_key(child, CONSENT_CATEGORY) if sealed else None
+        key = (child, "consent_state", data_key, *values)
         kept = reads.opened.view(key)
         if isinstance(kept, ConsentState):
             out[child] = kept
             continue
         opened = await reads.opener.open_values(values)
         state = ConsentState.fold(child, [e for e in opened if isinstance(e, Envelope)])
-        if not any(SEALED_MARK in v for v in values):
+        if not sealed or data_key is not None:  # an erased key's state is not kept
             reads.opened.keep_view(key, state)
         out[child] = state
     return out
