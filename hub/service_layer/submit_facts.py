@@ -13,7 +13,6 @@ Bad input is answered per fact with the field and the rule.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,19 +31,20 @@ from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import personal_fields, seal_envelope
 from hub.consent.state import ConsentState
 from hub.errors import PermanentError
-from hub.events import Envelope, Source, encode
+from hub.events import Envelope, Sharing, Source, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
 from hub.events.identity import IdentifierLinked, MatchQueued
+from hub.events.trusted import trusted
 from hub.identity.identifiers import Identifier, InvalidIdentifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex, Resolution
 from hub.identity.subject import Subject
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.ingest.model import FactOutcome, InboundFact
-from hub.ingest.natural_keys import restatement_key
+from hub.ingest.natural_keys import child_named, restatement_key
 from hub.log import EventLog, LogName, NewRecord
-from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER, landed_keys
-from hub.service_layer.reconsider import DEFAULT_PURPOSES, ReconsiderWithheld
+from hub.projections.gate_views import DEDUPE_HEADER, landed_keys
+from hub.service_layer.reconsider import ReconsiderWithheld
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
 
@@ -107,11 +107,11 @@ class _Resolved:
     also_catch_up: tuple[str, ...] = ()
 
 
-def dedupe_key(fact: InboundFact) -> str:
+def dedupe_key(fact: InboundFact, named: dict[str, object] | None = None) -> str:
     """The fact's idempotency key: its natural key and content when its type has one
     (`hub.ingest.natural_keys`: a restatement in a later message is the same fact), else
-    its place in its message."""
-    natural = restatement_key(fact)
+    its place in its message. `named`: `child_named(fact.subject)`, when known."""
+    natural = restatement_key(fact) if named is None else restatement_key(fact, named)
     if natural is not None:
         return natural
     message = fact.source.message_id or "-"
@@ -199,7 +199,7 @@ class SubmitFacts:
             pending = _Pending()
             resolved: dict[str, _Resolved] = {}
             by_subject: dict[str, list[InboundFact]] = {}
-            subject_keys = [f.subject.model_dump_json() for f in facts]
+            subject_keys, named = _subject_keys(facts)
             for fact, skey in zip(facts, subject_keys, strict=True):
                 by_subject.setdefault(skey, []).append(fact)
             fingerprints: list[tuple[str, str]] = []
@@ -226,7 +226,7 @@ class SubmitFacts:
             held = {r.child_id for r in resolved.values() if r.queued is not None and r.child_id}
             children = {r.child_id for r in resolved.values() if r.child_id} - held
             extra = {c for r in resolved.values() for c in r.also_catch_up}
-            dedupe_keys = [dedupe_key(f) for f in facts]
+            dedupe_keys = [dedupe_key(f, n) for f, n in zip(facts, named, strict=True)]
             known = await self._taken(dedupe_keys, children | held | extra, now)
             outcomes: list[FactOutcome] = []
             states = await self.views.consent_states(children)
@@ -511,6 +511,7 @@ class SubmitFacts:
                 source=fact.source,
                 occurred_at=fact.occurred_at,
                 plan_id=fact.plan_id,
+                sharing=Sharing.of(fact.purposes, fact.statutory_basis),
                 **({"category": fact.category} if fact.category else {}),
             )
         except ValidationError as exc:
@@ -523,6 +524,7 @@ class SubmitFacts:
                 reason=err["msg"],
                 field=".".join(str(p) for p in err["loc"]),
             )
+        event_id = str(envelope.event_id)
         if envelope.category not in self.policy.categories:
             return FactOutcome(
                 fact.ref,
@@ -532,11 +534,7 @@ class SubmitFacts:
                 reason=f"unknown data category {envelope.category!r}",
                 field="category",
             )
-        headers = (
-            (DEDUPE_HEADER, key.encode()),
-            (PURPOSES_HEADER, _purposes_header(tuple(fact.purposes or DEFAULT_PURPOSES))),
-            *(((BASIS_HEADER, fact.statutory_basis.encode()),) if fact.statutory_basis else ()),
-        )
+        headers = ((DEDUPE_HEADER, key.encode()),)
         if resolved.queued is not None:
             return await self._hold(fact, envelope, resolved, headers, actor, now, pending)
         if event_type.startswith(GOVERNANCE_PREFIXES):
@@ -565,7 +563,7 @@ class SubmitFacts:
                     child_id=child_id,
                     at=now,
                     details={
-                        "event_id": str(envelope.event_id),
+                        "event_id": event_id,
                         "event_type": event_type,
                         "agency": fact.source.agency,
                         "outcome": "recorded",
@@ -575,31 +573,22 @@ class SubmitFacts:
             if event_type.startswith("consent."):
                 pending.consent_children.add(child_id)
                 states.pop(child_id, None)
-            return FactOutcome(fact.ref, "appended", event_type, str(envelope.event_id), child_id)
+            return FactOutcome(fact.ref, "appended", event_type, event_id, child_id)
 
         state = states.get(child_id)
         if state is None:
             state = states[child_id] = await self.views.consent_state(child_id)
         memo = pending.decisions or DecisionMemo(self.policy, now)
         pending.decisions = memo
-        decision = memo.decide(
-            Fact.from_envelope(
-                envelope,
-                purposes=fact.purposes or DEFAULT_PURPOSES,  # type: ignore[arg-type]
-                basis_claimed=fact.statutory_basis,
-            ),
-            state,
-        )
-        pending.audit.append(self._decision_entry(decision, envelope, actor, now))
+        decision = memo.decide(Fact.of(envelope), state)
+        pending.audit.append(self._decision_entry(decision, envelope, event_id, actor, now))
         try:
             if decision.permitted:
-                sealed = await self._seal(
-                    envelope.model_copy(update={"consent": decision.consent_ref()})
-                )
+                # the envelope was validated; so is the reference: no need to check again
+                shared = trusted(Envelope, {**envelope.__dict__, "consent": decision.consent_ref()})
+                sealed = await self._seal(shared)
                 pending.events.append(NewRecord(key=child_id, value=sealed, headers=headers))
-                return FactOutcome(
-                    fact.ref, "appended", event_type, str(envelope.event_id), child_id
-                )
+                return FactOutcome(fact.ref, "appended", event_type, event_id, child_id)
             sealed = await self._seal(envelope)
         except KeyErasedError:
             pending.audit.pop()
@@ -616,7 +605,7 @@ class SubmitFacts:
             fact.ref,
             "withheld",
             event_type,
-            str(envelope.event_id),
+            event_id,
             child_id,
             reason=decision.reason,
         )
@@ -711,7 +700,7 @@ class SubmitFacts:
         return None
 
     def _decision_entry(
-        self, decision: Decision, envelope: Envelope, actor: str, now: datetime
+        self, decision: Decision, envelope: Envelope, event_id: str, actor: str, now: datetime
     ) -> AuditEntry:
         return AuditEntry(
             kind="decision",
@@ -720,7 +709,7 @@ class SubmitFacts:
             at=now,
             details={
                 "decision_id": str(decision.decision_id),
-                "event_id": str(envelope.event_id),
+                "event_id": event_id,
                 "event_type": envelope.event_type,
                 "category": envelope.category,
                 "agency": envelope.source.agency,
@@ -773,9 +762,22 @@ class SubmitFacts:
         )
 
 
-@functools.lru_cache(maxsize=256)
-def _purposes_header(purposes: tuple[str, ...]) -> bytes:
-    return ",".join(purposes).encode()
+def _subject_keys(
+    facts: Sequence[InboundFact],
+) -> tuple[list[str], list[dict[str, object] | None]]:
+    """Per fact, its subject as a grouping key and as its natural key names the child:
+    made once per subject object (an adapter's facts about one child share it)."""
+    made: dict[int, tuple[str, dict[str, object] | None]] = {}
+    keys: list[str] = []
+    named: list[dict[str, object] | None] = []
+    for fact in facts:
+        known = made.get(id(fact.subject))
+        if known is None:
+            subject = fact.subject
+            known = made[id(subject)] = (subject.model_dump_json(), child_named(subject))
+        keys.append(known[0])
+        named.append(known[1])
+    return keys, named
 
 
 def _keys_and_ids(claims: Sequence[Claim]) -> tuple[list[str], list[str]]:
