@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
@@ -57,7 +57,7 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
 
 
-def _child(subject: Subject) -> dict[str, object] | None:
+def child_named(subject: Subject) -> dict[str, object] | None:
     """The child exactly as the source names them (every identifier and demographic it
     sent): a fact restated about the same child as before is the same fact, while one
     naming the child differently (another date of birth, an added identifier) goes through
@@ -66,12 +66,21 @@ def _child(subject: Subject) -> dict[str, object] | None:
     return named or None
 
 
-def fact_key(source: Source, payload: EventPayload, ref: str = "") -> str | None:
+def fact_key(
+    source: Source,
+    payload: EventPayload,
+    ref: str = "",
+    *,
+    content: Mapping[str, Any] | None = None,
+) -> str | None:
     """The key of one fact within a child's record (source, type and identifying fields),
-    or None when its type has no natural key and its ref names no FHIR resource."""
+    or None when its type has no natural key and its ref names no FHIR resource.
+    `content`: the payload's JSON form, when the caller has it already."""
     fields = NATURAL_FIELDS.get(payload.event_type)
     if fields is not None:
-        data = payload.model_dump(mode="json", include=set(fields))
+        data = (
+            content if content is not None else payload.model_dump(mode="json", include=set(fields))
+        )
         values = [data.get(f) for f in fields]
         return _digest(source.agency, source.organisation_code, payload.event_type, values)
     match = _FHIR_RESOURCE.search(ref)
@@ -80,17 +89,27 @@ def fact_key(source: Source, payload: EventPayload, ref: str = "") -> str | None
     return None
 
 
-def restatement_key(fact: InboundFact) -> str | None:
+_UNNAMED: Any = object()
+
+
+def restatement_key(fact: InboundFact, named: dict[str, object] | None = _UNNAMED) -> str | None:
     """The fact's idempotency key across messages: its natural key and a digest of its
     content, so a restatement in another message is the same key (absorbed) and a
     correction is not. None when the fact has no natural key (the message-scoped key
-    applies)."""
-    key = fact_key(fact.source, fact.payload, fact.ref)
-    child = _child(fact.subject)
-    if key is None or child is None:
+    applies). `named`: `child_named(fact.subject)`, when the caller has it already (the
+    facts of one subject share it)."""
+    payload = fact.payload
+    has_fields = payload.event_type in NATURAL_FIELDS
+    content = payload.model_dump(mode="json") if has_fields else None
+    key = fact_key(fact.source, payload, fact.ref, content=content)
+    if key is None:
         return None
-    content = fact.payload.model_dump(mode="json")
-    return f"{fact.source.agency}|nk|{_digest(key, child, fact.payload.event_type, content)}"
+    child = child_named(fact.subject) if named is _UNNAMED else named
+    if child is None:
+        return None
+    if content is None:
+        content = payload.model_dump(mode="json")
+    return f"{fact.source.agency}|nk|{_digest(key, child, payload.event_type, content)}"
 
 
 T = TypeVar("T")

@@ -772,9 +772,13 @@ def _subject_keys(
     named: list[dict[str, object] | None] = []
     for fact in facts:
         known = made.get(id(fact.subject))
-        if known is None:
+        if known is None:  # its fields but the unset ones tell one subject from another
             subject = fact.subject
-            known = made[id(subject)] = (subject.model_dump_json(), child_named(subject))
+            name = child_named(subject)
+            known = made[id(subject)] = (
+                orjson.dumps(name, option=orjson.OPT_SORT_KEYS).decode(),
+                name,
+            )
         keys.append(known[0])
         named.append(known[1])
     return keys, named
