@@ -217,15 +217,15 @@ def seal_line(
         "details": kept,
         "prev_hash": prev_hash,
     }
-    body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    hashed = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(body)
+    digest.update(hashed)
     hash_ = digest.hexdigest()
     # the stored line is the body with "hash" in its sorted place, just before "kind":
     # what follows "kind" at the top level (prev_hash, record_id, seq) is hex, a uuid and
     # a number, so the last `,"kind":"` is the top-level key
-    cut = body.rfind(b',"kind":"')
-    line = b"".join((body[:cut], b',"hash":"', hash_.encode("ascii"), b'"', body[cut:]))
+    cut = hashed.rfind(b',"kind":"')
+    line = b"".join((hashed[:cut], b',"hash":"', hash_.encode("ascii"), b'"', hashed[cut:]))
     record = trusted(
         AuditRecord,
         {
