@@ -153,6 +153,13 @@ class SqliteEventLog:
                     "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
                 ).fetchone()
                 self._keyed_by_pos[log] = "WITHOUT ROWID" not in str(ddl[0]).upper()
+                if self._keyed_by_pos[log]:  # a writer that does not know `pos` is refused
+                    conn.execute(
+                        f"CREATE TRIGGER IF NOT EXISTS {table}_pos BEFORE INSERT ON {table}"
+                        f" WHEN NEW.pos IS NOT (NEW.partition << {POS_BITS} | NEW.offset) BEGIN"
+                        f" SELECT RAISE(ABORT, '{log.value}: pos must be partition << {POS_BITS}"
+                        " | offset'); END"
+                    )
                 for op in ("UPDATE", "DELETE"):
                     conn.execute(
                         f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} "

@@ -307,3 +307,17 @@ async def test_a_sqlite_log_keeps_the_row_layout_its_file_was_made_with(
         else:
             assert "WITHOUT ROWID" in ddl
     assert len(rows) == 5
+
+
+async def test_a_row_not_at_its_packed_position_is_refused(tmp_path: Path) -> None:
+    from hub.log.sqlite import SqliteEventLog
+
+    log = SqliteEventLog(tmp_path / "log.db", partitions=3)
+    await log.start()
+    await log.close()
+    with sqlite3.connect(tmp_path / "log.db") as db, pytest.raises(sqlite3.IntegrityError):
+        # as a writer that does not know the packed position would insert (rowid picked)
+        db.execute(
+            "INSERT INTO log_hub_events (partition, offset, key, value, headers, ts)"
+            " VALUES (1, 0, 'k', x'00', NULL, '2024-01-01')"
+        )
