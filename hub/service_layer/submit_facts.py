@@ -5,7 +5,10 @@ when only a person may decide), claims the fact's idempotency key (a fact taken 
 or being taken by another request, is a duplicate), asks `decide_sharing` whether it may
 be shared now, and writes: the decision to `hub.audit` first, then the fact — sealed with
 the child's data key for its category — to `hub.events` (permitted) or `hub.withheld`
-(withheld). Consent and casework events are the family's and the LA's own records: they
+(withheld). A batch's facts about one child that get the same decision (same category,
+source, sharing context and consents in force: `DecisionMemo`) share one decision
+record, which names each fact (`event_ids`, with `decision_ids` and `event_types` in the
+same order). Consent and casework events are the family's and the LA's own records: they
 are always kept, and a consent change has `ReconsiderWithheld` release what it now covers.
 Bad input is answered per fact with the field and the rule.
 """
@@ -57,10 +60,50 @@ MATCH_HEADER = "x-match-queue-item"
 
 
 @dataclass
+class _DecisionGroup:
+    """One decision record in the making: the decision its facts share, and each fact."""
+
+    child_id: str
+    at: datetime
+    actor: str
+    shared: dict[str, object]
+    event_ids: list[str] = field(default_factory=list)
+    decision_ids: list[str] = field(default_factory=list)
+    event_types: list[str] = field(default_factory=list)
+
+    def add(self, event_id: str, decision_id: str, event_type: str) -> None:
+        self.event_ids.append(event_id)
+        self.decision_ids.append(decision_id)
+        self.event_types.append(event_type)
+
+    def drop(self, event_ids: set[str]) -> None:
+        kept = [i for i, e in enumerate(self.event_ids) if e not in event_ids]
+        self.event_ids = [self.event_ids[i] for i in kept]
+        self.decision_ids = [self.decision_ids[i] for i in kept]
+        self.event_types = [self.event_types[i] for i in kept]
+
+    def entry(self) -> AuditEntry:
+        return AuditEntry(
+            kind="decision",
+            actor=self.actor,
+            child_id=self.child_id,
+            at=self.at,
+            details={
+                **self.shared,
+                "event_ids": self.event_ids,
+                "decision_ids": self.decision_ids,
+                "event_types": self.event_types,
+            },
+        )
+
+
+@dataclass
 class _Pending:
     """What one submit call will append, in order, per log."""
 
-    audit: list[AuditEntry] = field(default_factory=list)
+    audit: list[AuditEntry | _DecisionGroup] = field(default_factory=list)
+    groups: dict[tuple[object, ...], _DecisionGroup] = field(default_factory=dict)
+    """The batch's decision records by child and decision, as facts join them."""
     events: list[NewRecord] = field(default_factory=list)
     withheld: list[NewRecord] = field(default_factory=list)
     consent_children: set[str] = field(default_factory=set)
@@ -86,8 +129,39 @@ class _Pending:
 
         self.events = [r for r in self.events if kept(r)]
         self.withheld = [r for r in self.withheld if kept(r)]
-        self.audit = [a for a in self.audit if a.details.get("event_id") not in event_ids]
+        for group in self.groups.values():
+            group.drop(event_ids)
+        self.audit = [
+            a
+            for a in self.audit
+            if (
+                a.event_ids
+                if isinstance(a, _DecisionGroup)
+                else a.details.get("event_id") not in event_ids
+            )
+        ]
         self.claims = [c for c in self.claims if c.dedupe_key not in keys]
+
+    def decided(
+        self, decision: Decision, envelope: Envelope, event_id: str, actor: str, now: datetime
+    ) -> _DecisionGroup:
+        """Note a fact's decision in its child's record of that decision (everything the
+        record says of it the same)."""
+        shared = _shared_details(decision, envelope)
+        key = (envelope.child_id, actor, *(_hashable(v) for v in shared.values()))
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _DecisionGroup(envelope.child_id, now, actor, shared)
+            self.audit.append(group)
+        group.add(event_id, str(decision.decision_id), envelope.event_type)
+        return group
+
+    def entries(self) -> list[AuditEntry]:
+        return [
+            a.entry() if isinstance(a, _DecisionGroup) else a
+            for a in self.audit
+            if not isinstance(a, _DecisionGroup) or a.event_ids
+        ]
 
 
 _Answer = tuple[str | None, list[Identifier], str | None, str | None] | Unlinked
@@ -581,7 +655,7 @@ class SubmitFacts:
         memo = pending.decisions or DecisionMemo(self.policy, now)
         pending.decisions = memo
         decision = memo.decide(Fact.of(envelope), state)
-        pending.audit.append(self._decision_entry(decision, envelope, event_id, actor, now))
+        group = pending.decided(decision, envelope, event_id, actor, now)
         try:
             if decision.permitted:
                 # the envelope was validated; so is the reference: no need to check again
@@ -591,7 +665,7 @@ class SubmitFacts:
                 return FactOutcome(fact.ref, "appended", event_type, event_id, child_id)
             sealed = await self._seal(envelope)
         except KeyErasedError:
-            pending.audit.pop()
+            group.drop({event_id})
             return FactOutcome(
                 fact.ref,
                 "rejected",
@@ -699,32 +773,6 @@ class SubmitFacts:
                 )
         return None
 
-    def _decision_entry(
-        self, decision: Decision, envelope: Envelope, event_id: str, actor: str, now: datetime
-    ) -> AuditEntry:
-        return AuditEntry(
-            kind="decision",
-            actor=actor,
-            child_id=envelope.child_id,
-            at=now,
-            details={
-                "decision_id": str(decision.decision_id),
-                "event_id": event_id,
-                "event_type": envelope.event_type,
-                "category": envelope.category,
-                "agency": envelope.source.agency,
-                "outcome": decision.outcome,
-                "relied_on": decision.lawful_basis,
-                "art6": decision.art6,
-                "art9": decision.art9,
-                "confidentiality": decision.confidentiality,
-                "audience": list(decision.audience.roles),
-                "reason": decision.reason,
-                "consent_state_version": decision.consent_state_version,
-                "policy_version": decision.policy_version,
-            },
-        )
-
     async def _prepare_keys(self, facts: Sequence[InboundFact], children: dict[int, str]) -> None:
         """Create the data keys a batch will seal with, in one transaction (where the key
         store has them); facts whose category is decided later fall back to one at a time."""
@@ -753,13 +801,35 @@ class SubmitFacts:
 
     async def _flush(self, pending: _Pending) -> None:
         # the decision first: a fact is never on a log without its decision in the trail
-        if pending.audit:
-            await self.trail.append(pending.audit)
+        entries = pending.entries()
+        if entries:
+            await self.trail.append(entries)
         # then both logs at once (the embedded log writes them in one transaction)
         await asyncio.gather(
             self.log.append(LogName.EVENTS, pending.events),
             self.log.append(LogName.WITHHELD, pending.withheld),
         )
+
+
+def _hashable(value: object) -> object:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _shared_details(decision: Decision, envelope: Envelope) -> dict[str, object]:
+    """What a decision record says of the decision its facts share."""
+    return {
+        "category": envelope.category,
+        "agency": envelope.source.agency,
+        "outcome": decision.outcome,
+        "relied_on": decision.lawful_basis,
+        "art6": decision.art6,
+        "art9": decision.art9,
+        "confidentiality": decision.confidentiality,
+        "audience": list(decision.audience.roles),
+        "reason": decision.reason,
+        "consent_state_version": decision.consent_state_version,
+        "policy_version": decision.policy_version,
+    }
 
 
 def _subject_keys(
