@@ -147,10 +147,25 @@ class _Pending:
     ) -> _DecisionGroup:
         """Note a fact's decision in its child's record of that decision (everything the
         record says of it the same)."""
-        shared = _shared_details(decision, envelope)
-        key = (envelope.child_id, actor, *(_hashable(v) for v in shared.values()))
+        key = (  # everything `_shared_details` says
+            envelope.child_id,
+            actor,
+            envelope.category,
+            envelope.source.agency,
+            decision.outcome,
+            decision.relied_on_kind,
+            decision.relied_on,
+            decision.art6,
+            decision.art9,
+            decision.confidentiality,
+            decision.audience.roles,
+            decision.reason,
+            decision.consent_state_version,
+            decision.policy_version,
+        )
         group = self.groups.get(key)
         if group is None:
+            shared = _shared_details(decision, envelope)
             group = self.groups[key] = _DecisionGroup(envelope.child_id, now, actor, shared)
             self.audit.append(group)
         group.add(event_id, str(decision.decision_id), envelope.event_type)
@@ -809,10 +824,6 @@ class SubmitFacts:
             self.log.append(LogName.EVENTS, pending.events),
             self.log.append(LogName.WITHHELD, pending.withheld),
         )
-
-
-def _hashable(value: object) -> object:
-    return tuple(value) if isinstance(value, list) else value
 
 
 def _shared_details(decision: Decision, envelope: Envelope) -> dict[str, object]:
