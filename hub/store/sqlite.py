@@ -162,7 +162,11 @@ class SqliteReadStore:
     async def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it, so that overwritten pages (an
         erased key) do not linger in the WAL file."""
-        await self._on_writer(lambda: self._w().execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        # read its row: a cursor left holding it keeps the statement in progress, and the
+        # writer's next COMMIT fails ("SQL statements in progress") until it is collected
+        await self._on_writer(
+            lambda: self._w().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        )
 
     async def ping(self) -> None:
         await self._on(self._rpool, lambda: self._r().execute("SELECT 1").fetchone())
