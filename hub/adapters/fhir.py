@@ -784,7 +784,7 @@ class _Reader:
             subject=subject,
             payload=fact.payload,
             occurred_at=fact.occurred_at,
-            source=self._source(fact.organisation),
+            source=self._record_source(self._source(fact.organisation), fact, entry),
             ref=fact.ref,
             plan_id=fact.plan_id,
             category=fact.category,
@@ -804,6 +804,25 @@ class _Reader:
             )
             self.sources[org] = source
         return source
+
+    def _record_source(self, source: Source, fact: _Fact, entry: _Entry) -> Source:
+        """`source` naming the resource the fact reads (`Type/id`, with the fact's place
+        in it when the resource gives several facts) and the resource's version
+        (`meta.versionId`, `meta.lastUpdated`): what makes a re-sent resource the same
+        fact, and orders its versions (`hub.ingest.natural_keys`)."""
+        if not entry.rid or not _FHIR_ID.fullmatch(entry.rid):
+            return source
+        record = self.mask(f"{entry.resource_type}/{entry.rid}")
+        if fact.ref != entry.ref and fact.ref.startswith(entry.ref):
+            record += "#" + fact.ref[len(entry.ref) :].lstrip(".")
+        meta = entry.model.meta
+        version = fv.fit(meta.versionId, 64) if meta is not None and meta.versionId else None
+        updated = fv.instant(meta.lastUpdated) if meta is not None and meta.lastUpdated else None
+        if len(record) > 160:
+            record = "sha256:" + hashlib.sha256(record.encode("utf-8")).hexdigest()
+        return source.model_copy(
+            update={"record_id": record, "record_version": version, "record_updated": updated}
+        )
 
     # ------------------------------------------------------------------ identity of things
 

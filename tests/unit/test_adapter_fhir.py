@@ -1318,3 +1318,36 @@ def test_a_member_with_no_name_anywhere_joins_without_one() -> None:
     role = {"coding": [{"system": SNOMED, "code": "82296001"}]}
     (joined,) = payloads(parse(_team_bundle(role)), PractitionerJoined)
     assert joined.name is None and joined.organisation_name is None
+
+
+# =========================================================================== versions
+
+
+def test_each_fact_names_its_resource_and_the_resources_version() -> None:
+    cond = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "meta": {"versionId": "4", "lastUpdated": "2024-10-01T08:00:00Z", "source": "#a"},
+        "text": {"status": "generated", "div": "<div xmlns='http://www.w3.org/1999/xhtml'>x</div>"},
+        "code": {"coding": [{"system": SNOMED, "code": "35489007"}]},
+        "subject": {"reference": PAT},
+    }
+    unversioned = {**cond, "id": "c2"}
+    del unversioned["meta"]
+    team = _team_bundle({"coding": [{"system": SNOMED, "code": "309343006"}]})
+    result = parse(bundle(patient(), cond, unversioned))
+    by_ref = {
+        f.payload.condition_ref: f.source
+        for f in result.facts
+        if isinstance(f.payload, ConditionRecorded)
+    }
+    assert by_ref["Condition/c1"].record_id == "Condition/c1"
+    assert by_ref["Condition/c1"].record_version == "4"
+    assert by_ref["Condition/c1"].record_updated == datetime(2024, 10, 1, 8, tzinfo=UTC)
+    assert by_ref["Condition/c2"].record_id == "Condition/c2"
+    assert (
+        by_ref["Condition/c2"].record_version is None
+        and by_ref["Condition/c2"].record_updated is None
+    )
+    joined = [f for f in parse(team).facts if isinstance(f.payload, PractitionerJoined)]
+    assert joined and all(f.source.record_id and "#" in f.source.record_id for f in joined)
