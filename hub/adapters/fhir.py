@@ -31,6 +31,7 @@ import orjson
 from pydantic import ValidationError
 
 from hub.adapters import fhir_codes as codes
+from hub.adapters import fhir_elements as fe
 from hub.adapters import fhir_values as fv
 from hub.errors import PermanentError
 from hub.events.envelope import EventPayload, Source
@@ -139,6 +140,8 @@ _RECORDED_BY_CHARS = re.compile(r"[^A-Za-z0-9._:/|-]")
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
 _FHIR_ID = re.compile(r"[A-Za-z0-9.\-]{1,64}")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S{1,240}")
+RULE_NOT_READ: Final = "hub.not_read"
+"""An element of a resource the hub took that the adapter does not read."""
 _MODEL_CLASSES: dict[str, Any] = {}
 _POLICY: list[SharingPolicy] = []
 
@@ -776,7 +779,40 @@ class _Reader:
                         rule="context_only",
                     )
                 )
+        self._report_unread(valid)
         return result
+
+    def _report_unread(self, valid: list[_Entry]) -> None:
+        """A not-taken line (`hub.not_read`) for each element path, per resource type, that
+        a resource the hub took holds and the adapter does not read (`fhir_elements`):
+        one line per path and type for the whole message (`Bundle.entry[*]...`), saying
+        in how many resources it was. A resource not taken as a whole has its own line."""
+        refused = {n.ref for n in self.result.not_taken}
+        found: dict[tuple[str, str, str], int] = {}
+        for entry in valid:
+            if entry.ref in refused:
+                continue
+            raw = entry.raw
+            if not isinstance(raw, dict):  # XML: its JSON form
+                raw = entry.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+            pattern = re.sub(r"\[\d+\]", "[*]", entry.where)
+            for path in fe.unread(raw, entry.resource_type):
+                key = (pattern, entry.resource_type, path)
+                found[key] = found.get(key, 0) + 1
+        for (pattern, rtype, path), count in found.items():
+            names = path.split(".")
+            reason = fe.REASONS.get(names[-1]) or fe.REASONS.get(names[0], fe.DEFAULT_REASON)
+            if "[*]" in pattern:
+                reason += f" (in {count} {rtype} resource{'s' if count > 1 else ''})"
+            self.result.not_taken.append(
+                NotTaken(
+                    f"{pattern}({rtype}).{path}",
+                    reason,
+                    kind="unsupported",
+                    field=f"{rtype}.{path}",
+                    rule=RULE_NOT_READ,
+                )
+            )
 
     def _inbound(self, fact: _Fact, entry: _Entry) -> InboundFact:
         subject = cast(Subject, self.subjects[id(entry)])  # set before any fact is yielded
