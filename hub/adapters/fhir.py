@@ -795,6 +795,8 @@ class _Reader:
             raw = entry.raw
             if not isinstance(raw, dict):  # XML: its JSON form
                 raw = entry.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if entry.resource_type == "Patient":
+                self._other_identifiers(entry)
             pattern = re.sub(r"\[\d+\]", "[*]", entry.where)
             for path in fe.unread(raw, entry.resource_type):
                 key = (pattern, entry.resource_type, path)
@@ -840,6 +842,24 @@ class _Reader:
             )
             self.sources[org] = source
         return source
+
+    def _other_identifiers(self, entry: _Entry) -> None:
+        """A not-taken line for each identifier of a Patient the hub took other than the
+        NHS number (an MRN, a national id of another country): read, to find the NHS
+        number, but not carried."""
+        for i, ident in enumerate(entry.model.identifier or ()):
+            if ident.system == FHIR_NHS_NUMBER_SYSTEM and ident.value:
+                continue
+            self.result.not_taken.append(
+                NotTaken(
+                    f"{entry.ref}.identifier[{i}]",
+                    "an identifier other than the NHS number is not carried: the hub links "
+                    "a child by NHS number, or by name and date of birth",
+                    kind="unsupported",
+                    field="Patient.identifier",
+                    rule=RULE_NOT_READ,
+                )
+            )
 
     def _record_source(self, source: Source, fact: _Fact, entry: _Entry) -> Source:
         """`source` naming the resource the fact reads (`Type/id`, with the fact's place

@@ -30,8 +30,12 @@ ADDRESS: Final = ("use", "period.end", "line", "city", "postalCode")
 TELECOM: Final = ("system", "value", "use")
 SUBJECT: Final = ("reference", "type", "identifier.system", "identifier.value")
 """A reference to the subject Patient: resolved in the message, else its NHS number."""
-ORGANISATION: Final = ("reference", "display", "identifier.system", "identifier.value")
-"""A reference to an organisation: its ODS code (identifier or the Organization) and name."""
+ODS_REF: Final = ("reference", "identifier.system", "identifier.value")
+"""A reference read for an organisation's ODS code (identifier, or the Organization)."""
+ORGANISATION: Final = (*ODS_REF, "display")
+"""A reference read for an organisation's ODS code and its name."""
+STATUS: Final = ("coding.system", "coding.code")
+"""A coded status: its HL7 code (checked against the value set) is carried."""
 MEMBER: Final = ("reference", "display", "identifier.system", "identifier.value")
 """A reference to a Practitioner or PractitionerRole: its identifier, name and contact."""
 
@@ -74,8 +78,8 @@ def _provision(prefix: str) -> tuple[str, ...]:
     return (
         f"{prefix}.type",
         *_under(f"{prefix}.period", *PERIOD),
-        *_under(f"{prefix}.action", *CODES_ONLY),
-        *_under(f"{prefix}.actor.role", *CODES_ONLY),
+        *_under(f"{prefix}.action", *STATUS),
+        *_under(f"{prefix}.actor.role", *STATUS),
         *_under(f"{prefix}.actor.reference", "identifier.system", "identifier.value"),
         *_under(f"{prefix}.purpose", *CODING),
         *_under(f"{prefix}.class", *CODING),
@@ -93,14 +97,14 @@ TAKEN_ELEMENTS: Final[dict[str, frozenset[str]]] = {
             "identifier.value",
             "identifier.extension.url",
             *_under("identifier.extension.valueCodeableConcept", *CODES_ONLY),
-            *_under("name", *NAME),
+            *_under("name", "use", "family", "given"),  # the child's own name: no text
             "birthDate",
             "gender",
-            *_under("address", *ADDRESS),
+            *_under("address", "use", "period.end", "postalCode"),  # the postcode alone
             "deceasedBoolean",
             "deceasedDateTime",
-            *_under("generalPractitioner", *ORGANISATION),
-            *_under("managingOrganization", *ORGANISATION),
+            *_under("generalPractitioner", *ODS_REF),
+            *_under("managingOrganization", *ODS_REF),
             *_under("contact.relationship", *CODES_ONLY),
             *_under("contact.name", "family", "given", "text"),
             *_under("contact.telecom", *TELECOM),
@@ -108,8 +112,8 @@ TAKEN_ELEMENTS: Final[dict[str, frozenset[str]]] = {
         ),
         "Condition": (
             *_under("subject", *SUBJECT),
-            *_under("verificationStatus", *CONCEPT),
-            *_under("clinicalStatus", *CONCEPT),
+            *_under("verificationStatus", *STATUS),
+            *_under("clinicalStatus", *STATUS),
             *_under("code", *CONCEPT),
             *_under("category", *CODES_ONLY),
             *_under("severity", *CONCEPT),
@@ -127,13 +131,13 @@ TAKEN_ELEMENTS: Final[dict[str, frozenset[str]]] = {
             *_under("period", *PERIOD),
             *_under("class", *CODING),
             "extension.url",
-            *_under("extension.valueCoding", *CODING),
-            *_under("extension.valueCodeableConcept", *CODES_ONLY),
+            *_under("extension.valueCoding", "system", "code"),  # attendance signals
+            *_under("extension.valueCodeableConcept", *STATUS),
             *_under("type", *CONCEPT),
             *_under("serviceType", *CONCEPT),
             *_under("reasonCode", *CONCEPT),
             *_under("diagnosis.condition", "reference"),
-            *_under("serviceProvider", *ORGANISATION),
+            *_under("serviceProvider", *ODS_REF),
         ),
         "Observation": (
             *_under("subject", *SUBJECT),
@@ -178,7 +182,7 @@ TAKEN_ELEMENTS: Final[dict[str, frozenset[str]]] = {
             *_under("subject", *SUBJECT),
             "status",
             *_under("category", *CONCEPT),
-            *_under("reasonCode", *CODES_ONLY),
+            *_under("reasonCode", "coding.system", "coding.code"),
             "encounter.reference",
             "reasonReference.reference",
             *_team(),
@@ -193,11 +197,11 @@ TAKEN_ELEMENTS: Final[dict[str, frozenset[str]]] = {
             *_under("context.related", "reference", "identifier.system", "identifier.value"),
             *_under("context.practiceSetting", *CONCEPT),
             *_under("context.facilityType", *CONCEPT),
-            *_under("custodian", *ORGANISATION),
+            *_under("custodian", *ODS_REF),
             "date",
             *_under("content.attachment", "contentType", "url", "title", "size", "creation"),
             "description",
-            *_under("author", *MEMBER),
+            *_under("author", "reference", "identifier.system", "identifier.value"),
             "masterIdentifier.value",
             "identifier.value",
         ),
@@ -242,21 +246,21 @@ TAKEN_ELEMENTS: Final[dict[str, frozenset[str]]] = {
             "source.software",
             "source.name",
             "source.endpoint",
-            *_under("sender", *ORGANISATION),
-            *_under("responsible", *ORGANISATION),
+            *_under("sender", *ODS_REF),
+            *_under("responsible", *ODS_REF),
         ),
         "ServiceRequest": (
             "identifier.system",
             "identifier.value",
-            *_under("code", *CODES_ONLY),
-            *_under("category", *CODES_ONLY),
+            *_under("code", "coding.system", "coding.code"),
+            *_under("category", "coding.system", "coding.code"),
             "basedOn.identifier.system",
             "basedOn.identifier.value",
         ),
         "Task": (
             "identifier.system",
             "identifier.value",
-            *_under("code", *CODES_ONLY),
+            *_under("code", "coding.system", "coding.code"),
             "basedOn.identifier.system",
             "basedOn.identifier.value",
         ),

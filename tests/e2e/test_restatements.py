@@ -228,8 +228,11 @@ async def test_a_fhir_resource_is_one_fact_current_at_its_newest_version_whateve
             headers={**api.auth("city-health"), **FHIR_JSON, "accept": "application/fhir+json"},
         )  # fmt: skip
         assert r.json()["resourceType"] == "OperationOutcome"
-        assert {"duplicate"} == {i["code"] for i in r.json()["issue"]
-                                 if "Condition" in i.get("expression", [""])[0]}  # fmt: skip
+        issues = {i.get("expression", [""])[0]: i["code"] for i in r.json()["issue"]}
+        assert issues["Bundle.entry[1].resource(Condition/c1)"] == "duplicate"
+        # what the restatement adds is not read, and is said so (the narrative, meta.source)
+        assert issues["Bundle.entry[*].resource.ofType(Condition).text"] == "not-supported"
+        assert issues["Bundle.entry[*].resource.ofType(Condition).meta.source"] == "not-supported"
         v3 = condition_of(await taken(api, "/ingest/fhir", fhir_bundle("c", "3", "resolved"),
                                       "city-health", FHIR_JSON))  # fmt: skip
         assert v3["status"] == "appended" and v3["event_id"] != v1["event_id"]

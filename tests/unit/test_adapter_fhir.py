@@ -1362,3 +1362,27 @@ def test_each_fact_names_its_resource_and_the_resources_version() -> None:
     )
     joined = [f for f in parse(team).facts if isinstance(f.payload, PractitionerJoined)]
     assert joined and all(f.source.record_id and "#" in f.source.record_id for f in joined)
+
+
+def test_elements_of_a_taken_resource_the_hub_does_not_read_each_have_a_line() -> None:
+    child = patient(
+        identifier=[{"system": NHS_SYSTEM, "value": "9434765919"},
+                    {"system": "http://hospital.example/mrn", "value": "MRN-1"}],
+        address=[{"use": "home", "line": ["1 Lane"], "city": "Leeds", "postalCode": "ZZ99 3VZ"}],
+        contact=[{"name": {"family": "Parent"}, "gender": "female"}],
+        text={"status": "generated", "div": "<div xmlns='http://www.w3.org/1999/xhtml'>A</div>"},
+    )  # fmt: skip
+    obs = {"resourceType": "Observation", "status": "final", "subject": {"reference": PAT},
+           "code": {"text": "weight"}, "meta": {"profile": ["http://x/p"]}}  # fmt: skip
+    result = parse(bundle(child, dict(obs, id="o1"), dict(obs, id="o2")))
+    lines = {n.ref: n for n in result.not_taken if n.rule == "hub.not_read"}
+    where = "Bundle.entry[*].resource"
+    for element in ("address.line", "address.city", "contact.gender", "text"):
+        assert f"{where}(Patient).{element}" in lines, element
+    assert f"{where}(Patient).address.postalCode" not in lines  # read: the child's postcode
+    assert lines[f"{where}(Observation).meta.profile"].reason.endswith(
+        "(in 2 Observation resources)"
+    )
+    assert "Bundle.entry[0].resource(Patient/p1).identifier[1]" in lines  # the MRN, not carried
+    assert "Bundle.entry[0].resource(Patient/p1).identifier[0]" not in lines
+    assert all("MRN-1" not in n.reason and "Leeds" not in n.reason for n in lines.values())
