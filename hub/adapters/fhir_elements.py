@@ -313,15 +313,33 @@ def unread(resource: Any, resource_type: str) -> list[str]:
     named by the largest element that holds it of which the adapter reads nothing: an
     extension the hub does not read is one path (`extension`), not one per value in it,
     while an address's `state` is named alone (its `postalCode` is read)."""
-    taken = TAKEN_ELEMENTS.get(resource_type, frozenset())
     out: dict[str, None] = {}
     for path in leaf_paths(resource):
-        if covered(path, taken):
-            continue
-        parts = path.split(".")
-        for n in range(1, len(parts) + 1):
-            head = ".".join(parts[:n])
-            if not any(t == head or t.startswith(f"{head}.") for t in taken):
-                out[head] = None
-                break
+        key = (resource_type, path)
+        head = _HEADS.get(key, "")
+        if head == "":
+            head = _unread_head(path, TAKEN_ELEMENTS.get(resource_type, frozenset()))
+            if len(_HEADS) < _MEMO_LIMIT:  # a hostile sender's paths must not grow it
+                _HEADS[key] = head
+        if head is not None:
+            out[head] = None
     return list(out)
+
+
+def _unread_head(path: str, taken: frozenset[str]) -> str | None:
+    """None when the adapter reads `path`, else the largest element holding it of which
+    the adapter reads nothing."""
+    if covered(path, taken):
+        return None
+    parts = path.split(".")
+    for n in range(1, len(parts) + 1):
+        head = ".".join(parts[:n])
+        if not any(t == head or t.startswith(f"{head}.") for t in taken):
+            return head
+    return path
+
+
+_MEMO_LIMIT: Final = 20_000
+_HEADS: dict[tuple[str, str], str | None] = {}
+"""`_unread_head` by (resource type, path): the paths a sender uses are few, and the
+answer is a pure function of the declarations."""
