@@ -278,3 +278,61 @@ async def share_health_with_casey(api: Api, child: str) -> None:
                               json={"consent": consent, "child_date_of_birth": "2015-03-02"},
                               headers=api.auth("casey"))  # fmt: skip
     assert r.status_code == 200, r.text
+
+
+def care_team(bundle_id: str, version: str, role: str) -> bytes:
+    """A Bundle with the child and CareTeam t1 at `version`: one GP-practice clinician in
+    the SNOMED CT role `role`."""
+    child = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+        "birthDate": "2015-03-02",
+    }
+    clinician = {
+        "resourceType": "Practitioner",
+        "id": "pr1",
+        "identifier": [{"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": "C1234567"}],
+    }
+    team = {
+        "resourceType": "CareTeam",
+        "id": "t1",
+        "meta": {"versionId": version},
+        "status": "active",
+        "subject": {"reference": "urn:uuid:p1"},
+        "participant": [{
+            "member": {"reference": "urn:uuid:pr1"},
+            "role": [{"coding": [{"system": "http://snomed.info/sct", "code": role}]}],
+            "period": {"start": "2024-01-10"},
+        }],
+    }  # fmt: skip
+    return orjson.dumps({
+        "resourceType": "Bundle", "id": bundle_id, "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:p1", "resource": child},
+                  {"fullUrl": "urn:uuid:pr1", "resource": clinician},
+                  {"fullUrl": "urn:uuid:t1", "resource": team}],
+    })  # fmt: skip
+
+
+def roles_in(team: dict[str, Any]) -> list[str]:
+    return [m["role"] for group in team["agencies"] for m in group["members"]]
+
+
+async def test_the_team_shows_a_care_teams_newest_version_when_an_older_arrives_late(
+    settings: Settings,
+) -> None:
+    async with running_api(settings) as api:
+        await api.key("city-health", "agency", "city-health")
+        await api.key("casey", "coordinator")
+        await api.key("ops", "admin")
+        now = await taken(api, "/ingest/fhir", care_team("t-2", "2", "62247001"),  # a GP
+                          "city-health", FHIR_JSON)  # fmt: skip
+        child = now["results"][0]["child_id"]
+        await share_health_with_casey(api, child)
+        late = await taken(api, "/ingest/fhir", care_team("t-1", "1", "82296001"),
+                           "city-health", FHIR_JSON)  # fmt: skip
+        joined = by_type(late)["team.practitioner_joined"]
+        assert joined["status"] == "appended"  # recorded: an earlier version of the team
+        team = await api.client.get(f"/children/{child}/team", headers=api.auth("casey"))
+        assert team.status_code == 200, team.text
+        assert roles_in(team.json()) == ["gp"]  # version 2's role, not the late version 1's
