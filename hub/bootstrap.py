@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from hub.identity.match_queue import MatchQueue
     from hub.identity.person_index import PersonIndex
     from hub.ingest.claims import IngestClaims
-    from hub.notify.ports import Delivery
+    from hub.notify.ports import Delivery, Outbox
     from hub.queries.context import Reads
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
@@ -150,7 +150,8 @@ class Handlers:
 
     submit_facts: SubmitFacts
     submit_as_sender: SubmitAsSender
-    """The agency ingest paths: the sender's claims checked, then `submit_facts`."""
+    """Every path an agency's facts enter by (HTTP, Kafka, `hub ingest`) and the LA's own
+    recorded facts: the sender's claims checked, then `submit_facts`."""
     reconsider_withheld: ReconsiderWithheld
     erase_child: EraseChild
     apply_retention: ApplyRetention
@@ -180,6 +181,8 @@ class Hub:
     handlers: Handlers
     reads: Reads
     """The query layer's ports."""
+    outbox: Outbox
+    """Notices waiting to be sent, preferences and webhooks (webhook secrets sealed)."""
     runners: list[ProjectionRunner] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -241,6 +244,8 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.consent.audit_heads import HeadSigner
     from hub.consent.opener import EnvelopeOpener, child_of_key
     from hub.consent.policy import load_policy
+    from hub.notify.secret_box import PURPOSE as SECRETS_PURPOSE
+    from hub.notify.secret_box import SecretBox
     from hub.queries.context import Reads
     from hub.queries.opened import OpenedFacts
     from hub.service_layer.consent_review import ReviewConsents
@@ -256,6 +261,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.store.claims import SqlIngestClaims
     from hub.store.keystore import SqlKeyStore
     from hub.store.match_queue import SqlMatchQueue
+    from hub.store.notify_outbox import SqlOutbox
     from hub.store.person_index import SqlPersonIndex
 
     policy = load_policy(settings.consent_policy)
@@ -269,6 +275,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     trail = LogAuditTrail(event_log, store, signer=HeadSigner.from_master(master))
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)
+    outbox = SqlOutbox(store, SecretBox(master.derive(SECRETS_PURPOSE)))
 
     async def after_tombstone(children: Sequence[str]) -> None:
         # an erasure (by this process or another): no cached key or link outlives it, and
@@ -371,6 +378,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             opened=opened,
         ),
         runners=runners,
+        outbox=outbox,
     )
 
 
@@ -430,7 +438,6 @@ def notify_channels(settings: Settings) -> dict[str, Delivery]:
 
 def build_notifier(the_hub: Hub, *, owner: str | None = None) -> Notifier:
     from hub.service_layer.notify import ConsentReads, DeriveNotices, NotifyConfig, SendNotices
-    from hub.store.notify_outbox import SqlOutbox
 
     s = the_hub.settings
     config = NotifyConfig(
@@ -444,7 +451,7 @@ def build_notifier(the_hub: Hub, *, owner: str | None = None) -> Notifier:
         unassigned_after_days=s.notify_unassigned_after_days,
         triage=tuple(s.notify_triage),
     )
-    outbox = SqlOutbox(the_hub.store)
+    outbox = the_hub.outbox
     return Notifier(
         hub=the_hub,
         derive=DeriveNotices(

@@ -231,12 +231,10 @@ async def _replay_notice(the_hub: Hub, entry: Any, dlq_id: str) -> int:
 
     import orjson
 
-    from hub.store.notify_outbox import SqlOutbox
-
     notice = orjson.loads(entry.record.value).get("notice_id")
     if not isinstance(notice, str):
         raise CliError(f"dead-letter {dlq_id} names no notice")
-    again = await SqlOutbox(the_hub.store).revive(notice, datetime.now(UTC))
+    again = await the_hub.outbox.revive(notice, datetime.now(UTC))
     print(f"{dlq_id}: " + ("queued to be sent again" if again else "not dead (replayed before)"))  # noqa: T201
     return 0 if again else 1
 
@@ -711,12 +709,33 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         raise CliError(f"cannot read {exc.filename}: {exc.strerror}") from None
     if header is not None and args.format != "ssda903":
         raise CliError("--header is the SSDA903 Header table: only with --format ssda903")
+    if not args.as_key:
+        raise CliError(
+            "hub ingest needs --as KEY: the agency's API key (its name or key id, see `hub "
+            "keys list`) the file is sent as; its sender kind and organisation codes say "
+            "what the file's facts may claim (`hub keys create --role agency --sender KIND "
+            "--organisation CODE ...`)"
+        )
 
     async def run(the_hub: Hub) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         from hub.adapters.registry import check_format, parse
+        from hub.auth import ApiKeyStore
         from hub.errors import PermanentError
+
+        keys = ApiKeyStore(the_hub.store)
+        try:
+            publisher = await keys.publisher(args.as_key)
+        except LookupError as exc:
+            raise CliError(f"--as: {exc}") from None
+        agency = publisher.agency or ""
+        if args.agency is not None and args.agency != agency:
+            raise CliError(
+                f"--agency {args.agency!r} is not the agency of key {args.as_key!r} "
+                f"({agency!r}): a file is sent as its key's agency"
+            )
+        sender = await keys.sender_of(publisher, also_bound=the_hub.settings.inbound_bound_codes)
 
         try:
             fmt, content_type = _content_type_for(args.format, path, data)
@@ -726,7 +745,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 fmt,
                 data,
                 content_type,
-                args.agency,
+                agency,
                 la_code=args.la_code,
                 header=header,
                 policy=the_hub.policy,
@@ -748,7 +767,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         ) as progress:
             task = progress.add_task(f"{path.name} ({fmt})", total=len(result.facts))
             for batch in _batches(result.facts, args.batch):
-                for o in await the_hub.handlers.submit_facts(batch, actor=f"cli:{args.by}"):
+                outcomes = await the_hub.handlers.submit_as_sender(
+                    batch, sender=sender, actor=f"cli:{args.by}", batch_facts=len(batch)
+                )
+                for o in outcomes:
                     counts[o.status] += 1
                     if o.status == "rejected":
                         problems.append(f"rejected {o.ref}: {o.field or 'fact'}: {o.reason}")
@@ -847,9 +869,17 @@ def cmd_inbound(args: argparse.Namespace) -> int:
         print(asyncapi_yaml(settings), end="")  # noqa: T201
         return 0
     _configure_logging(settings)
+    if not settings.inbound_senders:
+        raise CliError(
+            "no inbound senders are configured: set HUB_INBOUND_SENDERS to say who publishes "
+            'on each topic ({"<agency>": {"sender": KIND, "organisations": [CODE, ...]}}); '
+            "a message on a topic without one is dead-lettered unread"
+        )
+    from hub.consent.policy import PolicyError
+
     try:
         app, _ = create_inbound_app(settings, agencies=args.agency or ())
-    except ValueError as exc:
+    except (ValueError, PolicyError) as exc:
         raise CliError(str(exc)) from None
     topics = ", ".join(f"hub.inbound.{a}" for a in args.agency) if args.agency else "hub.inbound.*"
     print(f"inbound: consuming {topics} from {settings.kafka_bootstrap_servers}; Ctrl-C to stop",  # noqa: T201
@@ -903,9 +933,8 @@ def cmd_notify_prefs(args: argparse.Namespace) -> int:
         from datetime import UTC, datetime
 
         from hub.notify.model import Preference
-        from hub.store.notify_outbox import SqlOutbox
 
-        outbox = SqlOutbox(the_hub.store)
+        outbox = the_hub.outbox
         recipient = args.recipient if ":" in args.recipient else f"coordinator:{args.recipient}"
         if args.channel is None:
             pref = await outbox.preference(recipient)
@@ -929,14 +958,12 @@ def cmd_notify_webhook(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
         from datetime import UTC, datetime
 
-        from hub.store.notify_outbox import SqlOutbox
-
         if not args.url.startswith(("https://", "http://")):
             raise CliError("--url: must be an http(s) URL")
         secret = args.secret or os.environ.get("HUB_NOTIFY_WEBHOOK_SECRET")
         if not secret or len(secret) < 16:
             raise CliError("--secret (or HUB_NOTIFY_WEBHOOK_SECRET): 16 characters or more")
-        await SqlOutbox(the_hub.store).set_webhook(args.agency, args.url, secret, datetime.now(UTC))
+        await the_hub.outbox.set_webhook(args.agency, args.url, secret, datetime.now(UTC))
         print(f"agency {args.agency}: webhook set (signed with its secret)")  # noqa: T201
         return 0
 
@@ -945,9 +972,8 @@ def cmd_notify_webhook(args: argparse.Namespace) -> int:
 
 def cmd_notify_status(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.store.notify_outbox import SqlOutbox
 
-        counts = await SqlOutbox(the_hub.store).counts()
+        counts = await the_hub.outbox.counts()
         print(", ".join(f"{n} {s}" for s, n in counts.items()) or "the outbox is empty")  # noqa: T201
         return 0
 
@@ -1139,7 +1165,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="its format (json: the school MIS, social care or family form, told apart "
         "by its keys; fhir and ssda903: XML, ndjson or CSV by the file's extension)",
     )
-    p.add_argument("--agency", required=True, help="the agency that sent it")
+    p.add_argument(
+        "--as",
+        dest="as_key",
+        metavar="KEY",
+        default=None,
+        help="required: the agency API key (name or key id) the file is sent as; its agency, "
+        "sender kind and organisation codes say what the facts may claim, as on HTTP",
+    )
+    p.add_argument(
+        "--agency", default=None, help="the agency that sent it (must be the --as key's)"
+    )
     p.add_argument(
         "--la-code",
         default=None,

@@ -7,11 +7,38 @@ the scale-out runtime.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AGENCY_SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+"""An agency as the last segment of its inbound topic `hub.inbound.<agency>` names it."""
+ORGANISATION_CODE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$"
+
+
+class InboundSender(BaseModel):
+    """Who publishes on one inbound Kafka topic, as an agency key says it for HTTP: its kind
+    of sender in the policy's `senders` (the statutory bases it may claim) and the
+    organisation codes it publishes as (empty: it may name none another sender is bound
+    to)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sender: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    organisations: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _check(self) -> InboundSender:
+        for code in self.organisations:
+            if not code.isascii() or not re.fullmatch(ORGANISATION_CODE, code):
+                raise ValueError(
+                    "an organisation code is letters, digits and . _ - (ASCII, no spaces), "
+                    "at most 32 characters"
+                )
+        return self
 
 
 class Settings(BaseSettings):
@@ -56,6 +83,13 @@ class Settings(BaseSettings):
         "take their turn on the write side between batches",
     )
 
+    inbound_senders: dict[str, InboundSender] = Field(
+        default_factory=dict,
+        description="Who publishes on each inbound Kafka topic: JSON from the topic's agency "
+        '(`hub.inbound.<agency>`) to {"sender": KIND, "organisations": [CODE, ...]}; a '
+        "message on a topic with no sender here is dead-lettered (`sender.unknown`)",
+    )
+
     # -- HTTP -----------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -89,6 +123,16 @@ class Settings(BaseSettings):
     oidc_practitioner_claim: str = "hub_practitioner_id"
     oidc_policy_role_claim: str = "hub_policy_role"
     oidc_organisation_claim: str = "hub_organisation"
+    oidc_sender_claim: str = Field(
+        default="hub_sender",
+        description="An agency token's kind of sender in the policy's `senders` (needed to "
+        "publish)",
+    )
+    oidc_organisations_claim: str = Field(
+        default="hub_organisations",
+        description="An agency token's organisation codes (a list, or one string of codes "
+        "separated by spaces; needed to publish)",
+    )
     oidc_role_map: dict[str, str] = Field(
         default_factory=dict, description="Maps claim values to hub roles; empty = identity"
     )
@@ -101,6 +145,17 @@ class Settings(BaseSettings):
     oidc_client_secret: SecretStr | None = Field(
         default=None,
         description="The client's secret, if the issuer gave one (else a public client)",
+    )
+    oidc_client_key_file: Path | None = Field(
+        default=None,
+        description="PEM file of the client's RSA private key: set, the hub authenticates "
+        "to the token endpoint with a signed client assertion (private_key_jwt, RFC 7523), "
+        "as GOV.UK One Login requires; the issuer holds the public key",
+    )
+    oidc_auth_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="Further authorisation request parameters, as JSON (GOV.UK One Login: "
+        '{"vtr": "[\\"Cl.Cm\\"]", "ui_locales": "en"})',
     )
     oidc_display_name: str = Field(
         default="your organisation's account",
@@ -197,11 +252,22 @@ class Settings(BaseSettings):
             raise ValueError("HUB_OIDC_JWKS_URL is required when HUB_OIDC_ISSUER is set")
         if self.oidc_client_id and not self.oidc_issuer:
             raise ValueError("HUB_OIDC_ISSUER is required when HUB_OIDC_CLIENT_ID is set")
+        for agency in self.inbound_senders:
+            if not re.fullmatch(AGENCY_SEGMENT, agency):
+                raise ValueError(
+                    f"HUB_INBOUND_SENDERS: {agency!r} is not a topic segment "
+                    "(letters, digits, _ and -, at most 64)"
+                )
         if self.notify_govuk_api_key and not self.notify_govuk_template_id:
             raise ValueError(
                 "HUB_NOTIFY_GOVUK_TEMPLATE_ID is required when HUB_NOTIFY_GOVUK_API_KEY is set"
             )
         return self
+
+    @property
+    def inbound_bound_codes(self) -> frozenset[str]:
+        """The organisation codes the configured Kafka senders are bound to."""
+        return frozenset(c for s in self.inbound_senders.values() for c in s.organisations)
 
     @property
     def mailbox_dir(self) -> Path:

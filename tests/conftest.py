@@ -111,6 +111,7 @@ _BACKEND_SUITES = {
     "tests/contract/test_match_queue.py": "match queue",
     "tests/contract/test_key_store.py": "key store",
     "tests/contract/test_audit_trail.py": "audit trail",
+    "tests/contract/test_notify_outbox.py": "notify outbox",
 }
 
 

@@ -3,8 +3,14 @@ through the same adapters and consent gate as the HTTP ingest routes.
 
 `create_inbound_app(settings)` builds a `FastStream` app (nothing is built at import) whose
 one subscriber reads every `hub.inbound.<agency>` topic (a pattern, or the topics of the
-agencies named) in the consumer group `hub-inbound`. The topic names the sending agency
-(producers are authorised per topic); the message's `content-type` header picks the
+agencies named) in the consumer group `hub-inbound`. One topic per sender: the topic
+names the sending agency, and `HUB_INBOUND_SENDERS` says who that is — its kind of sender
+in the policy and its organisation codes, as an agency key does on HTTP — so nothing in a
+message (no header, no field) can choose what it may claim; the broker's ACLs let each
+agency's principal write its own topic only. A message on a topic with no configured
+sender is dead-lettered unread (`sender.unknown`); every fact of the others is judged by
+`handlers.submit_as_sender` exactly as on `POST /ingest/*` (refusals audited, with the
+rule). The message's `content-type` header picks the
 adapter through `hub.adapters.registry` (`x-hub-format` may name it outright;
 `x-la-code` carries an SSDA903 return's LA). A message that cannot be read, or whose
 facts the gate rejects, is appended to `hub.deadletter` with reason headers
@@ -18,7 +24,7 @@ taken or dead-lettered, and the gate's idempotency keys make a redelivery harmle
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -29,12 +35,14 @@ from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.kafka.annotations import KafkaMessage
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
+from hub.consent.policy import SharingPolicy
+from hub.consent.senders import Sender
 from hub.deadletter import SRC_OFFSET, SRC_PARTITION, dead_letter_for
 from hub.errors import PermanentError, TransientError
 from hub.ingest.model import FactOutcome
 from hub.log import LogName
 from hub.observability import log_ref
-from hub.settings import Settings
+from hub.settings import AGENCY_SEGMENT, InboundSender, Settings
 
 if TYPE_CHECKING:
     from hub.bootstrap import Hub
@@ -46,16 +54,45 @@ GROUP_ID = "hub-inbound"
 CONSUMER = "inbound"
 FORMAT_HEADER = "x-hub-format"
 LA_CODE_HEADER = "x-la-code"
-_AGENCY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+UNKNOWN_SENDER_RULE = "sender.unknown"
+_AGENCY = re.compile(AGENCY_SEGMENT)
 _DESCRIPTION = (
     "One message per record an agency system sends: a DfE CTF or CIN census (XML), an "
     "SSDA903 return (XML, or episodes CSV with an `x-la-code` header), a FHIR R4 Bundle, "
     "resource or ndjson, or the hub's school MIS, social care or family JSON forms "
     "(contracts/inbound/). The `content-type` header picks the adapter (`x-hub-format` may "
     "name it: ctf, cin, ssda903, fhir, school-mis-json, social-care-json, family-json); the "
-    "topic's last segment names the sending agency. What cannot be taken goes to "
+    "topic's last segment names the sending agency, and the hub's configuration "
+    "(`HUB_INBOUND_SENDERS`) says what kind of sender it is and which organisation codes it "
+    "publishes as: a topic per sender, written only by that sender. A message on a topic "
+    "with no configured sender is not read (`sender.unknown`); a fact claiming a category, "
+    "statutory basis or organisation code its sender may not is refused with the rule "
+    "(`sender.category_not_permitted`, `sender.basis_not_claimable`, "
+    "`sender.organisation_not_allowed`) and audited. What cannot be taken goes to "
     "`hub.deadletter` with `x-dlq-reason` and the source topic, partition and offset."
 )
+
+
+def check_inbound_senders(
+    senders: Mapping[str, InboundSender],
+    policy: SharingPolicy,
+    agencies: Sequence[str] = (),
+) -> None:
+    """`ValueError` naming the first configured sender whose kind the policy does not
+    have, or agency to consume that has no configured sender."""
+    for agency, configured in senders.items():
+        if configured.sender not in policy.senders:
+            kinds = ", ".join(sorted(policy.senders))
+            raise ValueError(
+                f"HUB_INBOUND_SENDERS: {agency!r} is of sender kind {configured.sender!r}, "
+                f"which the sharing policy does not have (senders are: {kinds})"
+            )
+    missing = [a for a in agencies if a not in senders]
+    if missing:
+        raise ValueError(
+            f"no sender is configured for hub.inbound.{missing[0]}: add it to "
+            'HUB_INBOUND_SENDERS ({"<agency>": {"sender": KIND, "organisations": [...]}})'
+        )
 
 
 @dataclass(frozen=True)
@@ -91,12 +128,14 @@ class InboundHandler:
         self,
         hub: Callable[[], "Hub"],
         *,
+        senders: Mapping[str, InboundSender] | None = None,
         topic_prefix: str = "",
         max_bytes: int = 10 * 1024 * 1024,
         retries: int = 3,
         backoff: float = 0.5,
     ) -> None:
         self._hub = hub
+        self._senders = dict(senders or {})
         self._prefix = topic_prefix + INBOUND_PREFIX
         self._max_bytes = max_bytes
         self._retries = retries
@@ -121,6 +160,15 @@ class InboundHandler:
                 "the topic does not name an agency (hub.inbound.<agency>)",
                 "PermanentError",
                 agency="-",
+            )
+            return []
+        if agency not in self._senders:
+            await self._dead_letter(
+                record,
+                f"no sender is configured for this topic (HUB_INBOUND_SENDERS has no "
+                f"{agency!r}): its facts were not read [{UNKNOWN_SENDER_RULE}]",
+                "UnknownSender",
+                agency=agency,
             )
             return []
         if len(record.value) > self._max_bytes:
@@ -161,7 +209,7 @@ class InboundHandler:
                 agency=agency,
             )
             return []
-        outcomes, attempts, failure = await self._submit(result.facts)
+        outcomes, attempts, failure = await self._submit(result.facts, agency)
         if failure is not None:
             await self._dead_letter(
                 record,
@@ -201,15 +249,31 @@ class InboundHandler:
         )
         return outcomes
 
+    async def sender_of(self, agency: str) -> Sender:
+        """What the topic's sender may claim: its configured kind and organisation codes;
+        configured with none, the codes other senders (agency keys, other topics) are bound
+        to, which it may not name."""
+        configured = self._senders[agency]
+        if configured.organisations:
+            return Sender(agency, configured.sender, frozenset(configured.organisations))
+        from hub.auth.keys import ApiKeyStore
+
+        taken = await ApiKeyStore(self._hub().store).bound_codes()
+        others = frozenset(c for s in self._senders.values() for c in s.organisations)
+        return Sender(agency, configured.sender, taken_elsewhere=taken | others)
+
     async def _submit(
-        self, facts: Sequence[Any]
+        self, facts: Sequence[Any], agency: str
     ) -> tuple[list[FactOutcome], int, BaseException | None]:
         attempts = 0
         while True:
             attempts += 1
             try:
+                sender = await self.sender_of(agency)
                 return (
-                    await self._hub().handlers.submit_facts(facts, actor=f"{CONSUMER}:kafka"),
+                    await self._hub().handlers.submit_as_sender(
+                        facts, sender=sender, actor=f"{CONSUMER}:{agency}"
+                    ),
                     attempts,
                     None,
                 )
@@ -367,6 +431,13 @@ def create_inbound_app(
 ) -> tuple[FastStream, InboundHandler]:
     """The inbound app and its handler. The hub (log, store, gate) is opened when the app
     starts — or `hub` is used, and left open — and closed when it stops."""
+    if hub is not None:
+        policy = hub.policy
+    else:
+        from hub.consent.policy import load_policy
+
+        policy = load_policy(settings.consent_policy)
+    check_inbound_senders(settings.inbound_senders, policy, agencies)
     opened: dict[str, Hub] = {}
 
     def current() -> "Hub":
@@ -377,6 +448,7 @@ def create_inbound_app(
 
     handler = InboundHandler(
         current,
+        senders=settings.inbound_senders,
         topic_prefix=settings.kafka_topic_prefix,
         max_bytes=settings.max_body_bytes,
         retries=settings.projector_retries,

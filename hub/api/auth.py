@@ -97,8 +97,32 @@ def _authenticator(request: Request) -> Authenticator:
 
 async def sender_of(request: Request, principal: Principal) -> Sender:
     """What the calling agency may claim about its facts (its credential's sender kind and
-    organisation codes), for `handlers.submit_as_sender`."""
-    return await _authenticator(request).keys.sender_of(principal)
+    organisation codes), for `handlers.submit_as_sender`. An identity provider's token
+    publishes only when its claims name both, and a kind the policy has (403 naming the
+    claims otherwise): there is no unbound OIDC sender, as there are API keys from before
+    organisation codes were recorded."""
+    from hub.api.deps import hub_of
+
+    the_hub = hub_of(request)
+    if principal.via == "oidc":
+        settings = the_hub.settings
+        claims = f"{settings.oidc_sender_claim} and {settings.oidc_organisations_claim}"
+        if not principal.sender or not principal.organisations:
+            raise HTTPException(
+                403,
+                detail=f"this token may not publish: an agency's token needs {claims} claims "
+                "(its kind of sender in the sharing policy and its organisation codes)",
+            )
+        if principal.sender not in the_hub.policy.senders:
+            kinds = ", ".join(sorted(the_hub.policy.senders))
+            raise HTTPException(
+                403,
+                detail=f"this token may not publish: its {settings.oidc_sender_claim} claim "
+                f"names no sender of the sharing policy (senders are: {kinds})",
+            )
+    return await _authenticator(request).keys.sender_of(
+        principal, also_bound=the_hub.settings.inbound_bound_codes
+    )
 
 
 async def current_principal(

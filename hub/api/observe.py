@@ -69,6 +69,11 @@ def route_template(scope: Scope) -> str:
     return str(partial) if partial else UNMATCHED
 
 
+REQUEST_BOUND = ("auth_role", "auth_key_id")
+"""What a request binds to its log lines once its caller is known (hub.api.auth): kept
+to that request's lines, never carried into what runs after it in the same context."""
+
+
 class AccessLog:
     """One log line per HTTP request: method, route template, status, duration."""
 
@@ -89,6 +94,7 @@ class AccessLog:
                 status = int(message["status"])
             await send(message)
 
+        structlog.contextvars.unbind_contextvars(*REQUEST_BOUND)  # none from a request before
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
@@ -99,6 +105,7 @@ class AccessLog:
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
             )
+            structlog.contextvars.unbind_contextvars(*REQUEST_BOUND)
 
 
 def install_observability(app: FastAPI, metrics: Metrics) -> None:

@@ -164,6 +164,7 @@ async def ingest_message(
     if agency is not None and agency != principal.agency:
         raise HTTPException(403, "an agency may publish only as itself")
     the_hub = hub_of(request)
+    sender = await sender_of(request, principal)  # a token that may not publish: 403 first
     content_type = request.headers.get("content-type")
     try:
         format_for(channel, content_type)  # 415 before a byte of the body is read
@@ -201,7 +202,6 @@ async def ingest_message(
             "the hub's operators can see it in the log",
             format=fmt, field=None, reason="adapter failure",
         )  # fmt: skip
-    sender = await sender_of(request, principal)
     outcomes = await the_hub.handlers.submit_as_sender(
         result.facts, sender=sender, actor=principal.actor
     )

@@ -21,7 +21,6 @@ from hub.queries.notify import (
     my_notification_preference,
     recipient_of,
 )
-from hub.store.notify_outbox import SqlOutbox
 
 router = APIRouter()
 
@@ -55,7 +54,7 @@ def _default_channel(request: Request) -> str:
     responses=AUTH_RESPONSES,
 )
 async def get_preferences(request: Request, principal: Coordinator) -> NotificationPreference:
-    outbox = SqlOutbox(hub_of(request).store)
+    outbox = hub_of(request).outbox
     return await my_notification_preference(outbox, principal, _default_channel(request))
 
 
@@ -72,7 +71,7 @@ async def put_preferences(
 ) -> NotificationPreference:
     if body.channel in ("email", "notify") and not body.address:
         raise HTTPException(422, f"address: required for the {body.channel} channel")
-    outbox = SqlOutbox(hub_of(request).store)
+    outbox = hub_of(request).outbox
     pref = Preference(recipient_of(principal), body.channel, body.address, body.digest)
     await outbox.set_preference(pref, datetime.now(UTC))
     return await my_notification_preference(outbox, principal, _default_channel(request))

@@ -198,10 +198,14 @@ async def record_outcome(
     body: OutcomeIn,
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    data = {**body.model_dump(), "outcome_id": body.outcome_id or _new("out")}
-    return await _one(
-        request, response, principal, plan_id, (OutcomeAgreed, data), "outcome", idempotency_key
+    return await _on_plan(
+        request, response, principal, plan_id, lambda: outcome_steps(body), key=idempotency_key
     )
+
+
+def outcome_steps(body: OutcomeIn) -> Steps:
+    data = {**body.model_dump(), "outcome_id": body.outcome_id or _new("out")}
+    return Steps([_build(OutcomeAgreed, data)], "outcome")
 
 
 class ProgressIn(_In):
@@ -226,16 +230,19 @@ async def record_progress(
     body: ProgressIn,
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    data = {**body.model_dump(), "outcome_id": outcome_id}
-    return await _one(
+    return await _on_plan(
         request,
         response,
         principal,
         plan_id,
-        (OutcomeProgressRecorded, data),
-        "outcome-progress",
-        idempotency_key,
+        lambda: progress_steps(outcome_id, body),
+        key=idempotency_key,
     )
+
+
+def progress_steps(outcome_id: str, body: ProgressIn) -> Steps:
+    data = {**body.model_dump(exclude={"outcome_id"}), "outcome_id": outcome_id}
+    return Steps([_build(OutcomeProgressRecorded, data)], "outcome-progress")
 
 
 class RevisionIn(_In):
@@ -314,10 +321,14 @@ async def record_provision(
     body: ProvisionIn,
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    data = {**body.model_dump(), "provision_id": body.provision_id or _new("prov")}
-    return await _one(
-        request, response, principal, plan_id, (ProvisionAgreed, data), "provision", idempotency_key
+    return await _on_plan(
+        request, response, principal, plan_id, lambda: provision_steps(body), key=idempotency_key
     )
+
+
+def provision_steps(body: ProvisionIn) -> Steps:
+    data = {**body.model_dump(), "provision_id": body.provision_id or _new("prov")}
+    return Steps([_build(ProvisionAgreed, data)], "provision")
 
 
 class SupportIn(_In):
@@ -473,16 +484,19 @@ async def record_conclusion(
     body: ConclusionIn,
     idempotency_key: IdempotencyKey = None,
 ) -> Recorded | JSONResponse:
-    data: dict[str, Any] = {**body.model_dump(), "review_id": review_id}
-    return await _one(
+    return await _on_plan(
         request,
         response,
         principal,
         plan_id,
-        (ReviewConcluded, data),
-        "review-conclusion",
-        idempotency_key,
+        lambda: conclusion_steps(review_id, body),
+        key=idempotency_key,
     )
+
+
+def conclusion_steps(review_id: str, body: ConclusionIn) -> Steps:
+    data: dict[str, Any] = {**body.model_dump(exclude={"review_id"}), "review_id": review_id}
+    return Steps([_build(ReviewConcluded, data)], "review-conclusion")
 
 
 # --------------------------------------------------------------------------- actions

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
 from hub.api.deps import hub_of, reads_of
 from hub.bootstrap import Hub
+from hub.consent.senders import Sender
 from hub.errors import NotFound, PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
@@ -42,6 +43,11 @@ RecordReader = Annotated[Principal, Depends(require_roles("coordinator", "practi
 ConsentReader = Annotated[Principal, Depends(require_roles("coordinator", "family"))]
 
 HUB_SOURCE = Source(agency="local_authority", system="tac-hub")
+LA_SENDER = Sender(HUB_SOURCE.agency, "local_authority")
+"""Who a fact recorded by the hub's own routes (a coordinator's casework, a consent as the
+coordinator took it) is sent by: the local authority, as the policy's `local_authority`
+sender. The route makes the payload; the fact claims no category, basis or code of its
+own, and is judged as every agency's is."""
 _P = TypeVar("_P", bound=EventPayload)
 
 
@@ -195,6 +201,7 @@ async def ingest_events(
     ],
 ) -> IngestResponse:
     the_hub = hub_of(request)
+    sender = await sender_of(request, principal)  # a token that may not publish: 403
     results: list[IngestOutcome | None] = [None] * len(body.events)
     facts: list[tuple[int, InboundFact]] = []
     for i, raw in enumerate(body.events):
@@ -207,7 +214,6 @@ async def ingest_events(
             results[i] = parsed
         else:
             facts.append((i, parsed))
-    sender = await sender_of(request, principal)
     outcomes = await the_hub.handlers.submit_as_sender(
         [f for _, f in facts], sender=sender, actor=principal.actor
     )
@@ -241,9 +247,10 @@ async def _record_one(
     ref: str,
     duplicate: str | None = None,
 ) -> str | None:
-    """Append one hub-recorded fact through the gate and answer its event id: 409 with
-    `duplicate` when it was recorded before (if given), 422 when it was not appended."""
-    [outcome] = await the_hub.handlers.submit_facts(
+    """Append one hub-recorded fact, sent by the LA, through the gate and answer its event
+    id: 409 with `duplicate` when it was recorded before (if given), 422 when it was not
+    appended."""
+    [outcome] = await the_hub.handlers.submit_as_sender(
         [
             InboundFact(
                 subject=Subject(hub_child_id=child_id),
@@ -253,6 +260,7 @@ async def _record_one(
                 ref=ref,
             )
         ],
+        sender=LA_SENDER,
         actor=principal.actor,
     )
     if outcome.rule == "unknown_child":

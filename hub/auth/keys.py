@@ -306,16 +306,48 @@ class ApiKeyStore:
             for r in rows
         ]
 
-    async def sender_of(self, principal: Principal) -> Sender:
-        """What `principal` (an agency) may claim: its sender kind and organisation codes;
-        for a credential bound to none, the codes other active keys are bound to (which it
-        may not name)."""
-        agency = principal.agency or ""
-        if principal.organisations:
-            return Sender(agency, principal.sender, frozenset(principal.organisations))
+    async def bound_codes(self) -> frozenset[str]:
+        """The organisation codes active agency keys are bound to."""
         rows = await self._store.fetchall(
             "SELECT organisations FROM api_key WHERE revoked_at IS NULL"
             " AND organisations IS NOT NULL"
         )
-        taken = frozenset(c for r in rows for c in _organisations(r[0]))
+        return frozenset(c for r in rows for c in _organisations(r[0]))
+
+    async def sender_of(
+        self, principal: Principal, *, also_bound: frozenset[str] = frozenset()
+    ) -> Sender:
+        """What `principal` (an agency) may claim: its sender kind and organisation codes;
+        for a credential bound to none, the codes other active keys (and `also_bound`:
+        the configured Kafka senders') are bound to, which it may not name."""
+        agency = principal.agency or ""
+        if principal.organisations:
+            return Sender(agency, principal.sender, frozenset(principal.organisations))
+        taken = await self.bound_codes() | also_bound
         return Sender(agency, principal.sender, taken_elsewhere=taken)
+
+    async def publisher(self, key: str) -> Principal:
+        """The active agency key named `key` (its name, or its key id) as the principal it
+        stands for, for publishing from the command line (`hub ingest --as`); `LookupError`
+        saying why not (no such active key, several of that name, not an agency key)."""
+        rows = await self._store.fetchall(
+            "SELECT key_id, name, role, agency, sender, organisations FROM api_key"
+            " WHERE (key_id = ? OR name = ?) AND revoked_at IS NULL ORDER BY key_id",
+            (key, key),
+        )
+        if not rows:
+            raise LookupError(f"no active API key is named {key!r} (hub keys list)")
+        if len(rows) > 1:
+            ids = ", ".join(str(r[0]) for r in rows)
+            raise LookupError(f"several active keys are named {key!r}: use a key id ({ids})")
+        key_id, name, role, agency, sender, organisations = rows[0]
+        if role != Role.AGENCY.value:
+            raise LookupError(f"key {key!r} is a {role} key, not an agency's: it publishes nothing")
+        return Principal(
+            name=str(name),
+            role=Role.AGENCY,
+            agency=agency,
+            key_id=str(key_id),
+            sender=sender,
+            organisations=_organisations(organisations),
+        )

@@ -77,6 +77,7 @@ class OidcVerifier:
             settings.oidc_policy_role_claim,
             settings.oidc_organisation_claim,
         )
+        self._publishing_claims = (settings.oidc_sender_claim, settings.oidc_organisations_claim)
         self._role_map = dict(settings.oidc_role_map)
         # Only the JWK set is cached (with an expiry), not PyJWKClient's per-kid LRU of
         # keys (`cache_keys`), which never expires: a key the issuer withdraws must stop
@@ -224,6 +225,7 @@ class OidcVerifier:
             if missing:
                 needs = ", ".join(missing)
                 raise AuthError(f"JWT grants role practitioner but has no {needs} claim")
+        sender, organisations = self._publishing(claims) if role is Role.AGENCY else (None, ())
         return Principal(
             name=name,
             role=role,
@@ -233,4 +235,29 @@ class OidcVerifier:
             practitioner_id=practitioner.get("practitioner_id"),
             policy_role=practitioner.get("policy_role"),
             organisation=practitioner.get("organisation"),
+            sender=sender,
+            organisations=organisations,
         )
+
+    def _publishing(self, claims: Mapping[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+        """An agency token's kind of sender and organisation codes, from the claims the
+        identity provider is configured to issue (`HUB_OIDC_SENDER_CLAIM`,
+        `HUB_OIDC_ORGANISATIONS_CLAIM`): a list of codes, or one string of codes separated
+        by spaces. Absent, the token authenticates but may not publish (the ingest routes
+        refuse it); malformed, it is refused here, naming the claim."""
+        from hub.auth.keys import Publishing
+
+        sender_claim, orgs_claim = self._publishing_claims
+        sender = _claim(claims, sender_claim)
+        raw = _claim(claims, orgs_claim)
+        codes = raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else []
+        if (sender is not None and not isinstance(sender, str)) or not all(
+            isinstance(c, str) for c in codes
+        ):
+            raise AuthError(f"JWT {sender_claim} or {orgs_claim} claim is not text")
+        organisations = tuple(dict.fromkeys(codes))
+        try:
+            Publishing(sender or None, organisations).check(Role.AGENCY)
+        except ValueError as exc:
+            raise AuthError(f"JWT {sender_claim} or {orgs_claim} claim: {exc}") from None
+        return sender or None, organisations

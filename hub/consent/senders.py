@@ -6,7 +6,8 @@ a fact of each event type may be sent under (`categories.*.may_be_sent_as`) and 
 statutory bases each kind of sender may claim (`senders.*.statutory_bases`).
 `judge_claims` answers None when a fact's claims hold, else a `ClaimRefusal` naming the
 rule, the field and why (never a value of the fact). It is pure: the service layer applies
-it on the agency ingest paths before the consent gate, and audits every refusal.
+it on every path facts enter by (HTTP, Kafka, the CLI, the LA's own routes) before the
+consent gate, and audits every refusal.
 """
 
 from __future__ import annotations

@@ -83,6 +83,22 @@ class Source(BaseModel):
     message_id: str | None = Field(
         default=None, max_length=256, description="The source system's own message id"
     )
+    record_id: str | None = Field(
+        default=None,
+        max_length=160,
+        description="The source's own name for the record this fact reads, where its "
+        "format has one: a FHIR resource `Condition/c1` (`Condition/c1#...` when one "
+        "resource gives several facts)",
+    )
+    record_version: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The source's version of that record (FHIR `meta.versionId`)",
+    )
+    record_updated: AwareDatetime | None = Field(
+        default=None,
+        description="When the source last changed that record (FHIR `meta.lastUpdated`)",
+    )
 
 
 class ConsentRef(BaseModel):

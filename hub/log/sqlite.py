@@ -200,7 +200,8 @@ class SqliteEventLog:
         self._rpool.shutdown(wait=False)
 
     async def ping(self) -> None:
-        await self._on(self._rpool, lambda: self._require(self._reader).execute("SELECT 1"))
+        reader = self._require(self._reader)
+        await self._on(self._rpool, lambda: reader.execute("SELECT 1").fetchall())
 
     def partitions(self, log: LogName) -> int:
         return self._partitions

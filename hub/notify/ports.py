@@ -49,6 +49,10 @@ class Claimed:
 
 
 class Outbox(Protocol):
+    """Where notices wait to be sent, with each recipient's preference and each agency's
+    webhook: `hub.notify.memory.MemoryOutbox`, `hub.store.notify_outbox.SqlOutbox`
+    (SQLite and PostgreSQL), one contract suite (tests/contract/test_notify_outbox.py)."""
+
     async def add(self, notices: Sequence[Notice], at: datetime) -> int:
         """Keep the notices not kept before (by id); returns how many were new."""
         ...
@@ -74,4 +78,37 @@ class Outbox(Protocol):
         """Keep a claimed notice for its recipient's daily digest."""
         ...
 
+    async def held(self, recipient: str) -> list[Notice]:
+        """The recipient's notices held for their digest, by due date."""
+        ...
+
+    async def held_recipients(self) -> list[str]: ...
+
+    async def digested(self, digest_notice: Notice, items: Sequence[str], at: datetime) -> int:
+        """Add the day's digest notice and mark its held items as in it, at once
+        (0: that day's digest was made already)."""
+        ...
+
+    async def digest_items(self, digest_id: str) -> list[Notice]: ...
+
+    async def revive(self, notice_id: str, at: datetime) -> bool:
+        """Queue a dead notice to be sent again (False: it is not dead)."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """How many notices are in each state (pending, sending, sent, held, …)."""
+        ...
+
     async def preference(self, recipient: str) -> Preference | None: ...
+
+    async def set_preference(self, pref: Preference, at: datetime) -> None: ...
+
+    async def webhook(self, agency: str) -> tuple[str, str] | None:
+        """The agency's webhook (url, signing secret), or None."""
+        ...
+
+    async def set_webhook(self, agency: str, url: str, secret: str, at: datetime) -> None:
+        """Set the agency's webhook; the secret is kept sealed where it is stored."""
+        ...
+
+    async def webhook_agencies(self) -> list[str]: ...

@@ -22,6 +22,8 @@ from hub.consent.authority import capacity_applies, young_person_decides_from
 from hub.consent.state import GRANTOR_WORDS, ConsentState, summarise_consent
 from hub.consent.viewer import Viewer
 from hub.errors import InvalidQuery, NotFound
+from hub.events.envelope import Envelope
+from hub.ingest.natural_keys import current_versions, fact_key, version_rank
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (
     ClockFact,
@@ -149,6 +151,18 @@ CASELOAD_CURSOR = "caseload"
 # --------------------------------------------------------------------------- queries
 
 
+def current_only(opened: list[tuple[SealedFact, Envelope]]) -> list[tuple[SealedFact, Envelope]]:
+    """The opened facts without the versions a newer one supersedes by the source's own
+    versions (a FHIR resource re-sent at a later versionId): the views fold facts in log
+    order, and an older version that arrived late must not overwrite the current one
+    (`hub.ingest.natural_keys.current_versions`)."""
+    return current_versions(
+        opened,
+        lambda o: fact_key(o[1].source, o[1].payload),
+        lambda o: version_rank(o[1].source),
+    )
+
+
 async def team_view(
     reads: Reads,
     caller: Principal,
@@ -165,7 +179,7 @@ async def team_view(
     viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
     facts = await load_team_facts(reads.store, child_id)
     hidden = hidden_practitioners(facts, viewer.sees)
-    opened = await open_facts(reads, [f for f in facts if viewer.sees(f)])
+    opened = current_only(await open_facts(reads, [f for f in facts if viewer.sees(f)]))
     state = viewer.states[child_id]
     today = as_of or now.date()
     deciding = await who_decides(reads, child_id, state, now)
@@ -260,7 +274,7 @@ async def timeline_view(
     view = build_timeline(
         plan_id,
         child_id,
-        await open_facts(reads, visible),
+        current_only(await open_facts(reads, visible)),
         today=as_of or now.date(),
         hidden=hidden,
         people=await named_practitioners(reads, [f for f in joined if viewer.sees(f)], hidden),

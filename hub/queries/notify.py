@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from hub.auth import Principal
-from hub.store.notify_outbox import SqlOutbox
+from hub.notify.ports import Outbox
 
 ADDRESS = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
@@ -32,7 +32,7 @@ def recipient_of(principal: Principal) -> str:
 
 
 async def my_notification_preference(
-    outbox: SqlOutbox, principal: Principal, default_channel: str
+    outbox: Outbox, principal: Principal, default_channel: str
 ) -> NotificationPreference:
     pref = await outbox.preference(recipient_of(principal))
     if pref is None:

@@ -45,12 +45,11 @@ from hub.notify.model import (
     render_digest,
     webhook_body,
 )
-from hub.notify.ports import Claimed, Delivery, DeliveryFailed, Message
+from hub.notify.ports import Claimed, Delivery, DeliveryFailed, Message, Outbox
 from hub.plans.clock import compute_clock
 from hub.projections.caseload_view import PlanSummary, load_clock_facts, split_plans, state_on
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
-from hub.store.notify_outbox import SqlOutbox
 
 log = structlog.get_logger(__name__)
 
@@ -119,7 +118,7 @@ class DeriveNotices:
     def __init__(
         self,
         store: ReadStore,
-        outbox: SqlOutbox,
+        outbox: Outbox,
         config: NotifyConfig,
         consent: ConsentReads | None = None,
     ) -> None:
@@ -317,7 +316,7 @@ class SendNotices:
     def __init__(
         self,
         *,
-        outbox: SqlOutbox,
+        outbox: Outbox,
         log: EventLog,
         trail: AuditTrail,
         config: NotifyConfig,
@@ -350,7 +349,7 @@ class SendNotices:
                 about=today.isoformat(),
                 due_on=None,
                 link="/",
-            )  # fmt: skip  (stored with kind "digest": `SqlOutbox.digested` writes it so)
+            )  # fmt: skip  (stored with kind "digest": `Outbox.digested` writes it so)
             made += (
                 1 if await self.outbox.digested(digest, [n.id for n in items], self.clock()) else 0
             )

@@ -1,5 +1,10 @@
 """Submit as a sender: what an agency claims about its facts is checked before the gate.
 
+Every path an agency's facts enter by comes through here, each naming its sender from
+what the hub holds, never from the message: the HTTP ingest routes (the credential), the
+Kafka consumer (the topic's configured sender), `hub ingest --as KEY` (the key), and the
+hub's own routes (the local authority).
+
 Each fact's category, claimed statutory basis and organisation code are judged against
 the policy and the sender's credential (`hub.consent.senders.judge_claims`). A fact whose
 claims do not hold is refused, with the rule, the field and the reason, and the refusal
@@ -52,7 +57,10 @@ class SubmitAsSender:
         sender: Sender,
         actor: str,
         now: datetime | None = None,
+        batch_facts: int | None = None,
     ) -> list[FactOutcome]:
+        """Each fact's outcome, in order. `batch_facts` overrides the batch size (the CLI
+        sends batches it cut itself, never splitting one subject's facts)."""
         now = now or datetime.now(UTC)
         refused: dict[int, ClaimRefusal] = {}
         for i, fact in enumerate(facts):
@@ -75,23 +83,29 @@ class SubmitAsSender:
                 facts=len(refused),
                 rules=sorted({r.rule for r in refused.values()}),
             )
-        taken = await self._in_batches([f for i, f in enumerate(facts) if i not in refused], actor)
+        taken = await self._in_batches(
+            [f for i, f in enumerate(facts) if i not in refused],
+            actor,
+            batch_facts or self.batch_facts,
+        )
         answers = iter(taken)
         return [
             _refused(fact, refused[i]) if i in refused else next(answers)
             for i, fact in enumerate(facts)
         ]
 
-    async def _in_batches(self, facts: Sequence[InboundFact], actor: str) -> list[FactOutcome]:
-        """Submit `batch_facts` facts at a time: a 50,000-episode return does not hold the
+    async def _in_batches(
+        self, facts: Sequence[InboundFact], actor: str, size: int
+    ) -> list[FactOutcome]:
+        """Submit `size` facts at a time: a 50,000-episode return does not hold the
         write side (one submit at a time per process) while other requests wait; between
         batches the event loop lets them take their turn (the submit lock is first come,
         first served)."""
         out: list[FactOutcome] = []
-        for start in range(0, len(facts), self.batch_facts):
+        for start in range(0, len(facts), size):
             if start:
                 await asyncio.sleep(0)  # a turn for whoever waits on the write side
-            out += await self.submit(facts[start : start + self.batch_facts], actor=actor)
+            out += await self.submit(facts[start : start + size], actor=actor)
         return out
 
     async def _audit(

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 
 from hub.notify.model import Notice, Preference
 from hub.notify.ports import Claimed
+from hub.notify.secret_box import SecretBox, SecretUnreadable, is_sealed
 from hub.store import ReadStore
 
 _COLUMNS = "notice_id, kind, recipient, child_id, plan_id, about, due_on, link"
@@ -36,8 +37,12 @@ def _notice(row: Sequence[object]) -> Notice:
 
 
 class SqlOutbox:
-    def __init__(self, store: ReadStore) -> None:
+    """`secrets` seals each agency's webhook secret in its row (`hub.notify.secret_box`);
+    without one, webhooks cannot be set (read: only secrets stored before sealing)."""
+
+    def __init__(self, store: ReadStore, secrets: SecretBox | None = None) -> None:
         self.store = store
+        self.secrets = secrets
 
     async def add(self, notices: Sequence[Notice], at: datetime) -> int:
         if not notices:
@@ -233,9 +238,19 @@ class SqlOutbox:
         row = await self.store.fetchone(
             "SELECT url, secret FROM notify_webhook WHERE agency = ?", (agency,)
         )
-        return None if row is None else (str(row[0]), str(row[1]))
+        if row is None:
+            return None
+        stored = str(row[1])
+        if self.secrets is None:
+            if is_sealed(stored):
+                raise SecretUnreadable(f"no key to open the webhook secret of {agency}")
+            return str(row[0]), stored
+        return str(row[0]), self.secrets.open(stored, owner=f"webhook:{agency}")
 
     async def set_webhook(self, agency: str, url: str, secret: str, at: datetime) -> None:
+        if self.secrets is None:
+            raise SecretUnreadable("webhook secrets are kept sealed: this outbox has no key")
+        secret = self.secrets.seal(secret, owner=f"webhook:{agency}")
         async with self.store.transaction() as tx:
             await tx.execute(
                 "INSERT INTO notify_webhook (agency, url, secret, updated_at) VALUES (?, ?, ?, ?)"

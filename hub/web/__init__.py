@@ -39,7 +39,7 @@ def install_web(app: FastAPI, settings: Settings) -> None:
     from hub.web.sessions import SessionCodec
     from hub.web.throttle import SignInThrottle
 
-    app.state.web_sessions = SessionCodec(session_secret(settings))
+    app.state.web_sessions = SessionCodec(lambda: session_secret(settings))
     app.state.web_templates = pages.create_templates()
     app.state.web_templates.globals.update(TEMPLATE_GLOBALS, **step_forms.TEMPLATE_GLOBALS)
     app.state.web_throttle = SignInThrottle()

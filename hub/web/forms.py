@@ -172,15 +172,16 @@ def to_body(fields: Sequence[Field], posted: Mapping[str, list[str]]) -> Read:
 
 
 def _label(fields: Sequence[Field], path: str | None) -> tuple[Field | None, str]:
-    """The field a path names (the longest field path it starts with) and its name in
-    errors; for a part the form shows as several fields (`decision` of `decision.*`) the
-    first of them; else the form's first field, and the path in words."""
+    """The field a path names (the longest field path it starts with; an item of a list
+    field, `outcome_ids[0]`, names the list) and its name in errors; for a part the form
+    shows as several fields (`decision` of `decision.*`) the first of them; else the
+    form's first field, and the path in words."""
     first = fields[0] if fields else None
     if not path:
         return first, ""
     best: Field | None = None
     for fld in fields:
-        if (path == fld.path or path.startswith(fld.path + ".")) and (
+        if (path == fld.path or path.startswith((fld.path + ".", fld.path + "["))) and (
             best is None or len(fld.path) > len(best.path)
         ):
             best = fld

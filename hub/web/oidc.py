@@ -29,12 +29,14 @@ import hmac
 import time
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import structlog
 from authlib.common.security import generate_token
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from authlib.oidc.core import CodeIDToken
 
 with warnings.catch_warnings():
@@ -46,7 +48,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, RSAKey
 from joserfc.jws import JWSRegistry
 
 from hub.auth.invitations import FamilyInvitations, InvitationError, normalise
@@ -79,6 +81,28 @@ TIMEOUT_SECONDS = 10
 CLOCK_SKEW_SECONDS = 30
 
 
+RESERVED_AUTH_PARAMS = frozenset(
+    {"client_id", "code_challenge", "code_challenge_method", "nonce", "redirect_uri",
+     "response_type", "scope", "state"}
+)  # fmt: skip
+"""Authorisation request parameters the hub sets itself (not from HUB_OIDC_AUTH_PARAMS)."""
+
+
+def client_key(path: Path) -> RSAKey:
+    """The client's RSA private key from a PEM file, or a clear error naming the setting."""
+    try:
+        key = RSAKey.import_key(path.read_bytes())
+    except OSError as exc:
+        raise ValueError(f"HUB_OIDC_CLIENT_KEY_FILE: cannot read {path}: {exc.strerror}") from None
+    except (JoseError, ValueError, TypeError):
+        raise ValueError(f"HUB_OIDC_CLIENT_KEY_FILE: {path} is not an RSA key in PEM") from None
+    if not key.is_private:
+        raise ValueError(
+            f"HUB_OIDC_CLIENT_KEY_FILE: {path} holds a public key, not the private one"
+        )
+    return key
+
+
 class ProviderError(Exception):
     """The provider cannot be reached or answered what the hub cannot use."""
 
@@ -92,6 +116,17 @@ class OidcSignIn:
     _metadata_at: float = 0.0
     _keys: dict[str, Any] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _client_key: RSAKey | None = None
+
+    def __post_init__(self) -> None:
+        reserved = RESERVED_AUTH_PARAMS & set(self.settings.oidc_auth_params)
+        if reserved:
+            raise ValueError(
+                f"HUB_OIDC_AUTH_PARAMS: {', '.join(sorted(reserved))} is set by the hub itself"
+            )
+        path = self.settings.oidc_client_key_file
+        if path is not None:
+            self._client_key = client_key(path)
 
     @property
     def issuer(self) -> str:
@@ -108,16 +143,28 @@ class OidcSignIn:
         return self.settings.oidc_display_name
 
     def client(self, redirect_uri: str) -> AsyncOAuth2Client:
+        """The OAuth client: authenticating with a signed assertion when a key is
+        configured (private_key_jwt), else the secret (client_secret_basic), else as a
+        public client (PKCE alone)."""
         secret = self.settings.oidc_client_secret
-        return AsyncOAuth2Client(
+        if self._client_key is not None:
+            credential: Any = self._client_key
+            method = PrivateKeyJWT.name
+        else:
+            credential = secret.get_secret_value() if secret else None
+            method = "client_secret_basic" if secret else "none"
+        client = AsyncOAuth2Client(
             client_id=self.client_id,
-            client_secret=secret.get_secret_value() if secret else None,
-            token_endpoint_auth_method="client_secret_basic" if secret else "none",
+            client_secret=credential,
+            token_endpoint_auth_method=method,
             scope=self.settings.oidc_scopes,
             redirect_uri=redirect_uri,
             code_challenge_method="S256",
             timeout=TIMEOUT_SECONDS,
         )
+        if self._client_key is not None:
+            client.register_client_auth_method(PrivateKeyJWT())  # audience: the token endpoint
+        return client
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
@@ -163,6 +210,7 @@ class OidcSignIn:
             state=pending["state"],
             code_verifier=pending["verifier"],
             nonce=pending["nonce"],
+            **self.settings.oidc_auth_params,
         )
         return str(url)
 

@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import hmac
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -55,14 +57,25 @@ class SessionCodec:
     """Seals a `WebSession` into a cookie value and opens it again (None when forged,
     altered, expired or sealed with another secret)."""
 
-    def __init__(self, secret: bytes, *, max_age: int = SESSION_SECONDS) -> None:
+    def __init__(
+        self, secret: bytes | Callable[[], bytes], *, max_age: int = SESSION_SECONDS
+    ) -> None:
+        """`secret`, or what makes it on first use (building the app does no I/O: the
+        secret derived from the master key is read when the first cookie is)."""
+        self._secret = secret
+        if isinstance(secret, bytes):
+            _ = self._fernet  # a short secret is refused at once
+        self.max_age = max_age
+
+    @cached_property
+    def _fernet(self) -> Fernet:
+        secret = self._secret() if callable(self._secret) else self._secret
         if len(secret) < 16:
             raise ValueError("the web session secret needs at least 16 bytes")
         key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"tac-hub web session v1"
         ).derive(secret)
-        self._fernet = Fernet(base64.urlsafe_b64encode(key))
-        self.max_age = max_age
+        return Fernet(base64.urlsafe_b64encode(key))
 
     def seal(self, session: WebSession) -> str:
         body: dict[str, Any] = {"c": session.csrf, "t": session.token}

@@ -1,8 +1,10 @@
 """The coordinator's forms for the local authority's steps, each over the API route's own
 request model and step builder (`hub.api.routes_plans`, `hub.api.routes_record`): the
 decision whether to assess, an advice request, the draft, the final plan, an exception,
-a review, a meeting with its actions (steps on a plan); the key worker's assignment,
-handover, cover and end, and a consent decision (records of the child).
+a review and its conclusion, an outcome, provision, progress towards an outcome, a meeting
+with its actions (steps on a plan; the plan's contents from `hub.api.routes_plan_content`);
+the key worker's assignment, handover, cover and end, and a consent decision (records of
+the child).
 
 Each `StepForm` says which model the form fills, with which fields (named by the model's
 field paths, see `hub.web.forms`), how its steps are built (the very `*_steps` function
@@ -19,14 +21,22 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel
 
+from hub.api import routes_plan_content as contents
 from hub.api import routes_plans as plans
 from hub.api.routes_record import ConsentIn
 from hub.events.consent import PURPOSES, CaptureMethod, GrantorCapacity
 from hub.events.plan import (
     AdviceCategory,
     AdviceDataCategory,
+    AmountUnit,
     ExceptionKind,
+    Frequency,
+    NeedSection,
+    OutcomeArea,
+    OutcomeHorizon,
     PhaseTransferKind,
+    Progress,
+    ProvisionSection,
     ReviewDecision,
     ReviewKind,
 )
@@ -452,6 +462,197 @@ END = StepForm(
 )
 
 
+class ProgressForm(contents.ProgressIn):
+    """The progress form names its outcome (the API route has it in the path)."""
+
+    outcome_id: plans.Ref
+
+
+class ConclusionForm(contents.ConclusionIn):
+    """The conclusion form names its review (the API route has it in the path)."""
+
+    review_id: plans.Ref
+
+
+OUTCOME = StepForm(
+    "outcome",
+    "plan",
+    "Agree an outcome",
+    "A SMART outcome for section E: what the child will achieve, by when and how it will "
+    "be measured.",
+    contents.OutcomeIn,
+    (
+        (
+            None,
+            (
+                Field(
+                    "need_section",
+                    "The need it meets",
+                    "radios",
+                    options=_opts(
+                        NeedSection,
+                        {"B": "Special educational (B)", "C": "Health (C)", "D": "Social care (D)"},
+                    ),
+                ),
+                Field(
+                    "area", "Area of need", "select", hint="Optional", options=_opts(OutcomeArea)
+                ),
+                Field("what", "What the child will achieve", "textarea"),
+                _date("by_when", "By when"),
+                Field("how_measured", "How it will be measured", "textarea"),
+                _date("agreed_on", "Agreed on", name="The date agreed"),
+                Field(
+                    "priority",
+                    "Priority",
+                    hint="1 is the highest (optional)",
+                    width="govuk-input--width-2",
+                ),
+                Field(
+                    "horizon",
+                    "Short or long term",
+                    "radios",
+                    options=_opts(
+                        OutcomeHorizon,
+                        {"short_term": "A step on the way", "long_term": "A longer-term ambition"},
+                    ),
+                ),
+                Field("outcome_id", "Outcome id (optional)", hint="Made for you when blank"),
+            ),
+        ),
+    ),
+    "The outcome was recorded",
+    contents.outcome_steps,
+)
+
+PROVISION = StepForm(
+    "provision",
+    "plan",
+    "Agree provision",
+    "Provision in section F, G, H1 or H2: what is provided, by whom, how much, and the "
+    "outcomes it serves.",
+    contents.ProvisionIn,
+    (
+        (
+            None,
+            (
+                Field(
+                    "section",
+                    "Section",
+                    "radios",
+                    options=_opts(
+                        ProvisionSection,
+                        {
+                            "F": "Special educational (F)",
+                            "G": "Health (G)",
+                            "H1": "Social care, CSDPA 1970 s.2 (H1)",
+                            "H2": "Other social care (H2)",
+                        },
+                    ),
+                ),
+                Field("description", "What is provided", "textarea"),
+                Field("outcome_ids", "Outcomes it serves", "lines", hint="Outcome ids, one a line"),
+                _date("agreed_on", "Agreed on", name="The date agreed"),
+                _date("starts_on", "Starts on", hint="Optional", name="The start date"),
+                _date("ends_on", "Ends on", hint="Optional", name="The end date"),
+            ),
+        ),
+        (
+            "Who provides it",
+            (
+                Field("provider.agency", "Agency", hint="Agency code, for example education"),
+                Field("provider.organisation_code", "Organisation code", hint="Optional"),
+                Field(
+                    "provider.role",
+                    "Role",
+                    hint="Role code, for example speech_therapist (optional)",
+                ),
+            ),
+        ),
+        (
+            "How much (optional)",
+            (
+                Field(
+                    "amount.quantity",
+                    "Quantity",
+                    hint="For example 2 or 1.5",
+                    width="govuk-input--width-5",
+                ),
+                Field("amount.unit", "Unit", "select", options=_opts(AmountUnit)),
+                Field("amount.frequency", "How often", "select", options=_opts(Frequency)),
+            ),
+        ),
+    ),
+    "The provision was recorded",
+    contents.provision_steps,
+)
+
+PROGRESS = StepForm(
+    "outcome-progress",
+    "plan",
+    "Record progress towards an outcome",
+    "What a review found: achieved, partly achieved or not yet, with the evidence.",
+    ProgressForm,
+    (
+        (
+            None,
+            (
+                Field("outcome_id", "Outcome id"),
+                Field(
+                    "progress",
+                    "Progress",
+                    "radios",
+                    options=_opts(
+                        Progress,
+                        {
+                            "partly_achieved": "Partly achieved",
+                            "not_yet_achieved": "Not yet achieved",
+                        },
+                    ),
+                ),
+                _date("recorded_on", "Recorded on", name="The date recorded"),
+                Field("evidence", "Evidence", "textarea", hint="Optional"),
+                Field("review_id", "Review id", hint="The review that found it (optional)"),
+            ),
+        ),
+    ),
+    "The progress was recorded",
+    lambda body: contents.progress_steps(body.outcome_id, body),
+)
+
+CONCLUSION = StepForm(
+    "review-conclusion",
+    "plan",
+    "Record what a review concluded",
+    "What worked, what did not, and the next review date agreed with the family.",
+    ConclusionForm,
+    (
+        (
+            None,
+            (
+                Field("review_id", "Review id"),
+                _date("concluded_on", "Concluded on", name="The date concluded"),
+                Field("what_worked", "What worked", "lines", hint="One a line"),
+                Field("what_did_not_work", "What did not work", "lines", hint="One a line"),
+                _date(
+                    "next_review_on",
+                    "Next review",
+                    hint="Within 12 months",
+                    name="The next review date",
+                ),
+                Field(
+                    "agreed_with_family",
+                    "Was the date agreed with the family?",
+                    "radios",
+                    options=(("true", "Yes"), ("false", "No")),
+                ),
+            ),
+        ),
+    ),
+    "The review's conclusion was recorded",
+    lambda body: contents.conclusion_steps(body.review_id, body),
+)
+
+
 def consent_sections(categories: tuple[str, ...]) -> tuple[Section, ...]:
     """The consent form's fields: the policy's data categories are its choices."""
     return (
@@ -562,6 +763,10 @@ STEP_FORMS: dict[str, StepForm] = {
         FINAL,
         EXCEPTION,
         REVIEW,
+        CONCLUSION,
+        OUTCOME,
+        PROVISION,
+        PROGRESS,
         MEETING,
         KEY_WORKER,
         HANDOVER,

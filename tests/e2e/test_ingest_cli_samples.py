@@ -20,6 +20,7 @@ FORMAT = {
     "/ingest/fhir": "fhir",
 }
 AGENCY = {"ctf": "oak-school", "cin": "county", "ssda903": "county", "fhir": "city-health"}
+SENDER = {"ctf": "education", "cin": "social_care", "ssda903": "social_care", "fhir": "health"}
 SUMMARY = re.compile(
     r"^(?P<name>\S+): (?P<facts>\d+) facts read as \S+: (?P<counts>.*); (?P<nt>\d+) not taken"
 )
@@ -38,7 +39,11 @@ def test_every_sample_file_through_the_command_line(
         fmt = FORMAT[route]
         la = ["--la-code", "201"] if fmt == "ssda903" else []
         data = ["--data-dir", str(tmp_path / f"d{i}")]
-        code = main(["ingest", str(path), "--format", fmt, "--agency", AGENCY[fmt], *la, *data])
+        key = ["--name", f"{AGENCY[fmt]} feed", "--agency", AGENCY[fmt], "--sender", SENDER[fmt]]
+        assert main(["keys", "create", "--role", "agency", *key, *data]) == 0
+        code = main(
+            ["ingest", str(path), "--format", fmt, "--as", f"{AGENCY[fmt]} feed", *la, *data]
+        )
         out = capsys.readouterr().out.strip().splitlines()
         assert code == 0, (path.name, out[-3:])
         match = SUMMARY.match(out[-1])

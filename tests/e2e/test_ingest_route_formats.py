@@ -168,8 +168,11 @@ def test_hub_ingest_refuses_a_file_of_another_format(
     monkeypatch.delenv("HUB_DATA_DIR", raising=False)
     path = samples_dir / sample
     la = ["--la-code", "201"] if fmt == "ssda903" else []
-    code = main(["ingest", str(path), "--format", fmt, "--agency", "county", *la,
-                 "--data-dir", str(tmp_path / "d")])  # fmt: skip
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert main(["keys", "create", "--role", "agency", "--name", "county feed",
+                 "--agency", "county", "--sender", "social_care", *data]) == 0  # fmt: skip
+    capsys.readouterr()
+    code = main(["ingest", str(path), "--format", fmt, "--as", "county feed", *la, *data])
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"cannot be read as {fmt}" in err

@@ -485,18 +485,22 @@ def test_hub_ingest_takes_bulk_files_once_and_match_resolve_releases_them(
 
     env = hub_env()
     data = ["--data-dir", str(tmp_path / "data")]
+    for name, kind in (("county", "social_care"), ("city-health", "health")):
+        made = hub_cli("keys", "create", "--role", "agency", "--name", name, "--agency", name,
+                       "--sender", kind, *data, env=env)  # fmt: skip
+        assert made.returncode == 0, made.stderr
     cin = str(samples_dir / "cin" / "fake_CIN_data.xml")
-    first = hub_cli("ingest", cin, "--format", "cin", "--agency", "county", *data, env=env)
+    first = hub_cli("ingest", cin, "--format", "cin", "--as", "county", *data, env=env)
     assert first.returncode == 0, first.stderr
     summary = first.stdout.strip().splitlines()[-1]
     assert summary.startswith("fake_CIN_data.xml: 775 facts read as cin: ")
     assert "0 rejected, 0 duplicate" in summary and "not taken" in summary
-    again = hub_cli("ingest", cin, "--format", "cin", "--agency", "county", *data, env=env)
+    again = hub_cli("ingest", cin, "--format", "cin", "--as", "county", *data, env=env)
     assert "0 appended, 0 withheld, 0 queued, 0 rejected, 775 duplicate" in again.stdout
 
     synthea = samples_dir / "synthea" / "Edward_Gulgowski_43481611-2459-44f5-ab20-4b142dac160f.json"
     queued = hub_cli(
-        "ingest", str(synthea), "--format", "json", "--agency", "city-health", *data, env=env
+        "ingest", str(synthea), "--format", "json", "--as", "city-health", *data, env=env
     )
     assert queued.returncode == 0, queued.stderr
     assert "read as fhir" in queued.stdout and "0 withheld, " in queued.stdout
@@ -511,14 +515,12 @@ def test_hub_ingest_takes_bulk_files_once_and_match_resolve_releases_them(
 
     bad = tmp_path / "bad.xml"
     bad.write_bytes(BILLION_LAUGHS)
-    refused = hub_cli(
-        "ingest", str(bad), "--format", "ctf", "--agency", "oak-school", *data, env=env
-    )
+    refused = hub_cli("ingest", str(bad), "--format", "ctf", "--as", "county", *data, env=env)
     assert refused.returncode == 2
     [line] = refused.stderr.strip().splitlines()
     assert line.startswith("hub: error: bad.xml cannot be read as ctf: ")
     episodes = str(samples_dir / "ssda903" / "episodes.csv")
-    no_la = hub_cli("ingest", episodes, "--format", "ssda903", "--agency", "county", *data, env=env)
+    no_la = hub_cli("ingest", episodes, "--format", "ssda903", "--as", "county", *data, env=env)
     assert no_la.returncode == 2 and "la_code" in no_la.stderr
 
 

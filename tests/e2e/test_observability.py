@@ -105,6 +105,10 @@ async def test_one_access_line_per_request_without_ids_or_query(tmp_path: Path) 
     ]
     text = repr(lines)
     assert child not in text and "Sam" not in text and "name=" not in text
+    # who acted is on their own request's lines only, never on a later request's
+    assert access[0]["auth_role"] == "coordinator" and access[0]["auth_key_id"]
+    assert "auth_key_id" not in access[1] and "auth_key_id" not in access[2], access
+    assert "auth_key_id" not in structlog.contextvars.get_contextvars()
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

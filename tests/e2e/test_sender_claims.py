@@ -1,11 +1,13 @@
 """What an agency claims about its facts comes from the policy and its credential, through
 the real API: a school cannot claim `safeguarding` to get past a family's refusal, a health
 condition cannot be sent as `education`, and a school cannot publish as an NHS trust. Each
-refusal names its rule and is in the child's audit trail; nothing of the fact is shown."""
+refusal names its rule and is in the child's audit trail; nothing of the fact is shown.
+An identity provider's agency token is judged by its sender and organisation claims, and
+without them may not publish at all."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 
 from hub.auth.keys import Publishing
 from tests.support.api import Api, embedded, running_api
+from tests.unit.test_oidc import JwksServer, claims, sign
 
 UPN = "H801200001001"
 NHS = "9434765919"
@@ -22,19 +25,23 @@ SCHOOL_URN = "8881234"
 TRUST_ODS = "RR8"
 
 
+async def with_keys(a: Api) -> None:
+    await a.key("oak-school-mis", "agency", "oak-school",
+                    publishing=Publishing("education", (SCHOOL_URN,)))  # fmt: skip
+    await a.key("city-health", "agency", "city-health",
+                    publishing=Publishing("health", (TRUST_ODS,)))  # fmt: skip
+    await a.key("children-services", "agency", "childrens-services",
+                    publishing=Publishing("social_care", ("801",)))  # fmt: skip
+    await a.key("legacy-school", "agency", "old-school")  # no sender kind, unbound
+    await a.key("casey", "coordinator")
+    await a.key("ops", "admin")
+    await a.key("ig", "ig_auditor")
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     async with running_api(embedded(tmp_path)) as a:
-        await a.key("oak-school-mis", "agency", "oak-school",
-                    publishing=Publishing("education", (SCHOOL_URN,)))  # fmt: skip
-        await a.key("city-health", "agency", "city-health",
-                    publishing=Publishing("health", (TRUST_ODS,)))  # fmt: skip
-        await a.key("children-services", "agency", "childrens-services",
-                    publishing=Publishing("social_care", ("801",)))  # fmt: skip
-        await a.key("legacy-school", "agency", "old-school")  # no sender kind, unbound
-        await a.key("casey", "coordinator")
-        await a.key("ops", "admin")
-        await a.key("ig", "ig_auditor")
+        await with_keys(a)
         yield a
 
 
@@ -184,3 +191,80 @@ async def test_a_school_publishing_as_an_nhs_trust_is_refused(api: Api) -> None:
     )  # fmt: skip
     assert res["rule"] == "sender.basis_not_claimable", res
     assert "no sender kind" in res["reason"]
+
+
+@pytest.fixture
+def jwks() -> Iterator[JwksServer]:
+    with JwksServer() as server:
+        server.add_rsa_key("k1")
+        yield server
+
+
+@pytest.fixture
+async def oidc_api(tmp_path: Path, jwks: JwksServer) -> AsyncIterator[Api]:
+    async with running_api(jwks.settings(tmp_path / "data", _env_file=None)) as a:
+        await with_keys(a)
+        yield a
+
+
+def agency_token(jwks: JwksServer, agency: str, **publishing: Any) -> str:
+    """An identity provider's token for an agency system, with the publishing claims given."""
+    return sign(jwks.keys["k1"], "k1",
+                claims(hub_role="agency", hub_agency=agency, preferred_username=f"{agency}-system",
+                       **publishing))  # fmt: skip
+
+
+async def test_an_oidc_agency_token_without_sender_claims_may_not_publish(
+    oidc_api: Api, jwks: JwksServer
+) -> None:
+    api = oidc_api
+    for who, publishing in (
+        ("no-claims", {}),
+        ("no-codes", {"hub_sender": "education"}),
+        ("no-kind", {"hub_organisations": [SCHOOL_URN]}),
+    ):
+        api.tokens[who] = agency_token(jwks, "oak-school", **publishing)
+        r = await api.client.post(
+            "/ingest/events",
+            json={"events": [event("oak-school", TRUST_ODS, f"m-{who}")]},
+            headers=api.auth(who),
+        )
+        assert r.status_code == 403, (who, r.text)
+        assert "hub_sender and hub_organisations claims" in r.json()["detail"], who
+        xml = {**api.auth(who), "content-type": "application/xml"}
+        r = await api.client.post("/ingest/school-mis", content=b"<CTfile/>", headers=xml)
+        assert r.status_code == 403, (who, r.text)
+    api.tokens["wizard"] = agency_token(
+        jwks, "oak-school", hub_sender="wizard", hub_organisations=SCHOOL_URN
+    )
+    r = await api.client.post("/ingest/events", json={"events": [event("oak-school", None, "w")]},
+                              headers=api.auth("wizard"))  # fmt: skip
+    assert r.status_code == 403 and "names no sender of the sharing policy" in r.text, r.text
+
+
+async def test_an_oidc_agency_token_claims_what_its_sender_claims_allow(
+    oidc_api: Api, jwks: JwksServer
+) -> None:
+    api = oidc_api
+    child = await child_with_refusal(api)
+    api.tokens["oidc-school"] = agency_token(
+        jwks, "oak-school", hub_sender="education", hub_organisations=[SCHOOL_URN]
+    )
+    api.tokens["oidc-social-care"] = agency_token(
+        jwks, "childrens-services", hub_sender="social_care", hub_organisations="801 802"
+    )
+    # the school's token may not publish as the trust, nor claim safeguarding
+    [res] = await ingest(api, "oidc-school", event("oak-school", TRUST_ODS, "o-1"))
+    assert res["rule"] == "sender.organisation_not_allowed", res
+    claimed = condition("oak-school", SCHOOL_URN, "o-2", statutory_basis="safeguarding")
+    [res] = await ingest(api, "oidc-school", claimed)
+    assert res["rule"] == "sender.basis_not_claimable" and "education sender" in res["reason"]
+    assert "health.condition_recorded" not in await shown(api, child)
+    assert sorted(r["rule"] for r in await refusals(api, child)) == [
+        "sender.basis_not_claimable", "sender.organisation_not_allowed",
+    ]  # fmt: skip
+    # children's social care, by its token's claims, may claim safeguarding as itself
+    claimed = condition("childrens-services", "802", "o-3", statutory_basis="safeguarding")
+    [res] = await ingest(api, "oidc-social-care", claimed)
+    assert res["status"] == "appended", res
+    assert "health.condition_recorded" in await shown(api, child)

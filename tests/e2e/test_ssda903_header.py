@@ -93,8 +93,11 @@ def test_hub_ingest_header_sends_both_tables_and_each_episode_carries_the_header
     header, episodes = cut(samples_dir)
     (tmp_path / "header.csv").write_bytes(header)
     (tmp_path / "episodes.csv").write_bytes(episodes)
-    args = ["ingest", str(tmp_path / "episodes.csv"), "--format", "ssda903", "--agency", "la",
-            "--la-code", "201", "--data-dir", str(tmp_path / "d")]  # fmt: skip
+    data = ["--data-dir", str(tmp_path / "d")]
+    assert main(["keys", "create", "--role", "agency", "--name", "la feed", "--agency", "la",
+                 "--sender", "social_care", *data]) == 0  # fmt: skip
+    args = ["ingest", str(tmp_path / "episodes.csv"), "--format", "ssda903", "--as", "la feed",
+            "--la-code", "201", *data]  # fmt: skip
     assert main([*args, "--header", str(tmp_path / "header.csv")]) == 0
     out = capsys.readouterr().out.strip().splitlines()[-1]
     expected = parse("ssda903", episodes, "text/csv", "la", la_code="201", header=header)
@@ -107,8 +110,8 @@ def test_hub_ingest_header_sends_both_tables_and_each_episode_carries_the_header
         assert f.subject.upn == upn_of[f.subject.la_child_id]
         assert f.subject.date_of_birth is not None
     # --header is the 903 Header table's: refused with any other format
-    assert main(["ingest", str(tmp_path / "episodes.csv"), "--format", "cin", "--agency", "la",
-                 "--header", str(tmp_path / "header.csv")]) == 2  # fmt: skip
+    assert main(["ingest", str(tmp_path / "episodes.csv"), "--format", "cin", "--as", "la feed",
+                 "--header", str(tmp_path / "header.csv"), *data]) == 2  # fmt: skip
     assert "only with --format ssda903" in capsys.readouterr().err
 
 

@@ -13,62 +13,24 @@ its Content-Security-Policy, and screenshotted into test-artefacts/web/.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from hub.consent.audit_heads import check_export
 from tests.e2e.test_team_access import SENCO, UPN
-from tests.e2e.test_web_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    IN_CI,
+from tests.support.browser import (  # noqa: F401 - fixtures used by name
     LiveHub,
     Tab,
-    _seed,
-    serving,
+    browser,
+    chromium_path,
+    live_hub,
     text_of,
 )
-from tests.support.api import embedded
 
 TODAY = datetime.now(UTC).date()
-
-if IN_CI:  # a missing package is an error in CI, never a silent skip
-    import playwright.sync_api as playwright_sync
-else:
-    playwright_sync = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is missing: scripts/test installs Debian's chromium"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return CHROMIUM
-
-
-@pytest.fixture
-def live_hub(tmp_path: Path) -> Iterator[LiveHub]:
-    settings = embedded(tmp_path)
-    seeded = _seed(settings)
-    with serving(settings) as url:
-        yield LiveHub(url, seeded)
-
-
-@pytest.fixture
-def browser(chromium_path: Path) -> Iterator[Any]:
-    with playwright_sync.sync_playwright() as p:
-        the_browser = p.chromium.launch(executable_path=str(chromium_path), args=CHROMIUM_ARGS)
-        try:
-            yield the_browser
-        finally:
-            the_browser.close()
 
 
 def fill_date(page: Any, field_id: str, day: Any) -> None:
@@ -125,6 +87,24 @@ def test_a_coordinator_finds_the_child_and_records_the_las_steps(
     milestones = page.get_by_test_id("milestones").inner_text()
     assert "Decision whether to assess" in milestones and "Met" in milestones
     tab.check("timeline-recorded")
+
+    # the plan's contents: an outcome from its form, then the provision form serving it
+    with page.expect_navigation():
+        page.get_by_test_id("plan-forms").get_by_role("link", name="Agree an outcome").click()
+    tab.check("outcome-form")
+    page.get_by_label("Special educational (B)").check()
+    page.get_by_label("What the child will achieve").fill("Reads a short book aloud")
+    fill_date(page, "by_when", TODAY + timedelta(days=300))
+    page.get_by_label("How it will be measured").fill("Reading record")
+    fill_date(page, "agreed_on", TODAY)
+    page.get_by_label("Outcome id (optional)").fill("out-b1")
+    submit(page, "Save")
+    assert "The outcome was recorded" in page.locator(".govuk-notification-banner").inner_text()
+    with page.expect_navigation():
+        page.get_by_test_id("plan-forms").get_by_role("link", name="Agree provision").click()
+    tab.check("provision-form")
+    with page.expect_navigation():
+        page.get_by_role("link", name="Back").first.click()
 
     with page.expect_navigation():
         page.get_by_test_id("plan-forms").get_by_role("link", name="Record a meeting").click()

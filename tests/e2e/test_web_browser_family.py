@@ -26,7 +26,9 @@ import pytest
 
 from hub.settings import Settings
 from tests.e2e.test_team_access import SENCO, UPN
-from tests.e2e.test_web_browser import (  # noqa: F401 - fixtures used by name
+from tests.e2e.test_web_family_practitioner import the_plan_is_drafted
+from tests.support.api import embedded, running_api
+from tests.support.browser import (  # noqa: F401 - fixtures used by name
     CHROMIUM_ARGS,
     LiveHub,
     Tab,
@@ -35,8 +37,6 @@ from tests.e2e.test_web_browser import (  # noqa: F401 - fixtures used by name
     serving,
     text_of,
 )
-from tests.e2e.test_web_family_practitioner import the_plan_is_drafted
-from tests.support.api import embedded, running_api
 from tests.support.oidc_provider import Provider, oidc_provider
 from tests.support.web import Seeded, seed
 
@@ -59,7 +59,7 @@ def as_hub_test(url: str) -> str:
 
 
 @pytest.fixture
-def browser(chromium_path: Path) -> Iterator[Any]:  # noqa: F811 - with the hub's name mapped
+def browser(chromium_path: Path) -> Iterator[Any]:
     args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {HUB_HOST} 127.0.0.1"]
     with playwright_sync.sync_playwright() as p:
         the_browser = p.chromium.launch(executable_path=str(chromium_path), args=args)

@@ -377,6 +377,51 @@ async def test_each_of_the_las_steps_records_through_the_api_handler(
     assert errors["assigned_on-day"] == "Enter the date assigned"
 
 
+async def test_the_plans_contents_are_recorded_through_the_api_builders(
+    api: Api, seeded: Seeded
+) -> None:
+    """An outcome, provision serving it, progress towards it and a review's conclusion,
+    each from its form through the builder its API route uses, each rule of the plan's
+    history named on its field."""
+    casey = await signed_in_as(api, seeded, "casey")
+    plan = f"/plan/{seeded.plan}"
+    day = TODAY - timedelta(days=7)
+    outcome = {"need_section": "B", "what": "Reads a short book aloud", "outcome_id": "out-w1",
+               **d("by_when", TODAY + timedelta(days=300)), "how_measured": "Reading record",
+               **d("agreed_on", day), "priority": "1", "horizon": "short_term"}  # fmt: skip
+    provision = {"section": "F", "description": "Phonics group", "outcome_ids": "out-w1",
+                 **d("agreed_on", day), "provider.agency": "education",
+                 "amount.quantity": "2", "amount.unit": "hours",
+                 "amount.frequency": "weekly"}  # fmt: skip
+    progress = {"outcome_id": "out-w1", "progress": "partly_achieved",
+                **d("recorded_on", TODAY), "evidence": "Reads with prompts"}  # fmt: skip
+    r = await send(casey, f"{plan}/record/outcome", outcome)  # before the decision to assess
+    assert r.status_code == 422 and summary(r.text)[0][1] == "contents_need_assessment"
+    assess = {"decision": "assess", **d("decided_on", day - timedelta(days=7))}
+    for slug, data in (("decision", assess), ("outcome", outcome), ("provision", provision),
+                       ("outcome-progress", progress)):  # fmt: skip
+        r = await send(casey, f"{plan}/record/{slug}", data)
+        assert r.status_code == 303, (slug, summary(r.text) if r.status_code == 422 else "")
+        page = await casey.get(r.headers["location"])
+        assert "govuk-notification-banner--success" in page.text, slug
+    timeline = (
+        await api.client.get(f"/plans/{seeded.plan}/timeline", headers=api.auth("casey"))
+    ).json()
+    text = orjson.dumps(timeline).decode()
+    assert "out-w1" in text and "Phonics group" in text and "partly_achieved" in text
+    # the plan's history refuses what it does not hold, on the field to blame
+    r = await send(casey, f"{plan}/record/provision", {**provision, "outcome_ids": "out-none"})
+    assert r.status_code == 422 and summary(r.text)[0][0] == "outcome_ids", summary(r.text)
+    r = await send(casey, f"{plan}/record/outcome-progress", {**progress, "outcome_id": "out-x"})
+    assert r.status_code == 422 and summary(r.text)[0][0] == "outcome_id", summary(r.text)
+    r = await send(casey, f"{plan}/record/review-conclusion", {"review_id": "rev-none",
+        **d("concluded_on", TODAY), **d("next_review_on", TODAY + timedelta(days=300)),
+        "agreed_with_family": "true"})  # fmt: skip
+    assert r.status_code in (409, 422) and summary(r.text)[0][0] == "review_id", summary(r.text)
+    r = await send(casey, f"{plan}/record/outcome", {**outcome, "what": ""})
+    assert r.status_code == 422 and summary(r.text)[0][0] == "what", summary(r.text)
+
+
 async def test_opening_a_form_and_the_plan_pages_are_audited_reads(
     api: Api, seeded: Seeded
 ) -> None:

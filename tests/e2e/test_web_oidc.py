@@ -321,3 +321,95 @@ async def test_guessing_invitation_codes_at_the_link_page_is_throttled(
         "/sign-in/oidc/link", data={"csrf_token": token, "code": seeded.invitation_code}
     )
     assert r.status_code == 429  # even the right code waits
+
+
+# ----------------------------------------------------- private_key_jwt (GOV.UK One Login)
+
+
+def _key_pair(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """An RSA key pair as PEM files: (private, public)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private, public = tmp_path / f"{name}.pem", tmp_path / f"{name}.pub.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+ONE_LOGIN_PARAMS = {"vtr": '["Cl.Cm"]', "ui_locales": "en"}
+
+
+async def test_a_client_with_a_key_signs_its_token_requests_as_one_login_requires(
+    tmp_path: Path,
+) -> None:
+    """With HUB_OIDC_CLIENT_KEY_FILE the hub authenticates to the token endpoint with a
+    signed client assertion (private_key_jwt) and sends the configured authorisation
+    parameters (One Login's `vtr`, `ui_locales`); a hub holding another key, or only a
+    secret, is refused by the provider and signs nobody in."""
+    private, public = _key_pair(tmp_path, "client")
+    other, _ = _key_pair(tmp_path, "other")
+    with oidc_provider(
+        tmp_path / "oidc-provider.log", client_id="tac-hub-web", client_public_key=public
+    ) as provider:
+        provider.add_user("senco-sub", SENCO_CLAIMS)
+
+        def settings(name: str, **auth: object) -> Settings:
+            return Settings(  # type: ignore[call-arg]
+                data_dir=tmp_path / name, oidc_issuer=provider.issuer,
+                oidc_jwks_url=provider.jwks_url, oidc_client_id="tac-hub-web",
+                oidc_display_name="Test Council", oidc_auth_params=ONE_LOGIN_PARAMS,
+                _env_file=None, **auth,
+            )  # fmt: skip
+
+        async with running_api(settings("signed", oidc_client_key_file=private)) as api:
+            await seed(api)
+            client = browser(api)
+            assert target_of(await through_provider(client, provider, "senco-sub")) == "/"
+            assert (await client.get("/")).status_code == 200
+            sent = provider.authorisation_requests()[-1]
+            assert sent["vtr"] == ['["Cl.Cm"]'] and sent["ui_locales"] == ["en"]
+        for name, auth in (
+            ("wrong-key", {"oidc_client_key_file": other}),
+            ("secret-only", {"oidc_client_secret": "a-client-secret-for-tests"}),
+        ):
+            async with running_api(settings(name, **auth)) as api:
+                client = browser(api)
+                r = await through_provider(client, provider, "senco-sub")
+                assert r.status_code == 400 and "did not accept the sign-in" in r.text, name
+                assert (await client.get("/")).status_code == 303, name
+
+
+def test_a_client_key_or_parameter_the_hub_cannot_use_is_one_clear_error(
+    tmp_path: Path,
+) -> None:
+    from hub.web.oidc import OidcSignIn
+
+    _, public = _key_pair(tmp_path, "client")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a key")
+    cases = (
+        ({"oidc_client_key_file": tmp_path / "missing.pem"}, "cannot read"),
+        ({"oidc_client_key_file": garbage}, "is not an RSA key in PEM"),
+        ({"oidc_client_key_file": public}, "holds a public key"),
+        ({"oidc_auth_params": {"state": "x", "vtr": "[]"}}, "state is set by the hub itself"),
+    )
+    for extra, words in cases:
+        s = Settings(  # type: ignore[call-arg]
+            data_dir=tmp_path / "data", oidc_issuer="https://issuer.example",
+            oidc_jwks_url="https://issuer.example/jwks",
+            oidc_client_id="tac-hub-web", _env_file=None, **extra,
+        )  # fmt: skip
+        with pytest.raises(ValueError, match=words):
+            OidcSignIn(s)

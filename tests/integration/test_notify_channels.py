@@ -14,6 +14,7 @@ from hub.consent.audit_trail import MemoryAuditTrail
 from hub.log.sqlite import SqliteEventLog
 from hub.notify.model import Preference, make_notice, render
 from hub.notify.ports import Message
+from hub.notify.secret_box import SecretBox
 from hub.service_layer.notify import NotifyConfig, SendNotices
 from hub.store.notify_outbox import SqlOutbox
 from hub.store.sqlite import SqliteReadStore
@@ -50,7 +51,7 @@ async def test_a_digest_recipient_gets_one_message_a_day_listing_what_is_due(
     await store.start()
     await log.start()
     try:
-        outbox = SqlOutbox(store)
+        outbox = SqlOutbox(store, SecretBox(bytes(range(32))))
         now = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
         await outbox.set_preference(Preference("coordinator:a", "mailbox", None, True), now)
         notices = [

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from hub.notify.secret_box import SecretBox
 from hub.service_layer.notify import DeriveNotices, NotifyConfig
 from hub.store.notify_outbox import SqlOutbox
 from hub.store.sqlite import SqliteReadStore
@@ -43,7 +44,7 @@ async def test_unassigned_children_handovers_and_agency_webhooks(tmp_path: Path)
                 [("ev-1", "hc-held", "key_worker_handover", "2026-12-02"),
                  ("ev-0", "hc-held", "consent_changed", "2026-10-01")],  # past the lookback
             )  # fmt: skip
-        outbox = SqlOutbox(store)
+        outbox = SqlOutbox(store, SecretBox(bytes(range(32))))
         await outbox.set_webhook("oak-school", "https://oak.example.org/hub", "s" * 20, NOW)
         derive = DeriveNotices(store, outbox, NotifyConfig(unassigned_after_days=1))
         assert await derive(TODAY, NOW) == 6

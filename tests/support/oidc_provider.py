@@ -36,6 +36,12 @@ class Provider:
         r = httpx.put(f"{self.issuer}/users/{sub}", json=dict(claims), timeout=10)
         assert r.status_code == 204, r.text
 
+    def authorisation_requests(self) -> list[dict[str, list[str]]]:
+        """The query of every authorisation request the provider was sent, in order."""
+        r = httpx.get(f"{self.issuer}/_seen/authorize", timeout=10)
+        assert r.status_code == 200, r.text
+        return list(r.json())
+
     async def authorise(self, authorization_url: str, sub: str) -> str:
         """Submit the provider's authorisation form as `sub`; the redirect it answers
         (back to the hub's callback, with the code and state)."""
@@ -48,11 +54,18 @@ class Provider:
 
 
 @contextlib.contextmanager
-def oidc_provider(log_file: Path) -> Iterator[Provider]:
+def oidc_provider(
+    log_file: Path, *, client_id: str | None = None, client_public_key: Path | None = None
+) -> Iterator[Provider]:
+    """The provider process; given a client's public key, that client must authenticate
+    to the token endpoint with a signed client assertion (private_key_jwt)."""
     port = free_port()
     out = log_file.open("ab")
+    command = [sys.executable, "-m", "tests.support.oidc_pkce_provider", "--port", str(port)]
+    if client_public_key is not None:
+        command += ["--client-id", str(client_id), "--client-key", str(client_public_key)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.oidc_pkce_provider", "--port", str(port)],
+        command,
         cwd=ROOT,
         stdout=out,
         stderr=subprocess.STDOUT,

@@ -27,8 +27,14 @@ from hub.adapters.inbound_kafka import (
 from hub.bootstrap import Hub, open_hub
 from hub.deadletter import DeadLetterEntry
 from hub.log import LogName
-from hub.settings import Settings
+from hub.settings import InboundSender, Settings
 
+SENDERS = {
+    "oak-school": InboundSender(sender="education"),
+    "city-health": InboundSender(sender="health"),
+    "family-portal": InboundSender(sender="family"),
+    "county": InboundSender(sender="social_care"),
+}
 CONTRACT = Path(__file__).resolve().parents[2] / "contracts" / "asyncapi.yaml"
 
 
@@ -72,7 +78,12 @@ def test_the_asyncapi_document_describes_every_topic_the_hub_writes() -> None:
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    settings = Settings(data_dir=tmp_path / "data", kafka_topic_prefix="t1.", _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        kafka_topic_prefix="t1.",
+        inbound_senders=SENDERS,
+        _env_file=None,  # type: ignore[call-arg]
+    )
     the_hub = await open_hub(settings)
     try:
         yield the_hub
@@ -216,3 +227,36 @@ def test_the_agency_is_the_topics_last_segment() -> None:
     assert handler.agency_of("hub.inbound.oak-school") is None
     assert handler.agency_of("t1.hub.inbound.a.b") is None
     assert handler.agency_of("t1.hub.events") is None
+
+
+async def test_a_topic_with_no_configured_sender_is_dead_lettered_unread(hub: Hub) -> None:
+    app, handler = create_inbound_app(hub.settings, hub=hub)
+    async with TestKafkaBroker(app.brokers[0]) as broker:
+        await broker.publish(
+            family_message(),
+            topic="t1.hub.inbound.stranger",
+            headers={"content-type": "application/json"},
+        )
+    [entry] = await dead_letters(hub)
+    assert entry.exception_type == "UnknownSender" and "[sender.unknown]" in entry.reason
+    assert entry.consumer == "inbound:stranger" and entry.record.value == family_message()
+    assert handler.stats.outcomes == {} and await sources(hub) == set()
+
+
+def test_inbound_senders_are_checked_before_anything_is_consumed(tmp_path: Path) -> None:
+    def settings(**senders: InboundSender) -> Settings:
+        return Settings(data_dir=tmp_path, inbound_senders=senders, _env_file=None)  # type: ignore[call-arg]
+
+    with pytest.raises(ValueError, match="sender kind 'wizard', which the sharing policy"):
+        create_inbound_app(settings(oak=InboundSender(sender="wizard")))
+    with pytest.raises(ValueError, match=r"no sender is configured for hub\.inbound\.county"):
+        create_inbound_app(settings(oak=InboundSender(sender="education")), agencies=["county"])
+    with pytest.raises(ValueError, match="organisation code is letters"):
+        InboundSender(sender="education", organisations=("RR 8",))
+    with pytest.raises(ValueError, match="is not a topic segment"):
+        settings(**{"a.b": InboundSender(sender="education")})
+    from_env = Settings.model_validate(
+        {"inbound_senders": {"oak": {"sender": "education", "organisations": ["8881234"]}}}
+    )
+    assert from_env.inbound_senders["oak"].organisations == ("8881234",)
+    assert from_env.inbound_bound_codes == frozenset({"8881234"})

@@ -316,6 +316,33 @@ async def test_role_agency_without_an_agency_claim_is_refused(
     assert (await verifier.verify(ok)).agency == "school:100001"
 
 
+async def test_an_agency_token_carries_its_sender_kind_and_organisation_codes(
+    jwks: JwksServer, tmp_path: Path
+) -> None:
+    verifier = OidcVerifier(
+        jwks.settings(tmp_path, oidc_sender_claim="ext.kind", oidc_organisations_claim="orgs")
+    )
+    agency = {"hub_role": "agency", "hub_agency": "oak-school"}
+
+    def token(**extra: Any) -> str:
+        return sign(jwks.keys["k1"], "k1", claims(**agency, **extra))
+
+    listed = await verifier.verify(token(ext={"kind": "education"}, orgs=["8881234", "100001"]))
+    assert (listed.sender, listed.organisations) == ("education", ("8881234", "100001"))
+    spaced = await verifier.verify(token(ext={"kind": "education"}, orgs="8881234 100001"))
+    assert spaced.organisations == ("8881234", "100001")
+    bare = await verifier.verify(token())  # authenticates; the ingest routes refuse it
+    assert (bare.sender, bare.organisations) == (None, ())
+    for bad in ({"orgs": ["RR 8"]}, {"orgs": [7]}, {"ext": {"kind": "Health!"}}):
+        err = await refused(verifier, token(**bad))
+        assert err.reason.startswith("JWT ext.kind or orgs claim"), (bad, err.reason)
+    # only an agency's token publishes: the claims mean nothing on another role's
+    other = await verifier.verify(
+        sign(jwks.keys["k1"], "k1", claims(hub_role="coordinator", orgs=["8881234"]))
+    )
+    assert (other.sender, other.organisations) == (None, ())
+
+
 async def test_a_practitioner_token_carries_their_team_identity(
     jwks: JwksServer, verifier: OidcVerifier
 ) -> None:

@@ -111,3 +111,25 @@ def test_the_policy_refuses_undefined_references_in_what_senders_may_claim(
     with pytest.raises(PolicyError) as exc:
         parse_policy(data)
     assert exc.value.path == path
+
+
+def test_facts_the_hubs_own_routes_record_are_sent_as_the_local_authority(
+    policy: SharingPolicy,
+) -> None:
+    from hub.api.routes_record import HUB_SOURCE, LA_SENDER
+
+    assert LA_SENDER.agency == HUB_SOURCE.agency and LA_SENDER.kind in policy.senders
+    assert judge(policy, LA_SENDER, statutory_basis="ehc_statutory_record") is None
+    assert judge(policy, LA_SENDER, statutory_basis="safeguarding") == BASIS_RULE
+
+
+def test_no_entry_point_submits_facts_past_the_senders_check() -> None:
+    """Routes, pages, the CLI and the Kafka consumer reach the gate only through
+    `handlers.submit_as_sender`; `submit_facts` is for the service layer's own handlers."""
+    hub_dir = POLICY_FILE.parents[1] / "hub"
+    bypassing = sorted(
+        str(path.relative_to(hub_dir))
+        for path in hub_dir.rglob("*.py")
+        if "handlers.submit_facts(" in path.read_text(encoding="utf-8")
+    )
+    assert bypassing == [], f"these call handlers.submit_facts directly: {bypassing}"

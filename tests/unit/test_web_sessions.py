@@ -113,3 +113,14 @@ def test_unset_the_session_secret_comes_from_the_master_key(tmp_path: Path) -> N
     assert session_secret(configured) == SECRET
     embedded = Settings(data_dir=tmp_path / "d", _env_file=None)  # key kept in the data dir
     assert session_secret(embedded) == session_secret(embedded)
+
+
+def test_building_the_app_writes_nothing_the_secret_is_made_on_first_use(tmp_path: Path) -> None:
+    from hub.api.app import create_app
+    from hub.settings import Settings
+
+    data = tmp_path / "never-opened"
+    app = create_app(Settings(data_dir=data, _env_file=None), run_projector=False)
+    assert not data.exists()  # no master key made just to build the app
+    sealed = app.state.web_sessions.seal(WebSession.new(TOKEN))
+    assert (data / "master.key").is_file() and app.state.web_sessions.open(sealed) is not None
