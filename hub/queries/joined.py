@@ -62,6 +62,7 @@ from hub.queries.context import (
     viewer_for,
 )
 from hub.queries.paging import CURSOR_FIELD, decode_cursor, encode_cursor, malformed_cursor
+from hub.service_layer.views import Positions
 
 
 class ChildPlans(BaseModel):
@@ -174,10 +175,12 @@ async def team_view(
     """The team around the child: the child, the family, the key worker, every
     practitioner by agency, open actions and consent, as the caller may see them
     (audited as a read through `route`)."""
-    await require_in_reach(reads, caller, child_id, also=("team_around_child", "consent_state"))
+    positions = await require_in_reach(
+        reads, caller, child_id, also=("team_around_child", "consent_state")
+    )
     now = datetime.now(UTC)
-    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
-    facts = await load_team_facts(reads.store, child_id)
+    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False, positions=positions)
+    facts = await team_facts(reads, child_id, positions)
     hidden = hidden_practitioners(facts, viewer.sees)
     opened = current_only(await open_facts(reads, [f for f in facts if viewer.sees(f)]))
     state = viewer.states[child_id]
@@ -430,6 +433,20 @@ def standings(
         elif plans.get(plan_id):
             out.append(standing_from_facts(plan_id, plans[plan_id], dob, today))
     return out
+
+
+async def team_facts(reads: Reads, child_id: str, positions: Positions | None) -> list[SealedFact]:
+    """The child's stored team facts (`load_team_facts`); those read before at the same
+    `positions` (which `team_around_child` was caught up to) are taken from the memo."""
+    if positions is None:
+        return await load_team_facts(reads.store, child_id)
+    key = (child_id, "team_facts", positions)
+    kept = reads.opened.row(key)
+    if isinstance(kept, tuple):
+        return list(kept)
+    facts = await load_team_facts(reads.store, child_id)
+    reads.opened.keep_row(key, tuple(facts))
+    return facts
 
 
 def fast_path(viewer: Viewer, child_id: str, summary: PlanSummary) -> bool:

@@ -5,6 +5,12 @@ A handler that decides from the consent state or the withheld index first asks
 all their stored offsets, one log read per partition shows whether anything is new, and
 only then does a runner apply what it missed. Consent states are folded from the
 `consent_event` view (opened with the children's keys).
+
+A catch-up that found nothing new says where the projections stand on the partitions it
+was asked about (`Positions`: each one's generation and applied offset there). A
+projection writes its rows and its offset in one transaction and its offset only grows
+(a rebuild bumps the generation), so the same positions mean the same rows on those
+partitions: a query may key what it read from them on the positions (`hub.queries`).
 """
 
 from __future__ import annotations
@@ -17,8 +23,12 @@ from hub.consent.state import ConsentState
 from hub.errors import PermanentError
 from hub.log import EventLog, LogName, partition_for
 from hub.projections.gate_views import consent_bodies
-from hub.projections.runner import ProjectionRunner, stored_offsets
+from hub.projections.runner import ProjectionRunner
 from hub.store import ReadStore
+
+Positions = tuple[tuple[str, str, int, int, int], ...]
+"""(projection, log, partition, generation, applied offset), sorted, of each projection a
+catch-up found current, on the partitions it was asked about (none applied yet: absent)."""
 
 
 class GateViews:
@@ -34,24 +44,27 @@ class GateViews:
         self.opener = opener
         self.runners = runners
 
-    async def catch_up(self, names: Iterable[str], children: Iterable[str]) -> None:
-        """Bring the named projections up to date on the children's partitions."""
+    async def catch_up(self, names: Iterable[str], children: Iterable[str]) -> Positions | None:
+        """Bring the named projections up to date on the children's partitions; where
+        they stand there when they were current already (else None)."""
         n = self.log.partitions(LogName.EVENTS)
         parts = sorted({partition_for(c, n) for c in children})
         if parts:
-            await self.catch_up_partitions(names, parts)
+            return await self.catch_up_partitions(names, parts)
+        return ()
 
     async def catch_up_partitions(
         self, names: Iterable[str], parts: Sequence[int] | None = None
-    ) -> None:
+    ) -> Positions | None:
         """Bring the named projections up to date on `parts` (None: every partition of
         every log they read). Usually they are current: one query reads all their stored
         offsets and one log read per partition (from the lowest of them, all at once)
-        shows there is nothing new; only then does each runner catch up itself."""
+        shows there is nothing new; only then does each runner catch up itself. Returns
+        the projections' `Positions` on `parts` when nothing was new, else None."""
         runners = [self.runners[name] for name in dict.fromkeys(names)]
         if not runners:
-            return
-        stored = await stored_offsets(self.store, [r.name for r in runners])
+            return ()
+        stored, generations = await _stored_positions(self.store, [r.name for r in runners])
         checks: list[tuple[LogName, int, list[ProjectionRunner]]] = []
         for log_name in dict.fromkeys(lg for r in runners for lg in r.projection.logs):
             readers = [r for r in runners if log_name in r.projection.logs]
@@ -67,6 +80,16 @@ class GateViews:
             if new:  # else every one of them has applied all there is
                 for runner in readers:
                     await runner.catch_up(log_name, part)
+        if any(found):
+            return None
+        wanted = None if parts is None else set(parts)
+        return tuple(
+            sorted(
+                (name, log_name, part, generations.get(name, 0), offset)
+                for (name, log_name, part), offset in stored.items()
+                if wanted is None or part in wanted
+            )
+        )
 
     async def consent_state(self, child_id: str, *, fresh: bool = True) -> ConsentState:
         return (await self.consent_states([child_id], fresh=fresh))[child_id]
@@ -86,3 +109,20 @@ class GateViews:
                 child, [e for e in opened if not isinstance(e, PermanentError)]
             )
         return out
+
+
+async def _stored_positions(
+    store: ReadStore, names: Sequence[str]
+) -> tuple[dict[tuple[str, str, int], int], dict[str, int]]:
+    """Applied offset per (projection, log, partition) of the named projections, and each
+    one's generation, in one query."""
+    marks = ", ".join("?" for _ in names)
+    rows = await store.fetchall(
+        "SELECT o.projection, o.log, o.part, o.applied_offset, s.generation"  # noqa: S608 - placeholders only
+        " FROM projection_offset o LEFT JOIN projection_state s ON s.projection = o.projection"
+        f" WHERE o.projection IN ({marks})",
+        list(names),
+    )
+    offsets = {(str(p), str(lg), int(pt)): int(o) for p, lg, pt, o, _ in rows}
+    generations = {str(p): int(g) for p, _, _, _, g in rows if g is not None}
+    return offsets, generations
