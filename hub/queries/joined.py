@@ -215,6 +215,20 @@ async def team_view(
     return view
 
 
+async def team_view_json(
+    reads: Reads,
+    caller: Principal,
+    child_id: str,
+    *,
+    as_of: date | None = None,
+    route: str = "GET /children/{id}/team",
+) -> bytes:
+    """`team_view` as JSON, as the API answers it; a view kept in the memo (folded before
+    from the same facts for the same inputs) is written out once, not on every read."""
+    view = await team_view(reads, caller, child_id, as_of=as_of, route=route)
+    return reads.opened.json_of(child_id, view)
+
+
 async def child_plans_view(
     reads: Reads, caller: Principal, child_id: str, *, as_of: date | None = None
 ) -> ChildPlans:

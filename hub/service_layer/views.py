@@ -75,7 +75,10 @@ class GateViews:
             lowest = min(stored.get((r.name, log_name.value, part), -1) for r in readers)
             return bool(await self.log.read(log_name, part, lowest + 1, 1))
 
-        found = await asyncio.gather(*(behind(*check) for check in checks))
+        if len(checks) == 1:  # one log partition (the usual read): no task to gather
+            found = [await behind(*checks[0])]
+        else:
+            found = list(await asyncio.gather(*(behind(*check) for check in checks)))
         for (log_name, part, readers), new in zip(checks, found, strict=True):
             if new:  # else every one of them has applied all there is
                 for runner in readers:

@@ -164,3 +164,22 @@ def test_a_read_on_the_loop_thread_never_waits_for_a_lock(tmp_path: Path) -> Non
         assert "readonly" in str(exc).lower()
     else:
         raise AssertionError("the loop thread's connection wrote")
+
+
+def test_a_kept_view_is_written_as_json_once_as_fastapi_would_write_it() -> None:
+    from pydantic import BaseModel, Field, TypeAdapter
+
+    class View(BaseModel):
+        child_id: str
+        shown: int = Field(alias="facts_shown")
+
+    memo = OpenedFacts()
+    view = View(child_id="hc-1", facts_shown=2)
+    body = memo.json_of("hc-1", view)
+
+    assert body == TypeAdapter(View).dump_json(view, by_alias=True)  # a response_model's bytes
+    assert memo.json_of("hc-1", view) is body  # the same view: not written again
+    other = View(child_id="hc-1", facts_shown=3)
+    assert memo.json_of("hc-1", other) != body
+    memo.forget_child("hc-1")
+    assert memo.json_of("hc-1", view) is not body
