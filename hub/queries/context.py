@@ -102,8 +102,7 @@ async def consent_states(
     if not missing:
         return out
     for child, values in (await consent_bodies(reads.store, missing)).items():
-        key = (child, "consent_state", *values)
-        kept = reads.opened.view(key)
+        kept = reads.opened.view((child, "consent_state", *values))
         if isinstance(kept, ConsentState):
             state = kept
         else:
@@ -112,7 +111,7 @@ async def consent_states(
             if any(SEALED_MARK in v for v in values):
                 out[child] = state
                 continue
-            reads.opened.keep_view(key, state)
+            reads.opened.keep_view((child, "consent_state", *values), state)
         if child in at:
             reads.opened.keep_row(at[child], state)
         out[child] = state

@@ -11,6 +11,9 @@ was asked about (`Positions`: each one's generation and applied offset there). A
 projection writes its rows and its offset in one transaction and its offset only grows
 (a rebuild bumps the generation), so the same positions mean the same rows on those
 partitions: a query may key what it read from them on the positions (`hub.queries`).
+Where a log read is a round trip (Kafka: `reads_are_round_trips`), the log is asked from
+where the projections stood at the last catch-up while the store is asked where they
+stand now, and asked again only if they moved.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from hub.consent.opener import EnvelopeOpener
 from hub.consent.state import ConsentState
 from hub.errors import PermanentError
-from hub.log import EventLog, LogName, partition_for
+from hub.log import EventLog, LogName, StoredRecord, partition_for
 from hub.projections.gate_views import consent_bodies
 from hub.projections.runner import ProjectionRunner
 from hub.store import ReadStore
@@ -43,6 +46,8 @@ class GateViews:
         self.store = store
         self.opener = opener
         self.runners = runners
+        self._lowest: dict[tuple[tuple[str, ...], LogName, int], int] = {}
+        """Where the projections of each catch-up stood on each log partition last time."""
 
     async def catch_up(self, names: Iterable[str], children: Iterable[str]) -> Positions | None:
         """Bring the named projections up to date on the children's partitions; where
@@ -64,21 +69,49 @@ class GateViews:
         runners = [self.runners[name] for name in dict.fromkeys(names)]
         if not runners:
             return ()
-        stored, generations = await _stored_positions(self.store, [r.name for r in runners])
+        who = tuple(r.name for r in runners)
         checks: list[tuple[LogName, int, list[ProjectionRunner]]] = []
         for log_name in dict.fromkeys(lg for r in runners for lg in r.projection.logs):
             readers = [r for r in runners if log_name in r.projection.logs]
             for part in range(self.log.partitions(log_name)) if parts is None else parts:
                 checks.append((log_name, part, readers))
+        guesses = [self._lowest.get((who, lg, part)) for lg, part, _ in checks]
+        early: list[list[StoredRecord]] = []
+        if getattr(self.log, "reads_are_round_trips", False) and None not in guesses:
+            # a log read is a round trip (Kafka): ask the log from where the projections
+            # stood last time while the store says where they stand now; a guess that
+            # proves right saves a round trip, a wrong one is asked again below
+            reads = asyncio.gather(
+                *(
+                    self.log.read(lg, part, guess + 1, 1)
+                    for (lg, part, _), guess in zip(checks, guesses, strict=True)
+                    if guess is not None
+                )
+            )
+            (stored, generations), early = await asyncio.gather(
+                _stored_positions(self.store, list(who)), reads
+            )
+        else:
+            stored, generations = await _stored_positions(self.store, list(who))
 
-        async def behind(log_name: LogName, part: int, readers: list[ProjectionRunner]) -> bool:
-            lowest = min(stored.get((r.name, log_name.value, part), -1) for r in readers)
+        def lowest_of(log_name: LogName, part: int, readers: list[ProjectionRunner]) -> int:
+            return min(stored.get((r.name, log_name.value, part), -1) for r in readers)
+
+        async def behind(
+            i: int, log_name: LogName, part: int, readers: list[ProjectionRunner]
+        ) -> bool:
+            lowest = lowest_of(log_name, part, readers)
+            self._lowest[(who, log_name, part)] = lowest
+            if early and guesses[i] == lowest:
+                return bool(early[i])
             return bool(await self.log.read(log_name, part, lowest + 1, 1))
 
         if len(checks) == 1:  # one log partition (the usual read): no task to gather
-            found = [await behind(*checks[0])]
+            found = [await behind(0, *checks[0])]
         else:
-            found = list(await asyncio.gather(*(behind(*check) for check in checks)))
+            found = list(
+                await asyncio.gather(*(behind(i, *check) for i, check in enumerate(checks)))
+            )
         for (log_name, part, readers), new in zip(checks, found, strict=True):
             if new:  # else every one of them has applied all there is
                 for runner in readers:
