@@ -89,9 +89,11 @@ async def consent_states(
     """The children's consent states (`fresh`: caught up first), as `GateViews` folds
     them; a state folded before from exactly the same stored consent events (none of
     them sealed) is taken from the memo, without reading them again when the caller
-    caught `consent_state` up to `positions` and the state was kept at those."""
-    if fresh:
-        positions = await reads.views.catch_up(["consent_state"], children)
+    caught `consent_state` up to `positions` itself (not `fresh`) and the state was kept
+    at those."""
+    if fresh:  # (a caseload's many children: the memo by positions is for one child's read)
+        await reads.views.catch_up(["consent_state"], children)
+        positions = None
     out: dict[str, ConsentState] = {}
     at = {c: (c, "consent_state_at", positions) for c in children} if positions else {}
     for child, key in at.items():
