@@ -39,7 +39,7 @@ log = structlog.get_logger("hub.access")
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
 UNMATCHED = "none"
-"""The route label of a request no route matches (as the instrumentator names it)."""
+"""The route label of a request no route matches."""
 
 
 def valid_request_id(value: str) -> bool:
