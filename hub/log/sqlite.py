@@ -80,6 +80,9 @@ class _PendingAppend:
 class SqliteEventLog:
     """`EventLog` on a SQLite file (the embedded default)."""
 
+    reads_are_round_trips = False
+    """A `read` is a local query, usually on the caller's own thread."""
+
     def __init__(
         self,
         path: Path | str,

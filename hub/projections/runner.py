@@ -435,17 +435,3 @@ async def refresh_statistics(runners: Sequence[ProjectionRunner]) -> None:
         for table in runner.projection.tables:
             async with runner.store.transaction() as tx:
                 await tx.execute(f"ANALYZE {table}")  # the projection's own table names
-
-
-async def stored_offsets(store: ReadStore, names: Sequence[str]) -> dict[tuple[str, str, int], int]:
-    """Applied offset per (projection, log, partition) of the named projections, in one
-    query."""
-    if not names:
-        return {}
-    marks = ", ".join("?" for _ in names)
-    rows = await store.fetchall(
-        "SELECT projection, log, part, applied_offset FROM projection_offset"  # noqa: S608
-        f" WHERE projection IN ({marks})",
-        list(names),
-    )
-    return {(str(p), str(lg), int(pt)): int(o) for p, lg, pt, o in rows}
