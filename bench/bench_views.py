@@ -25,8 +25,8 @@ would be in real life.
 
 **What is bypassed.** Sending 1M facts through the consent gate (~1.6k facts/s) is too
 slow, so each fact is written to the log as `SubmitFacts._one` writes it: the same
-envelope (`Envelope.wrap`, with the fact's category), the same headers (`x-dedupe-key`,
-`x-purposes`, `x-basis-claimed`), the same sharing decision (`decide_sharing` against the
+envelope (`Envelope.wrap`, with the fact's category and sharing context), the same
+header (`x-dedupe-key`), the same sharing decision (`decide_sharing` against the
 child's consent state folded from its consent events, at ingest time), the consent
 reference on a permitted fact, every fact sealed with the child's data key for its
 category as its type declares (`seal_envelope`; casework and identity facts are all open;
@@ -105,7 +105,7 @@ from hub.demo.cohort import (
 from hub.demo.journeys import PlanStep, final_date, plan_steps, team_steps
 from hub.demo.load import consents_of, cover_body, handover_body
 from hub.demo.messages import entry_date, family_views, sen_history
-from hub.events import Envelope, Source, encode
+from hub.events import DEFAULT_PURPOSES, Envelope, Sharing, Source, encode
 from hub.events.casework import CoordinatorAssigned
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn
 from hub.events.education import (
@@ -159,7 +159,7 @@ from hub.identity.identifiers import Identifier, IdSystem
 from hub.ingest.model import InboundFact, Subject
 from hub.log import EventLog, LogName, NewRecord
 from hub.projections.caseload_view import PlanSummary
-from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER
+from hub.projections.gate_views import DEDUPE_HEADER
 from hub.settings import Settings
 
 MAX_COORDINATORS = 20
@@ -167,7 +167,6 @@ CASELOAD = 500
 """Children per coordinator: 20 coordinators of ~500 at 10,000 children; fewer at smaller
 sizes, so that a caseload stays ~500 children whatever the size."""
 TWIN_COORDINATOR = "bench-twins"
-DEFAULT_PURPOSES = ("ehc_assessment", "plan_delivery", "review")
 GOVERNANCE = ("consent.", "casework.", "identity.")
 SNOMED = "http://snomed.info/sct"
 ROLE_CODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -1014,17 +1013,14 @@ class DirectWriter:
             source=r.source,
             occurred_at=r.at,
             plan_id=r.plan_id,
+            sharing=Sharing.of(r.purposes, r.basis),
             **({"category": r.category} if r.category else {}),
         )
 
     def write(self, child_id: str, r: Raw, state: ConsentState) -> None:
         env = self._envelope(child_id, r)
         key = f"{r.source.agency}|{r.source.message_id or '-'}|{r.ref or env.event_type}"
-        headers = (
-            (DEDUPE_HEADER, key.encode()),
-            (PURPOSES_HEADER, ",".join(r.purposes or DEFAULT_PURPOSES).encode()),
-            *(((BASIS_HEADER, r.basis.encode()),) if r.basis else ()),
-        )
+        headers = ((DEDUPE_HEADER, key.encode()),)
         if env.event_type.startswith(GOVERNANCE):  # permitted, sealed where about the child
             self.events.append(NewRecord(child_id, self._sealed(child_id, env), headers))
             return
@@ -1071,7 +1067,7 @@ class DirectWriter:
         known = self._decisions.get(key)
         if known is None:
             decision = decide_sharing(
-                Fact.from_envelope(env, purposes=purposes, basis_claimed=r.basis),  # type: ignore[arg-type]
+                Fact.of(env),
                 state,
                 self.policy,
                 at=self.now,

@@ -31,6 +31,7 @@ import orjson
 from pydantic import ValidationError
 
 from hub.adapters import fhir_codes as codes
+from hub.adapters import fhir_elements as fe
 from hub.adapters import fhir_values as fv
 from hub.errors import PermanentError
 from hub.events.envelope import EventPayload, Source
@@ -139,6 +140,8 @@ _RECORDED_BY_CHARS = re.compile(r"[^A-Za-z0-9._:/|-]")
 _TYPE_NAME = re.compile(r"[A-Z][A-Za-z]{0,63}")
 _FHIR_ID = re.compile(r"[A-Za-z0-9.\-]{1,64}")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S{1,240}")
+RULE_NOT_READ: Final = "hub.not_read"
+"""An element of a resource the hub took that the adapter does not read."""
 _MODEL_CLASSES: dict[str, Any] = {}
 _POLICY: list[SharingPolicy] = []
 
@@ -776,7 +779,42 @@ class _Reader:
                         rule="context_only",
                     )
                 )
+        self._report_unread(valid)
         return result
+
+    def _report_unread(self, valid: list[_Entry]) -> None:
+        """A not-taken line (`hub.not_read`) for each element path, per resource type, that
+        a resource the hub took holds and the adapter does not read (`fhir_elements`):
+        one line per path and type for the whole message (`Bundle.entry[*]...`), saying
+        in how many resources it was. A resource not taken as a whole has its own line."""
+        refused = {n.ref for n in self.result.not_taken}
+        found: dict[tuple[str, str, str], int] = {}
+        for entry in valid:
+            if entry.ref in refused:
+                continue
+            raw = entry.raw
+            if not isinstance(raw, dict):  # XML: its JSON form
+                raw = entry.model.model_dump(mode="json", by_alias=True, exclude_none=True)
+            if entry.resource_type == "Patient":
+                self._other_identifiers(entry)
+            pattern = re.sub(r"\[\d+\]", "[*]", entry.where)
+            for path in fe.unread(raw, entry.resource_type):
+                key = (pattern, entry.resource_type, path)
+                found[key] = found.get(key, 0) + 1
+        for (pattern, rtype, path), count in found.items():
+            names = path.split(".")
+            reason = fe.REASONS.get(names[-1]) or fe.REASONS.get(names[0], fe.DEFAULT_REASON)
+            if "[*]" in pattern:
+                reason += f" (in {count} {rtype} resource{'s' if count > 1 else ''})"
+            self.result.not_taken.append(
+                NotTaken(
+                    f"{pattern}({rtype}).{path}",
+                    reason,
+                    kind="unsupported",
+                    field=f"{rtype}.{path}",
+                    rule=RULE_NOT_READ,
+                )
+            )
 
     def _inbound(self, fact: _Fact, entry: _Entry) -> InboundFact:
         subject = cast(Subject, self.subjects[id(entry)])  # set before any fact is yielded
@@ -784,7 +822,7 @@ class _Reader:
             subject=subject,
             payload=fact.payload,
             occurred_at=fact.occurred_at,
-            source=self._source(fact.organisation),
+            source=self._record_source(self._source(fact.organisation), fact, entry),
             ref=fact.ref,
             plan_id=fact.plan_id,
             category=fact.category,
@@ -804,6 +842,43 @@ class _Reader:
             )
             self.sources[org] = source
         return source
+
+    def _other_identifiers(self, entry: _Entry) -> None:
+        """A not-taken line for each identifier of a Patient the hub took other than the
+        NHS number (an MRN, a national id of another country): read, to find the NHS
+        number, but not carried."""
+        for i, ident in enumerate(entry.model.identifier or ()):
+            if ident.system == FHIR_NHS_NUMBER_SYSTEM and ident.value:
+                continue
+            self.result.not_taken.append(
+                NotTaken(
+                    f"{entry.ref}.identifier[{i}]",
+                    "an identifier other than the NHS number is not carried: the hub links "
+                    "a child by NHS number, or by name and date of birth",
+                    kind="unsupported",
+                    field="Patient.identifier",
+                    rule=RULE_NOT_READ,
+                )
+            )
+
+    def _record_source(self, source: Source, fact: _Fact, entry: _Entry) -> Source:
+        """`source` naming the resource the fact reads (`Type/id`, with the fact's place
+        in it when the resource gives several facts) and the resource's version
+        (`meta.versionId`, `meta.lastUpdated`): what makes a re-sent resource the same
+        fact, and orders its versions (`hub.ingest.natural_keys`)."""
+        if not entry.rid or not _FHIR_ID.fullmatch(entry.rid):
+            return source
+        record = self.mask(f"{entry.resource_type}/{entry.rid}")
+        if fact.ref != entry.ref and fact.ref.startswith(entry.ref):
+            record += "#" + fact.ref[len(entry.ref) :].lstrip(".")
+        meta = entry.model.meta
+        version = fv.fit(meta.versionId, 64) if meta is not None and meta.versionId else None
+        updated = fv.instant(meta.lastUpdated) if meta is not None and meta.lastUpdated else None
+        if len(record) > 160:
+            record = "sha256:" + hashlib.sha256(record.encode("utf-8")).hexdigest()
+        return source.model_copy(
+            update={"record_id": record, "record_version": version, "record_updated": updated}
+        )
 
     # ------------------------------------------------------------------ identity of things
 

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, HTTPException, Request, Security
+from fastapi import HTTPException, Request, Security
 from fastapi.dependencies.models import Dependant
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -132,6 +132,10 @@ async def current_principal(
     """The authenticated caller; 401 (or 503 when the issuer's keys are unreachable).
     Behind `RequestGuard` (every app `create_app` builds) the caller was authenticated
     before the body was read, and is taken from the request's scope state."""
+    return await _principal_of(request)
+
+
+async def _principal_of(request: Request) -> Principal:
     principal = request.scope.get("state", {}).get(PRINCIPAL_KEY)
     if not isinstance(principal, Principal):
         authorization = request.headers.get("authorization")
@@ -158,8 +162,12 @@ class RoleRequirement:
         self._needs = ", ".join(r.value for r in Role if r in allowed)
 
     async def __call__(
-        self, principal: Annotated[Principal, Depends(current_principal)]
+        self,
+        request: Request,
+        _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer_scheme)],
     ) -> Principal:
+        # the caller as `current_principal` has it, without a dependency level of its own
+        principal = await _principal_of(request)
         if principal.role not in self.allowed_roles:
             raise HTTPException(
                 403,

@@ -8,19 +8,24 @@ metrics, for the requests `RequestGuard` refuses (401, 413, 408) as for the rest
   processor, on every log line written while the request runs;
 - `AccessLog`: one `http.request` line per request with the method, the route template
   (never the raw path, which may hold a child's id, nor the query string), the status
-  and the duration;
-- prometheus-fastapi-instrumentator's middleware (timing, and a raised exception counted as
-  the 500 it becomes), recording into the hub's registry `hub_http_requests_total` and
-  `hub_http_request_duration_seconds` per method, route template and status.
+  and the duration, and the same into the hub's registry as `hub_http_requests_total`
+  and `hub_http_request_duration_seconds` per method, route template and status (a raised
+  exception counted as the 500 it becomes).
+
+The route template is read once the request is answered, from the route the router chose
+(`scope["route"]`); only a request the router never saw (refused by `RequestGuard`) or
+one it answered without a FastAPI route (a mount, no match) is matched against the routes
+here (`route_template`), so a routed request is not matched three times over.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
+from fastapi.routing import APIRoute
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,7 +39,7 @@ log = structlog.get_logger("hub.access")
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{7,63}")
 UNMATCHED = "none"
-"""The route label of a request no route matches (as the instrumentator names it)."""
+"""The route label of a request no route matches."""
 
 
 def valid_request_id(value: str) -> bool:
@@ -42,10 +47,6 @@ def valid_request_id(value: str) -> bool:
     `._:-` (a UUID, a trace id, nginx's `$request_id`, ...) and not all digits: a number
     alone may be an NHS number or another identifier, which is never logged."""
     return bool(_REQUEST_ID.fullmatch(value)) and not value.isdigit()
-
-
-ROUTE_KEY = "hub.route"
-"""Where in the scope `AccessLog` keeps the route template, for the metrics to reuse."""
 
 
 def route_template(scope: Scope) -> str:
@@ -75,17 +76,19 @@ to that request's lines, never carried into what runs after it in the same conte
 
 
 class AccessLog:
-    """One log line per HTTP request: method, route template, status, duration."""
+    """One log line and one count and timing per HTTP request: method, route template,
+    status, duration."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        route = scope[ROUTE_KEY] = route_template(scope)
+        before = dict(scope)  # the scope as it came, for matching a route the router did not
         status = 500  # what the server answers when the app raises before responding
 
         async def send_noting_status(message: Message) -> None:
@@ -98,35 +101,29 @@ class AccessLog:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = route.path if isinstance(route, APIRoute) else route_template(before)
             log.info(
                 "http.request",
                 method=scope["method"],
-                route=route,
+                route=template,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(elapsed * 1000, 2),
             )
+            if self.metrics is not None:
+                labels = (scope["method"], template, str(status))
+                self.metrics.http_requests.labels(*labels).inc()
+                self.metrics.http_latency.labels(*labels).observe(elapsed)
             structlog.contextvars.unbind_contextvars(*REQUEST_BOUND)
 
 
 def install_observability(app: FastAPI, metrics: Metrics) -> None:
-    """Add the request id, access log and metrics middlewares (call after RequestGuard,
-    so that they run outside it)."""
+    """Add the request id and the access log (with its metrics) middlewares (call after
+    RequestGuard, so that they run outside it)."""
     from asgi_correlation_id import CorrelationIdMiddleware
-    from prometheus_fastapi_instrumentator import Instrumentator
 
-    def record(info: Any) -> None:
-        scope = info.request.scope
-        route = scope.get(ROUTE_KEY) or route_template(scope)
-        labels = (info.method, route, info.modified_status)
-        metrics.http_requests.labels(*labels).inc()
-        metrics.http_latency.labels(*labels).observe(info.modified_duration)
-
-    Instrumentator(
-        should_group_status_codes=False,
-        should_group_untemplated=True,
-        registry=metrics.registry,
-    ).add(record).instrument(app)
-    app.add_middleware(AccessLog)
+    app.add_middleware(AccessLog, metrics=metrics)
     app.add_middleware(
         CorrelationIdMiddleware,
         header_name=REQUEST_ID_HEADER,

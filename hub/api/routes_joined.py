@@ -18,7 +18,7 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BeforeValidator
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
@@ -33,7 +33,7 @@ from hub.queries.joined import (
     ChildPlans,
     caseload_view,
     child_plans_view,
-    team_view,
+    team_view_json,
     timeline_view,
 )
 from hub.queries.search import ChildSearch, SearchResults, find_children
@@ -250,8 +250,11 @@ TEAM_EXAMPLE: dict[str, Any] = {
         200: {"content": {"application/json": {"example": TEAM_EXAMPLE}}},
     },
 )
-async def team(request: Request, child_id: str, principal: Reader, as_of: AsOf = None) -> TeamView:
-    return await team_view(reads_of(request), principal, child_id, as_of=as_of)
+async def team(request: Request, child_id: str, principal: Reader, as_of: AsOf = None) -> Response:
+    # the view as `response_model` writes it, written once per folded view (the schema is
+    # the decorator's)
+    body = await team_view_json(reads_of(request), principal, child_id, as_of=as_of)
+    return Response(body, media_type="application/json")
 
 
 # --------------------------------------------------------------------------- plans

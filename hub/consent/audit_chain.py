@@ -211,16 +211,21 @@ def seal_line(
         "chain": chain,
         "seq": seq,
         "kind": kind,
-        "at": _AT_JSON.dump_python(at, mode="json"),
+        "at": _at_json(at),
         "actor": actor,
         "child_id": child_id,
         "details": kept,
         "prev_hash": prev_hash,
     }
+    hashed = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
     digest = hashlib.sha256(prev_hash.encode("ascii"))
-    digest.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    digest.update(hashed)
     hash_ = digest.hexdigest()
-    data["hash"] = hash_
+    # the stored line is the body with "hash" in its sorted place, just before "kind":
+    # what follows "kind" at the top level (prev_hash, record_id, seq) is hex, a uuid and
+    # a number, so the last `,"kind":"` is the top-level key
+    cut = hashed.rfind(b',"kind":"')
+    line = b"".join((hashed[:cut], b',"hash":"', hash_.encode("ascii"), b'"', hashed[cut:]))
     record = trusted(
         AuditRecord,
         {
@@ -236,7 +241,7 @@ def seal_line(
             "hash": hash_,
         },
     )
-    return record, orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return record, line
 
 
 _KINDS = frozenset(get_args(AuditKind))
@@ -244,6 +249,17 @@ _ALLOWED_KEYS: set[str] = set()
 """Detail keys (exact `str`) already found not to name personal data."""
 _AT_JSON: TypeAdapter[datetime] = TypeAdapter(datetime)
 """`AuditRecord.at` in JSON form, exactly as the model's serializer writes it."""
+_LAST_AT: list[tuple[datetime, str]] = []
+"""The last `at` written and its JSON form (a batch's entries share one time)."""
+
+
+def _at_json(at: datetime) -> str:
+    last = _LAST_AT[0] if _LAST_AT else None
+    if last is not None and last[0] == at and last[0].tzinfo is at.tzinfo:
+        return last[1]
+    text: str = _AT_JSON.dump_python(at, mode="json")
+    _LAST_AT[:] = [(at, text)]
+    return text
 
 
 def _plainly_valid(

@@ -14,7 +14,7 @@ so a withdrawal or expiry hides from that moment what it used to cover.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from itertools import product
 from typing import Any, Literal, get_args
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hub.consent.policy import CategoryPolicy, SharingPolicy, StatutoryBasis
 from hub.consent.state import GRANTOR_WORDS, ConsentRecord, ConsentState, utc
-from hub.events.consent import ConsentDecision, ConsentException, ConsentScope, Purpose
-from hub.events.envelope import ConsentRef, Envelope
+from hub.events.consent import ConsentDecision, ConsentException, ConsentScope
+from hub.events.envelope import DEFAULT_PURPOSES, ConsentRef, Envelope, Purpose, Sharing
 from hub.events.trusted import trusted
 
 _PURPOSES = frozenset(get_args(Purpose))
@@ -54,20 +54,15 @@ class Fact(_Frozen):
     )
 
     @classmethod
-    def from_envelope(
-        cls,
-        envelope: Envelope,
-        *,
-        purposes: Iterable[Purpose],
-        basis_claimed: str | None = None,
-    ) -> Fact:
-        purposes = tuple(purposes)
-        if (
-            cls is Fact
-            and purposes
-            and all(type(p) is str and p in _PURPOSES for p in purposes)
-            and (basis_claimed is None or type(basis_claimed) is str)
-        ):  # the rest comes from a validated envelope, which holds to the same rules
+    def of(cls, envelope: Envelope) -> Fact:
+        """The fact as the gate decides on it: from the envelope alone, its sharing
+        context included (an envelope without one — of version 1 not upcast with its
+        record's headers, or the hub's own — is shared for the default purposes). Raises
+        pydantic's `ValidationError` for a purpose the policy's vocabulary lacks."""
+        sharing = envelope.sharing or _NO_SHARING
+        purposes = sharing.purposes
+        if cls is Fact and all(type(p) is str and p in _PURPOSES for p in purposes):
+            # the rest comes from a validated envelope, which holds to the same rules
             return trusted(
                 cls,
                 {
@@ -78,7 +73,7 @@ class Fact(_Frozen):
                     "source_organisation": envelope.source.organisation_code,
                     "purposes": purposes,
                     "occurred_at": envelope.occurred_at,
-                    "basis_claimed": basis_claimed,
+                    "basis_claimed": sharing.basis_claimed,
                 },
             )
         return cls(
@@ -89,25 +84,39 @@ class Fact(_Frozen):
             source_organisation=envelope.source.organisation_code,
             purposes=tuple(purposes),
             occurred_at=envelope.occurred_at,
-            basis_claimed=basis_claimed,
+            basis_claimed=sharing.basis_claimed,
         )
 
     @classmethod
     def from_stored(
-        cls, data: dict[str, Any], *, purposes: Iterable[str], basis_claimed: str | None
+        cls,
+        data: Mapping[str, Any],
+        *,
+        purposes: Iterable[str] = (),
+        basis_claimed: str | None = None,
     ) -> Fact:
-        """From a stored envelope's JSON (sealed fields left sealed: none is read)."""
+        """From a stored record's JSON, sealed fields left sealed (none is read), as
+        `of` would give for it opened. Its `sharing` is the sharing context; a version 1
+        record has none, and `purposes` and `basis_claimed` are what its headers (or the
+        view's columns copied from them) said — see `hub.events.upcast_envelope_data`."""
         source = data.get("source") or {}
+        sharing = data.get("sharing")
+        if isinstance(sharing, Mapping):
+            purposes = sharing.get("purposes") or DEFAULT_PURPOSES
+            basis_claimed = sharing.get("basis_claimed")
         return cls(
             event_id=data["event_id"],
             child_id=data["child_id"],
             category=data["category"],
             source_agency=source.get("agency") or "unknown",
             source_organisation=source.get("organisation_code"),
-            purposes=tuple(purposes),
+            purposes=tuple(purposes) or DEFAULT_PURPOSES,
             occurred_at=data["occurred_at"],
-            basis_claimed=basis_claimed,
+            basis_claimed=basis_claimed or None,
         )
+
+
+_NO_SHARING = Sharing()
 
 
 # --------------------------------------------------------------------------- audience

@@ -35,8 +35,8 @@ from hub.events.consent import (
     ConsentRecorded,
     ConsentScope,
     GrantorCapacity,
-    Purpose,
 )
+from hub.events.envelope import Purpose
 
 CONSENT_SCOPE_SYSTEM = "http://terminology.hl7.org/CodeSystem/consentscope"
 LOINC = "http://loinc.org"

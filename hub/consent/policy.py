@@ -30,7 +30,8 @@ from pydantic import (
 )
 
 from hub.errors import HubError, PermanentError
-from hub.events.consent import ConsentException, ConsentRecorded, ConsentScope, Purpose
+from hub.events.consent import ConsentException, ConsentRecorded, ConsentScope
+from hub.events.envelope import Purpose
 
 Sensitivity = Literal["standard", "special", "highly_sensitive"]
 SENSITIVITIES: tuple[str, ...] = get_args(Sensitivity)

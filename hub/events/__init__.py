@@ -8,11 +8,17 @@ import pkgutil
 
 from hub.events.codec import decode, decode_dict, encode
 from hub.events.envelope import (
+    DEFAULT_PURPOSES,
+    ENVELOPE_VERSION,
     ConsentRef,
     Envelope,
     EventPayload,
+    Purpose,
+    Sharing,
     Source,
     new_event_id,
+    upcast_envelope,
+    upcast_envelope_data,
     utcnow,
 )
 from hub.events.registry import EventRegistry, registry
@@ -31,15 +37,21 @@ def _register_all() -> None:
 _register_all()
 
 __all__ = [
+    "DEFAULT_PURPOSES",
+    "ENVELOPE_VERSION",
     "ConsentRef",
     "Envelope",
     "EventPayload",
     "EventRegistry",
+    "Purpose",
+    "Sharing",
     "Source",
     "decode",
     "decode_dict",
     "encode",
     "new_event_id",
     "registry",
+    "upcast_envelope",
+    "upcast_envelope_data",
     "utcnow",
 ]

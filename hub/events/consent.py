@@ -22,7 +22,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from hub.events.envelope import EventPayload
+from hub.events.envelope import EventPayload, Purpose
 from hub.events.registry import registry
 
 ConsentDecision = Literal["permit", "deny"]
@@ -34,9 +34,6 @@ the young person themself, a Court of Protection deputy, or a representative (CF
 
 ActingCapacity = Literal["parent_with_pr", "deputy", "representative"]
 """Who may act for a young person who lacks capacity (CFA 2014 s.80)."""
-
-Purpose = Literal["ehc_assessment", "plan_delivery", "review", "direct_care"]
-"""Why a fact is shared."""
 
 PURPOSES: tuple[Purpose, ...] = ("ehc_assessment", "plan_delivery", "review", "direct_care")
 

@@ -96,6 +96,9 @@ def _raise_transient(what: str, topic: str, exc: BaseException) -> NoReturn:
 class KafkaEventLog:
     """`EventLog` on Kafka topics named `{topic_prefix}{log}`."""
 
+    reads_are_round_trips = True
+    """A `read` asks the broker: callers overlap it with other round trips where they can."""
+
     def __init__(
         self,
         bootstrap_servers: str | list[str],

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from hub.events import Envelope
+from hub.events import Envelope, Sharing
 from hub.log import LogName, Position
 from hub.store import Tx
 
@@ -47,3 +47,13 @@ class Projection(Protocol):
     async def apply(self, tx: Tx, events: Sequence[Applied]) -> None:
         """Apply the events (in log order per partition) to the read model."""
         ...
+
+
+def sharing_columns(env: Envelope) -> tuple[str, str | None]:
+    """The envelope's sharing context as the views store it: comma-separated purposes,
+    and the claimed basis (upcast from a version 1 record's headers by the runner)."""
+    sharing = env.sharing or _DEFAULT_SHARING
+    return ",".join(sharing.purposes), sharing.basis_claimed
+
+
+_DEFAULT_SHARING = Sharing()

@@ -43,13 +43,8 @@ from hub.plans.clock import (
     StatutoryStatus,
     compute_clock,
 )
-from hub.projections.base import Applied
-from hub.projections.team_around_child import (
-    BASIS_HEADER,
-    DEFAULT_PURPOSES,
-    DOB_EVENT_TYPES,
-    PURPOSES_HEADER,
-)
+from hub.projections.base import Applied, sharing_columns
+from hub.projections.team_around_child import DOB_EVENT_TYPES
 from hub.store import Tx
 
 HORIZON = date(9000, 1, 1)
@@ -117,15 +112,8 @@ def _stripped(a: Applied) -> dict[str, Any] | None:
 
 def _key_of(a: Applied) -> FactKey:
     env = a.envelope
-    purposes = a.header(PURPOSES_HEADER)
-    basis = a.header(BASIS_HEADER)
-    return (
-        env.category,
-        env.source.agency,
-        env.source.organisation_code,
-        purposes.decode("utf-8", "replace") if purposes else ",".join(DEFAULT_PURPOSES),
-        basis.decode("utf-8", "replace") if basis else None,
-    )
+    purposes, basis = sharing_columns(env)
+    return (env.category, env.source.agency, env.source.organisation_code, purposes, basis)
 
 
 def _dumps(value: Any) -> str:

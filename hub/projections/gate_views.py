@@ -25,13 +25,11 @@ import orjson
 
 from hub.events.identity import CategoryErased, ChildErased
 from hub.log import LogName
-from hub.projections.base import Applied
+from hub.projections.base import Applied, sharing_columns
 from hub.store import ReadStore, Tx
 
 DEDUPE_HEADER = "x-dedupe-key"
 RELEASED_HEADER = "x-released-from"
-PURPOSES_HEADER = "x-purposes"
-BASIS_HEADER = "x-basis-claimed"
 
 
 def _erased_child(a: Applied) -> str | None:
@@ -265,8 +263,7 @@ class SharedRecordProjection:
                     env.category,
                     env.source.agency,
                     env.occurred_at.isoformat(),
-                    _header_text(a, PURPOSES_HEADER),
-                    _header_text(a, BASIS_HEADER),
+                    *sharing_columns(env),
                     a.raw,
                 )
             )

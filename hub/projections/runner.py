@@ -19,7 +19,7 @@ import structlog
 from hub.consent.opener import EnvelopeOpener
 from hub.deadletter import GENERATION, DeadLetterEntry, dead_letter_for
 from hub.errors import PermanentError, TransientError
-from hub.events import EventRegistry
+from hub.events import EventRegistry, upcast_envelope
 from hub.events import registry as default_registry
 from hub.log import EventLog, LogName, Position, StoredRecord
 from hub.projections.base import RAW_ONLY, Applied, Projection
@@ -266,7 +266,7 @@ class ProjectionRunner:
                 tx,
                 [
                     Applied(
-                        envelope,
+                        upcast_envelope(envelope, entry.record.headers),
                         entry.source_log or LogName.EVENTS,
                         source,
                         entry.record.value,
@@ -375,6 +375,7 @@ async def decode_records(
         if isinstance(opened, PermanentError):
             bad.append((rec, opened))
         else:
+            opened = upcast_envelope(opened, rec.headers)  # a v1 record's headers, once
             good.append(Applied(opened, rec.log, rec.position, rec.value, rec.headers))
     return good, bad
 
@@ -434,17 +435,3 @@ async def refresh_statistics(runners: Sequence[ProjectionRunner]) -> None:
         for table in runner.projection.tables:
             async with runner.store.transaction() as tx:
                 await tx.execute(f"ANALYZE {table}")  # the projection's own table names
-
-
-async def stored_offsets(store: ReadStore, names: Sequence[str]) -> dict[tuple[str, str, int], int]:
-    """Applied offset per (projection, log, partition) of the named projections, in one
-    query."""
-    if not names:
-        return {}
-    marks = ", ".join("?" for _ in names)
-    rows = await store.fetchall(
-        "SELECT projection, log, part, applied_offset FROM projection_offset"  # noqa: S608
-        f" WHERE projection IN ({marks})",
-        list(names),
-    )
-    return {(str(p), str(lg), int(pt)): int(o) for p, lg, pt, o in rows}

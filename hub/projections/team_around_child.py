@@ -22,15 +22,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hub.events.envelope import Envelope
+from hub.events.envelope import DEFAULT_PURPOSES, Envelope
 from hub.events.identity import CategoryErased, ChildErased
 from hub.log import LogName
-from hub.projections.base import Applied
+from hub.projections.base import Applied, sharing_columns
 from hub.store import Tx
-
-PURPOSES_HEADER = "x-purposes"
-BASIS_HEADER = "x-basis-claimed"
-DEFAULT_PURPOSES = ("ehc_assessment", "plan_delivery", "review")
 
 TEAM_EVENT_TYPES = frozenset(
     {
@@ -110,8 +106,7 @@ def fact_columns(a: Applied) -> tuple[Any, ...]:
     """The columns every sealed-fact table starts with (what a view-time decision needs),
     for one applied event."""
     env = a.envelope
-    purposes = a.header(PURPOSES_HEADER)
-    basis = a.header(BASIS_HEADER)
+    purposes, basis = sharing_columns(env)
     return (
         str(env.event_id),
         env.child_id,
@@ -122,8 +117,8 @@ def fact_columns(a: Applied) -> tuple[Any, ...]:
         env.source.agency,
         env.source.organisation_code,
         env.occurred_at.isoformat(),
-        None if purposes is None else purposes.decode("utf-8", "replace"),
-        None if basis is None else basis.decode("utf-8", "replace"),
+        purposes,
+        basis,
     )
 
 

@@ -7,6 +7,12 @@ followed by `team.practitioner_left`, as the team projection holds them); a fami
 the one child their credential is bound to. Nobody else reaches any child's record. A
 child (or plan) the caller may not reach answers `NotFound`, the same as one that does
 not exist, so a check never reveals that a child is known; the API maps it to 404.
+
+What a query reads from a projection on a child's partition is the same as long as the
+projection stands where it stood (`hub.service_layer.views.Positions`): so the reach, the
+consent state and the team's stored facts are kept in the memo (`Reads.opened`) under the
+positions that `require_in_reach` caught up to, and read again only when one of them
+moved. Decisions are still made now, for this caller, on every read.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from hub.projections.caseload_view import plan_children
 from hub.projections.gate_views import consent_bodies
 from hub.projections.team_around_child import SealedFact
 from hub.queries.opened import OpenedFacts
-from hub.service_layer.views import GateViews
+from hub.service_layer.views import GateViews, Positions
 from hub.store import ReadStore
 
 
@@ -52,11 +58,18 @@ class Reads:
 
 
 async def viewer_for(
-    reads: Reads, caller: Principal, now: datetime, children: Iterable[str], *, fresh: bool
+    reads: Reads,
+    caller: Principal,
+    now: datetime,
+    children: Iterable[str],
+    *,
+    fresh: bool,
+    positions: Positions | None = None,
 ) -> Viewer:
     """The caller as a viewer, with the children's consent states loaded (`fresh`: caught
-    up first; else the caller has caught `consent_state` up already). A practitioner is
-    judged in their policy role; a family member by the policy's family access."""
+    up first; else the caller has caught `consent_state` up already, to `positions` when
+    it says so). A practitioner is judged in their policy role; a family member by the
+    policy's family access."""
     viewer = Viewer(
         reads.policy,
         reads.decisions,
@@ -67,7 +80,7 @@ async def viewer_for(
     )
     wanted = sorted(set(children))
     if wanted:
-        viewer.add(await consent_states(reads, wanted, fresh=fresh))
+        viewer.add(await consent_states(reads, wanted, fresh=fresh, positions=positions))
     return viewer
 
 
@@ -76,27 +89,41 @@ CONSENT_CATEGORY = ConsentRecorded.category
 
 
 async def consent_states(
-    reads: Reads, children: Sequence[str], *, fresh: bool
+    reads: Reads, children: Sequence[str], *, fresh: bool, positions: Positions | None = None
 ) -> dict[str, ConsentState]:
     """The children's consent states (`fresh`: caught up first), as `GateViews` folds
     them; a state folded before from exactly the same stored consent events, opened with
     the same data key (sealed ones: the child's `identity` key, which erasure deletes), is
-    taken from the memo."""
-    if fresh:
+    taken from the memo, without reading them again when the caller caught
+    `consent_state` up to `positions` itself (not `fresh`) and the state was kept at those."""
+    if fresh:  # (a caseload's many children: the memo by positions is for one child's read)
         await reads.views.catch_up(["consent_state"], children)
+        positions = None
     out: dict[str, ConsentState] = {}
-    for child, values in (await consent_bodies(reads.store, children)).items():
-        sealed = any(SEALED_MARK in v for v in values)
-        data_key = await reads.opener.data_key(child, CONSENT_CATEGORY) if sealed else None
-        key = (child, "consent_state", data_key, *values)
-        kept = reads.opened.view(key)
+    at = {c: (c, "consent_state_at", positions) for c in children} if positions else {}
+    for child, key in at.items():
+        kept = reads.opened.row(key)
         if isinstance(kept, ConsentState):
             out[child] = kept
-            continue
-        opened = await reads.opener.open_values(values)
-        state = ConsentState.fold(child, [e for e in opened if isinstance(e, Envelope)])
-        if not sealed or data_key is not None:  # an erased key's state is not kept
-            reads.opened.keep_view(key, state)
+    missing = [c for c in children if c not in out]
+    if not missing:
+        return out
+    for child, values in (await consent_bodies(reads.store, missing)).items():
+        sealed = any(SEALED_MARK in v for v in values)
+        data_key = await reads.opener.data_key(child, CONSENT_CATEGORY) if sealed else None
+        by_values = (child, "consent_state", data_key, *values)
+        kept = reads.opened.view(by_values)
+        if isinstance(kept, ConsentState):
+            state = kept
+        else:
+            opened = await reads.opener.open_values(values)
+            state = ConsentState.fold(child, [e for e in opened if isinstance(e, Envelope)])
+            if sealed and data_key is None:  # the key is gone (erased): nothing is kept
+                out[child] = state
+                continue
+            reads.opened.keep_view(by_values, state)
+        if child in at:
+            reads.opened.keep_row(at[child], state)
         out[child] = state
     return out
 
@@ -128,8 +155,19 @@ async def teams_of(reads: Reads, practitioner_id: str) -> list[str]:
     return sorted(c for c, t in last.items() if t == MEMBERSHIP_EVENTS[0])
 
 
-async def in_reach(reads: Reads, caller: Principal, child_id: str) -> bool:
-    """Whether the caller reaches the child now (the projections it rests on caught up)."""
+async def in_reach(
+    reads: Reads, caller: Principal, child_id: str, positions: Positions | None = None
+) -> bool:
+    """Whether the caller reaches the child now (the projections it rests on caught up,
+    to `positions` when the caller says so: an answer kept at those is taken again)."""
+    key = (child_id, "in_reach", caller.role, caller.name, caller.practitioner_id, positions)
+    if positions is not None and caller.role is not Role.FAMILY:
+        kept = reads.opened.row(key)
+        if isinstance(kept, bool):
+            return kept
+        reached = await in_reach(reads, caller, child_id)
+        reads.opened.keep_row(key, reached)
+        return reached
     if caller.role is Role.COORDINATOR:
         row = await reads.store.fetchone(
             "SELECT 1 FROM caseload WHERE coordinator = ? AND child_id = ?",
@@ -182,16 +220,17 @@ REACH_VIEWS: dict[Role, str] = {
 
 async def require_in_reach(
     reads: Reads, caller: Principal, child_id: str, *, also: Sequence[str] = ()
-) -> None:
+) -> Positions | None:
     """`NotFound` unless the caller reaches the child (see the module's docstring). The
     projection the reach rests on and those named in `also` (which the query reads next)
-    are caught up on the child's partition first, together."""
+    are caught up on the child's partition first, together; returns where they stand
+    there (None when the catch-up applied something: then nothing is kept under it)."""
     reach_view = REACH_VIEWS.get(caller.role)
     names = list(dict.fromkeys([*([reach_view] if reach_view else []), *also]))
-    if names:
-        await reads.views.catch_up(names, [child_id])
-    if not await in_reach(reads, caller, child_id):
+    positions = await reads.views.catch_up(names, [child_id]) if names else None
+    if not await in_reach(reads, caller, child_id, positions):
         raise NotFound("no such child in your reach")
+    return positions
 
 
 async def plan_in_reach(

@@ -11,9 +11,10 @@ the facts the answer rests on.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +23,8 @@ from hub.consent.authority import capacity_applies, young_person_decides_from
 from hub.consent.state import GRANTOR_WORDS, ConsentState, summarise_consent
 from hub.consent.viewer import Viewer
 from hub.errors import InvalidQuery, NotFound
+from hub.events.envelope import Envelope
+from hub.ingest.natural_keys import current_versions, fact_key, version_rank
 from hub.plans.clock import Se7Stage
 from hub.projections.caseload_view import (
     ClockFact,
@@ -60,6 +63,7 @@ from hub.queries.context import (
     viewer_for,
 )
 from hub.queries.paging import CURSOR_FIELD, decode_cursor, encode_cursor, malformed_cursor
+from hub.service_layer.views import Positions
 
 
 class ChildPlans(BaseModel):
@@ -149,6 +153,18 @@ CASELOAD_CURSOR = "caseload"
 # --------------------------------------------------------------------------- queries
 
 
+def current_only(opened: list[tuple[SealedFact, Envelope]]) -> list[tuple[SealedFact, Envelope]]:
+    """The opened facts without the versions a newer one supersedes by the source's own
+    versions (a FHIR resource re-sent at a later versionId): the views fold facts in log
+    order, and an older version that arrived late must not overwrite the current one
+    (`hub.ingest.natural_keys.current_versions`)."""
+    return current_versions(
+        opened,
+        lambda o: fact_key(o[1].source, o[1].payload),
+        lambda o: version_rank(o[1].source),
+    )
+
+
 async def team_view(
     reads: Reads,
     caller: Principal,
@@ -160,15 +176,28 @@ async def team_view(
     """The team around the child: the child, the family, the key worker, every
     practitioner by agency, open actions and consent, as the caller may see them
     (audited as a read through `route`)."""
-    await require_in_reach(reads, caller, child_id, also=("team_around_child", "consent_state"))
+    reach = require_in_reach(reads, caller, child_id, also=("team_around_child", "consent_state"))
+    if reads.store.dialect == "postgres":  # two round trips: overlapped (dob is not shown
+        # unless the caller reaches the child, and is read from the person index, not a
+        # projection the catch-up moves)
+        got = await asyncio.gather(
+            reach, reads.persons.date_of_birth(child_id), return_exceptions=True
+        )
+        for outcome in got:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        positions, dob = cast("tuple[Positions | None, date | None]", tuple(got))
+    else:
+        positions = await reach
+        dob = await reads.persons.date_of_birth(child_id)
     now = datetime.now(UTC)
-    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False)
-    facts = await load_team_facts(reads.store, child_id)
+    viewer = await viewer_for(reads, caller, now, [child_id], fresh=False, positions=positions)
+    facts = await team_facts(reads, child_id, positions)
     hidden = hidden_practitioners(facts, viewer.sees)
-    opened = await open_facts(reads, [f for f in facts if viewer.sees(f)])
+    opened = current_only(await open_facts(reads, [f for f in facts if viewer.sees(f)]))
     state = viewer.states[child_id]
     today = as_of or now.date()
-    deciding = await who_decides(reads, child_id, state, now)
+    deciding = who_decides(state, now, dob)
     consent = state.describe(now)
     key = (
         child_id,
@@ -196,6 +225,20 @@ async def team_view(
         reads.opened.keep_view(key, view)
     await audit_reads(reads, caller, route, now, [(child_id, view.facts_shown, {})])
     return view
+
+
+async def team_view_json(
+    reads: Reads,
+    caller: Principal,
+    child_id: str,
+    *,
+    as_of: date | None = None,
+    route: str = "GET /children/{id}/team",
+) -> bytes:
+    """`team_view` as JSON, as the API answers it; a view kept in the memo (folded before
+    from the same facts for the same inputs) is written out once, not on every read."""
+    view = await team_view(reads, caller, child_id, as_of=as_of, route=route)
+    return reads.opened.json_of(child_id, view)
 
 
 async def child_plans_view(
@@ -260,7 +303,7 @@ async def timeline_view(
     view = build_timeline(
         plan_id,
         child_id,
-        await open_facts(reads, visible),
+        current_only(await open_facts(reads, visible)),
         today=as_of or now.date(),
         hidden=hidden,
         people=await named_practitioners(reads, [f for f in joined if viewer.sees(f)], hidden),
@@ -418,21 +461,33 @@ def standings(
     return out
 
 
+async def team_facts(reads: Reads, child_id: str, positions: Positions | None) -> list[SealedFact]:
+    """The child's stored team facts (`load_team_facts`); those read before at the same
+    `positions` (which `team_around_child` was caught up to) are taken from the memo."""
+    if positions is None:
+        return await load_team_facts(reads.store, child_id)
+    key = (child_id, "team_facts", positions)
+    kept = reads.opened.row(key)
+    if isinstance(kept, tuple):
+        return list(kept)
+    facts = await load_team_facts(reads.store, child_id)
+    reads.opened.keep_row(key, tuple(facts))
+    return facts
+
+
 def fast_path(viewer: Viewer, child_id: str, summary: PlanSummary) -> bool:
     return not summary.has_exceptions and all(viewer.sees_key(child_id, k) for k in summary.keys)
 
 
-async def who_decides(
-    reads: Reads, child_id: str, state: ConsentState, now: datetime
-) -> WhoDecidesOut:
-    """Who decides about sharing now, in plain words (no dates: they would identify)."""
+def who_decides(state: ConsentState, now: datetime, dob: date | None) -> WhoDecidesOut:
+    """Who decides about sharing now, in plain words (no dates: they would identify), from
+    the child's consent state and date of birth (`PersonIndex.date_of_birth`)."""
     given = list(
         dict.fromkeys(
             f"{GRANTOR_WORDS[r.consent.grantor.capacity]} ({r.consent.grantor.reference})"
             for r in state.effective(now)
         )
     )
-    dob = await reads.persons.date_of_birth(child_id)
     today = now.date()
     if dob is None:
         return WhoDecidesOut(

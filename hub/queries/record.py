@@ -14,7 +14,7 @@ from hub.consent.sealing import ErasedPayload
 from hub.consent.state import ConsentRecord
 from hub.consent.viewer import SharingKey
 from hub.errors import PermanentError
-from hub.ingest.natural_keys import fact_key, group_versions
+from hub.ingest.natural_keys import fact_key, group_versions, version_rank
 from hub.queries.context import Reads, audit_reads, require_in_reach, viewer_for
 from hub.service_layer.reconsider import sharing_context, stored_fact
 
@@ -44,6 +44,7 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
     )
     by_agency: dict[str, list[dict[str, Any]]] = {}
     keys: dict[int, str | None] = {}
+    ranks: dict[int, tuple[float, float]] = {}
     shown: list[str] = []
     for _event_id, body, purposes, basis in rows:
         data = orjson.loads(bytes(body))
@@ -78,10 +79,11 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
         }
         erased = isinstance(env.payload, ErasedPayload)
         keys[id(entry)] = None if erased else fact_key(env.source, env.payload)
+        ranks[id(entry)] = version_rank(env.source)
         by_agency.setdefault(env.source.agency, []).append(entry)
         shown.append(str(env.event_id))
     for agency, entries in by_agency.items():
-        by_agency[agency] = with_history(entries, keys)
+        by_agency[agency] = with_history(entries, keys, ranks)
     await audit_reads(reads, caller, "GET /children/{id}/record", now, [(child_id, shown, {})])
     return {
         "child_id": child_id,
@@ -92,18 +94,22 @@ async def shared_record_view(reads: Reads, caller: Principal, child_id: str) -> 
 
 
 def with_history(
-    entries: list[dict[str, Any]], keys: dict[int, str | None]
+    entries: list[dict[str, Any]],
+    keys: dict[int, str | None],
+    ranks: dict[int, tuple[float, float]] | None = None,
 ) -> list[dict[str, Any]]:
     """One entry per fact: versions of one fact (the same natural key, `hub.ingest.
-    natural_keys`: a correction a later message made) show as the latest recorded, with
-    the earlier ones under `history` (oldest first)."""
+    natural_keys`: a correction a later message made) show as the current one — the
+    newest by the source's own versions (a FHIR resource's versionId, then lastUpdated),
+    else the latest recorded — with the earlier ones under `history` (oldest first)."""
     ordered = sorted(entries, key=lambda e: e["recorded_at"])
+    rank_of = None if ranks is None else (lambda e: ranks[id(e)])
     current = {
         id(now): [
-            {k: v[k] for k in ("event_id", "occurred_at", "recorded_at", "payload")}
+            {k: v[k] for k in ("event_id", "occurred_at", "recorded_at", "source", "payload")}
             for v in earlier
         ]
-        for now, earlier in group_versions(ordered, lambda e: keys[id(e)])
+        for now, earlier in group_versions(ordered, lambda e: keys[id(e)], rank_of)
     }
     return [{**e, "history": current[id(e)]} for e in entries if id(e) in current]
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.sealing import ErasedPayload
 from hub.errors import PermanentError
-from hub.events import Source
+from hub.events import Sharing, Source, upcast_envelope
 from hub.events.identity import IdentifierLinked, MatchResolved
 from hub.identity.identifiers import Identifier
 from hub.identity.match_queue import (
@@ -24,9 +24,8 @@ from hub.identity.match_queue import (
 from hub.identity.person_index import PersonIndex
 from hub.identity.subject import Subject
 from hub.ingest.model import FactOutcome, InboundFact
-from hub.projections.gate_views import BASIS_HEADER, PURPOSES_HEADER, withheld_rows
+from hub.projections.gate_views import withheld_rows
 from hub.service_layer.erasure import EraseChild
-from hub.service_layer.reconsider import sharing_context
 from hub.service_layer.submit_facts import SubmitFacts
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
@@ -90,7 +89,7 @@ class ResolveMatch:
                 continue
             if isinstance(env.payload, ErasedPayload):
                 continue  # released before, and its provisional copy shredded
-            purposes, basis = sharing_context(row.header(PURPOSES_HEADER), row.header(BASIS_HEADER))
+            sharing = upcast_envelope(env, row.headers).sharing or Sharing()
             facts.append(
                 InboundFact(
                     subject=Subject(hub_child_id=child_id),
@@ -100,8 +99,8 @@ class ResolveMatch:
                     ref=f"released:{row.event_id}",
                     plan_id=env.plan_id,
                     category=env.category,
-                    purposes=purposes,
-                    statutory_basis=basis,
+                    purposes=sharing.purposes,
+                    statutory_basis=sharing.basis_claimed,
                 )
             )
         return await self.submit(facts, actor=actor) if facts else []

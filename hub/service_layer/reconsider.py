@@ -17,12 +17,10 @@ from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.decision import Fact, decide_sharing
 from hub.consent.policy import SharingPolicy
 from hub.consent.state import ConsentState
-from hub.events.envelope import new_event_id
+from hub.events.envelope import DEFAULT_PURPOSES, new_event_id, upcast_envelope_data
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.log import EventLog, LogName, NewRecord
 from hub.projections.gate_views import (
-    BASIS_HEADER,
-    PURPOSES_HEADER,
     RELEASED_HEADER,
     WithheldRow,
     shared_rows,
@@ -31,13 +29,12 @@ from hub.projections.gate_views import (
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
 
-DEFAULT_PURPOSES = ("ehc_assessment", "plan_delivery", "review")
-
 
 def sharing_context(
     purposes: bytes | str | None, basis: bytes | str | None
 ) -> tuple[tuple[str, ...], str | None]:
-    """The purposes and claimed basis a fact was sent with, as its headers carry them."""
+    """The purposes and claimed basis of a stored fact as a view's columns hold them
+    (comma-separated purposes, absent: the defaults)."""
     if isinstance(purposes, bytes):
         purposes = purposes.decode()
     if isinstance(basis, bytes):
@@ -46,6 +43,8 @@ def sharing_context(
 
 
 def stored_fact(data: dict[str, object], purposes: Sequence[str], basis: str | None) -> Fact:
+    """The fact of a view's row: its stored record's JSON, and the row's sharing columns
+    (used when the record is of envelope version 1, which carries no sharing context)."""
     return Fact.from_stored(data, purposes=purposes, basis_claimed=basis)
 
 
@@ -110,9 +109,8 @@ class ReconsiderWithheld:
     def _release(
         self, row: WithheldRow, state: ConsentState, actor: str, now: datetime
     ) -> tuple[Claim, NewRecord, AuditEntry] | None:
-        data = orjson.loads(row.body)
-        purposes, basis = sharing_context(row.header(PURPOSES_HEADER), row.header(BASIS_HEADER))
-        decision = decide_sharing(stored_fact(data, purposes, basis), state, self.policy, at=now)
+        data = upcast_envelope_data(orjson.loads(row.body), row.headers)
+        decision = decide_sharing(Fact.from_stored(data), state, self.policy, at=now)
         if not decision.permitted:
             return None
         data["consent"] = {

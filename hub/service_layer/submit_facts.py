@@ -5,7 +5,10 @@ when only a person may decide), claims the fact's idempotency key (a fact taken 
 or being taken by another request, is a duplicate), asks `decide_sharing` whether it may
 be shared now, and writes: the decision to `hub.audit` first, then the fact — sealed with
 the child's data key for its category — to `hub.events` (permitted) or `hub.withheld`
-(withheld). Consent and casework events are the family's and the LA's own records: they
+(withheld). A batch's facts about one child that get the same decision (same category,
+source, sharing context and consents in force: `DecisionMemo`) share one decision
+record, which names each fact (`event_ids`, with `decision_ids` and `event_types` in the
+same order). Consent and casework events are the family's and the LA's own records: they
 are always kept, and a consent change has `ReconsiderWithheld` release what it now covers.
 Bad input is answered per fact with the field and the rule.
 """
@@ -13,7 +16,6 @@ Bad input is answered per fact with the field and the rule.
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -32,19 +34,20 @@ from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import personal_fields, seal_envelope
 from hub.consent.state import ConsentState
 from hub.errors import PermanentError
-from hub.events import Envelope, Source, encode
+from hub.events import Envelope, Sharing, Source, encode
 from hub.events.consent import CapacityAssessed, ConsentRecorded
 from hub.events.identity import IdentifierLinked, MatchQueued
+from hub.events.trusted import trusted
 from hub.identity.identifiers import Identifier, InvalidIdentifier
 from hub.identity.match_queue import MatchQueue, QueueItem, Unlinked, strong_identifiers
 from hub.identity.person_index import PersonIndex, Resolution
 from hub.identity.subject import Subject
 from hub.ingest.claims import Claim, IngestClaims, ours
 from hub.ingest.model import FactOutcome, InboundFact
-from hub.ingest.natural_keys import restatement_key
+from hub.ingest.natural_keys import child_named, restatement_key
 from hub.log import EventLog, LogName, NewRecord
-from hub.projections.gate_views import BASIS_HEADER, DEDUPE_HEADER, PURPOSES_HEADER, landed_keys
-from hub.service_layer.reconsider import DEFAULT_PURPOSES, ReconsiderWithheld
+from hub.projections.gate_views import DEDUPE_HEADER, landed_keys
+from hub.service_layer.reconsider import ReconsiderWithheld
 from hub.service_layer.views import GateViews
 from hub.store import ReadStore
 
@@ -57,10 +60,50 @@ MATCH_HEADER = "x-match-queue-item"
 
 
 @dataclass
+class _DecisionGroup:
+    """One decision record in the making: the decision its facts share, and each fact."""
+
+    child_id: str
+    at: datetime
+    actor: str
+    shared: dict[str, object]
+    event_ids: list[str] = field(default_factory=list)
+    decision_ids: list[str] = field(default_factory=list)
+    event_types: list[str] = field(default_factory=list)
+
+    def add(self, event_id: str, decision_id: str, event_type: str) -> None:
+        self.event_ids.append(event_id)
+        self.decision_ids.append(decision_id)
+        self.event_types.append(event_type)
+
+    def drop(self, event_ids: set[str]) -> None:
+        kept = [i for i, e in enumerate(self.event_ids) if e not in event_ids]
+        self.event_ids = [self.event_ids[i] for i in kept]
+        self.decision_ids = [self.decision_ids[i] for i in kept]
+        self.event_types = [self.event_types[i] for i in kept]
+
+    def entry(self) -> AuditEntry:
+        return AuditEntry(
+            kind="decision",
+            actor=self.actor,
+            child_id=self.child_id,
+            at=self.at,
+            details={
+                **self.shared,
+                "event_ids": self.event_ids,
+                "decision_ids": self.decision_ids,
+                "event_types": self.event_types,
+            },
+        )
+
+
+@dataclass
 class _Pending:
     """What one submit call will append, in order, per log."""
 
-    audit: list[AuditEntry] = field(default_factory=list)
+    audit: list[AuditEntry | _DecisionGroup] = field(default_factory=list)
+    groups: dict[tuple[object, ...], _DecisionGroup] = field(default_factory=dict)
+    """The batch's decision records by child and decision, as facts join them."""
     events: list[NewRecord] = field(default_factory=list)
     withheld: list[NewRecord] = field(default_factory=list)
     consent_children: set[str] = field(default_factory=set)
@@ -86,8 +129,54 @@ class _Pending:
 
         self.events = [r for r in self.events if kept(r)]
         self.withheld = [r for r in self.withheld if kept(r)]
-        self.audit = [a for a in self.audit if a.details.get("event_id") not in event_ids]
+        for group in self.groups.values():
+            group.drop(event_ids)
+        self.audit = [
+            a
+            for a in self.audit
+            if (
+                a.event_ids
+                if isinstance(a, _DecisionGroup)
+                else a.details.get("event_id") not in event_ids
+            )
+        ]
         self.claims = [c for c in self.claims if c.dedupe_key not in keys]
+
+    def decided(
+        self, decision: Decision, envelope: Envelope, event_id: str, actor: str, now: datetime
+    ) -> _DecisionGroup:
+        """Note a fact's decision in its child's record of that decision (everything the
+        record says of it the same)."""
+        key = (  # everything `_shared_details` says
+            envelope.child_id,
+            actor,
+            envelope.category,
+            envelope.source.agency,
+            decision.outcome,
+            decision.relied_on_kind,
+            decision.relied_on,
+            decision.art6,
+            decision.art9,
+            decision.confidentiality,
+            decision.audience.roles,
+            decision.reason,
+            decision.consent_state_version,
+            decision.policy_version,
+        )
+        group = self.groups.get(key)
+        if group is None:
+            shared = _shared_details(decision, envelope)
+            group = self.groups[key] = _DecisionGroup(envelope.child_id, now, actor, shared)
+            self.audit.append(group)
+        group.add(event_id, str(decision.decision_id), envelope.event_type)
+        return group
+
+    def entries(self) -> list[AuditEntry]:
+        return [
+            a.entry() if isinstance(a, _DecisionGroup) else a
+            for a in self.audit
+            if not isinstance(a, _DecisionGroup) or a.event_ids
+        ]
 
 
 _Answer = tuple[str | None, list[Identifier], str | None, str | None] | Unlinked
@@ -107,11 +196,11 @@ class _Resolved:
     also_catch_up: tuple[str, ...] = ()
 
 
-def dedupe_key(fact: InboundFact) -> str:
+def dedupe_key(fact: InboundFact, named: dict[str, object] | None = None) -> str:
     """The fact's idempotency key: its natural key and content when its type has one
     (`hub.ingest.natural_keys`: a restatement in a later message is the same fact), else
-    its place in its message."""
-    natural = restatement_key(fact)
+    its place in its message. `named`: `child_named(fact.subject)`, when known."""
+    natural = restatement_key(fact) if named is None else restatement_key(fact, named)
     if natural is not None:
         return natural
     message = fact.source.message_id or "-"
@@ -199,7 +288,7 @@ class SubmitFacts:
             pending = _Pending()
             resolved: dict[str, _Resolved] = {}
             by_subject: dict[str, list[InboundFact]] = {}
-            subject_keys = [f.subject.model_dump_json() for f in facts]
+            subject_keys, named = _subject_keys(facts)
             for fact, skey in zip(facts, subject_keys, strict=True):
                 by_subject.setdefault(skey, []).append(fact)
             fingerprints: list[tuple[str, str]] = []
@@ -226,7 +315,7 @@ class SubmitFacts:
             held = {r.child_id for r in resolved.values() if r.queued is not None and r.child_id}
             children = {r.child_id for r in resolved.values() if r.child_id} - held
             extra = {c for r in resolved.values() for c in r.also_catch_up}
-            dedupe_keys = [dedupe_key(f) for f in facts]
+            dedupe_keys = [dedupe_key(f, n) for f, n in zip(facts, named, strict=True)]
             known = await self._taken(dedupe_keys, children | held | extra, now)
             outcomes: list[FactOutcome] = []
             states = await self.views.consent_states(children)
@@ -511,6 +600,7 @@ class SubmitFacts:
                 source=fact.source,
                 occurred_at=fact.occurred_at,
                 plan_id=fact.plan_id,
+                sharing=Sharing.of(fact.purposes, fact.statutory_basis),
                 **({"category": fact.category} if fact.category else {}),
             )
         except ValidationError as exc:
@@ -523,6 +613,7 @@ class SubmitFacts:
                 reason=err["msg"],
                 field=".".join(str(p) for p in err["loc"]),
             )
+        event_id = str(envelope.event_id)
         if envelope.category not in self.policy.categories:
             return FactOutcome(
                 fact.ref,
@@ -532,11 +623,7 @@ class SubmitFacts:
                 reason=f"unknown data category {envelope.category!r}",
                 field="category",
             )
-        headers = (
-            (DEDUPE_HEADER, key.encode()),
-            (PURPOSES_HEADER, _purposes_header(tuple(fact.purposes or DEFAULT_PURPOSES))),
-            *(((BASIS_HEADER, fact.statutory_basis.encode()),) if fact.statutory_basis else ()),
-        )
+        headers = ((DEDUPE_HEADER, key.encode()),)
         if resolved.queued is not None:
             return await self._hold(fact, envelope, resolved, headers, actor, now, pending)
         if event_type.startswith(GOVERNANCE_PREFIXES):
@@ -565,7 +652,7 @@ class SubmitFacts:
                     child_id=child_id,
                     at=now,
                     details={
-                        "event_id": str(envelope.event_id),
+                        "event_id": event_id,
                         "event_type": event_type,
                         "agency": fact.source.agency,
                         "outcome": "recorded",
@@ -575,34 +662,25 @@ class SubmitFacts:
             if event_type.startswith("consent."):
                 pending.consent_children.add(child_id)
                 states.pop(child_id, None)
-            return FactOutcome(fact.ref, "appended", event_type, str(envelope.event_id), child_id)
+            return FactOutcome(fact.ref, "appended", event_type, event_id, child_id)
 
         state = states.get(child_id)
         if state is None:
             state = states[child_id] = await self.views.consent_state(child_id)
         memo = pending.decisions or DecisionMemo(self.policy, now)
         pending.decisions = memo
-        decision = memo.decide(
-            Fact.from_envelope(
-                envelope,
-                purposes=fact.purposes or DEFAULT_PURPOSES,  # type: ignore[arg-type]
-                basis_claimed=fact.statutory_basis,
-            ),
-            state,
-        )
-        pending.audit.append(self._decision_entry(decision, envelope, actor, now))
+        decision = memo.decide(Fact.of(envelope), state)
+        group = pending.decided(decision, envelope, event_id, actor, now)
         try:
             if decision.permitted:
-                sealed = await self._seal(
-                    envelope.model_copy(update={"consent": decision.consent_ref()})
-                )
+                # the envelope was validated; so is the reference: no need to check again
+                shared = trusted(Envelope, {**envelope.__dict__, "consent": decision.consent_ref()})
+                sealed = await self._seal(shared)
                 pending.events.append(NewRecord(key=child_id, value=sealed, headers=headers))
-                return FactOutcome(
-                    fact.ref, "appended", event_type, str(envelope.event_id), child_id
-                )
+                return FactOutcome(fact.ref, "appended", event_type, event_id, child_id)
             sealed = await self._seal(envelope)
         except KeyErasedError:
-            pending.audit.pop()
+            group.drop({event_id})
             return FactOutcome(
                 fact.ref,
                 "rejected",
@@ -616,7 +694,7 @@ class SubmitFacts:
             fact.ref,
             "withheld",
             event_type,
-            str(envelope.event_id),
+            event_id,
             child_id,
             reason=decision.reason,
         )
@@ -710,32 +788,6 @@ class SubmitFacts:
                 )
         return None
 
-    def _decision_entry(
-        self, decision: Decision, envelope: Envelope, actor: str, now: datetime
-    ) -> AuditEntry:
-        return AuditEntry(
-            kind="decision",
-            actor=actor,
-            child_id=envelope.child_id,
-            at=now,
-            details={
-                "decision_id": str(decision.decision_id),
-                "event_id": str(envelope.event_id),
-                "event_type": envelope.event_type,
-                "category": envelope.category,
-                "agency": envelope.source.agency,
-                "outcome": decision.outcome,
-                "relied_on": decision.lawful_basis,
-                "art6": decision.art6,
-                "art9": decision.art9,
-                "confidentiality": decision.confidentiality,
-                "audience": list(decision.audience.roles),
-                "reason": decision.reason,
-                "consent_state_version": decision.consent_state_version,
-                "policy_version": decision.policy_version,
-            },
-        )
-
     async def _prepare_keys(self, facts: Sequence[InboundFact], children: dict[int, str]) -> None:
         """Create the data keys a batch will seal with, in one transaction (where the key
         store has them); facts whose category is decided later fall back to one at a time."""
@@ -758,8 +810,9 @@ class SubmitFacts:
 
     async def _flush(self, pending: _Pending) -> None:
         # the decision first: a fact is never on a log without its decision in the trail
-        if pending.audit:
-            await self.trail.append(pending.audit)
+        entries = pending.entries()
+        if entries:
+            await self.trail.append(entries)
         # then both logs at once (the embedded log writes them in one transaction)
         await asyncio.gather(
             self.log.append(LogName.EVENTS, pending.events),
@@ -767,9 +820,43 @@ class SubmitFacts:
         )
 
 
-@functools.lru_cache(maxsize=256)
-def _purposes_header(purposes: tuple[str, ...]) -> bytes:
-    return ",".join(purposes).encode()
+def _shared_details(decision: Decision, envelope: Envelope) -> dict[str, object]:
+    """What a decision record says of the decision its facts share."""
+    return {
+        "category": envelope.category,
+        "agency": envelope.source.agency,
+        "outcome": decision.outcome,
+        "relied_on": decision.lawful_basis,
+        "art6": decision.art6,
+        "art9": decision.art9,
+        "confidentiality": decision.confidentiality,
+        "audience": list(decision.audience.roles),
+        "reason": decision.reason,
+        "consent_state_version": decision.consent_state_version,
+        "policy_version": decision.policy_version,
+    }
+
+
+def _subject_keys(
+    facts: Sequence[InboundFact],
+) -> tuple[list[str], list[dict[str, object] | None]]:
+    """Per fact, its subject as a grouping key and as its natural key names the child:
+    made once per subject object (an adapter's facts about one child share it)."""
+    made: dict[int, tuple[str, dict[str, object] | None]] = {}
+    keys: list[str] = []
+    named: list[dict[str, object] | None] = []
+    for fact in facts:
+        known = made.get(id(fact.subject))
+        if known is None:  # its fields but the unset ones tell one subject from another
+            subject = fact.subject
+            name = child_named(subject)
+            known = made[id(subject)] = (
+                orjson.dumps(name, option=orjson.OPT_SORT_KEYS).decode(),
+                name,
+            )
+        keys.append(known[0])
+        named.append(known[1])
+    return keys, named
 
 
 def _keys_and_ids(claims: Sequence[Claim]) -> tuple[list[str], list[str]]:

@@ -216,13 +216,15 @@ class LogAuditTrail:
                             "audit record landed in another partition than its chain"
                         )
                     landed[part] = pos.offset
+                moved = []
                 for part, (rec, line) in sorted(last.items()):
                     signed = self._signer.sign(rec.chain, rec.seq, rec.hash, n)
-                    await tx.execute(
-                        "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?,"
-                        " signature = ? WHERE part = ?",
-                        (rec.seq, rec.hash, landed[part], line, signed.signature, part),
-                    )
+                    moved.append((rec.seq, rec.hash, landed[part], line, signed.signature, part))
+                await tx.executemany(  # every head the batch moved, in one round trip
+                    "UPDATE audit_head SET seq = ?, hash = ?, log_offset = ?, record = ?,"
+                    " signature = ? WHERE part = ?",
+                    moved,
+                )
         for p, theirs in taken:  # committed: each caller gets its own records, in its order
             if not p.done.done():
                 p.done.set_result(theirs)

@@ -1,5 +1,12 @@
 """The scale-out read store: PostgreSQL through an asyncpg pool.
 
+A connection going back to the pool is not sent asyncpg's reset query (advisory locks,
+cursors, listeners, session settings) after every query, which would double the round
+trips of a read: an open transaction is still rolled back (asyncpg does that first), and
+the full reset is run on a connection `held` took a session lock on and could not be seen
+to release. Nothing else here changes session state (no LISTEN, no SET outside a
+transaction, no cursor outside one).
+
 SQL is written once with `?` placeholders; this store rewrites them to `$n` (cached).
 Every connection's `search_path` is the configured schema.
 """
@@ -102,6 +109,8 @@ class PostgresReadStore:
         self._min = min_size
         self._max = max_size
         self._pool: asyncpg.Pool | None = None
+        self._dirty: set[int] = set()
+        """Backend pids of pooled connections that may hold a session lock."""
 
     def _p(self) -> asyncpg.Pool:
         if self._pool is None:
@@ -116,10 +125,19 @@ class PostgresReadStore:
                 max_size=self._max,
                 server_settings={"search_path": self.schema},
                 timeout=10,
+                reset=self._reset,
             )
         except _TRANSIENT as exc:
             raise TransientError(f"postgres store: cannot connect: {exc}") from exc
         await migrate_postgres(self._dsn, self.schema)
+
+    async def _reset(self, conn: asyncpg.Connection) -> None:
+        """What a released connection needs beyond asyncpg's rollback of an open
+        transaction: the full reset only where `held` may have left a session lock."""
+        pid = conn.get_server_pid()
+        if pid in self._dirty:
+            self._dirty.discard(pid)
+            await conn.execute(conn.get_reset_query())
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -145,11 +163,14 @@ class PostgresReadStore:
         """A session advisory lock on its own connection, for as long as the block runs."""
         try:
             async with self._p().acquire() as conn:
+                pid = conn.get_server_pid()
+                self._dirty.add(pid)  # reset in full on release unless seen unlocked
                 await conn.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", name)
                 try:
                     yield
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", name)
+                    self._dirty.discard(pid)
         except _TRANSIENT as exc:
             raise TransientError(f"postgres store: {exc}") from exc
 

@@ -72,7 +72,7 @@ class _SqliteTx:
         return result
 
     async def _commit(self) -> None:
-        await self._run(lambda: self._conn.execute("COMMIT"))
+        await self._run(lambda: self._conn.execute("COMMIT").fetchall())
 
     async def _rollback(self) -> None:
         self._queued = []
@@ -141,7 +141,10 @@ class SqliteReadStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._writer = await self._on(self._wpool, lambda: connect(self.path, "NORMAL"))
         # erased keys are overwritten with zeros, not left in free pages
-        await self._on_writer(lambda: self._w().execute("PRAGMA secure_delete=ON"))
+        # each statement is stepped to its end here: a PRAGMA answers a row, and a cursor
+        # left holding it would keep a statement open on the writer, failing the next
+        # COMMIT ("cannot commit transaction - SQL statements in progress")
+        await self._on_writer(lambda: self._w().execute("PRAGMA secure_delete=ON").fetchall())
         await migrate_sqlite(self.path)
         self._reader = await self._on(self._rpool, lambda: connect(self.path, "NORMAL"))
         self._inline = connect_inline(self.path)
@@ -162,8 +165,6 @@ class SqliteReadStore:
     async def checkpoint(self) -> None:
         """Fold the WAL into the database and truncate it, so that overwritten pages (an
         erased key) do not linger in the WAL file."""
-        # the pragma answers a row: fetched, so no statement is left in progress on the
-        # writer (a COMMIT after an unfinished one fails: "SQL statements in progress")
         await self._on_writer(
             lambda: self._w().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         )

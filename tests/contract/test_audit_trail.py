@@ -179,14 +179,19 @@ async def test_records_left_by_a_crash_before_the_head_update_are_adopted(
         class Tx:
             async def __aenter__(self) -> Any:
                 tx = await cm.__aenter__()
-                execute = tx.execute
+                execute, executemany = tx.execute, tx.executemany
 
                 async def dying(sql: str, *args: Any) -> Any:
                     if sql.startswith("UPDATE audit_head"):
                         raise Crash
                     return await execute(sql, *args)
 
-                tx.execute = dying
+                async def dying_many(sql: str, *args: Any) -> Any:
+                    if sql.startswith("UPDATE audit_head"):
+                        raise Crash
+                    return await executemany(sql, *args)
+
+                tx.execute, tx.executemany = dying, dying_many
                 return tx
 
             async def __aexit__(self, *exc: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,13 +11,29 @@ import pytest
 
 from hub.log import EventLog, LogName, NewRecord, Position, StoredRecord, partition_for
 
-BACKENDS = ["sqlite", "kafka"]
+BACKENDS = ["sqlite", "sqlite-before-pos", "kafka"]
+"""`sqlite-before-pos`: a log file made before rows were keyed by their packed position,
+its tables as that version created them (WITHOUT ROWID, keyed by partition and offset)."""
+
+
+def _tables_before_pos(path: Path) -> None:
+    with sqlite3.connect(path) as db:
+        for name in LogName:
+            table = "log_" + name.value.replace(".", "_")
+            db.execute(
+                f"CREATE TABLE {table} ("
+                " partition INTEGER NOT NULL, offset INTEGER NOT NULL,"
+                " key TEXT NOT NULL, value BLOB NOT NULL, headers BLOB,"
+                " ts TEXT NOT NULL, PRIMARY KEY (partition, offset)) WITHOUT ROWID"
+            )
 
 
 async def make_log(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> EventLog:
-    if kind == "sqlite":
+    if kind.startswith("sqlite"):
         from hub.log.sqlite import SqliteEventLog
 
+        if kind == "sqlite-before-pos":
+            _tables_before_pos(tmp_path / "log.db")
         return SqliteEventLog(tmp_path / "log.db", partitions=3)
     from hub.log.kafka import KafkaEventLog
 
@@ -263,3 +280,44 @@ async def test_a_failing_start_offsets_surfaces_from_batches(event_log: EventLog
             async for _ in sub.batches():
                 pytest.fail("a batch was delivered without stored offsets")
     await sub.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-before-pos"])
+async def test_a_sqlite_log_keeps_the_row_layout_its_file_was_made_with(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    log = await make_log(kind, request, tmp_path)
+    await log.start()
+    try:
+        await log.append(LogName.EVENTS, records(5))
+        assert [r.value for r in await read_all(log, LogName.EVENTS)] == [
+            f"v{i}".encode() for i in range(5)
+        ]
+    finally:
+        await log.close()
+    with sqlite3.connect(tmp_path / "log.db") as db:
+        (ddl,) = db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'log_hub_events'"
+        ).fetchone()
+        rows = db.execute("SELECT partition, offset FROM log_hub_events").fetchall()
+        if kind == "sqlite":
+            assert "WITHOUT ROWID" not in ddl
+            packed = db.execute("SELECT pos, partition, offset FROM log_hub_events").fetchall()
+            assert all(pos == part << 40 | off for pos, part, off in packed)
+        else:
+            assert "WITHOUT ROWID" in ddl
+    assert len(rows) == 5
+
+
+async def test_a_row_not_at_its_packed_position_is_refused(tmp_path: Path) -> None:
+    from hub.log.sqlite import SqliteEventLog
+
+    log = SqliteEventLog(tmp_path / "log.db", partitions=3)
+    await log.start()
+    await log.close()
+    with sqlite3.connect(tmp_path / "log.db") as db, pytest.raises(sqlite3.IntegrityError):
+        # as a writer that does not know the packed position would insert (rowid picked)
+        db.execute(
+            "INSERT INTO log_hub_events (partition, offset, key, value, headers, ts)"
+            " VALUES (1, 0, 'k', x'00', NULL, '2024-01-01')"
+        )

@@ -112,3 +112,55 @@ async def test_concurrent_transactions_serialise_on_offsets(store: ReadStore) ->
 
 async def test_ping_answers(store: ReadStore) -> None:
     await store.ping()
+
+
+async def test_a_held_name_excludes_others_and_is_free_again_after_its_block(
+    store: ReadStore,
+) -> None:
+    inside, leave = asyncio.Event(), asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> None:
+        async with store.held("widget.lock"):
+            order.append("first in")
+            inside.set()
+            await leave.wait()
+            order.append("first out")
+
+    task = asyncio.create_task(first())
+    await inside.wait()
+    second = asyncio.create_task(_hold(store, "widget.lock", order))
+    leave.set()
+    async with asyncio.timeout(10):
+        await asyncio.gather(task, second)
+    assert order == ["first in", "first out", "second in"]
+    with pytest.raises(RuntimeError, match="boom"):
+        async with store.held("widget.lock"):
+            raise RuntimeError("boom")
+    async with asyncio.timeout(10):  # a block that raised let go too
+        await _hold(store, "widget.lock", order)
+
+
+async def _hold(store: ReadStore, name: str, order: list[str]) -> None:
+    async with store.held(name):
+        order.append("second in")
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+async def test_a_pooled_connection_that_may_hold_a_session_lock_is_reset_on_release(
+    store: ReadStore,
+) -> None:
+    """Released connections skip asyncpg's reset query, except one `held` marked: a
+    session lock whose unlock was not seen is released with the connection."""
+    from hub.store.postgres import PostgresReadStore
+
+    assert isinstance(store, PostgresReadStore)
+    pool = store._p()
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock(4242)")
+        store._dirty.add(conn.get_server_pid())  # as `held` leaves it when unlock fails
+    async with pool.acquire() as a, pool.acquire() as b:
+        for conn in (a, b):  # whichever connection it was, no session holds the lock now
+            assert await conn.fetchval("SELECT pg_try_advisory_lock(4242)")
+            await conn.execute("SELECT pg_advisory_unlock(4242)")
+    assert not store._dirty

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import structlog
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import LogCapture
 
@@ -149,3 +150,42 @@ async def test_metrics_count_and_time_every_request_per_route_template(tmp_path:
     names = {name for name, _ in got}
     assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= names
     assert "python_info" in names and "python_gc_collections_total" in names
+
+
+async def test_a_raised_exception_is_logged_and_counted_as_the_500_it_becomes() -> None:
+    from fastapi import FastAPI
+
+    from hub.api.observe import AccessLog
+    from hub.observability import create_metrics
+
+    app = FastAPI()
+
+    @app.get("/boom/{item}")
+    async def boom(item: str) -> None:
+        raise RuntimeError("boom")
+
+    metrics = create_metrics()
+    logged_app = AccessLog(app, metrics)
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    def scope(method: str, path: str) -> dict[str, Any]:
+        return {"type": "http", "method": method, "path": path, "raw_path": path.encode(),
+                "query_string": b"", "headers": [], "root_path": "", "app": app}  # fmt: skip
+
+    with logged() as lines:
+        with pytest.raises(RuntimeError):
+            await logged_app(scope("GET", "/boom/9434765919"), receive, send)
+        await logged_app(scope("POST", "/boom/9434765919"), receive, send)  # 405: its route's
+    access = [(a["method"], a["route"], a["status"]) for a in lines if a["event"] == "http.request"]
+    assert access == [("GET", "/boom/{item}", 500), ("POST", "/boom/{item}", 405)]
+    got = samples(generate_latest(metrics.registry).decode())
+    labels = (("method", "GET"), ("route", "/boom/{item}"), ("status", "500"))
+    assert got[("hub_http_requests_total", labels)] == 1
+    assert got[("hub_http_request_duration_seconds_count", labels)] == 1
+    assert "9434765919" not in repr(lines) + repr(got)

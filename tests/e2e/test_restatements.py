@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from hub.projections.runner import rebuild_together
 from hub.settings import Settings
 from tests.e2e.test_ingest_routes import taken
 from tests.support.api import Api, embedded, running_api
@@ -159,3 +161,178 @@ async def share_with_casey(api: Api, child: str) -> None:
                               json={"consent": consent, "child_date_of_birth": "2015-03-02"},
                               headers=api.auth("casey"))  # fmt: skip
     assert r.status_code == 200, r.text
+
+
+FHIR_JSON = {"content-type": "application/fhir+json"}
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+
+def fhir_bundle(bundle_id: str, version: str | None, status: str, **extra: Any) -> bytes:
+    """A Bundle (its own id each time) holding the child and Condition c1 at `version`."""
+    meta: dict[str, Any] = {"lastUpdated": f"2024-0{version or 1}-01T09:00:00Z"}
+    if version is not None:
+        meta["versionId"] = version
+    condition = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "meta": {**meta, **extra.pop("meta", {})},
+        "subject": {"reference": "urn:uuid:p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "408856003"}]},
+        "clinicalStatus": {"coding": [{"system": CLINICAL, "code": status}]},
+        "recordedDate": "2024-01-01",
+        **extra,
+    }
+    child = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+        "birthDate": "2015-03-02",
+    }
+    return orjson.dumps({
+        "resourceType": "Bundle", "id": bundle_id, "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:p1", "resource": child},
+                  {"fullUrl": f"urn:uuid:c1-{bundle_id}", "resource": condition}],
+    })  # fmt: skip
+
+
+def condition_of(answer: dict[str, Any]) -> dict[str, Any]:
+    return by_type(answer)["health.condition_recorded"]
+
+
+async def conditions(api: Api, child: str) -> list[dict[str, Any]]:
+    r = await api.client.get(f"/children/{child}/record", headers=api.auth("casey"))
+    assert r.status_code == 200, r.text
+    return [f for f in r.json()["agencies"]["city-health"]
+            if f["event_type"] == "health.condition_recorded"]  # fmt: skip
+
+
+async def test_a_fhir_resource_is_one_fact_current_at_its_newest_version_whatever_the_order(
+    settings: Settings,
+) -> None:
+    async with running_api(settings) as api:
+        await api.key("city-health", "agency", "city-health")
+        await api.key("casey", "coordinator")
+        await api.key("ops", "admin")
+        v1 = condition_of(await taken(api, "/ingest/fhir", fhir_bundle("a", "1", "active"),
+                                      "city-health", FHIR_JSON))  # fmt: skip
+        child = v1["child_id"]
+        await share_health_with_casey(api, child)
+        # version 1 again, in another bundle, with only a narrative and meta.source added
+        narrative = {"status": "generated",
+                     "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Asthma</div>"}  # fmt: skip
+        again = fhir_bundle("b", "1", "active", text=narrative, meta={"source": "#feed-2"})
+        restated = condition_of(await taken(api, "/ingest/fhir", again, "city-health", FHIR_JSON))
+        assert restated["status"] == "duplicate" and restated["event_id"] == v1["event_id"]
+        r = await api.client.post(
+            "/ingest/fhir", content=again,
+            headers={**api.auth("city-health"), **FHIR_JSON, "accept": "application/fhir+json"},
+        )  # fmt: skip
+        assert r.json()["resourceType"] == "OperationOutcome"
+        issues = {i.get("expression", [""])[0]: i["code"] for i in r.json()["issue"]}
+        assert issues["Bundle.entry[1].resource(Condition/c1)"] == "duplicate"
+        # what the restatement adds is not read, and is said so (the narrative, meta.source)
+        assert issues["Bundle.entry[*].resource.ofType(Condition).text"] == "not-supported"
+        assert issues["Bundle.entry[*].resource.ofType(Condition).meta.source"] == "not-supported"
+        v3 = condition_of(await taken(api, "/ingest/fhir", fhir_bundle("c", "3", "resolved"),
+                                      "city-health", FHIR_JSON))  # fmt: skip
+        assert v3["status"] == "appended" and v3["event_id"] != v1["event_id"]
+        # version 2 arrives late: kept in the history, never made current
+        v2 = condition_of(await taken(api, "/ingest/fhir", fhir_bundle("d", "2", "remission"),
+                                      "city-health", FHIR_JSON))  # fmt: skip
+        assert v2["status"] == "appended"
+        [fact] = await conditions(api, child)
+        assert fact["event_id"] == v3["event_id"]
+        assert fact["payload"]["clinical_status"] == "resolved"
+        assert fact["source"]["record_version"] == "3"
+        assert [h["event_id"] for h in fact["history"]] == [v1["event_id"], v2["event_id"]]
+        assert [h["source"]["record_version"] for h in fact["history"]] == ["1", "2"]
+        tokens, view = dict(api.tokens), fact
+
+        await rebuild_together(list(api.hub.runners))  # `hub replay --all`
+        assert await conditions(api, child) == [view]
+
+    async with running_api(settings) as api:  # a restart: the same answers
+        api.tokens.update(tokens)
+        late = condition_of(await taken(api, "/ingest/fhir", fhir_bundle("e", "2", "remission"),
+                                        "city-health", FHIR_JSON))  # fmt: skip
+        assert late["status"] == "duplicate" and late["event_id"] == v2["event_id"]
+        assert await conditions(api, child) == [view]
+
+
+async def share_health_with_casey(api: Api, child: str) -> None:
+    r = await api.client.post(f"/children/{child}/coordinators", json={"coordinator": "casey"},
+                              headers=api.auth("ops"))  # fmt: skip
+    assert r.status_code == 200, r.text
+    consent = {
+        "consent_id": "c-health-1",
+        "decision": "permit",
+        "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
+        "given_on": "2024-09-04",
+        "scope": {"categories": ["health"], "purposes": ["ehc_assessment", "plan_delivery"],
+                  "roles": ["coordinator"]},
+        "period": {"start": "2024-09-04"},
+        "capture_method": "form",
+        "recorded_by": "ignored",
+    }  # fmt: skip
+    r = await api.client.post(f"/children/{child}/consents",
+                              json={"consent": consent, "child_date_of_birth": "2015-03-02"},
+                              headers=api.auth("casey"))  # fmt: skip
+    assert r.status_code == 200, r.text
+
+
+def care_team(bundle_id: str, version: str, role: str) -> bytes:
+    """A Bundle with the child and CareTeam t1 at `version`: one GP-practice clinician in
+    the SNOMED CT role `role`."""
+    child = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": NHS}],
+        "birthDate": "2015-03-02",
+    }
+    clinician = {
+        "resourceType": "Practitioner",
+        "id": "pr1",
+        "identifier": [{"system": "https://fhir.hl7.org.uk/Id/gmc-number", "value": "C1234567"}],
+    }
+    team = {
+        "resourceType": "CareTeam",
+        "id": "t1",
+        "meta": {"versionId": version},
+        "status": "active",
+        "subject": {"reference": "urn:uuid:p1"},
+        "participant": [{
+            "member": {"reference": "urn:uuid:pr1"},
+            "role": [{"coding": [{"system": "http://snomed.info/sct", "code": role}]}],
+            "period": {"start": "2024-01-10"},
+        }],
+    }  # fmt: skip
+    return orjson.dumps({
+        "resourceType": "Bundle", "id": bundle_id, "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:p1", "resource": child},
+                  {"fullUrl": "urn:uuid:pr1", "resource": clinician},
+                  {"fullUrl": "urn:uuid:t1", "resource": team}],
+    })  # fmt: skip
+
+
+def roles_in(team: dict[str, Any]) -> list[str]:
+    return [m["role"] for group in team["agencies"] for m in group["members"]]
+
+
+async def test_the_team_shows_a_care_teams_newest_version_when_an_older_arrives_late(
+    settings: Settings,
+) -> None:
+    async with running_api(settings) as api:
+        await api.key("city-health", "agency", "city-health")
+        await api.key("casey", "coordinator")
+        await api.key("ops", "admin")
+        now = await taken(api, "/ingest/fhir", care_team("t-2", "2", "62247001"),  # a GP
+                          "city-health", FHIR_JSON)  # fmt: skip
+        child = now["results"][0]["child_id"]
+        await share_health_with_casey(api, child)
+        late = await taken(api, "/ingest/fhir", care_team("t-1", "1", "82296001"),
+                           "city-health", FHIR_JSON)  # fmt: skip
+        joined = by_type(late)["team.practitioner_joined"]
+        assert joined["status"] == "appended"  # recorded: an earlier version of the team
+        team = await api.client.get(f"/children/{child}/team", headers=api.auth("casey"))
+        assert team.status_code == 200, team.text
+        assert roles_in(team.json()) == ["gp"]  # version 2's role, not the late version 1's

@@ -191,3 +191,30 @@ async def test_concurrent_reconsiderations_release_a_withheld_fact_once(hub: Hub
 
 async def _no_reconsideration(child_id: str, actor: str, now: datetime | None = None) -> None:
     return None
+
+
+async def test_one_childs_facts_with_one_decision_share_one_decision_record(hub: Hub) -> None:
+    other = Subject(nhs_number="9434765870")
+    facts = [
+        sen_status("m-1"),
+        InboundFact(
+            subject=Subject(nhs_number=NHS),
+            payload=SenStatusRecorded(sen_provision="E", start_date=date(2023, 9, 1)),
+            occurred_at=datetime(2023, 9, 2, tzinfo=UTC),
+            source=Source(agency="oak-school", message_id="m-1"),
+            ref="sen-2",
+        ),
+        sen_status("m-1", subject=other),
+    ]
+    outcomes = await hub.handlers.submit_facts(facts, actor="a")
+    assert [o.status for o in outcomes] == ["withheld"] * 3
+    decisions = [r for r, _ in await records(hub, LogName.AUDIT) if r["kind"] == "decision"]
+    by_child = {r["child_id"]: r["details"] for r in decisions}
+    assert len(decisions) == 2 and set(by_child) == {outcomes[0].child_id, outcomes[2].child_id}
+    mine = by_child[outcomes[0].child_id]
+    assert isinstance(mine, dict)
+    assert mine["event_ids"] == [outcomes[0].event_id, outcomes[1].event_id]
+    assert mine["event_types"] == ["education.sen_status_recorded"] * 2
+    assert len(set(mine["decision_ids"])) == 2 and mine["outcome"] == "withhold"
+    assert by_child[outcomes[2].child_id]["event_ids"] == [outcomes[2].event_id]  # type: ignore[index]
+    assert (await hub.trail.verify()).ok

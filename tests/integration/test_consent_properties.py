@@ -47,10 +47,10 @@ from hub.consent.policy import load_policy
 from hub.consent.senders import Sender, judge_claims
 from hub.events import registry
 from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
+from hub.events.envelope import DEFAULT_PURPOSES
 from hub.identity.identifiers import check_upn
 from hub.log import LogName, StoredRecord
 from hub.projections.gate_views import RELEASED_HEADER
-from hub.service_layer.reconsider import DEFAULT_PURPOSES
 from hub.settings import Settings
 from tests.support.api import Api, running_api
 from tests.support.consent_oracle import ConsentOracle, bracket

@@ -158,7 +158,18 @@ def fact_counts(result: AdapterResult) -> dict[str, int]:
 
 
 def not_taken_counts(result: AdapterResult) -> dict[tuple[str, str], int]:
-    return dict(collections.Counter((n.kind, n.rule or "") for n in result.not_taken))
+    """Not-taken lines per (kind, rule), leaving out the elements not read (each sample's
+    are accounted for by `test_sample_accounting`)."""
+    return dict(
+        collections.Counter(
+            (n.kind, n.rule or "") for n in result.not_taken if n.rule != "hub.not_read"
+        )
+    )
+
+
+def not_taken(result: AdapterResult) -> list[Any]:
+    """The not-taken lines other than the elements not read."""
+    return [n for n in result.not_taken if n.rule != "hub.not_read"]
 
 
 def payloads(result: AdapterResult, cls: type[Any]) -> list[Any]:
@@ -275,11 +286,11 @@ def test_uk_core_patient_carries_nhs_number_verification_and_demographics(
 def test_uk_core_batch_bundle_links_nothing_it_cannot_identify(samples_dir: Path) -> None:
     result = read(samples_dir / "ukcore" / "UKCore-Bundle-BatchPOST-Example.xml")
     assert result.message_id == "Bundle/UKCore-Bundle-BatchPOST-Example"
-    assert [n.ref for n in result.not_taken] == [
+    assert [n.ref for n in not_taken(result)] == [
         f"Bundle.entry[{i}].resource(Observation)" for i in range(5)
     ]
-    assert {n.field for n in result.not_taken} == {"Observation.subject"}
-    assert all(n.reason.startswith("subject not identifiable") for n in result.not_taken)
+    assert {n.field for n in not_taken(result)} == {"Observation.subject"}
+    assert all(n.reason.startswith("subject not identifiable") for n in not_taken(result))
 
 
 @pytest.mark.samples
@@ -350,7 +361,7 @@ def test_synthea_bulk_patients_are_demographics_for_the_match_queue(samples_dir:
 @pytest.mark.samples
 def test_hl7_care_plan_is_refused_for_want_of_its_patient(samples_dir: Path) -> None:
     result = read(samples_dir / "fhir-r4" / "careplan-example-f201-renal.json")
-    (line,) = result.not_taken
+    (line,) = not_taken(result)
     assert line.ref == "resource(CarePlan/f201)"
     assert line.field == "CarePlan.subject"
 
@@ -404,7 +415,7 @@ def test_sample_consents_with_their_patient_reach_the_consent_import(
     pid = reference.split("/")[-1]
     result = parse(bundle(patient(id=pid, fullUrl=reference), consent), policy=POLICY)
     assert fact_counts(result) == {"health.patient_identified": 1}
-    (line,) = result.not_taken
+    (line,) = not_taken(result)
     assert line.field == field and fragment in line.reason and line.rule == "consent_import"
 
 
@@ -501,7 +512,7 @@ def test_a_patient_with_no_nhs_number_and_no_name_and_birth_date_is_not_identifi
     )
     result = parse(data)
     assert result.facts == []
-    assert [n.rule for n in result.not_taken] == ["subject_not_identifiable"] * 2
+    assert [n.rule for n in not_taken(result)] == ["subject_not_identifiable"] * 2
 
 
 def test_impossible_dates_are_refused_with_the_field_and_rule() -> None:
@@ -525,7 +536,7 @@ def test_impossible_dates_are_refused_with_the_field_and_rule() -> None:
         },
     )
     result = parse(data)
-    lines = {(n.field, n.rule) for n in result.not_taken}
+    lines = {(n.field, n.rule) for n in not_taken(result)}
     assert lines == {
         ("Patient.birthDate", "not_in_future"),
         ("Encounter.period.end", "end_before_start"),
@@ -562,11 +573,11 @@ def test_invalid_resources_name_the_fhir_path_and_reason_never_the_value() -> No
         },
     )
     result = parse(data)
-    by_field = {n.field: n for n in result.not_taken}
+    by_field = {n.field: n for n in not_taken(result)}
     assert by_field["Condition.onsetDateTime"].reason.startswith("not valid FHIR R4 Condition")
     assert "value[x]" in by_field["Observation"].reason or "value" in by_field["Observation"].reason
     assert by_field["Encounter.status"].rule == "code_not_in_value_set"
-    for line in result.not_taken:
+    for line in not_taken(result):
         assert "2024-13-45" not in line.reason and "private words" not in line.reason
         assert "walked-in" not in line.reason
     assert fact_counts(result) == {"health.patient_identified": 1}
@@ -578,13 +589,13 @@ def test_unsupported_duplicate_and_delete_entries_are_explained() -> None:
     doc["entry"].append({"request": {"method": "DELETE", "url": "Patient/p1"}})
     doc["entry"].append({"resource": "not an object"})
     result = parse(json.dumps(doc).encode())
-    assert [(n.kind, n.field) for n in result.not_taken] == [
+    assert [(n.kind, n.field) for n in not_taken(result)] == [
         ("unsupported", "Bundle.entry[3].request.method"),
         ("invalid", "Bundle.entry[4].resource"),
         ("unsupported", "Bundle.entry[1].resource"),
         ("duplicate", "Bundle.entry[2].resource.id"),
     ]
-    assert "Immunization" in result.not_taken[2].reason
+    assert "Immunization" in not_taken(result)[2].reason
 
 
 def test_an_nhs_number_used_as_a_resource_id_is_masked_in_every_ref() -> None:
@@ -622,7 +633,7 @@ def test_message_id_is_the_message_header_then_identifier_then_bundle_id_then_a_
     assert result.message_id == "MessageHeader/mh-1"
     assert result.facts[0].source.system == "EPR"
     assert result.facts[0].source.organisation_code == "RR8"
-    assert not result.not_taken
+    assert not not_taken(result)
     with_identifier = bundle(patient(), identifier={"system": "https://x.example", "value": "b-9"})
     assert parse(with_identifier).message_id == "https://x.example|b-9"
     assert parse(bundle(patient(), id="b-1")).message_id == "Bundle/b-1"
@@ -699,7 +710,7 @@ def test_care_team_members_join_with_role_ods_code_and_health_category() -> None
     assert fact.category == "health"
     assert fact.source.organisation_code == "RXX"
     assert fact.ref == "Bundle.entry[4].resource(CareTeam/team).participant[0]"
-    assert result.not_taken == []  # Organization, Practitioner, PractitionerRole were read
+    assert not_taken(result) == []  # Organization, Practitioner, PractitionerRole were read
 
 
 def test_a_members_work_contact_comes_from_the_role_else_the_practitioner() -> None:
@@ -890,7 +901,7 @@ def test_a_document_answering_an_advice_request_is_plan_advice() -> None:
     assert fact.plan_id == "plan-7"
     assert fact.category == "health"
     assert fact.purposes == ("ehc_assessment",) and fact.statutory_basis == "reg6_ehc_advice"
-    assert result.not_taken == []
+    assert not_taken(result) == []
 
 
 def test_a_document_in_the_hub_advice_category_is_advice_even_without_a_request() -> None:
@@ -914,7 +925,7 @@ def test_any_other_document_is_a_health_document() -> None:
     assert recorded.attachments[0].content_type == "application/pdf"
     assert "attachments" in (personal_fields(DocumentRecorded) or ())
     # the practitioner is not read for a plain document
-    assert [n.rule for n in result.not_taken] == ["context_only"]
+    assert [n.rule for n in not_taken(result)] == ["context_only"]
 
 
 # =========================================================================== consent, family
@@ -940,7 +951,7 @@ def test_a_consent_given_by_the_young_person_in_the_bundle_is_recorded() -> None
     fhir["id"] = "consent-9"
     result = parse(bundle(patient(), fhir), policy=POLICY)
     recorded = payloads(result, ConsentRecorded)
-    assert len(recorded) == 1, result.not_taken
+    assert len(recorded) == 1, not_taken(result)
     assert recorded[0].grantor.capacity == "young_person"
     assert recorded[0].scope.categories == ("health",)
     assert recorded[0].recorded_by == "fhir-import:nhs-trust"
@@ -1036,7 +1047,7 @@ def test_ndjson_takes_the_good_lines_and_explains_the_bad() -> None:
     good = alone(patient()).decode()
     result = parse(f"{good}\n{{broken\n\n[1]\n".encode(), NDJSON)
     assert fact_counts(result) == {"health.patient_identified": 1}
-    assert [(n.ref, n.rule) for n in result.not_taken] == [
+    assert [(n.ref, n.rule) for n in not_taken(result)] == [
         ("line[2]", "json"),
         ("line[4]", "required"),
     ]
@@ -1207,7 +1218,7 @@ def test_uk_core_gp_joins_by_name_with_the_name_of_their_practice(samples_dir: P
     assert joined.role == "gp"  # SNOMED CT 62247001 on the PractitionerRole
     assert joined.organisation_name in xml_values(practice, "name")
     assert joined.organisation_code in xml_values(practice, "value")
-    assert result.not_taken == []  # Practitioner, PractitionerRole and Organization all read
+    assert not_taken(result) == []  # Practitioner, PractitionerRole and Organization all read
 
 
 @pytest.mark.samples
@@ -1282,7 +1293,7 @@ def test_a_member_is_named_from_the_practitioner_and_their_organisation() -> Non
     assert joined.name == "Dr Priya Shah"  # the official name, not the old one
     assert joined.organisation_name == "Synthetic Community Health NHS Trust"
     assert joined.organisation_code == "RXX"
-    assert result.not_taken == []
+    assert not_taken(result) == []
 
 
 def test_a_member_whose_organisation_has_no_resource_is_named_by_the_reference_display() -> None:
@@ -1308,7 +1319,7 @@ def test_an_unmapped_practitioner_role_code_is_reported_by_its_path() -> None:
     result = parse(json.dumps(_named_team_bundle(role)).encode())
     (joined,) = payloads(result, PractitionerJoined)
     assert joined.role == "health_practitioner" and joined.name == "Dr Priya Shah"
-    (line,) = result.not_taken
+    (line,) = not_taken(result)
     assert line.ref == "Bundle.entry[3].resource(PractitionerRole/role).code[0]"
     assert line.field == "PractitionerRole.code" and line.rule == "role_not_in_vocabulary"
     assert f"{SNOMED}|309294001" in line.reason and "Accident" not in line.reason
@@ -1318,3 +1329,60 @@ def test_a_member_with_no_name_anywhere_joins_without_one() -> None:
     role = {"coding": [{"system": SNOMED, "code": "82296001"}]}
     (joined,) = payloads(parse(_team_bundle(role)), PractitionerJoined)
     assert joined.name is None and joined.organisation_name is None
+
+
+# =========================================================================== versions
+
+
+def test_each_fact_names_its_resource_and_the_resources_version() -> None:
+    cond = {
+        "resourceType": "Condition",
+        "id": "c1",
+        "meta": {"versionId": "4", "lastUpdated": "2024-10-01T08:00:00Z", "source": "#a"},
+        "text": {"status": "generated", "div": "<div xmlns='http://www.w3.org/1999/xhtml'>x</div>"},
+        "code": {"coding": [{"system": SNOMED, "code": "35489007"}]},
+        "subject": {"reference": PAT},
+    }
+    unversioned = {**cond, "id": "c2"}
+    del unversioned["meta"]
+    team = _team_bundle({"coding": [{"system": SNOMED, "code": "309343006"}]})
+    result = parse(bundle(patient(), cond, unversioned))
+    by_ref = {
+        f.payload.condition_ref: f.source
+        for f in result.facts
+        if isinstance(f.payload, ConditionRecorded)
+    }
+    assert by_ref["Condition/c1"].record_id == "Condition/c1"
+    assert by_ref["Condition/c1"].record_version == "4"
+    assert by_ref["Condition/c1"].record_updated == datetime(2024, 10, 1, 8, tzinfo=UTC)
+    assert by_ref["Condition/c2"].record_id == "Condition/c2"
+    assert (
+        by_ref["Condition/c2"].record_version is None
+        and by_ref["Condition/c2"].record_updated is None
+    )
+    joined = [f for f in parse(team).facts if isinstance(f.payload, PractitionerJoined)]
+    assert joined and all(f.source.record_id and "#" in f.source.record_id for f in joined)
+
+
+def test_elements_of_a_taken_resource_the_hub_does_not_read_each_have_a_line() -> None:
+    child = patient(
+        identifier=[{"system": NHS_SYSTEM, "value": "9434765919"},
+                    {"system": "http://hospital.example/mrn", "value": "MRN-1"}],
+        address=[{"use": "home", "line": ["1 Lane"], "city": "Leeds", "postalCode": "ZZ99 3VZ"}],
+        contact=[{"name": {"family": "Parent"}, "gender": "female"}],
+        text={"status": "generated", "div": "<div xmlns='http://www.w3.org/1999/xhtml'>A</div>"},
+    )  # fmt: skip
+    obs = {"resourceType": "Observation", "status": "final", "subject": {"reference": PAT},
+           "code": {"text": "weight"}, "meta": {"profile": ["http://x/p"]}}  # fmt: skip
+    result = parse(bundle(child, dict(obs, id="o1"), dict(obs, id="o2")))
+    lines = {n.ref: n for n in result.not_taken if n.rule == "hub.not_read"}
+    where = "Bundle.entry[*].resource"
+    for element in ("address.line", "address.city", "contact.gender", "text"):
+        assert f"{where}(Patient).{element}" in lines, element
+    assert f"{where}(Patient).address.postalCode" not in lines  # read: the child's postcode
+    assert lines[f"{where}(Observation).meta.profile"].reason.endswith(
+        "(in 2 Observation resources)"
+    )
+    assert "Bundle.entry[0].resource(Patient/p1).identifier[1]" in lines  # the MRN, not carried
+    assert "Bundle.entry[0].resource(Patient/p1).identifier[0]" not in lines
+    assert all("MRN-1" not in n.reason and "Leeds" not in n.reason for n in lines.values())

@@ -23,9 +23,10 @@ from hub.consent.decision import (
 )
 from hub.consent.policy import SharingPolicy, load_policy
 from hub.consent.state import ConsentState
-from hub.events import Envelope, Source
-from hub.events.consent import ConsentExpired, ConsentRecorded, ConsentWithdrawn, Purpose
+from hub.events import Envelope, Sharing, Source
+from hub.events.consent import ConsentExpired, ConsentRecorded, ConsentWithdrawn
 from hub.events.education import SenStatusRecorded
+from hub.events.envelope import Purpose
 
 POLICY = load_policy(Path(__file__).resolve().parents[2] / "contracts" / "consent-policy.yaml")
 CHILD = "child-1"
@@ -736,14 +737,15 @@ def test_a_past_decision_can_be_replayed_from_the_state_version_it_names() -> No
     assert replayed == original
 
 
-def test_fact_from_envelope() -> None:
+def test_fact_of_envelope() -> None:
     env = Envelope.wrap(
         SenStatusRecorded(sen_provision="E", start_date=date(2024, 1, 1)),
         child_id=CHILD,
         source=Source(agency="education", organisation_code="123456"),
         occurred_at=datetime(2024, 5, 1, tzinfo=UTC),
+        sharing=Sharing.of(["ehc_assessment"], "reg6_ehc_advice"),
     )
-    f = Fact.from_envelope(env, purposes=["ehc_assessment"], basis_claimed="reg6_ehc_advice")
+    f = Fact.of(env)
     assert f.event_id == env.event_id and f.category == "education"
     assert f.source_agency == "education" and f.source_organisation == "123456"
     assert decide_sharing(f, state_of(), POLICY, at=AT).relied_on == "reg6_ehc_advice"

@@ -113,24 +113,31 @@ async def test_forget_child_drops_the_childs_facts_and_views_only() -> None:
     await open_facts(reads, [await fact(keys, PUPIL, "hc-1"), await fact(keys, PUPIL, "hc-2")])
     memo.keep_view(("hc-1", "team"), "a view of hc-1")
     memo.keep_view(("hc-2", "team"), "a view of hc-2")
+    memo.keep_row(("hc-1", "team_facts", ()), ("a row of hc-1",))
+    memo.keep_row(("hc-2", "team_facts", ()), ("a row of hc-2",))
 
     memo.forget_child("hc-1")
 
     assert len(memo) == 1
     assert memo.view(("hc-1", "team")) is None
     assert memo.view(("hc-2", "team")) == "a view of hc-2"
+    assert memo.row(("hc-1", "team_facts", ())) is None
+    assert memo.row(("hc-2", "team_facts", ())) == ("a row of hc-2",)
 
 
 async def test_the_memo_is_bounded() -> None:
     keys = MemoryKeyStore(MasterKey(bytes(range(32))))
-    memo = OpenedFacts(size=2, views_size=1)
+    memo = OpenedFacts(size=2, views_size=1, rows_size=1)
     reads = reads_with(CountingOpener(keys), memo)
     await open_facts(reads, [await fact(keys, PUPIL, f"hc-{i}") for i in range(5)])
     memo.keep_view(("hc-1", "team"), 1)
     memo.keep_view(("hc-2", "team"), 2)
+    memo.keep_row(("hc-1", "in_reach"), True)
+    memo.keep_row(("hc-2", "in_reach"), False)
 
     assert len(memo) == 2
     assert memo.view(("hc-1", "team")) is None and memo.view(("hc-2", "team")) == 2
+    assert memo.row(("hc-1", "in_reach")) is None and memo.row(("hc-2", "in_reach")) is False
 
 
 def test_a_read_on_the_loop_thread_never_waits_for_a_lock(tmp_path: Path) -> None:
@@ -157,3 +164,22 @@ def test_a_read_on_the_loop_thread_never_waits_for_a_lock(tmp_path: Path) -> Non
         assert "readonly" in str(exc).lower()
     else:
         raise AssertionError("the loop thread's connection wrote")
+
+
+def test_a_kept_view_is_written_as_json_once_as_fastapi_would_write_it() -> None:
+    from pydantic import BaseModel, Field, TypeAdapter
+
+    class View(BaseModel):
+        child_id: str
+        shown: int = Field(alias="facts_shown")
+
+    memo = OpenedFacts()
+    view = View(child_id="hc-1", facts_shown=2)
+    body = memo.json_of("hc-1", view)
+
+    assert body == TypeAdapter(View).dump_json(view, by_alias=True)  # a response_model's bytes
+    assert memo.json_of("hc-1", view) is body  # the same view: not written again
+    other = View(child_id="hc-1", facts_shown=3)
+    assert memo.json_of("hc-1", other) != body
+    memo.forget_child("hc-1")
+    assert memo.json_of("hc-1", view) is not body

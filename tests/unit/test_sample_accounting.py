@@ -1,9 +1,9 @@
 """Nothing a sample file holds is dropped unexplained: a walk over every element of every
-XML sample (CTF, CIN census, SSDA903), every column of every SSDA903 CSV, every resource of
-every FHIR sample (Bundle entries, single resources, ndjson lines) and every key of the JSON
-forms' examples finds each one taken (an element the adapter declares it reads, a column it
-reads, a resource that became a fact) or named by a not-taken line (itself or a part that
-holds it), and text beside elements named as stray. The samples are read from the shared
+XML sample (CTF, CIN census, SSDA903), every column of every SSDA903 CSV, every element of
+every resource of every FHIR sample (Bundle entries, single resources, ndjson lines) and
+every key of the JSON forms' examples finds each one taken (an element the adapter declares
+it reads, a column it reads) or named by a not-taken line (itself or a part that holds it),
+and text beside elements named as stray. The samples are read from the shared
 folder by path."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import pytest
 
-from hub.adapters import cin, ctf, school_mis_json, social_care_json, ssda903
+from hub.adapters import cin, ctf, fhir_elements, school_mis_json, social_care_json, ssda903
 from hub.adapters.registry import parse
 from hub.ingest.model import AdapterResult, NotTaken
 
@@ -128,10 +128,15 @@ def test_every_column_of_every_ssda903_csv_is_read_or_has_a_not_taken_line(
 FHIR_MEDIA = {".xml": "application/fhir+xml", ".ndjson": "application/fhir+ndjson"}
 
 
-def test_every_resource_of_every_fhir_sample_became_a_fact_or_has_a_not_taken_line(
+def test_every_element_of_every_fhir_sample_is_taken_or_has_a_not_taken_line(
     samples_dir: Path,
 ) -> None:
-    resources = 0
+    """Every value of every resource (each leaf path of its JSON form; an XML sample read
+    as FHIR's JSON form) is accounted for: its resource is not taken, with a line; or the
+    resource was taken (a fact, or context for one) and the adapter reads the element
+    (`fhir_elements.TAKEN_ELEMENTS`); or a `hub.not_read` line names it or an element
+    holding it (`Bundle.entry[*].resource(Observation).meta.tag`)."""
+    resources = elements = in_taken = 0
     for folder in ("ukcore", "fhir-r4", "synthea"):
         for path in sorted((samples_dir / folder).iterdir()):
             if path.suffix not in (".xml", ".json", ".ndjson"):
@@ -139,29 +144,73 @@ def test_every_resource_of_every_fhir_sample_became_a_fact_or_has_a_not_taken_li
             data = path.read_bytes()
             media = FHIR_MEDIA.get(path.suffix, "application/fhir+json")
             result = parse("fhir", data, media, "city-health")
-            refs = [f.ref for f in result.facts] + [n.ref for n in result.not_taken]
-            refs += result.context  # an Organization naming a fact's source
-            for where in fhir_resources(data, path.suffix):
+            used = [f.ref for f in result.facts] + result.context
+            unread = [n for n in result.not_taken if n.rule == "hub.not_read"]
+            whole = [n.ref for n in result.not_taken if n.rule != "hub.not_read"]
+            for where, resource in fhir_resources(data, path.suffix):
                 resources += 1
-                assert any(r.startswith(where) for r in refs), (path.name, where)
-    assert resources > 100
+                rtype = resource["resourceType"]
+                leaves = list(dict.fromkeys(fhir_elements.leaf_paths(resource)))
+                elements += len(leaves)
+                if any(refused(r, where) for r in whole):
+                    continue  # not taken as a whole, with its reason
+                assert any(r.startswith(where) for r in used), (path.name, where)
+                taken = fhir_elements.TAKEN_ELEMENTS[rtype]
+                for leaf in leaves:
+                    in_taken += 1
+                    if fhir_elements.covered(leaf, taken):
+                        continue  # an element the adapter reads
+                    named = [n for n in unread if names_element(n.ref, where, rtype, leaf)]
+                    assert named, (path.name, where, leaf)
+    assert resources > 100 and elements > 8_000 and in_taken > 3_000
 
 
-def fhir_resources(data: bytes, suffix: str) -> list[str]:
-    """Where each resource of a FHIR message is, as the adapter's refs begin."""
+def refused(ref: str, where: str) -> bool:
+    """Whether a line's ref names the resource at `where` as a whole (`Bundle.entry[3]`,
+    `Bundle.entry[3].resource(Condition/c1)`, `resource(Patient)`, `line[2](Patient/p)`)."""
+    if not ref.startswith(where):
+        return False
+    rest = ref[len(where) :]
+    return re.fullmatch(r"(\.resource)?(\([^)]*\))?", rest) is not None
+
+
+def names_element(ref: str, where: str, rtype: str, leaf: str) -> bool:
+    """Whether a not-read line (`<where with [*] for any index>(<type>).<element>`) names
+    this element of the resource at `where`, or an element holding it."""
+    m = re.fullmatch(r"(?P<at>.*?)\((?P<type>[A-Za-z]+)\)\.(?P<element>.+)", ref)
+    if m is None or m["type"] != rtype:
+        return False
+    at = re.escape(m["at"]).replace(re.escape("[*]"), r"\[\d+\]")
+    if not any(re.fullmatch(at, w) for w in (where, f"{where}.resource")):
+        return False
+    return leaf == m["element"] or leaf.startswith(f"{m['element']}.")
+
+
+def fhir_resources(data: bytes, suffix: str) -> list[tuple[str, dict[str, Any]]]:
+    """Each resource of a FHIR message in its JSON form, with where it is as the adapter's
+    refs begin (`Bundle.entry[3]`, `resource`, `line[2]`)."""
     if suffix == ".ndjson":
         lines = data.split(b"\n")
-        return [f"line[{n}]" for n, line in enumerate(lines, start=1) if line.strip()]
+        return [
+            (f"line[{n}]", orjson.loads(line))
+            for n, line in enumerate(lines, start=1)
+            if line.strip()
+        ]
     if suffix == ".xml":
+        from fhir.resources.R4B import get_fhir_model_class
+
         root = ET.fromstring(data)  # noqa: S314 - a published sample
-        if root.tag.rpartition("}")[2] != "Bundle":
-            return ["resource("]
-        ns = root.tag.partition("}")[0] + "}"
-        return [f"Bundle.entry[{i}]" for i, _ in enumerate(root.findall(f"{ns}entry"))]
-    doc = orjson.loads(data)
+        cls = get_fhir_model_class(root.tag.rpartition("}")[2])
+        doc = cls.model_validate_xml(data).model_dump(mode="json", by_alias=True, exclude_none=True)
+    else:
+        doc = orjson.loads(data)
     if doc.get("resourceType") != "Bundle":
-        return ["resource("]
-    return [f"Bundle.entry[{i}]" for i, _ in enumerate(doc.get("entry", []))]
+        return [("resource", doc)]
+    return [
+        (f"Bundle.entry[{i}]", e["resource"])
+        for i, e in enumerate(doc.get("entry", []))
+        if isinstance(e.get("resource"), dict)
+    ]
 
 
 def json_keys(doc: Any, path: str = "") -> Iterator[str]:

@@ -19,7 +19,7 @@ from hub.adapters.xml_safety import parse_xml
 from hub.consent.audit_chain import GENESIS_HASH, AuditRecord, seal_line, verify_lines
 from hub.consent.decision import Fact
 from hub.errors import PermanentError
-from hub.events import Envelope, Source, decode, encode
+from hub.events import ENVELOPE_VERSION, Envelope, Sharing, Source, decode, encode
 from hub.events.education import SenStatusRecorded
 
 TIMES = [
@@ -87,10 +87,18 @@ def _payload() -> SenStatusRecorded:
 
 def test_an_envelope_of_validated_parts_is_the_validated_envelope() -> None:
     source = Source(agency="oak-school", message_id="m1")
+    sharing = Sharing.of(["ehc_assessment"], "reg6_ehc_advice")
     env = Envelope.wrap(
-        _payload(), child_id="hc-1", source=source, occurred_at=TIMES[1], plan_id="p-1"
+        _payload(),
+        child_id="hc-1",
+        source=source,
+        occurred_at=TIMES[1],
+        plan_id="p-1",
+        sharing=sharing,
     )
     again = Envelope(
+        envelope_version=ENVELOPE_VERSION,
+        sharing=sharing,
         event_id=env.event_id,
         recorded_at=env.recorded_at,
         event_type=SenStatusRecorded.event_type,
@@ -106,8 +114,9 @@ def test_an_envelope_of_validated_parts_is_the_validated_envelope() -> None:
     assert encode(env) == encode(again)
     assert decode(encode(env)) == env
     assert env.event_type == SenStatusRecorded.event_type and env.category == "education"
-    fact = Fact.from_envelope(env, purposes=["ehc_assessment"], basis_claimed=None)
+    fact = Fact.of(env)
     assert fact == Fact.model_validate(fact.model_dump())
+    assert fact.purposes == ("ehc_assessment",) and fact.basis_claimed == "reg6_ehc_advice"
 
 
 @pytest.mark.parametrize(
@@ -132,11 +141,14 @@ def test_what_the_envelope_refuses_is_still_refused(fields: dict[str, Any]) -> N
 
 
 def test_a_fact_with_an_unknown_purpose_is_still_refused() -> None:
+    with pytest.raises(ValidationError):
+        Sharing.of(["marketing"])
+    unchecked = Sharing.model_construct(purposes=("marketing",), basis_claimed=None)
     env = Envelope.wrap(
         _payload(), child_id="hc-1", source=Source(agency="s"), occurred_at=TIMES[0]
     )
     with pytest.raises(ValidationError):
-        Fact.from_envelope(env, purposes=["marketing"])  # type: ignore[list-item]
+        Fact.of(env.model_copy(update={"sharing": unchecked}))
 
 
 def test_screened_xml_is_the_tree_defusedxml_gives() -> None:
