@@ -106,6 +106,10 @@ class CountingLog:
         return positions
 
 
+NATURAL_KEYS_PURPOSE = b"natural-keys"
+"""What the key of the restatement digests is derived for (`MasterKey.derive`)."""
+
+
 def load_master_key(settings: Settings) -> MasterKey:
     """The master key from settings; on the embedded default, one generated on first start
     and kept (mode 0600) in the data directory."""
@@ -316,6 +320,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         claims=claims,
         views=views,
         reconsider=reconsider,
+        natural_key_secret=master.derive(NATURAL_KEYS_PURPOSE),
     )
     shredding = {
         "log": event_log, "store": store, "keys": keys, "policy": policy, "persons": persons,

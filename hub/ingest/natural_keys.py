@@ -31,6 +31,7 @@ every restart and rebuild.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -62,8 +63,11 @@ _FHIR_RESOURCE = re.compile(r"\(([A-Za-z]+/[A-Za-z0-9\-.]{1,64})\)(.*)$")
 suffix when one resource yields several facts."""
 
 
-def _digest(*parts: object) -> str:
-    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
+def _digest(*parts: object, secret: bytes | None = None) -> str:
+    data = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
+    if secret is not None:
+        return hmac.new(secret, data, hashlib.sha256).hexdigest()[:40]
+    return hashlib.sha256(data).hexdigest()[:40]
 
 
 def child_named(subject: Subject) -> dict[str, object] | None:
@@ -130,13 +134,20 @@ _WHOLE = re.compile(r"\d{1,15}")
 _UNNAMED: Any = object()
 
 
-def restatement_key(fact: InboundFact, named: dict[str, object] | None = _UNNAMED) -> str | None:
+def restatement_key(
+    fact: InboundFact,
+    named: dict[str, object] | None = _UNNAMED,
+    *,
+    secret: bytes | None = None,
+) -> str | None:
     """The fact's idempotency key across messages: its natural key and its source version
     (a FHIR resource's versionId or lastUpdated) when it has one, else a digest of its
     content; so a restatement in another message is the same key (absorbed) and a
     correction (a new version, other content) is not. None when the fact has no natural
     key (the message-scoped key applies). `named`: `child_named(fact.subject)`, when the
-    caller has it already (the facts of one subject share it)."""
+    caller has it already (the facts of one subject share it). `secret`: the key is an
+    HMAC under it (the hub's, derived from the master key), so that a key kept on the log
+    after the child's erasure cannot confirm a guess of who they were or what was said."""
     payload = fact.payload
     version = source_version(fact.source)
     has_fields = payload.event_type in NATURAL_FIELDS
@@ -148,10 +159,12 @@ def restatement_key(fact: InboundFact, named: dict[str, object] | None = _UNNAME
     if child is None:
         return None
     if version is not None:  # the same version of the same record: the same fact
-        return f"{fact.source.agency}|nk|{_digest(key, child, payload.event_type, version)}"
+        digest = _digest(key, child, payload.event_type, version, secret=secret)
+        return f"{fact.source.agency}|nk|{digest}"
     if content is None:
         content = payload.model_dump(mode="json")
-    return f"{fact.source.agency}|nk|{_digest(key, child, payload.event_type, content)}"
+    digest = _digest(key, child, payload.event_type, content, secret=secret)
+    return f"{fact.source.agency}|nk|{digest}"
 
 
 T = TypeVar("T")

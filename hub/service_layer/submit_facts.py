@@ -196,11 +196,18 @@ class _Resolved:
     also_catch_up: tuple[str, ...] = ()
 
 
-def dedupe_key(fact: InboundFact, named: dict[str, object] | None = None) -> str:
+def dedupe_key(
+    fact: InboundFact, named: dict[str, object] | None = None, *, secret: bytes | None = None
+) -> str:
     """The fact's idempotency key: its natural key and content when its type has one
-    (`hub.ingest.natural_keys`: a restatement in a later message is the same fact), else
-    its place in its message. `named`: `child_named(fact.subject)`, when known."""
-    natural = restatement_key(fact) if named is None else restatement_key(fact, named)
+    (`hub.ingest.natural_keys`: a restatement in a later message is the same fact; keyed
+    by `secret`), else its place in its message. `named`: `child_named(fact.subject)`,
+    when known."""
+    natural = (
+        restatement_key(fact, secret=secret)
+        if named is None
+        else restatement_key(fact, named, secret=secret)
+    )
     if natural is not None:
         return natural
     message = fact.source.message_id or "-"
@@ -262,6 +269,7 @@ class SubmitFacts:
         claims: IngestClaims,
         views: GateViews,
         reconsider: ReconsiderWithheld,
+        natural_key_secret: bytes | None = None,
     ) -> None:
         self.log = log
         self.store = store
@@ -273,9 +281,15 @@ class SubmitFacts:
         self.claims = claims
         self.views = views
         self.reconsider = reconsider
+        self.natural_key_secret = natural_key_secret
+        """Keys the restatement digests (`hub.ingest.natural_keys.restatement_key`)."""
         self._lock = asyncio.Lock()
         """One submit at a time in this process (what one decides, the next reads); across
         processes the claims and the person index's locks keep the invariants."""
+
+    def key_of(self, fact: InboundFact) -> str:
+        """The idempotency key this handler claims for `fact` (`dedupe_key`, keyed)."""
+        return dedupe_key(fact, secret=self.natural_key_secret)
 
     async def __call__(
         self, facts: Sequence[InboundFact], *, actor: str, now: datetime | None = None
@@ -315,7 +329,10 @@ class SubmitFacts:
             held = {r.child_id for r in resolved.values() if r.queued is not None and r.child_id}
             children = {r.child_id for r in resolved.values() if r.child_id} - held
             extra = {c for r in resolved.values() for c in r.also_catch_up}
-            dedupe_keys = [dedupe_key(f, n) for f, n in zip(facts, named, strict=True)]
+            secret = self.natural_key_secret
+            dedupe_keys = [
+                dedupe_key(f, n, secret=secret) for f, n in zip(facts, named, strict=True)
+            ]
             known = await self._taken(dedupe_keys, children | held | extra, now)
             outcomes: list[FactOutcome] = []
             states = await self.views.consent_states(children)
@@ -480,7 +497,7 @@ class SubmitFacts:
         """Where the facts of a subject that needs a person go: a new queue item with a
         provisional child (and `identity.match_queued`), the item that already holds them
         (a message delivered again), or — once that item was decided — the chosen child."""
-        keys = [dedupe_key(f) for f in group]
+        keys = [self.key_of(f) for f in group]
         item = await self.matches.item_for_keys(keys)
         types: dict[str, int] = {}
         for f in group:

@@ -24,7 +24,7 @@ from hub.ingest.claims import LEASE, Claim
 from hub.ingest.model import InboundFact, Subject
 from hub.log import LogName
 from hub.projections.gate_views import DEDUPE_HEADER, RELEASED_HEADER
-from hub.service_layer.submit_facts import SubmitFacts, dedupe_key
+from hub.service_layer.submit_facts import SubmitFacts
 from hub.settings import Settings
 
 NHS = "9434765919"
@@ -94,7 +94,7 @@ async def test_one_message_taken_twice_at_once_is_appended_once(hub: Hub) -> Non
     assert statuses == ["duplicate", "withheld"]  # no consent covers a school's SEN status yet
     assert first[0].event_id == second[0].event_id
     keys = [h.get(DEDUPE_HEADER) for log in LogName for _, h in await records(hub, log)]
-    assert keys.count(dedupe_key(sen_status("m-1")).encode()) == 1
+    assert keys.count(hub.handlers.submit_facts.key_of(sen_status("m-1")).encode()) == 1
 
 
 async def test_a_claim_whose_taker_died_before_appending_is_taken_over_after_the_lease(
@@ -102,11 +102,15 @@ async def test_a_claim_whose_taker_died_before_appending_is_taken_over_after_the
 ) -> None:
     fact = sen_status("m-2")
     long_ago = datetime.now(UTC) - LEASE - timedelta(seconds=5)
-    await hub.claims.claim([Claim(dedupe_key(fact), "e-of-a-dead-taker", "hc-x", long_ago)])
+    await hub.claims.claim(
+        [Claim(hub.handlers.submit_facts.key_of(fact), "e-of-a-dead-taker", "hc-x", long_ago)]
+    )
     [out] = await hub.handlers.submit_facts([fact], actor="a")
     assert out.status == "withheld"
     assert out.event_id != "e-of-a-dead-taker"
-    held = (await hub.claims.holders([dedupe_key(fact)]))[dedupe_key(fact)]
+    held = (await hub.claims.holders([hub.handlers.submit_facts.key_of(fact)]))[
+        hub.handlers.submit_facts.key_of(fact)
+    ]
     assert (held.event_id, held.appended) == (out.event_id, True)
 
 
@@ -115,11 +119,13 @@ async def test_a_fresh_claim_of_another_taker_makes_a_duplicate_not_a_second_fac
 ) -> None:
     fact = sen_status("m-3")
     now = datetime.now(UTC)
-    await hub.claims.claim([Claim(dedupe_key(fact), "e-in-flight", "hc-x", now)])
+    await hub.claims.claim(
+        [Claim(hub.handlers.submit_facts.key_of(fact), "e-in-flight", "hc-x", now)]
+    )
     [out] = await hub.handlers.submit_facts([fact], actor="a")
     assert (out.status, out.event_id) == ("duplicate", "e-in-flight")
     on_logs = [h.get(DEDUPE_HEADER) for log in LogName for _, h in await records(hub, log)]
-    assert dedupe_key(fact).encode() not in on_logs
+    assert hub.handlers.submit_facts.key_of(fact).encode() not in on_logs
 
 
 async def test_a_stale_claim_whose_fact_did_land_stays_a_duplicate(hub: Hub) -> None:
@@ -130,11 +136,13 @@ async def test_a_stale_claim_whose_fact_did_land_stays_a_duplicate(hub: Hub) -> 
     async with hub.store.transaction() as tx:
         await tx.execute(
             "UPDATE ingest_claim SET appended_at = NULL, claimed_at = ? WHERE dedupe_key = ?",
-            ((datetime.now(UTC) - LEASE * 2).isoformat(), dedupe_key(fact)),
+            ((datetime.now(UTC) - LEASE * 2).isoformat(), hub.handlers.submit_facts.key_of(fact)),
         )
     [again] = await hub.handlers.submit_facts([fact], actor="a")
     assert (again.status, again.event_id) == ("duplicate", taken.event_id)
-    assert (await hub.claims.holders([dedupe_key(fact)]))[dedupe_key(fact)].appended
+    assert (await hub.claims.holders([hub.handlers.submit_facts.key_of(fact)]))[
+        hub.handlers.submit_facts.key_of(fact)
+    ].appended
 
 
 async def test_a_consent_id_of_one_child_is_its_own_not_another_childs(hub: Hub) -> None:

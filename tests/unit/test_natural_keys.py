@@ -116,3 +116,16 @@ def test_the_current_version_is_the_newest_by_the_source_not_the_last_to_arrive(
     kept = current_versions([a, b], lambda f: fact_key(f.source, f.payload),
                             lambda f: version_rank(f.source))  # fmt: skip
     assert kept == [a, b]
+
+
+def test_keyed_by_the_hubs_secret_a_key_cannot_be_made_without_it() -> None:
+    """Restatement keys stay on the log after an erasure: keyed (HMAC) by a secret
+    derived from the master key, nobody holding the log alone can recompute one from a
+    guess of the child and the fact to confirm it; with the secret they work as before."""
+    secret, other = bytes(range(32)), bytes(32)
+    plain = restatement_key(sen("ctf:2024", "a"))
+    keyed = restatement_key(sen("ctf:2024", "a"), secret=secret)
+    assert keyed is not None and plain is not None and keyed != plain
+    assert restatement_key(sen("ctf:2025", "b"), secret=secret) == keyed  # still absorbed
+    assert restatement_key(sen("ctf:2024", "a"), secret=other) != keyed
+    assert keyed.startswith("oak-school|nk|") and UPN not in keyed
