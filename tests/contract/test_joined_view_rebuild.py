@@ -47,6 +47,7 @@ from hub.projections import ProjectionRunner
 from hub.projections.runner import rebuild_together
 from hub.settings import Settings
 from tests.contract.test_event_log import read_all
+from tests.support.stores import backend_options
 
 COMBOS = [("sqlite", "sqlite"), ("kafka", "postgres")]
 JOINED = ("team_around_child", "plan_timeline", "caseload_view")
@@ -55,19 +56,7 @@ UPNS = ["H801200001001", "X801200001002", "M801200001003", "T801200001004", "Y80
 
 @pytest.fixture(params=COMBOS, ids=[f"{a}-log+{b}-store" for a, b in COMBOS])
 async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Hub]:
-    log_kind, store_kind = request.param
-    options: dict[str, Any] = {"log_backend": log_kind, "store_backend": store_kind}
-    if log_kind == "kafka":
-        options |= {
-            "kafka_bootstrap_servers": request.getfixturevalue("kafka_bootstrap"),
-            "kafka_topic_prefix": request.getfixturevalue("topic_prefix"),
-            "kafka_enable_idempotence": False,
-        }
-    if store_kind == "postgres":
-        options |= {
-            "postgres_dsn": request.getfixturevalue("postgres_dsn"),
-            "postgres_schema": request.getfixturevalue("postgres_schema"),
-        }
+    options = backend_options(request, *request.param)
     settings = Settings(
         data_dir=tmp_path / "data",
         log_partitions=3,

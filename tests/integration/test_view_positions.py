@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,25 +15,14 @@ from hub.bootstrap import Hub, open_hub
 from hub.log import LogName, partition_for
 from hub.settings import Settings
 from tests.support.factories import joined, record_of
+from tests.support.stores import backend_options
 
 COMBOS = [("sqlite", "sqlite"), ("kafka", "postgres")]
 
 
 @pytest.fixture(params=COMBOS, ids=[f"{a}-log+{b}-store" for a, b in COMBOS])
 async def hub(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Hub]:
-    log_kind, store_kind = request.param
-    options: dict[str, Any] = {"log_backend": log_kind, "store_backend": store_kind}
-    if log_kind == "kafka":
-        options |= {
-            "kafka_bootstrap_servers": request.getfixturevalue("kafka_bootstrap"),
-            "kafka_topic_prefix": request.getfixturevalue("topic_prefix"),
-            "kafka_enable_idempotence": False,
-        }
-    if store_kind == "postgres":
-        options |= {
-            "postgres_dsn": request.getfixturevalue("postgres_dsn"),
-            "postgres_schema": request.getfixturevalue("postgres_schema"),
-        }
+    options = backend_options(request, *request.param)
     the_hub = await open_hub(Settings(data_dir=tmp_path / "data", _env_file=None, **options))
     try:
         yield the_hub

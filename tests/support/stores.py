@@ -34,3 +34,21 @@ async def started_store(
         yield s
     finally:
         await s.close()
+
+
+def backend_options(request: pytest.FixtureRequest, log_kind: str, store_kind: str) -> dict:
+    """Settings for a hub on `log_kind` ("sqlite" or "kafka", on the test broker) and
+    `store_kind` ("sqlite" or "postgres", in this test's schema)."""
+    options: dict = {"log_backend": log_kind, "store_backend": store_kind}
+    if log_kind == "kafka":
+        options |= {
+            "kafka_bootstrap_servers": request.getfixturevalue("kafka_bootstrap"),
+            "kafka_topic_prefix": request.getfixturevalue("topic_prefix"),
+            "kafka_enable_idempotence": False,  # the test broker has no idempotent producer
+        }
+    if store_kind == "postgres":
+        options |= {
+            "postgres_dsn": request.getfixturevalue("postgres_dsn"),
+            "postgres_schema": request.getfixturevalue("postgres_schema"),
+        }
+    return options
