@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.family_consent import FamilyConsent
+    from hub.service_layer.la_records import RecordAsLocalAuthority
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.notify import DeriveNotices, SendNotices, SendReport
     from hub.service_layer.plan_steps import RecordPlanSteps
@@ -163,6 +164,8 @@ class Handlers:
     resolve_match: ResolveMatch
     record_plan_steps: RecordPlanSteps
     family_consent: FamilyConsent
+    la_records: RecordAsLocalAuthority
+    """What the local authority records itself: consent as captured, coordinators."""
 
 
 @dataclass
@@ -255,6 +258,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.service_layer.consent_review import ReviewConsents
     from hub.service_layer.erasure import ApplyRetention, EraseChild
     from hub.service_layer.family_consent import FamilyConsent
+    from hub.service_layer.la_records import RecordAsLocalAuthority
     from hub.service_layer.matching import ResolveMatch
     from hub.service_layer.plan_steps import RecordPlanSteps
     from hub.service_layer.reconsider import ReconsiderWithheld
@@ -332,15 +336,16 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         credentials=family_credentials,
         fingerprints=matches,
     )
+    as_sender = SubmitAsSender(
+        submit=submit,
+        policy=policy,
+        trail=trail,
+        persons=persons,
+        batch_facts=settings.ingest_batch_facts,
+    )
     handlers = Handlers(
         submit_facts=submit,
-        submit_as_sender=SubmitAsSender(
-            submit=submit,
-            policy=policy,
-            trail=trail,
-            persons=persons,
-            batch_facts=settings.ingest_batch_facts,
-        ),
+        submit_as_sender=as_sender,
         reconsider_withheld=reconsider,
         erase_child=erase,
         apply_retention=ApplyRetention(**shredding),  # type: ignore[arg-type]
@@ -358,6 +363,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         ),
         record_plan_steps=RecordPlanSteps(store=store, views=views, claims=claims, submit=submit),
         family_consent=FamilyConsent(submit=submit, persons=persons, views=views),
+        la_records=RecordAsLocalAuthority(submit=as_sender, persons=persons),
     )
     return Hub(
         settings=settings,

@@ -23,17 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles, sender_of
 from hub.api.deps import hub_of, reads_of
 from hub.bootstrap import Hub
-from hub.consent.senders import Sender
 from hub.errors import NotFound, PermanentError
 from hub.events import Source, registry
 from hub.events.casework import CoordinatorAssigned, CoordinatorUnassigned
-from hub.events.consent import ConsentRecorded, ConsentWithdrawn, Grantor
+from hub.events.consent import ConsentWithdrawn, Grantor
 from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
-from hub.ingest.model import FactOutcome, InboundFact, Subject
+from hub.ingest.model import FactOutcome, InboundFact
 from hub.projections.gate_views import consent_children
 from hub.queries.context import children_in_reach, require_in_reach
 from hub.queries.record import consents_view, shared_record_view
+from hub.service_layer.la_records import LaRefused
 
 router = APIRouter()
 Agency = Annotated[Principal, Depends(require_roles("agency"))]
@@ -42,8 +42,6 @@ Admin = Annotated[Principal, Depends(require_roles("admin"))]
 RecordReader = Annotated[Principal, Depends(require_roles("coordinator", "practitioner"))]
 ConsentReader = Annotated[Principal, Depends(require_roles("coordinator", "family"))]
 
-HUB_SOURCE = Source(agency="local_authority", system="tac-hub")
-LA_SENDER = Sender(HUB_SOURCE.agency, "local_authority")
 """Who a fact recorded by the hub's own routes (a coordinator's casework, a consent as the
 coordinator took it) is sent by: the local authority, as the policy's `local_authority`
 sender. The route makes the payload; the fact claims no category, basis or code of its
@@ -247,22 +245,13 @@ async def _record_one(
     ref: str,
     duplicate: str | None = None,
 ) -> str | None:
-    """Append one hub-recorded fact, sent by the LA, through the gate and answer its event
-    id: 409 with `duplicate` when it was recorded before (if given), 422 when it was not
-    appended."""
-    [outcome] = await the_hub.handlers.submit_as_sender(
-        [
-            InboundFact(
-                subject=Subject(hub_child_id=child_id),
-                payload=payload,
-                occurred_at=datetime.now(UTC),
-                source=HUB_SOURCE,
-                ref=ref,
-            )
-        ],
-        sender=LA_SENDER,
-        actor=principal.actor,
-    )
+    """Record one fact as the local authority and answer its event id: 409 with
+    `duplicate` when it was recorded before (if given), 422 when it was not appended."""
+    outcome = await the_hub.handlers.la_records.record(principal, child_id, payload, ref=ref)
+    return _answer(outcome, duplicate)
+
+
+def _answer(outcome: FactOutcome, duplicate: str | None = None) -> str | None:
     if outcome.rule == "unknown_child":
         raise HTTPException(404, "no such child")
     if duplicate is not None and outcome.status == "duplicate":
@@ -366,29 +355,14 @@ async def record_consent_of(
     """Record the family's decision as the coordinator captured it (`POST
     /children/{id}/consents` and the web consent form): its consent id and event id."""
     await require_in_reach(the_hub.reads, principal, child_id)  # else NotFound
-    if (
-        body.child_date_of_birth is not None
-        and await the_hub.persons.date_of_birth(child_id) is None
-    ):
-        await the_hub.persons.set_date_of_birth(child_id, body.child_date_of_birth)
     try:
-        payload = ConsentRecorded.model_validate({**body.consent, "recorded_by": principal.name})
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"])
-        if not loc and ": " in msg:  # a rule across fields names its field first
-            loc, msg = msg.removeprefix("Value error, ").split(": ", 1)
-        raise ConsentNotRecorded(422, msg, f"consent.{loc}") from None
-    try:
-        event_id = await _record_one(
-            the_hub,
-            principal,
-            child_id,
-            payload,
-            ref=f"consent:{child_id}:{payload.consent_id}",  # consent ids are per child
-            duplicate=f"consent {payload.consent_id} was recorded before",
+        payload, outcome = await the_hub.handlers.la_records.record_consent(
+            principal, child_id, body.consent, child_date_of_birth=body.child_date_of_birth
         )
+    except LaRefused as exc:
+        raise ConsentNotRecorded(422, exc.reason, exc.field) from None
+    try:
+        event_id = _answer(outcome, f"consent {payload.consent_id} was recorded before")
     except HTTPException as exc:
         raise ConsentNotRecorded(exc.status_code, str(exc.detail)) from None
     return payload.consent_id, event_id

@@ -116,7 +116,7 @@ def test_the_policy_refuses_undefined_references_in_what_senders_may_claim(
 def test_facts_the_hubs_own_routes_record_are_sent_as_the_local_authority(
     policy: SharingPolicy,
 ) -> None:
-    from hub.api.routes_record import HUB_SOURCE, LA_SENDER
+    from hub.service_layer.la_records import HUB_SOURCE, LA_SENDER
 
     assert LA_SENDER.agency == HUB_SOURCE.agency and LA_SENDER.kind in policy.senders
     assert judge(policy, LA_SENDER, statutory_basis="ehc_statutory_record") is None
