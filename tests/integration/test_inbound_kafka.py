@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -82,6 +83,23 @@ async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float, what: s
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def consume(hub: Hub, messages: int) -> Any:
+    """Run the hub's inbound consumer until it has taken `messages` messages; its
+    handler (with its counts)."""
+    app, handler = create_inbound_app(hub.settings, hub=hub, group_options=FAST_GROUP)
+    broker = app.brokers[0]
+    await broker.start()
+    try:
+
+        async def taken() -> bool:
+            return handler.stats.messages >= messages
+
+        await wait_for(taken, 60, f"{messages} inbound messages")
+    finally:
+        await broker.stop()
+    return handler
+
+
 async def test_a_message_on_an_agency_topic_ends_up_as_events_and_bad_input_is_dead_lettered(
     hub: Hub, kafka_bootstrap: str, topic_prefix: str, samples_dir: Path
 ) -> None:
@@ -103,17 +121,7 @@ async def test_a_message_on_an_agency_topic_ends_up_as_events_and_bad_input_is_d
     finally:
         await producer.stop()
 
-    app, handler = create_inbound_app(hub.settings, hub=hub, group_options=FAST_GROUP)
-    broker = app.brokers[0]
-    await broker.start()
-    try:
-
-        async def three_taken() -> bool:
-            return handler.stats.messages >= 3
-
-        await wait_for(three_taken, 60, "the three inbound messages")
-    finally:
-        await broker.stop()
+    handler = await consume(hub, 3)
 
     # the CTF's facts: withheld for want of consent, each once, from the topic's agency
     withheld = await all_records(hub, LogName.WITHHELD)
@@ -188,17 +196,7 @@ async def test_what_a_message_may_claim_comes_from_its_topics_configured_sender(
     finally:
         await producer.stop()
 
-    app, handler = create_inbound_app(hub.settings, hub=hub, group_options=FAST_GROUP)
-    broker = app.brokers[0]
-    await broker.start()
-    try:
-
-        async def four_taken() -> bool:
-            return handler.stats.messages >= 4
-
-        await wait_for(four_taken, 60, "the four inbound messages")
-    finally:
-        await broker.stop()
+    await consume(hub, 4)
 
     dead = {
         e.consumer: e
