@@ -142,16 +142,23 @@ async def test_a_second_census_return_restates_and_corrects_and_the_record_shows
         assert record.json()["agencies"] == view  # the rebuilt views give the same answer
 
 
-async def share_with_casey(api: Api, child: str) -> None:
+async def share_with_casey(
+    api: Api,
+    child: str,
+    consent_id: str = "c-edu-1",
+    categories: tuple[str, ...] = ("education", "social_care"),
+) -> None:
+    """The child on casey's caseload, and a parent's consent to share `categories` with
+    coordinators."""
     r = await api.client.post(f"/children/{child}/coordinators", json={"coordinator": "casey"},
                               headers=api.auth("ops"))  # fmt: skip
     assert r.status_code == 200, r.text
     consent = {
-        "consent_id": "c-edu-1",
+        "consent_id": consent_id,
         "decision": "permit",
         "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
         "given_on": "2024-09-04",
-        "scope": {"categories": ["education", "social_care"],
+        "scope": {"categories": list(categories),
                   "purposes": ["ehc_assessment", "plan_delivery"], "roles": ["coordinator"]},
         "period": {"start": "2024-09-04"},
         "capture_method": "form",
@@ -161,6 +168,10 @@ async def share_with_casey(api: Api, child: str) -> None:
                               json={"consent": consent, "child_date_of_birth": "2015-03-02"},
                               headers=api.auth("casey"))  # fmt: skip
     assert r.status_code == 200, r.text
+
+
+async def share_health_with_casey(api: Api, child: str) -> None:
+    await share_with_casey(api, child, "c-health-1", ("health",))
 
 
 FHIR_JSON = {"content-type": "application/fhir+json"}
@@ -257,27 +268,6 @@ async def test_a_fhir_resource_is_one_fact_current_at_its_newest_version_whateve
                                         "city-health", FHIR_JSON))  # fmt: skip
         assert late["status"] == "duplicate" and late["event_id"] == v2["event_id"]
         assert await conditions(api, child) == [view]
-
-
-async def share_health_with_casey(api: Api, child: str) -> None:
-    r = await api.client.post(f"/children/{child}/coordinators", json={"coordinator": "casey"},
-                              headers=api.auth("ops"))  # fmt: skip
-    assert r.status_code == 200, r.text
-    consent = {
-        "consent_id": "c-health-1",
-        "decision": "permit",
-        "grantor": {"reference": "parent-1", "capacity": "parent_with_pr"},
-        "given_on": "2024-09-04",
-        "scope": {"categories": ["health"], "purposes": ["ehc_assessment", "plan_delivery"],
-                  "roles": ["coordinator"]},
-        "period": {"start": "2024-09-04"},
-        "capture_method": "form",
-        "recorded_by": "ignored",
-    }  # fmt: skip
-    r = await api.client.post(f"/children/{child}/consents",
-                              json={"consent": consent, "child_date_of_birth": "2015-03-02"},
-                              headers=api.auth("casey"))  # fmt: skip
-    assert r.status_code == 200, r.text
 
 
 def care_team(bundle_id: str, version: str, role: str) -> bytes:
