@@ -20,22 +20,38 @@ class Result:
     raw: float
     raw_name: str
     unit: str = "events/s"
-    goal: float | None = None
+    goal: float | None = None  # on the ratio
     notes: list[str] = field(default_factory=list)
+    rate_goal: float | None = None  # on `ours` itself (CTF end to end: 10k facts/s)
 
     @property
     def ratio(self) -> float:
         return self.ours / self.raw if self.raw else float("nan")
 
+    @property
+    def has_goal(self) -> bool:
+        return self.goal is not None or self.rate_goal is not None
+
+    @property
+    def met(self) -> bool:
+        """Every goal the line has is met (a line with none is met)."""
+        ratio_met = self.goal is None or self.ratio >= self.goal
+        return ratio_met and (self.rate_goal is None or self.ours >= self.rate_goal)
+
+    def goal_text(self) -> str:
+        parts = []
+        if self.goal is not None:
+            parts.append(f"ratio >= {self.goal:.2f}")
+        if self.rate_goal is not None:
+            parts.append(f">= {self.rate_goal:,.0f} {self.unit}")
+        if not parts:
+            return ""
+        return f"  goal {' and '.join(parts)} {'MET' if self.met else 'MISSED'}"
+
     def line(self) -> str:
-        goal = (
-            ""
-            if self.goal is None
-            else f"  goal >= {self.goal:.2f} {'MET' if self.ratio >= self.goal else 'MISSED'}"
-        )
         return (
             f"{self.name:<44} {self.ours:>10,.0f} {self.unit}   raw {self.raw_name}: "
-            f"{self.raw:>10,.0f}   ratio {self.ratio:5.2f}{goal}"
+            f"{self.raw:>10,.0f}   ratio {self.ratio:5.2f}{self.goal_text()}"
         )
 
 
