@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.auth.keys import ApiKeyStore
+    from hub.auth.keys import ApiKeys
     from hub.bootstrap import Hub
     from hub.settings import Settings
 
@@ -267,21 +267,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 # -- keys -----------------------------------------------------------------------------
-def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeyStore], Awaitable[int]]) -> int:
+def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeys], Awaitable[int]]) -> int:
     """Run `fn` on the hub's API key store (set up first)."""
 
     async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore
-
-        keys = ApiKeyStore(the_hub.store)
-        return await fn(keys)
+        return await fn(the_hub.api_keys)
 
     return _with_hub(args, run)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore, Identity, Publishing
+        from hub.auth.keys import Identity, Publishing
 
         agency, identity, publishing = args.agency, None, None
         organisations: list[str] = args.organisation or []
@@ -316,7 +313,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                     "family keys come from an invitation: a coordinator issues one with "
                     "POST /children/{id}/invitations and the family redeems it"
                 )
-            key_id, token = await ApiKeyStore(the_hub.store).create(
+            key_id, token = await the_hub.api_keys.create(
                 args.role, args.name, agency, identity, publishing
             )
         except ValueError as exc:
@@ -331,7 +328,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def run(keys: ApiKeyStore) -> int:
+    async def run(keys: ApiKeys) -> int:
         n = await keys.revoke(args.key)
         if n == 0:
             raise CliError(f"no active key with id or name {args.key!r}")
@@ -342,7 +339,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    async def run(keys: ApiKeyStore) -> int:
+    async def run(keys: ApiKeys) -> int:
         for k in await keys.list():
             state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
             print(f"{k.key_id}\t{k.role}\t{k.agency or '-'}\t{k.name}\t{state}")  # noqa: T201
@@ -721,10 +718,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         from hub.adapters.registry import check_format, parse
-        from hub.auth import ApiKeyStore
+        from hub.auth.keys import sender_of
         from hub.errors import PermanentError
 
-        keys = ApiKeyStore(the_hub.store)
+        keys = the_hub.api_keys
         try:
             publisher = await keys.publisher(args.as_key)
         except LookupError as exc:
@@ -735,7 +732,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 f"--agency {args.agency!r} is not the agency of key {args.as_key!r} "
                 f"({agency!r}): a file is sent as its key's agency"
             )
-        sender = await keys.sender_of(publisher, also_bound=the_hub.settings.inbound_bound_codes)
+        sender = await sender_of(keys, publisher, also_bound=the_hub.settings.inbound_bound_codes)
 
         try:
             fmt, content_type = _content_type_for(args.format, path, data)

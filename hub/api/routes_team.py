@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
 from hub.auth.invitations import DEFAULT_DAYS, MAX_DAYS, FamilyInvitations, InvitationError
-from hub.auth.keys import ApiKeyStore
 from hub.auth.principal import AuthError
 from hub.ingest.model import FactOutcome
 from hub.queries.context import plan_in_reach, require_in_reach
@@ -47,8 +46,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 def _invitations(request: Request) -> FamilyInvitations:
-    keys: ApiKeyStore = request.app.state.auth.keys
-    return FamilyInvitations(hub_of(request).store, keys)
+    return hub_of(request).invitations
 
 
 def _answer(outcome: FactOutcome, what: str) -> dict[str, Any]:

@@ -24,8 +24,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hub.auth.invitations import FamilyInvitations, InvitationError, normalise
-from hub.auth.keys import ApiKeyStore
+from hub.auth.invitations import InvitationError, normalise
 from hub.auth.principal import AuthError, Principal, Role
 from hub.bootstrap import Hub
 from hub.errors import InvalidQuery, NotFound
@@ -302,9 +301,8 @@ async def sign_in(request: Request) -> Response:
             return await again(
                 "Enter an API key (it starts thk_) or an invitation code", "malformed"
             )
-        keys: ApiKeyStore = request.app.state.auth.keys
         try:
-            redeemed = await FamilyInvitations(visit.hub.store, keys).redeem(credential)
+            redeemed = await visit.hub.invitations.redeem(credential)
         except InvitationError:
             return await again(
                 "This invitation code is not valid: it is unknown, used or expired",
