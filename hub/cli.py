@@ -378,7 +378,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raise CliError(f"cannot read exported heads from {args.heads}: {exc}") from None
 
     async def run(the_hub: Hub) -> int:
-        result = await the_hub.trail.verify(exported)
+        from hub.queries.audit import verify_trail
+
+        result = await verify_trail(the_hub.reads, exported)
         for note in result.notes:
             print(f"note: {note}")  # noqa: T201
         if result.ok:
@@ -402,7 +404,9 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
     """Print every chain's signed head and the public key, as JSON (for IG to keep)."""
 
     async def run(the_hub: Hub) -> int:
-        export = await the_hub.trail.signed_heads()
+        from hub.queries.audit import signed_heads
+
+        export = await signed_heads(the_hub.reads)
         print(export.model_dump_json(indent=2))  # noqa: T201
         return 0
 
