@@ -392,6 +392,7 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             persons=persons,
             trail=trail,
             policy=policy,
+            matches=matches,
             opened=opened,
         ),
         runners=runners,

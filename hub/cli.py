@@ -804,7 +804,7 @@ def cmd_match_list(args: argparse.Namespace) -> int:
         from hub.queries.match_queue import review_queue
 
         items = await review_queue(
-            the_hub.matches, the_hub.persons, the_hub.trail,
+            the_hub.reads,
             actor=f"cli:{args.by}", route="hub match list",
             status=None if args.all else "pending", limit=args.limit,
         )  # fmt: skip

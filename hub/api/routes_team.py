@@ -21,6 +21,7 @@ from hub.auth.principal import AuthError
 from hub.ingest.model import FactOutcome
 from hub.queries.context import plan_in_reach, require_in_reach
 from hub.queries.my_work import MyWork, my_work
+from hub.queries.record import require_consent_in_reach
 from hub.queries.team_access import AccessLog, MyChildren, WhoCanSee, access_log, my_children
 from hub.queries.team_access import who_can_see as who_can_see_query
 from hub.service_layer.family_consent import FamilyRefused, comment_on_draft
@@ -245,10 +246,7 @@ async def family_withdraw(
     request: Request, child_id: str, consent_id: str, principal: Family
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    await require_in_reach(the_hub.reads, principal, child_id, also=("consent_state",))
-    state = await the_hub.views.consent_state(child_id)
-    if consent_id not in {r.consent_id for r in state.records}:
-        raise HTTPException(404, "no such consent for this child")
+    await require_consent_in_reach(the_hub.reads, principal, child_id, consent_id)
     try:
         outcome = await the_hub.handlers.family_consent.withdraw(principal, child_id, consent_id)
     except FamilyRefused as exc:

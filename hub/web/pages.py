@@ -30,9 +30,8 @@ from hub.bootstrap import Hub
 from hub.errors import InvalidQuery, NotFound
 from hub.plans.clock import Se7Stage
 from hub.queries.audit import child_trail_view, verify_trail
-from hub.queries.context import require_in_reach
 from hub.queries.joined import caseload_view, child_plans_view, team_view, timeline_view
-from hub.queries.record import consents_view
+from hub.queries.record import consents_view, require_consent_in_reach
 from hub.queries.team_access import access_log, my_children
 from hub.service_layer.family_consent import FamilyRefused
 from hub.web.sessions import COOKIE, SessionCodec, WebSession
@@ -487,10 +486,7 @@ async def family_withdraw(request: Request, child_id: str, consent_id: str) -> R
     assert visit.principal is not None
     the_hub = visit.hub
     with in_reach(visit):
-        await require_in_reach(the_hub.reads, visit.principal, child_id, also=("consent_state",))
-    state = await the_hub.views.consent_state(child_id)
-    if consent_id not in {r.consent_id for r in state.records}:
-        raise PageRefused(visit, 404)
+        await require_consent_in_reach(the_hub.reads, visit.principal, child_id, consent_id)
     try:
         outcome = await the_hub.handlers.family_consent.withdraw(
             visit.principal, child_id, consent_id
