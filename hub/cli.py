@@ -415,19 +415,10 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
 
 def cmd_audit_trail(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.log import LogName
+        from hub.queries.audit import operator_child_trail
 
-        runner = the_hub.views.runners["audit_index"]
-        for part in range(the_hub.log.partitions(LogName.AUDIT)):
-            await runner.catch_up(LogName.AUDIT, part)
-        rows = await the_hub.store.fetchall(
-            "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset",
-            (args.child,),
-        )
-        import orjson
-
-        for (line,) in rows:
-            rec = orjson.loads(bytes(line))
+        rows = await operator_child_trail(the_hub.reads, args.child)
+        for rec in rows:
             d = rec["details"]
             what = d.get("outcome") or ""
             extra = d.get("reason") or d.get("route") or d.get("event_type") or ""

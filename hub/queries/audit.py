@@ -113,6 +113,17 @@ async def trail_lines(
     return [bytes(r[0]) for r in rows]
 
 
+async def operator_child_trail(reads: Reads, child_id: str) -> list[dict[str, Any]]:
+    """Every trail record about one child in the trail's order, for the operator's
+    command line (`hub audit trail`), which reads the store itself and is not audited."""
+    await reads.views.catch_up_partitions(["audit_index"])
+    rows = await reads.store.fetchall(
+        "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset",
+        (child_id,),
+    )
+    return [orjson.loads(bytes(r[0])) for r in rows]
+
+
 def _where(
     child_id: str | None,
     since: datetime | None,
