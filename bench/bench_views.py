@@ -1484,7 +1484,6 @@ async def latency(
     import httpx
 
     from hub.api.app import create_app
-    from hub.auth.keys import ApiKeyStore
 
     app = create_app(the_hub.settings, run_projector=False, hub=the_hub)
     lines: list[str] = []
@@ -1493,7 +1492,7 @@ async def latency(
     mine = [s for s in data.stories.values() if s.coordinator == coordinator]
     planned = [s for s in mine if s.plan_id]
     async with app.router.lifespan_context(app):
-        keys = ApiKeyStore(the_hub.store)
+        keys = the_hub.api_keys
         tokens = {}
         for who in (*{s.coordinator for s in data.stories.values()}, TWIN_COORDINATOR):
             _, tokens[who] = await keys.create("coordinator", who, None)

@@ -22,6 +22,8 @@ from hub.store import ReadStore
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from hub.auth.invitations import FamilyInvitations
+    from hub.auth.keys import ApiKeys
     from hub.consent.audit_trail import AuditTrail
     from hub.consent.crypto import KeyStore, MasterKey
     from hub.consent.opener import EnvelopeOpener
@@ -190,6 +192,9 @@ class Hub:
     """The query layer's ports."""
     outbox: Outbox
     """Notices waiting to be sent, preferences and webhooks (webhook secrets sealed)."""
+    api_keys: ApiKeys
+    """The credentials the hub issues (`hub keys`, family invitations)."""
+    invitations: FamilyInvitations
     runners: list[ProjectionRunner] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -246,8 +251,6 @@ async def open_hub(settings: Settings, metrics: Metrics | None = None) -> Hub:
 
 def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics: Metrics) -> Hub:
     """The composition root: every port built once, and each handler given its own."""
-    from hub.auth.invitations import FamilyInvitations
-    from hub.auth.keys import ApiKeyStore
     from hub.consent.audit_heads import HeadSigner
     from hub.consent.opener import EnvelopeOpener, child_of_key
     from hub.consent.policy import load_policy
@@ -265,8 +268,10 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     from hub.service_layer.sender_claims import SubmitAsSender
     from hub.service_layer.submit_facts import SubmitFacts
     from hub.service_layer.views import GateViews
+    from hub.store.api_keys import SqlApiKeys
     from hub.store.audit_trail import LogAuditTrail
     from hub.store.claims import SqlIngestClaims
+    from hub.store.family_invitations import SqlFamilyInvitations
     from hub.store.keystore import SqlKeyStore
     from hub.store.match_queue import SqlMatchQueue
     from hub.store.notify_outbox import SqlOutbox
@@ -284,6 +289,8 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
     claims = SqlIngestClaims(store)
     opener = EnvelopeOpener(keys)
     outbox = SqlOutbox(store, SecretBox(master.derive(SECRETS_PURPOSE)))
+    api_keys = SqlApiKeys(store)
+    invitations = SqlFamilyInvitations(store, api_keys)
 
     async def after_tombstone(children: Sequence[str]) -> None:
         # an erasure (by this process or another): no cached key or link outlives it, and
@@ -330,10 +337,9 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
         "log": event_log, "store": store, "keys": keys, "policy": policy, "persons": persons,
         "trail": trail,
     }  # fmt: skip
-    family_credentials = FamilyInvitations(store, ApiKeyStore(store))
     erase = EraseChild(
         **shredding,  # type: ignore[arg-type]
-        credentials=family_credentials,
+        credentials=invitations,
         fingerprints=matches,
     )
     as_sender = SubmitAsSender(
@@ -386,10 +392,13 @@ def _compose(settings: Settings, event_log: EventLog, store: ReadStore, metrics:
             persons=persons,
             trail=trail,
             policy=policy,
+            matches=matches,
             opened=opened,
         ),
         runners=runners,
         outbox=outbox,
+        api_keys=api_keys,
+        invitations=invitations,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hub.auth.keys import ApiKeyStore
+    from hub.auth.keys import ApiKeys
     from hub.bootstrap import Hub
     from hub.settings import Settings
 
@@ -267,21 +267,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 # -- keys -----------------------------------------------------------------------------
-def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeyStore], Awaitable[int]]) -> int:
+def _with_keys(args: argparse.Namespace, fn: Callable[[ApiKeys], Awaitable[int]]) -> int:
     """Run `fn` on the hub's API key store (set up first)."""
 
     async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore
-
-        keys = ApiKeyStore(the_hub.store)
-        return await fn(keys)
+        return await fn(the_hub.api_keys)
 
     return _with_hub(args, run)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.auth.keys import ApiKeyStore, Identity, Publishing
+        from hub.auth.keys import Identity, Publishing
 
         agency, identity, publishing = args.agency, None, None
         organisations: list[str] = args.organisation or []
@@ -316,7 +313,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
                     "family keys come from an invitation: a coordinator issues one with "
                     "POST /children/{id}/invitations and the family redeems it"
                 )
-            key_id, token = await ApiKeyStore(the_hub.store).create(
+            key_id, token = await the_hub.api_keys.create(
                 args.role, args.name, agency, identity, publishing
             )
         except ValueError as exc:
@@ -331,7 +328,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    async def run(keys: ApiKeyStore) -> int:
+    async def run(keys: ApiKeys) -> int:
         n = await keys.revoke(args.key)
         if n == 0:
             raise CliError(f"no active key with id or name {args.key!r}")
@@ -342,7 +339,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    async def run(keys: ApiKeyStore) -> int:
+    async def run(keys: ApiKeys) -> int:
         for k in await keys.list():
             state = f"revoked {k.revoked_at}" if k.revoked_at else "active"
             print(f"{k.key_id}\t{k.role}\t{k.agency or '-'}\t{k.name}\t{state}")  # noqa: T201
@@ -381,7 +378,9 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
             raise CliError(f"cannot read exported heads from {args.heads}: {exc}") from None
 
     async def run(the_hub: Hub) -> int:
-        result = await the_hub.trail.verify(exported)
+        from hub.queries.audit import verify_trail
+
+        result = await verify_trail(the_hub.reads, exported)
         for note in result.notes:
             print(f"note: {note}")  # noqa: T201
         if result.ok:
@@ -405,7 +404,9 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
     """Print every chain's signed head and the public key, as JSON (for IG to keep)."""
 
     async def run(the_hub: Hub) -> int:
-        export = await the_hub.trail.signed_heads()
+        from hub.queries.audit import signed_heads
+
+        export = await signed_heads(the_hub.reads)
         print(export.model_dump_json(indent=2))  # noqa: T201
         return 0
 
@@ -414,19 +415,10 @@ def cmd_audit_heads(args: argparse.Namespace) -> int:
 
 def cmd_audit_trail(args: argparse.Namespace) -> int:
     async def run(the_hub: Hub) -> int:
-        from hub.log import LogName
+        from hub.queries.audit import operator_child_trail
 
-        runner = the_hub.views.runners["audit_index"]
-        for part in range(the_hub.log.partitions(LogName.AUDIT)):
-            await runner.catch_up(LogName.AUDIT, part)
-        rows = await the_hub.store.fetchall(
-            "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset",
-            (args.child,),
-        )
-        import orjson
-
-        for (line,) in rows:
-            rec = orjson.loads(bytes(line))
+        rows = await operator_child_trail(the_hub.reads, args.child)
+        for rec in rows:
             d = rec["details"]
             what = d.get("outcome") or ""
             extra = d.get("reason") or d.get("route") or d.get("event_type") or ""
@@ -721,10 +713,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
         from hub.adapters.registry import check_format, parse
-        from hub.auth import ApiKeyStore
+        from hub.auth.keys import sender_of
         from hub.errors import PermanentError
 
-        keys = ApiKeyStore(the_hub.store)
+        keys = the_hub.api_keys
         try:
             publisher = await keys.publisher(args.as_key)
         except LookupError as exc:
@@ -735,7 +727,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 f"--agency {args.agency!r} is not the agency of key {args.as_key!r} "
                 f"({agency!r}): a file is sent as its key's agency"
             )
-        sender = await keys.sender_of(publisher, also_bound=the_hub.settings.inbound_bound_codes)
+        sender = await sender_of(keys, publisher, also_bound=the_hub.settings.inbound_bound_codes)
 
         try:
             fmt, content_type = _content_type_for(args.format, path, data)
@@ -803,7 +795,7 @@ def cmd_match_list(args: argparse.Namespace) -> int:
         from hub.queries.match_queue import review_queue
 
         items = await review_queue(
-            the_hub.matches, the_hub.persons, the_hub.trail,
+            the_hub.reads,
             actor=f"cli:{args.by}", route="hub match list",
             status=None if args.all else "pending", limit=args.limit,
         )  # fmt: skip

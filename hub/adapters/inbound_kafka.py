@@ -256,9 +256,7 @@ class InboundHandler:
         configured = self._senders[agency]
         if configured.organisations:
             return Sender(agency, configured.sender, frozenset(configured.organisations))
-        from hub.auth.keys import ApiKeyStore
-
-        taken = await ApiKeyStore(self._hub().store).bound_codes()
+        taken = await self._hub().api_keys.bound_codes()
         others = frozenset(c for s in self._senders.values() for c in s.organisations)
         return Sender(agency, configured.sender, taken_elsewhere=taken | others)
 

@@ -32,7 +32,7 @@ def create_app(
         app.state.hub = the_hub
         from hub.api.auth import create_authenticator
 
-        app.state.auth = await create_authenticator(settings, the_hub.store)
+        app.state.auth = await create_authenticator(settings, the_hub.api_keys, the_hub.invitations)
         if run_projector:
             await the_hub.start_projector()
         notifier_stop, notifier_task = asyncio.Event(), None

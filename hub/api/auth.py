@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.request_guard import PRINCIPAL_KEY, auth_refusal_headers
 from hub.auth import (
-    ApiKeyStore,
+    ApiKeys,
     Authenticator,
     AuthError,
     Principal,
@@ -31,11 +31,12 @@ from hub.auth import (
     create_authenticator,
     parse_role,
 )
+from hub.auth.keys import sender_of as key_sender
 from hub.consent.senders import Sender
 
 __all__ = [
     "AUTH_RESPONSES",
-    "ApiKeyStore",
+    "ApiKeys",
     "Authenticator",
     "Principal",
     "Role",
@@ -120,8 +121,8 @@ async def sender_of(request: Request, principal: Principal) -> Sender:
                 detail=f"this token may not publish: its {settings.oidc_sender_claim} claim "
                 f"names no sender of the sharing policy (senders are: {kinds})",
             )
-    return await _authenticator(request).keys.sender_of(
-        principal, also_bound=the_hub.settings.inbound_bound_codes
+    return await key_sender(
+        _authenticator(request).keys, principal, also_bound=the_hub.settings.inbound_bound_codes
     )
 
 

@@ -26,7 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
 from hub.consent.audit_heads import HeadsExport
-from hub.queries.audit import TRAIL_LIMIT, TRAIL_MAX_LIMIT, child_trail_view, trail_lines
+from hub.queries.audit import (
+    TRAIL_LIMIT,
+    TRAIL_MAX_LIMIT,
+    child_trail_view,
+    signed_heads,
+    trail_lines,
+    verify_trail,
+)
 
 router = APIRouter(tags=["audit"])
 Auditor = Annotated[Principal, Depends(require_roles("ig_auditor"))]
@@ -147,7 +154,7 @@ async def export(
     responses=AUTH_RESPONSES,
 )
 async def verify(request: Request, principal: Auditor) -> dict[str, Any]:
-    result = await hub_of(request).trail.verify()
+    result = await verify_trail(reads_of(request))
     return result.model_dump(mode="json")
 
 
@@ -157,7 +164,7 @@ async def verify(request: Request, principal: Auditor) -> dict[str, Any]:
     responses=AUTH_RESPONSES,
 )
 async def heads(request: Request, principal: Auditor) -> HeadsExport:
-    return await hub_of(request).trail.signed_heads()
+    return await signed_heads(reads_of(request))
 
 
 class EraseIn(BaseModel):

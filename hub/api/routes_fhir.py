@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import hub_of, reads_of
+from hub.api.deps import reads_of
 from hub.api.fhir_out import (
     FHIR_JSON,
     IDENTIFIER_KEYS,
@@ -193,7 +193,7 @@ async def search_patient(request: Request, principal: Reader) -> Response:
             search = ChildSearch(la_code=la_code, la_child_id=local or None)
         else:
             search = ChildSearch.model_validate({key: value})
-        found = await find_children(reads_of(request), hub_of(request).matches, principal, search)
+        found = await find_children(reads_of(request), principal, search)
     except (InvalidQuery, ValidationError) as exc:
         return _refused(422, "invalid", _words(exc), "Parameters.identifier.value")
     systems = reads_of(request).policy.fhir.systems

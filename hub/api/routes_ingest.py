@@ -415,9 +415,8 @@ async def match_queue(
 ) -> dict[str, Any]:
     from hub.queries.match_queue import review_queue_page
 
-    the_hub = hub_of(request)
     page = await review_queue_page(
-        the_hub.matches, the_hub.persons, the_hub.trail,
+        reads_of(request),
         actor=principal.actor, route="GET /match-queue",
         status=None if status == "all" else status, limit=limit, cursor=cursor,
         scope=queue_scope(request, principal),
@@ -458,7 +457,7 @@ async def _check_decider(
 
     if principal.role is not Role.COORDINATOR:
         return
-    if not await item_in_scope(hub_of(request).matches, queue_scope(request, principal), item_id):
+    if not await item_in_scope(reads_of(request), queue_scope(request, principal), item_id):
         raise HTTPException(404, f"no match queue item {item_id}")
     if body.decision == "link" and body.child_id is not None:
         try:

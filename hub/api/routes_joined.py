@@ -22,7 +22,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BeforeValidator
 
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
-from hub.api.deps import hub_of, reads_of
+from hub.api.deps import reads_of
 from hub.plans.clock import Se7Stage
 from hub.projections.plan_timeline import TimelineView
 from hub.projections.team_around_child import TeamView
@@ -522,4 +522,4 @@ SEARCH_EXAMPLE: dict[str, Any] = {
     },
 )
 async def search_children(request: Request, body: ChildSearch, principal: Reader) -> SearchResults:
-    return await find_children(reads_of(request), hub_of(request).matches, principal, body)
+    return await find_children(reads_of(request), principal, body)

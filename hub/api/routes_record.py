@@ -30,9 +30,13 @@ from hub.events.consent import ConsentWithdrawn, Grantor
 from hub.events.envelope import EventPayload
 from hub.ingest.contract import InboundEvent
 from hub.ingest.model import FactOutcome, InboundFact
-from hub.projections.gate_views import consent_children
-from hub.queries.context import children_in_reach, require_in_reach
-from hub.queries.record import consents_view, shared_record_view
+from hub.queries.context import require_in_reach
+from hub.queries.record import (
+    child_has_consent,
+    consent_children_in_reach,
+    consents_view,
+    shared_record_view,
+)
 from hub.service_layer.la_records import LaRefused
 
 router = APIRouter()
@@ -392,10 +396,10 @@ async def withdraw_childs_consent(
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
     try:
-        await require_in_reach(the_hub.reads, principal, child_id)
+        held = await child_has_consent(the_hub.reads, principal, child_id, consent_id)
     except NotFound:
         raise HTTPException(404, NO_SUCH_CONSENT) from None
-    if child_id not in await consent_children(the_hub.store, consent_id):
+    if not held:
         raise HTTPException(404, NO_SUCH_CONSENT)
     return await _withdraw(the_hub, principal, child_id, consent_id, body)
 
@@ -413,8 +417,7 @@ async def withdraw_consent(
     the_hub = hub_of(request)
     # consent ids are per child: only the caller's own children's consents are looked at,
     # so another child's consent of this id answers exactly as one that does not exist
-    children = await consent_children(the_hub.store, consent_id)
-    reached = await children_in_reach(the_hub.reads, principal, children)
+    reached = await consent_children_in_reach(the_hub.reads, principal, consent_id)
     if len(reached) != 1:
         raise HTTPException(404, NO_SUCH_CONSENT)
     return await _withdraw(the_hub, principal, reached[0], consent_id, body)

@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.api.auth import AUTH_RESPONSES, Principal, require_roles
 from hub.api.deps import hub_of, reads_of
 from hub.auth.invitations import DEFAULT_DAYS, MAX_DAYS, FamilyInvitations, InvitationError
-from hub.auth.keys import ApiKeyStore
 from hub.auth.principal import AuthError
 from hub.ingest.model import FactOutcome
 from hub.queries.context import plan_in_reach, require_in_reach
 from hub.queries.my_work import MyWork, my_work
+from hub.queries.record import require_consent_in_reach
 from hub.queries.team_access import AccessLog, MyChildren, WhoCanSee, access_log, my_children
 from hub.queries.team_access import who_can_see as who_can_see_query
 from hub.service_layer.family_consent import FamilyRefused, comment_on_draft
@@ -47,8 +47,7 @@ REFUSED: dict[int | str, dict[str, Any]] = {
 
 
 def _invitations(request: Request) -> FamilyInvitations:
-    keys: ApiKeyStore = request.app.state.auth.keys
-    return FamilyInvitations(hub_of(request).store, keys)
+    return hub_of(request).invitations
 
 
 def _answer(outcome: FactOutcome, what: str) -> dict[str, Any]:
@@ -247,10 +246,7 @@ async def family_withdraw(
     request: Request, child_id: str, consent_id: str, principal: Family
 ) -> dict[str, Any]:
     the_hub = hub_of(request)
-    await require_in_reach(the_hub.reads, principal, child_id, also=("consent_state",))
-    state = await the_hub.views.consent_state(child_id)
-    if consent_id not in {r.consent_id for r in state.records}:
-        raise HTTPException(404, "no such consent for this child")
+    await require_consent_in_reach(the_hub.reads, principal, child_id, consent_id)
     try:
         outcome = await the_hub.handlers.family_consent.withdraw(principal, child_id, consent_id)
     except FamilyRefused as exc:

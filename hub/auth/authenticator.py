@@ -21,11 +21,10 @@ from typing import Any
 import structlog
 
 from hub.auth.invitations import FamilyInvitations
-from hub.auth.keys import TOKEN_PREFIX, ApiKeyStore, key_id_of
+from hub.auth.keys import TOKEN_PREFIX, ApiKeys, key_id_of
 from hub.auth.oidc import OidcVerifier
 from hub.auth.principal import AuthError, Principal, Role
 from hub.settings import Settings
-from hub.store import ReadStore
 
 log = structlog.get_logger(__name__)
 
@@ -57,11 +56,11 @@ def bearer_token(authorization: str | None) -> str:
 
 
 class Authenticator:
-    """Checks bearer tokens against the API key store and, when configured, OIDC."""
+    """Checks bearer tokens against the API keys and, when configured, OIDC."""
 
     def __init__(
         self,
-        keys: ApiKeyStore,
+        keys: ApiKeys,
         oidc: OidcVerifier | None = None,
         families: FamilyInvitations | None = None,
     ) -> None:
@@ -127,14 +126,16 @@ class Authenticator:
         return self.oidc.issuer, self.oidc.subject_of(claims)
 
 
-async def create_authenticator(settings: Settings, store: ReadStore) -> Authenticator:
-    """Build the authenticator for a hub process: create the key table if needed, and an
-    OIDC verifier when `HUB_OIDC_ISSUER` is set. A JWKS URL without an issuer is refused
-    rather than ignored, since it would otherwise look configured and accept nothing."""
-    keys = ApiKeyStore(store)
+async def create_authenticator(
+    settings: Settings, keys: ApiKeys, families: FamilyInvitations | None
+) -> Authenticator:
+    """Build the authenticator for a hub process on its keys and family invitations
+    (built by the composition root), with an OIDC verifier when `HUB_OIDC_ISSUER` is set.
+    A JWKS URL without an issuer is refused rather than ignored, since it would otherwise
+    look configured and accept nothing."""
     oidc: OidcVerifier | None = None
     if settings.oidc_issuer:
         oidc = OidcVerifier(settings)
     elif settings.oidc_jwks_url:
         raise ValueError("HUB_OIDC_ISSUER is required when HUB_OIDC_JWKS_URL is set")
-    return Authenticator(keys, oidc, FamilyInvitations(store, keys))
+    return Authenticator(keys, oidc, families)

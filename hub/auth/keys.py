@@ -1,11 +1,17 @@
 """API keys: issued once, stored only as a hash, checked in constant time, revocable.
 
-A token is `thk_<key_id>_<secret>`: `key_id` (16 hex characters) finds the row, `secret`
-(32 random bytes, URL-safe base64) proves possession. The `api_key` table in the read
-store holds the key id, name, role, agency, times of creation and revocation, and a
-SHA-256 digest of the secret — never the secret. Every check reads the table, so a
-revoked key stops working on the very next request, in every process sharing the store.
+A token is `thk_<key_id>_<secret>`: `key_id` (16 hex characters) finds the key, `secret`
+(32 random bytes, URL-safe base64) proves possession. A key is kept as a `StoredKey`:
+its id, name, role, agency, times of creation and revocation, who it stands for, and a
+SHA-256 digest of the secret — never the secret. Every check reads the store, so a
+revoked key stops working on the very next request, in every process sharing it.
 Log lines name key ids only.
+
+`ApiKeys` is the port; everything about the token format, the digest and what a key
+may be is decided here, so that every implementation keeps keys alike:
+`hub.auth.memory.MemoryApiKeys` in a dict, `hub.store.api_keys.SqlApiKeys` in the
+read store's `api_key` table (SQLite and PostgreSQL). One contract suite runs against
+each (tests/contract/test_api_keys.py).
 """
 
 from __future__ import annotations
@@ -15,15 +21,15 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
 from hub.auth.principal import FAMILY_VIEWER_ROLES, FamilyCapacity, Principal, Role, parse_role
 from hub.consent.policy import SharingPolicy
 from hub.consent.senders import Sender
-from hub.store import ReadStore
 
 log = structlog.get_logger(__name__)
 
@@ -120,13 +126,14 @@ class Publishing:
         return " ".join(sorted(set(self.organisations))) or None
 
 
-def _organisations(stored: object) -> tuple[str, ...]:
+def organisations_of(stored: object) -> tuple[str, ...]:
+    """The organisation codes of `Publishing.stored` (None or "" for none)."""
     return tuple(str(stored).split()) if stored else ()
 
 
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
-    """What `ApiKeyStore.list()` shows of a key: everything but the secret."""
+    """What `ApiKeys.list()` shows of a key: everything but the secret."""
 
     key_id: str
     name: str
@@ -154,7 +161,9 @@ def _digest(key_id: str, secret: str) -> str:
     return "sha256:" + hashlib.sha256(material).hexdigest()
 
 
-def _now() -> str:
+def now_stamp() -> str:
+    """A time as keys record it (creation, revocation): UTC ISO 8601 to the microsecond,
+    so that stamps sort as text in the order of time."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
@@ -176,11 +185,141 @@ def key_id_of(token: str) -> str | None:
     return match.group(1) if match else None
 
 
-class ApiKeyStore:
-    """API keys in the `api_key` table of a `ReadStore` (SQLite or PostgreSQL)."""
+def token_parts(token: str) -> tuple[str, str] | None:
+    """(key id, secret) of a well-formed token, else None."""
+    match = _TOKEN.fullmatch(token)
+    return None if match is None else (match.group(1), match.group(2))
 
-    def __init__(self, store: ReadStore) -> None:
-        self._store = store
+
+@dataclass(frozen=True, slots=True)
+class StoredKey:
+    """One key as a store keeps it: the digest of its secret, never the secret. `role`
+    and the times are kept as stored (text), so a row edited by hand into something
+    impossible is refused when used rather than when read."""
+
+    key_id: str
+    name: str
+    role: str
+    agency: str | None
+    secret_hash: str
+    created_at: str
+    revoked_at: str | None = None
+    identity: Identity = Identity()
+    publishing: Publishing = Publishing()
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoked(self, at: str) -> StoredKey:
+        return replace(self, revoked_at=at)
+
+    def info(self) -> KeyInfo:
+        return KeyInfo(
+            key_id=self.key_id,
+            name=self.name,
+            role=Role(self.role),
+            agency=self.agency,
+            created_at=datetime.fromisoformat(self.created_at),
+            revoked_at=datetime.fromisoformat(self.revoked_at) if self.revoked_at else None,
+            identity=self.identity,
+            publishing=self.publishing,
+        )
+
+
+def new_key(
+    role: Role | str,
+    name: str,
+    agency: str | None = None,
+    identity: Identity | None = None,
+    publishing: Publishing | None = None,
+) -> tuple[StoredKey, str]:
+    """A new key to store, and its token (shown once, never stored); `ValueError` naming
+    what is wrong with the request (see `ApiKeys.create`)."""
+    the_role = parse_role(role)
+    who = identity or Identity()
+    pub = publishing or Publishing()
+    pub.check(the_role)
+    _check_text("name", name, MAX_NAME)
+    if agency is not None:
+        _check_text("agency", agency, MAX_AGENCY)
+    elif the_role is Role.AGENCY:
+        raise ValueError("agency is required for role agency (the agency it publishes as)")
+    who.check(the_role, agency)
+    key_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    stored = StoredKey(
+        key_id=key_id,
+        name=name,
+        role=the_role.value,
+        agency=agency,
+        secret_hash=_digest(key_id, secret),
+        created_at=now_stamp(),
+        identity=who,
+        publishing=Publishing(pub.sender, organisations_of(pub.stored)),
+    )
+    return stored, f"{TOKEN_PREFIX}{key_id}_{secret}"
+
+
+_ABSENT = _digest("0" * 16, "")
+
+
+def verified(key_id: str, secret: str, stored: StoredKey | None) -> Principal | None:
+    """The principal `stored` stands for when `secret` is its secret and it is active,
+    else None. Compared in constant time, and even when the key is missing, so that both
+    paths take the same time."""
+    presented = _digest(key_id, secret)
+    kept = stored.secret_hash if stored is not None else _ABSENT
+    matches = hmac.compare_digest(presented.encode(), str(kept).encode())
+    if stored is None or not matches or not stored.active:
+        return None
+    who, pub = stored.identity, stored.publishing
+    try:
+        return Principal(
+            name=stored.name,
+            role=Role(stored.role),
+            agency=stored.agency,
+            key_id=key_id,
+            via="api_key",
+            practitioner_id=who.practitioner_id,
+            policy_role=who.policy_role,
+            organisation=who.organisation,
+            children=(who.child_id,) if who.child_id else (),
+            capacity=who.capacity,
+            sender=pub.sender,
+            organisations=pub.organisations,
+        )
+    except ValueError:  # a row edited by hand into an impossible state
+        log.warning("api_key.unusable_row", key_id=key_id)
+        return None
+
+
+def publisher_of(key: str, named: list[StoredKey]) -> Principal:
+    """The agency principal of the one active key `named` holds (the active keys whose
+    id or name is `key`, by key id); `LookupError` saying why not."""
+    if not named:
+        raise LookupError(f"no active API key is named {key!r} (hub keys list)")
+    if len(named) > 1:
+        ids = ", ".join(k.key_id for k in named)
+        raise LookupError(f"several active keys are named {key!r}: use a key id ({ids})")
+    (k,) = named
+    if k.role != Role.AGENCY.value:
+        raise LookupError(f"key {key!r} is a {k.role} key, not an agency's: it publishes nothing")
+    return Principal(
+        name=k.name,
+        role=Role.AGENCY,
+        agency=k.agency,
+        key_id=k.key_id,
+        sender=k.publishing.sender,
+        organisations=k.publishing.organisations,
+    )
+
+
+class ApiKeys(Protocol):
+    """The API keys port: what the authenticator, `hub keys` and `hub ingest --as`, the
+    family invitations, the inbound Kafka consumer and the routes use. Implementations
+    build keys with `new_key`, check them with `verified` and find publishers with
+    `publisher_of`, so keys are alike whichever store keeps them."""
 
     async def create(
         self,
@@ -194,160 +333,47 @@ class ApiKeyStore:
         shown again. `agency` is required for roles `agency` and `practitioner`;
         `identity` carries a practitioner's id, policy role and organisation, or the child
         and capacity of a family member; `publishing` an agency's sender kind and the
-        organisation codes it may publish as."""
-        the_role = parse_role(role)
-        who = identity or Identity()
-        pub = publishing or Publishing()
-        pub.check(the_role)
-        _check_text("name", name, MAX_NAME)
-        if agency is not None:
-            _check_text("agency", agency, MAX_AGENCY)
-        elif the_role is Role.AGENCY:
-            raise ValueError("agency is required for role agency (the agency it publishes as)")
-        who.check(the_role, agency)
-        key_id = secrets.token_hex(8)
-        secret = secrets.token_urlsafe(32)
-        async with self._store.transaction() as tx:
-            await tx.execute(
-                "INSERT INTO api_key (key_id, name, role, agency, secret_hash, created_at,"
-                " revoked_at, practitioner_id, policy_role, organisation, child_id, capacity,"
-                " sender, organisations)"
-                " VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    key_id,
-                    name,
-                    the_role.value,
-                    agency,
-                    _digest(key_id, secret),
-                    _now(),
-                    who.practitioner_id,
-                    who.policy_role,
-                    who.organisation,
-                    who.child_id,
-                    who.capacity,
-                    pub.sender,
-                    pub.stored,
-                ),
-            )
-        log.info("api_key.created", key_id=key_id, role=the_role.value)
-        return key_id, f"{TOKEN_PREFIX}{key_id}_{secret}"
+        organisation codes it may publish as. `ValueError` naming what is wrong."""
+        ...
 
     async def verify(self, token: str) -> Principal | None:
         """The principal a token stands for, or None when it is malformed, unknown, wrong
         or revoked (the caller is not told which)."""
-        match = _TOKEN.fullmatch(token)
-        if match is None:
-            return None
-        key_id, secret = match.group(1), match.group(2)
-        row = await self._store.fetchone(
-            "SELECT name, role, agency, secret_hash, revoked_at, practitioner_id, policy_role,"
-            " organisation, child_id, capacity, sender, organisations FROM api_key"
-            " WHERE key_id = ?",
-            (key_id,),
-        )
-        presented = _digest(key_id, secret)
-        # Compare even when the row is missing, so both paths take the same time.
-        stored = row[3] if row is not None else _digest("0" * 16, "")
-        matches = hmac.compare_digest(presented.encode(), str(stored).encode())
-        if row is None or not matches or row[4] is not None:
-            return None
-        name, role, agency = row[0], row[1], row[2]
-        try:
-            return Principal(
-                name=name,
-                role=Role(role),
-                agency=agency,
-                key_id=key_id,
-                via="api_key",
-                practitioner_id=row[5],
-                policy_role=row[6],
-                organisation=row[7],
-                children=(row[8],) if row[8] else (),
-                capacity=row[9],
-                sender=row[10],
-                organisations=_organisations(row[11]),
-            )
-        except ValueError:  # a row edited by hand into an impossible state
-            log.warning("api_key.unusable_row", key_id=key_id)
-            return None
+        ...
 
     async def revoke(self, key_id_or_name: str) -> int:
         """Revoke the active key with this id, or every active key with this name; returns
         how many were revoked (0 when none matched). Effective immediately."""
-        async with self._store.transaction() as tx:
-            rows = await tx.fetchall(
-                "UPDATE api_key SET revoked_at = ?"
-                " WHERE (key_id = ? OR name = ?) AND revoked_at IS NULL RETURNING key_id",
-                (_now(), key_id_or_name, key_id_or_name),
-            )
-        revoked = sorted(str(r[0]) for r in rows)
-        if revoked:
-            log.info("api_key.revoked", key_ids=revoked)
-        return len(revoked)
+        ...
+
+    async def revoke_child(self, child_id: str) -> int:
+        """Revoke every active key bound to the child (a family member's, on the child's
+        erasure); returns how many."""
+        ...
 
     async def list(self) -> builtins.list[KeyInfo]:
         """Every key, active and revoked, oldest first, without secrets or digests."""
-        rows = await self._store.fetchall(
-            "SELECT key_id, name, role, agency, created_at, revoked_at, practitioner_id,"
-            " policy_role, organisation, child_id, capacity, sender, organisations FROM api_key"
-            " ORDER BY created_at, key_id"
-        )
-        return [
-            KeyInfo(
-                key_id=str(r[0]),
-                name=str(r[1]),
-                role=Role(r[2]),
-                agency=r[3],
-                created_at=datetime.fromisoformat(r[4]),
-                revoked_at=datetime.fromisoformat(r[5]) if r[5] is not None else None,
-                identity=Identity(*r[6:11]),
-                publishing=Publishing(r[11], _organisations(r[12])),
-            )
-            for r in rows
-        ]
+        ...
 
     async def bound_codes(self) -> frozenset[str]:
         """The organisation codes active agency keys are bound to."""
-        rows = await self._store.fetchall(
-            "SELECT organisations FROM api_key WHERE revoked_at IS NULL"
-            " AND organisations IS NOT NULL"
-        )
-        return frozenset(c for r in rows for c in _organisations(r[0]))
-
-    async def sender_of(
-        self, principal: Principal, *, also_bound: frozenset[str] = frozenset()
-    ) -> Sender:
-        """What `principal` (an agency) may claim: its sender kind and organisation codes;
-        for a credential bound to none, the codes other active keys (and `also_bound`:
-        the configured Kafka senders') are bound to, which it may not name."""
-        agency = principal.agency or ""
-        if principal.organisations:
-            return Sender(agency, principal.sender, frozenset(principal.organisations))
-        taken = await self.bound_codes() | also_bound
-        return Sender(agency, principal.sender, taken_elsewhere=taken)
+        ...
 
     async def publisher(self, key: str) -> Principal:
         """The active agency key named `key` (its name, or its key id) as the principal it
         stands for, for publishing from the command line (`hub ingest --as`); `LookupError`
         saying why not (no such active key, several of that name, not an agency key)."""
-        rows = await self._store.fetchall(
-            "SELECT key_id, name, role, agency, sender, organisations FROM api_key"
-            " WHERE (key_id = ? OR name = ?) AND revoked_at IS NULL ORDER BY key_id",
-            (key, key),
-        )
-        if not rows:
-            raise LookupError(f"no active API key is named {key!r} (hub keys list)")
-        if len(rows) > 1:
-            ids = ", ".join(str(r[0]) for r in rows)
-            raise LookupError(f"several active keys are named {key!r}: use a key id ({ids})")
-        key_id, name, role, agency, sender, organisations = rows[0]
-        if role != Role.AGENCY.value:
-            raise LookupError(f"key {key!r} is a {role} key, not an agency's: it publishes nothing")
-        return Principal(
-            name=str(name),
-            role=Role.AGENCY,
-            agency=agency,
-            key_id=str(key_id),
-            sender=sender,
-            organisations=_organisations(organisations),
-        )
+        ...
+
+
+async def sender_of(
+    keys: ApiKeys, principal: Principal, *, also_bound: frozenset[str] = frozenset()
+) -> Sender:
+    """What `principal` (an agency) may claim: its sender kind and organisation codes;
+    for a credential bound to none, the codes other active keys (and `also_bound`: the
+    configured Kafka senders') are bound to, which it may not name."""
+    agency = principal.agency or ""
+    if principal.organisations:
+        return Sender(agency, principal.sender, frozenset(principal.organisations))
+    taken = await keys.bound_codes() | also_bound
+    return Sender(agency, principal.sender, taken_elsewhere=taken)

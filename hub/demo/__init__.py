@@ -102,11 +102,11 @@ async def run_demo_load(
     app = create_app(settings, run_projector=False)
     async with open_in_process(app) as client:
         the_hub: Hub = app.state.hub
-        keys = await create_demo_keys(the_hub.store)
+        keys = await create_demo_keys(the_hub.api_keys)
         result = await load_cohort(client, keys, cohort, progress)
         big = cohort.big_team_child
         await create_team_keys(
-            client, the_hub.store, the_hub.policy, keys, big, result.child_id(big)
+            client, the_hub.api_keys, the_hub.policy, keys, big, result.child_id(big)
         )
         for runner in the_hub.runners:
             for log_name in runner.projection.logs:

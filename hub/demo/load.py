@@ -29,7 +29,7 @@ import httpx
 import orjson
 from fastapi import FastAPI
 
-from hub.auth.keys import Publishing
+from hub.auth.keys import ApiKeys, Publishing
 from hub.consent.policy import SharingPolicy
 from hub.demo.cohort import (
     ACUTE_TRUST,
@@ -61,7 +61,6 @@ from hub.demo.messages import (
     social_care_message,
     staff_message,
 )
-from hub.store import ReadStore
 
 COORDINATOR = "demo-coordinator"
 IG_AUDITOR = "demo-ig-auditor"
@@ -119,11 +118,8 @@ def principal_of(publisher: Publisher) -> str:
     return f"{publisher.agency}-system"
 
 
-async def create_demo_keys(store: ReadStore) -> DemoKeys:
+async def create_demo_keys(keys: ApiKeys) -> DemoKeys:
     """Issue the demo's API keys: coordinator, IG auditor, admin and one per system."""
-    from hub.auth.keys import ApiKeyStore
-
-    keys = ApiKeyStore(store)
     out = DemoKeys()
     for name, role in ((COORDINATOR, "coordinator"), (IG_AUDITOR, "ig_auditor"), (ADMIN, "admin")):
         _, out.tokens[name] = await keys.create(role, name, None)
@@ -153,20 +149,20 @@ def publishing_of(system: Publisher) -> Publishing:
 
 
 async def create_team_keys(
-    client: httpx.AsyncClient, store: ReadStore, policy: SharingPolicy, keys: DemoKeys,
+    client: httpx.AsyncClient, api_keys: ApiKeys, policy: SharingPolicy, keys: DemoKeys,
     child: Child, child_id: str,
 ) -> str | None:  # fmt: skip
     """A practitioner key for the child's SENCo and a parent's key from an invitation the
     coordinator issues and the parent redeems, as a family would; returns the practitioner
     id (None when the child has no SENCo)."""
-    from hub.auth.keys import ApiKeyStore, Identity
+    from hub.auth.keys import Identity
 
     senco = child.member("senco")
     if senco is not None:
         agency, identity = Identity.practitioner(
             policy, senco.practitioner_id, senco.role, senco.organisation_code
         )
-        _, keys.tokens[PRACTITIONER] = await ApiKeyStore(store).create(
+        _, keys.tokens[PRACTITIONER] = await api_keys.create(
             "practitioner", PRACTITIONER, agency, identity
         )
     coordinator = {"Authorization": f"Bearer {keys.coordinator}"}

@@ -1,6 +1,7 @@
 """The audit trail as information governance reads it: one child's consent trail and
 access log (a page at a time), and the trail for a period (for export). Each read is
-itself audited."""
+itself audited. Also what IG checks the trail with (verification, the signed heads) and
+before an erasure (whether the hub holds the child)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 import orjson
 
 from hub.auth.principal import Principal
+from hub.consent.audit_chain import VerifyResult
+from hub.consent.audit_heads import HeadsExport
 from hub.consent.audit_trail import AuditEntry
 from hub.queries.context import Reads
 from hub.queries.paging import decode_cursor, encode_cursor
@@ -110,6 +113,17 @@ async def trail_lines(
     return [bytes(r[0]) for r in rows]
 
 
+async def operator_child_trail(reads: Reads, child_id: str) -> list[dict[str, Any]]:
+    """Every trail record about one child in the trail's order, for the operator's
+    command line (`hub audit trail`), which reads the store itself and is not audited."""
+    await reads.views.catch_up_partitions(["audit_index"])
+    rows = await reads.store.fetchall(
+        "SELECT line FROM audit_entry WHERE child_id = ? ORDER BY part, log_offset",
+        (child_id,),
+    )
+    return [orjson.loads(bytes(r[0])) for r in rows]
+
+
 def _where(
     child_id: str | None,
     since: datetime | None,
@@ -134,3 +148,32 @@ def _where(
         clauses.append("outcome = ?")
         params.append(outcome)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+async def holds_child(reads: Reads, child_id: str) -> bool:
+    """Whether the hub holds a child by this id (known, and not erased already): what IG
+    checks before confirming an erasure."""
+    return await reads.persons.exists(child_id)
+
+
+async def verify_trail(reads: Reads, exported: HeadsExport | None = None) -> VerifyResult:
+    """The whole hash-chained trail verified (against heads exported earlier, if given):
+    the first broken record and every chain that does not match."""
+    return await reads.trail.verify(exported)
+
+
+async def signed_heads(reads: Reads, *, shown_to: Principal | None = None) -> HeadsExport:
+    """Every chain's signed head with the public key that checks them; shown to a person
+    (`shown_to`), the read is audited."""
+    heads = await reads.trail.signed_heads()
+    if shown_to is not None:
+        await reads.trail.append(
+            [
+                AuditEntry(
+                    kind="read",
+                    actor=shown_to.actor,
+                    details={"route": "GET /audit/heads", "outcome": "shown"},
+                )
+            ]
+        )
+    return heads

@@ -32,6 +32,7 @@ from hub.consent.viewer import DecisionCache, Viewer
 from hub.errors import NotFound
 from hub.events import Envelope
 from hub.events.consent import ConsentRecorded
+from hub.identity.match_queue import MatchQueue
 from hub.identity.person_index import PersonIndex
 from hub.projections.caseload_view import plan_children
 from hub.projections.gate_views import consent_bodies
@@ -51,6 +52,8 @@ class Reads:
     persons: PersonIndex
     trail: AuditTrail
     policy: SharingPolicy
+    matches: MatchQueue
+    """The match queue (what people decide from, and the name and date-of-birth search)."""
     decisions: DecisionCache = field(default_factory=dict)
     """View-time decisions kept across reads (see `hub.consent.viewer`)."""
     opened: OpenedFacts = field(default_factory=OpenedFacts)

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from hub.consent.audit_trail import AuditEntry, AuditTrail
-from hub.identity.match_queue import MatchQueue, Status, strong_identifiers
-from hub.identity.person_index import PersonIndex
+from hub.consent.audit_trail import AuditEntry
+from hub.identity.match_queue import Status, strong_identifiers
 from hub.identity.subject import Subject
+from hub.queries.context import Reads
 from hub.queries.paging import decode_cursor, encode_cursor
 
 
@@ -87,9 +87,7 @@ QUEUE_CURSOR = "match_queue"
 
 
 async def review_queue(
-    queue: MatchQueue,
-    persons: PersonIndex,
-    trail: AuditTrail,
+    reads: Reads,
     *,
     actor: str,
     route: str,
@@ -99,15 +97,13 @@ async def review_queue(
 ) -> list[dict[str, Any]]:
     """The first `limit` items of the queue as `review_queue_page` shows them."""
     page = await review_queue_page(
-        queue, persons, trail, actor=actor, route=route, status=status, limit=limit, scope=scope
+        reads, actor=actor, route=route, status=status, limit=limit, scope=scope
     )
     return page.items
 
 
 async def review_queue_page(
-    queue: MatchQueue,
-    persons: PersonIndex,
-    trail: AuditTrail,
+    reads: Reads,
     *,
     actor: str,
     route: str,
@@ -122,6 +118,7 @@ async def review_queue_page(
     records to compare (date of birth, whether the name and date of birth match), as far
     as `scope` lets the caller see (a page may hold fewer than `limit` items). Every item
     shown and every candidate compared is an audited read."""
+    queue, persons, trail = reads.matches, reads.persons, reads.trail
     after = None
     if cursor is not None:
         created_at, item_id = decode_cursor(QUEUE_CURSOR, cursor, (str, str))
@@ -226,8 +223,8 @@ async def review_queue_page(
     return QueuePage(out, next_cursor)
 
 
-async def item_in_scope(queue: MatchQueue, scope: QueueScope, item_id: str) -> bool:
+async def item_in_scope(reads: Reads, scope: QueueScope, item_id: str) -> bool:
     """Whether the caller may see (and so decide) the item: False for one that does not
     exist, exactly as for one it may not see."""
-    item = await queue.get(item_id)
+    item = await reads.matches.get(item_id)
     return item is not None and await scope.candidates(item.candidates) is not None

@@ -13,9 +13,16 @@ from hub.consent.decision import Fact, decide_sharing
 from hub.consent.sealing import ErasedPayload
 from hub.consent.state import ConsentRecord
 from hub.consent.viewer import SharingKey
-from hub.errors import PermanentError
+from hub.errors import NotFound, PermanentError
 from hub.ingest.natural_keys import fact_key, group_versions, version_rank
-from hub.queries.context import Reads, audit_reads, require_in_reach, viewer_for
+from hub.projections.gate_views import consent_children
+from hub.queries.context import (
+    Reads,
+    audit_reads,
+    children_in_reach,
+    require_in_reach,
+    viewer_for,
+)
 from hub.service_layer.reconsider import sharing_context, stored_fact
 
 
@@ -164,3 +171,29 @@ async def consents_view(reads: Reads, caller: Principal, child_id: str) -> dict[
         "summary": state.describe(now),
         "consents": rows,
     }
+
+
+async def require_consent_in_reach(
+    reads: Reads, caller: Principal, child_id: str, consent_id: str
+) -> None:
+    """`NotFound` unless the child is in the caller's reach and its consent state holds a
+    consent of this id (what a family member may withdraw)."""
+    await require_in_reach(reads, caller, child_id, also=("consent_state",))
+    state = await reads.views.consent_state(child_id)
+    if consent_id not in {r.consent_id for r in state.records}:
+        raise NotFound("no such consent for this child")
+
+
+async def child_has_consent(
+    reads: Reads, caller: Principal, child_id: str, consent_id: str
+) -> bool:
+    """Whether the child holds a consent of this id as the consents index has it;
+    `NotFound` for a child out of the caller's reach."""
+    await require_in_reach(reads, caller, child_id)
+    return child_id in await consent_children(reads.store, consent_id)
+
+
+async def consent_children_in_reach(reads: Reads, caller: Principal, consent_id: str) -> list[str]:
+    """The children in the caller's reach holding a consent of this id (consent ids are
+    per child: another child's consent of this id is not looked at)."""
+    return await children_in_reach(reads, caller, await consent_children(reads.store, consent_id))

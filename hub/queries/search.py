@@ -153,13 +153,11 @@ class SearchResults(BaseModel):
     children: list[FoundChild] = Field(description="In child id order")
 
 
-async def find_children(
-    reads: Reads, fingerprints: Fingerprints, caller: Principal, search: ChildSearch
-) -> SearchResults:
+async def find_children(reads: Reads, caller: Principal, search: ChildSearch) -> SearchResults:
     """The children in the caller's reach that the key names (none, for a key the hub
     does not know or a child out of reach: the same answer). One audited read."""
     key = search.key()
-    candidates = await _candidates(reads, fingerprints, search, key)
+    candidates = await _candidates(reads, reads.matches, search, key)
     known = await reads.persons.existing(candidates) if candidates else set()
     found = await _within_reach(reads, caller, sorted(known))
     now = datetime.now(UTC)

@@ -51,7 +51,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 from joserfc.jws import JWSRegistry
 
-from hub.auth.invitations import FamilyInvitations, InvitationError, normalise
+from hub.auth.invitations import InvitationError, normalise
 from hub.auth.principal import AuthError, Role
 from hub.settings import Settings
 from hub.web.pages import (
@@ -447,7 +447,7 @@ async def oidc_link(request: Request) -> Response:
     if 8 <= len(normalise(code)) <= 64:
         auth = request.app.state.auth
         try:
-            await FamilyInvitations(visit.hub.store, auth.keys).redeem_for_sign_in(
+            await visit.hub.invitations.redeem_for_sign_in(
                 code,
                 issuer=auth.oidc.issuer,
                 subject=auth.oidc.subject_of(visit.session.oidc),

@@ -24,16 +24,14 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hub.auth.invitations import FamilyInvitations, InvitationError, normalise
-from hub.auth.keys import ApiKeyStore
+from hub.auth.invitations import InvitationError, normalise
 from hub.auth.principal import AuthError, Principal, Role
 from hub.bootstrap import Hub
 from hub.errors import InvalidQuery, NotFound
 from hub.plans.clock import Se7Stage
-from hub.queries.audit import child_trail_view
-from hub.queries.context import require_in_reach
+from hub.queries.audit import child_trail_view, verify_trail
 from hub.queries.joined import caseload_view, child_plans_view, team_view, timeline_view
-from hub.queries.record import consents_view
+from hub.queries.record import consents_view, require_consent_in_reach
 from hub.queries.team_access import access_log, my_children
 from hub.service_layer.family_consent import FamilyRefused
 from hub.web.sessions import COOKIE, SessionCodec, WebSession
@@ -302,9 +300,8 @@ async def sign_in(request: Request) -> Response:
             return await again(
                 "Enter an API key (it starts thk_) or an invitation code", "malformed"
             )
-        keys: ApiKeyStore = request.app.state.auth.keys
         try:
-            redeemed = await FamilyInvitations(visit.hub.store, keys).redeem(credential)
+            redeemed = await visit.hub.invitations.redeem(credential)
         except InvitationError:
             return await again(
                 "This invitation code is not valid: it is unknown, used or expired",
@@ -489,10 +486,7 @@ async def family_withdraw(request: Request, child_id: str, consent_id: str) -> R
     assert visit.principal is not None
     the_hub = visit.hub
     with in_reach(visit):
-        await require_in_reach(the_hub.reads, visit.principal, child_id, also=("consent_state",))
-    state = await the_hub.views.consent_state(child_id)
-    if consent_id not in {r.consent_id for r in state.records}:
-        raise PageRefused(visit, 404)
+        await require_consent_in_reach(the_hub.reads, visit.principal, child_id, consent_id)
     try:
         outcome = await the_hub.handlers.family_consent.withdraw(
             visit.principal, child_id, consent_id
@@ -557,5 +551,5 @@ async def trail_page(request: Request, child_id: str, cursor: str | None = None)
 @router.get("/verify", response_class=HTMLResponse)
 async def verify_page(request: Request) -> Response:
     visit = await signed_in(request, Role.IG_AUDITOR)
-    result = await visit.hub.trail.verify()
+    result = await verify_trail(visit.hub.reads)
     return render(visit, "verify.html", result=result)

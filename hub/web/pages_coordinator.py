@@ -240,7 +240,7 @@ async def search(request: Request) -> Response:
         return again([e.as_dict() for e in read.errors])
     try:
         key = ChildSearch.model_validate(read.body)
-        found = await find_children(visit.hub.reads, visit.hub.matches, visit.principal, key)
+        found = await find_children(visit.hub.reads, visit.principal, key)
     except ValidationError as exc:
         errors = validation_errors(
             [*(Field(f, _SEARCH_LABELS[f]) for f in SEARCH_FIELDS), dob], exc

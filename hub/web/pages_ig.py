@@ -22,9 +22,14 @@ from pydantic import ValidationError
 
 from hub.api.routes_audit import EraseIn, export_chunks
 from hub.auth.principal import Role
-from hub.consent.audit_trail import AuditEntry
 from hub.errors import InvalidQuery, NotFound
-from hub.queries.audit import TRAIL_MAX_LIMIT, child_trail_view, trail_lines
+from hub.queries.audit import (
+    TRAIL_MAX_LIMIT,
+    child_trail_view,
+    holds_child,
+    signed_heads,
+    trail_lines,
+)
 from hub.web.pages import PageRefused, Visit, posted, render, signed_in
 
 router = APIRouter(include_in_schema=False)
@@ -123,16 +128,7 @@ async def heads_download(request: Request) -> Response:
     """Every chain's signed head with the public key, to keep and check offline."""
     visit = await signed_in(request, Role.IG_AUDITOR)
     assert visit.principal is not None
-    heads = await visit.hub.trail.signed_heads()
-    await visit.hub.trail.append(
-        [
-            AuditEntry(
-                kind="read",
-                actor=visit.principal.actor,
-                details={"route": "GET /audit/heads", "outcome": "shown"},
-            )
-        ]
-    )
+    heads = await signed_heads(visit.hub.reads, shown_to=visit.principal)
     body = orjson.dumps(heads.model_dump(mode="json"), option=orjson.OPT_INDENT_2)
     return _download(iter([body]), "audit-heads.json", "json")
 
@@ -193,7 +189,7 @@ async def erasure_check(request: Request) -> Response:
     if isinstance(got, list):
         return _erasure_form(visit, status=422, errors=got, values=form)
     child_id, reason = got
-    if not await visit.hub.persons.exists(child_id):
+    if not await holds_child(visit.hub.reads, child_id):
         errors = [
             {
                 "field": "child_id",

@@ -555,6 +555,8 @@ async def test_ig_erases_a_child_after_reading_what_will_happen_and_confirming(
     assert "erasure" in trail.text.split('data-testid="trail"')[1]
     r = await ig.post("/erasure/confirm", data={**confirm, "confirm": "yes"})
     assert r.status_code == 422 and "erased already" in r.text
+    r = await send(ig, "/erasure", {"child_id": seeded.child, "reason": "ER-8"})
+    assert r.status_code == 422 and "erased already" in r.text  # the first step says so too
 
 
 async def test_verify_names_the_first_record_someone_altered(

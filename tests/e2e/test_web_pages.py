@@ -18,7 +18,6 @@ import httpx
 import orjson
 import pytest
 
-from hub.auth.keys import ApiKeyStore
 from hub.web import STATIC
 from hub.web.security import PAGE_POLICY
 from hub.web.sessions import COOKIE
@@ -238,7 +237,7 @@ async def test_sign_in_names_the_field_and_an_invitation_code_becomes_a_family_k
     # a revoked key ends the session at the next request
     casey = await signed_in_as(api, seeded, "casey")
     assert (await casey.get("/")).status_code == 200
-    await ApiKeyStore(api.hub.store).revoke("casey")
+    await api.hub.api_keys.revoke("casey")
     r = await casey.get("/")
     assert r.status_code == 303
     r = await casey.get(f"/child/{seeded.child}")

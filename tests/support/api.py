@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from hub.api.app import create_app
-from hub.auth.keys import ApiKeyStore, Identity, Publishing
+from hub.auth.keys import Identity, Publishing
 from hub.bootstrap import Hub
 from hub.settings import Settings
 
@@ -39,7 +39,7 @@ class Api:
         identity: Identity | None = None,
         publishing: Publishing | None = None,
     ) -> str:
-        keys = ApiKeyStore(self.hub.store)
+        keys = self.hub.api_keys
         _, token = await keys.create(role, who, agency, identity, publishing)
         self.tokens[who] = token
         return token

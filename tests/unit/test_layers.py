@@ -1,7 +1,8 @@
 """Imports point inward: the domain packages (`hub.events`, `hub.consent`,
 `hub.identity`, `hub.plans`) import no store, log, ingest path, entrypoint, SQL driver,
 broker client or web framework, and no two top-level parts of `hub` import each other
-round a cycle. Read from the source with `ast`: module-level imports only (also those
+round a cycle; `hub.auth` keeps no credential in SQL itself (its ports' SQL implementations
+live in `hub.store`). Read from the source with `ast`: module-level imports only (also those
 under a module-level `if` or `try`); imports under `if TYPE_CHECKING:` name a port's
 type and are not run, and imports inside functions are the composition root's late
 wiring."""
@@ -9,6 +10,7 @@ wiring."""
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,6 +46,15 @@ IO_FRAMEWORKS = (
     "httpx",
     "uvicorn",
     "jinja2",
+)
+
+
+SQL_DRIVERS = ("sqlite3", "asyncpg", "psycopg", "sqlalchemy", "alembic")
+NO_SQL = ("hub.auth",)
+"""Parts that declare ports but hold no SQL: no store, no SQL driver, no SQL statement."""
+_SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+TABLE)\b",
+    re.IGNORECASE | re.DOTALL,
 )
 
 
@@ -149,3 +160,51 @@ def test_no_two_parts_of_the_hub_import_each_other_round_a_cycle() -> None:
         if node not in state:
             visit(node)
     assert [" -> ".join(c) for c in cycles] == []
+
+
+def _strings(tree: ast.AST) -> Iterator[str]:
+    """Every string literal of a module but docstrings (f-strings' constant parts too)."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docstrings:
+                yield node.value
+
+
+def test_the_sql_check_sees_sql_in_a_string_and_not_in_prose() -> None:
+    tree = ast.parse(
+        'def f():\n    """Select the keys from the store; update it."""\n'
+        '    return "SELECT key_id FROM api_key WHERE name = ?"\n'
+    )
+    assert [s for s in _strings(tree) if _SQL.search(s)] == [
+        "SELECT key_id FROM api_key WHERE name = ?"
+    ]
+    path = HUB / "store" / "api_keys.py"
+    found = [s for s in _strings(ast.parse(path.read_text(encoding="utf-8"))) if _SQL.search(s)]
+    assert any("INSERT INTO api_key" in s for s in found)
+
+
+def test_auth_holds_no_sql_and_imports_no_store() -> None:
+    wrong = sorted(
+        f"{module} imports {imported}"
+        for module, imported_set in module_imports().items()
+        if within(module, NO_SQL)
+        for imported in imported_set
+        if within(imported, ("hub.store", "hub.log")) or within(imported, SQL_DRIVERS)
+    )
+    assert wrong == []
+    statements = sorted(
+        f"{path.relative_to(HUB.parent)}: {text[:60]!r}"
+        for path in sorted(HUB.rglob("*.py"))
+        if within(module_name(path), NO_SQL)
+        for text in _strings(ast.parse(path.read_text(encoding="utf-8")))
+        if _SQL.search(text)
+    )
+    assert statements == []

@@ -170,9 +170,7 @@ async def test_linking_releases_the_held_facts_re_keyed_to_the_chosen_child(hub:
     assert item.reason == "invalid_identifier" and item.rule == "nhs_number.check_digit"
     assert item.candidates == (child,)  # same name and date of birth: proposed, not linked
 
-    [view] = await review_queue(
-        hub.matches, hub.persons, hub.trail, actor="coordinator:casey", route="test"
-    )
+    [view] = await review_queue(hub.reads, actor="coordinator:casey", route="test")
     assert view["record"]["given_name"] == "Zebedee"
     assert view["candidates"][0]["name_and_date_of_birth_match"] is True
     assert view["candidates"][0]["date_of_birth_matches"] is True

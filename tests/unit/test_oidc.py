@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from hub.auth import AuthError, OidcVerifier, Principal, Role, create_authenticator
+from hub.auth.memory import MemoryApiKeys, MemoryFamilyInvitations
 from hub.settings import Settings
-from hub.store.sqlite import SqliteReadStore
 
 ISSUER = "https://login.example-la.gov.uk/realms/send"
 AUDIENCE = "tac-hub"
@@ -450,43 +450,39 @@ def test_unsafe_or_wrong_oidc_settings_are_refused_at_start(
 
 
 async def test_the_authenticator_routes_tokens_by_kind(jwks: JwksServer, tmp_path: Path) -> None:
-    store = SqliteReadStore(tmp_path / "store.db")
-    await store.start()
-    try:
-        with_oidc = await create_authenticator(jwks.settings(tmp_path), store)
-        without = await create_authenticator(Settings(data_dir=tmp_path), store)
-        _, api_key = await with_oidc.keys.create(Role.ADMIN, "ops")
-        token = sign(jwks.keys["k1"], "k1", claims())
+    keys = MemoryApiKeys()
+    with_oidc = await create_authenticator(
+        jwks.settings(tmp_path), keys, MemoryFamilyInvitations(keys)
+    )
+    without = await create_authenticator(Settings(data_dir=tmp_path), keys, None)
+    _, api_key = await with_oidc.keys.create(Role.ADMIN, "ops")
+    token = sign(jwks.keys["k1"], "k1", claims())
 
-        assert (await with_oidc.authenticate(f"Bearer {api_key}")).via == "api_key"
-        assert (await with_oidc.authenticate(f"bearer {token}")).via == "oidc"
-        with pytest.raises(AuthError, match="OIDC is not configured"):
-            await without.authenticate(f"Bearer {token}")
-        for header, reason in [
-            (None, "missing Authorization header"),
-            ("", "missing Authorization header"),
-            (f"Basic {api_key}", "Authorization scheme must be Bearer"),
-            ("Bearer", "Bearer token is empty"),
-            ("Bearer   ", "Bearer token is empty"),
-            (f"Bearer {api_key} extra", "Bearer token is malformed"),
-            ("Bearer thk_nope_nope", "unknown or revoked API key"),
-        ]:
-            with pytest.raises(AuthError) as caught:
-                await with_oidc.authenticate(header)
-            assert caught.value.reason.startswith(reason), header
-            assert caught.value.status == 401
-            assert api_key not in caught.value.reason
-    finally:
-        await store.close()
+    assert (await with_oidc.authenticate(f"Bearer {api_key}")).via == "api_key"
+    assert (await without.authenticate(f"Bearer {api_key}")).via == "api_key"
+    assert (await with_oidc.authenticate(f"bearer {token}")).via == "oidc"
+    with pytest.raises(AuthError, match="OIDC is not configured"):
+        await without.authenticate(f"Bearer {token}")
+    for header, reason in [
+        (None, "missing Authorization header"),
+        ("", "missing Authorization header"),
+        (f"Basic {api_key}", "Authorization scheme must be Bearer"),
+        ("Bearer", "Bearer token is empty"),
+        ("Bearer   ", "Bearer token is empty"),
+        (f"Bearer {api_key} extra", "Bearer token is malformed"),
+        ("Bearer thk_nope_nope", "unknown or revoked API key"),
+    ]:
+        with pytest.raises(AuthError) as caught:
+            await with_oidc.authenticate(header)
+        assert caught.value.reason.startswith(reason), header
+        assert caught.value.status == 401
+        assert api_key not in caught.value.reason
 
 
 async def test_a_jwks_url_without_an_issuer_is_refused(tmp_path: Path) -> None:
-    store = SqliteReadStore(tmp_path / "store.db")
-    await store.start()
-    try:
-        with pytest.raises(ValueError, match="HUB_OIDC_ISSUER is required"):
-            await create_authenticator(
-                Settings(data_dir=tmp_path, oidc_jwks_url="http://127.0.0.1:9/jwks"), store
-            )
-    finally:
-        await store.close()
+    with pytest.raises(ValueError, match="HUB_OIDC_ISSUER is required"):
+        await create_authenticator(
+            Settings(data_dir=tmp_path, oidc_jwks_url="http://127.0.0.1:9/jwks"),
+            MemoryApiKeys(),
+            None,
+        )

@@ -65,7 +65,9 @@ async def fact(keys: MemoryKeyStore, payload: EventPayload, child: str) -> Seale
 
 def reads_with(opener: EnvelopeOpener, memo: OpenedFacts) -> Reads:
     """`open_facts` reads through the opener and the memo only."""
-    unused: dict[str, Any] = dict.fromkeys(("store", "views", "persons", "trail", "policy"))
+    unused: dict[str, Any] = dict.fromkeys(
+        ("store", "views", "persons", "trail", "policy", "matches")
+    )
     return Reads(opener=opener, opened=memo, **unused)
 
 
