@@ -16,14 +16,16 @@ does not fetch there: a Fetch at the end is held by the broker (Tansu: 2-10 ms, 
 max wait says), a Fetch at an offset that exists is answered at once. It asks for the
 log's end instead (`_log_end`): one Fetch, 1 byte wanted, at the last offset known to
 exist, whose high watermark is the end (unlike ListOffsets, exact on Tansu). Concurrent
-callers on a partition share these probes: a caller joins the probe not yet sent, or
-starts one, never one sent before it arrived (so it sees every append acknowledged
-before it asked). Only when the end lies past the caller's offset is a Fetch at the
-offset sent, and that one has records to answer with. `subscribe` joins a consumer group
-with auto-commit off; on every assignment it asks `start_offsets` (the read store, the
-source of truth) and seeks there, and `acknowledge` only mirrors applied offsets into
-the group. Tansu supports group membership but holds a group's first JoinGroup for about
-half the session timeout, so a new subscriber waits a few seconds for its first batch.
+callers share these probes, one Fetch per broker for every partition waiting: a caller
+joins the probe not yet sent, or starts one, never one sent before it arrived (so it
+sees every append acknowledged before it asked). Only when the end lies past the
+caller's offset is a Fetch at the offset sent, and that one has records to answer with.
+
+`subscribe` joins a consumer group with auto-commit off; on every assignment it asks
+`start_offsets` (the read store, the source of truth) and seeks there, and `acknowledge`
+only mirrors applied offsets into the group. Tansu supports group membership but holds a
+group's first JoinGroup for about half the session timeout, so a new subscriber waits a
+few seconds for its first batch.
 """
 
 from __future__ import annotations
@@ -164,11 +166,11 @@ class KafkaEventLog:
         self._known_end: dict[tuple[str, int], int] = {}
         """Per partition, the end (next offset) last seen by a fetch or an append: the
         offset before it exists (nothing is deleted while the hub runs)."""
-        self._probe_next: dict[tuple[str, int], asyncio.Future[int | None]] = {}
-        """Per partition, the end probe callers wait for that has not been sent yet."""
-        self._probers: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._probe_next: dict[int, dict[tuple[str, int], asyncio.Future[int | None]]] = {}
+        """Per broker, the partitions whose end callers wait for, not asked yet."""
+        self._probers: dict[int, asyncio.Task[None]] = {}
         self.probes_sent = 0
-        """End probes sent (each shared by every caller that joined it)."""
+        """End probes sent (each one Fetch for every partition waiting on that broker)."""
         self._subscriptions: set[_KafkaSubscription] = set()
 
     # -- plumbing -------------------------------------------------------------------
@@ -424,70 +426,70 @@ class KafkaEventLog:
 
     async def _log_end(self, tp: Any) -> int | None:
         """The partition's end (next offset) as a probe sent after this call began says
-        (None: the probe could not tell). Concurrent callers share probes: each joins the
-        probe not yet sent, started as soon as the one in flight is answered."""
-        key = (tp.topic, tp.partition)
-        waiting = self._probe_next.get(key)
-        if waiting is None:
-            waiting = asyncio.get_running_loop().create_future()
-            waiting.add_done_callback(_observe)
-            self._probe_next[key] = waiting
-            if key not in self._probers:
-                self._probers[key] = asyncio.create_task(
-                    self._probe_loop(tp), name=f"kafka-end-probe-{tp.topic}-{tp.partition}"
-                )
-        # shielded: a caller that gives up does not cancel the probe under the others
-        return await asyncio.shield(waiting)
-
-    async def _probe_loop(self, tp: Any) -> None:
-        """Send the waiting probe, answer its callers, and go on while callers who came
-        during it wait for the next."""
-        key = (tp.topic, tp.partition)
-        fut: asyncio.Future[int | None] | None = None
-        try:
-            while (fut := self._probe_next.pop(key, None)) is not None:
-                try:
-                    end = await self._probe(tp)
-                except Exception as exc:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                    continue
-                if not fut.done():
-                    fut.set_result(end)
-        except BaseException:  # cancelled (closing): nobody waits on a probe never sent
-            for pending in (fut, self._probe_next.pop(key, None)):
-                if pending is not None and not pending.done():
-                    pending.cancel()
-            raise
-        finally:
-            self._probers.pop(key, None)
-
-    async def _probe(self, tp: Any) -> int | None:
-        """One Fetch of 1 byte at the last offset known to exist: its high watermark."""
-        key = (tp.topic, tp.partition)
-        known = self._known_end.get(key, 0)
-        if known <= 0:
-            return None
+        (None: the probe could not tell). Probes are shared: a caller joins the probe its
+        partition's leader has not been sent yet (one Fetch for every partition waiting),
+        which goes as soon as the one in flight to that broker is answered."""
         client = self._require_client()
         node = client.cluster.leader_for_partition(tp)
         if node is None or node == -1:
             return None  # the ordinary fetch finds the leader
-        request = FetchRequest(
-            _FETCH_MAX_WAIT_MS,
-            1,
-            1,
-            0,
-            [(tp.topic, [(tp.partition, known - 1, 1)])],
-        )
+        key = (tp.topic, tp.partition)
+        waiting = self._probe_next.setdefault(node, {})
+        fut = waiting.get(key)
+        if fut is None:
+            fut = waiting[key] = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(_observe)
+        if node not in self._probers:
+            self._probers[node] = asyncio.create_task(
+                self._probe_loop(node), name=f"kafka-end-probe-{node}"
+            )
+        # shielded: a caller that gives up does not cancel the probe under the others
+        return await asyncio.shield(fut)
+
+    async def _probe_loop(self, node: int) -> None:
+        """Send the broker the probe callers wait for, answer them, and go on while
+        callers who came during it wait for the next."""
+        batch: dict[tuple[str, int], asyncio.Future[int | None]] = {}
+        try:
+            while batch := self._probe_next.pop(node, {}):
+                try:
+                    ends = await self._probe(node, list(batch))
+                except Exception as exc:
+                    for fut in batch.values():
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for key, fut in batch.items():
+                    if not fut.done():
+                        fut.set_result(ends.get(key))
+        except BaseException:  # cancelled (closing): nobody waits on a probe never sent
+            for fut in (*batch.values(), *self._probe_next.pop(node, {}).values()):
+                if not fut.done():
+                    fut.cancel()
+            raise
+        finally:
+            self._probers.pop(node, None)
+
+    async def _probe(self, node: int, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """One Fetch of 1 byte per partition, each at its last offset known to exist:
+        their high watermarks (a partition the answer leaves out or refuses is absent)."""
+        by_topic: dict[str, list[tuple[int, int, int]]] = {}
+        for topic, part in keys:
+            known = self._known_end.get((topic, part), 0)
+            if known > 0:
+                by_topic.setdefault(topic, []).append((part, known - 1, 1))
+        if not by_topic:
+            return {}
+        request = FetchRequest(_FETCH_MAX_WAIT_MS, 1, len(keys), 0, list(by_topic.items()))
         self.probes_sent += 1
-        response = await client.send(node, request)
+        response = await self._require_client().send(node, request)
+        ends: dict[tuple[str, int], int] = {}
         for topic, parts in response.topics:
             for part, error_code, highwater, *_ in parts:
-                if topic != tp.topic or part != tp.partition or error_code != 0:
-                    continue
-                self._saw_end(key, int(highwater))
-                return int(highwater)
-        return None  # no answer for it (or an error): the ordinary fetch decides
+                if error_code == 0 and (topic, part) in self._known_end:
+                    self._saw_end((topic, part), int(highwater))
+                    ends[(topic, part)] = int(highwater)
+        return ends
 
     async def _out_of_range(
         self, log: LogName, tp: Any, offset: int, limit: int
