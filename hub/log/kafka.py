@@ -9,11 +9,23 @@ empty answer then means "nothing at this offset", which a consumer's background 
 can only guess at by waiting out a timeout, and which end offsets cannot tell on the
 Tansu test broker (they under-count multi-record batches; Tansu also answers a Fetch
 with max wait 0 with no partitions at all, hence 1 ms). This uses aiokafka's protocol
-request builders, so it needs aiokafka 0.13 or later. `subscribe` joins a consumer group
-with auto-commit off; on every assignment it asks `start_offsets` (the read store, the
-source of truth) and seeks there, and `acknowledge` only mirrors applied offsets into
-the group. Tansu supports group membership but holds a group's first JoinGroup for about
-half the session timeout, so a new subscriber waits a few seconds for its first batch.
+request builders, so it needs aiokafka 0.13 or later.
+
+A read at the end of a partition (the usual catch-up check, "anything after my offset?")
+does not fetch there: a Fetch at the end is held by the broker (Tansu: 2-10 ms, whatever
+max wait says), a Fetch at an offset that exists is answered at once. It asks for the
+log's end instead (`_log_end`): one Fetch, 1 byte wanted, at the last offset known to
+exist, whose high watermark is the end (unlike ListOffsets, exact on Tansu). Concurrent
+callers share these probes, one Fetch per broker for every partition waiting: a caller
+joins the probe not yet sent, or starts one, never one sent before it arrived (so it
+sees every append acknowledged before it asked). Only when the end lies past the
+caller's offset is a Fetch at the offset sent, and that one has records to answer with.
+
+`subscribe` joins a consumer group with auto-commit off; on every assignment it asks
+`start_offsets` (the read store, the source of truth) and seeks there, and `acknowledge`
+only mirrors applied offsets into the group. Tansu supports group membership but holds a
+group's first JoinGroup for about half the session timeout, so a new subscriber waits a
+few seconds for its first batch.
 """
 
 from __future__ import annotations
@@ -151,6 +163,14 @@ class KafkaEventLog:
         self._producer: Any = None
         self._client: Any = None
         self._last_highwater: dict[tuple[str, int], int] = {}
+        self._known_end: dict[tuple[str, int], int] = {}
+        """Per partition, the end (next offset) last seen by a fetch or an append: the
+        offset before it exists (nothing is deleted while the hub runs)."""
+        self._probe_next: dict[int, dict[tuple[str, int], asyncio.Future[int | None]]] = {}
+        """Per broker, the partitions whose end callers wait for, not asked yet."""
+        self._probers: dict[int, asyncio.Task[None]] = {}
+        self.probes_sent = 0
+        """End probes sent (each one Fetch for every partition waiting on that broker)."""
         self._subscriptions: set[_KafkaSubscription] = set()
 
     # -- plumbing -------------------------------------------------------------------
@@ -237,6 +257,10 @@ class KafkaEventLog:
     async def close(self) -> None:
         for sub in list(self._subscriptions):
             await sub.close()
+        probers = list(self._probers.values())
+        for task in probers:
+            task.cancel()
+        await asyncio.gather(*probers, return_exceptions=True)
         producer, client = self._producer, self._client
         self._producer = self._client = None
         if producer is not None:
@@ -312,6 +336,8 @@ class KafkaEventLog:
                 raise outcome
             for i, relative in members:
                 positions[i] = Position(part, outcome.offset + relative)
+            if members:
+                self._saw_end((topic, part), outcome.offset + members[-1][1] + 1)
         return positions
 
     # -- read -----------------------------------------------------------------------
@@ -326,6 +352,12 @@ class KafkaEventLog:
         offset = from_offset
         retries = 0
         try:
+            known = self._known_end.get((topic, partition))
+            if known is not None and 0 < known <= offset:
+                # at the end as far as we know: ask where the end is (answered at once)
+                end = await self._log_end(tp)
+                if end is not None and end <= offset:
+                    return out
             while len(out) < limit:
                 got, next_offset = await self._fetch(log, tp, offset, limit - len(out))
                 out.extend(got)
@@ -376,6 +408,8 @@ class KafkaEventLog:
                 if topic != tp.topic or part != tp.partition:
                     continue
                 self._last_highwater[(topic, part)] = int(highwater)
+                if error_code == 0:
+                    self._saw_end((topic, part), int(highwater))
                 error = for_code(error_code)
                 if error is OffsetOutOfRangeError:
                     return await self._out_of_range(log, tp, offset, limit)
@@ -385,6 +419,77 @@ class KafkaEventLog:
                     raise error(f"fetch {tp.topic}:{tp.partition}")
                 return self._decode(log, tp.partition, part_data[-1], offset, limit)
         return [], offset
+
+    def _saw_end(self, key: tuple[str, int], end: int) -> None:
+        if end > self._known_end.get(key, 0):
+            self._known_end[key] = end
+
+    async def _log_end(self, tp: Any) -> int | None:
+        """The partition's end (next offset) as a probe sent after this call began says
+        (None: the probe could not tell). Probes are shared: a caller joins the probe its
+        partition's leader has not been sent yet (one Fetch for every partition waiting),
+        which goes as soon as the one in flight to that broker is answered."""
+        client = self._require_client()
+        node = client.cluster.leader_for_partition(tp)
+        if node is None or node == -1:
+            return None  # the ordinary fetch finds the leader
+        key = (tp.topic, tp.partition)
+        waiting = self._probe_next.setdefault(node, {})
+        fut = waiting.get(key)
+        if fut is None:
+            fut = waiting[key] = asyncio.get_running_loop().create_future()
+            fut.add_done_callback(_observe)
+        if node not in self._probers:
+            self._probers[node] = asyncio.create_task(
+                self._probe_loop(node), name=f"kafka-end-probe-{node}"
+            )
+        # shielded: a caller that gives up does not cancel the probe under the others
+        return await asyncio.shield(fut)
+
+    async def _probe_loop(self, node: int) -> None:
+        """Send the broker the probe callers wait for, answer them, and go on while
+        callers who came during it wait for the next."""
+        batch: dict[tuple[str, int], asyncio.Future[int | None]] = {}
+        try:
+            while batch := self._probe_next.pop(node, {}):
+                try:
+                    ends = await self._probe(node, list(batch))
+                except Exception as exc:
+                    for fut in batch.values():
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for key, fut in batch.items():
+                    if not fut.done():
+                        fut.set_result(ends.get(key))
+        except BaseException:  # cancelled (closing): nobody waits on a probe never sent
+            for fut in (*batch.values(), *self._probe_next.pop(node, {}).values()):
+                if not fut.done():
+                    fut.cancel()
+            raise
+        finally:
+            self._probers.pop(node, None)
+
+    async def _probe(self, node: int, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """One Fetch of 1 byte per partition, each at its last offset known to exist:
+        their high watermarks (a partition the answer leaves out or refuses is absent)."""
+        by_topic: dict[str, list[tuple[int, int, int]]] = {}
+        for topic, part in keys:
+            known = self._known_end.get((topic, part), 0)
+            if known > 0:
+                by_topic.setdefault(topic, []).append((part, known - 1, 1))
+        if not by_topic:
+            return {}
+        request = FetchRequest(_FETCH_MAX_WAIT_MS, 1, len(keys), 0, list(by_topic.items()))
+        self.probes_sent += 1
+        response = await self._require_client().send(node, request)
+        ends: dict[tuple[str, int], int] = {}
+        for topic, parts in response.topics:
+            for part, error_code, highwater, *_ in parts:
+                if error_code == 0 and (topic, part) in self._known_end:
+                    self._saw_end((topic, part), int(highwater))
+                    ends[(topic, part)] = int(highwater)
+        return ends
 
     async def _out_of_range(
         self, log: LogName, tp: Any, offset: int, limit: int

@@ -298,7 +298,10 @@ class LogAuditTrail:
         return head, int(row[2])
 
     async def _adopt(self, part: int, head: AuditRecord | None, offset: int) -> AuditRecord | None:
-        """Adopt records appended after the head (a crash between append and head update)."""
+        """Adopt records appended after the head (a crash between append and head update).
+        Asked on every batch, for each partition it writes: an orphan may be left by a
+        writer in another process, which nothing but the log can tell. On Kafka an empty
+        answer costs one probe of the log's end, shared by the batch's partitions."""
         while True:
             orphans = await self._log.read(LogName.AUDIT, part, offset + 1, 500)
             if not orphans:

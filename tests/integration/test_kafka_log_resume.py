@@ -259,3 +259,59 @@ async def test_a_broker_that_dies_gives_transient_errors_not_hangs(topic_prefix:
                 await log.append(LogName.EVENTS, facts(1))
     finally:
         await log.close()
+
+
+async def test_a_read_at_the_end_sees_what_another_process_appended_before_it_asked(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """Reads at the end ask for the end with a shared probe: one sent before a caller
+    arrived is never its answer, so an append acknowledged before a read is seen by it."""
+    reader = kafka_log(kafka_bootstrap, topic_prefix)
+    writer = kafka_log(kafka_bootstrap, topic_prefix)
+    await reader.start()
+    await writer.start()
+    try:
+        first = (await reader.append(LogName.EVENTS, [NewRecord(key="child-1", value=b"a")]))[0]
+        end = first.offset + 1
+        assert await reader.read(LogName.EVENTS, first.partition, end, 5) == []
+        assert reader.probes_sent == 1  # asked for the end, not fetched at it
+        for round_ in range(5):
+            # a reader whose probe is (likely) in flight while the other process appends
+            early = asyncio.create_task(reader.read(LogName.EVENTS, first.partition, end, 5))
+            await asyncio.sleep(0)
+            value = b"w%d" % round_
+            pos = (await writer.append(LogName.EVENTS, [NewRecord(key="child-1", value=value)]))[0]
+            assert pos.partition == first.partition
+            late = await asyncio.gather(
+                *(reader.read(LogName.EVENTS, first.partition, end, 5) for _ in range(20))
+            )
+            assert all([r.value for r in got] == [value] for got in late)
+            assert [r.value for r in await early] in ([], [value])
+            end = pos.offset + 1
+        assert reader.probes_sent < 5 * 21, "concurrent reads at the end share probes"
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_concurrent_reads_at_the_end_share_probes_and_find_nothing(
+    event_log: KafkaEventLog,
+) -> None:
+    positions = await event_log.append(LogName.EVENTS, facts(40))
+    last = {p.partition: p for p in sorted(positions)}  # the last record of each partition
+    assert len(last) == 3
+    sent = event_log.probes_sent
+    got = await asyncio.gather(
+        *(
+            event_log.read(LogName.EVENTS, p.partition, p.offset + 1, 1)
+            for _ in range(20)
+            for p in last.values()
+        )
+    )
+    assert got == [[]] * 60
+    # one Fetch asks the broker for every waiting partition's end (and one more at most,
+    # for callers that came while the first was in flight)
+    assert 1 <= event_log.probes_sent - sent <= 2
+    for p in last.values():
+        tail = await event_log.read(LogName.EVENTS, p.partition, p.offset, 3)
+        assert [r.offset for r in tail] == [p.offset]
