@@ -51,14 +51,15 @@ def _with_hub(args: argparse.Namespace, fn: Callable[[Hub], Awaitable[int]]) -> 
 
     async def run() -> int:
         from hub.api.server import one_line
-        from hub.bootstrap import open_hub
+        from hub.bootstrap import open_hub, startup_frozen
 
         try:
             the_hub = await open_hub(settings)
         except Exception as exc:  # one line, never a traceback
             raise CliError(f"cannot start: {type(exc).__name__}: {one_line(exc)}") from None
         try:
-            return await fn(the_hub)
+            with startup_frozen():  # e.g. `hub ingest` of a big file: no full pass over it
+                return await fn(the_hub)
         finally:
             await the_hub.close()
 

@@ -5,7 +5,6 @@ coordinator, team and IG routers, and the web pages with their static files
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -13,7 +12,7 @@ from fastapi import FastAPI
 
 from hub import __version__
 from hub.api.openapi import install_openapi, operation_id
-from hub.bootstrap import Hub, open_hub
+from hub.bootstrap import Hub, open_hub, startup_frozen
 from hub.observability import create_metrics
 from hub.settings import Settings
 
@@ -42,15 +41,12 @@ def create_app(
             notifier_task = asyncio.create_task(
                 run_notifier(build_notifier(the_hub), notifier_stop)
             )
-        # What start-up built lives as long as the process: keep it out of the garbage
-        # collector's full passes, whose pauses otherwise land in requests' tail latency
-        # (collected first, so no garbage is frozen; thawed at shutdown).
-        gc.collect()
-        gc.freeze()
+        # what start-up built stays out of the collector's full passes, whose pauses
+        # otherwise land in requests' tail latency
         try:
-            yield
+            with startup_frozen():
+                yield
         finally:
-            gc.unfreeze()
             notifier_stop.set()
             if notifier_task is not None:
                 await asyncio.gather(notifier_task, return_exceptions=True)

@@ -196,6 +196,14 @@ def _b64(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")
 
 
+def data_cipher(key: bytes) -> AESGCM:
+    """The AES-GCM cipher of a data key (building one costs about as much as sealing a
+    field with it: a caller sealing many values under one key builds it once)."""
+    if len(key) != KEY_BYTES:
+        raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
+    return AESGCM(key)
+
+
 def encrypt_value(value: Any, key: bytes, *, aad: str, field: str) -> dict[str, str]:
     """One JSON value as an encrypted envelope, authenticated with `aad` and `field`."""
     if len(key) != KEY_BYTES:
@@ -255,22 +263,26 @@ def _replaced(data: Mapping[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 def encrypt_fields(
-    payload: Mapping[str, Any], fields: Iterable[str], key: bytes, *, aad: str
+    payload: Mapping[str, Any],
+    fields: Iterable[str],
+    key: bytes,
+    *,
+    aad: str,
+    cipher: AESGCM | None = None,
 ) -> dict[str, Any]:
     """A copy of `payload` with each of `fields` (dotted paths into nested objects)
     encrypted; absent fields are skipped, already encrypted ones left as they are.
-    `aad` is the child id: a field cannot be moved to another child's record."""
+    `aad` is the child id: a field cannot be moved to another child's record. `cipher`:
+    `data_cipher(key)`, when the caller has it already."""
     out = dict(payload)
-    aead: AESGCM | None = None  # built once, for the first field to seal
+    aead: AESGCM | None = cipher  # else built once, for the first field to seal
     for field in fields:
         top = "." not in field  # a top-level field is set in `out`, already a copy
         value = out.get(field, _MISSING) if top else _get(out, field)
         if value is _MISSING or is_encrypted(value):
             continue
         if aead is None:
-            if len(key) != KEY_BYTES:
-                raise CryptoError(f"a data key must be {KEY_BYTES} bytes")
-            aead = AESGCM(key)
+            aead = data_cipher(key)
         sealed = _seal_value(aead, value, aad=aad, field=field)
         if top:
             out[field] = sealed

@@ -13,8 +13,9 @@ so a withdrawal or expiry hides from that moment what it used to cover.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from itertools import product
 from typing import Any, Literal, get_args
@@ -25,7 +26,7 @@ from hub.consent.policy import CategoryPolicy, SharingPolicy, StatutoryBasis
 from hub.consent.state import GRANTOR_WORDS, ConsentRecord, ConsentState, utc
 from hub.events.consent import ConsentDecision, ConsentException, ConsentScope
 from hub.events.envelope import DEFAULT_PURPOSES, ConsentRef, Envelope, Purpose, Sharing
-from hub.events.trusted import trusted
+from hub.events.trusted import trusted, trusted_uuid
 
 _PURPOSES = frozenset(get_args(Purpose))
 
@@ -309,11 +310,17 @@ class Decision(_Frozen):
                 return ground
         return None
 
-    def consent_ref(self) -> ConsentRef:
-        """The envelope's consent reference; only a permit has one."""
+    def consent_ref(self, decision_id: uuid.UUID | None = None) -> ConsentRef:
+        """The envelope's consent reference; only a permit has one. `decision_id`: the
+        fact's own, when this decision is one its kind of fact shares
+        (`DecisionMemo.decide_envelope`)."""
         if self.outcome != "permit":
             raise ValueError("a withheld fact carries no consent reference")
-        return ConsentRef(decision_id=self.decision_id, lawful_basis=self.lawful_basis)
+        basis = self.lawful_basis
+        ref_id = self.decision_id if decision_id is None else decision_id
+        if type(ref_id) is uuid.UUID and 1 <= len(basis) <= 256:  # as validation would find
+            return trusted(ConsentRef, {"decision_id": ref_id, "lawful_basis": basis})
+        return ConsentRef(decision_id=ref_id, lawful_basis=basis)
 
 
 def visible_to(
@@ -342,6 +349,17 @@ def decision_id_for(
 ) -> uuid.UUID:
     name = f"{fact.event_id}|{state.version}|{utc(at).isoformat()}|{policy.digest}"
     return uuid.uuid5(DECISION_NAMESPACE, name)
+
+
+_NAMESPACE_BYTES = DECISION_NAMESPACE.bytes
+_V5_CLEAR = ~((0xF << 76) | (0b11 << 62))
+_V5_BITS = (0x5 << 76) | (0b10 << 62)
+
+
+def _decision_uuid(name: str) -> uuid.UUID:
+    """`uuid.uuid5(DECISION_NAMESPACE, name)`, the namespace's bytes taken once."""
+    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
+    return trusted_uuid((int.from_bytes(digest[:16], "big") & _V5_CLEAR) | _V5_BITS)
 
 
 # --------------------------------------------------------------------------- compiling
@@ -661,29 +679,79 @@ class DecisionMemo:
         return sig
 
     def decide(self, fact: Fact, state: ConsentState) -> Decision:
-        key = (
-            self._signature(state),
-            state.version,
+        made, decision_id = self._shared(
+            state,
             fact.category,
             fact.source_agency,
             fact.source_organisation,
             fact.purposes,
             fact.basis_claimed,
+            fact.event_id,
+            fact.child_id,
+            lambda: fact,
         )
-        made = self._made.get(key)
-        if made is None:
-            made = self._made[key] = decide_sharing(fact, state, self.policy, at=self.at)
+        if decision_id is None:
             return made
-        if fact.child_id != state.child_id:
-            raise ValueError(f"fact {fact.event_id} is about another child than this consent state")
-        # `decision_id_for`, with the part that is the same for the whole batch made once
-        name = f"{fact.event_id}|{state.version}|{self._name_tail}"
         return trusted(
             Decision,
             {
                 **made.__dict__,
-                "decision_id": uuid.uuid5(DECISION_NAMESPACE, name),
+                "decision_id": decision_id,
                 "event_id": fact.event_id,
                 "child_id": fact.child_id,
             },
         )
+
+    def decide_envelope(
+        self, envelope: Envelope, state: ConsentState
+    ) -> tuple[Decision, uuid.UUID]:
+        """`decide(Fact.of(envelope), state)` without a `Decision` of its own: the
+        decision shared by every fact of its kind in the batch (whose `decision_id`,
+        `event_id` and `child_id` are the first such fact's: read only what they share)
+        and this fact's `decision_id`. The fact is built only for the first of its kind."""
+        sharing = envelope.sharing or _NO_SHARING
+        source = envelope.source
+        made, decision_id = self._shared(
+            state,
+            envelope.category,
+            source.agency,
+            source.organisation_code,
+            sharing.purposes,
+            sharing.basis_claimed,
+            envelope.event_id,
+            envelope.child_id,
+            lambda: Fact.of(envelope),
+        )
+        return made, made.decision_id if decision_id is None else decision_id
+
+    def _shared(
+        self,
+        state: ConsentState,
+        category: str,
+        agency: str,
+        organisation: str | None,
+        purposes: tuple[Purpose, ...],
+        basis_claimed: str | None,
+        event_id: uuid.UUID,
+        child_id: str,
+        fact: Callable[[], Fact],
+    ) -> tuple[Decision, uuid.UUID | None]:
+        """The decision of this kind of fact, made for the first one, and the fact's own
+        decision id (None: the fact is the one it was made for)."""
+        key = (
+            self._signature(state),
+            state.version,
+            category,
+            agency,
+            organisation,
+            purposes,
+            basis_claimed,
+        )
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = decide_sharing(fact(), state, self.policy, at=self.at)
+            return made, None
+        if child_id != state.child_id:
+            raise ValueError(f"fact {event_id} is about another child than this consent state")
+        # `decision_id_for`, with the part that is the same for the whole batch made once
+        return made, _decision_uuid(f"{event_id}|{state.version}|{self._name_tail}")

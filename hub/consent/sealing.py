@@ -20,6 +20,8 @@ import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from hub.consent.crypto import PLACEHOLDER, decrypt_fields, encrypt_fields, encrypted_paths
 from hub.events.codec import decode_dict
 from hub.events.envelope import Envelope, EventPayload
@@ -66,19 +68,27 @@ def _open_of(payload_cls: type[EventPayload]) -> frozenset[str]:
 
 
 def seal_envelope(
-    data: Mapping[str, Any], key: bytes, registry: EventRegistry = default_registry
+    data: Mapping[str, Any],
+    key: bytes,
+    registry: EventRegistry = default_registry,
+    *,
+    cipher: AESGCM | None = None,
 ) -> dict[str, Any]:
     """A copy of an encoded envelope (as a dict) with every payload field that is not
-    declared open encrypted under `key` as one field `WHOLE`, bound to the child id."""
-    cls = registry.payload_class(str(data["event_type"]))
-    keep = _open_of(cls)
+    declared open encrypted under `key` as one field `WHOLE`, bound to the child id.
+    `cipher`: `data_cipher(key)`, when the caller has it already (one per key)."""
+    keep = _open_of(registry.payload_class(str(data["event_type"])))
     payload: Mapping[str, Any] = data["payload"]
-    sealed = {k: v for k, v in payload.items() if k not in keep}
+    opened: dict[str, Any] = {}
+    sealed: dict[str, Any] = {}
+    for k, v in payload.items():
+        (opened if k in keep else sealed)[k] = v
     out = dict(data)
     if sealed:
-        opened = {k: v for k, v in payload.items() if k in keep}
         opened[WHOLE] = sealed
-        out["payload"] = encrypt_fields(opened, (WHOLE,), key, aad=str(data["child_id"]))
+        out["payload"] = encrypt_fields(
+            opened, (WHOLE,), key, aad=str(data["child_id"]), cipher=cipher
+        )
     return out
 
 

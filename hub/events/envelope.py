@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 
-from hub.events.trusted import trusted
+from hub.events.trusted import trusted, trusted_uuid
 
 ENVELOPE_VERSION = 2
 """The envelope version this hub writes (1: sharing context in record headers)."""
@@ -57,13 +57,15 @@ def new_event_id() -> uuid.UUID:
     SQLite append throughput against random uuid4 keys.
     """
     ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version 7
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
-    value |= 0b10 << 62  # RFC 4122 variant
-    value |= rand & ((1 << 62) - 1)  # rand_b
-    return uuid.UUID(int=value)
+    rand = int.from_bytes(os.urandom(10), "big")  # 80 bits: 74 kept (rand_a, rand_b)
+    return trusted_uuid(((ms & _MS_MASK) << 80) | (rand & _RAND_MASK) | _V7_BITS)
+
+
+_MS_MASK = (1 << 48) - 1
+_RAND_MASK = ((1 << 80) - 1) & ~(0xF << 76) & ~(0b11 << 62)
+"""The random bits of a version 7 id: all but the version (76-79) and variant (62-63)."""
+_V7_BITS = (0x7 << 76) | (0b10 << 62)
+"""Version 7, RFC 4122 variant."""
 
 
 def utcnow() -> datetime:

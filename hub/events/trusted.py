@@ -10,6 +10,7 @@ report.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -29,3 +30,16 @@ def trusted(cls: type[M], values: dict[str, Any]) -> M:
     _set(m, "__pydantic_extra__", None)
     _set(m, "__pydantic_private__", None)
     return m
+
+
+_new_object = object.__new__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
+
+
+def trusted_uuid(value: int) -> uuid.UUID:
+    """`uuid.UUID(int=value)` for a 128-bit `value` the caller made (its version and
+    variant bits set), without the constructor's argument handling."""
+    u = _new_object(uuid.UUID)
+    _set(u, "int", value)
+    _set(u, "is_safe", _UNKNOWN_SAFETY)
+    return u

@@ -42,17 +42,16 @@ class Resolution:
 class IdentifierHash:
     """The keyed hash an index stores in place of an identifier's value."""
 
-    __slots__ = ("_keyed",)
+    __slots__ = ("_key",)
 
     def __init__(self, secret: bytes) -> None:
-        key = hashlib.sha256(b"hub-person-index|" + secret).digest()
-        self._keyed = hmac.new(key, digestmod=hashlib.sha256)
-        """HMAC-SHA256 with the key already taken in: copied for each identifier."""
+        self._key = hashlib.sha256(b"hub-person-index|" + secret).digest()
 
     def __call__(self, ident: Identifier) -> str:
-        mac = self._keyed.copy()
-        mac.update(f"{ident.system.value}:{ident.value}".encode())
-        return mac.hexdigest()
+        # HMAC-SHA256 in one C call (`hmac.new(...).hexdigest()` builds Python objects)
+        return hmac.digest(
+            self._key, f"{ident.system.value}:{ident.value}".encode(), "sha256"
+        ).hex()
 
     def __repr__(self) -> str:
         return "IdentifierHash(<hidden>)"

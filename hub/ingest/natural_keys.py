@@ -66,7 +66,7 @@ suffix when one resource yields several facts."""
 def _digest(*parts: object, secret: bytes | None = None) -> str:
     data = orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)
     if secret is not None:
-        return hmac.new(secret, data, hashlib.sha256).hexdigest()[:40]
+        return hmac.digest(secret, data, "sha256").hex()[:40]
     return hashlib.sha256(data).hexdigest()[:40]
 
 
@@ -139,6 +139,7 @@ def restatement_key(
     named: dict[str, object] | None = _UNNAMED,
     *,
     secret: bytes | None = None,
+    content: Mapping[str, Any] | None = None,
 ) -> str | None:
     """The fact's idempotency key across messages: its natural key and its source version
     (a FHIR resource's versionId or lastUpdated) when it has one, else a digest of its
@@ -147,11 +148,13 @@ def restatement_key(
     key (the message-scoped key applies). `named`: `child_named(fact.subject)`, when the
     caller has it already (the facts of one subject share it). `secret`: the key is an
     HMAC under it (the hub's, derived from the master key), so that a key kept on the log
-    after the child's erasure cannot confirm a guess of who they were or what was said."""
+    after the child's erasure cannot confirm a guess of who they were or what was said.
+    `content`: the payload's JSON form, when the caller has it already."""
     payload = fact.payload
     version = source_version(fact.source)
     has_fields = payload.event_type in NATURAL_FIELDS
-    content = payload.model_dump(mode="json") if has_fields and version is None else None
+    if content is None and has_fields and version is None:
+        content = payload.model_dump(mode="json")
     key = fact_key(fact.source, payload, fact.ref, content=content)
     if key is None:
         return None

@@ -19,22 +19,25 @@ import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from typing import Any
 
 import orjson
 import structlog
-from pydantic import ValidationError
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import BaseModel, ValidationError
 
 from hub.consent.audit_chain import AuditKind
 from hub.consent.audit_trail import AuditEntry, AuditTrail
 from hub.consent.authority import ConsentAuthorityError, check_grantor_authority
-from hub.consent.crypto import KeyErasedError, KeyStore
-from hub.consent.decision import Decision, DecisionMemo, Fact
+from hub.consent.crypto import KeyErasedError, KeyStore, data_cipher
+from hub.consent.decision import Decision, DecisionMemo
 from hub.consent.opener import data_key_id
 from hub.consent.policy import SharingPolicy
 from hub.consent.sealing import personal_fields, seal_envelope
 from hub.consent.state import ConsentState
 from hub.errors import PermanentError
 from hub.events import Envelope, Sharing, Source, encode
+from hub.events.codec import DOC_OPTIONS, envelope_doc, payload_json
 from hub.events.consent import CapacityAssessed, ConsentRecorded
 from hub.events.identity import IdentifierLinked, MatchQueued
 from hub.events.trusted import trusted
@@ -111,6 +114,12 @@ class _Pending:
     """The batch's consent decisions, made once per consents in force and sharing key."""
     claims: list[Claim] = field(default_factory=list)
     """The idempotency keys the appends will take, claimed just before them."""
+    parts: dict[int, tuple[BaseModel, Any]] = field(default_factory=dict)
+    """The JSON forms of the batch's sources and sharing contexts (`envelope_doc`)."""
+    ciphers: dict[bytes, AESGCM] = field(default_factory=dict)
+    """The batch's data-key ciphers, by key: built once per key, dropped with the batch."""
+    _details: dict[int, tuple[Decision, tuple[object, ...]]] = field(default_factory=dict)
+    """What each shared decision's record says of it (`_shared_details`), by identity."""
 
     def note_claim(
         self, key: str, outcome: FactOutcome, resolved: _Resolved, now: datetime
@@ -143,32 +152,42 @@ class _Pending:
         self.claims = [c for c in self.claims if c.dedupe_key not in keys]
 
     def decided(
-        self, decision: Decision, envelope: Envelope, event_id: str, actor: str, now: datetime
+        self,
+        decision: Decision,
+        decision_id: str,
+        envelope: Envelope,
+        event_id: str,
+        actor: str,
+        now: datetime,
     ) -> _DecisionGroup:
-        """Note a fact's decision in its child's record of that decision (everything the
-        record says of it the same)."""
-        key = (  # everything `_shared_details` says
-            envelope.child_id,
-            actor,
-            envelope.category,
-            envelope.source.agency,
-            decision.outcome,
-            decision.relied_on_kind,
-            decision.relied_on,
-            decision.art6,
-            decision.art9,
-            decision.confidentiality,
-            decision.audience.roles,
-            decision.reason,
-            decision.consent_state_version,
-            decision.policy_version,
-        )
+        """Note a fact's decision (`decision`: the one its kind of fact shares, and its
+        own id) in its child's record of that decision (everything the record says of it
+        the same)."""
+        known = self._details.get(id(decision))
+        if known is None:  # kept with the decision: its id is not reused
+            known = self._details[id(decision)] = (
+                decision,
+                (
+                    decision.outcome,
+                    decision.relied_on_kind,
+                    decision.relied_on,
+                    decision.art6,
+                    decision.art9,
+                    decision.confidentiality,
+                    decision.audience.roles,
+                    decision.reason,
+                    decision.consent_state_version,
+                    decision.policy_version,
+                ),
+            )
+        # everything `_shared_details` says
+        key = (envelope.child_id, actor, envelope.category, envelope.source.agency, known[1])
         group = self.groups.get(key)
         if group is None:
             shared = _shared_details(decision, envelope)
             group = self.groups[key] = _DecisionGroup(envelope.child_id, now, actor, shared)
             self.audit.append(group)
-        group.add(event_id, str(decision.decision_id), envelope.event_type)
+        group.add(event_id, decision_id, envelope.event_type)
         return group
 
     def entries(self) -> list[AuditEntry]:
@@ -197,16 +216,20 @@ class _Resolved:
 
 
 def dedupe_key(
-    fact: InboundFact, named: dict[str, object] | None = None, *, secret: bytes | None = None
+    fact: InboundFact,
+    named: dict[str, object] | None = None,
+    *,
+    secret: bytes | None = None,
+    content: dict[str, Any] | None = None,
 ) -> str:
     """The fact's idempotency key: its natural key and content when its type has one
     (`hub.ingest.natural_keys`: a restatement in a later message is the same fact; keyed
     by `secret`), else its place in its message. `named`: `child_named(fact.subject)`,
-    when known."""
+    when known; `content`: the payload's JSON form, when known."""
     natural = (
-        restatement_key(fact, secret=secret)
+        restatement_key(fact, secret=secret, content=content)
         if named is None
-        else restatement_key(fact, named, secret=secret)
+        else restatement_key(fact, named, secret=secret, content=content)
     )
     if natural is not None:
         return natural
@@ -330,8 +353,11 @@ class SubmitFacts:
             children = {r.child_id for r in resolved.values() if r.child_id} - held
             extra = {c for r in resolved.values() for c in r.also_catch_up}
             secret = self.natural_key_secret
+            # each payload's JSON form, made once: for its key and for its sealed record
+            contents = [payload_json(f.payload) for f in facts]
             dedupe_keys = [
-                dedupe_key(f, n, secret=secret) for f, n in zip(facts, named, strict=True)
+                dedupe_key(f, n, secret=secret, content=c)
+                for f, n, c in zip(facts, named, contents, strict=True)
             ]
             known = await self._taken(dedupe_keys, children | held | extra, now)
             outcomes: list[FactOutcome] = []
@@ -345,10 +371,12 @@ class SubmitFacts:
                     if (r := resolved[k]).child_id and known.get(dedupe_keys[i]) is None
                 },
             )
-            for fact, skey, key in zip(facts, subject_keys, dedupe_keys, strict=True):
+            for fact, skey, key, content in zip(
+                facts, subject_keys, dedupe_keys, contents, strict=True
+            ):
                 who = resolved[skey]
                 outcome = await self._one(
-                    fact, key, who, actor, now, pending, states, seen_keys, known
+                    fact, key, who, actor, now, pending, states, seen_keys, known, content
                 )
                 pending.note_claim(key, outcome, who, now)
                 outcomes.append(outcome)
@@ -579,7 +607,10 @@ class SubmitFacts:
         states: dict[str, ConsentState],
         seen_keys: set[str],
         known: dict[str, str],
+        content: dict[str, Any] | None = None,
     ) -> FactOutcome:
+        """One fact's outcome, its records noted in `pending`. `content`: its payload's
+        JSON form (`payload_json`), when made already."""
         event_type = fact.payload.event_type
         child_id = resolved.child_id
         if child_id is None:
@@ -642,7 +673,7 @@ class SubmitFacts:
             )
         headers = ((DEDUPE_HEADER, key.encode()),)
         if resolved.queued is not None:
-            return await self._hold(fact, envelope, resolved, headers, actor, now, pending)
+            return await self._hold(fact, envelope, resolved, headers, actor, now, pending, content)
         if event_type.startswith(GOVERNANCE_PREFIXES):
             problem = await self._check_governance(envelope, states)
             if problem is not None:
@@ -655,7 +686,11 @@ class SubmitFacts:
                     field="payload",
                 )
             pending.events.append(
-                NewRecord(key=child_id, value=await self._seal(envelope), headers=headers)
+                NewRecord(
+                    key=child_id,
+                    value=await self._seal(envelope, pending, content),
+                    headers=headers,
+                )
             )
             kind: AuditKind = "decision"
             if event_type.startswith("consent."):
@@ -686,16 +721,17 @@ class SubmitFacts:
             state = states[child_id] = await self.views.consent_state(child_id)
         memo = pending.decisions or DecisionMemo(self.policy, now)
         pending.decisions = memo
-        decision = memo.decide(Fact.of(envelope), state)
-        group = pending.decided(decision, envelope, event_id, actor, now)
+        decision, decision_id = memo.decide_envelope(envelope, state)
+        group = pending.decided(decision, str(decision_id), envelope, event_id, actor, now)
         try:
             if decision.permitted:
                 # the envelope was validated; so is the reference: no need to check again
-                shared = trusted(Envelope, {**envelope.__dict__, "consent": decision.consent_ref()})
-                sealed = await self._seal(shared)
+                ref = decision.consent_ref(decision_id)
+                shared = trusted(Envelope, {**envelope.__dict__, "consent": ref})
+                sealed = await self._seal(shared, pending, content)
                 pending.events.append(NewRecord(key=child_id, value=sealed, headers=headers))
                 return FactOutcome(fact.ref, "appended", event_type, event_id, child_id)
-            sealed = await self._seal(envelope)
+            sealed = await self._seal(envelope, pending, content)
         except KeyErasedError:
             group.drop({event_id})
             return FactOutcome(
@@ -725,12 +761,13 @@ class SubmitFacts:
         actor: str,
         now: datetime,
         pending: _Pending,
+        content: dict[str, Any] | None = None,
     ) -> FactOutcome:
         """Hold a fact of a queued record on `hub.withheld`, sealed with the provisional
         child's key, until a person decides who it is about; the hold is audited."""
         item, unlinked = resolved.queued, resolved.unlinked
         assert item is not None and unlinked is not None  # set together by _hold_for_match
-        sealed = await self._seal(envelope)
+        sealed = await self._seal(envelope, pending, content)
         pending.withheld.append(
             NewRecord(
                 key=item.provisional_child_id,
@@ -817,13 +854,24 @@ class SubmitFacts:
         if ids:
             await self.keys.create_many(ids)
 
-    async def _seal(self, envelope: Envelope) -> bytes:
-
+    async def _seal(
+        self,
+        envelope: Envelope,
+        pending: _Pending,
+        content: dict[str, Any] | None = None,
+    ) -> bytes:
+        """The envelope's record: sealed with its child's data key for its category (the
+        JSON form `encode` writes, personal fields encrypted), reusing the JSON forms and
+        ciphers its batch made so far; `content`: the payload's JSON form
+        (`payload_json`), when made already (for the fact's idempotency key)."""
         if personal_fields(type(envelope.payload)) == ():
             return encode(envelope)  # nothing about the child (casework, identity): ids only
-        data = envelope.model_dump(mode="json")  # the JSON form `encode` writes
         key = await self.keys.create(data_key_id(envelope.child_id, envelope.category))
-        return orjson.dumps(seal_envelope(data, key))
+        data = envelope_doc(envelope, payload=content, parts=pending.parts)
+        cipher = pending.ciphers.get(key)
+        if cipher is None:
+            cipher = pending.ciphers[key] = data_cipher(key)
+        return orjson.dumps(seal_envelope(data, key, cipher=cipher), option=DOC_OPTIONS)
 
     async def _flush(self, pending: _Pending) -> None:
         # the decision first: a fact is never on a log without its decision in the trail

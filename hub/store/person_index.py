@@ -184,7 +184,8 @@ class SqlPersonIndex:
         what an earlier one linked), under one lock per identifier across processes."""
         if not groups:
             return []
-        hashes = sorted({self._hash(i) for g in groups for i in g})
+        hash_of = {i: self._hash(i) for g in groups for i in g}  # each identifier hashed once
+        hashes = sorted(set(hash_of.values()))
         now = datetime.now(UTC).isoformat()
         async with self._store.transaction() as tx:
             await tx.lock([f"person:{h}" for h in hashes])
@@ -204,7 +205,7 @@ class SqlPersonIndex:
                 if not group:
                     out.append(Resolution(None, conflict="no valid strong identifier"))
                     continue
-                found = {owner[h] for i in group if (h := self._hash(i)) in owner}
+                found = {owner[h] for i in group if (h := hash_of[i]) in owner}
                 if len(found) > 1:
                     out.append(
                         Resolution(None, conflict="the identifiers belong to different children")
@@ -214,10 +215,10 @@ class SqlPersonIndex:
                 child_id = found.pop() if found else new_child_id()
                 if created:
                     people.append((child_id, now))
-                unknown = [i for i in group if self._hash(i) not in owner]
+                unknown = [i for i in group if hash_of[i] not in owner]
                 for ident in unknown:
-                    owner[self._hash(ident)] = child_id
-                    links.append((self._hash(ident), ident.system.value, child_id))
+                    owner[hash_of[ident]] = child_id
+                    links.append((hash_of[ident], ident.system.value, child_id))
                 out.append(Resolution(child_id, created=created, linked=unknown))
             await tx.executemany("INSERT INTO person (child_id, created_at) VALUES (?, ?)", people)
             await tx.executemany(
