@@ -8,6 +8,7 @@ breaks, in words an integrator can act on, without echoing the value.
 
 from __future__ import annotations
 
+import functools
 import operator
 import re
 import unicodedata
@@ -62,12 +63,21 @@ def ascii_digits(raw: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=8192)  # a child is named on many facts, batch after batch
+def _compact_nhs_number(raw: str) -> Identifier | None:
+    """The identifier of an already compact NHS number whose check digit holds, else None."""
+    if sum(map(operator.mul, _NHS_WEIGHTS, map(int, raw))) % 11 == 0:  # nhs.checksum
+        return Identifier(IdSystem.NHS_NUMBER, raw)
+    return None
+
+
 def check_nhs_number(raw: str) -> Identifier:
     if type(raw) is str and len(raw) == 10 and raw.isascii() and raw.isdigit():
         # already compact (most senders): stdnum's separator and Unicode clean-up would
         # give it back unchanged, so only the check digit is left to test
-        if sum(map(operator.mul, _NHS_WEIGHTS, map(int, raw))) % 11 == 0:  # nhs.checksum
-            return Identifier(IdSystem.NHS_NUMBER, raw)
+        ident = _compact_nhs_number(raw)
+        if ident is not None:
+            return ident
         raise InvalidIdentifier(
             IdSystem.NHS_NUMBER,
             "check_digit",

@@ -42,16 +42,25 @@ class Resolution:
 class IdentifierHash:
     """The keyed hash an index stores in place of an identifier's value."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_made")
+
+    _KEEP = 8192
+    """How many hashes are kept (a child is named on many facts, batch after batch)."""
 
     def __init__(self, secret: bytes) -> None:
         self._key = hashlib.sha256(b"hub-person-index|" + secret).digest()
+        self._made: dict[Identifier, str] = {}
 
     def __call__(self, ident: Identifier) -> str:
-        # HMAC-SHA256 in one C call (`hmac.new(...).hexdigest()` builds Python objects)
-        return hmac.digest(
-            self._key, f"{ident.system.value}:{ident.value}".encode(), "sha256"
-        ).hex()
+        made = self._made.get(ident)
+        if made is None:
+            if len(self._made) >= self._KEEP:
+                self._made.clear()
+            # HMAC-SHA256 in one C call (`hmac.new(...).hexdigest()` builds Python objects)
+            made = self._made[ident] = hmac.digest(
+                self._key, f"{ident.system.value}:{ident.value}".encode(), "sha256"
+            ).hex()
+        return made
 
     def __repr__(self) -> str:
         return "IdentifierHash(<hidden>)"

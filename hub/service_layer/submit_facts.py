@@ -249,13 +249,22 @@ class _Book:
     def judge(self, subject: Subject, good: list[Identifier]) -> _Answer | None:
         """The answer for a subject all of whose identifiers are known (or that cannot be
         linked), else None: it brings a new identifier and is to be linked."""
-        held = {self.owners[i] for i in good if i in self.owners}
+        owners = self.owners
+        if len(good) == 1:  # most subjects: one strong identifier
+            one = owners.get(good[0])
+            held = set() if one is None else {one}
+            unknown = one is None
+        else:
+            found = [owners.get(i) for i in good]
+            held = {o for o in found if o is not None}
+            unknown = None in found
         if len(held) > 1:
             return Unlinked("identity_conflict", tuple(sorted(held)))
-        recorded = self.dobs.get(next(iter(held))) if held and subject.date_of_birth else None
-        if recorded is not None and recorded != subject.date_of_birth:
+        dob = subject.date_of_birth
+        recorded = self.dobs.get(next(iter(held))) if held and dob else None
+        if recorded is not None and recorded != dob:
             return Unlinked("dob_mismatch", tuple(held))
-        if not held or any(i not in self.owners for i in good):
+        if not held or unknown:
             return None
         child_id = next(iter(held))
         self._note_dob(subject, child_id, created=False, recorded=recorded)
@@ -361,7 +370,14 @@ class SubmitFacts:
             ]
             known = await self._taken(dedupe_keys, children | held | extra, now)
             outcomes: list[FactOutcome] = []
-            states = await self.views.consent_states(children)
+            # only the children with a fact not taken before are decided on: a child whose
+            # facts are all duplicates needs no consent state (one is read if one does)
+            deciding = {
+                c
+                for k, key in zip(subject_keys, dedupe_keys, strict=True)
+                if key not in known and (c := resolved[k].child_id) in children
+            }
+            states = await self.views.consent_states(deciding)
             seen_keys: set[str] = set()
             await self._prepare_keys(
                 facts,
@@ -483,10 +499,10 @@ class SubmitFacts:
                 )
             elif not good:
                 out[n] = await self._without_identifier(subject, bad)
-            elif any(i in suppressed for i in good):
+            elif suppressed and not suppressed.isdisjoint(good):
                 out[n] = (None, [], ERASED_REASON, "erased")
             else:
-                if any(i in book.waiting for i in good):
+                if book.waiting and not book.waiting.isdisjoint(good):
                     await link_waiting()
                     book.waiting.clear()
                 answer = book.judge(subject, good)

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,9 +33,9 @@ from hub.events import Envelope, Sharing, Source
 from hub.events.codec import DOC_OPTIONS, envelope_doc, payload_json
 from hub.events.education import SenStatusRecorded
 from hub.events.envelope import ConsentRef, new_event_id
-from hub.identity.identifiers import Identifier, IdSystem
+from hub.identity.identifiers import Identifier, IdSystem, InvalidIdentifier, check_nhs_number
 from hub.identity.person_index import IdentifierHash
-from hub.ingest.natural_keys import restatement_key
+from hub.ingest.natural_keys import NATURAL_FIELDS, fact_key, restatement_key
 
 
 def _envelopes() -> list[Envelope]:
@@ -177,3 +178,43 @@ def test_identifier_hashes_are_hmac_sha256_of_system_and_value() -> None:
     ident = Identifier(IdSystem.NHS_NUMBER, "9434765919")
     expected = hmac.new(key, b"nhs_number:9434765919", hashlib.sha256).hexdigest()
     assert IdentifierHash(secret)(ident) == expected
+
+
+def test_natural_keys_made_once_are_the_digest_of_their_parts() -> None:
+    facts = parse("ctf", generate_ctf(10, seed=7), "application/xml", "t").facts
+    checked = 0
+    for f in facts:
+        fields = NATURAL_FIELDS.get(f.payload.event_type)
+        if fields is None:
+            continue
+        content = payload_json(f.payload)
+        parts = [
+            f.source.agency,
+            f.source.organisation_code,
+            f.payload.event_type,
+            [content.get(n) for n in fields],
+        ]
+        plain = hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
+        for _ in range(2):  # made, then kept
+            assert fact_key(f.source, f.payload, f.ref, content=content) == plain
+            assert fact_key(f.source, f.payload, f.ref) == plain
+        checked += 1
+    assert checked > 0
+
+
+def test_identifier_hashes_kept_are_the_ones_made_beyond_what_is_kept() -> None:
+    secret = b"k" * 32
+    key = hashlib.sha256(b"hub-person-index|" + secret).digest()
+    hashes = IdentifierHash(secret)
+    idents = [Identifier(IdSystem.UPN, f"A{n:012d}") for n in range(IdentifierHash._KEEP + 10)]
+    for ident in [*idents, *idents[:20]]:
+        expected = hmac.new(key, f"upn:{ident.value}".encode(), hashlib.sha256).hexdigest()
+        assert hashes(ident) == expected
+
+
+def test_nhs_numbers_checked_again_give_the_same_answer() -> None:
+    for _ in range(2):
+        assert check_nhs_number("9434765919") == Identifier(IdSystem.NHS_NUMBER, "9434765919")
+        with pytest.raises(InvalidIdentifier) as exc:
+            check_nhs_number("9434765918")
+        assert exc.value.rule == "check_digit"
