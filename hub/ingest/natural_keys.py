@@ -35,6 +35,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import date
 from typing import Any, TypeVar
 
 import orjson
@@ -85,7 +86,14 @@ def child_named(subject: Subject) -> dict[str, object] | None:
     sent): a fact restated about the same child as before is the same fact, while one
     naming the child differently (another date of birth, an added identifier) goes through
     identity resolution again, so a contradiction still reaches the match queue."""
-    named = subject.model_dump(mode="json", exclude_none=True)
+    if type(subject) is Subject:  # its fields are strings and a date: their JSON form
+        named: dict[str, object] = {
+            k: v.isoformat() if type(v) is date else v
+            for k, v in subject.__dict__.items()
+            if v is not None
+        }
+    else:
+        named = subject.model_dump(mode="json", exclude_none=True)
     return named or None
 
 

@@ -58,6 +58,7 @@ log = structlog.get_logger(__name__)
 
 GOVERNANCE_PREFIXES = ("consent.", "casework.", "identity.")
 ERASED_REASON = "this child's record was erased; the hub takes nothing more about them"
+_TAKEN_BEFORE = "this message was taken before"
 MATCH_HEADER = "x-match-queue-item"
 """On a fact held for the match queue: the queue item it waits on."""
 
@@ -391,6 +392,20 @@ class SubmitFacts:
                 facts, subject_keys, dedupe_keys, contents, strict=True
             ):
                 who = resolved[skey]
+                taken = known.get(key)
+                if taken is not None and who.child_id is not None and key not in seen_keys:
+                    # taken before (most of a restated batch): what `_one` answers, no claim
+                    outcomes.append(
+                        FactOutcome(
+                            fact.ref,
+                            "duplicate",
+                            fact.payload.event_type,
+                            event_id=taken,
+                            child_id=None if who.queued is not None else who.child_id,
+                            reason=_TAKEN_BEFORE,
+                        )
+                    )
+                    continue
                 outcome = await self._one(
                     fact, key, who, actor, now, pending, states, seen_keys, known, content
                 )
@@ -654,7 +669,7 @@ class SubmitFacts:
                 event_type,
                 event_id=known[key],
                 child_id=shown_child,
-                reason="this message was taken before",
+                reason=_TAKEN_BEFORE,
             )
         seen_keys.add(key)
         try:

@@ -35,7 +35,8 @@ from hub.events.education import SenStatusRecorded
 from hub.events.envelope import ConsentRef, new_event_id
 from hub.identity.identifiers import Identifier, IdSystem, InvalidIdentifier, check_nhs_number
 from hub.identity.person_index import IdentifierHash
-from hub.ingest.natural_keys import NATURAL_FIELDS, fact_key, restatement_key
+from hub.identity.subject import Subject
+from hub.ingest.natural_keys import NATURAL_FIELDS, child_named, fact_key, restatement_key
 
 
 def _envelopes() -> list[Envelope]:
@@ -218,3 +219,23 @@ def test_nhs_numbers_checked_again_give_the_same_answer() -> None:
         with pytest.raises(InvalidIdentifier) as exc:
             check_nhs_number("9434765918")
         assert exc.value.rule == "check_digit"
+
+
+@given(
+    st.builds(
+        Subject,
+        nhs_number=st.none() | st.text(max_size=12),
+        upn=st.none() | st.text(max_size=13),
+        la_code=st.none() | st.text(max_size=8),
+        given_name=st.none() | st.text(max_size=20),
+        date_of_birth=st.none() | st.dates(),
+        postcode=st.none() | st.text(max_size=8),
+    )
+)
+def test_the_child_as_named_is_the_subjects_json_form(subject: Subject) -> None:
+    plain = subject.model_dump(mode="json", exclude_none=True) or None
+    named = child_named(subject)
+    assert named == plain
+    assert orjson.dumps(named, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        plain, option=orjson.OPT_SORT_KEYS
+    )
