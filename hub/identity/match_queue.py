@@ -115,6 +115,13 @@ class QueueItem:
 
 def strong_identifiers(subject: Subject) -> tuple[list[Identifier], list[InvalidIdentifier]]:
     """The subject's valid strong identifiers, and the rule each invalid one breaks."""
+    if not (subject.upn or subject.former_upn or subject.la_child_id or subject.la_code):
+        if not subject.nhs_number:  # most senders name the child by NHS number alone
+            return [], []
+        try:
+            return [check_nhs_number(subject.nhs_number)], []
+        except InvalidIdentifier as exc:
+            return [], [exc]
     good: list[Identifier] = []
     bad: list[InvalidIdentifier] = []
     checks: list[tuple[str | None, Any]] = [

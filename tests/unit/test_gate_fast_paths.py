@@ -34,6 +34,7 @@ from hub.events.codec import DOC_OPTIONS, envelope_doc, payload_json
 from hub.events.education import SenStatusRecorded
 from hub.events.envelope import ConsentRef, new_event_id
 from hub.identity.identifiers import Identifier, IdSystem, InvalidIdentifier, check_nhs_number
+from hub.identity.match_queue import strong_identifiers
 from hub.identity.person_index import IdentifierHash
 from hub.identity.subject import Subject
 from hub.ingest.natural_keys import NATURAL_FIELDS, child_named, fact_key, restatement_key
@@ -239,3 +240,14 @@ def test_the_child_as_named_is_the_subjects_json_form(subject: Subject) -> None:
     assert orjson.dumps(named, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
         plain, option=orjson.OPT_SORT_KEYS
     )
+
+
+def test_strong_identifiers_of_a_child_named_by_nhs_number_alone() -> None:
+    nhs = Identifier(IdSystem.NHS_NUMBER, "9434765919")
+    assert strong_identifiers(Subject(nhs_number="9434765919")) == ([nhs], [])
+    assert strong_identifiers(Subject(nhs_number="")) == ([], [])
+    assert strong_identifiers(Subject(given_name="Ann")) == ([], [])
+    good, bad = strong_identifiers(Subject(nhs_number="9434765918"))
+    assert good == [] and [b.rule for b in bad] == ["check_digit"]
+    good, bad = strong_identifiers(Subject(nhs_number="9434765919", la_code="123"))
+    assert good == [nhs] and len(bad) == 1  # the LA child id still checked
