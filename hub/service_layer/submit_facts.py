@@ -354,7 +354,13 @@ class SubmitFacts:
                 for ident in linked:
                     record = self._linked_record(child_id, ident, group[0].source, now)
                     pending.events.append(record)
-                if not subject.hub_child_id:
+                # a fingerprint needs both names and the date of birth (`SubjectKeys`)
+                if (
+                    not subject.hub_child_id
+                    and subject.given_name
+                    and subject.family_name
+                    and subject.date_of_birth
+                ):
                     fingerprint = await self.matches.fingerprint(subject)
                     if fingerprint is not None:
                         fingerprints.append((fingerprint, child_id))
