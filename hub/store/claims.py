@@ -39,6 +39,13 @@ def _claim(row: Row) -> Claim:
     return Claim(str(key), str(event_id), str(child_id), _at(claimed_at), appended_at is not None)
 
 
+def _in_key_order(keys: Sequence[str], event_ids: Sequence[str]) -> list[tuple[str, str]]:
+    """(key, event id) pairs sorted by key: every statement that locks several claims
+    takes their row locks in one order (as `claim` does), so a taker's claim racing the
+    holder's marks or releases waits instead of deadlocking (PostgreSQL)."""
+    return sorted(zip(keys, event_ids, strict=True))
+
+
 class SqlIngestClaims:
     def __init__(self, store: ReadStore) -> None:
         self._store = store
@@ -84,7 +91,7 @@ class SqlIngestClaims:
             async with self._store.transaction() as tx:
                 await tx.executemany(
                     "UPDATE ingest_claim SET appended_at = ? WHERE dedupe_key = ? AND event_id = ?",
-                    [(now, k, e) for k, e in zip(keys, event_ids, strict=True)],
+                    [(now, k, e) for k, e in _in_key_order(keys, event_ids)],
                 )
 
     async def claim_consent_id(self, consent_id: str, child_id: str) -> str:
@@ -102,5 +109,5 @@ class SqlIngestClaims:
                 await tx.executemany(
                     "DELETE FROM ingest_claim"
                     " WHERE dedupe_key = ? AND event_id = ? AND appended_at IS NULL",
-                    [(k, e) for k, e in zip(keys, event_ids, strict=True)],
+                    _in_key_order(keys, event_ids),
                 )

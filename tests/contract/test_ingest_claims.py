@@ -105,3 +105,30 @@ async def test_a_consent_id_is_scoped_to_its_child(claims: IngestClaims) -> None
         claims.claim_consent_id("consent-8", "hc-3"), claims.claim_consent_id("consent-8", "hc-4")
     )
     assert both == ["hc-3", "hc-4"]
+
+
+async def test_a_claim_racing_the_holders_marks_and_releases_never_deadlocks(
+    claims: IngestClaims,
+) -> None:
+    """A taker's claim locks every key it meets, held or not; the holder marking or
+    releasing the same keys in another order must wait, not deadlock (PostgreSQL: two
+    API processes sent one message; CI once answered 500 "deadlock detected")."""
+    for r in range(12):
+        keys = [f"fhir|m{r}|Observation/{i:03d}" for i in range(60)]
+        mine = [claim(k, f"b{r}-{i}") for i, k in enumerate(keys)]
+        await claims.claim(mine)  # held by "b", not yet appended
+        half = len(keys) // 2
+        backwards = list(reversed(keys))  # the holder's facts in their own order
+        ids = {c.dedupe_key: c.event_id for c in mine}
+        theirs = [claim(k, f"a{r}-{i}") for i, k in enumerate(keys)]
+        await asyncio.gather(
+            claims.claim(theirs),
+            claims.mark_appended(backwards[:half], [ids[k] for k in backwards[:half]]),
+            claims.release(backwards[half:], [ids[k] for k in backwards[half:]]),
+        )
+        held = await claims.holders(keys)
+        for k in backwards[:half]:  # marked: held by "b" for good
+            assert held[k].event_id == ids[k] and held[k].appended
+        for i, k in enumerate(keys):
+            if k in backwards[half:]:  # released: free, or "a"'s if released before its claim
+                assert k not in held or held[k].event_id == f"a{r}-{i}"
