@@ -101,10 +101,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
 @pytest.mark.parametrize("role", ["admin", "coordinator"])
 def test_schemathesis_finds_nothing(served: tuple[str, dict[str, str]], role: str) -> None:
     url, tokens = served
+    # one worker: with two worker threads, ast.parse in hypothesis (describing a lambda)
+    # raised CPython 3.11's spurious "SystemError: AST constructor recursion depth
+    # mismatch" (gh-106905, reported from threaded programs) in CI, twice
     ran = subprocess.run(
         [str(ST), "--config-file", str(CONFIG), "--no-color", "run", f"{url}/openapi.json",
          "-H", f"Authorization: Bearer {tokens[role]}",
-         "--seed", "1", "--max-examples", "3", "--workers", "2",
+         "--seed", "1", "--max-examples", "3", "--workers", "1",
          "--phases", "examples,coverage,fuzzing", "--request-timeout", "30"],
         capture_output=True, text=True, timeout=400, check=False,
     )  # fmt: skip
